@@ -1,0 +1,59 @@
+/*
+ * keyfmt.h - the format of API key IDs and secrets.
+ *
+ * A key ID is public (the OAuth client_id); a secret is shown once. Both are
+ * a fixed prefix, a random body of base62 characters drawn from the CSPRNG,
+ * and a 6-character base62 CRC32 checksum of everything before it:
+ *
+ *   key ID:  "tk_"  + 22 random base62 chars (~131 bits) + 6 checksum chars  = 31 chars
+ *   secret:  "tks_" + 43 random base62 chars (~256 bits) + 6 checksum chars  = 53 chars
+ *
+ * The checksum lets secret scanners recognise a leaked secret and lets the
+ * server reject a mistyped value before any hashing or database work.
+ * Checking functions never read past `len` and need no NUL terminator.
+ */
+#ifndef TOKEND_KEYFMT_H
+#define TOKEND_KEYFMT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define TK_KEY_ID_PREFIX   "tk_"
+#define TK_SECRET_PREFIX   "tks_"
+#define TK_KEY_ID_RANDOM   22
+#define TK_SECRET_RANDOM   43
+#define TK_CHECKSUM_LEN    6
+#define TK_KEY_ID_LEN      (3 + TK_KEY_ID_RANDOM + TK_CHECKSUM_LEN)   /* 31 */
+#define TK_SECRET_LEN      (4 + TK_SECRET_RANDOM + TK_CHECKSUM_LEN)   /* 53 */
+#define TK_HINT_LEN        4
+
+/* Result of generating or checking a key ID or secret. */
+typedef enum tk_keyfmt_status {
+	TK_KEYFMT_OK = 0,    /* well formed, checksum matches */
+	TK_KEYFMT_LENGTH,    /* wrong length */
+	TK_KEYFMT_PREFIX,    /* wrong prefix */
+	TK_KEYFMT_CHARSET,   /* a character outside [0-9A-Za-z] in body or checksum */
+	TK_KEYFMT_CHECKSUM,  /* checksum does not match: a typo or a forgery */
+	TK_KEYFMT_RANDOM,    /* the CSPRNG failed: nothing was generated */
+} tk_keyfmt_status;
+
+/* Generate a new key ID / secret into `out` (NUL-terminated). On failure
+ * `out` is wiped to an empty string. */
+tk_keyfmt_status tk_key_id_generate(char out[TK_KEY_ID_LEN + 1]);
+tk_keyfmt_status tk_secret_generate(char out[TK_SECRET_LEN + 1]);
+
+/* Check the format of a candidate key ID / secret of `len` bytes. */
+tk_keyfmt_status tk_key_id_check(const char *s, size_t len);
+tk_keyfmt_status tk_secret_check(const char *s, size_t len);
+
+/* The masked-display hint: the last TK_HINT_LEN characters of a well-formed
+ * secret (they lie in the checksum, which reveals nothing of the random body). */
+void tk_secret_hint(const char *secret, char out[TK_HINT_LEN + 1]);
+
+/* A static, human-readable reason for a status. */
+const char *tk_keyfmt_strerror(tk_keyfmt_status st);
+
+/* CRC-32 (IEEE 802.3, reflected, as zlib's crc32()). */
+uint32_t tk_crc32(const void *data, size_t len);
+
+#endif

@@ -1,0 +1,132 @@
+#!/usr/bin/env bash
+# Install what tokend needs to build and test on Debian 12 (bookworm) or later.
+#
+#  1. Debian packages (apt-get; as root, or through sudo).
+#  2. libjwt >= 3.2. Debian 12 ships only libjwt 1.10 (see shared/DESIGN.md), so
+#     when pkg-config finds no libjwt >= 3.2 we build libjwt 3.3.3 from Debian's
+#     own source package `libjwt3` into .deps/libjwt (project-local). The source
+#     comes through a private apt configuration whose deb-src entry for Debian
+#     unstable is derived from the mirror this machine already uses; the orig
+#     tarball is checked against a pinned SHA-256.
+#
+# A second run is a no-op in seconds. Prints the PKG_CONFIG_PATH to use on the
+# last line when run with --print-pkg-config-path.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DEPS="$ROOT/.deps"
+JWT_PREFIX="$DEPS/libjwt"
+JWT_VERSION=3.3.3
+JWT_DEB_VERSION=3.3.3-1
+JWT_SHA256=a562e5548a8e10ac6fcba64a5e6d326c15712211cb54d25242c15e8b3250b4f2
+
+PACKAGES=(
+  build-essential cmake pkg-config clang libclang-rt-14-dev
+  libevent-dev libssl-dev libjansson-dev libpq-dev
+  postgresql-15 postgresql-client-15
+  python3 python3-pytest python3-requests python3-jwt python3-cryptography
+  python3-requests-oauthlib python3-authlib python3-psycopg2
+  wrk curl ca-certificates xz-utils dpkg-dev openssl
+)
+
+log() { printf 'install-deps: %s\n' "$*" >&2; }
+die() { printf 'install-deps: error: %s\n' "$*" >&2; exit 1; }
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO=(sudo); else SUDO=(); fi
+fi
+
+missing_packages() {
+  local p
+  for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || echo "$p"
+  done
+}
+
+install_packages() {
+  local missing
+  missing=$(missing_packages)
+  if [ -z "$missing" ]; then
+    log "Debian packages: all present"
+    return
+  fi
+  if [ "$(id -u)" -ne 0 ] && [ ${#SUDO[@]} -eq 0 ]; then
+    die "missing packages ($(echo $missing)); run as root or install sudo"
+  fi
+  log "installing: $(echo $missing)"
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  # shellcheck disable=SC2086
+  "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+}
+
+have_libjwt3() {
+  PKG_CONFIG_PATH="$JWT_PREFIX/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}" \
+    pkg-config --atleast-version=3.2 libjwt 2>/dev/null
+}
+
+# The mirror this machine already uses for Debian, read from its apt sources
+# (deb822 .sources files or the one-line format). No host name is written here.
+debian_mirror() {
+  local f uri
+  for f in /etc/apt/sources.list.d/*.sources; do
+    [ -r "$f" ] || continue
+    # Pick the URIs of a stanza whose Suites name a Debian release (not -security).
+    uri=$(awk '
+      /^[[:space:]]*$/ { if (u != "" && s ~ /(bookworm|trixie|forky|sid|stable|testing|unstable)( |$)/ && u !~ /security/) { print u; exit } u=""; s=""; next }
+      /^URIs:/ { u=$2 }
+      /^Suites:/ { $1=""; s=$0 }
+      END { if (u != "" && s ~ /(bookworm|trixie|forky|sid|stable|testing|unstable)( |$)/ && u !~ /security/) print u }
+    ' "$f" | head -n1)
+    if [ -n "$uri" ]; then echo "$uri"; return 0; fi
+  done
+  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+    [ -r "$f" ] || continue
+    uri=$(awk '$1 == "deb" { for (i = 2; i <= NF; i++) if ($i ~ /^[a-z]+:\/\//) { if ($i !~ /security/) { print $i; exit } } }' "$f" | head -n1)
+    if [ -n "$uri" ]; then echo "$uri"; return 0; fi
+  done
+  return 1
+}
+
+build_libjwt() {
+  local mirror work aptdir opts tarball
+  mirror=$(debian_mirror) || die "no Debian mirror found in /etc/apt/sources*; cannot fetch libjwt3 source. Install libjwt >= 3.2 (pkg-config libjwt) and re-run."
+  work="$DEPS/src"
+  aptdir="$work/apt"
+  rm -rf "$work"
+  mkdir -p "$aptdir/lists/partial" "$aptdir/cache/archives/partial" "$JWT_PREFIX"
+  echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${mirror%/} unstable main" >"$aptdir/sources.list"
+  opts=(-o "Dir::Etc::SourceList=$aptdir/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
+        -o "Dir::State::Lists=$aptdir/lists" -o "Dir::Cache=$aptdir/cache"
+        -o "Debug::NoLocking=1" -o "APT::Sandbox::User=root" -qq)
+  log "fetching libjwt3 $JWT_DEB_VERSION source from Debian unstable (${mirror%/})"
+  (cd "$work" && apt-get "${opts[@]}" update >/dev/null 2>&1) \
+    || die "apt-get update of the private deb-src list failed (network or mirror?)"
+  (cd "$work" && apt-get "${opts[@]}" source --download-only "libjwt3=$JWT_DEB_VERSION" >/dev/null 2>&1) \
+    || die "apt-get source libjwt3=$JWT_DEB_VERSION failed: the version may have left unstable"
+  tarball="$work/libjwt3_${JWT_VERSION}.orig.tar.gz"
+  [ -f "$tarball" ] || die "orig tarball $tarball not found after download"
+  echo "$JWT_SHA256  $tarball" | sha256sum -c --status \
+    || die "SHA-256 of $tarball does not match the pinned $JWT_SHA256"
+  tar -xzf "$tarball" -C "$work"
+  log "building libjwt $JWT_VERSION into $JWT_PREFIX"
+  cmake -S "$work/libjwt-$JWT_VERSION" -B "$work/build" -DCMAKE_BUILD_TYPE=Release \
+    -DWITH_GNUTLS=OFF -DWITH_MBEDTLS=OFF -DWITH_LIBCURL=OFF -DWITH_TESTS=OFF \
+    -DCMAKE_INSTALL_PREFIX="$JWT_PREFIX" -DCMAKE_INSTALL_LIBDIR=lib >"$work/configure.log" 2>&1 \
+    || { tail -20 "$work/configure.log" >&2; die "libjwt configure failed"; }
+  cmake --build "$work/build" -j"$(nproc)" >"$work/build.log" 2>&1 \
+    || { tail -20 "$work/build.log" >&2; die "libjwt build failed"; }
+  cmake --install "$work/build" >"$work/install.log" 2>&1 || die "libjwt install failed"
+  rm -rf "$work"
+  have_libjwt3 || die "libjwt was built but pkg-config still finds no libjwt >= 3.2"
+}
+
+install_packages
+if have_libjwt3; then
+  log "libjwt: $(PKG_CONFIG_PATH="$JWT_PREFIX/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}" pkg-config --modversion libjwt) found"
+else
+  build_libjwt
+fi
+if [ "${1:-}" = "--print-pkg-config-path" ]; then
+  echo "$JWT_PREFIX/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+fi
