@@ -8,7 +8,8 @@
 #
 # The server listens on 127.0.0.1:PORT and on a unix socket inside DIR, trusts
 # local connections (it is a throwaway or developer cluster, reachable only from
-# this machine), and runs with fsync off for speed (tests; quickstart data in
+# this machine), and runs with fsync off for speed (commits still reach the
+# OS before they return, so a killed server loses nothing; only an OS crash would) (tests; quickstart data in
 # var/ is a demo). As root, it runs as the system user `tokendpg` (created if
 # missing), since PostgreSQL refuses to run as root.
 set -euo pipefail
@@ -56,7 +57,6 @@ listen_addresses = '127.0.0.1'
 port = $port
 unix_socket_directories = '$dir'
 fsync = off
-synchronous_commit = off
 full_page_writes = off
 max_connections = 200
 log_min_messages = warning

@@ -236,17 +236,22 @@ CREATE TRIGGER accounts_after_change AFTER INSERT OR UPDATE ON accounts
     FOR EACH ROW EXECUTE FUNCTION accounts_after_change();
 CREATE TRIGGER accounts_no_delete BEFORE DELETE ON accounts
     FOR EACH ROW EXECUTE FUNCTION tokend_no_delete();
+CREATE TRIGGER accounts_no_truncate BEFORE TRUNCATE ON accounts
+    FOR EACH STATEMENT EXECUTE FUNCTION tokend_no_delete();
 
 CREATE FUNCTION scopes_after_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     INSERT INTO audit_log (actor, action, detail)
     VALUES (tokend_actor(), 'scope.add', jsonb_build_object('name', NEW.name));
+    PERFORM pg_notify('tokend_scopes', NEW.name);
     RETURN NULL;
 END $$;
 CREATE TRIGGER scopes_after_insert AFTER INSERT ON scopes
     FOR EACH ROW EXECUTE FUNCTION scopes_after_insert();
 CREATE TRIGGER scopes_no_delete BEFORE DELETE ON scopes
     FOR EACH ROW EXECUTE FUNCTION tokend_no_delete();
+CREATE TRIGGER scopes_no_truncate BEFORE TRUNCATE ON scopes
+    FOR EACH STATEMENT EXECUTE FUNCTION tokend_no_delete();
 
 CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -256,3 +261,16 @@ CREATE TRIGGER audit_log_no_update BEFORE UPDATE OR DELETE ON audit_log
     FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
 CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log
     FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only();
+
+-- Helpers for readers (CLI, admin API): the derived state and RFC 3339 times.
+CREATE FUNCTION tokend_key_state(k api_keys) RETURNS text LANGUAGE sql STABLE AS $$
+    SELECT CASE WHEN k.deleted_at IS NOT NULL THEN 'deleted'
+                WHEN k.revoked_at IS NOT NULL THEN 'revoked'
+                WHEN k.expires_at IS NOT NULL AND k.expires_at <= now() THEN 'expired'
+                WHEN k.disabled_at IS NOT NULL THEN 'disabled'
+                ELSE 'enabled' END
+$$;
+
+CREATE FUNCTION tokend_ts(t timestamptz) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT to_char(t AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')
+$$;

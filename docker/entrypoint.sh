@@ -1,0 +1,163 @@
+#!/usr/bin/env bash
+# Container entrypoint of the tokend image (docker/Dockerfile).
+#
+#   serve (the default command)  check the configuration, run `tokend migrate`
+#                                (retried while the database is not answering yet),
+#                                then exec `tokend serve`
+#   any other tokend command     run it with the same configuration, e.g.
+#                                docker compose run --rm tokend account create acme
+#
+# Environment:
+#   TOKEND_CONFIG              configuration file (default /etc/tokend/tokend.conf)
+#   TOKEND_DATABASE_URL        database URL (overrides database_url of the file)
+#   TOKEND_PEPPER              the pepper itself (overrides pepper / pepper_file)
+#   TOKEND_PEPPER_FILE         a file holding the pepper, e.g. a docker secret; read
+#                              into TOKEND_PEPPER when that is not set
+#   TOKEND_DB_PASSWORD_FILE    a file holding the database password (a docker secret);
+#                              exported to libpq as PGPASSWORD
+#   TOKEND_MIGRATE_TIMEOUT     seconds to wait for the database at start (default 60)
+#   TOKEND_SKIP_MIGRATE=1      do not migrate at start (migrations run elsewhere)
+#
+# Key material is the operator's: a missing pepper or signing key is an error, never
+# generated here (a generated one would silently change at every new container).
+set -euo pipefail
+
+TOKEND=${TOKEND_BIN:-/opt/tokend/bin/tokend}
+CONFIG=${TOKEND_CONFIG:-/etc/tokend/tokend.conf}
+MIGRATE_TIMEOUT=${TOKEND_MIGRATE_TIMEOUT:-60}
+
+log() { printf 'entrypoint: %s\n' "$*" >&2; }
+die() { printf 'entrypoint: error: %s\n' "$*" >&2; exit 1; }
+
+# The last value of `key = value` in the configuration file (quotes removed), or "".
+conf_get() {
+  local want=$1 line val out=
+  [ -r "$CONFIG" ] || return 0
+  while IFS= read -r line || [ -n "$line" ]; do
+    line=${line%$'\r'}
+    [[ $line =~ ^[[:space:]]*([A-Za-z_]+)[[:space:]]*=[[:space:]]*(.*)$ ]] || continue
+    [ "${BASH_REMATCH[1]}" = "$want" ] || continue
+    val=${BASH_REMATCH[2]}
+    val=${val%"${val##*[![:space:]]}"}
+    if [[ $val =~ ^\"(.*)\"$ || $val =~ ^\'(.*)\'$ ]]; then val=${BASH_REMATCH[1]}; fi
+    out=$val
+  done <"$CONFIG"
+  printf '%s' "$out"
+}
+
+# A path from the configuration, resolved the way tokend does: against its directory.
+conf_path() {
+  case "$1" in
+    /*) printf '%s' "$1" ;;
+    *) printf '%s/%s' "$(dirname "$CONFIG")" "$1" ;;
+  esac
+}
+
+# Read a secret file into a variable (trailing newline and spaces removed).
+read_secret_file() {
+  local var=$1 file=$2 what=$3 value
+  [ -f "$file" ] || die "$what: $file does not exist (is the secret mounted?)"
+  [ -r "$file" ] || die "$what: $file is not readable by uid $(id -u) (chown it to $(id -u), mode 600)"
+  value=$(<"$file")
+  value=${value%"${value##*[![:space:]]}"}
+  [ -n "$value" ] || die "$what: $file is empty"
+  export "$var=$value"
+}
+
+load_secrets() {
+  if [ -z "${TOKEND_PEPPER:-}" ] && [ -n "${TOKEND_PEPPER_FILE:-}" ]; then
+    read_secret_file TOKEND_PEPPER "$TOKEND_PEPPER_FILE" TOKEND_PEPPER_FILE
+  fi
+  unset TOKEND_PEPPER_FILE
+  if [ -n "${TOKEND_DB_PASSWORD_FILE:-}" ]; then
+    read_secret_file PGPASSWORD "$TOKEND_DB_PASSWORD_FILE" TOKEND_DB_PASSWORD_FILE
+  fi
+  unset TOKEND_DB_PASSWORD_FILE
+}
+
+check_config() {
+  [ -f "$CONFIG" ] || die "configuration file $CONFIG not found: mount one there or set TOKEND_CONFIG"
+  [ -r "$CONFIG" ] || die "configuration file $CONFIG is not readable by uid $(id -u)"
+
+  if [ -z "${TOKEND_DATABASE_URL:-}" ] && [ -z "$(conf_get database_url)" ]; then
+    die "no database: set TOKEND_DATABASE_URL (or database_url in $CONFIG)"
+  fi
+
+  # The pepper: TOKEND_PEPPER (possibly from TOKEND_PEPPER_FILE), pepper, or pepper_file.
+  # tokend itself checks its length and the file's mode.
+  if [ -z "${TOKEND_PEPPER:-}" ] && [ -z "$(conf_get pepper)" ]; then
+    local pf
+    pf=$(conf_get pepper_file)
+    [ -n "$pf" ] || die "no pepper configured. Give tokend its pepper (base64 of 32 random bytes,
+  made once with: umask 077; openssl rand -base64 32 > pepper) through a docker secret and
+  TOKEND_PEPPER_FILE=/run/secrets/NAME, or TOKEND_PEPPER, or pepper_file in $CONFIG.
+  Keep it: every client secret is stored under it."
+    pf=$(conf_path "$pf")
+    [ -f "$pf" ] || die "pepper_file $pf does not exist"
+    [ -r "$pf" ] || die "pepper_file $pf is not readable by uid $(id -u)"
+  fi
+
+  local keys k path
+  local -a keys_arr
+  keys=$(conf_get signing_keys)
+  [ -n "$keys" ] || die "no signing_keys in $CONFIG"
+  read -r -a keys_arr <<<"$keys"
+  for k in "${keys_arr[@]}"; do
+    path=$(conf_path "$k")
+    [ -f "$path" ] || die "signing key $path is missing. Signing keys are the operator's: make one with
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out signing-es256.pem
+  and mount it read-only at $path (readable by uid $(id -u))"
+    [ -r "$path" ] || die "signing key $path is not readable by uid $(id -u) (chown it to $(id -u), mode 600)"
+  done
+}
+
+migrate() {
+  local deadline attempt=0 out
+  case "$MIGRATE_TIMEOUT" in ''|*[!0-9]*) die "TOKEND_MIGRATE_TIMEOUT: not a number of seconds" ;; esac
+  deadline=$((SECONDS + MIGRATE_TIMEOUT))
+  while :; do
+    attempt=$((attempt + 1))
+    if out=$("$TOKEND" --config "$CONFIG" migrate 2>&1); then
+      [ -z "$out" ] || printf '%s\n' "$out" >&2
+      return 0
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      printf '%s\n' "$out" >&2
+      die "tokend migrate still failing after ${MIGRATE_TIMEOUT}s ($attempt attempts); giving up"
+    fi
+    log "database not ready (attempt $attempt): $(printf '%s' "$out" | tail -n1); retrying"
+    sleep 2
+  done
+}
+
+# Stop promptly on docker stop while waiting for the database (a shell running as
+# PID 1 would otherwise ignore SIGTERM). exec below hands signals to tokend.
+trap 'exit 143' TERM
+trap 'exit 130' INT
+
+cmd=${1:-serve}
+case "$cmd" in
+  serve)
+    [ $# -eq 0 ] || shift
+    load_secrets
+    check_config
+    if [ "${TOKEND_SKIP_MIGRATE:-0}" = 1 ]; then
+      log "TOKEND_SKIP_MIGRATE=1: not migrating"
+    else
+      migrate
+    fi
+    log "starting tokend serve"
+    exec "$TOKEND" --config "$CONFIG" serve "$@"
+    ;;
+  -h|--help|--version)
+    exec "$TOKEND" "$@"
+    ;;
+  --config)
+    load_secrets
+    exec "$TOKEND" "$@"
+    ;;
+  *)
+    load_secrets
+    exec "$TOKEND" --config "$CONFIG" "$@"
+    ;;
+esac

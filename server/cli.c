@@ -1,0 +1,193 @@
+/*
+ * cli.c - shared machinery of the operator command line.
+ */
+#include "cli.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <pwd.h>
+
+#include "db.h"
+#include "migrate.h"
+
+tk_cli cli;
+
+static void cli_cleanup(void)
+{
+	if (cli.db) {
+		PQfinish(cli.db);
+		cli.db = NULL;
+	}
+	if (cli.cfg_loaded) {
+		tk_config_free(&cli.cfg);
+		cli.cfg_loaded = 0;
+	}
+}
+
+void cli_fail(int code, const char *fmt, ...)
+{
+	va_list ap;
+	fputs("tokend: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	cli_cleanup();
+	exit(code);
+}
+
+tk_config *cli_config(void)
+{
+	if (!cli.cfg_loaded) {
+		char err[1024];
+		if (tk_config_load(&cli.cfg, cli.config_path, err, sizeof(err)) != 0)
+			cli_fail(CLI_REFUSED, "%s", err);
+		cli.cfg_loaded = 1;
+	}
+	return &cli.cfg;
+}
+
+PGconn *cli_db(void)
+{
+	if (cli.db)
+		return cli.db;
+	tk_config *cfg = cli_config();
+	char err[1024];
+	cli.db = tk_db_connect(cfg->database_url, "tokend-cli", err, sizeof(err));
+	if (!cli.db)
+		cli_fail(CLI_REFUSED, "%s", err);
+
+	/* Who acts, for the audit log: the OS user and host. */
+	char actor[300], host[128] = "";
+	struct passwd *pw = getpwuid(getuid());
+	gethostname(host, sizeof(host) - 1);
+	snprintf(actor, sizeof(actor), "cli:%s@%s", pw ? pw->pw_name : "?", host);
+	const char *p[] = { actor };
+	PGresult *r = tk_db_exec(cli.db, "SELECT set_config('tokend.actor', $1, false)", 1, p);
+	PQclear(r);
+
+	int cur = tk_migrate_current(cli.db);
+	if (cur < 0)
+		cli_fail(CLI_REFUSED, "cannot read the schema version: %s", tk_db_error(cli.db, NULL));
+	if (cur < tk_migrate_latest())
+		cli_fail(CLI_REFUSED, "the database schema is at version %d, this tokend needs %d: run `tokend migrate`",
+		         cur < 0 ? 0 : cur, tk_migrate_latest());
+	return cli.db;
+}
+
+PGresult *cli_exec(const char *sql, int nparams, const char *const *params)
+{
+	PGconn *c = cli_db();
+	PGresult *r = tk_db_exec(c, sql, nparams, params);
+	if (!tk_db_ok(r)) {
+		char msg[600];
+		snprintf(msg, sizeof(msg), "%s", tk_db_error(c, r));
+		PQclear(r);
+		cli_fail(CLI_REFUSED, "%s", msg);
+	}
+	return r;
+}
+
+void cli_print_json(json_t *v)
+{
+	json_dumpf(v, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	fputc('\n', stdout);
+	json_decref(v);
+}
+
+json_t *cli_col_str(const PGresult *r, int row, int col)
+{
+	if (PQgetisnull(r, row, col))
+		return json_null();
+	return json_string(PQgetvalue(r, row, col));
+}
+
+json_t *cli_col_int(const PGresult *r, int row, int col)
+{
+	if (PQgetisnull(r, row, col))
+		return json_null();
+	return json_integer(strtoll(PQgetvalue(r, row, col), NULL, 10));
+}
+
+json_t *cli_col_json(const PGresult *r, int row, int col)
+{
+	if (PQgetisnull(r, row, col))
+		return json_null();
+	json_t *v = json_loads(PQgetvalue(r, row, col), JSON_DECODE_ANY, NULL);
+	return v ? v : json_null();
+}
+
+const char *cli_check_name(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0)
+		return "must not be empty";
+	if (n > 100)
+		return "must be at most 100 bytes";
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch < 0x20 || ch == 0x7f)
+			return "must not contain control characters";
+	}
+	/* Valid UTF-8 (jansson refuses anything else). */
+	json_t *probe = json_string(s);
+	if (!probe)
+		return "must be valid UTF-8";
+	json_decref(probe);
+	return NULL;
+}
+
+int cli_wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+			return 1;
+	}
+	return 0;
+}
+
+int cli_migrate(int argc, char **argv)
+{
+	if (cli_wants_help(argc, argv)) {
+		printf("usage: tokend migrate [--json]\n\n"
+		       "Apply the SQL migrations embedded in this binary to the configured database.\n"
+		       "Idempotent: migrations already applied are skipped. Concurrent runs serialise\n"
+		       "on an advisory lock; each migration runs in one transaction.\n");
+		return CLI_OK;
+	}
+	if (argc > 1)
+		cli_fail(CLI_USAGE, "migrate: unexpected argument '%s' (see tokend migrate --help)", argv[1]);
+	tk_config *cfg = cli_config();
+	char err[1024];
+	cli.db = tk_db_connect(cfg->database_url, "tokend-migrate", err, sizeof(err));
+	if (!cli.db)
+		cli_fail(CLI_REFUSED, "%s", err);
+	json_t *applied = json_array();
+	int current = 0;
+	if (tk_migrate(cli.db, applied, &current, err, sizeof(err)) != 0) {
+		json_decref(applied);
+		cli_fail(CLI_REFUSED, "%s", err);
+	}
+	if (cli.json) {
+		json_t *o = json_object();
+		json_object_set_new(o, "applied", applied);
+		json_object_set_new(o, "current", json_integer(current));
+		cli_print_json(o);
+	} else {
+		size_t i;
+		json_t *v;
+		if (json_array_size(applied) == 0)
+			printf("Database is up to date (schema version %d); nothing to apply.\n", current);
+		json_array_foreach(applied, i, v)
+			printf("Applied %s\n", json_string_value(v));
+		if (json_array_size(applied))
+			printf("Database is at schema version %d.\n", current);
+		json_decref(applied);
+	}
+	return CLI_OK;
+}

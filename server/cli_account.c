@@ -1,0 +1,208 @@
+/*
+ * cli_account.c - `tokend account create|list|show|set-limit|disable|enable`.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <regex.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char account_usage[] =
+	"usage: tokend account COMMAND [OPTIONS]\n"
+	"\n"
+	"Commands:\n"
+	"  create ID [--name NAME] [--key-limit N]\n"
+	"                      Create an account. ID: lowercase letters, digits, '-' and '_',\n"
+	"                      1-63 characters, starting with a letter or digit. NAME: display\n"
+	"                      name (default: empty). N: active-key limit (default 3).\n"
+	"  list                List accounts with their limits and active key counts.\n"
+	"  show ID             Show one account.\n"
+	"  set-limit ID N      Set the account's active-key limit (0..100000).\n"
+	"  disable ID          Disable the account: none of its keys gets a token.\n"
+	"  enable ID           Re-enable a disabled account.\n"
+	"\n"
+	"Options for every command: --json (machine-readable output), --config FILE.\n";
+
+#define ACCOUNT_COLUMNS \
+	"a.id, a.name, a.key_limit, " \
+	"(SELECT count(*) FROM api_keys k WHERE k.account_id = a.id AND tokend_key_is_active(k)), " \
+	"tokend_ts(a.created_at), tokend_ts(a.disabled_at)"
+
+static json_t *account_json(const PGresult *r, int i)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "id", cli_col_str(r, i, 0));
+	json_object_set_new(o, "name", cli_col_str(r, i, 1));
+	json_object_set_new(o, "key_limit", cli_col_int(r, i, 2));
+	json_object_set_new(o, "active_keys", cli_col_int(r, i, 3));
+	json_object_set_new(o, "created_at", cli_col_str(r, i, 4));
+	json_object_set_new(o, "disabled_at", cli_col_str(r, i, 5));
+	return o;
+}
+
+static void print_account_text(const PGresult *r, int i)
+{
+	printf("Account:     %s\n", PQgetvalue(r, i, 0));
+	printf("Name:        %s\n", PQgetvalue(r, i, 1));
+	printf("Key limit:   %s (active keys: %s)\n", PQgetvalue(r, i, 2), PQgetvalue(r, i, 3));
+	printf("Created:     %s\n", PQgetvalue(r, i, 4));
+	printf("State:       %s\n", PQgetisnull(r, i, 5) ? "active" : "disabled");
+}
+
+static void check_account_id(const char *id)
+{
+	regex_t re;
+	regcomp(&re, "^[a-z0-9][a-z0-9_-]{0,62}$", REG_EXTENDED | REG_NOSUB);
+	int bad = regexec(&re, id, 0, NULL, 0) != 0;
+	regfree(&re);
+	if (bad)
+		cli_fail(CLI_USAGE, "invalid account ID '%.80s': use 1-63 lowercase letters, digits, '-' "
+		         "or '_', starting with a letter or digit", id);
+}
+
+static int parse_limit(const char *s)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-' || s[0] == '+' || v < 0 || v > 100000)
+		cli_fail(CLI_USAGE, "invalid key limit '%.40s': a whole number from 0 to 100000", s);
+	return (int)v;
+}
+
+static int show_one(const char *id, const char *verb)
+{
+	const char *p[] = { id };
+	PGresult *r = cli_exec("SELECT " ACCOUNT_COLUMNS " FROM accounts a WHERE a.id = $1", 1, p);
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		cli_fail(CLI_REFUSED, "no account '%s'", id);
+	}
+	if (cli.json)
+		cli_print_json(account_json(r, 0));
+	else {
+		if (verb)
+			printf("%s account %s.\n", verb, id);
+		print_account_text(r, 0);
+	}
+	PQclear(r);
+	return CLI_OK;
+}
+
+static int account_create(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "name", required_argument, NULL, 'n' },
+		{ "key-limit", required_argument, NULL, 'l' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *name = "", *limit = "3";
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'n': name = optarg; break;
+		case 'l': limit = optarg; break;
+		default: cli_fail(CLI_USAGE, "account create: see tokend account --help");
+		}
+	}
+	if (argc - optind != 1)
+		cli_fail(CLI_USAGE, "account create: expected exactly one account ID");
+	const char *id = argv[optind];
+	check_account_id(id);
+	if (*name) {
+		const char *why = cli_check_name(name);
+		if (why)
+			cli_fail(CLI_USAGE, "--name: %s", why);
+	}
+	char lim[16];
+	snprintf(lim, sizeof(lim), "%d", parse_limit(limit));
+	const char *p[] = { id, name, lim };
+	PGresult *r = cli_exec("INSERT INTO accounts (id, name, key_limit) VALUES ($1, $2, $3) "
+	                       "ON CONFLICT (id) DO NOTHING RETURNING id", 3, p);
+	int created = PQntuples(r) == 1;
+	PQclear(r);
+	if (!created)
+		cli_fail(CLI_REFUSED, "account '%s' already exists", id);
+	return show_one(id, "Created");
+}
+
+static int account_list(int argc, char **argv)
+{
+	(void)argv;
+	if (argc > 1)
+		cli_fail(CLI_USAGE, "account list: unexpected argument");
+	PGresult *r = cli_exec("SELECT " ACCOUNT_COLUMNS " FROM accounts a ORDER BY a.id", 0, NULL);
+	int n = PQntuples(r);
+	if (cli.json) {
+		json_t *arr = json_array();
+		for (int i = 0; i < n; i++)
+			json_array_append_new(arr, account_json(r, i));
+		cli_print_json(arr);
+	} else {
+		printf("%-24s %-30s %6s %6s %-20s %s\n", "ACCOUNT", "NAME", "LIMIT", "ACTIVE", "CREATED", "STATE");
+		for (int i = 0; i < n; i++)
+			printf("%-24s %-30.30s %6s %6s %-20s %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+			       PQgetvalue(r, i, 2), PQgetvalue(r, i, 3), PQgetvalue(r, i, 4),
+			       PQgetisnull(r, i, 5) ? "active" : "disabled");
+	}
+	PQclear(r);
+	return CLI_OK;
+}
+
+static int account_update(int argc, char **argv, const char *verb)
+{
+	const char *id;
+	PGresult *r;
+	if (strcmp(verb, "set-limit") == 0) {
+		if (argc != 3)
+			cli_fail(CLI_USAGE, "account set-limit: expected ID and N");
+		id = argv[1];
+		char lim[16];
+		snprintf(lim, sizeof(lim), "%d", parse_limit(argv[2]));
+		const char *p[] = { id, lim };
+		r = cli_exec("UPDATE accounts SET key_limit = $2 WHERE id = $1 RETURNING id", 2, p);
+	} else {
+		if (argc != 2)
+			cli_fail(CLI_USAGE, "account %s: expected exactly one account ID", verb);
+		id = argv[1];
+		const char *p[] = { id };
+		r = cli_exec(strcmp(verb, "disable") == 0
+		             ? "UPDATE accounts SET disabled_at = coalesce(disabled_at, now()) WHERE id = $1 RETURNING id"
+		             : "UPDATE accounts SET disabled_at = NULL WHERE id = $1 RETURNING id", 1, p);
+	}
+	int found = PQntuples(r) == 1;
+	PQclear(r);
+	if (!found)
+		cli_fail(CLI_REFUSED, "no account '%s'", id);
+	return show_one(id, strcmp(verb, "set-limit") == 0 ? "Updated" :
+	                    strcmp(verb, "disable") == 0 ? "Disabled" : "Enabled");
+}
+
+int cli_account(int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		fputs(account_usage, argc < 2 ? stderr : stdout);
+		return argc < 2 ? CLI_USAGE : CLI_OK;
+	}
+	if (cli_wants_help(argc, argv)) {
+		fputs(account_usage, stdout);
+		return CLI_OK;
+	}
+	const char *verb = argv[1];
+	if (strcmp(verb, "create") == 0)
+		return account_create(argc - 1, argv + 1);
+	if (strcmp(verb, "list") == 0)
+		return account_list(argc - 1, argv + 1);
+	if (strcmp(verb, "show") == 0) {
+		if (argc != 3)
+			cli_fail(CLI_USAGE, "account show: expected exactly one account ID");
+		return show_one(argv[2], NULL);
+	}
+	if (strcmp(verb, "set-limit") == 0 || strcmp(verb, "disable") == 0 || strcmp(verb, "enable") == 0)
+		return account_update(argc - 1, argv + 1, verb);
+	cli_fail(CLI_USAGE, "account: unknown command '%.40s' (see tokend account --help)", verb);
+}

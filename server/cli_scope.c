@@ -1,0 +1,112 @@
+/*
+ * cli_scope.c - `tokend scope add|list`: the scope catalogue.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <tokend/scope.h>
+
+#include "cli.h"
+
+static const char scope_usage[] =
+	"usage: tokend scope COMMAND [OPTIONS]\n"
+	"\n"
+	"Commands:\n"
+	"  add NAME [--description TEXT]\n"
+	"                      Add a scope to the catalogue. NAME is an RFC 6749 scope-token:\n"
+	"                      printable ASCII except space, '\"' and '\\', at most 128 bytes.\n"
+	"  list                List the catalogue.\n"
+	"\n"
+	"Scopes are never removed: keys that hold them are immutable.\n"
+	"Options for every command: --json (machine-readable output), --config FILE.\n";
+
+static json_t *scope_json(const PGresult *r, int i)
+{
+	json_t *o = json_object();
+	json_object_set_new(o, "name", cli_col_str(r, i, 0));
+	json_object_set_new(o, "description", cli_col_str(r, i, 1));
+	json_object_set_new(o, "created_at", cli_col_str(r, i, 2));
+	return o;
+}
+
+static int scope_add(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "description", required_argument, NULL, 'd' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *desc = "";
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c == 'd')
+			desc = optarg;
+		else
+			cli_fail(CLI_USAGE, "scope add: see tokend scope --help");
+	}
+	if (argc - optind != 1)
+		cli_fail(CLI_USAGE, "scope add: expected exactly one scope name");
+	const char *name = argv[optind];
+	if (!tk_scope_token_valid(name, strlen(name)))
+		cli_fail(CLI_USAGE, "invalid scope name '%.80s': use printable ASCII without space, '\"' "
+		         "or '\\', at most %d bytes", name, TK_SCOPE_TOKEN_MAX);
+	if (strlen(desc) > 500)
+		cli_fail(CLI_USAGE, "--description: must be at most 500 bytes");
+	json_t *utf8 = json_string(desc);
+	if (!utf8)
+		cli_fail(CLI_USAGE, "--description: must be valid UTF-8");
+	json_decref(utf8);
+	for (const char *s = desc; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			cli_fail(CLI_USAGE, "--description: must not contain control characters");
+	const char *p[] = { name, desc };
+	PGresult *r = cli_exec("INSERT INTO scopes (name, description) VALUES ($1, $2) "
+	                       "ON CONFLICT (name) DO NOTHING "
+	                       "RETURNING name, description, tokend_ts(created_at)", 2, p);
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		cli_fail(CLI_REFUSED, "scope '%s' already exists", name);
+	}
+	if (cli.json)
+		cli_print_json(scope_json(r, 0));
+	else
+		printf("Added scope %s.\n", name);
+	PQclear(r);
+	return CLI_OK;
+}
+
+static int scope_list(int argc, char **argv)
+{
+	(void)argv;
+	if (argc > 1)
+		cli_fail(CLI_USAGE, "scope list: unexpected argument");
+	PGresult *r = cli_exec("SELECT name, description, tokend_ts(created_at) FROM scopes ORDER BY name",
+	                       0, NULL);
+	int n = PQntuples(r);
+	if (cli.json) {
+		json_t *arr = json_array();
+		for (int i = 0; i < n; i++)
+			json_array_append_new(arr, scope_json(r, i));
+		cli_print_json(arr);
+	} else {
+		printf("%-32s %s\n", "SCOPE", "DESCRIPTION");
+		for (int i = 0; i < n; i++)
+			printf("%-32s %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+	}
+	PQclear(r);
+	return CLI_OK;
+}
+
+int cli_scope(int argc, char **argv)
+{
+	if (argc < 2 || cli_wants_help(argc, argv)) {
+		fputs(scope_usage, argc < 2 ? stderr : stdout);
+		return argc < 2 ? CLI_USAGE : CLI_OK;
+	}
+	if (strcmp(argv[1], "add") == 0)
+		return scope_add(argc - 1, argv + 1);
+	if (strcmp(argv[1], "list") == 0)
+		return scope_list(argc - 1, argv + 1);
+	cli_fail(CLI_USAGE, "scope: unknown command '%.40s' (see tokend scope --help)", argv[1]);
+}

@@ -1,0 +1,356 @@
+/*
+ * config.c - table-driven configuration.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <tokend/timefmt.h>
+
+typedef enum { CF_STRING, CF_INT, CF_DURATION } cf_type;
+
+#define CF_SENSITIVE 0x1   /* never printed, never logged */
+#define CF_PATH      0x2   /* a file path: resolved against the config's directory */
+
+typedef struct cf_param {
+	const char *name;
+	cf_type type;
+	size_t offset;
+	const char *def;          /* default, as it would be written in the file */
+	int flags;
+	int64_t min, max;         /* bounds for CF_INT and CF_DURATION (seconds) */
+} cf_param;
+
+#define S(field) CF_STRING, offsetof(tk_config, field)
+#define I(field) CF_INT, offsetof(tk_config, field)
+#define D(field) CF_DURATION, offsetof(tk_config, field)
+
+static const cf_param params[] = {
+	{ "database_url",             S(database_url),           "",            0, 0, 0 },
+	{ "pepper",                   S(pepper),                 "",            CF_SENSITIVE, 0, 0 },
+	{ "pepper_file",              S(pepper_file),            "",            CF_PATH, 0, 0 },
+	{ "listen_address",           S(listen_address),         "127.0.0.1",   0, 0, 0 },
+	{ "listen_port",              I(listen_port),            "8080",        0, 0, 65535 },
+	{ "workers",                  I(workers),                "2",           0, 1, 64 },
+	{ "issuer",                   S(issuer),                 "http://127.0.0.1:8080", 0, 0, 0 },
+	{ "signing_keys",             S(signing_keys),           "",            0, 0, 0 },
+	{ "signing_key_active",       S(signing_key_active),     "",            0, 0, 0 },
+	{ "token_lifetime",           D(token_lifetime),         "10m",         0, 1, 86400 },
+	{ "token_lifetime_max",       D(token_lifetime_max),     "1h",          0, 1, 86400 },
+	{ "default_audience",         S(default_audience),       "",            0, 0, 0 },
+	{ "jwks_max_age",             D(jwks_max_age),           "10m",         0, 1, 86400 },
+	{ "max_connections",          I(max_connections),        "10000",       0, 1, 1000000 },
+	{ "max_body_size",            I(max_body_size),          "8192",        0, 256, 1048576 },
+	{ "max_header_size",          I(max_header_size),        "8192",        0, 1024, 65536 },
+	{ "header_timeout",           D(header_timeout),         "10s",         0, 1, 3600 },
+	{ "body_timeout",             D(body_timeout),           "10s",         0, 1, 3600 },
+	{ "idle_timeout",             D(idle_timeout),           "60s",         0, 1, 86400 },
+	{ "db_pool_size",             I(db_pool_size),           "4",           0, 1, 256 },
+	{ "db_timeout",               D(db_timeout),             "1s",          0, 1, 60 },
+	{ "last_used_flush_interval", D(last_used_flush_interval), "5s",        0, 1, 3600 },
+	{ "cache_ttl",                D(cache_ttl),              "5m",          0, 1, 86400 },
+	{ "log_level",                S(log_level),              "info",        0, 0, 0 },
+	{ "log_format",               S(log_format),             "text",        0, 0, 0 },
+};
+#undef S
+#undef I
+#undef D
+
+#define NPARAMS (sizeof(params) / sizeof(params[0]))
+
+static char **str_field(tk_config *cfg, const cf_param *p)
+{
+	return (char **)((char *)cfg + p->offset);
+}
+
+static const cf_param *find_param(const char *name)
+{
+	for (size_t i = 0; i < NPARAMS; i++)
+		if (strcmp(params[i].name, name) == 0)
+			return &params[i];
+	return NULL;
+}
+
+/* Set one parameter from its text. Returns 0, or -1 with a reason. */
+static int set_param(tk_config *cfg, const cf_param *p, const char *value, const char **why)
+{
+	switch (p->type) {
+	case CF_STRING: {
+		char **dst = str_field(cfg, p);
+		char *copy = strdup(value);
+		if (!copy) { *why = "out of memory"; return -1; }
+		if (*dst) {
+			if (p->flags & CF_SENSITIVE)
+				tk_wipe(*dst, strlen(*dst));
+			free(*dst);
+		}
+		*dst = copy;
+		return 0;
+	}
+	case CF_INT: {
+		char *end;
+		errno = 0;
+		long long v = strtoll(value, &end, 10);
+		if (errno || end == value || *end != '\0' || !isdigit((unsigned char)value[0])) {
+			*why = "not a whole number";
+			return -1;
+		}
+		if (v < p->min || v > p->max) { *why = "out of range"; return -1; }
+		*(int *)((char *)cfg + p->offset) = (int)v;
+		return 0;
+	}
+	case CF_DURATION: {
+		int64_t secs;
+		if (tk_duration_parse(value, &secs, why) != 0)
+			return -1;
+		if (secs < p->min || secs > p->max) { *why = "out of range"; return -1; }
+		*(int64_t *)((char *)cfg + p->offset) = secs;
+		return 0;
+	}
+	}
+	*why = "bad parameter type";
+	return -1;
+}
+
+static char *trim(char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	size_t n = strlen(s);
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\r' || s[n - 1] == '\n'))
+		s[--n] = '\0';
+	return s;
+}
+
+static int parse_file(tk_config *cfg, const char *path, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+		return -1;
+	}
+	char line[4096];
+	int lineno = 0, rc = 0;
+	unsigned char seen[NPARAMS] = { 0 };
+	while (fgets(line, sizeof(line), f)) {
+		lineno++;
+		if (!strchr(line, '\n') && !feof(f)) {
+			snprintf(err, errlen, "%s:%d: line too long", path, lineno);
+			rc = -1;
+			break;
+		}
+		char *s = trim(line);
+		if (*s == '\0' || *s == '#' || *s == ';')
+			continue;
+		char *eq = strchr(s, '=');
+		if (!eq) {
+			snprintf(err, errlen, "%s:%d: expected `key = value`", path, lineno);
+			rc = -1;
+			break;
+		}
+		*eq = '\0';
+		char *key = trim(s), *value = trim(eq + 1);
+		size_t vlen = strlen(value);
+		if (vlen >= 2 && ((value[0] == '"' && value[vlen - 1] == '"') ||
+		                  (value[0] == '\'' && value[vlen - 1] == '\''))) {
+			value[vlen - 1] = '\0';
+			value++;
+		}
+		const cf_param *p = find_param(key);
+		if (!p) {
+			snprintf(err, errlen, "%s:%d: %.64s: unknown key", path, lineno, key);
+			rc = -1;
+			break;
+		}
+		size_t idx = (size_t)(p - params);
+		if (seen[idx]) {
+			snprintf(err, errlen, "%s:%d: %s: set twice", path, lineno, key);
+			rc = -1;
+			break;
+		}
+		seen[idx] = 1;
+		const char *why = NULL;
+		if (set_param(cfg, p, value, &why) != 0) {
+			snprintf(err, errlen, "%s:%d: %s: %s", path, lineno, key, why);
+			rc = -1;
+			break;
+		}
+	}
+	tk_wipe(line, sizeof(line));
+	fclose(f);
+	return rc;
+}
+
+static int validate(tk_config *cfg, char *err, size_t errlen)
+{
+	const char *where = cfg->path ? cfg->path : "(defaults)";
+	if (cfg->token_lifetime > cfg->token_lifetime_max) {
+		snprintf(err, errlen, "%s: token_lifetime: above token_lifetime_max", where);
+		return -1;
+	}
+	if (strcmp(cfg->log_level, "debug") && strcmp(cfg->log_level, "info") &&
+	    strcmp(cfg->log_level, "warning") && strcmp(cfg->log_level, "error")) {
+		snprintf(err, errlen, "%s: log_level: must be debug, info, warning or error", where);
+		return -1;
+	}
+	if (strcmp(cfg->log_format, "text") && strcmp(cfg->log_format, "json")) {
+		snprintf(err, errlen, "%s: log_format: must be text or json", where);
+		return -1;
+	}
+	if (strncmp(cfg->issuer, "https://", 8) != 0 && strncmp(cfg->issuer, "http://", 7) != 0) {
+		snprintf(err, errlen, "%s: issuer: must be an http(s) URL", where);
+		return -1;
+	}
+	return 0;
+}
+
+int tk_config_load(tk_config *cfg, const char *path, char *err, size_t errlen)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < NPARAMS; i++) {
+		const char *why = NULL;
+		if (set_param(cfg, &params[i], params[i].def, &why) != 0) {
+			snprintf(err, errlen, "(defaults): %s: %s", params[i].name, why);
+			tk_config_free(cfg);
+			return -1;
+		}
+	}
+	if (path) {
+		cfg->path = strdup(path);
+		if (!cfg->path || parse_file(cfg, path, err, errlen) != 0) {
+			tk_config_free(cfg);
+			return -1;
+		}
+	}
+	const char *why = NULL;
+	const char *env = getenv("TOKEND_DATABASE_URL");
+	if (env && *env && set_param(cfg, find_param("database_url"), env, &why) != 0) {
+		snprintf(err, errlen, "TOKEND_DATABASE_URL: %s", why);
+		tk_config_free(cfg);
+		return -1;
+	}
+	env = getenv("TOKEND_PEPPER");
+	if (env && *env && set_param(cfg, find_param("pepper"), env, &why) != 0) {
+		snprintf(err, errlen, "TOKEND_PEPPER: %s", why);
+		tk_config_free(cfg);
+		return -1;
+	}
+	if (validate(cfg, err, errlen) != 0) {
+		tk_config_free(cfg);
+		return -1;
+	}
+	return 0;
+}
+
+void tk_config_free(tk_config *cfg)
+{
+	for (size_t i = 0; i < NPARAMS; i++) {
+		if (params[i].type != CF_STRING)
+			continue;
+		char **s = str_field(cfg, &params[i]);
+		if (*s) {
+			if (params[i].flags & CF_SENSITIVE)
+				tk_wipe(*s, strlen(*s));
+			free(*s);
+			*s = NULL;
+		}
+	}
+	free(cfg->path);
+	cfg->path = NULL;
+}
+
+char *tk_config_resolve(const tk_config *cfg, const char *path)
+{
+	if (path[0] == '/' || !cfg->path)
+		return strdup(path);
+	const char *slash = strrchr(cfg->path, '/');
+	if (!slash)
+		return strdup(path);
+	size_t dirlen = (size_t)(slash - cfg->path);
+	char *out = malloc(dirlen + 1 + strlen(path) + 1);
+	if (!out)
+		return NULL;
+	memcpy(out, cfg->path, dirlen);
+	out[dirlen] = '/';
+	strcpy(out + dirlen + 1, path);
+	return out;
+}
+
+int tk_config_pepper(const tk_config *cfg, unsigned char out[TK_PEPPER_MAX], size_t *len,
+                     char *err, size_t errlen)
+{
+	const char *why = NULL;
+	char buf[512];
+	const char *text = NULL, *source = NULL;
+	int rc = -1;
+
+	if (cfg->pepper && *cfg->pepper) {
+		text = cfg->pepper;
+		source = getenv("TOKEND_PEPPER") && *getenv("TOKEND_PEPPER") ? "TOKEND_PEPPER" : "pepper";
+	} else if (cfg->pepper_file && *cfg->pepper_file) {
+		char *path = tk_config_resolve(cfg, cfg->pepper_file);
+		struct stat st;
+		FILE *f = path ? fopen(path, "r") : NULL;
+		if (!f) {
+			snprintf(err, errlen, "pepper_file: %s: cannot open: %s", path ? path : "?", strerror(errno));
+			free(path);
+			return -1;
+		}
+		if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077)) {
+			snprintf(err, errlen, "pepper_file: %s: readable by group or others (chmod 600)", path);
+			fclose(f);
+			free(path);
+			return -1;
+		}
+		size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		free(path);
+		buf[n] = '\0';
+		while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+			buf[--n] = '\0';
+		text = buf;
+		source = "pepper_file";
+	} else {
+		snprintf(err, errlen, "no pepper configured: set pepper_file (or TOKEND_PEPPER) to a "
+		         "base64 value of at least 32 random bytes, e.g. from `openssl rand -base64 32`");
+		return -1;
+	}
+	if (tk_pepper_decode(text, out, len, &why) != 0)
+		snprintf(err, errlen, "%s: %s", source, why);
+	else
+		rc = 0;
+	tk_wipe(buf, sizeof(buf));
+	return rc;
+}
+
+void tk_config_dump(const tk_config *cfg, void *file)
+{
+	FILE *f = file;
+	for (size_t i = 0; i < NPARAMS; i++) {
+		const cf_param *p = &params[i];
+		switch (p->type) {
+		case CF_STRING: {
+			const char *v = *(char *const *)((const char *)cfg + p->offset);
+			if ((p->flags & CF_SENSITIVE) && v && *v)
+				v = "********";
+			fprintf(f, "%s = %s\n", p->name, v ? v : "");
+			break;
+		}
+		case CF_INT:
+			fprintf(f, "%s = %d\n", p->name, *(const int *)((const char *)cfg + p->offset));
+			break;
+		case CF_DURATION: {
+			char d[32];
+			tk_duration_format(*(const int64_t *)((const char *)cfg + p->offset), d);
+			fprintf(f, "%s = %s\n", p->name, d);
+			break;
+		}
+		}
+	}
+}

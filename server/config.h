@@ -1,0 +1,68 @@
+/*
+ * config.h - tokend's configuration: one file of `key = value` lines.
+ *
+ * The table in config.c defines every key (type, default, flags, bounds).
+ * Environment overrides: TOKEND_DATABASE_URL, TOKEND_PEPPER.
+ * Errors read "FILE:LINE: KEY: reason". Relative paths resolve against the
+ * directory of the config file.
+ */
+#ifndef TOKEND_CONFIG_H
+#define TOKEND_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <tokend/crypto.h>
+
+typedef struct tk_config {
+	char *path;               /* the file read, or NULL when none */
+	char *database_url;
+	char *pepper;             /* SENSITIVE: never printed */
+	char *pepper_file;
+	char *listen_address;
+	int listen_port;
+	int workers;
+	char *issuer;
+	char *signing_keys;       /* space-separated paths */
+	char *signing_key_active;
+	int64_t token_lifetime;   /* seconds */
+	int64_t token_lifetime_max;
+	char *default_audience;
+	int64_t jwks_max_age;
+	int max_connections;
+	int max_body_size;
+	int max_header_size;
+	int64_t header_timeout;
+	int64_t body_timeout;
+	int64_t idle_timeout;
+	int db_pool_size;
+	int64_t db_timeout;
+	int64_t last_used_flush_interval;
+	int64_t cache_ttl;
+	char *log_level;
+	char *log_format;
+} tk_config;
+
+/*
+ * Load `path` (NULL: defaults and environment only). Returns 0, or -1 with a
+ * "FILE:LINE: KEY: reason" message in err. On failure *cfg holds nothing.
+ */
+int tk_config_load(tk_config *cfg, const char *path, char *err, size_t errlen);
+void tk_config_free(tk_config *cfg);
+
+/* Resolve a path from the config against the config file's directory.
+ * Returns a malloc'd string. */
+char *tk_config_resolve(const tk_config *cfg, const char *path);
+
+/*
+ * The pepper: TOKEND_PEPPER, else `pepper`, else the contents of `pepper_file`
+ * (which must not be readable by group or others). Refuses a missing pepper or
+ * one under 32 bytes. 0 on success; -1 with a reason in err (never the value).
+ */
+int tk_config_pepper(const tk_config *cfg, unsigned char out[TK_PEPPER_MAX], size_t *len,
+                     char *err, size_t errlen);
+
+/* Print every key with its effective value (SENSITIVE ones masked). */
+void tk_config_dump(const tk_config *cfg, void *file);
+
+#endif

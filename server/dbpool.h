@@ -1,0 +1,79 @@
+/*
+ * dbpool.h - PostgreSQL access for the event loops.
+ *
+ * A few database threads, each with its own connection, take jobs from one
+ * bounded queue, so that no event loop ever waits on the network. A finished
+ * job is posted to the submitting worker's mailbox (an eventfd the worker's
+ * loop watches) and its `done` callback runs on that worker's thread.
+ *
+ * Every query has a deadline (db_timeout): past it the connection is dropped
+ * (PQcancel blocks on libpq 15) and reopened. A thread whose connection is
+ * down retries every 250 ms; while no connection is up, submissions fail at
+ * once so requests get a fast 503.
+ */
+#ifndef TOKEND_DBPOOL_H
+#define TOKEND_DBPOOL_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <pthread.h>
+
+#include <event2/event.h>
+
+#include "keycache.h"
+
+typedef struct tk_mailbox tk_mailbox;
+typedef struct tk_dbjob tk_dbjob;
+
+/* Called on the mailbox owner's thread when the job is finished. */
+typedef void (*tk_dbjob_cb)(tk_dbjob *job);
+
+typedef enum tk_dbjob_kind {
+	TK_DBJOB_KEY,        /* load one key by ID */
+	TK_DBJOB_LAST_USED,  /* write a batch of last-used times */
+	TK_DBJOB_SCOPES,     /* read the scope catalogue */
+} tk_dbjob_kind;
+
+/* Outcome of a job. */
+typedef enum tk_dbjob_status {
+	TK_DBJOB_OK = 0,     /* done (a KEY job may have found nothing: key->found == 0) */
+	TK_DBJOB_FAILED,     /* the database could not answer in time */
+} tk_dbjob_status;
+
+struct tk_dbjob {
+	tk_dbjob_kind kind;
+	tk_dbjob_status status;
+	tk_dbjob_cb done;
+	tk_mailbox *reply;
+	void *arg;
+	tk_dbjob *next;
+	/* TK_DBJOB_KEY */
+	char key_id[TK_KEY_ID_LEN + 1];
+	tk_key *key;           /* result, one reference, owned by the job's owner */
+	/* TK_DBJOB_LAST_USED: parallel arrays owned by the job's owner */
+	size_t n;
+	char (*ids)[TK_KEY_ID_LEN + 1];
+	int64_t *times;
+	/* TK_DBJOB_SCOPES: malloc'd space-separated names, owned by the job's owner */
+	char *text;
+};
+
+typedef struct tk_dbpool tk_dbpool;
+
+/* Start `threads` database threads. NULL on failure. */
+tk_dbpool *tk_dbpool_start(const char *url, int threads, int64_t timeout_ms, size_t max_queue);
+/* Stop the threads (pending jobs fail) and free. */
+void tk_dbpool_stop(tk_dbpool *p);
+
+/* Queue a job: 0, or -1 (queue full, or the database is down): the caller answers 503. */
+int tk_dbpool_submit(tk_dbpool *p, tk_dbjob *job);
+
+/* Number of connections currently up. */
+int tk_dbpool_connected(tk_dbpool *p);
+
+/* A worker's mailbox, watched by its event loop. */
+tk_mailbox *tk_mailbox_new(struct event_base *base);
+void tk_mailbox_free(tk_mailbox *m);
+
+#endif

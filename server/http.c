@@ -1,0 +1,422 @@
+/*
+ * http.c - worker threads: one event_base and evhttp each on the shared
+ * port, the route table, responses, access log, last-used batching.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sys/queue.h>
+
+#include <event2/buffer.h>
+#include <event2/keyvalq_struct.h>
+
+#include <jansson.h>
+
+#include "log.h"
+#include "server.h"
+
+int64_t tk_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void tk_metrics_request(tk_metrics *m, tk_endpoint ep, int status, uint64_t micros)
+{
+	static const int codes[] = {
+#define TK_CODE(c) c,
+		TK_STATUS_CODES(TK_CODE)
+#undef TK_CODE
+	};
+	int idx = TK_ST_COUNT - 1;
+	for (int i = 0; i < TK_ST_COUNT - 1; i++)
+		if (codes[i] == status)
+			idx = i;
+	tk_metric_add(&m->requests[ep][idx], 1);
+	if (ep != EP_TOKEN)
+		return;
+	static const uint64_t bounds[] = {
+#define TK_B(b) b,
+		TK_LAT_BUCKETS(TK_B)
+#undef TK_B
+	};
+	int b = TK_LAT_COUNT - 1;
+	for (int i = 0; i < TK_LAT_COUNT - 1; i++)
+		if (micros <= bounds[i]) {
+			b = i;
+			break;
+		}
+	tk_metric_add(&m->latency[b], 1);
+	tk_metric_add(&m->latency_sum_us, micros);
+}
+
+static const char *const ep_names[] = {
+#define TK_EP_NAME(e, name) name,
+	TK_ENDPOINTS(TK_EP_NAME)
+#undef TK_EP_NAME
+};
+
+void tk_http_reply(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *ri, int status,
+                   const char *ctype, const char *body, size_t len)
+{
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+	evhttp_add_header(out, "X-Content-Type-Options", "nosniff");
+	if (ctype)
+		evhttp_add_header(out, "Content-Type", ctype);
+	struct evbuffer *buf = evbuffer_new();
+	if (body && len)
+		evbuffer_add(buf, body, len);
+	const char *reason = NULL;
+	switch (status) {
+	case 200: reason = "OK"; break;
+	case 304: reason = "Not Modified"; break;
+	case 400: reason = "Bad Request"; break;
+	case 401: reason = "Unauthorized"; break;
+	case 404: reason = "Not Found"; break;
+	case 405: reason = "Method Not Allowed"; break;
+	case 413: reason = "Payload Too Large"; break;
+	case 429: reason = "Too Many Requests"; break;
+	case 500: reason = "Internal Server Error"; break;
+	case 503: reason = "Service Unavailable"; break;
+	default: reason = "Status"; break;
+	}
+	/* Read what we log before the reply may free the request. */
+	const char *uri = evhttp_request_get_uri(req);
+	char method[8];
+	switch (evhttp_request_get_command(req)) {
+	case EVHTTP_REQ_GET: strcpy(method, "GET"); break;
+	case EVHTTP_REQ_POST: strcpy(method, "POST"); break;
+	case EVHTTP_REQ_HEAD: strcpy(method, "HEAD"); break;
+	default: strcpy(method, "OTHER"); break;
+	}
+	char path[128];
+	snprintf(path, sizeof(path), "%s", uri ? uri : "");
+	char *q = strchr(path, '?');
+	if (q)
+		*q = '\0';   /* never log a query string: it may carry credentials */
+	char peer[64] = "";
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	if (evcon) {
+		char *addr = NULL;
+		ev_uint16_t port = 0;
+		evhttp_connection_get_peer(evcon, &addr, &port);
+		if (addr)
+			snprintf(peer, sizeof(peer), "%s", addr);
+	}
+	evhttp_send_reply(req, status, reason, buf);
+	evbuffer_free(buf);
+
+	int64_t dur = tk_now_us() - ri->start_us;
+	tk_metrics_request(&w->metrics, ri->ep, status, (uint64_t)(dur < 0 ? 0 : dur));
+	if (tk_log_enabled(TK_LOG_INFO) && ri->ep != EP_HEALTH && ri->ep != EP_READY && ri->ep != EP_METRICS) {
+		char st[8], us[24];
+		snprintf(st, sizeof(st), "%d", status);
+		snprintf(us, sizeof(us), "%lld", (long long)dur);
+		tk_log(TK_LOG_INFO, "http.request", "req", ri->id, "method", method, "path", path,
+		       "status", st, "us", us, "peer", peer, "endpoint", ep_names[ri->ep],
+		       "client_id", ri->client_id, NULL);
+	}
+}
+
+void tk_http_oauth_error(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *ri, int status,
+                         const char *error, const char *description)
+{
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+	evhttp_add_header(out, "Cache-Control", "no-store");
+	evhttp_add_header(out, "Pragma", "no-cache");
+	json_t *o = json_pack("{s:s, s:s}", "error", error, "error_description", description);
+	char *body = json_dumps(o, JSON_COMPACT);
+	tk_http_reply(w, req, ri, status, "application/json", body, body ? strlen(body) : 0);
+	free(body);
+	json_decref(o);
+}
+
+/* ---- routing ---- */
+
+typedef void (*route_fn)(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri);
+
+static const struct route {
+	const char *path;
+	tk_endpoint ep;
+	route_fn fn;
+} routes[] = {
+	{ "/oauth2/token", EP_TOKEN, tk_token_handle },
+	{ "/.well-known/jwks.json", EP_JWKS, tk_jwks_handle },
+	{ "/.well-known/oauth-authorization-server", EP_METADATA, tk_metadata_handle },
+	{ "/healthz", EP_HEALTH, tk_healthz_handle },
+	{ "/readyz", EP_READY, tk_readyz_handle },
+	{ "/metrics", EP_METRICS, tk_metrics_handle },
+};
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+	tk_worker *w = arg;
+	tk_reqinfo ri = { .ep = EP_OTHER, .start_us = tk_now_us() };
+	snprintf(ri.id, sizeof(ri.id), "%d-%llu", w->index, (unsigned long long)++w->reqseq);
+	const char *uri = evhttp_request_get_uri(req);
+	size_t plen = strcspn(uri ? uri : "", "?");
+	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+		if (strlen(routes[i].path) == plen && memcmp(routes[i].path, uri, plen) == 0) {
+			ri.ep = routes[i].ep;
+			routes[i].fn(w, req, &ri);
+			return;
+		}
+	}
+	static const char nf[] = "{\"error\":\"not_found\",\"error_description\":\"no such endpoint\"}";
+	tk_http_reply(w, req, &ri, 404, "application/json", nf, sizeof(nf) - 1);
+}
+
+/* ---- last-used batching ---- */
+
+void tk_lastused_mark(tk_worker *w, const char *key_id)
+{
+	tk_lastused *lu = &w->lastused;
+	int64_t now = (int64_t)time(NULL);
+	for (size_t i = 0; i < lu->n; i++) {
+		if (strcmp(lu->ids[i], key_id) == 0) {
+			lu->times[i] = now;
+			return;
+		}
+	}
+	if (lu->n == lu->cap) {
+		/* Bounded: past 4096 distinct keys per interval, further marks wait. */
+		if (lu->cap >= 4096)
+			return;
+		size_t cap = lu->cap ? lu->cap * 2 : 64;
+		void *ids = realloc(lu->ids, cap * sizeof(*lu->ids));
+		if (!ids)
+			return;
+		lu->ids = ids;
+		void *times = realloc(lu->times, cap * sizeof(*lu->times));
+		if (!times)
+			return;
+		lu->times = times;
+		lu->cap = cap;
+	}
+	snprintf(lu->ids[lu->n], sizeof(lu->ids[0]), "%s", key_id);
+	lu->times[lu->n] = now;
+	lu->n++;
+}
+
+static void flush_done(tk_dbjob *job)
+{
+	tk_worker *w = job->arg;
+	if (job->status != TK_DBJOB_OK) {
+		/* Merge the batch back: nothing is lost while the database is away. */
+		for (size_t i = 0; i < job->n; i++) {
+			int found = 0;
+			for (size_t k = 0; k < w->lastused.n; k++)
+				if (strcmp(w->lastused.ids[k], job->ids[i]) == 0) {
+					found = 1;
+					break;
+				}
+			if (!found && w->lastused.n < w->lastused.cap) {
+				memcpy(w->lastused.ids[w->lastused.n], job->ids[i], sizeof(job->ids[i]));
+				w->lastused.times[w->lastused.n++] = job->times[i];
+			}
+		}
+	}
+	free(job->ids);
+	free(job->times);
+	job->ids = NULL;
+	job->times = NULL;
+	w->flush_inflight = 0;
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	tk_worker *w = arg;
+	if (w->flush_inflight || w->lastused.n == 0)
+		return;
+	tk_dbjob *job = &w->flush_job;
+	memset(job, 0, sizeof(*job));
+	job->kind = TK_DBJOB_LAST_USED;
+	job->done = flush_done;
+	job->reply = w->mbox;
+	job->arg = w;
+	job->n = w->lastused.n;
+	job->ids = malloc(job->n * sizeof(*job->ids));
+	job->times = malloc(job->n * sizeof(*job->times));
+	if (!job->ids || !job->times) {
+		free(job->ids);
+		free(job->times);
+		return;
+	}
+	memcpy(job->ids, w->lastused.ids, job->n * sizeof(*job->ids));
+	memcpy(job->times, w->lastused.times, job->n * sizeof(*job->times));
+	if (tk_dbpool_submit(w->srv->db, job) != 0) {
+		free(job->ids);
+		free(job->times);
+		return;   /* keep the marks for the next interval */
+	}
+	w->lastused.n = 0;
+	w->flush_inflight = 1;
+}
+
+/* ---- workers ---- */
+
+static evutil_socket_t bind_reuseport(const char *addr, int port, char *err, size_t errlen)
+{
+	struct sockaddr_in6 sa6;
+	struct sockaddr_in sa4;
+	struct sockaddr *sa;
+	socklen_t salen;
+	int family;
+	memset(&sa4, 0, sizeof(sa4));
+	memset(&sa6, 0, sizeof(sa6));
+	if (inet_pton(AF_INET, addr, &sa4.sin_addr) == 1) {
+		sa4.sin_family = AF_INET;
+		sa4.sin_port = htons((uint16_t)port);
+		sa = (struct sockaddr *)&sa4;
+		salen = sizeof(sa4);
+		family = AF_INET;
+	} else if (inet_pton(AF_INET6, addr, &sa6.sin6_addr) == 1) {
+		sa6.sin6_family = AF_INET6;
+		sa6.sin6_port = htons((uint16_t)port);
+		sa = (struct sockaddr *)&sa6;
+		salen = sizeof(sa6);
+		family = AF_INET6;
+	} else {
+		snprintf(err, errlen, "listen_address: '%s' is not an IP address", addr);
+		return -1;
+	}
+	int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int one = 1;
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+	    bind(fd, sa, salen) != 0 || listen(fd, 1024) != 0) {
+		snprintf(err, errlen, "cannot listen on %s:%d: %s", addr, port, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void stop_check_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	tk_worker *w = arg;
+	if (atomic_load(&w->srv->stopping))
+		event_base_loopexit(w->base, NULL);
+}
+
+static void *worker_main(void *arg)
+{
+	tk_worker *w = arg;
+	event_base_dispatch(w->base);
+	return NULL;
+}
+
+int tk_workers_start(tk_server *srv, char *err, size_t errlen)
+{
+	tk_config *cfg = srv->cfg;
+	srv->workers = calloc((size_t)srv->nworkers, sizeof(tk_worker));
+	if (!srv->workers) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (int i = 0; i < srv->nworkers; i++) {
+		tk_worker *w = &srv->workers[i];
+		w->srv = srv;
+		w->index = i;
+		struct event_config *ec = event_config_new();
+		event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
+		w->base = event_base_new_with_config(ec);
+		event_config_free(ec);
+		w->http = w->base ? evhttp_new(w->base) : NULL;
+		w->mbox = w->base ? tk_mailbox_new(w->base) : NULL;
+		if (!w->http || !w->mbox) {
+			snprintf(err, errlen, "cannot create worker %d event loop", i);
+			return -1;
+		}
+		w->hasher = tk_hasher_new(srv->pepper, srv->pepper_len);
+		if (!w->hasher) {
+			snprintf(err, errlen, "cannot set up secret hashing");
+			return -1;
+		}
+		char merr[256];
+		w->minter = tk_minter_new(srv->signer, merr, sizeof(merr));
+		if (!w->minter) {
+			snprintf(err, errlen, "signing: %s", merr);
+			return -1;
+		}
+		w->fd = bind_reuseport(cfg->listen_address, cfg->listen_port, err, errlen);
+		if (w->fd < 0)
+			return -1;
+		evhttp_set_max_headers_size(w->http, cfg->max_header_size);
+		evhttp_set_max_body_size(w->http, cfg->max_body_size);
+		evhttp_set_timeout(w->http, (int)cfg->idle_timeout);
+		evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+		                           EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+		                           EVHTTP_REQ_PATCH);
+		evhttp_set_default_content_type(w->http, "application/json");
+		evhttp_set_gencb(w->http, on_request, w);
+		if (!evhttp_accept_socket_with_handle(w->http, w->fd)) {
+			snprintf(err, errlen, "cannot accept on the listening socket");
+			return -1;
+		}
+		struct timeval iv = { cfg->last_used_flush_interval, 0 };
+		w->flush_ev = event_new(w->base, -1, EV_PERSIST, flush_cb, w);
+		event_add(w->flush_ev, &iv);
+		/* The loop has no lock (EVENT_BASE_FLAG_NOLOCK): other threads never
+		 * touch it; it watches the stop flag itself. */
+		struct timeval sv = { 0, 100000 };
+		w->stop_ev = event_new(w->base, -1, EV_PERSIST, stop_check_cb, w);
+		event_add(w->stop_ev, &sv);
+	}
+	for (int i = 0; i < srv->nworkers; i++)
+		pthread_create(&srv->workers[i].thread, NULL, worker_main, &srv->workers[i]);
+	return 0;
+}
+
+void tk_workers_stop(tk_server *srv)
+{
+	if (!srv->workers)
+		return;
+	atomic_store(&srv->stopping, 1);
+	for (int i = 0; i < srv->nworkers; i++) {
+		tk_worker *w = &srv->workers[i];
+		if (w->thread)
+			pthread_join(w->thread, NULL);
+	}
+}
+
+void tk_workers_free(tk_server *srv)
+{
+	if (!srv->workers)
+		return;
+	for (int i = 0; i < srv->nworkers; i++) {
+		tk_worker *w = &srv->workers[i];
+		/* Jobs finished after the loop stopped wait in the mailbox: run them
+		 * (the database threads are gone, so nothing more arrives). */
+		if (w->base)
+			event_base_loop(w->base, EVLOOP_NONBLOCK);
+		if (w->flush_ev)
+			event_free(w->flush_ev);
+		if (w->stop_ev)
+			event_free(w->stop_ev);
+		if (w->http)
+			evhttp_free(w->http);
+		tk_mailbox_free(w->mbox);
+		tk_minter_free(w->minter);
+		tk_hasher_free(w->hasher);
+		if (w->base)
+			event_base_free(w->base);
+		free(w->lastused.ids);
+		free(w->lastused.times);
+	}
+	free(srv->workers);
+	srv->workers = NULL;
+}

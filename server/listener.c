@@ -1,0 +1,195 @@
+/*
+ * listener.c - LISTEN/NOTIFY cache invalidation.
+ */
+#include "listener.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+
+#include "log.h"
+
+struct tk_listener {
+	char *url;
+	tk_keycache *cache;
+	int64_t timeout_ms;
+	tk_scopes_changed_cb on_scopes;
+	void *arg;
+	pthread_t thread;
+	_Atomic int stopping;
+	_Atomic int up;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static PGconn *open_listen(tk_listener *l)
+{
+	char ct[24], ut[24];
+	int64_t secs = (l->timeout_ms + 999) / 1000;
+	snprintf(ct, sizeof(ct), "%lld", (long long)(secs < 2 ? 2 : secs));
+	snprintf(ut, sizeof(ut), "%lld", (long long)l->timeout_ms * 2);
+	const char *keys[] = { "connect_timeout", "application_name", "keepalives", "keepalives_idle",
+	                       "keepalives_interval", "keepalives_count", "tcp_user_timeout", "dbname", NULL };
+	const char *vals[] = { ct, "tokend-listener", "1", "5", "1", "3", ut, l->url, NULL };
+	PGconn *c = PQconnectdbParams(keys, vals, 1);
+	if (!c || PQstatus(c) != CONNECTION_OK) {
+		PQfinish(c);
+		return NULL;
+	}
+	PGresult *r = PQexec(c, "LISTEN tokend_keys; LISTEN tokend_accounts; LISTEN tokend_scopes");
+	int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	PQclear(r);
+	if (!ok) {
+		PQfinish(c);
+		return NULL;
+	}
+	return c;
+}
+
+static void handle_notifies(tk_listener *l, PGconn *c)
+{
+	PGnotify *n;
+	while ((n = PQnotifies(c)) != NULL) {
+		if (strcmp(n->relname, "tokend_keys") == 0)
+			tk_keycache_invalidate(l->cache, n->extra);
+		else if (strcmp(n->relname, "tokend_accounts") == 0)
+			tk_keycache_invalidate_account(l->cache, n->extra);
+		else if (strcmp(n->relname, "tokend_scopes") == 0 && l->on_scopes)
+			l->on_scopes(l->arg);
+		PQfreemem(n);
+	}
+}
+
+/* Send a liveness query and wait for its result, processing notifications. */
+static int ping(tk_listener *l, PGconn *c)
+{
+	if (!PQsendQuery(c, "SELECT 1"))
+		return -1;
+	int64_t deadline = now_ms() + (l->timeout_ms < 1000 ? 1000 : l->timeout_ms) * 2;
+	for (;;) {
+		if (!PQconsumeInput(c))
+			return -1;
+		handle_notifies(l, c);
+		if (!PQisBusy(c))
+			break;
+		int64_t left = deadline - now_ms();
+		if (left <= 0)
+			return -1;
+		struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN };
+		if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR)
+			return -1;
+	}
+	PGresult *r;
+	int ok = 1;
+	while ((r = PQgetResult(c)) != NULL) {
+		if (PQresultStatus(r) != PGRES_TUPLES_OK)
+			ok = 0;
+		PQclear(r);
+	}
+	return ok && PQstatus(c) == CONNECTION_OK ? 0 : -1;
+}
+
+static void *listener_main(void *arg)
+{
+	tk_listener *l = arg;
+	PGconn *c = NULL;
+	int logged_down = 0;
+	while (!atomic_load(&l->stopping)) {
+		if (!c) {
+			c = open_listen(l);
+			if (!c) {
+				if (!logged_down) {
+					tk_log(TK_LOG_WARNING, "listener.down",
+					       "detail", "cannot LISTEN: key cache bypassed until the database returns", NULL);
+					logged_down = 1;
+				}
+				struct timespec ts = { 0, 250 * 1000000L };
+				nanosleep(&ts, NULL);
+				continue;
+			}
+			/* Anything may have changed while we were not listening. */
+			tk_keycache_set_bypass(l->cache, 0);
+			atomic_store(&l->up, 1);
+			if (l->on_scopes)
+				l->on_scopes(l->arg);
+			tk_log(TK_LOG_INFO, "listener.up", NULL);
+			logged_down = 0;
+		}
+		int64_t next_ping = now_ms() + 2000;
+		int broken = 0;
+		while (!atomic_load(&l->stopping) && !broken) {
+			struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN };
+			int64_t left = next_ping - now_ms();
+			int pr = poll(&pfd, 1, left < 0 ? 0 : (left > 250 ? 250 : (int)left));
+			if (pr < 0 && errno != EINTR)
+				broken = 1;
+			else if (pr > 0) {
+				if (!PQconsumeInput(c))
+					broken = 1;
+				else
+					handle_notifies(l, c);
+			}
+			if (!broken && now_ms() >= next_ping) {
+				if (ping(l, c) != 0)
+					broken = 1;
+				next_ping = now_ms() + 2000;
+			}
+		}
+		if (broken) {
+			atomic_store(&l->up, 0);
+			tk_keycache_set_bypass(l->cache, 1);
+			tk_log(TK_LOG_WARNING, "listener.lost", "detail",
+			       "notification connection lost: key cache bypassed", NULL);
+			logged_down = 1;
+		}
+		PQfinish(c);
+		c = NULL;
+	}
+	if (c)
+		PQfinish(c);
+	return NULL;
+}
+
+tk_listener *tk_listener_start(const char *url, tk_keycache *cache, int64_t timeout_ms,
+                               tk_scopes_changed_cb on_scopes, void *arg)
+{
+	tk_listener *l = calloc(1, sizeof(*l));
+	if (!l)
+		return NULL;
+	l->url = strdup(url);
+	l->cache = cache;
+	l->timeout_ms = timeout_ms;
+	l->on_scopes = on_scopes;
+	l->arg = arg;
+	/* Until LISTEN is active, nothing may be served from the cache. */
+	tk_keycache_set_bypass(cache, 1);
+	pthread_create(&l->thread, NULL, listener_main, l);
+	return l;
+}
+
+void tk_listener_stop(tk_listener *l)
+{
+	if (!l)
+		return;
+	atomic_store(&l->stopping, 1);
+	pthread_join(l->thread, NULL);
+	free(l->url);
+	free(l);
+}
+
+int tk_listener_up(tk_listener *l)
+{
+	return atomic_load(&l->up);
+}

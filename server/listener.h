@@ -1,0 +1,29 @@
+/*
+ * listener.h - the LISTEN/NOTIFY thread that keeps the key cache honest.
+ *
+ * One connection LISTENs on tokend_keys (payload: a key ID), tokend_accounts
+ * (payload: an account ID) and tokend_scopes. Each notification invalidates
+ * what it names. While the connection is down the cache is bypassed; on every
+ * (re)connection the cache is flushed before it is used again. A liveness
+ * query every 2 s detects a silent loss.
+ */
+#ifndef TOKEND_LISTENER_H
+#define TOKEND_LISTENER_H
+
+#include <stdint.h>
+
+#include "keycache.h"
+
+typedef struct tk_listener tk_listener;
+
+/* Called on the listener thread when the scope catalogue may have changed
+ * (at connection and on tokend_scopes). */
+typedef void (*tk_scopes_changed_cb)(void *arg);
+
+tk_listener *tk_listener_start(const char *url, tk_keycache *cache, int64_t timeout_ms,
+                               tk_scopes_changed_cb on_scopes, void *arg);
+void tk_listener_stop(tk_listener *l);
+/* 1 while LISTEN is active. */
+int tk_listener_up(tk_listener *l);
+
+#endif

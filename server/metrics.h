@@ -1,0 +1,55 @@
+/*
+ * metrics.h - per-worker counters, one definition list (X-macro), aggregated
+ * across workers by /metrics. Each worker writes only its own struct (plain
+ * relaxed stores, no locks); the metrics handler reads them all.
+ */
+#ifndef TOKEND_METRICS_H
+#define TOKEND_METRICS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+/* X(field, prometheus name, help) */
+#define TK_COUNTERS(X) \
+	X(tokens_issued,      "tokend_tokens_issued_total",        "Access tokens issued") \
+	X(auth_failures,      "tokend_auth_failures_total",        "Client authentications refused") \
+	X(cache_hits,         "tokend_key_cache_hits_total",       "Key lookups answered from the cache") \
+	X(cache_misses,       "tokend_key_cache_misses_total",     "Key lookups that went to PostgreSQL") \
+	X(db_errors,          "tokend_db_errors_total",            "Requests that failed because the database was unavailable or too slow") \
+	X(mint_failures,      "tokend_mint_failures_total",        "Tokens that could not be signed")
+
+/* Endpoints, for requests_total{endpoint=...}. */
+#define TK_ENDPOINTS(X) \
+	X(EP_TOKEN, "token") X(EP_JWKS, "jwks") X(EP_METADATA, "metadata") \
+	X(EP_HEALTH, "healthz") X(EP_READY, "readyz") X(EP_METRICS, "metrics") X(EP_OTHER, "other")
+
+#define TK_EP_ENUM(e, name) e,
+typedef enum { TK_ENDPOINTS(TK_EP_ENUM) EP_COUNT } tk_endpoint;
+#undef TK_EP_ENUM
+
+/* Status codes counted individually; everything else falls in "other". */
+#define TK_STATUS_CODES(X) X(200) X(304) X(400) X(401) X(404) X(405) X(413) X(429) X(500) X(503)
+#define TK_ST_COUNT (10 + 1)
+
+/* Latency histogram bucket upper bounds, in microseconds (token endpoint). */
+#define TK_LAT_BUCKETS(X) X(250) X(500) X(1000) X(2500) X(5000) X(10000) X(25000) X(50000) X(100000) X(250000) X(1000000)
+#define TK_LAT_COUNT (11 + 1)
+
+typedef struct tk_metrics {
+#define TK_COUNTER_FIELD(f, n, h) _Atomic uint64_t f;
+	TK_COUNTERS(TK_COUNTER_FIELD)
+#undef TK_COUNTER_FIELD
+	_Atomic uint64_t requests[EP_COUNT][TK_ST_COUNT];
+	_Atomic uint64_t latency[TK_LAT_COUNT];   /* non-cumulative per bucket; last is +Inf */
+	_Atomic uint64_t latency_sum_us;
+} tk_metrics;
+
+/* Single-writer increment: a relaxed load and store, no locked instruction. */
+static inline void tk_metric_add(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n, memory_order_relaxed);
+}
+
+void tk_metrics_request(tk_metrics *m, tk_endpoint ep, int status, uint64_t micros);
+
+#endif

@@ -1,0 +1,177 @@
+/*
+ * serve.c - `tokend serve`: load everything once, start the database pool,
+ * the notification listener and the workers, then wait for a signal.
+ */
+#include "serve.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <tokend/crypto.h>
+#include <tokend/signer.h>
+
+#include "cli.h"
+#include "db.h"
+#include "log.h"
+#include "migrate.h"
+#include "server.h"
+
+static const char serve_usage[] =
+	"usage: tokend serve [--config FILE]\n"
+	"\n"
+	"Run the token server: POST /oauth2/token, GET /.well-known/jwks.json,\n"
+	"GET /.well-known/oauth-authorization-server, /healthz, /readyz, /metrics.\n"
+	"Listens on listen_address:listen_port with `workers` threads. Stops on\n"
+	"SIGTERM or SIGINT after finishing the requests in progress.\n";
+
+static void on_scopes_changed(void *arg)
+{
+	tk_server *srv = arg;
+	atomic_store(&srv->meta_stale, 1);
+}
+
+static int load_signer(tk_server *srv, char *err, size_t errlen)
+{
+	tk_config *cfg = srv->cfg;
+	srv->signer = tk_signer_new();
+	if (!srv->signer) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	char *list = strdup(cfg->signing_keys), *save = NULL;
+	int n = 0;
+	for (char *tok = strtok_r(list, " ,\t", &save); tok; tok = strtok_r(NULL, " ,\t", &save)) {
+		char *path = tk_config_resolve(cfg, tok);
+		char kerr[512];
+		int rc = tk_signer_add_file(srv->signer, path, kerr, sizeof(kerr));
+		free(path);
+		if (rc != 0) {
+			snprintf(err, errlen, "signing_keys: %s", kerr);
+			free(list);
+			return -1;
+		}
+		n++;
+	}
+	free(list);
+	if (n == 0) {
+		snprintf(err, errlen, "signing_keys: no signing key configured (an ES256 key: "
+		         "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out key.pem)");
+		return -1;
+	}
+	if (*cfg->signing_key_active) {
+		char kerr[256];
+		if (tk_signer_set_active(srv->signer, cfg->signing_key_active, kerr, sizeof(kerr)) != 0) {
+			snprintf(err, errlen, "signing_key_active: %s", kerr);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* At startup: refuse an old schema; tolerate an unreachable database (the
+ * server answers 503 until it returns). */
+static int check_schema(tk_config *cfg, char *err, size_t errlen)
+{
+	char cerr[512];
+	PGconn *c = tk_db_connect(cfg->database_url, "tokend", cerr, sizeof(cerr));
+	if (!c) {
+		tk_log(TK_LOG_WARNING, "db.unavailable_at_start", "detail", cerr, NULL);
+		return 0;
+	}
+	int cur = tk_migrate_current(c);
+	PQfinish(c);
+	if (cur >= 0 && cur < tk_migrate_latest()) {
+		snprintf(err, errlen, "the database schema is at version %d, this tokend needs %d: run `tokend migrate`",
+		         cur, tk_migrate_latest());
+		return -1;
+	}
+	return 0;
+}
+
+int tk_serve_main(int argc, char **argv)
+{
+	if (cli_wants_help(argc, argv)) {
+		fputs(serve_usage, stdout);
+		return CLI_OK;
+	}
+	if (argc > 1)
+		cli_fail(CLI_USAGE, "serve: unexpected argument '%.40s'", argv[1]);
+	tk_config *cfg = cli_config();
+	tk_log_init(cfg->log_level, cfg->log_format);
+	if (!*cfg->database_url)
+		cli_fail(CLI_REFUSED, "no database configured: set database_url (or TOKEND_DATABASE_URL)");
+
+	static tk_server srv;
+	char err[1024];
+	srv.cfg = cfg;
+	srv.nworkers = cfg->workers;
+	srv.started_at = (int64_t)time(NULL);
+	if (tk_config_pepper(cfg, srv.pepper, &srv.pepper_len, err, sizeof(err)) != 0)
+		cli_fail(CLI_REFUSED, "%s", err);
+	if (load_signer(&srv, err, sizeof(err)) != 0 || tk_wellknown_init(&srv, err, sizeof(err)) != 0) {
+		tk_wipe(srv.pepper, sizeof(srv.pepper));
+		tk_signer_free(srv.signer);
+		cli_fail(CLI_REFUSED, "%s", err);
+	}
+	if (check_schema(cfg, err, sizeof(err)) != 0) {
+		tk_wipe(srv.pepper, sizeof(srv.pepper));
+		tk_wellknown_free(&srv);
+		tk_signer_free(srv.signer);
+		cli_fail(CLI_REFUSED, "%s", err);
+	}
+	srv.default_audience = *cfg->default_audience ? cfg->default_audience : cfg->issuer;
+	/* The dummy digest for unknown keys: random, so no secret can match it. */
+	if (tk_random_bytes(srv.dummy_hash, sizeof(srv.dummy_hash)) != 0)
+		cli_fail(CLI_REFUSED, "the random number generator failed");
+
+	/* Signals are handled by this thread alone, through sigwait. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	srv.cache = tk_keycache_new(1000000, cfg->cache_ttl);
+	srv.db = tk_dbpool_start(cfg->database_url, cfg->db_pool_size, cfg->db_timeout * 1000, 4096);
+	srv.listener = tk_listener_start(cfg->database_url, srv.cache, cfg->db_timeout * 1000,
+	                                 on_scopes_changed, &srv);
+	int rc = tk_workers_start(&srv, err, sizeof(err));
+	tk_wipe(srv.pepper, sizeof(srv.pepper));
+	if (rc != 0) {
+		tk_log(TK_LOG_ERROR, "server.start_failed", "detail", err, NULL);
+		fprintf(stderr, "tokend: %s\n", err);
+	} else {
+		char port[16], workers[16];
+		snprintf(port, sizeof(port), "%d", cfg->listen_port);
+		snprintf(workers, sizeof(workers), "%d", cfg->workers);
+		tk_log(TK_LOG_INFO, "server.started", "address", cfg->listen_address, "port", port,
+		       "workers", workers, "issuer", cfg->issuer, "signing_kid",
+		       tk_signer_active_kid(srv.signer), "alg", tk_signer_active_alg(srv.signer), NULL);
+		for (;;) {
+			int sig = 0;
+			sigwait(&set, &sig);
+			if (sig == SIGHUP) {
+				tk_log(TK_LOG_INFO, "server.sighup",
+				       "detail", "configuration reload is not supported yet; restart to apply changes", NULL);
+				continue;
+			}
+			tk_log(TK_LOG_INFO, "server.stopping", "signal", sig == SIGTERM ? "TERM" : "INT", NULL);
+			break;
+		}
+	}
+	tk_workers_stop(&srv);
+	tk_listener_stop(srv.listener);
+	tk_dbpool_stop(srv.db);
+	tk_workers_free(&srv);
+	tk_keycache_free(srv.cache);
+	tk_wellknown_free(&srv);
+	tk_signer_free(srv.signer);
+	tk_log(TK_LOG_INFO, "server.stopped", NULL);
+	return rc == 0 ? CLI_OK : CLI_REFUSED;
+}

@@ -1,0 +1,126 @@
+/*
+ * server.h - the running server: shared state and the per-worker context.
+ *
+ * One process, `workers` threads, each with its own event_base and evhttp
+ * on the shared port (SO_REUSEPORT): nothing is locked on the hot path but a
+ * key-cache shard. Database work goes to the dbpool threads; results come
+ * back through the worker's mailbox.
+ */
+#ifndef TOKEND_SERVER_H
+#define TOKEND_SERVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include <tokend/crypto.h>
+#include <tokend/signer.h>
+
+#include "config.h"
+#include "dbpool.h"
+#include "keycache.h"
+#include "listener.h"
+#include "metrics.h"
+
+typedef struct tk_worker tk_worker;
+
+typedef struct tk_server {
+	tk_config *cfg;
+	tk_signer *signer;
+	char *jwks_body;
+	size_t jwks_len;
+	char jwks_etag[72];
+	char jwks_cache_control[64];
+	char *token_endpoint;                 /* issuer + "/oauth2/token" */
+	char *default_audience;
+	tk_keycache *cache;
+	tk_dbpool *db;
+	tk_listener *listener;
+	/* Metadata (RFC 8414): rebuilt when the scope catalogue changes. */
+	pthread_mutex_t meta_mu;
+	char *meta_body;
+	_Atomic int meta_stale;
+	/* A digest no secret produces: compared against for an unknown key, so
+	 * that an unknown key ID costs the same work as a wrong secret. */
+	unsigned char dummy_hash[TK_HASH_LEN];
+	/* Held only while the workers' hashers are made, then wiped. */
+	unsigned char pepper[TK_PEPPER_MAX];
+	size_t pepper_len;
+	int nworkers;
+	tk_worker *workers;
+	_Atomic int stopping;
+	int64_t started_at;
+} tk_server;
+
+/* Last-used marks, merged per key, flushed in one statement per interval. */
+typedef struct tk_lastused {
+	size_t n, cap;
+	char (*ids)[TK_KEY_ID_LEN + 1];
+	int64_t *times;
+} tk_lastused;
+
+struct tk_worker {
+	tk_server *srv;
+	int index;
+	pthread_t thread;
+	struct event_base *base;
+	struct evhttp *http;
+	evutil_socket_t fd;
+	tk_mailbox *mbox;
+	tk_hasher *hasher;
+	tk_minter *minter;
+	tk_metrics metrics;
+	tk_lastused lastused;
+	tk_dbjob flush_job;
+	int flush_inflight;
+	struct event *flush_ev;
+	struct event *stop_ev;
+	uint64_t reqseq;
+	size_t pending;                       /* token requests waiting on the database */
+};
+
+/* Per-request facts for the access log and metrics. */
+typedef struct tk_reqinfo {
+	tk_endpoint ep;
+	int64_t start_us;
+	char id[24];                          /* request id: worker-seq */
+	const char *client_id;                /* a well-formed key ID, or NULL */
+} tk_reqinfo;
+
+int64_t tk_now_us(void);
+
+/* Send a response and account for it (metrics, access log). Adds
+ * X-Content-Type-Options and Content-Type. `body` may be NULL. */
+void tk_http_reply(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *ri, int status,
+                   const char *ctype, const char *body, size_t len);
+
+/* An RFC 6749 §5.2 error response (JSON, no-store). */
+void tk_http_oauth_error(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *ri, int status,
+                         const char *error, const char *description);
+
+/* Endpoint handlers. */
+void tk_token_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri);
+void tk_jwks_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri);
+void tk_metadata_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri);
+void tk_healthz_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri);
+void tk_readyz_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri);
+void tk_metrics_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri);
+
+/* Mark a key used now (merged per key; flushed by the worker's timer). */
+void tk_lastused_mark(tk_worker *w, const char *key_id);
+
+/* Set up the workers' HTTP servers on `fd`-s bound by the caller; start/stop them. */
+int tk_workers_start(tk_server *srv, char *err, size_t errlen);
+/* Stop the loops and join the threads. */
+void tk_workers_stop(tk_server *srv);
+/* After the database pool has stopped: run what is left in the mailboxes, free. */
+void tk_workers_free(tk_server *srv);
+
+/* Build the JWKS and metadata bodies at startup. */
+int tk_wellknown_init(tk_server *srv, char *err, size_t errlen);
+void tk_wellknown_free(tk_server *srv);
+
+#endif

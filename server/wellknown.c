@@ -1,0 +1,184 @@
+/*
+ * wellknown.c - GET /.well-known/jwks.json and
+ * GET /.well-known/oauth-authorization-server (RFC 8414).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+
+#include <tokend/crypto.h>
+
+#include "log.h"
+#include "server.h"
+
+int tk_wellknown_init(tk_server *srv, char *err, size_t errlen)
+{
+	srv->jwks_body = tk_signer_jwks_json(srv->signer);
+	if (!srv->jwks_body) {
+		snprintf(err, errlen, "cannot build the JWKS");
+		return -1;
+	}
+	srv->jwks_len = strlen(srv->jwks_body);
+	unsigned char md[32];
+	unsigned int mdlen = 0;
+	EVP_Digest(srv->jwks_body, srv->jwks_len, md, &mdlen, EVP_sha256(), NULL);
+	char b64[48];
+	tk_b64url_encode(md, 16, b64);
+	snprintf(srv->jwks_etag, sizeof(srv->jwks_etag), "\"%s\"", b64);
+	snprintf(srv->jwks_cache_control, sizeof(srv->jwks_cache_control), "public, max-age=%lld",
+	         (long long)srv->cfg->jwks_max_age);
+	pthread_mutex_init(&srv->meta_mu, NULL);
+	atomic_store(&srv->meta_stale, 1);
+	return 0;
+}
+
+void tk_wellknown_free(tk_server *srv)
+{
+	free(srv->jwks_body);
+	srv->jwks_body = NULL;
+	free(srv->meta_body);
+	srv->meta_body = NULL;
+	pthread_mutex_destroy(&srv->meta_mu);
+}
+
+static int get_only(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
+{
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	if (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD)
+		return 1;
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+	static const char body[] = "{\"error\":\"invalid_request\",\"error_description\":\"use GET\"}";
+	tk_http_reply(w, req, ri, 405, "application/json", body, sizeof(body) - 1);
+	return 0;
+}
+
+void tk_jwks_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
+{
+	if (!get_only(w, req, ri))
+		return;
+	tk_server *srv = w->srv;
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+	evhttp_add_header(out, "Cache-Control", srv->jwks_cache_control);
+	evhttp_add_header(out, "ETag", srv->jwks_etag);
+	const char *inm = evhttp_find_header(evhttp_request_get_input_headers(req), "If-None-Match");
+	if (inm && strstr(inm, srv->jwks_etag))
+		return tk_http_reply(w, req, ri, 304, NULL, NULL, 0);
+	tk_http_reply(w, req, ri, 200, "application/jwk-set+json", srv->jwks_body, srv->jwks_len);
+}
+
+/* Build the metadata document for the given scope catalogue. */
+static char *build_metadata(tk_server *srv, const char *scopes)
+{
+	const char *iss = srv->cfg->issuer;
+	size_t ilen = strlen(iss);
+	while (ilen && iss[ilen - 1] == '/')
+		ilen--;
+	char url[1024];
+	json_t *o = json_object();
+	json_object_set_new(o, "issuer", json_string(iss));
+	snprintf(url, sizeof(url), "%.*s/oauth2/token", (int)ilen, iss);
+	json_object_set_new(o, "token_endpoint", json_string(url));
+	snprintf(url, sizeof(url), "%.*s/.well-known/jwks.json", (int)ilen, iss);
+	json_object_set_new(o, "jwks_uri", json_string(url));
+	json_object_set_new(o, "grant_types_supported", json_pack("[s]", "client_credentials"));
+	json_object_set_new(o, "response_types_supported", json_array());
+	json_object_set_new(o, "token_endpoint_auth_methods_supported",
+	                    json_pack("[s,s]", "client_secret_basic", "client_secret_post"));
+	json_t *sc = json_array();
+	const char *s = scopes;
+	while (s && *s) {
+		const char *sp = strchr(s, ' ');
+		size_t len = sp ? (size_t)(sp - s) : strlen(s);
+		json_array_append_new(sc, json_stringn(s, len));
+		s += len + (sp ? 1 : 0);
+	}
+	json_object_set_new(o, "scopes_supported", sc);
+	json_t *algs = json_array();
+	for (size_t i = 0; i < tk_signer_count(srv->signer); i++) {
+		const char *alg = NULL;
+		tk_signer_key_at(srv->signer, i, NULL, &alg);
+		int dup = 0;
+		size_t j;
+		json_t *v;
+		json_array_foreach(algs, j, v)
+			dup |= strcmp(json_string_value(v), alg) == 0;
+		if (!dup)
+			json_array_append_new(algs, json_string(alg));
+	}
+	json_object_set_new(o, "access_token_signing_alg_values_supported", algs);
+	char *body = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	return body;
+}
+
+typedef struct metareq {
+	tk_worker *w;
+	struct evhttp_request *req;
+	tk_reqinfo ri;
+	tk_dbjob job;
+} metareq;
+
+static void send_metadata(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
+{
+	tk_server *srv = w->srv;
+	pthread_mutex_lock(&srv->meta_mu);
+	char *body = srv->meta_body ? strdup(srv->meta_body) : NULL;
+	pthread_mutex_unlock(&srv->meta_mu);
+	if (!body) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+		static const char unav[] = "{\"error\":\"temporarily_unavailable\"}";
+		return tk_http_reply(w, req, ri, 503, "application/json", unav, sizeof(unav) - 1);
+	}
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Cache-Control", "public, max-age=60");
+	tk_http_reply(w, req, ri, 200, "application/json", body, strlen(body));
+	free(body);
+}
+
+static void scopes_done(tk_dbjob *job)
+{
+	metareq *mr = job->arg;
+	tk_server *srv = mr->w->srv;
+	if (job->status == TK_DBJOB_OK && job->text) {
+		char *body = build_metadata(srv, job->text);
+		if (body) {
+			pthread_mutex_lock(&srv->meta_mu);
+			free(srv->meta_body);
+			srv->meta_body = body;
+			pthread_mutex_unlock(&srv->meta_mu);
+		}
+	} else {
+		atomic_store(&srv->meta_stale, 1);
+	}
+	free(job->text);
+	send_metadata(mr->w, mr->req, &mr->ri);
+	free(mr);
+}
+
+void tk_metadata_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
+{
+	if (!get_only(w, req, ri))
+		return;
+	tk_server *srv = w->srv;
+	if (!atomic_exchange(&srv->meta_stale, 0))
+		return send_metadata(w, req, ri);
+	metareq *mr = calloc(1, sizeof(*mr));
+	if (!mr)
+		return send_metadata(w, req, ri);
+	mr->w = w;
+	mr->req = req;
+	mr->ri = *ri;
+	mr->job.kind = TK_DBJOB_SCOPES;
+	mr->job.done = scopes_done;
+	mr->job.reply = w->mbox;
+	mr->job.arg = mr;
+	if (tk_dbpool_submit(srv->db, &mr->job) != 0) {
+		atomic_store(&srv->meta_stale, 1);
+		free(mr);
+		return send_metadata(w, req, ri);
+	}
+}
