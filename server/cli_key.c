@@ -125,7 +125,7 @@ static void check_key_id(const char *id)
 	if (strncmp(id, TK_SECRET_PREFIX, strlen(TK_SECRET_PREFIX)) == 0)
 		cli_fail(CLI_REFUSED, "that is not a key ID but looks like a secret (tks_...): give the key ID "
 		         "(tk_...); if the secret was exposed, revoke the key");
-	cli_fail(CLI_REFUSED, "that is not a valid key ID: %s", tk_keyfmt_strerror(st));
+	cli_fail(CLI_REFUSED, "malformed key ID (%s): key IDs are tk_ followed by 28 letters and digits", tk_keyfmt_strerror(st));
 }
 
 static const char *check_audience(const char *a)

@@ -319,6 +319,7 @@ static void *db_thread_main(void *arg)
 {
 	dbthread *t = arg;
 	tk_dbpool *p = t->pool;
+	ensure_conn(t);   /* connect at once, off the caller's thread */
 	for (;;) {
 		pthread_mutex_lock(&p->mu);
 		while (!p->stopping && !p->head) {
@@ -380,8 +381,6 @@ tk_dbpool *tk_dbpool_start(const char *url, int threads, int64_t timeout_ms, siz
 	for (int i = 0; i < threads; i++) {
 		p->threads[i].pool = p;
 		p->threads[i].index = i;
-		/* Connect the first ones now, so the server is ready when it starts. */
-		ensure_conn(&p->threads[i]);
 		pthread_create(&p->threads[i].thread, NULL, db_thread_main, &p->threads[i]);
 	}
 	return p;

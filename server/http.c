@@ -357,7 +357,14 @@ int tk_workers_start(tk_server *srv, char *err, size_t errlen)
 			return -1;
 		evhttp_set_max_headers_size(w->http, cfg->max_header_size);
 		evhttp_set_max_body_size(w->http, cfg->max_body_size);
-		evhttp_set_timeout(w->http, (int)cfg->idle_timeout);
+		/* evhttp 2.1 has one inactivity timeout per connection (reset by each
+		 * read or write): the smallest of ours applies to all three phases. */
+		int64_t t = cfg->idle_timeout;
+		if (cfg->header_timeout < t)
+			t = cfg->header_timeout;
+		if (cfg->body_timeout < t)
+			t = cfg->body_timeout;
+		evhttp_set_timeout(w->http, (int)t);
 		evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
 		                           EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
 		                           EVHTTP_REQ_PATCH);

@@ -249,7 +249,7 @@ long tk_b64url_decode(const char *in, size_t len, unsigned char *out)
  * spare so that "too long" is reported as such rather than as garbage. */
 #define PEPPER_TEXT_MAX (4 + 4 * TK_PEPPER_MAX)
 
-static int hex_value(unsigned char c)
+int tk_hex_digit(unsigned char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -266,8 +266,8 @@ static long hex_decode(const char *in, size_t len, unsigned char *buf)
 	if (len % 2 != 0)
 		return -1;
 	for (size_t i = 0; i < len; i += 2) {
-		int hi = hex_value((unsigned char)in[i]);
-		int lo = hex_value((unsigned char)in[i + 1]);
+		int hi = tk_hex_digit((unsigned char)in[i]);
+		int lo = tk_hex_digit((unsigned char)in[i + 1]);
 		if (hi < 0 || lo < 0)
 			return -1;
 		buf[i / 2] = (unsigned char)(hi << 4 | lo);

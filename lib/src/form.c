@@ -39,17 +39,6 @@ static int is_ctl(unsigned char c)
 	return c < 0x20 || c == 0x7f;
 }
 
-static int hex_val(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * Strict UTF-8 (RFC 3629 §4): no overlong forms (C0, C1, E0 80-9F, F0 80-8F),
  * no surrogates (ED A0-BF), nothing above U+10FFFF (F4 90+, F5-FF), no stray
@@ -122,8 +111,8 @@ static dec_status url_decode(const char *in, size_t len, char *out, size_t max, 
 			int h, l;
 			if (len - i < 3)
 				return DEC_BAD_PCT;
-			h = hex_val((unsigned char)in[i + 1]);
-			l = hex_val((unsigned char)in[i + 2]);
+			h = tk_hex_digit((unsigned char)in[i + 1]);
+			l = tk_hex_digit((unsigned char)in[i + 2]);
 			if (h < 0 || l < 0)
 				return DEC_BAD_PCT;
 			c = (unsigned char)(h << 4 | l);

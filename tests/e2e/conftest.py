@@ -207,7 +207,8 @@ class Postgres:
         conn = self.connect()
         try:
             with conn.cursor() as cur:
-                cur.execute(f'CREATE DATABASE "{name}"')
+                # FILE_COPY: with fsync off it is the faster strategy for a small template.
+                cur.execute(f'CREATE DATABASE "{name}" STRATEGY = FILE_COPY')
         finally:
             conn.close()
         return name
@@ -572,6 +573,13 @@ def tokend(make_tokend):
 # --------------------------------------------------------------------------
 # Hooks: binary marker, sanitizer reports, secrets displayed more than once
 # --------------------------------------------------------------------------
+def pytest_terminal_summary(terminalreporter):
+    if OUTPUTS:
+        kinds = sum(1 for r in OUTPUTS if r["kind"] == "run")
+        terminalreporter.write_line(f"tokend e2e: {kinds} CLI runs, {len(OUTPUTS) - kinds} spawned processes; "
+                                    f"binary {TOKEND_BIN}")
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "binary: needs the tokend binary (fails, never skips, without it)")
 

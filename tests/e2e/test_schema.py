@@ -227,9 +227,9 @@ def test_audit_log_accepts_appends(keyed):
 # ===========================================================================
 # Raw INSERTs go through the same rules as the CLI
 # ===========================================================================
-def raw_insert_sql():
-    return ("INSERT INTO api_keys (id, account_id, name, secret_hash, secret_hint, scopes) "
-            "VALUES (%(id)s, %(account)s, 'raw', %(hash)s, 'abcd', %(scopes)s)")
+def raw_insert_sql(extra_cols="", extra_vals=""):
+    return ("INSERT INTO api_keys (id, account_id, name, secret_hash, secret_hint, scopes" + extra_cols + ") "
+            "VALUES (%(id)s, %(account)s, 'raw', %(hash)s, 'abcd', %(scopes)s" + extra_vals + ")")
 
 
 def raw_params(account, scopes=("read",)):
@@ -238,7 +238,7 @@ def raw_params(account, scopes=("read",)):
 
 
 @pytest.mark.parametrize("case", ["unknown scope", "duplicate scopes", "unknown account",
-                                  "starts revoked", "starts deleted"])
+                                  "starts revoked", "starts deleted", "starts used"])
 def test_raw_insert_rejected(keyed, case):
     sql, p = raw_insert_sql(), raw_params("acme")
     if case == "unknown scope":
@@ -248,12 +248,20 @@ def test_raw_insert_rejected(keyed, case):
     elif case == "unknown account":
         p["account"] = "nosuch"
     elif case == "starts revoked":
-        sql = sql.replace("%(scopes)s)", "%(scopes)s, now(), 'x')").replace("scopes)", "scopes, revoked_at, revoked_by)", 1)
+        sql = raw_insert_sql(", revoked_at, revoked_by", ", now(), 'x'")
     elif case == "starts deleted":
-        sql = sql.replace("%(scopes)s)", "%(scopes)s, now())").replace("scopes)", "scopes, deleted_at)", 1)
+        sql = raw_insert_sql(", deleted_at", ", now()")
+    elif case == "starts used":
+        sql = raw_insert_sql(", last_used_at", ", now()")
     n = keyed.query("SELECT count(*) FROM api_keys")[0][0]
     rejected(keyed.db_url, sql, p)
     assert keyed.query("SELECT count(*) FROM api_keys")[0][0] == n
+
+
+def test_raw_insert_accepted(keyed):
+    """The rejections above are for the stated reason: a plain raw INSERT works."""
+    accepted(keyed.db_url, raw_insert_sql(), raw_params("acme"))
+    assert keyed.query("SELECT count(*) FROM api_keys")[0][0] == 2
 
 
 def test_raw_insert_limit_holds_under_race(keyed):

@@ -47,6 +47,9 @@ void tk_random_fail_for_testing(int n);
 /* Wipe memory so the compiler cannot elide it (OPENSSL_cleanse). */
 void tk_wipe(void *p, size_t n);
 
+/* The value of a hex digit (either case), or -1. */
+int tk_hex_digit(unsigned char c);
+
 /* base64url without padding (RFC 4648 §5). `out` must hold
  * tk_b64url_encoded_len(n) + 1 bytes; returns the length written (NUL added). */
 size_t tk_b64url_encoded_len(size_t n);

@@ -1,0 +1,214 @@
+"""
+Issue 3, point 5: real node clients work unchanged against a running tokend.
+
+node's openid-client 6 discovers the RFC 8414 metadata and runs the
+client-credentials grant with client_secret_basic and client_secret_post; jose 6
+verifies both tokens with createRemoteJWKSet + jwtVerify (issuer, audience,
+typ at+jwt, ES256), and rejects a tampered token, a wrong audience, issuer, typ
+or algorithm. The node side is tests/interop/run.mjs, pinned by
+tests/interop/package-lock.json; its node_modules is installed here with
+`npm ci` when missing. Without node or npm these tests fail (never skip).
+"""
+import json
+import os
+import shutil
+import subprocess
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, free_port, wait_until
+
+INTEROP = ROOT / "tests" / "interop"
+pytestmark = pytest.mark.binary
+
+
+# --------------------------------------------------------------------------
+# node + npm, and the locked dependencies
+# --------------------------------------------------------------------------
+def _tool(name):
+    path = shutil.which(name)
+    if not path:
+        pytest.fail(f"`{name}` not found on PATH: the node interop tests need node >= 20 and npm "
+                    f"(Debian 12: apt-get install nodejs npm; scripts/install-deps.sh installs them)",
+                    pytrace=False)
+    return path
+
+
+def _node_major(node):
+    r = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30)
+    try:
+        return int(r.stdout.strip().lstrip("v").split(".")[0])
+    except ValueError:
+        return 0
+
+
+def _deps_installed():
+    nm = INTEROP / "node_modules"
+    return all((nm / p / "package.json").is_file() for p in ("openid-client", "jose", "oauth4webapi"))
+
+
+@pytest.fixture(scope="module")
+def node():
+    node = _tool("node")
+    major = _node_major(node)
+    if major < 20:
+        pytest.fail(f"node {major} is too old for openid-client 6 / jose 6: need node >= 20", pytrace=False)
+    if not _deps_installed():
+        npm = _tool("npm")
+        r = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=INTEROP, capture_output=True,
+                           text=True, timeout=600, stdin=subprocess.DEVNULL)
+        if r.returncode != 0 or not _deps_installed():
+            pytest.fail(f"`npm ci` in {INTEROP} failed (exit {r.returncode}):\n{r.stdout[-3000:]}\n"
+                        f"{r.stderr[-3000:]}", pytrace=False)
+    return node
+
+
+# --------------------------------------------------------------------------
+# a running `tokend serve`
+# --------------------------------------------------------------------------
+def _signing_key(directory):
+    path = Path(directory) / "signing-es256.pem"
+    if not path.exists():
+        r = subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
+                            "-out", str(path)], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, f"openssl genpkey failed: {r.stderr}"
+    os.chmod(path, 0o600)
+    return path
+
+
+def _http_status(url, timeout=2.0):
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except (urllib.error.URLError, OSError):
+        return None
+
+
+class Server:
+    def __init__(self, proc, issuer):
+        self.proc = proc
+        self.issuer = issuer
+
+
+def serve(tokend, *extra_lines):
+    """Start `tokend serve` on a free loopback port; returns once /readyz is 200."""
+    port = free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    key = _signing_key(tokend.tmp)
+    lines = [l for l in tokend.config_lines
+             if l.split("=")[0].strip() not in ("listen_address", "listen_port", "issuer", "signing_keys")]
+    lines += ["listen_address = 127.0.0.1", f"listen_port = {port}", f"issuer = {issuer}",
+              f"signing_keys = {key}", *extra_lines]
+    conf = tokend.write_config(lines)
+    proc = tokend.spawn("serve", config=conf)
+
+    def ready():
+        if not proc.alive():
+            raise AssertionError(f"tokend serve exited ({proc.proc.returncode}):\n{proc.stderr_text()[-3000:]}")
+        return _http_status(f"{issuer}/readyz") == 200
+
+    wait_until(ready, timeout=20, what=f"tokend serve on {issuer} to be ready (/readyz 200)")
+    return Server(proc, issuer)
+
+
+def run_interop(node, srv, key, **env_extra):
+    env = dict(os.environ)
+    env.update({"TOKEND_ISSUER": srv.issuer, "TOKEND_CLIENT_ID": key["client_id"],
+                "TOKEND_CLIENT_SECRET": key["client_secret"], "NO_COLOR": "1"})
+    env.update({k: v for k, v in env_extra.items() if v is not None})
+    r = subprocess.run([node, str(INTEROP / "run.mjs")], cwd=INTEROP, capture_output=True, text=True,
+                       timeout=120, env=env, stdin=subprocess.DEVNULL)
+    assert key["client_secret"] not in r.stdout + r.stderr, "run.mjs printed the client secret"
+    try:
+        out = json.loads(r.stdout)
+    except ValueError:
+        raise AssertionError(f"run.mjs printed no JSON (exit {r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    assert r.returncode == 0 and out.get("ok") is True, \
+        f"node interop failed (exit {r.returncode}): {json.dumps(out.get('failures'), indent=2)}\n" \
+        f"{r.stdout[-4000:]}\n{r.stderr[-2000:]}"
+    return out
+
+
+def _aud_list(aud):
+    return aud if isinstance(aud, list) else [aud]
+
+
+# --------------------------------------------------------------------------
+# tests
+# --------------------------------------------------------------------------
+def test_openid_client_and_jose(tokend, node):
+    tokend.account("acme")
+    tokend.scopes("orders:read", "orders:write")
+    key = tokend.create_key("acme", "node client", "orders:read orders:write")
+    srv = serve(tokend)
+
+    out = run_interop(node, srv, key, INTEROP_SCOPE="orders:read")
+
+    md = out["metadata"]
+    assert md["issuer"] == srv.issuer
+    assert md["token_endpoint"] == f"{srv.issuer}/oauth2/token"
+    assert md["jwks_uri"] == f"{srv.issuer}/.well-known/jwks.json"
+    assert set(md["scopes_supported"]) >= {"orders:read", "orders:write"}
+    assert "ES256" in md["access_token_signing_alg_values_supported"]
+
+    basic, post = out["grants"]["basic"], out["grants"]["post"]
+    for g in (basic, post):
+        c, h = g["claims"], g["header"]
+        assert h["alg"] == "ES256" and h["typ"] == "at+jwt" and h["kid"]
+        assert c["iss"] == srv.issuer
+        assert _aud_list(c["aud"]) == [srv.issuer]          # default audience: the issuer
+        assert c["sub"] == key["client_id"]                 # no subject: sub is the key ID
+        assert c["client_id"] == key["client_id"]
+        assert c["acct"] == "acme"
+        assert c["exp"] - c["iat"] == 600 == g["response"]["expires_in"]   # server default 10m
+        assert g["response"]["token_type"].lower() == "bearer"
+    # No scope requested: all of the key's; a subset requested: exactly that subset.
+    assert sorted(basic["claims"]["scope"].split()) == ["orders:read", "orders:write"]
+    assert post["claims"]["scope"] == "orders:read" == post["response"]["scope"]
+    assert basic["claims"]["jti"] != post["claims"]["jti"]
+
+    neg = out["negative"]
+    for name in ("tampered_payload", "tampered_signature", "wrong_audience", "wrong_issuer",
+                 "wrong_typ", "wrong_algorithm", "wrong_secret"):
+        assert neg[name]["rejected"] is True, (name, neg[name])
+    assert neg["tampered_payload"]["code"] == "ERR_JWS_SIGNATURE_VERIFICATION_FAILED"
+    assert neg["wrong_audience"]["claim"] == "aud"
+    assert neg["wrong_secret"]["status"] == 401 and neg["wrong_secret"]["error"] == "invalid_client"
+
+    srv.proc.stop()
+    assert srv.proc.returncode == 0, srv.proc.stderr_text()[-3000:]
+    log = srv.proc.stderr_text() + srv.proc.stdout_text()
+    assert key["client_secret"] not in log, "tokend logged the client secret"
+
+
+def test_resource_subject_and_lifetime(tokend, node):
+    """RFC 8707 `resource` through openid-client, a participant subject, a per-key lifetime."""
+    tokend.account("globex")
+    tokend.scopes("billing:read", "billing:write")
+    key = tokend.create_key("globex", "billing job", "billing:read billing:write",
+                            "--audience", "https://api.example.com",
+                            "--audience", "https://reports.example.com",
+                            "--subject", "svc-billing", "--token-lifetime", "5m")
+    srv = serve(tokend)
+
+    out = run_interop(node, srv, key, INTEROP_SCOPE="billing:write",
+                      INTEROP_RESOURCE="https://reports.example.com",
+                      INTEROP_AUDIENCE="https://api.example.com")
+
+    basic, post = out["grants"]["basic"]["claims"], out["grants"]["post"]["claims"]
+    # No resource requested: every audience of the key.
+    assert sorted(_aud_list(basic["aud"])) == ["https://api.example.com", "https://reports.example.com"]
+    # One resource requested: exactly that one.
+    assert _aud_list(post["aud"]) == ["https://reports.example.com"]
+    for c in (basic, post):
+        assert c["sub"] == "svc-billing"
+        assert c["client_id"] == key["client_id"]
+        assert c["acct"] == "globex"
+        assert c["exp"] - c["iat"] == 300
+    assert post["scope"] == "billing:write"
+    assert out["negative"]["wrong_audience"]["rejected"] is True
