@@ -56,6 +56,8 @@ int cli_account(int argc, char **argv);
 int cli_scope(int argc, char **argv);
 int cli_key(int argc, char **argv);
 int cli_migrate(int argc, char **argv);
+/* `tokend verify`: check a token against a JWKS (no config or database needed). */
+int cli_verify(int argc, char **argv);
 
 /* 1 if argv holds -h or --help. */
 int cli_wants_help(int argc, char **argv);

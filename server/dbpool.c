@@ -150,6 +150,23 @@ static PGconn *db_open(tk_dbpool *p)
 		2, NULL) : NULL;
 	ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
 	PQclear(r);
+	r = ok ? PQprepare(c, "token_state",
+		"SELECT coalesce((SELECT k.disabled_at IS NULL AND k.revoked_at IS NULL AND k.deleted_at IS NULL"
+		"  AND a.disabled_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())"
+		"  FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.id = $1), false),"
+		" EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = $2)", 2, NULL) : NULL;
+	ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
+	PQclear(r);
+	r = ok ? PQprepare(c, "revoke",
+		"INSERT INTO revoked_tokens (jti, key_id, account_id, expires_at)"
+		" SELECT $1, $2, $3, to_timestamp($4) FROM (SELECT set_config('tokend.actor', $5, true)) s"
+		" ON CONFLICT (jti) DO NOTHING", 5, NULL) : NULL;
+	ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
+	PQclear(r);
+	r = ok ? PQprepare(c, "purge",
+		"DELETE FROM revoked_tokens WHERE expires_at < now() - interval '1 minute'", 0, NULL) : NULL;
+	ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
+	PQclear(r);
 	r = ok ? PQprepare(c, "scopes", "SELECT coalesce(string_agg(name, ' ' ORDER BY name), '') FROM scopes",
 	                   0, NULL) : NULL;
 	ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
@@ -268,6 +285,34 @@ static void do_job(dbthread *t, tk_dbjob *j)
 				tk_log(TK_LOG_WARNING, "db.query_failed", "detail",
 				       PQresultErrorMessage(r), NULL);
 			}
+			PQclear(r);
+			return;
+		}
+		if (j->kind == TK_DBJOB_TOKEN_STATE) {
+			const char *params[] = { j->key_id, j->jti };
+			r = run_prepared(t, "token_state", 2, params);
+			if (!r)
+				continue;
+			if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+				j->key_active = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+				j->jti_revoked = strcmp(PQgetvalue(r, 0, 1), "t") == 0;
+				j->status = TK_DBJOB_OK;
+			}
+			PQclear(r);
+			return;
+		}
+		if (j->kind == TK_DBJOB_REVOKE || j->kind == TK_DBJOB_PURGE) {
+			char exp[24];
+			snprintf(exp, sizeof(exp), "%lld", (long long)j->exp);
+			const char *params[] = { j->jti, j->key_id, j->account, exp, j->actor };
+			r = j->kind == TK_DBJOB_REVOKE ? run_prepared(t, "revoke", 5, params)
+			                               : run_prepared(t, "purge", 0, NULL);
+			if (!r)
+				continue;
+			if (PQresultStatus(r) == PGRES_COMMAND_OK)
+				j->status = TK_DBJOB_OK;
+			else
+				tk_log(TK_LOG_WARNING, "db.query_failed", "detail", PQresultErrorMessage(r), NULL);
 			PQclear(r);
 			return;
 		}

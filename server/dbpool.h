@@ -33,6 +33,9 @@ typedef enum tk_dbjob_kind {
 	TK_DBJOB_KEY,        /* load one key by ID */
 	TK_DBJOB_LAST_USED,  /* write a batch of last-used times */
 	TK_DBJOB_SCOPES,     /* read the scope catalogue */
+	TK_DBJOB_TOKEN_STATE,/* is key_id usable now, and is jti revoked? (introspection) */
+	TK_DBJOB_REVOKE,     /* remember jti as revoked until exp */
+	TK_DBJOB_PURGE,      /* forget revoked tokens that have expired */
 } tk_dbjob_kind;
 
 /* Outcome of a job. */
@@ -57,6 +60,13 @@ struct tk_dbjob {
 	int64_t *times;
 	/* TK_DBJOB_SCOPES: malloc'd space-separated names, owned by the job's owner */
 	char *text;
+	/* TK_DBJOB_TOKEN_STATE and TK_DBJOB_REVOKE (key_id above) */
+	char jti[72];
+	char account[64];
+	int64_t exp;
+	char actor[96];
+	int key_active;        /* result: the key exists and may be used now */
+	int jti_revoked;       /* result: the jti is in revoked_tokens */
 };
 
 typedef struct tk_dbpool tk_dbpool;

@@ -149,6 +149,8 @@ static const struct route {
 	route_fn fn;
 } routes[] = {
 	{ "/oauth2/token", EP_TOKEN, tk_token_handle },
+	{ "/oauth2/introspect", EP_INTROSPECT, tk_introspect_handle },
+	{ "/oauth2/revoke", EP_REVOKE, tk_revoke_handle },
 	{ "/.well-known/jwks.json", EP_JWKS, tk_jwks_handle },
 	{ "/.well-known/oauth-authorization-server", EP_METADATA, tk_metadata_handle },
 	{ "/healthz", EP_HEALTH, tk_healthz_handle },
@@ -261,6 +263,28 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 	}
 	w->lastused.n = 0;
 	w->flush_inflight = 1;
+}
+
+static void purge_done(tk_dbjob *job)
+{
+	tk_worker *w = job->arg;
+	w->purge_inflight = 0;
+}
+
+static void purge_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	tk_worker *w = arg;
+	if (w->purge_inflight)
+		return;
+	memset(&w->purge_job, 0, sizeof(w->purge_job));
+	w->purge_job.kind = TK_DBJOB_PURGE;
+	w->purge_job.done = purge_done;
+	w->purge_job.reply = w->mbox;
+	w->purge_job.arg = w;
+	if (tk_dbpool_submit(w->srv->db, &w->purge_job) == 0)
+		w->purge_inflight = 1;
 }
 
 /* ---- workers ---- */
@@ -379,6 +403,11 @@ int tk_workers_start(tk_server *srv, char *err, size_t errlen)
 		event_add(w->flush_ev, &iv);
 		/* The loop has no lock (EVENT_BASE_FLAG_NOLOCK): other threads never
 		 * touch it; it watches the stop flag itself. */
+		if (i == 0) {
+			struct timeval pv = { 60, 0 };
+			w->purge_ev = event_new(w->base, -1, EV_PERSIST, purge_cb, w);
+			event_add(w->purge_ev, &pv);
+		}
 		struct timeval sv = { 0, 100000 };
 		w->stop_ev = event_new(w->base, -1, EV_PERSIST, stop_check_cb, w);
 		event_add(w->stop_ev, &sv);
@@ -414,6 +443,8 @@ void tk_workers_free(tk_server *srv)
 			event_free(w->flush_ev);
 		if (w->stop_ev)
 			event_free(w->stop_ev);
+		if (w->purge_ev)
+			event_free(w->purge_ev);
 		if (w->http)
 			evhttp_free(w->http);
 		tk_mailbox_free(w->mbox);

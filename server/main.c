@@ -28,6 +28,7 @@ static const char usage[] =
 	"  key ...               API keys: create, list, show, rename, disable, enable,\n"
 	"                        revoke, delete.\n"
 	"  config                Print the effective configuration (secrets masked).\n"
+	"  verify ...            Verify an access token against a JWKS and print its claims.\n"
 	"\n"
 	"Global options (accepted before or after the command):\n"
 	"  --config FILE         configuration file (default: $TOKEND_CONFIG, else none)\n"
@@ -98,6 +99,8 @@ int main(int argc, char **argv)
 		rc = cli_scope(argc - 1, argv + 1);
 	else if (strcmp(cmd, "key") == 0)
 		rc = cli_key(argc - 1, argv + 1);
+	else if (strcmp(cmd, "verify") == 0)
+		rc = cli_verify(argc - 1, argv + 1);
 	else if (strcmp(cmd, "config") == 0) {
 		if (cli_wants_help(argc - 1, argv + 1)) {
 			printf("usage: tokend config\n\nPrint the effective configuration, secrets masked.\n");

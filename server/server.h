@@ -18,6 +18,7 @@
 
 #include <tokend/crypto.h>
 #include <tokend/signer.h>
+#include <tokend/verify.h>
 
 #include "config.h"
 #include "dbpool.h"
@@ -34,7 +35,7 @@ typedef struct tk_server {
 	size_t jwks_len;
 	char jwks_etag[72];
 	char jwks_cache_control[64];
-	char *token_endpoint;                 /* issuer + "/oauth2/token" */
+	tk_verifier *verifier;                /* our own tokens: JWKS, issuer; thread-safe */
 	char *default_audience;
 	tk_keycache *cache;
 	tk_dbpool *db;
@@ -78,6 +79,9 @@ struct tk_worker {
 	int flush_inflight;
 	struct event *flush_ev;
 	struct event *stop_ev;
+	struct event *purge_ev;               /* worker 0: forget expired revoked tokens */
+	tk_dbjob purge_job;
+	int purge_inflight;
 	uint64_t reqseq;
 	size_t pending;                       /* token requests waiting on the database */
 };
@@ -103,6 +107,8 @@ void tk_http_oauth_error(tk_worker *w, struct evhttp_request *req, const tk_reqi
 
 /* Endpoint handlers. */
 void tk_token_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri);
+void tk_introspect_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri);
+void tk_revoke_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri);
 void tk_jwks_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri);
 void tk_metadata_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri);
 void tk_healthz_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri);

@@ -32,6 +32,17 @@ int tk_wellknown_init(tk_server *srv, char *err, size_t errlen)
 	snprintf(srv->jwks_etag, sizeof(srv->jwks_etag), "\"%s\"", b64);
 	snprintf(srv->jwks_cache_control, sizeof(srv->jwks_cache_control), "public, max-age=%lld",
 	         (long long)srv->cfg->jwks_max_age);
+	/* Introspection and revocation verify our own tokens, like a resource server would. */
+	char verr[256];
+	srv->verifier = tk_verifier_new();
+	if (!srv->verifier ||
+	    tk_verifier_load_jwks(srv->verifier, srv->jwks_body, srv->jwks_len, verr, sizeof(verr)) != 0 ||
+	    tk_verifier_set_issuer(srv->verifier, srv->cfg->issuer, verr, sizeof(verr)) != 0) {
+		snprintf(err, errlen, "cannot build the token verifier: %s", srv->verifier ? verr : "out of memory");
+		tk_verifier_free(srv->verifier);
+		srv->verifier = NULL;
+		return -1;
+	}
 	pthread_mutex_init(&srv->meta_mu, NULL);
 	atomic_store(&srv->meta_stale, 1);
 	return 0;
@@ -43,6 +54,8 @@ void tk_wellknown_free(tk_server *srv)
 	srv->jwks_body = NULL;
 	free(srv->meta_body);
 	srv->meta_body = NULL;
+	tk_verifier_free(srv->verifier);
+	srv->verifier = NULL;
 	pthread_mutex_destroy(&srv->meta_mu);
 }
 
@@ -88,6 +101,14 @@ static char *build_metadata(tk_server *srv, const char *scopes)
 	json_object_set_new(o, "grant_types_supported", json_pack("[s]", "client_credentials"));
 	json_object_set_new(o, "response_types_supported", json_array());
 	json_object_set_new(o, "token_endpoint_auth_methods_supported",
+	                    json_pack("[s,s]", "client_secret_basic", "client_secret_post"));
+	snprintf(url, sizeof(url), "%.*s/oauth2/introspect", (int)ilen, iss);
+	json_object_set_new(o, "introspection_endpoint", json_string(url));
+	json_object_set_new(o, "introspection_endpoint_auth_methods_supported",
+	                    json_pack("[s,s,s]", "client_secret_basic", "client_secret_post", "bearer"));
+	snprintf(url, sizeof(url), "%.*s/oauth2/revoke", (int)ilen, iss);
+	json_object_set_new(o, "revocation_endpoint", json_string(url));
+	json_object_set_new(o, "revocation_endpoint_auth_methods_supported",
 	                    json_pack("[s,s]", "client_secret_basic", "client_secret_post"));
 	json_t *sc = json_array();
 	const char *s = scopes;

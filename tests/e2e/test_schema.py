@@ -24,7 +24,7 @@ def keyed(tokend):
     """tokend with accounts acme (limit 10) and beta, three scopes, and one full key."""
     tokend.account("acme", "--key-limit", "10")
     tokend.account("beta")
-    tokend.scopes("read", "write", "admin")
+    tokend.seed_scopes("read", "write", "admin")
     k = tokend.create_key("acme", "victim", "read write",
                           "--audience", "https://api.example.com", "--subject", "member-1",
                           "--expires-at", "2031-06-01T00:00:00Z", "--token-lifetime", "5m")

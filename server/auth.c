@@ -1,0 +1,267 @@
+/*
+ * auth.c - OAuth client authentication (see auth.h).
+ */
+#include "auth.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include <tokend/keyfmt.h>
+
+#include "log.h"
+
+#define AUTH_FAILED "client authentication failed"
+
+/* Refusals are logged as <endpoint>.refused with the true reason. */
+static const char *refused_event(const tk_authreq *ar)
+{
+	switch (ar->ri.ep) {
+	case EP_TOKEN: return "token.refused";
+	case EP_INTROSPECT: return "introspect.refused";
+	case EP_REVOKE: return "revoke.refused";
+	default: return "auth.refused";
+	}
+}
+
+void tk_auth_free(tk_authreq *ar)
+{
+	if (ar->timer)
+		event_free(ar->timer);
+	ar->timer = NULL;
+	tk_wipe(ar->digest, sizeof(ar->digest));
+	ar->on_free(ar);
+}
+
+static void auth_failed(tk_authreq *ar, const char *reason)
+{
+	tk_worker *w = ar->w;
+	tk_metric_add(&w->metrics.auth_failures, 1);
+	tk_log(TK_LOG_INFO, refused_event(ar), "req", ar->ri.id, "client_id", ar->ri.client_id,
+	       "reason", reason, NULL);
+	if (ar->basic)
+		evhttp_add_header(evhttp_request_get_output_headers(ar->req), "WWW-Authenticate",
+		                  "Basic realm=\"tokend\", charset=\"UTF-8\"");
+	tk_http_oauth_error(w, ar->req, &ar->ri, 401, "invalid_client", AUTH_FAILED);
+}
+
+void tk_auth_unavailable(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *ri)
+{
+	tk_metric_add(&w->metrics.db_errors, 1);
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
+	tk_http_oauth_error(w, req, ri, 503, "temporarily_unavailable",
+	                    "the key store is unavailable; retry shortly");
+}
+
+void tk_auth_refuse(tk_authreq *ar, int status, const char *error, const char *description,
+                    const char *reason)
+{
+	tk_log(TK_LOG_INFO, refused_event(ar), "req", ar->ri.id, "client_id", ar->ri.client_id,
+	       "reason", reason, NULL);
+	tk_http_oauth_error(ar->w, ar->req, &ar->ri, status, error, description);
+}
+
+/* The key is known (or known not to exist): decide, then hand over or refuse.
+ * Returns 1 when on_key kept the request. */
+static int decide(tk_authreq *ar, const tk_key *k)
+{
+	tk_server *srv = ar->w->srv;
+	/* Same work whatever the outcome: one constant-time compare. */
+	int equal = tk_digest_equal(ar->digest, k->found ? k->hash : srv->dummy_hash);
+	const char *reason = NULL;
+	if (!k->found)
+		reason = "unknown_key";
+	else if (!equal || k->pepper_id != 1)
+		reason = "wrong_secret";
+	else if (!k->usable)
+		reason = "key_not_usable";   /* disabled, revoked, deleted or account disabled */
+	else if (k->expires_at && (int64_t)time(NULL) >= k->expires_at)
+		reason = "key_expired";
+	if (reason) {
+		auth_failed(ar, reason);
+		return 0;
+	}
+	return ar->on_key(ar, k);
+}
+
+static void lookup_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	tk_authreq *ar = arg;
+	ar->answered = 1;
+	tk_log(TK_LOG_WARNING, "auth.db_timeout", "req", ar->ri.id, NULL);
+	tk_auth_unavailable(ar->w, ar->req, &ar->ri);
+	/* The job still refers to ar: it is freed when the job comes back. */
+}
+
+static void lookup_done(tk_dbjob *job)
+{
+	tk_authreq *ar = job->arg;
+	tk_worker *w = ar->w;
+	w->pending--;
+	int kept = 0;
+	if (!ar->answered) {
+		event_del(ar->timer);
+		if (job->status == TK_DBJOB_OK && job->key) {
+			tk_keycache_put(w->srv->cache, job->key, ar->seq);
+			kept = decide(ar, job->key);
+		} else {
+			tk_auth_unavailable(w, ar->req, &ar->ri);
+		}
+	}
+	tk_key_release(job->key);
+	job->key = NULL;
+	if (!kept)
+		tk_auth_free(ar);
+}
+
+static int header_count(struct evkeyvalq *h, const char *name)
+{
+	int n = 0;
+	for (struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next)
+		if (strcasecmp(kv->key, name) == 0)
+			n++;
+	return n;
+}
+
+int tk_oauth_read_form(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *ri,
+                       const char *const *repeatable, tk_form *form)
+{
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+	memset(form, 0, sizeof(*form));
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+		evhttp_add_header(out, "Allow", "POST");
+		tk_http_oauth_error(w, req, ri, 405, "invalid_request", "use POST");
+		return -1;
+	}
+	if (evhttp_find_header(in, "Transfer-Encoding") || header_count(in, "Content-Length") > 1) {
+		evhttp_add_header(out, "Connection", "close");
+		tk_http_oauth_error(w, req, ri, 400, "invalid_request",
+		                    "send the body with a single Content-Length, not Transfer-Encoding");
+		return -1;
+	}
+	if (strchr(evhttp_request_get_uri(req), '?')) {
+		tk_http_oauth_error(w, req, ri, 400, "invalid_request",
+		                    "parameters must be sent in the request body, not the URI");
+		return -1;
+	}
+	const char *ctype = evhttp_find_header(in, "Content-Type");
+	static const char form_type[] = "application/x-www-form-urlencoded";
+	const size_t flen = sizeof(form_type) - 1;
+	if (!ctype || strncasecmp(ctype, form_type, flen) != 0 ||
+	    (ctype[flen] != '\0' && ctype[flen] != ';' && ctype[flen] != ' ')) {
+		tk_http_oauth_error(w, req, ri, 400, "invalid_request",
+		                    "the body must be application/x-www-form-urlencoded");
+		return -1;
+	}
+	struct evbuffer *body = evhttp_request_get_input_buffer(req);
+	size_t blen = evbuffer_get_length(body);
+	const char *bdata = blen ? (const char *)evbuffer_pullup(body, -1) : NULL;
+	const char *why = NULL;
+	if (tk_form_parse(bdata, blen, repeatable, form, &why) != 0) {
+		tk_http_oauth_error(w, req, ri, 400, "invalid_request", why);
+		return -1;
+	}
+	return 0;
+}
+
+void tk_auth_start(tk_authreq *ar, const tk_form *form)
+{
+	tk_worker *w = ar->w;
+	struct evhttp_request *req = ar->req;
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	char *basic_id = NULL, *basic_secret = NULL;
+	const char *secret = NULL, *why = NULL;
+
+	const char *authz = evhttp_find_header(in, "Authorization");
+	const char *body_id = tk_form_get_nonempty(form, "client_id");
+	const char *body_secret = tk_form_get(form, "client_secret");
+	if (header_count(in, "Authorization") > 1) {
+		tk_http_oauth_error(w, req, &ar->ri, 400, "invalid_request", "more than one Authorization header");
+		goto done;
+	}
+	if (tk_form_get(form, "client_assertion") || tk_form_get(form, "client_assertion_type")) {
+		tk_http_oauth_error(w, req, &ar->ri, 400, "invalid_request",
+		                    "client assertions are not supported; use client_secret_basic or client_secret_post");
+		goto done;
+	}
+	if (authz) {
+		ar->basic = 1;
+		if (body_secret) {
+			tk_http_oauth_error(w, req, &ar->ri, 400, "invalid_request",
+			                    "use one client authentication method, not Basic and client_secret together");
+			goto done;
+		}
+		if (tk_basic_parse(authz, strlen(authz), &basic_id, &basic_secret, &why) != 0) {
+			auth_failed(ar, "malformed_basic");
+			goto done;
+		}
+		if (body_id && strcmp(body_id, basic_id) != 0) {
+			tk_http_oauth_error(w, req, &ar->ri, 400, "invalid_request",
+			                    "client_id in the body differs from the Basic credentials");
+			goto done;
+		}
+		body_id = basic_id;
+		secret = basic_secret;
+	} else {
+		if (!body_id || !body_secret) {
+			ar->basic = 1;   /* no credentials at all: tell the client how to authenticate */
+			auth_failed(ar, "no_credentials");
+			goto done;
+		}
+		secret = body_secret;
+	}
+	/* A mistyped or forged ID or secret is refused before any hashing or database work. */
+	if (tk_key_id_check(body_id, strlen(body_id)) == TK_KEYFMT_OK) {
+		memcpy(ar->client_id, body_id, TK_KEY_ID_LEN + 1);
+		ar->ri.client_id = ar->client_id;
+	}
+	if (!ar->ri.client_id || tk_secret_check(secret, strlen(secret)) != TK_KEYFMT_OK) {
+		auth_failed(ar, "malformed_credentials");
+		goto done;
+	}
+	if (tk_hasher_hash(w->hasher, secret, strlen(secret), ar->digest) != 0) {
+		tk_http_oauth_error(w, req, &ar->ri, 500, "server_error", "internal error");
+		goto done;
+	}
+
+	tk_key *k = tk_keycache_get(w->srv->cache, ar->client_id);
+	if (k) {
+		tk_metric_add(&w->metrics.cache_hits, 1);
+		int kept = decide(ar, k);
+		tk_key_release(k);
+		tk_basic_free(basic_id, basic_secret);
+		if (!kept)
+			tk_auth_free(ar);
+		return;
+	}
+	tk_metric_add(&w->metrics.cache_misses, 1);
+	ar->seq = tk_keycache_seq(w->srv->cache);
+	ar->job.kind = TK_DBJOB_KEY;
+	ar->job.done = lookup_done;
+	ar->job.reply = w->mbox;
+	ar->job.arg = ar;
+	memcpy(ar->job.key_id, ar->client_id, sizeof(ar->job.key_id));
+	ar->timer = evtimer_new(w->base, lookup_timeout, ar);
+	if (!ar->timer || tk_dbpool_submit(w->srv->db, &ar->job) != 0) {
+		tk_log(TK_LOG_WARNING, "auth.db_unavailable", "req", ar->ri.id, NULL);
+		tk_auth_unavailable(w, req, &ar->ri);
+		goto done;
+	}
+	struct timeval tv = { w->srv->cfg->db_timeout, 0 };
+	evtimer_add(ar->timer, &tv);
+	w->pending++;
+	tk_basic_free(basic_id, basic_secret);
+	return;   /* lookup_done answers and frees */
+done:
+	tk_basic_free(basic_id, basic_secret);
+	tk_auth_free(ar);
+}
