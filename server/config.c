@@ -37,6 +37,8 @@ static const cf_param params[] = {
 	{ "pepper_file",              S(pepper_file),            "",            CF_PATH, 0, 0 },
 	{ "listen_address",           S(listen_address),         "127.0.0.1",   0, 0, 0 },
 	{ "listen_port",              I(listen_port),            "8080",        0, 0, 65535 },
+	{ "admin_listen_address",     S(admin_listen_address),   "127.0.0.1",   0, 0, 0 },
+	{ "admin_listen_port",        I(admin_listen_port),      "0",           0, 0, 65535 },
 	{ "workers",                  I(workers),                "2",           0, 1, 64 },
 	{ "issuer",                   S(issuer),                 "http://127.0.0.1:8080", 0, 0, 0 },
 	{ "signing_keys",             S(signing_keys),           "",            0, 0, 0 },

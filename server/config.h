@@ -21,6 +21,8 @@ typedef struct tk_config {
 	char *pepper_file;
 	char *listen_address;
 	int listen_port;
+	char *admin_listen_address;
+	int admin_listen_port;    /* 0: the admin API shares the main listener */
 	int workers;
 	char *issuer;
 	char *signing_keys;       /* space-separated paths */

@@ -288,6 +288,40 @@ static void do_job(dbthread *t, tk_dbjob *j)
 			PQclear(r);
 			return;
 		}
+		if (j->kind == TK_DBJOB_QUERY) {
+			PGresult *res = NULL;
+			int64_t deadline = now_ms() + t->pool->timeout_ms;
+			PGconn *c = t->conn;
+			if (PQsendQueryParams(c, j->sql, j->nparams, NULL, j->params, NULL, NULL, 0)) {
+				int broken = 0;
+				while (!broken && PQisBusy(c)) {
+					int64_t left = deadline - now_ms();
+					struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN };
+					if (left <= 0 || (poll(&pfd, 1, (int)left) < 0 && errno != EINTR) ||
+					    !PQconsumeInput(c))
+						broken = 1;
+				}
+				if (!broken) {
+					res = PQgetResult(c);
+					PGresult *extra;
+					while ((extra = PQgetResult(c)) != NULL)
+						PQclear(extra);
+				}
+			}
+			if (!res || PQstatus(c) != CONNECTION_OK) {
+				PQclear(res);
+				tk_log(TK_LOG_WARNING, "db.connection_lost", "detail", PQerrorMessage(c), NULL);
+				PQfinish(c);
+				t->conn = NULL;
+				atomic_fetch_sub(&t->pool->connected, 1);
+				if (j->no_retry)
+					return;
+				continue;
+			}
+			j->result = res;
+			j->status = TK_DBJOB_OK;   /* the owner reads the result's own status */
+			return;
+		}
 		if (j->kind == TK_DBJOB_TOKEN_STATE) {
 			const char *params[] = { j->key_id, j->jti };
 			r = run_prepared(t, "token_state", 2, params);

@@ -36,6 +36,7 @@ typedef enum tk_dbjob_kind {
 	TK_DBJOB_TOKEN_STATE,/* is key_id usable now, and is jti revoked? (introspection) */
 	TK_DBJOB_REVOKE,     /* remember jti as revoked until exp */
 	TK_DBJOB_PURGE,      /* forget revoked tokens that have expired */
+	TK_DBJOB_QUERY,      /* any statement: sql + text params -> result */
 } tk_dbjob_kind;
 
 /* Outcome of a job. */
@@ -67,6 +68,14 @@ struct tk_dbjob {
 	char actor[96];
 	int key_active;        /* result: the key exists and may be used now */
 	int jti_revoked;       /* result: the jti is in revoked_tokens */
+	/* TK_DBJOB_QUERY: a static statement, params owned by the job's owner; the
+	 * result (tuples or an error result) is owned by the owner (PQclear). A
+	 * statement that changes data sets no_retry: it is never sent twice. */
+	const char *sql;
+	int nparams;
+	const char *params[16];
+	int no_retry;
+	struct pg_result *result;
 };
 
 typedef struct tk_dbpool tk_dbpool;

@@ -19,6 +19,7 @@
 
 #include <jansson.h>
 
+#include "admin.h"
 #include "log.h"
 #include "server.h"
 
@@ -77,9 +78,13 @@ void tk_http_reply(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *r
 	const char *reason = NULL;
 	switch (status) {
 	case 200: reason = "OK"; break;
+	case 201: reason = "Created"; break;
 	case 304: reason = "Not Modified"; break;
 	case 400: reason = "Bad Request"; break;
 	case 401: reason = "Unauthorized"; break;
+	case 403: reason = "Forbidden"; break;
+	case 409: reason = "Conflict"; break;
+	case 422: reason = "Unprocessable Content"; break;
 	case 404: reason = "Not Found"; break;
 	case 405: reason = "Method Not Allowed"; break;
 	case 413: reason = "Payload Too Large"; break;
@@ -171,6 +176,28 @@ static void on_request(struct evhttp_request *req, void *arg)
 			routes[i].fn(w, req, &ri);
 			return;
 		}
+	}
+	if (plen > 10 && strncmp(uri, "/admin/v1/", 10) == 0 && !w->srv->cfg->admin_listen_port) {
+		ri.ep = EP_ADMIN;
+		return tk_admin_handle(w, req, &ri);
+	}
+	static const char nf[] = "{\"error\":\"not_found\",\"error_description\":\"no such endpoint\"}";
+	tk_http_reply(w, req, &ri, 404, "application/json", nf, sizeof(nf) - 1);
+}
+
+/* The admin listener (admin_listen_port set): the admin API and health only. */
+static void on_admin_request(struct evhttp_request *req, void *arg)
+{
+	tk_worker *w = arg;
+	tk_reqinfo ri = { .ep = EP_ADMIN, .start_us = tk_now_us() };
+	snprintf(ri.id, sizeof(ri.id), "%d-%llu", w->index, (unsigned long long)++w->reqseq);
+	const char *uri = evhttp_request_get_uri(req);
+	size_t plen = strcspn(uri, "?");
+	if (plen > 10 && strncmp(uri, "/admin/v1/", 10) == 0)
+		return tk_admin_handle(w, req, &ri);
+	if (plen == 8 && strncmp(uri, "/healthz", 8) == 0) {
+		ri.ep = EP_HEALTH;
+		return tk_healthz_handle(w, req, &ri);
 	}
 	static const char nf[] = "{\"error\":\"not_found\",\"error_description\":\"no such endpoint\"}";
 	tk_http_reply(w, req, &ri, 404, "application/json", nf, sizeof(nf) - 1);
@@ -398,6 +425,23 @@ int tk_workers_start(tk_server *srv, char *err, size_t errlen)
 			snprintf(err, errlen, "cannot accept on the listening socket");
 			return -1;
 		}
+		if (i == 0 && cfg->admin_listen_port) {
+			/* The admin API on its own listener, served by the first worker. */
+			w->admin_fd = bind_reuseport(cfg->admin_listen_address, cfg->admin_listen_port, err, errlen);
+			if (w->admin_fd < 0)
+				return -1;
+			w->admin_http = evhttp_new(w->base);
+			evhttp_set_max_headers_size(w->admin_http, cfg->max_header_size);
+			evhttp_set_max_body_size(w->admin_http, 65536);
+			evhttp_set_timeout(w->admin_http, (int)t);
+			evhttp_set_allowed_methods(w->admin_http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
+			                           EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH);
+			evhttp_set_gencb(w->admin_http, on_admin_request, w);
+			if (!evhttp_accept_socket_with_handle(w->admin_http, w->admin_fd)) {
+				snprintf(err, errlen, "cannot accept on the admin listening socket");
+				return -1;
+			}
+		}
 		struct timeval iv = { cfg->last_used_flush_interval, 0 };
 		w->flush_ev = event_new(w->base, -1, EV_PERSIST, flush_cb, w);
 		event_add(w->flush_ev, &iv);
@@ -447,6 +491,8 @@ void tk_workers_free(tk_server *srv)
 			event_free(w->purge_ev);
 		if (w->http)
 			evhttp_free(w->http);
+		if (w->admin_http)
+			evhttp_free(w->admin_http);
 		tk_mailbox_free(w->mbox);
 		tk_minter_free(w->minter);
 		tk_hasher_free(w->hasher);

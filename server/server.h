@@ -36,6 +36,7 @@ typedef struct tk_server {
 	char jwks_etag[72];
 	char jwks_cache_control[64];
 	tk_verifier *verifier;                /* our own tokens: JWKS, issuer; thread-safe */
+	tk_verifier *admin_verifier;          /* the same, and aud must contain the issuer */
 	char *default_audience;
 	tk_keycache *cache;
 	tk_dbpool *db;
@@ -70,6 +71,8 @@ struct tk_worker {
 	struct event_base *base;
 	struct evhttp *http;
 	evutil_socket_t fd;
+	struct evhttp *admin_http;            /* worker 0, when admin_listen_port is set */
+	evutil_socket_t admin_fd;
 	tk_mailbox *mbox;
 	tk_hasher *hasher;
 	tk_minter *minter;

@@ -43,6 +43,14 @@ int tk_wellknown_init(tk_server *srv, char *err, size_t errlen)
 		srv->verifier = NULL;
 		return -1;
 	}
+	srv->admin_verifier = tk_verifier_new();
+	if (!srv->admin_verifier ||
+	    tk_verifier_load_jwks(srv->admin_verifier, srv->jwks_body, srv->jwks_len, verr, sizeof(verr)) != 0 ||
+	    tk_verifier_set_issuer(srv->admin_verifier, srv->cfg->issuer, verr, sizeof(verr)) != 0 ||
+	    tk_verifier_set_audience(srv->admin_verifier, srv->cfg->issuer, verr, sizeof(verr)) != 0) {
+		snprintf(err, errlen, "cannot build the admin token verifier: %s", srv->admin_verifier ? verr : "out of memory");
+		return -1;
+	}
 	pthread_mutex_init(&srv->meta_mu, NULL);
 	atomic_store(&srv->meta_stale, 1);
 	return 0;
@@ -56,6 +64,8 @@ void tk_wellknown_free(tk_server *srv)
 	srv->meta_body = NULL;
 	tk_verifier_free(srv->verifier);
 	srv->verifier = NULL;
+	tk_verifier_free(srv->admin_verifier);
+	srv->admin_verifier = NULL;
 	pthread_mutex_destroy(&srv->meta_mu);
 }
 
