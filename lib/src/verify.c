@@ -6,7 +6,8 @@
  * template EVP_PKEY_CTX, initialised for verification with SHA-256 once;
  * a verification duplicates the template (no provider fetch, no lock) and
  * checks the signature over a SHA-256 digest computed with an EVP_MD fetched
- * once. EdDSA needs the one-shot EVP_DigestVerify, set up per call.
+ * once. EdDSA needs the one-shot EVP_DigestVerify: each key keeps an
+ * initialised EVP_MD_CTX template that a verification copies.
  *
  * Nothing in the verifier is written by tk_verify: the templates are only
  * read (EVP_PKEY_CTX_dup takes references with atomic counters), so one
@@ -55,6 +56,7 @@ struct vkey {
 	size_t sig_len;         /* exact signature length in bytes */
 	EVP_PKEY *pk;
 	EVP_PKEY_CTX *tmpl;     /* ES256 / RS256: verify-initialised template */
+	EVP_MD_CTX *ed_tmpl;    /* EdDSA: DigestVerify-initialised template */
 };
 
 struct tk_verifier {
@@ -185,6 +187,7 @@ static void key_release(struct vkey *k)
 {
 	free(k->kid);
 	EVP_PKEY_CTX_free(k->tmpl);
+	EVP_MD_CTX_free(k->ed_tmpl);
 	EVP_PKEY_free(k->pk);
 	memset(k, 0, sizeof(*k));
 }
@@ -348,6 +351,10 @@ static EVP_PKEY *jwk_rsa(json_t *o, char *why, size_t wl)
 		seterr(why, wl, "RSA modulus of %zu bits (accepted: %d..%d)", bits, RSA_MIN_BITS,
 		       RSA_MAX_BITS);
 		goto done;
+	}
+	while (el > 1 && e[0] == 0) {       /* value of e, not its encoding */
+		memmove(e, e + 1, el - 1);
+		el--;
 	}
 	if ((e[el - 1] & 1) == 0 || (el == 1 && e[0] < 3)) {
 		seterr(why, wl, "RSA public exponent must be odd and at least 3");
@@ -521,7 +528,16 @@ static enum entry parse_entry(json_t *o, const EVP_MD *md, struct vkey *k, char 
 	}
 	if (k->pk == NULL)
 		return ENTRY_FAIL;
-	if (implied != ALG_EDDSA) {
+	if (implied == ALG_EDDSA) {
+		k->ed_tmpl = EVP_MD_CTX_new();
+		if (k->ed_tmpl == NULL ||
+		    EVP_DigestVerifyInit_ex(k->ed_tmpl, NULL, NULL, NULL, NULL, k->pk, NULL) != 1) {
+			ERR_clear_error();
+			seterr(why, wl, "OpenSSL cannot set up verification with this key");
+			key_release(k);
+			return ENTRY_FAIL;
+		}
+	} else {
 		k->tmpl = make_template(k->pk, implied, md);
 		if (k->tmpl == NULL) {
 			seterr(why, wl, "OpenSSL cannot set up verification with this key");
@@ -874,9 +890,9 @@ static int check_signature(const tk_verifier *v, const struct vkey *k, const cha
 	int ok = -1;
 
 	if (k->alg == ALG_EDDSA) {
+		/* A copy of the initialised template: no provider fetch per call. */
 		EVP_MD_CTX *c = EVP_MD_CTX_new();
-		if (c != NULL &&
-		    EVP_DigestVerifyInit_ex(c, NULL, NULL, NULL, NULL, k->pk, NULL) == 1)
+		if (c != NULL && EVP_MD_CTX_copy_ex(c, k->ed_tmpl) == 1)
 			ok = EVP_DigestVerify(c, sig, siglen, (const unsigned char *)input, n) == 1;
 		EVP_MD_CTX_free(c);
 		ERR_clear_error();
@@ -1014,8 +1030,7 @@ static int check_claims(const tk_verifier *v, json_t *p, int64_t now, tk_claims 
 			              "audience does not include the expected one");
 	}
 
-	/* now, exp, nbf and iat are compared without overflow: leeway <= 60 and
-	 * now is a real clock, so now +/- leeway stays far inside int64_t. */
+	/* No overflow: |now| <= INT64_MAX / 2 (checked on entry), leeway <= 60. */
 	if (exp <= now - v->leeway)
 		return reject(TK_VERIFY_EXPIRED, err, errlen, "token expired");
 	if (has_nbf && nbf > now + v->leeway)
@@ -1118,6 +1133,8 @@ int tk_verify_at(const tk_verifier *v, const char *token, size_t len, int64_t no
 		err[0] = '\0';
 	if (v == NULL || token == NULL)
 		return reject(TK_VERIFY_EINVAL, err, errlen, "no verifier or no token");
+	if (now < INT64_MIN / 2 || now > INT64_MAX / 2)
+		return reject(TK_VERIFY_EINVAL, err, errlen, "clock value out of range");
 	if (v->issuer == NULL || v->nkeys == 0)
 		return reject(TK_VERIFY_EINVAL, err, errlen, "verifier has no %s",
 		              v->issuer == NULL ? "issuer" : "keys");
