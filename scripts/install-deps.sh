@@ -25,9 +25,14 @@ PACKAGES=(
   libevent-dev libssl-dev libjansson-dev libpq-dev
   postgresql-15 postgresql-client-15
   python3 python3-pytest python3-requests python3-jwt python3-cryptography
-  python3-requests-oauthlib python3-authlib python3-psycopg2
+  python3-requests-oauthlib python3-authlib python3-psycopg2 python3-yaml
   wrk curl ca-certificates xz-utils dpkg-dev openssl
 )
+# node + npm for tests/interop (openid-client, jose): Debian's packages (Debian 12: nodejs 18,
+# npm 9) unless node is already installed otherwise (a NodeSource nodejs bundles npm and
+# conflicts with Debian's npm package).
+command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)
+command -v npm  >/dev/null 2>&1 || PACKAGES+=(npm)
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
 die() { printf 'install-deps: error: %s\n' "$*" >&2; exit 1; }

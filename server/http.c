@@ -205,53 +205,77 @@ static void on_admin_request(struct evhttp_request *req, void *arg)
 
 /* ---- last-used batching ---- */
 
-void tk_lastused_mark(tk_worker *w, const char *key_id)
+static uint64_t id_hash(const char *id)
 {
-	tk_lastused *lu = &w->lastused;
-	int64_t now = (int64_t)time(NULL);
-	for (size_t i = 0; i < lu->n; i++) {
-		if (strcmp(lu->ids[i], key_id) == 0) {
-			lu->times[i] = now;
-			return;
+	uint64_t h = 1469598103934665603ULL;
+	for (; *id; id++) {
+		h ^= (unsigned char)*id;
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+/* Insert or update; returns 0, or -1 when full. */
+static int lastused_put(tk_lastused *lu, const char *key_id, int64_t t)
+{
+	if (lu->cap == 0 || (lu->n + 1) * 4 > lu->cap * 3) {
+		size_t cap = lu->cap ? lu->cap * 2 : 256;
+		if (cap > TK_LASTUSED_MAX * 2 && lu->cap)
+			cap = lu->cap;   /* at the bound: keep probing the table we have */
+		if (cap != lu->cap) {
+			char (*ids)[TK_KEY_ID_LEN + 1] = calloc(cap, sizeof(*ids));
+			int64_t *times = calloc(cap, sizeof(*times));
+			if (!ids || !times) {
+				free(ids);
+				free(times);
+				return -1;
+			}
+			for (size_t i = 0; i < lu->cap; i++) {
+				if (!lu->ids[i][0])
+					continue;
+				size_t j = id_hash(lu->ids[i]) & (cap - 1);
+				while (ids[j][0])
+					j = (j + 1) & (cap - 1);
+				memcpy(ids[j], lu->ids[i], sizeof(ids[j]));
+				times[j] = lu->times[i];
+			}
+			free(lu->ids);
+			free(lu->times);
+			lu->ids = ids;
+			lu->times = times;
+			lu->cap = cap;
 		}
 	}
-	if (lu->n == lu->cap) {
-		/* Bounded: past 4096 distinct keys per interval, further marks wait. */
-		if (lu->cap >= 4096)
-			return;
-		size_t cap = lu->cap ? lu->cap * 2 : 64;
-		void *ids = realloc(lu->ids, cap * sizeof(*lu->ids));
-		if (!ids)
-			return;
-		lu->ids = ids;
-		void *times = realloc(lu->times, cap * sizeof(*lu->times));
-		if (!times)
-			return;
-		lu->times = times;
-		lu->cap = cap;
+	size_t j = id_hash(key_id) & (lu->cap - 1);
+	while (lu->ids[j][0]) {
+		if (strcmp(lu->ids[j], key_id) == 0) {
+			if (t > lu->times[j])
+				lu->times[j] = t;
+			return 0;
+		}
+		j = (j + 1) & (lu->cap - 1);
 	}
-	snprintf(lu->ids[lu->n], sizeof(lu->ids[0]), "%s", key_id);
-	lu->times[lu->n] = now;
+	if (lu->n >= TK_LASTUSED_MAX)
+		return -1;
+	snprintf(lu->ids[j], sizeof(lu->ids[j]), "%s", key_id);
+	lu->times[j] = t;
 	lu->n++;
+	return 0;
+}
+
+void tk_lastused_mark(tk_worker *w, const char *key_id)
+{
+	lastused_put(&w->lastused, key_id, (int64_t)time(NULL));
 }
 
 static void flush_done(tk_dbjob *job)
 {
 	tk_worker *w = job->arg;
 	if (job->status != TK_DBJOB_OK) {
-		/* Merge the batch back: nothing is lost while the database is away. */
-		for (size_t i = 0; i < job->n; i++) {
-			int found = 0;
-			for (size_t k = 0; k < w->lastused.n; k++)
-				if (strcmp(w->lastused.ids[k], job->ids[i]) == 0) {
-					found = 1;
-					break;
-				}
-			if (!found && w->lastused.n < w->lastused.cap) {
-				memcpy(w->lastused.ids[w->lastused.n], job->ids[i], sizeof(job->ids[i]));
-				w->lastused.times[w->lastused.n++] = job->times[i];
-			}
-		}
+		/* Merge the batch back (newest time wins): nothing is lost while the
+		 * database is away, and memory stays bounded by the number of keys. */
+		for (size_t i = 0; i < job->n; i++)
+			lastused_put(&w->lastused, job->ids[i], job->times[i]);
 	}
 	free(job->ids);
 	free(job->times);
@@ -281,13 +305,19 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 		free(job->times);
 		return;
 	}
-	memcpy(job->ids, w->lastused.ids, job->n * sizeof(*job->ids));
-	memcpy(job->times, w->lastused.times, job->n * sizeof(*job->times));
+	size_t k = 0;
+	for (size_t i = 0; i < w->lastused.cap && k < job->n; i++) {
+		if (!w->lastused.ids[i][0])
+			continue;
+		memcpy(job->ids[k], w->lastused.ids[i], sizeof(job->ids[k]));
+		job->times[k++] = w->lastused.times[i];
+	}
 	if (tk_dbpool_submit(w->srv->db, job) != 0) {
 		free(job->ids);
 		free(job->times);
 		return;   /* keep the marks for the next interval */
 	}
+	memset(w->lastused.ids, 0, w->lastused.cap * sizeof(*w->lastused.ids));
 	w->lastused.n = 0;
 	w->flush_inflight = 1;
 }

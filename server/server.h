@@ -57,10 +57,12 @@ typedef struct tk_server {
 	int64_t started_at;
 } tk_server;
 
-/* Last-used marks, merged per key, flushed in one statement per interval. */
+/* Last-used marks, merged per key (open-addressing hash on the key ID),
+ * flushed in one statement per interval. Bounded: TK_LASTUSED_MAX keys. */
+#define TK_LASTUSED_MAX 262144
 typedef struct tk_lastused {
-	size_t n, cap;
-	char (*ids)[TK_KEY_ID_LEN + 1];
+	size_t n, cap;                         /* cap: a power of two, 0 before first use */
+	char (*ids)[TK_KEY_ID_LEN + 1];        /* "" = empty slot */
 	int64_t *times;
 } tk_lastused;
 

@@ -2,11 +2,16 @@
 End-to-end test fixtures: the real `tokend` binary against a real PostgreSQL 15.
 
 Layout
-  pg        (session)   one throwaway cluster (scripts/pg.sh) for the whole run
-  db        (function)  a fresh database per test; yields its URL
-  tokend    (function)  a config file + pepper bound to `db`, already migrated;
-                        .run() / .json() / .refused() / .usage_error() / .query()
-  make_tokend (function) factory for extra instances (no migrate, no pepper, ...)
+  pg          (session)  one throwaway cluster (scripts/pg.sh) for the whole run;
+                         .url(db) .stop(mode) .start() .dir .log_text()
+  db          (function) a fresh, empty database per test; yields its URL
+  template_db (session)  a database migrated once by `tokend migrate`
+  tokend      (function) a config file + pepper file bound to a fresh clone of
+                         template_db: .run() .json() .refused() .usage_error()
+                         .query() .dicts() .spawn() .config .db_url .pepper
+  make_tokend (function) factory for more instances (unmigrated, no pepper, ...)
+  offline_tokend (function) a config whose database_url is a closed port
+  workdir     (function) a fresh directory under the session's temp dir
 
 Every stdout/stderr the binary prints is recorded in OUTPUTS (session-wide) so
 that tests can scan it for leaked secrets. After each test:
@@ -17,6 +22,7 @@ that tests can scan it for leaked secrets. After each test:
 The binary is $TOKEND_BIN, else build/tokend. Tests marked `binary` fail
 (never skip) with a clear message when it is missing.
 """
+pytest_plugins = ["server"]  # fixtures for `tokend serve` (tests/e2e/server.py)
 import atexit
 import base64
 import datetime as dt
@@ -460,6 +466,10 @@ class Tokend:
         for n in names:
             self.run("scope", "add", n, check=0)
 
+    def seed_scopes(self, *names):
+        """Add catalogue scopes with one SQL statement (setup only: `scope add` has its own tests)."""
+        db_query(self.db_url, "INSERT INTO scopes (name) SELECT unnest(%s::text[])", (list(names),), fetch=False)
+
     def create_key(self, account, name="k", scopes="read", *extra):
         k = self.json("key", "create", "--account", account, "--name", name, "--scopes", scopes, *extra)
         assert KEY_ID_RE.match(k.get("client_id", "")), k
@@ -542,26 +552,86 @@ def describe(r, what):
             f"  stdout: {r.stdout[:3000]!r}\n  stderr: {r.stderr[:3000]!r}")
 
 
+@pytest.fixture(scope="session")
+def template_db(pg, tokend_bin):
+    """A database migrated once by `tokend migrate`, cloned for every `tokend` fixture.
+
+    Cloning (CREATE DATABASE ... TEMPLATE) saves the migration work per test.
+    """
+    name = "tokend_template_" + uuid.uuid4().hex[:8]
+    conn = pg.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}" STRATEGY = FILE_COPY')
+    finally:
+        conn.close()
+    t = Tokend(tokend_bin, Path(pg.base) / "work" / name, pg.url(name), pepper=False)
+    r = t.run("migrate")
+    if r.returncode != 0:
+        pytest.fail(f"`tokend migrate` fails on an empty database: exit {r.returncode}\n{r.stderr}",
+                    pytrace=False)
+    return name
+
+
 @pytest.fixture
-def make_tokend(tokend_bin, db, tmp_path):
-    """Factory: make_tokend(db_url=None, migrate=True, pepper=True, extra_config="")."""
+def workdir(pg, request):
+    """A fresh directory for this test's files (configs, pepper, logs), removed with the session."""
+    d = Path(tempfile.mkdtemp(prefix="t-", dir=_session_work(pg)))
+    return d
+
+
+def _session_work(pg):
+    w = Path(pg.base) / "work"
+    w.mkdir(exist_ok=True)
+    return w
+
+
+@pytest.fixture
+def make_tokend(tokend_bin, pg, workdir, request):
+    """Factory: make_tokend(db_url=None, *, migrate=True, pepper=True, extra_config="").
+
+    Without db_url each call gets a database of its own: with migrate=True a clone
+    of `template_db` (migrated by `tokend migrate` once per session; running it
+    again on every clone would only repeat the no-op that test_migrate_twice
+    checks), else the empty per-test `db`. With db_url, migrate=True runs
+    `tokend migrate` on it.
+    """
     n = [0]
+    clones = []
 
     def make(db_url=None, *, migrate=True, pepper=True, extra_config=""):
         n[0] += 1
-        t = Tokend(tokend_bin, tmp_path / f"tokend{n[0]}", db_url or db,
-                   pepper=pepper, extra_config=extra_config)
-        if migrate:
+        cloned = False
+        if db_url is None and migrate:
+            tmpl = request.getfixturevalue("template_db")
+            name = "t_" + uuid.uuid4().hex
+            conn = pg.connect()
+            try:
+                with conn.cursor() as cur:
+                    cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{tmpl}" STRATEGY = FILE_COPY')
+            finally:
+                conn.close()
+            clones.append(name)
+            db_url = pg.url(name)
+            cloned = True
+        elif db_url is None:
+            db_url = request.getfixturevalue("db")
+        t = Tokend(tokend_bin, workdir / f"tokend{n[0]}", db_url, pepper=pepper, extra_config=extra_config)
+        if migrate and not cloned:
             t.migrate()
         return t
 
-    return make
+    yield make
+    if clones and not pg.running:
+        pg.start()
+    for name in clones:
+        pg.drop_database(name)
 
 
 @pytest.fixture
-def offline_tokend(tokend_bin, tmp_path):
+def offline_tokend(tokend_bin, workdir):
     """tokend whose database_url points at a closed port (nothing listens there)."""
-    return Tokend(tokend_bin, tmp_path / "offline", closed_port_url())
+    return Tokend(tokend_bin, workdir / "offline", closed_port_url())
 
 
 @pytest.fixture

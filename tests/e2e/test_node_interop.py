@@ -8,6 +8,7 @@ typ at+jwt, ES256), and rejects a tampered token, a wrong audience, issuer, typ
 or algorithm. The node side is tests/interop/run.mjs, pinned by
 tests/interop/package-lock.json; its node_modules is installed here with
 `npm ci` when missing. Without node or npm these tests fail (never skip).
+Runs on node 18 (Debian 12's nodejs package) and on node 20 and later.
 """
 import json
 import os
@@ -50,12 +51,28 @@ def _deps_installed():
     return all((nm / p / "package.json").is_file() for p in ("openid-client", "jose", "oauth4webapi"))
 
 
+class Node:
+    def __init__(self, path, major):
+        self.path = path
+        self.major = major
+
+    def env(self):
+        """Environment for running node: on node 18 (Debian 12's nodejs), the WebCrypto
+        global that jose 6 and openid-client 6 use is behind a flag (on by default
+        from node 19)."""
+        env = dict(os.environ)
+        if self.major < 19:
+            env["NODE_OPTIONS"] = (env.get("NODE_OPTIONS", "") + " --experimental-global-webcrypto").strip()
+        return env
+
+
 @pytest.fixture(scope="module")
 def node():
-    node = _tool("node")
-    major = _node_major(node)
-    if major < 20:
-        pytest.fail(f"node {major} is too old for openid-client 6 / jose 6: need node >= 20", pytrace=False)
+    path = _tool("node")
+    major = _node_major(path)
+    if major < 18:
+        pytest.fail(f"node {major} is too old for openid-client 6 / jose 6: need node >= 18 "
+                    f"(Debian 12's nodejs is 18)", pytrace=False)
     if not _deps_installed():
         npm = _tool("npm")
         r = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=INTEROP, capture_output=True,
@@ -63,7 +80,7 @@ def node():
         if r.returncode != 0 or not _deps_installed():
             pytest.fail(f"`npm ci` in {INTEROP} failed (exit {r.returncode}):\n{r.stdout[-3000:]}\n"
                         f"{r.stderr[-3000:]}", pytrace=False)
-    return node
+    return Node(path, major)
 
 
 # --------------------------------------------------------------------------
@@ -117,11 +134,11 @@ def serve(tokend, *extra_lines):
 
 
 def run_interop(node, srv, key, **env_extra):
-    env = dict(os.environ)
+    env = node.env()
     env.update({"TOKEND_ISSUER": srv.issuer, "TOKEND_CLIENT_ID": key["client_id"],
                 "TOKEND_CLIENT_SECRET": key["client_secret"], "NO_COLOR": "1"})
     env.update({k: v for k, v in env_extra.items() if v is not None})
-    r = subprocess.run([node, str(INTEROP / "run.mjs")], cwd=INTEROP, capture_output=True, text=True,
+    r = subprocess.run([node.path, str(INTEROP / "run.mjs")], cwd=INTEROP, capture_output=True, text=True,
                        timeout=120, env=env, stdin=subprocess.DEVNULL)
     assert key["client_secret"] not in r.stdout + r.stderr, "run.mjs printed the client secret"
     try:

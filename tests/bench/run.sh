@@ -1,0 +1,353 @@
+#!/usr/bin/env bash
+# tokend token-endpoint benchmark. A benchmark, not a test: it prints figures and
+# exits 0 unless something could not be set up or measured (it does not judge them).
+#
+#   tests/bench/run.sh            (as root or as a user; see tests/bench/README.md)
+#
+# Everything runs on this machine over loopback and is bounded in time. It starts a
+# throwaway PostgreSQL (scripts/pg.sh, in a temp dir; as root the server runs as the
+# user tokendpg), migrates, provisions keys, runs `tokend serve` (workers=2,
+# log_level=warning) and drives POST /oauth2/token with wrk (keep-alive):
+#   run 1  one key (client_secret_basic), after a short warm-up
+#   run 2  BENCH_KEYS keys (default 100,000) inserted with one COPY, first loaded into
+#          the cache by one sequential pass (cold-cache figure), then requested at random
+# plus `openssl speed ecdsap256` on one core and on 2 (-multi 2) for the ratio
+# tokens/s / signatures/s, tokend's RSS, and (if perf works) the top symbols.
+# It stops everything it started, even on failure or Ctrl-C.
+#
+# Environment (defaults in brackets):
+#   BENCH_SECONDS [15]       length of each measured wrk run
+#   BENCH_CONNECTIONS [64]   wrk connections        BENCH_THREADS [2]  wrk threads
+#   BENCH_WORKERS [2]        tokend worker threads
+#   BENCH_KEYS [100000]      keys for run 2         BENCH_ACCOUNTS [1000] accounts they are spread over
+#   BENCH_WARM_MAX [120]     upper bound (s) of run 2's cache-loading pass
+#   BENCH_PERF [1]           0: no perf profile     BENCH_VERBOSE [0] 1: also print wrk's own output
+#   BENCH_KEEP               set: keep the temp dir (logs, wrk output, perf.data)
+#   TOKEND_BIN [build/tokend]
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+HERE="$ROOT/tests/bench"
+BIN=${TOKEND_BIN:-$ROOT/build/tokend}
+RUN_S=${BENCH_SECONDS:-15}
+CONNS=${BENCH_CONNECTIONS:-64}
+THREADS=${BENCH_THREADS:-2}
+WORKERS=${BENCH_WORKERS:-2}
+NKEYS=${BENCH_KEYS:-100000}
+NACCOUNTS=${BENCH_ACCOUNTS:-1000}
+WARM_MAX=${BENCH_WARM_MAX:-120}
+PERF=${BENCH_PERF:-1}
+VERBOSE=${BENCH_VERBOSE:-0}
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=python3
+
+die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
+note() { printf 'bench: %s\n' "$*" >&2; }
+
+for v in RUN_S CONNS THREADS WORKERS NKEYS NACCOUNTS WARM_MAX; do
+  [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
+done
+[ "$NKEYS" -ge "$NACCOUNTS" ] || NACCOUNTS=$NKEYS
+# The schema caps key_limit at 100000 per account.
+PER_ACCOUNT=$(( (NKEYS + NACCOUNTS - 1) / NACCOUNTS ))
+[ "$PER_ACCOUNT" -le 100000 ] || die "BENCH_KEYS / BENCH_ACCOUNTS must be <= 100000"
+
+[ -x "$BIN" ] || die "tokend binary not found: $BIN (scripts/build.sh normal, or set TOKEND_BIN)"
+for t in wrk openssl curl "$PY"; do
+  command -v "$t" >/dev/null 2>&1 || die "$t not found (Debian: apt-get install wrk openssl curl python3)"
+done
+PSQL="$PGBIN/psql"; [ -x "$PSQL" ] || PSQL=$(command -v psql) || die "psql not found (postgresql-client-15)"
+
+# --------------------------------------------------------------------------
+# Temp dir, and cleanup of everything started
+# --------------------------------------------------------------------------
+TMP=$(mktemp -d /tmp/tokend-bench-XXXXXX)
+chmod 755 "$TMP"              # scripts/pg.sh runs PostgreSQL as tokendpg when we are root
+PG="$TMP/pg"
+TOKEND_PID=""; WRK_PID=""; PERF_PID=""
+
+# Run a private copy of the binary (and of libtokend when it is a shared library):
+# a rebuild during the run then neither changes what is measured nor hides perf's symbols.
+mkdir -p "$TMP/bin"
+cp "$BIN" "$TMP/bin/tokend"
+LIBTOKEND=$(ldd "$BIN" 2>/dev/null | awk '$1 ~ /^libtokend/ && $3 ~ /^\// { print $3 }')
+[ -z "$LIBTOKEND" ] || cp "$LIBTOKEND" "$TMP/bin/"
+ORIG_BIN=$BIN
+BIN="$TMP/bin/tokend"
+export LD_LIBRARY_PATH="$TMP/bin${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+
+stop_tokend() {
+  [ -n "$TOKEND_PID" ] || return 0
+  if kill -0 "$TOKEND_PID" 2>/dev/null; then
+    kill -TERM "$TOKEND_PID" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$TOKEND_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$TOKEND_PID" 2>/dev/null || true
+  fi
+  wait "$TOKEND_PID" 2>/dev/null || true
+  TOKEND_PID=""
+}
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  for p in "$WRK_PID" "$PERF_PID"; do
+    [ -n "$p" ] && kill -TERM "$p" 2>/dev/null && wait "$p" 2>/dev/null
+  done
+  stop_tokend
+  [ -f "$PG/data/postmaster.pid" ] && bash "$ROOT/scripts/pg.sh" stop "$PG" fast >/dev/null 2>&1
+  if [ -n "${BENCH_KEEP:-}" ]; then note "kept $TMP"; else rm -rf "$TMP"; fi
+  exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------
+free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+sql() { "$PSQL" -X -q -v ON_ERROR_STOP=1 -d "$DB_URL" "$@"; }
+
+tokend() { "$BIN" --config "$CONF" "$@"; }
+
+start_tokend() {   # $1: log name. Not through the tokend() function: $! must be tokend itself.
+  "$BIN" --config "$CONF" serve >"$TMP/$1.log" 2>&1 &
+  TOKEND_PID=$!
+  for _ in $(seq 200); do
+    kill -0 "$TOKEND_PID" 2>/dev/null || { tail -20 "$TMP/$1.log" >&2; die "tokend serve exited"; }
+    [ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/readyz")" = 200 ] && return 0
+    sleep 0.1
+  done
+  tail -20 "$TMP/$1.log" >&2
+  die "tokend not ready after 20 s"
+}
+
+metric() {   # value of an unlabelled metric
+  curl -s "$BASE/metrics" | awk -v n="$1" '$1 == n { print $2; exit }'
+}
+
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$TOKEND_PID/status"; }
+
+# tokend's CPU time so far (user + system), in clock ticks.
+CLK_TCK=$(getconf CLK_TCK)
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$TOKEND_PID/stat"; }
+
+# wrk in the background; $1 label, $2 script, $3 seconds, then VAR=value env pairs.
+wrk_start() {
+  local label=$1 script=$2 secs=$3; shift 3
+  env "$@" BENCH_THREADS="$THREADS" timeout -s INT $((secs + 60)) \
+    wrk -t"$THREADS" -c"$CONNS" -d"${secs}s" --latency -s "$script" "$BASE/oauth2/token" \
+    >"$TMP/wrk-$label.out" 2>&1 &
+  WRK_PID=$!
+}
+
+wrk_wait() {   # $1 label
+  local rc=0
+  wait "$WRK_PID" || rc=$?
+  WRK_PID=""
+  grep -q '^BENCH ' "$TMP/wrk-$1.out" || { cat "$TMP/wrk-$1.out" >&2; die "wrk ($1) failed (exit $rc)"; }
+  if [ "$VERBOSE" = 1 ]; then sed 's/^/    | /' "$TMP/wrk-$1.out"; fi
+}
+
+field() { sed -n 's/^BENCH .*\b'"$2"'=\([0-9.]*\).*/\1/p' "$TMP/wrk-$1.out"; }
+
+ms() { awk -v u="$1" 'BEGIN { printf "%.2f", u / 1000 }'; }
+
+# Print the figures of one wrk run; sets TPS.
+# $1 label, $2 tokens issued by tokend meanwhile, $3 tokend CPU ticks meanwhile.
+report() {
+  local l=$1 issued=$2 ticks=$3 req dur non2xx
+  req=$(field "$l" requests); dur=$(field "$l" duration_us); non2xx=$(field "$l" non2xx)
+  TPS=$(awk -v r="$req" -v n="$non2xx" -v d="$dur" 'BEGIN { printf "%.0f", (r - n) / (d / 1e6) }')
+  printf '  tokens/s            %s\n' "$TPS"
+  printf '  latency p50 p90 p99 p99.9 max   %s %s %s %s %s ms\n' \
+    "$(ms "$(field "$l" p50_us)")" "$(ms "$(field "$l" p90_us)")" "$(ms "$(field "$l" p99_us)")" \
+    "$(ms "$(field "$l" p999_us)")" "$(ms "$(field "$l" max_us)")"
+  printf '  requests            %s in %s s; non-2xx %s; socket errors: connect %s read %s write %s timeout %s\n' \
+    "$req" "$(awk -v d="$dur" 'BEGIN { printf "%.2f", d / 1e6 }')" "$non2xx" \
+    "$(field "$l" connect_err)" "$(field "$l" read_err)" "$(field "$l" write_err)" "$(field "$l" timeouts)"
+  printf '  tokens issued       %s (tokend_tokens_issued_total delta)\n' "$issued"
+  # CPU per token does not depend on what else runs on the machine, unlike tokens/s.
+  awk -v t="$ticks" -v hz="$CLK_TCK" -v d="$dur" -v n="$issued" 'BEGIN {
+    printf "  tokend CPU          %.2f cores busy, %.1f us of CPU per token\n", t / hz / (d / 1e6), (n > 0 ? t / hz / n * 1e6 : 0) }'
+}
+
+# Best effort: profile tokend under the load of $1 (script) for 5 s, print the top 15.
+profile() {
+  local label=$1 script=$2; shift 2
+  [ "$PERF" = 1 ] && command -v perf >/dev/null 2>&1 || return 0
+  wrk_start "perf-$label" "$script" 8 "$@"
+  sleep 1.5
+  if perf record -F 999 -g -p "$TOKEND_PID" -o "$TMP/perf-$label.data" -- sleep 5 \
+       >"$TMP/perf-$label.log" 2>&1; then
+    wrk_wait "perf-$label" >/dev/null
+    echo "  perf: tokend's CPU time by library (5 s under load; wrk and perf share the 2 cores)"
+    perf report -i "$TMP/perf-$label.data" --stdio --no-children -g none --sort dso \
+      >"$TMP/perf-$label-dso.txt" 2>/dev/null || true
+    grep -E '^ +[0-9.]+%' "$TMP/perf-$label-dso.txt" | head -8 | sed 's/^ */    /' || true
+    echo "  perf: top 15 symbols (self time)"
+    perf report -i "$TMP/perf-$label.data" --stdio --no-children -g none --sort dso,sym \
+      >"$TMP/perf-$label.txt" 2>/dev/null || true
+    grep -E '^ +[0-9.]+%' "$TMP/perf-$label.txt" | head -15 | sed 's/^ */    /' || true
+  else
+    wait "$WRK_PID" 2>/dev/null || true; WRK_PID=""
+  fi
+}
+
+sign_per_s() { openssl speed -seconds 5 "$@" ecdsap256 2>/dev/null | awk '/ecdsa \(nistp256\)/ { v = $(NF-1) } END { print v }'; }
+
+# --------------------------------------------------------------------------
+# Setup
+# --------------------------------------------------------------------------
+echo "tokend benchmark — $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "  machine   $(nproc) cores, $(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+echo "  tokend    $("$BIN" --version 2>/dev/null | head -1) ($ORIG_BIN), workers=$WORKERS"
+echo "  wrk       $(wrk --version 2>&1 | head -1 | awk '{ print $2 }'), $THREADS threads, $CONNS connections, keep-alive, ${RUN_S} s per run"
+echo "  openssl   $(openssl version)"
+loadavg() { awk '{ print $1 }' /proc/loadavg; }
+LOAD0=$(loadavg)
+echo "  load      $LOAD0 (1-min load average before the run)"
+awk -v l="$(loadavg)" 'BEGIN { exit !(l > 1.0) }' \
+  && echo "  WARNING   other processes are busy on this machine: the figures below will be low and noisy"
+
+note "starting PostgreSQL in $PG"
+bash "$ROOT/scripts/pg.sh" init "$PG" >/dev/null
+bash "$ROOT/scripts/pg.sh" start "$PG" >/dev/null
+"$PSQL" -X -q -v ON_ERROR_STOP=1 -d "$(bash "$ROOT/scripts/pg.sh" url "$PG")" -c 'CREATE DATABASE tokend_bench'
+DB_URL=$(bash "$ROOT/scripts/pg.sh" url "$PG" tokend_bench)
+
+umask 077
+openssl rand -base64 32 >"$TMP/pepper"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$TMP/signing-es256.pem" 2>/dev/null
+chmod 600 "$TMP/pepper" "$TMP/signing-es256.pem"
+PORT=$(free_port)
+BASE="http://127.0.0.1:$PORT"
+CONF="$TMP/tokend.conf"
+cat >"$CONF" <<EOF
+database_url = $DB_URL
+pepper_file = $TMP/pepper
+signing_keys = $TMP/signing-es256.pem
+issuer = $BASE
+listen_address = 127.0.0.1
+listen_port = $PORT
+workers = $WORKERS
+log_level = warning
+EOF
+
+tokend migrate >/dev/null
+tokend scope add bench:read --description "benchmark" >/dev/null
+tokend account create bench --name "benchmark" >/dev/null
+KEY_JSON=$(tokend key create --account bench --name "bench key" --scopes bench:read --json)
+AUTH=$(printf '%s' "$KEY_JSON" | "$PY" -c 'import base64, json, sys; k = json.load(sys.stdin); print(base64.b64encode((k["client_id"] + ":" + k["client_secret"]).encode()).decode())')
+unset KEY_JSON
+
+# --------------------------------------------------------------------------
+# Run 1: one key
+# --------------------------------------------------------------------------
+start_tokend tokend-run1
+code=$(curl -s -o "$TMP/first.json" -w '%{http_code}' -H "Authorization: Basic $AUTH" \
+         -d grant_type=client_credentials "$BASE/oauth2/token")
+[ "$code" = 200 ] && grep -q '"access_token"' "$TMP/first.json" || die "first token request got HTTP $code"
+
+echo
+echo "== run 1: one key, POST /oauth2/token (client_secret_basic) =="
+wrk_start warm1 "$HERE/token.lua" 2 BENCH_AUTH="$AUTH"; wrk_wait warm1 >/dev/null
+before=$(metric tokend_tokens_issued_total); c0=$(cpu_ticks)
+wrk_start run1 "$HERE/token.lua" "$RUN_S" BENCH_AUTH="$AUTH"; wrk_wait run1
+after=$(metric tokend_tokens_issued_total); c1=$(cpu_ticks)
+report run1 $((after - before)) $((c1 - c0))
+TPS1=$TPS
+printf '  tokend RSS          %s kB\n' "$(rss_kb)"
+profile run1 "$HERE/token.lua" BENCH_AUTH="$AUTH"
+
+echo
+echo "== openssl speed ecdsap256 (5 s each; tokend idle) =="
+SIGN1=$(sign_per_s)
+SIGN2=$(sign_per_s -multi 2)
+printf '  signs/s 1 core      %s\n' "$SIGN1"
+printf '  signs/s 2 cores     %s (-multi 2)\n' "$SIGN2"
+awk -v s="$SIGN1" 'BEGIN { if (s > 0) printf "  one signature       %.1f us of CPU (compare with tokend CPU per token)\n", 1e6 / s }'
+ratio() { awk -v t="$1" -v s="$SIGN2" 'BEGIN { if (s > 0) printf "%.3f", t / s; else print "n/a" }'; }
+printf '  run 1 tokens/s ÷ signs/s (2 cores)   %s\n' "$(ratio "$TPS1")"
+stop_tokend
+
+# --------------------------------------------------------------------------
+# Run 2: NKEYS keys, requested at random
+# --------------------------------------------------------------------------
+echo
+echo "== run 2: $NKEYS keys over $NACCOUNTS accounts, each request with a random key =="
+t0=$(date +%s.%N)
+"$PY" "$HERE/gen_keys.py" --pepper-file "$TMP/pepper" --count "$NKEYS" --accounts "$NACCOUNTS" \
+  --scope bench:read --copy-file "$TMP/keys.copy" --auth-file "$TMP/keys.auth"
+t1=$(date +%s.%N)
+# Accounts in one statement; then their limits through the CLI would take one process
+# per account, so a single UPDATE raises them (the same column `account set-limit` sets).
+# The insert trigger locks the account row and counts its active keys for every row:
+# spreading the keys over accounts keeps that count short (one account holding 100,000
+# keys would make the COPY quadratic).
+sql <<EOF
+BEGIN;
+SET LOCAL tokend.actor = 'bench';
+INSERT INTO accounts (id, name)
+  SELECT format('bench-%s', lpad(i::text, 4, '0')), 'benchmark' FROM generate_series(0, $NACCOUNTS - 1) i;
+UPDATE accounts SET key_limit = $PER_ACCOUNT WHERE id LIKE 'bench-%';
+\copy api_keys (id, account_id, name, secret_hash, secret_hint, scopes) FROM '$TMP/keys.copy'
+COMMIT;
+EOF
+t2=$(date +%s.%N)
+n=$(sql -At -c "SELECT count(*) FROM api_keys WHERE account_id LIKE 'bench-%'")
+[ "$n" = "$NKEYS" ] || die "inserted $n keys, expected $NKEYS"
+printf '  provisioning        %s keys generated in %.1f s, inserted (one COPY) in %.1f s\n' \
+  "$NKEYS" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" "$(awk -v a="$t1" -v b="$t2" 'BEGIN { print b - a }')"
+
+start_tokend tokend-run2
+printf '  tokend RSS          %s kB (started, cache empty)\n' "$(rss_kb)"
+code=$(curl -s -o "$TMP/first.json" -w '%{http_code}' -H "Authorization: Basic $(head -1 "$TMP/keys.auth")" \
+         -d grant_type=client_credentials "$BASE/oauth2/token")
+[ "$code" = 200 ] || die "token request with a generated key got HTTP $code: $(cat "$TMP/first.json")"
+
+# Cold cache: walk every key once (each request a cache miss, i.e. a database lookup);
+# stop wrk as soon as tokend's cache holds every key.
+before=$(metric tokend_tokens_issued_total); c0=$(cpu_ticks)
+wrk_start warm2 "$HERE/token_random.lua" "$WARM_MAX" BENCH_KEYS_FILE="$TMP/keys.auth" BENCH_KEYS_MODE=seq
+for _ in $(seq $((WARM_MAX * 10))); do
+  kill -0 "$WRK_PID" 2>/dev/null || break
+  entries=$(metric tokend_key_cache_entries)
+  [ "${entries:-0}" -ge "$NKEYS" ] && break
+  sleep 0.1
+done
+kill -INT "$WRK_PID" 2>/dev/null || true
+wrk_wait warm2 >/dev/null
+after=$(metric tokend_tokens_issued_total); c1=$(cpu_ticks)
+entries=$(metric tokend_key_cache_entries)
+echo "  -- cache-loading pass (sequential, every request a cache miss) --"
+report warm2 $((after - before)) $((c1 - c0))
+printf '  cache entries       %s\n' "$entries"
+
+echo "  -- measured: random keys, all cached --"
+before=$(metric tokend_tokens_issued_total); h0=$(metric tokend_key_cache_hits_total); m0=$(metric tokend_key_cache_misses_total)
+c0=$(cpu_ticks)
+wrk_start run2 "$HERE/token_random.lua" "$RUN_S" BENCH_KEYS_FILE="$TMP/keys.auth"
+wrk_wait run2
+after=$(metric tokend_tokens_issued_total); h1=$(metric tokend_key_cache_hits_total); m1=$(metric tokend_key_cache_misses_total)
+c1=$(cpu_ticks)
+report run2 $((after - before)) $((c1 - c0))
+TPS2=$TPS
+printf '  cache hits/misses   %s / %s\n' $((h1 - h0)) $((m1 - m0))
+printf '  tokend RSS          %s kB (%s keys cached)\n' "$(rss_kb)" "$(metric tokend_key_cache_entries)"
+printf '  run 2 tokens/s ÷ signs/s (2 cores)   %s\n' "$(ratio "$TPS2")"
+profile run2 "$HERE/token_random.lua" BENCH_KEYS_FILE="$TMP/keys.auth"
+
+echo
+echo "== summary (targets on 2 cores, load generator on the same machine) =="
+printf '  one key             %s tokens/s (target >= 12000), p99 %s ms (target < 10)\n' "$TPS1" "$(ms "$(field run1 p99_us)")"
+printf '  %-19s %s tokens/s (target >= 10000), p99 %s ms (target < 10)\n' "$NKEYS random keys" "$TPS2" "$(ms "$(field run2 p99_us)")"
+printf '  RSS, keys cached    %s kB (target < 102400 kB)\n' "$(rss_kb)"
+printf '  signs/s 1 / 2 cores %s / %s\n' "$SIGN1" "$SIGN2"
+printf '  load average        %s at the end (%s before)\n' "$(loadavg)" "$LOAD0"
+grep -qE 'ERROR|error' "$TMP/tokend-run1.log" "$TMP/tokend-run2.log" 2>/dev/null \
+  && { echo "  tokend logged errors:"; grep -hE 'ERROR|error' "$TMP/tokend-run1.log" "$TMP/tokend-run2.log" | head -5 | sed 's/^/    /'; }
+stop_tokend
+exit 0
