@@ -129,6 +129,8 @@ static int start_fetch(void)
 	evhttp_connection_free_on_completion(c);
 	struct evhttp_request *req = evhttp_request_new(fetch_done, NULL);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Host", evhttp_uri_get_host(uri));
+	/* One request per connection: the server closes it, and libevent frees it. */
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
 	const char *path = evhttp_uri_get_path(uri);
 	int rc = evhttp_make_request(c, req, EVHTTP_REQ_GET, path && *path ? path : "/");
 	evhttp_uri_free(uri);

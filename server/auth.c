@@ -80,7 +80,7 @@ static int decide(tk_authreq *ar, const tk_key *k)
 	else if (!equal || k->pepper_id != 1)
 		reason = "wrong_secret";
 	else if (!k->usable)
-		reason = "key_not_usable";   /* disabled, revoked, deleted or account disabled */
+		reason = k->unusable_reason ? k->unusable_reason : "key_not_usable";
 	else if (k->expires_at && (int64_t)time(NULL) >= k->expires_at)
 		reason = "key_expired";
 	if (reason) {

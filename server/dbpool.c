@@ -56,10 +56,15 @@ static int64_t now_ms(void)
 static void mailbox_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)what;
-	tk_mailbox *m = arg;
 	uint64_t v;
 	ssize_t r = read(fd, &v, sizeof(v));
 	(void)r;
+	tk_mailbox_drain(arg);
+}
+
+int tk_mailbox_drain(tk_mailbox *m)
+{
+	int n = 0;
 	pthread_mutex_lock(&m->mu);
 	tk_dbjob *j = m->head;
 	m->head = m->tail = NULL;
@@ -69,7 +74,9 @@ static void mailbox_cb(evutil_socket_t fd, short what, void *arg)
 		j->next = NULL;
 		j->done(j);
 		j = next;
+		n++;
 	}
+	return n;
 }
 
 tk_mailbox *tk_mailbox_new(struct event_base *base)
@@ -138,8 +145,9 @@ static PGconn *db_open(tk_dbpool *p)
 		"SELECT k.account_id, k.secret_hash, k.pepper_id, array_to_string(k.scopes, ' '),"
 		" array_to_string(k.audiences, ' '), k.subject, coalesce(k.token_lifetime, 0),"
 		" coalesce(floor(extract(epoch FROM k.expires_at))::bigint, 0),"
-		" (k.disabled_at IS NULL AND k.revoked_at IS NULL AND k.deleted_at IS NULL"
-		"  AND a.disabled_at IS NULL)"
+		" CASE WHEN k.deleted_at IS NOT NULL THEN 'key_deleted' WHEN k.revoked_at IS NOT NULL THEN 'key_revoked'"
+		"  WHEN k.disabled_at IS NOT NULL THEN 'key_disabled' WHEN a.disabled_at IS NOT NULL THEN 'account_disabled'"
+		"  ELSE '' END"
 		" FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.id = $1", 1, NULL) : NULL;
 	ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
 	PQclear(r);
@@ -255,7 +263,17 @@ static void parse_key_row(tk_key *k, PGresult *r)
 	k->subject = PQgetisnull(r, 0, 5) ? NULL : strdup(PQgetvalue(r, 0, 5));
 	k->lifetime = atoi(PQgetvalue(r, 0, 6));
 	k->expires_at = strtoll(PQgetvalue(r, 0, 7), NULL, 10);
-	k->usable = strcmp(PQgetvalue(r, 0, 8), "t") == 0 && h && hlen == TK_HASH_LEN && scopes_ok;
+	static const char *const reasons[] = { "key_deleted", "key_revoked", "key_disabled", "account_disabled" };
+	const char *why_not = PQgetvalue(r, 0, 8);
+	k->unusable_reason = NULL;
+	for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+		if (strcmp(why_not, reasons[i]) == 0)
+			k->unusable_reason = reasons[i];
+	if (!k->unusable_reason && *why_not)
+		k->unusable_reason = "key_not_usable";
+	if (!k->unusable_reason && !(h && hlen == TK_HASH_LEN && scopes_ok))
+		k->unusable_reason = "key_corrupt";
+	k->usable = k->unusable_reason == NULL;
 }
 
 static void do_job(dbthread *t, tk_dbjob *j)
@@ -418,7 +436,18 @@ static void *db_thread_main(void *arg)
 					pthread_mutex_lock(&p->mu);
 				}
 			} else {
-				pthread_cond_wait(&p->cv, &p->mu);
+				/* Idle with a connection: check it every 2 s, so that an
+				 * outage shows (readyz) before a request meets it. */
+				struct timespec ts;
+				clock_gettime(CLOCK_REALTIME, &ts);
+				ts.tv_sec += 2;
+				if (pthread_cond_timedwait(&p->cv, &p->mu, &ts) != 0 && !p->head && !p->stopping) {
+					pthread_mutex_unlock(&p->mu);
+					const char *none[1] = { NULL };
+					PGresult *r = run_prepared(t, "scopes", 0, none);
+					PQclear(r);
+					pthread_mutex_lock(&p->mu);
+				}
 			}
 		}
 		if (p->stopping && !p->head) {
@@ -431,8 +460,8 @@ static void *db_thread_main(void *arg)
 			p->tail = NULL;
 		p->queued--;
 		pthread_mutex_unlock(&p->mu);
-		if (p->stopping)
-			j->status = TK_DBJOB_FAILED;
+		if (p->stopping && j->kind != TK_DBJOB_LAST_USED)
+			j->status = TK_DBJOB_FAILED;   /* fail fast; but last-used marks are written */
 		else
 			do_job(t, j);
 		mailbox_post(j->reply, j);
@@ -475,6 +504,14 @@ void tk_dbpool_stop(tk_dbpool *p)
 	pthread_mutex_unlock(&p->mu);
 	for (int i = 0; i < p->nthreads; i++)
 		pthread_join(p->threads[i].thread, NULL);
+	p->nthreads = 0;
+}
+
+void tk_dbpool_free(tk_dbpool *p)
+{
+	if (!p)
+		return;
+	tk_dbpool_stop(p);
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->cv);
 	free(p->threads);
@@ -484,7 +521,7 @@ void tk_dbpool_stop(tk_dbpool *p)
 
 int tk_dbpool_submit(tk_dbpool *p, tk_dbjob *job)
 {
-	if (atomic_load(&p->connected) == 0)
+	if (atomic_load(&p->connected) == 0 && job->kind != TK_DBJOB_LAST_USED)
 		return -1;
 	pthread_mutex_lock(&p->mu);
 	if (p->stopping || p->queued >= p->max_queue) {

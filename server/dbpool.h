@@ -82,8 +82,11 @@ typedef struct tk_dbpool tk_dbpool;
 
 /* Start `threads` database threads. NULL on failure. */
 tk_dbpool *tk_dbpool_start(const char *url, int threads, int64_t timeout_ms, size_t max_queue);
-/* Stop the threads (pending jobs fail) and free. */
+/* Stop the threads: queued last-used batches are still written, every other
+ * queued job fails; later submissions fail. The pool stays allocated. */
 void tk_dbpool_stop(tk_dbpool *p);
+/* Stop (if needed) and free. */
+void tk_dbpool_free(tk_dbpool *p);
 
 /* Queue a job: 0, or -1 (queue full, or the database is down): the caller answers 503. */
 int tk_dbpool_submit(tk_dbpool *p, tk_dbjob *job);
@@ -94,5 +97,8 @@ int tk_dbpool_connected(tk_dbpool *p);
 /* A worker's mailbox, watched by its event loop. */
 tk_mailbox *tk_mailbox_new(struct event_base *base);
 void tk_mailbox_free(tk_mailbox *m);
+/* Run the callbacks of the finished jobs now (also used at shutdown, when the
+ * loop no longer runs). Returns how many ran. Owner's thread only. */
+int tk_mailbox_drain(tk_mailbox *m);
 
 #endif

@@ -503,16 +503,28 @@ void tk_workers_stop(tk_server *srv)
 	}
 }
 
+void tk_workers_flush(tk_server *srv)
+{
+	for (int i = 0; srv->workers && i < srv->nworkers; i++) {
+		tk_worker *w = &srv->workers[i];
+		if (w->mbox)
+			tk_mailbox_drain(w->mbox);   /* a batch in flight may have come back */
+		flush_cb(-1, 0, w);
+	}
+}
+
 void tk_workers_free(tk_server *srv)
 {
 	if (!srv->workers)
 		return;
 	for (int i = 0; i < srv->nworkers; i++) {
 		tk_worker *w = &srv->workers[i];
-		/* Jobs finished after the loop stopped wait in the mailbox: run them
-		 * (the database threads are gone, so nothing more arrives). */
-		if (w->base)
-			event_base_loop(w->base, EVLOOP_NONBLOCK);
+		/* Jobs finished after the loop stopped wait in the mailbox: run their
+		 * callbacks directly (no timer fires, no connection is accepted; the
+		 * pool is stopped, so any new submission fails at once). */
+		if (w->mbox)
+			while (tk_mailbox_drain(w->mbox) > 0)
+				;
 		if (w->flush_ev)
 			event_free(w->flush_ev);
 		if (w->stop_ev)

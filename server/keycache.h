@@ -34,6 +34,7 @@ typedef struct tk_key {
 	unsigned char hash[TK_HASH_LEN];
 	int pepper_id;
 	int usable;                       /* enabled, not revoked/deleted, account enabled */
+	const char *unusable_reason;      /* static: why not usable (for the log only) */
 	int64_t expires_at;               /* epoch seconds; 0: never */
 	int lifetime;                     /* seconds; 0: server default */
 	char *subject;                    /* NULL: the key ID */

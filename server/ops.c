@@ -22,7 +22,9 @@ void tk_readyz_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
 	int db = tk_dbpool_connected(srv->db) > 0;
 	int listen = tk_listener_up(srv->listener);
 	int signer = tk_signer_count(srv->signer) > 0;
-	int ready = db && signer;
+	/* Ready: the database answers (pool and notification connection) and a
+	 * signing key is loaded. */
+	int ready = db && listen && signer;
 	char body[200];
 	int n = snprintf(body, sizeof(body),
 	                 "{\"status\":\"%s\",\"database\":%s,\"notifications\":%s,\"signing_key\":%s}",

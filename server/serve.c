@@ -166,9 +166,11 @@ int tk_serve_main(int argc, char **argv)
 		}
 	}
 	tk_workers_stop(&srv);
+	tk_workers_flush(&srv);          /* the last last-used marks are written, not lost */
 	tk_listener_stop(srv.listener);
 	tk_dbpool_stop(srv.db);
 	tk_workers_free(&srv);
+	tk_dbpool_free(srv.db);
 	tk_keycache_free(srv.cache);
 	tk_wellknown_free(&srv);
 	tk_signer_free(srv.signer);

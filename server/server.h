@@ -127,6 +127,8 @@ void tk_lastused_mark(tk_worker *w, const char *key_id);
 int tk_workers_start(tk_server *srv, char *err, size_t errlen);
 /* Stop the loops and join the threads. */
 void tk_workers_stop(tk_server *srv);
+/* After the loops stopped: hand each worker's last-used marks to the pool. */
+void tk_workers_flush(tk_server *srv);
 /* After the database pool has stopped: run what is left in the mailboxes, free. */
 void tk_workers_free(tk_server *srv);
 

@@ -37,7 +37,9 @@ int tk_wellknown_init(tk_server *srv, char *err, size_t errlen)
 	srv->verifier = tk_verifier_new();
 	if (!srv->verifier ||
 	    tk_verifier_load_jwks(srv->verifier, srv->jwks_body, srv->jwks_len, verr, sizeof(verr)) != 0 ||
-	    tk_verifier_set_issuer(srv->verifier, srv->cfg->issuer, verr, sizeof(verr)) != 0) {
+	    tk_verifier_set_issuer(srv->verifier, srv->cfg->issuer, verr, sizeof(verr)) != 0 ||
+	    /* Our own tokens on our own clock: no leeway (an expired token is inactive at once). */
+	    tk_verifier_set_leeway(srv->verifier, 0, verr, sizeof(verr)) != 0) {
 		snprintf(err, errlen, "cannot build the token verifier: %s", srv->verifier ? verr : "out of memory");
 		tk_verifier_free(srv->verifier);
 		srv->verifier = NULL;
@@ -47,7 +49,8 @@ int tk_wellknown_init(tk_server *srv, char *err, size_t errlen)
 	if (!srv->admin_verifier ||
 	    tk_verifier_load_jwks(srv->admin_verifier, srv->jwks_body, srv->jwks_len, verr, sizeof(verr)) != 0 ||
 	    tk_verifier_set_issuer(srv->admin_verifier, srv->cfg->issuer, verr, sizeof(verr)) != 0 ||
-	    tk_verifier_set_audience(srv->admin_verifier, srv->cfg->issuer, verr, sizeof(verr)) != 0) {
+	    tk_verifier_set_audience(srv->admin_verifier, srv->cfg->issuer, verr, sizeof(verr)) != 0 ||
+	    tk_verifier_set_leeway(srv->admin_verifier, 0, verr, sizeof(verr)) != 0) {
 		snprintf(err, errlen, "cannot build the admin token verifier: %s", srv->admin_verifier ? verr : "out of memory");
 		return -1;
 	}
@@ -115,7 +118,7 @@ static char *build_metadata(tk_server *srv, const char *scopes)
 	snprintf(url, sizeof(url), "%.*s/oauth2/introspect", (int)ilen, iss);
 	json_object_set_new(o, "introspection_endpoint", json_string(url));
 	json_object_set_new(o, "introspection_endpoint_auth_methods_supported",
-	                    json_pack("[s,s,s]", "client_secret_basic", "client_secret_post", "bearer"));
+	                    json_pack("[s,s]", "client_secret_basic", "client_secret_post"));
 	snprintf(url, sizeof(url), "%.*s/oauth2/revoke", (int)ilen, iss);
 	json_object_set_new(o, "revocation_endpoint", json_string(url));
 	json_object_set_new(o, "revocation_endpoint_auth_methods_supported",
