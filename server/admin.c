@@ -177,6 +177,29 @@ static void send_db_error(adminreq *ar, PGresult *r)
 	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
 	if (!msg)
 		msg = "database error";
+	/* Name the field: a check constraint "<table>_<column>_check", or the hint. */
+	char field[64] = "";
+	const char *constraint = PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME);
+	if (constraint) {
+		static const char *const tables[] = { "api_keys_", "accounts_", "scopes_" };
+		for (size_t i = 0; i < 3; i++) {
+			size_t tl = strlen(tables[i]), cl = strlen(constraint);
+			if (strncmp(constraint, tables[i], tl) == 0 && cl > tl + 6 &&
+			    strcmp(constraint + cl - 6, "_check") == 0 && cl - tl - 6 < sizeof(field)) {
+				memcpy(field, constraint + tl, cl - tl - 6);
+				field[cl - tl - 6] = '\0';
+			}
+		}
+		if (strcmp(field, "secret_hint") == 0 || strcmp(field, "secret_hash") == 0)
+			field[0] = '\0';
+	}
+	if (hint && strcmp(hint, "unknown_scope") == 0)
+		snprintf(field, sizeof(field), "scopes");
+	if (field[0] && state && strcmp(state, "23514") == 0) {
+		char d[120];
+		snprintf(d, sizeof(d), "%s is not valid", field);
+		return send_error(ar, 400, "invalid_request", d, field);
+	}
 	static const struct { const char *hint; int status; const char *error; } map[] = {
 		{ "not_found", 404, "not_found" },
 		{ "revoked", 409, "revoked" },
@@ -192,7 +215,7 @@ static void send_db_error(adminreq *ar, PGresult *r)
 	};
 	for (size_t i = 0; hint && i < sizeof(map) / sizeof(map[0]); i++)
 		if (strcmp(hint, map[i].hint) == 0)
-			return send_error(ar, map[i].status, map[i].error, msg, NULL);
+			return send_error(ar, map[i].status, map[i].error, msg, field[0] ? field : NULL);
 	if (state && strcmp(state, "23505") == 0)
 		return send_error(ar, 409, "conflict", "it already exists", NULL);
 	if (state && (strncmp(state, "23", 2) == 0 || strncmp(state, "22", 2) == 0))
@@ -228,17 +251,26 @@ static int only_fields(adminreq *ar, const char *const *allowed)
 	return 0;
 }
 
-/* A display text: 1..max bytes, no control characters (JSON strings are UTF-8). */
+/* A display text (valid UTF-8, as JSON strings are): 1..max characters, no
+ * control characters (C0, DEL, or C1 U+0080..U+009F). */
 static const char *check_text(const char *s, size_t max)
 {
-	size_t n = strlen(s);
+	size_t n = strlen(s), chars = 0;
 	if (n == 0)
 		return "must not be empty";
-	if (n > max)
-		return max == 100 ? "must be at most 100 characters" : "is too long";
-	for (size_t i = 0; i < n; i++)
-		if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (c < 0x20 || c == 0x7f)
 			return "must not contain control characters";
+		if (c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 && (unsigned char)s[i + 1] <= 0x9f)
+			return "must not contain control characters";
+		if ((c & 0xc0) != 0x80)
+			chars++;
+	}
+	if (chars > max)
+		return max == 100 ? "must be at most 100 characters"
+		       : max == 255 ? "must be at most 255 characters"
+		       : max == 500 ? "must be at most 500 characters" : "is too long";
 	return NULL;
 }
 
@@ -294,7 +326,6 @@ static int get_string_array(adminreq *ar, const char *field, int required, size_
 		send_error(ar, 400, "invalid_request", d, field);
 		return -1;
 	}
-	tk_scopes seen = { 0 };
 	size_t i;
 	json_t *e;
 	json_array_foreach(v, i, e) {
@@ -307,18 +338,17 @@ static int get_string_array(adminreq *ar, const char *field, int required, size_
 		else if (!scopes && (strlen(s) == 0 || strlen(s) > 255 || strpbrk(s, " \"\\") ||
 		                     check_text(s, 255)))
 			why = "holds an invalid audience (printable, no spaces, at most 255 characters)";
-		else if (tk_scopes_contains(&seen, s))
-			why = "holds a duplicate";
-		else if (tk_scopes_add(&seen, s, strlen(s), &why) != 0 && scopes)
-			why = "holds too many entries";
+		else {
+			for (size_t k = 0; k < i && !why; k++)
+				if (strcmp(json_string_value(json_array_get(v, k)), s) == 0)
+					why = "holds a duplicate";
+		}
 		if (why) {
-			tk_scopes_free(&seen);
 			snprintf(d, sizeof(d), "%s %s", field, why);
 			send_error(ar, 400, "invalid_request", d, field);
 			return -1;
 		}
 	}
-	tk_scopes_free(&seen);
 	if (required && json_array_size(v) == 0) {
 		snprintf(d, sizeof(d), "%s must not be empty", field);
 		send_error(ar, 400, "invalid_request", d, field);
@@ -506,6 +536,10 @@ static void key_action(adminreq *ar, const char *action)
 		static const char *const allowed[] = { "reason", NULL };
 		if (ar->body && (only_fields(ar, allowed) != 0 || get_string(ar, "reason", 0, 500, &arg) != 0))
 			return;
+	} else if (ar->op == OP_KEY_DISABLE || ar->op == OP_KEY_ENABLE) {
+		static const char *const none[] = { NULL };
+		if (ar->body && only_fields(ar, none) != 0)
+			return;
 	} else if (ar->op == OP_KEY_DELETE) {
 		const char *c = evhttp_find_header(&ar->query, "confirm");
 		confirm = c && (strcmp(c, "true") == 0 || strcmp(c, "1") == 0);
@@ -547,6 +581,12 @@ static void start_operation(adminreq *ar)
 			                  "key_limit");
 		if (lim)
 			snprintf(limtext, sizeof(limtext), "%lld", (long long)json_integer_value(lim));
+		int id_ok = (id[0] >= 'a' && id[0] <= 'z') || (id[0] >= '0' && id[0] <= '9');
+		for (const char *q = id; *q && id_ok; q++)
+			id_ok = (*q >= 'a' && *q <= 'z') || (*q >= '0' && *q <= '9') || *q == '-' || *q == '_';
+		if (!id_ok)
+			return send_error(ar, 400, "invalid_request", "id must be 1-63 lowercase letters, digits, '-' or "
+			                  "'_', starting with a letter or digit", "id");
 		const char *p[] = { own(ar, ar->actor), own(ar, ar->address), id, name ? name : "", own(ar, limtext) };
 		return run(ar, "WITH b AS (SELECT tokend_admin_begin($1, $2)),"
 		               " ins AS (INSERT INTO accounts (id, name, key_limit) SELECT $3, $4, $5::int FROM b RETURNING *)"
@@ -614,7 +654,7 @@ static void start_operation(adminreq *ar)
 		const char *key = evhttp_find_header(&ar->query, "key");
 		const char *cursor = evhttp_find_header(&ar->query, "cursor");
 		const char *account = ar->account;
-		if (ar->operator && evhttp_find_header(&ar->query, "account"))
+		if (ar->operator)   /* an operator sees every account's events, or the one asked for */
 			account = evhttp_find_header(&ar->query, "account");
 		int limit;
 		if (parse_limit(ar, &limit) != 0)
@@ -625,9 +665,10 @@ static void start_operation(adminreq *ar)
 			return send_error(ar, 400, "invalid_request", "key must be a key ID", "key");
 		char lim[16];
 		snprintf(lim, sizeof(lim), "%d", limit);
-		const char *p[] = { own(ar, account), key ? own(ar, key) : NULL, cursor ? own(ar, cursor) : NULL, own(ar, lim) };
+		const char *p[] = { account ? own(ar, account) : NULL, key ? own(ar, key) : NULL,
+		                    cursor ? own(ar, cursor) : NULL, own(ar, lim) };
 		return run(ar,
-		           "WITH page AS (SELECT * FROM audit_log l WHERE l.account_id = $1"
+		           "WITH page AS (SELECT * FROM audit_log l WHERE ($1::text IS NULL OR l.account_id = $1)"
 		           "  AND ($2::text IS NULL OR l.key_id = $2) AND ($3::bigint IS NULL OR l.id < $3::bigint)"
 		           "  ORDER BY l.id DESC LIMIT $4::int + 1),"
 		           " shown AS (SELECT * FROM page ORDER BY id DESC LIMIT $4::int)"

@@ -44,6 +44,24 @@ static const char key_usage[] =
 	"                            audit log keeps its history.\n"
 	"\n"
 	"Options for every command: --json (machine-readable output), --config FILE.\n"
+	"\n"
+	"Remote mode: with --url URL (or $TOKEND_URL) the same commands run over the\n"
+	"admin REST API of a running tokend: no database access or configuration needed.\n"
+	"  --url URL                 the server, e.g. https://tokend.example.com[:port]\n"
+	"  --token-url URL           where to get the access token (default:\n"
+	"                            URL/oauth2/token, or $TOKEND_TOKEN_URL); needed when\n"
+	"                            the admin API has a listener of its own\n"
+	"  create --idempotency-key K  a retried create returns the first key, never a\n"
+	"                            second one (a key is generated for every run)\n"
+	"  create --account ID       optional: default the credentials' own account\n"
+	"  delete --force            also delete a key used in the last 24 hours\n"
+	"  list                      every account the credentials may read\n"
+	"The credentials are an API key with the scopes tokend:admin:read and\n"
+	"tokend:admin:write (tokend:operator: every account), from the environment only:\n"
+	"$TOKEND_CLIENT_ID and $TOKEND_CLIENT_SECRET. https checks the server certificate\n"
+	"against the system CAs (or $SSL_CERT_FILE); each request has 10 s at most.\n"
+	"An empty TOKEND_URL= selects the local mode.\n"
+	"\n"
 	"Exit status: 0 done, 1 refused (with a reason), 2 usage error.\n";
 
 #define KEY_COLUMNS \
@@ -78,20 +96,23 @@ static json_t *key_json(const PGresult *r, int i)
 	return o;
 }
 
-static const char *orval(const PGresult *r, int i, int col, const char *dflt)
+static const char *jstr(json_t *o, const char *k, const char *dflt)
 {
-	return PQgetisnull(r, i, col) ? dflt : PQgetvalue(r, i, col);
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : dflt;
 }
 
-static void print_key_text(const PGresult *r, int i)
+/* The text view of a key (the object key_json builds, or the admin API's). */
+void cli_key_print_text(json_t *k)
 {
-	json_t *scopes = cli_col_json(r, i, 4), *auds = cli_col_json(r, i, 5), *v;
+	json_t *scopes = json_object_get(k, "scopes"), *auds = json_object_get(k, "audiences"), *v;
+	json_t *lt = json_object_get(k, "token_lifetime");
 	size_t j;
-	printf("Key:            %s\n", PQgetvalue(r, i, 0));
-	printf("Account:        %s\n", PQgetvalue(r, i, 1));
-	printf("Name:           %s\n", PQgetvalue(r, i, 2));
-	printf("Secret:         %s...%s\n", TK_SECRET_PREFIX, PQgetvalue(r, i, 3));
-	printf("State:          %s\n", PQgetvalue(r, i, 7));
+	printf("Key:            %s\n", jstr(k, "client_id", ""));
+	printf("Account:        %s\n", jstr(k, "account", ""));
+	printf("Name:           %s\n", jstr(k, "name", ""));
+	printf("Secret:         %s...%s\n", TK_SECRET_PREFIX, jstr(k, "hint", ""));
+	printf("State:          %s\n", jstr(k, "state", ""));
 	printf("Scopes:        ");
 	json_array_foreach(scopes, j, v)
 		printf(" %s", json_string_value(v));
@@ -101,22 +122,85 @@ static void print_key_text(const PGresult *r, int i)
 	json_array_foreach(auds, j, v)
 		printf(" %s", json_string_value(v));
 	printf("\n");
-	printf("Subject:        %s\n", orval(r, i, 6, "(the key ID)"));
-	printf("Token lifetime: %s\n", PQgetisnull(r, i, 15) ? "(server default)" : PQgetvalue(r, i, 15));
-	printf("Created:        %s by %s\n", PQgetvalue(r, i, 8), PQgetvalue(r, i, 9));
-	printf("Expires:        %s\n", orval(r, i, 10, "never"));
-	printf("Last used:      %s\n", orval(r, i, 11, "never"));
-	if (!PQgetisnull(r, i, 12))
-		printf("Disabled:       %s\n", PQgetvalue(r, i, 12));
-	if (!PQgetisnull(r, i, 13))
-		printf("Revoked:        %s by %s: %s\n", PQgetvalue(r, i, 13), orval(r, i, 16, "?"),
-		       orval(r, i, 14, "(no reason given)"));
-	json_decref(scopes);
-	json_decref(auds);
+	printf("Subject:        %s\n", jstr(k, "subject", "(the key ID)"));
+	if (json_is_integer(lt))
+		printf("Token lifetime: %lld\n", (long long)json_integer_value(lt));
+	else
+		printf("Token lifetime: (server default)\n");
+	printf("Created:        %s by %s\n", jstr(k, "created_at", ""), jstr(k, "created_by", ""));
+	printf("Expires:        %s\n", jstr(k, "expires_at", "never"));
+	printf("Last used:      %s\n", jstr(k, "last_used_at", "never"));
+	if (jstr(k, "disabled_at", NULL))
+		printf("Disabled:       %s\n", jstr(k, "disabled_at", ""));
+	if (jstr(k, "revoked_at", NULL))
+		printf("Revoked:        %s by %s: %s\n", jstr(k, "revoked_at", ""), jstr(k, "revoked_by", "?"),
+		       jstr(k, "revoke_reason", "(no reason given)"));
 }
 
-/* Refuse a malformed key ID before any database work. */
-static void check_key_id(const char *id)
+/* The table of `key list` (a JSON array of key objects). */
+void cli_key_print_table(json_t *keys)
+{
+	json_t *k;
+	size_t i;
+	printf("%-31s %-16s %-20s %-12s %-9s %-20s %-20s %s\n", "KEY", "ACCOUNT", "NAME", "SECRET",
+	       "STATE", "CREATED", "LAST USED", "SCOPES");
+	json_array_foreach(keys, i, k) {
+		json_t *v;
+		size_t j;
+		char masked[16];
+		snprintf(masked, sizeof(masked), "tks_...%s", jstr(k, "hint", ""));
+		printf("%-31s %-16.16s %-20.20s %-12s %-9s %-20s %-20s", jstr(k, "client_id", ""),
+		       jstr(k, "account", ""), jstr(k, "name", ""), masked, jstr(k, "state", ""),
+		       jstr(k, "created_at", ""), jstr(k, "last_used_at", "never"));
+		json_array_foreach(json_object_get(k, "scopes"), j, v)
+			printf(" %s", json_string_value(v));
+		printf("\n");
+	}
+}
+
+/* A new key with its secret, shown once (JSON: the key object plus client_secret). */
+void cli_key_print_created(json_t *k, const char *secret)
+{
+	if (cli.json) {
+		json_t *o = json_deep_copy(k);
+		json_object_set_new(o, "client_secret", json_string(secret));
+		cli_print_json(o);
+	} else {
+		printf("Created key %s for account %s.\n\n", jstr(k, "client_id", ""), jstr(k, "account", ""));
+		printf("  client_id:     %s\n", jstr(k, "client_id", ""));
+		printf("  client_secret: %s\n\n", secret);
+		printf("The secret is shown only this once: store it now. It cannot be recovered;\n"
+		       "if it is lost, create a new key and delete this one.\n\n");
+		cli_key_print_text(k);
+	}
+	fflush(stdout);
+}
+
+/* A key after a change ("Renamed", ...; NULL for `show`). */
+void cli_key_print_changed(json_t *k, const char *verb)
+{
+	if (cli.json) {
+		cli_print_json(json_incref(k));
+		return;
+	}
+	if (verb)
+		printf("%s key %s.\n", verb, jstr(k, "client_id", ""));
+	cli_key_print_text(k);
+}
+
+void cli_key_print_deleted(const char *id)
+{
+	if (cli.json) {
+		json_t *o = json_object();
+		json_object_set_new(o, "client_id", json_string(id));
+		json_object_set_new(o, "state", json_string("deleted"));
+		cli_print_json(o);
+	} else
+		printf("Deleted key %s. It no longer appears in listings; the audit log keeps its history.\n", id);
+}
+
+/* Refuse a malformed key ID before any database or network work. */
+void cli_check_key_id(const char *id)
 {
 	tk_keyfmt_status st = tk_key_id_check(id, strlen(id));
 	if (st == TK_KEYFMT_OK)
@@ -128,7 +212,7 @@ static void check_key_id(const char *id)
 	cli_fail(CLI_REFUSED, "malformed key ID (%s): key IDs are tk_ followed by 28 letters and digits", tk_keyfmt_strerror(st));
 }
 
-static const char *check_audience(const char *a)
+const char *cli_check_audience(const char *a)
 {
 	size_t n = strlen(a);
 	if (n == 0 || n > 255)
@@ -170,7 +254,7 @@ static int key_create(int argc, char **argv)
 			scopes = optarg;
 			break;
 		case 'A': {
-			const char *why = check_audience(optarg);
+			const char *why = cli_check_audience(optarg);
 			if (why)
 				cli_fail(CLI_USAGE, "--audience '%.80s': %s", optarg, why);
 			size_t j;
@@ -317,19 +401,9 @@ static int key_create(int argc, char **argv)
 
 	const char *p[] = { key_id };
 	r = cli_exec("SELECT " KEY_COLUMNS " FROM api_keys k WHERE k.id = $1", 1, p);
-	if (cli.json) {
-		json_t *o = key_json(r, 0);
-		json_object_set_new(o, "client_secret", json_string(secret));
-		cli_print_json(o);
-	} else {
-		printf("Created key %s for account %s.\n\n", key_id, account);
-		printf("  client_id:     %s\n", key_id);
-		printf("  client_secret: %s\n\n", secret);
-		printf("The secret is shown only this once: store it now. It cannot be recovered;\n"
-		       "if it is lost, create a new key and delete this one.\n\n");
-		print_key_text(r, 0);
-	}
-	fflush(stdout);
+	json_t *created = key_json(r, 0);
+	cli_key_print_created(created, secret);
+	json_decref(created);
 	tk_wipe(secret, sizeof(secret));
 	PQclear(r);
 	return CLI_OK;
@@ -371,27 +445,14 @@ static int key_list(int argc, char **argv)
 	                       " AND ($2::text IS NULL OR tokend_key_state(k) = $2)"
 	                       " ORDER BY k.account_id, k.created_at, k.id", 2, p);
 	int n = PQntuples(r);
-	if (cli.json) {
-		json_t *arr = json_array();
-		for (int i = 0; i < n; i++)
-			json_array_append_new(arr, key_json(r, i));
+	json_t *arr = json_array();
+	for (int i = 0; i < n; i++)
+		json_array_append_new(arr, key_json(r, i));
+	if (cli.json)
 		cli_print_json(arr);
-	} else {
-		printf("%-31s %-16s %-20s %-12s %-9s %-20s %-20s %s\n", "KEY", "ACCOUNT", "NAME", "SECRET",
-		       "STATE", "CREATED", "LAST USED", "SCOPES");
-		for (int i = 0; i < n; i++) {
-			json_t *scopes = cli_col_json(r, i, 4), *v;
-			size_t j;
-			char masked[16];
-			snprintf(masked, sizeof(masked), "tks_...%s", PQgetvalue(r, i, 3));
-			printf("%-31s %-16.16s %-20.20s %-12s %-9s %-20s %-20s", PQgetvalue(r, i, 0),
-			       PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), masked, PQgetvalue(r, i, 7),
-			       PQgetvalue(r, i, 8), orval(r, i, 11, "never"));
-			json_array_foreach(scopes, j, v)
-				printf(" %s", json_string_value(v));
-			printf("\n");
-			json_decref(scopes);
-		}
+	else {
+		cli_key_print_table(arr);
+		json_decref(arr);
 	}
 	PQclear(r);
 	return CLI_OK;
@@ -406,13 +467,9 @@ static int show_key(const char *id, const char *verb)
 		PQclear(r);
 		cli_fail(CLI_REFUSED, "no key %s", id);
 	}
-	if (cli.json)
-		cli_print_json(key_json(r, 0));
-	else {
-		if (verb)
-			printf("%s key %s.\n", verb, id);
-		print_key_text(r, 0);
-	}
+	json_t *k = key_json(r, 0);
+	cli_key_print_changed(k, verb);
+	json_decref(k);
 	PQclear(r);
 	return CLI_OK;
 }
@@ -423,7 +480,7 @@ static int show_key(const char *id, const char *verb)
  */
 static int key_change(const char *verb, const char *id, const char *arg)
 {
-	check_key_id(id);
+	cli_check_key_id(id);
 	PGconn *db = cli_db();
 	PGresult *r = cli_exec("BEGIN", 0, NULL);
 	PQclear(r);
@@ -473,13 +530,7 @@ static int key_change(const char *verb, const char *id, const char *arg)
 	PQclear(r);
 	(void)db;
 	if (strcmp(verb, "delete") == 0) {
-		if (cli.json) {
-			json_t *o = json_object();
-			json_object_set_new(o, "client_id", json_string(id));
-			json_object_set_new(o, "state", json_string("deleted"));
-			cli_print_json(o);
-		} else
-			printf("Deleted key %s. It no longer appears in listings; the audit log keeps its history.\n", id);
+		cli_key_print_deleted(id);
 		return CLI_OK;
 	}
 	return show_key(id, done);
@@ -491,6 +542,8 @@ int cli_key(int argc, char **argv)
 		fputs(key_usage, argc < 2 ? stderr : stdout);
 		return argc < 2 ? CLI_USAGE : CLI_OK;
 	}
+	if (cli_key_is_remote(argc, argv))
+		return cli_key_remote(argc, argv);
 	const char *verb = argv[1];
 	if (strcmp(verb, "create") == 0)
 		return key_create(argc - 1, argv + 1);
@@ -499,7 +552,7 @@ int cli_key(int argc, char **argv)
 	if (strcmp(verb, "show") == 0) {
 		if (argc != 3)
 			cli_fail(CLI_USAGE, "key show: expected exactly one key ID");
-		check_key_id(argv[2]);
+		cli_check_key_id(argv[2]);
 		const char *p[] = { argv[2] };
 		PGresult *r = cli_exec("SELECT 1 FROM api_keys WHERE id = $1 AND deleted_at IS NULL", 1, p);
 		int found = PQntuples(r) == 1;

@@ -16,22 +16,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
-#include <event2/dns.h>
-#include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
-
 #include <tokend/crypto.h>
 #include <tokend/scope.h>
 #include <tokend/verify.h>
 
 #include "cli.h"
+#include "httpclient.h"
 
 #define JWKS_FETCH_MAX      (64 * 1024)   /* response body cap */
 #define JWKS_FETCH_TIMEOUT  5             /* seconds, whole exchange */
@@ -132,243 +122,41 @@ static char *read_file(const char *path, size_t max, size_t *len)
 }
 
 /* ------------------------------------------------------------------------ */
-/* JWKS over http(s) with libevent's client                                 */
-
-struct fetch {
-	struct event_base *base;
-	char *body;
-	size_t len;
-	int status;                 /* HTTP status, 0 when none */
-	const char *failure;        /* static reason, NULL when fine */
-};
-
-static void fetch_error_cb(enum evhttp_request_error e, void *arg)
-{
-	struct fetch *f = arg;
-	switch (e) {
-	case EVREQ_HTTP_TIMEOUT:
-		f->failure = "timed out";
-		break;
-	case EVREQ_HTTP_DATA_TOO_LONG:
-		f->failure = "response larger than 64 KiB";
-		break;
-	case EVREQ_HTTP_INVALID_HEADER:
-		f->failure = "invalid response header";
-		break;
-	case EVREQ_HTTP_EOF:
-		f->failure = "connection closed early";
-		break;
-	default:
-		f->failure = "connection failed";
-		break;
-	}
-}
-
-static void fetch_done_cb(struct evhttp_request *req, void *arg)
-{
-	struct fetch *f = arg;
-
-	if (req == NULL || evhttp_request_get_response_code(req) == 0) {
-		if (f->failure == NULL)
-			f->failure = "connection failed";
-	} else {
-		struct evbuffer *in = evhttp_request_get_input_buffer(req);
-		size_t n = evbuffer_get_length(in);
-		f->status = evhttp_request_get_response_code(req);
-		if (n > JWKS_FETCH_MAX) {
-			f->failure = "response larger than 64 KiB";
-		} else if (f->status == 200) {
-			f->body = malloc(n + 1);
-			if (f->body == NULL) {
-				f->failure = "out of memory";
-			} else {
-				evbuffer_remove(in, f->body, n);
-				f->body[n] = '\0';
-				f->len = n;
-			}
-		}
-	}
-	event_base_loopbreak(f->base);
-}
-
-static void fetch_deadline_cb(evutil_socket_t fd, short what, void *arg)
-{
-	struct fetch *f = arg;
-	(void)fd;
-	(void)what;
-	if (f->failure == NULL)
-		f->failure = "timed out";
-	event_base_loopbreak(f->base);
-}
-
-static int is_loopback(const char *host)
-{
-	return strcmp(host, "localhost") == 0 || strncmp(host, "127.", 4) == 0 ||
-	       strcmp(host, "::1") == 0 || strcmp(host, "[::1]") == 0;
-}
-
-/* A TLS client: system CAs, TLS 1.2+, the certificate must match `host`. */
-static SSL *tls_for(SSL_CTX **ctx_out, const char *host)
-{
-	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
-	SSL *ssl = NULL;
-
-	*ctx_out = ctx;
-	if (ctx == NULL || SSL_CTX_set_default_verify_paths(ctx) != 1 ||
-	    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1)
-		return NULL;
-	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-	ssl = SSL_new(ctx);
-	if (ssl == NULL)
-		return NULL;
-	X509_VERIFY_PARAM *vp = SSL_get0_param(ssl);
-	/* An IP literal is matched against IP SANs, a name against DNS names. */
-	if (X509_VERIFY_PARAM_set1_ip_asc(vp, host) != 1) {
-		ERR_clear_error();
-		char name[256];              /* SSL_set_tlsext_host_name takes a non-const */
-		snprintf(name, sizeof(name), "%s", host);
-		if (strlen(host) >= sizeof(name) || SSL_set_tlsext_host_name(ssl, name) != 1 ||
-		    SSL_set1_host(ssl, host) != 1) {
-			SSL_free(ssl);
-			return NULL;
-		}
-	}
-	return ssl;
-}
+/* JWKS over http(s) (httpclient.c)                                         */
 
 /* Fetch `url` into a malloc'd body; exits 1 (or 2 for a bad URL) on failure. */
 static char *fetch_jwks(const char *url, size_t *len)
 {
-	struct evhttp_uri *uri = evhttp_uri_parse(url);
-	const char *scheme, *host, *path, *query;
-	struct fetch f = { 0 };
-	struct evdns_base *dns = NULL;
-	struct evhttp_connection *conn = NULL;
-	struct evhttp_request *req = NULL;
-	struct bufferevent *bev = NULL;
-	struct event *deadline = NULL;
-	SSL_CTX *ctx = NULL;
-	SSL *ssl = NULL;
-	char target[4096], tls_why[300];
-	int port, https;
-
-	if (uri == NULL)
-		cli_fail(CLI_USAGE, "--jwks-url: not a valid URL");
-	scheme = evhttp_uri_get_scheme(uri);
-	host = evhttp_uri_get_host(uri);
-	if (scheme == NULL || host == NULL || *host == '\0' ||
-	    (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0)) {
-		evhttp_uri_free(uri);
-		cli_fail(CLI_USAGE, "--jwks-url: must be an http:// or https:// URL with a host");
-	}
-	if (evhttp_uri_get_userinfo(uri) != NULL) {
-		evhttp_uri_free(uri);
-		cli_fail(CLI_USAGE, "--jwks-url: credentials in the URL are not supported");
-	}
-	https = strcmp(scheme, "https") == 0;
-	port = evhttp_uri_get_port(uri);
-	if (port < 0)
-		port = https ? 443 : 80;
-	path = evhttp_uri_get_path(uri);
-	query = evhttp_uri_get_query(uri);
-	snprintf(target, sizeof(target), "%s%s%s", path && *path ? path : "/", query ? "?" : "",
-	         query ? query : "");
-	if (!https && !is_loopback(host))
+	tk_httpc_url info;
+	const char *why;
+	if (tk_httpc_url_check(url, &info, &why) != 0)
+		cli_fail(CLI_USAGE, "--jwks-url: %s", why);
+	if (!info.https && !info.loopback)
 		fprintf(stderr, "tokend: warning: fetching the JWKS over plain http; use https\n");
 
-	f.base = event_base_new();
-	if (f.base == NULL)
-		cli_fail(CLI_REFUSED, "cannot create an event loop");
-	dns = evdns_base_new(f.base, EVDNS_BASE_INITIALIZE_NAMESERVERS);
-	if (https) {
-		ssl = tls_for(&ctx, host);
-		if (ssl != NULL)
-			bev = bufferevent_openssl_socket_new(f.base, -1, ssl, BUFFEREVENT_SSL_CONNECTING,
-			                                     BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
-		if (bev == NULL) {
-			f.failure = "cannot set up TLS";
-			SSL_free(ssl);      /* not owned by a bufferevent */
-			goto done;
-		}
-		/* The bufferevent owns ssl now; the connection owns the bufferevent. */
-		conn = evhttp_connection_base_bufferevent_new(f.base, dns, bev, host,
-		                                              (unsigned short)port);
-	} else {
-		conn = evhttp_connection_base_new(f.base, dns, host, (unsigned short)port);
+	static const char *const headers[] = { "Accept", "application/jwk-set+json, application/json", NULL };
+	tk_httpc_request rq = {
+		.method = "GET", .url = url, .headers = headers, .timeout = JWKS_FETCH_TIMEOUT,
+		.max_body = JWKS_FETCH_MAX, .user_agent = "tokend-verify",
+	};
+	tk_httpc_response resp;
+	if (tk_httpc_send(&rq, &resp) != 0) {
+		char msg[sizeof(resp.error)];
+		snprintf(msg, sizeof(msg), "%s", resp.error);
+		tk_httpc_response_free(&resp);
+		cli_fail(CLI_REFUSED, "cannot fetch the JWKS: %s", msg);
 	}
-	if (conn == NULL) {
-		f.failure = "cannot create an HTTP connection";
-		if (bev != NULL)
-			bufferevent_free(bev);
-		goto done;
+	if (resp.status != 200) {
+		int status = resp.status;
+		tk_httpc_response_free(&resp);
+		cli_fail(CLI_REFUSED, "cannot fetch the JWKS: HTTP status %d", status);
 	}
-	evhttp_connection_set_timeout(conn, JWKS_FETCH_TIMEOUT);
-	evhttp_connection_set_retries(conn, 0);
-	evhttp_connection_set_max_body_size(conn, JWKS_FETCH_MAX);
-	evhttp_connection_set_max_headers_size(conn, 16 * 1024);
-
-	req = evhttp_request_new(fetch_done_cb, &f);
-	if (req == NULL) {
-		f.failure = "out of memory";
-		goto done;
-	}
-	evhttp_request_set_error_cb(req, fetch_error_cb);
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	char hosthdr[300];
-	if (evhttp_uri_get_port(uri) >= 0)
-		snprintf(hosthdr, sizeof(hosthdr), "%s:%d", host, port);
-	else
-		snprintf(hosthdr, sizeof(hosthdr), "%s", host);
-	evhttp_add_header(h, "Host", hosthdr);
-	evhttp_add_header(h, "Accept", "application/jwk-set+json, application/json");
-	evhttp_add_header(h, "Connection", "close");
-	evhttp_add_header(h, "User-Agent", "tokend-verify");
-	if (evhttp_make_request(conn, req, EVHTTP_REQ_GET, target) != 0) {
-		req = NULL;              /* freed by libevent on failure */
-		f.failure = "cannot send the request";
-		goto done;
-	}
-	deadline = evtimer_new(f.base, fetch_deadline_cb, &f);
-	struct timeval tv = { JWKS_FETCH_TIMEOUT, 0 };
-	if (deadline == NULL || evtimer_add(deadline, &tv) != 0) {
-		f.failure = "cannot arm the timeout";
-		goto done;
-	}
-	event_base_dispatch(f.base);
-	if (f.body == NULL && f.failure == NULL)
-		f.failure = f.status ? NULL : "no response";
-	if (f.body == NULL && ssl != NULL && f.status == 0) {
-		/* Say why TLS failed rather than "connection closed". */
-		long vr = SSL_get_verify_result(ssl);
-		unsigned long e = bufferevent_get_openssl_error(bev);
-		if (vr != X509_V_OK) {
-			snprintf(tls_why, sizeof(tls_why), "TLS: server certificate not accepted (%s)",
-			         X509_verify_cert_error_string(vr));
-			f.failure = tls_why;
-		} else if (e != 0) {
-			const char *r = ERR_reason_error_string(e);
-			snprintf(tls_why, sizeof(tls_why), "TLS handshake failed (%s)", r ? r : "?");
-			f.failure = tls_why;
-		}
-	}
-done:
-	if (deadline != NULL)
-		event_free(deadline);
-	if (conn != NULL)
-		evhttp_connection_free(conn);   /* also frees a pending request and bev */
-	if (dns != NULL)
-		evdns_base_free(dns, 0);
-	event_base_free(f.base);
-	SSL_CTX_free(ctx);
-	evhttp_uri_free(uri);
-	ERR_clear_error();
-	if (f.body == NULL) {
-		if (f.failure)
-			cli_fail(CLI_REFUSED, "cannot fetch the JWKS: %s", f.failure);
-		cli_fail(CLI_REFUSED, "cannot fetch the JWKS: HTTP status %d", f.status);
-	}
-	*len = f.len;
-	return f.body;
+	char *body = resp.body;
+	*len = resp.len;
+	resp.body = NULL;          /* ours now */
+	resp.len = 0;
+	tk_httpc_response_free(&resp);
+	return body;
 }
 
 /* ------------------------------------------------------------------------ */

@@ -414,6 +414,7 @@ int tk_workers_start(tk_server *srv, char *err, size_t errlen)
 		w->index = i;
 		struct event_config *ec = event_config_new();
 		event_config_set_flag(ec, EVENT_BASE_FLAG_NOLOCK);
+		event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);   /* fewer epoll_ctl calls */
 		w->base = event_base_new_with_config(ec);
 		event_config_free(ec);
 		w->http = w->base ? evhttp_new(w->base) : NULL;
@@ -437,7 +438,10 @@ int tk_workers_start(tk_server *srv, char *err, size_t errlen)
 		if (w->fd < 0)
 			return -1;
 		evhttp_set_max_headers_size(w->http, cfg->max_header_size);
-		evhttp_set_max_body_size(w->http, cfg->max_body_size);
+		/* The admin API (when it shares this listener) takes bodies up to 64 KiB;
+		 * the OAuth endpoints hold theirs to max_body_size themselves (413). */
+		evhttp_set_max_body_size(w->http, cfg->admin_listen_port || cfg->max_body_size > 65536
+		                                  ? cfg->max_body_size : 65536);
 		/* evhttp 2.1 has one inactivity timeout per connection (reset by each
 		 * read or write): the smallest of ours applies to all three phases. */
 		int64_t t = cfg->idle_timeout;
@@ -462,7 +466,7 @@ int tk_workers_start(tk_server *srv, char *err, size_t errlen)
 				return -1;
 			w->admin_http = evhttp_new(w->base);
 			evhttp_set_max_headers_size(w->admin_http, cfg->max_header_size);
-			evhttp_set_max_body_size(w->admin_http, 65536);
+			evhttp_set_max_body_size(w->admin_http, 2 * 65536);   /* the API answers 413 itself up to here */
 			evhttp_set_timeout(w->admin_http, (int)t);
 			evhttp_set_allowed_methods(w->admin_http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
 			                           EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH);

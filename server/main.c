@@ -26,7 +26,7 @@ static const char usage[] =
 	"  account ...           Accounts: create, list, show, set-limit, disable, enable.\n"
 	"  scope ...             The scope catalogue: add, list.\n"
 	"  key ...               API keys: create, list, show, rename, disable, enable,\n"
-	"                        revoke, delete.\n"
+	"                        revoke, delete; with --url URL over a server's admin API.\n"
 	"  config                Print the effective configuration (secrets masked).\n"
 	"  verify ...            Verify an access token against a JWKS and print its claims.\n"
 	"\n"

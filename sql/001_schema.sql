@@ -198,25 +198,29 @@ CREATE TRIGGER api_keys_no_truncate BEFORE TRUNCATE ON api_keys
     FOR EACH STATEMENT EXECUTE FUNCTION tokend_no_delete();
 
 CREATE FUNCTION accounts_after_change() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    act text;
-    det jsonb := '{}';
 BEGIN
+    -- One audit row per aspect that changed.
     IF TG_OP = 'INSERT' THEN
-        act := 'account.create';
-        det := jsonb_build_object('name', NEW.name, 'key_limit', NEW.key_limit);
-    ELSIF NEW.key_limit IS DISTINCT FROM OLD.key_limit THEN
-        act := 'account.set_limit';
-        det := jsonb_build_object('from', OLD.key_limit, 'to', NEW.key_limit);
-    ELSIF NEW.disabled_at IS DISTINCT FROM OLD.disabled_at THEN
-        act := CASE WHEN NEW.disabled_at IS NULL THEN 'account.enable' ELSE 'account.disable' END;
-    ELSIF NEW.name IS DISTINCT FROM OLD.name THEN
-        act := 'account.rename';
+        INSERT INTO audit_log (actor, action, account_id, address, detail)
+        VALUES (tokend_actor(), 'account.create', NEW.id, tokend_address(),
+                jsonb_build_object('name', NEW.name, 'key_limit', NEW.key_limit));
     ELSE
-        RETURN NULL;
+        IF NEW.key_limit IS DISTINCT FROM OLD.key_limit THEN
+            INSERT INTO audit_log (actor, action, account_id, address, detail)
+            VALUES (tokend_actor(), 'account.set_limit', NEW.id, tokend_address(),
+                    jsonb_build_object('from', OLD.key_limit, 'to', NEW.key_limit));
+        END IF;
+        IF NEW.name IS DISTINCT FROM OLD.name THEN
+            INSERT INTO audit_log (actor, action, account_id, address, detail)
+            VALUES (tokend_actor(), 'account.rename', NEW.id, tokend_address(),
+                    jsonb_build_object('from', OLD.name, 'to', NEW.name));
+        END IF;
+        IF NEW.disabled_at IS DISTINCT FROM OLD.disabled_at THEN
+            INSERT INTO audit_log (actor, action, account_id, address, detail)
+            VALUES (tokend_actor(), CASE WHEN NEW.disabled_at IS NULL THEN 'account.enable' ELSE 'account.disable' END,
+                    NEW.id, tokend_address(), '{}');
+        END IF;
     END IF;
-    INSERT INTO audit_log (actor, action, account_id, address, detail)
-    VALUES (tokend_actor(), act, NEW.id, tokend_address(), det);
     -- Every cached key of the account depends on the account's state.
     PERFORM pg_notify('tokend_accounts', NEW.id);
     RETURN NULL;
@@ -241,8 +245,8 @@ CREATE TRIGGER accounts_no_truncate BEFORE TRUNCATE ON accounts
 
 CREATE FUNCTION scopes_after_insert() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    INSERT INTO audit_log (actor, action, detail)
-    VALUES (tokend_actor(), 'scope.add', jsonb_build_object('name', NEW.name));
+    INSERT INTO audit_log (actor, action, address, detail)
+    VALUES (tokend_actor(), 'scope.add', tokend_address(), jsonb_build_object('name', NEW.name));
     PERFORM pg_notify('tokend_scopes', NEW.name);
     RETURN NULL;
 END $$;

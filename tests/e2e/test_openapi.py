@@ -1,0 +1,544 @@
+"""
+The OpenAPI description of the admin API (docs/openapi.yaml, issue 4 point 5)
+against the running code, so that the document cannot drift from it.
+
+  * the document tokend serves at GET /admin/v1/openapi.yaml is docs/openapi.yaml
+    byte for byte (a stale build fails here);
+  * the document is well formed: OpenAPI 3.1, every $ref resolves, every
+    operation names its scope (x-required-scope), request bodies refuse
+    unknown members (additionalProperties: false), its own examples validate;
+  * its routes are the server's: the fixed route table and the key actions in
+    server/admin.c match the document (path, method, scope), every method a
+    path does not list answers 405 (x-methods-not-allowed), near-miss paths 404;
+  * every operation, sent for real: unauthenticated -> 401 (the public document:
+    200); with a token one scope short -> 403 naming x-required-scope; with
+    exactly that scope -> its documented 2xx; and the generic refusals (unknown
+    ID 404, unknown member 400, bad query 400, body over 64 KiB 413). Each
+    answer's status must be listed for the operation and its body must validate
+    against the documented schema (a small JSON Schema 2020-12 subset validator
+    below: type, enum, const, properties, required, additionalProperties,
+    unevaluatedProperties, items, min/max, pattern, format date-time, $ref,
+    allOf, oneOf, anyOf).
+
+Needs python3-yaml (scripts/install-deps.sh installs it).
+"""
+import datetime as dt
+import json
+import re
+import urllib.parse
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import SECRET_FIND_RE, make_key_id
+from server import http_request, new_key, remember_token
+
+pytestmark = pytest.mark.binary
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC_PATH = ROOT / "docs" / "openapi.yaml"
+ADMIN_C = ROOT / "server" / "admin.c"
+SPEC_TEXT = SPEC_PATH.read_bytes()
+SPEC = yaml.safe_load(SPEC_TEXT)
+PREFIX = SPEC["servers"][0]["url"].rstrip("/")
+METHODS = ("get", "post", "put", "patch", "delete")
+SCOPE_READ, SCOPE_WRITE, SCOPE_OPERATOR = "tokend:admin:read", "tokend:admin:write", "tokend:operator"
+SCOPE_ORDER = [None, SCOPE_READ, SCOPE_WRITE, SCOPE_OPERATOR]
+
+
+# ---------------------------------------------------------------------------
+# The document
+# ---------------------------------------------------------------------------
+def resolve(node, root=SPEC):
+    """Follow local $refs (possibly chained)."""
+    seen = 0
+    while isinstance(node, dict) and "$ref" in node:
+        ref = node["$ref"]
+        assert ref.startswith("#/"), f"non-local $ref {ref}"
+        node = root
+        for part in ref[2:].split("/"):
+            part = part.replace("~1", "/").replace("~0", "~")
+            assert isinstance(node, dict) and part in node, f"$ref {ref} does not resolve"
+            node = node[part]
+        seen += 1
+        assert seen < 20, f"$ref loop at {ref}"
+    return node
+
+
+def operations(spec=SPEC):
+    out = []
+    for path, item in spec["paths"].items():
+        for m in METHODS:
+            if m in item:
+                out.append((path, m, item[m]))
+    return out
+
+
+OPS = operations()
+OP_IDS = [op["operationId"] for _, _, op in OPS]
+
+
+def op_params(path, method):
+    item = SPEC["paths"][path]
+    ps = [resolve(p) for p in item.get("parameters", [])] + \
+         [resolve(p) for p in item[method].get("parameters", [])]
+    return ps
+
+
+def op_body_schema(op):
+    rb = op.get("requestBody")
+    if not rb:
+        return None, None, False
+    rb = resolve(rb)
+    media = rb["content"]["application/json"]
+    return media.get("schema"), media.get("example"), rb.get("required", False)
+
+
+# ---------------------------------------------------------------------------
+# A small JSON Schema (2020-12 subset) validator
+# ---------------------------------------------------------------------------
+RFC3339_RE = re.compile(r"^\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)$")
+TYPES = {
+    "null": lambda v: v is None,
+    "boolean": lambda v: isinstance(v, bool),
+    "integer": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "number": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "string": lambda v: isinstance(v, str),
+    "array": lambda v: isinstance(v, list),
+    "object": lambda v: isinstance(v, dict),
+}
+
+
+class Invalid(AssertionError):
+    pass
+
+
+def validate(inst, schema, where="$"):
+    """Raise Invalid when `inst` does not match `schema`; returns the evaluated property names."""
+    evaluated = set()
+    if schema is True or schema == {}:
+        return set(inst) if isinstance(inst, dict) else evaluated
+    if schema is False:
+        raise Invalid(f"{where}: no value allowed")
+    if "$ref" in schema:
+        evaluated |= validate(inst, resolve({"$ref": schema["$ref"]}), where)
+    for sub in schema.get("allOf", []):
+        evaluated |= validate(inst, sub, where)
+    if "anyOf" in schema:
+        ok = []
+        for sub in schema["anyOf"]:
+            try:
+                ok.append(validate(inst, sub, where))
+            except Invalid:
+                pass
+        if not ok:
+            raise Invalid(f"{where}: matches none of anyOf: {inst!r:.200}")
+        for e in ok:
+            evaluated |= e
+    if "oneOf" in schema:
+        ok, errs = [], []
+        for sub in schema["oneOf"]:
+            try:
+                ok.append(validate(inst, sub, where))
+            except Invalid as e:
+                errs.append(str(e))
+        if len(ok) != 1:
+            raise Invalid(f"{where}: matches {len(ok)} of oneOf (exactly 1 needed): {inst!r:.200} {errs}")
+        evaluated |= ok[0]
+    if "type" in schema:
+        types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
+        if not any(TYPES[t](inst) for t in types):
+            raise Invalid(f"{where}: {inst!r:.120} is not of type {types}")
+    if "const" in schema and inst != schema["const"]:
+        raise Invalid(f"{where}: {inst!r:.120} != const {schema['const']!r}")
+    if "enum" in schema and inst not in schema["enum"]:
+        raise Invalid(f"{where}: {inst!r:.120} not in {schema['enum']}")
+    if isinstance(inst, str):
+        if "minLength" in schema and len(inst) < schema["minLength"]:
+            raise Invalid(f"{where}: shorter than {schema['minLength']}")
+        if "maxLength" in schema and len(inst) > schema["maxLength"]:
+            raise Invalid(f"{where}: longer than {schema['maxLength']}")
+        if "pattern" in schema and not re.search(schema["pattern"], inst):
+            raise Invalid(f"{where}: {inst!r:.120} does not match {schema['pattern']}")
+        if schema.get("format") == "date-time" and not RFC3339_RE.match(inst):
+            raise Invalid(f"{where}: {inst!r} is not an RFC 3339 date-time")
+    if TYPES["number"](inst):
+        if "minimum" in schema and inst < schema["minimum"]:
+            raise Invalid(f"{where}: {inst} < {schema['minimum']}")
+        if "maximum" in schema and inst > schema["maximum"]:
+            raise Invalid(f"{where}: {inst} > {schema['maximum']}")
+    if isinstance(inst, list):
+        if "minItems" in schema and len(inst) < schema["minItems"]:
+            raise Invalid(f"{where}: fewer than {schema['minItems']} items")
+        if "maxItems" in schema and len(inst) > schema["maxItems"]:
+            raise Invalid(f"{where}: more than {schema['maxItems']} items")
+        if schema.get("uniqueItems") and len({json.dumps(i, sort_keys=True) for i in inst}) != len(inst):
+            raise Invalid(f"{where}: items are not unique")
+        if "items" in schema:
+            for i, v in enumerate(inst):
+                validate(v, schema["items"], f"{where}[{i}]")
+    if isinstance(inst, dict):
+        for r in schema.get("required", []):
+            if r not in inst:
+                raise Invalid(f"{where}: required member {r!r} missing (has {sorted(inst)})")
+        props = schema.get("properties", {})
+        for k, v in inst.items():
+            if k in props:
+                validate(v, props[k], f"{where}.{k}")
+                evaluated.add(k)
+        if "additionalProperties" in schema:
+            extra = [k for k in inst if k not in props]
+            ap = schema["additionalProperties"]
+            if ap is False and extra:
+                raise Invalid(f"{where}: members not in the schema: {extra}")
+            if isinstance(ap, dict):
+                for k in extra:
+                    validate(inst[k], ap, f"{where}.{k}")
+            evaluated |= set(inst)
+        if schema.get("unevaluatedProperties") is False:
+            extra = [k for k in inst if k not in evaluated]
+            if extra:
+                raise Invalid(f"{where}: members not in the schema: {extra}")
+            evaluated |= set(inst)
+    return evaluated
+
+
+def check_response(resp, op, label=""):
+    """The status is documented for `op`, and the body matches the documented schema."""
+    statuses = op["responses"]
+    assert str(resp.status) in statuses, \
+        f"{op['operationId']} {label}: status {resp.status} is not documented {sorted(statuses)}: {resp!r}"
+    r = resolve(statuses[str(resp.status)])
+    content = r.get("content", {})
+    ctype = resp.headers.get("content-type", "").split(";")[0].strip()
+    assert ctype in content, f"{op['operationId']} {label}: content type {ctype!r} not documented: {resp!r}"
+    schema = content[ctype].get("schema")
+    if ctype == "application/json":
+        body = resp.json()
+        try:
+            validate(body, schema)
+        except Invalid as e:
+            raise AssertionError(f"{op['operationId']} {label}: {resp.status} body does not match the "
+                                 f"documented schema: {e}\n{resp!r}")
+        assert resp.headers.get("cache-control") == "no-store", resp
+    for name, h in (r.get("headers") or {}).items():
+        h = resolve(h)
+        if name.lower() in resp.headers and "schema" in h:
+            validate(resp.headers[name.lower()], h["schema"], f"header {name}")
+    return resp
+
+
+# ---------------------------------------------------------------------------
+# Static checks of the document
+# ---------------------------------------------------------------------------
+def walk_refs(node, out):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == "$ref":
+                out.append(v)
+            else:
+                walk_refs(v, out)
+    elif isinstance(node, list):
+        for v in node:
+            walk_refs(v, out)
+    return out
+
+
+def test_document_is_well_formed():
+    assert SPEC["openapi"].startswith("3.1."), SPEC["openapi"]
+    assert SPEC["info"]["title"] and SPEC["info"]["version"]
+    assert PREFIX == "/admin/v1"
+    assert SPEC["components"]["securitySchemes"]["bearer"] == {
+        **SPEC["components"]["securitySchemes"]["bearer"], "type": "http", "scheme": "bearer"}
+    assert SPEC["security"] == [{"bearer": []}]
+    for ref in walk_refs(SPEC, []):
+        resolve({"$ref": ref})
+    assert len(set(OP_IDS)) == len(OP_IDS), "duplicate operationId"
+    for path, m, op in OPS:
+        name = f"{m.upper()} {path}"
+        assert "x-required-scope" in op, f"{name}: no x-required-scope"
+        scope = op["x-required-scope"]
+        assert scope in SCOPE_ORDER, f"{name}: x-required-scope {scope!r}"
+        statuses = set(op["responses"])
+        assert all(re.fullmatch(r"[1-5]\d\d", s) for s in statuses), name
+        if scope is None:
+            assert op.get("security") == [], f"{name}: public but not security: []"
+        else:
+            assert "security" not in op, f"{name}: overrides the global bearer security"
+            assert f"`{scope}`" in op["description"], f"{name}: the description does not name {scope}"
+            assert {"400", "401", "403", "500", "503"} <= statuses, f"{name}: {sorted(statuses)}"
+            assert any(s.startswith("2") for s in statuses), name
+        # Path parameters are declared, and only those.
+        declared = {p["name"] for p in op_params(path, m) if p["in"] == "path"}
+        assert declared == set(re.findall(r"\{(\w+)\}", path)), f"{name}: path parameters {declared}"
+        if declared:
+            assert "404" in statuses, f"{name}: an ID in the path but no 404"
+        schema, example, _ = op_body_schema(op)
+        if schema is not None:
+            assert {"400", "413"} <= statuses, f"{name}: a body but no 400/413"
+            body = resolve(schema)
+            if schema.get("$ref", "").endswith("/IgnoredBody"):
+                assert "ignored" in body["description"].lower()
+            else:
+                assert body.get("additionalProperties") is False, f"{name}: the body accepts unknown members"
+                assert body.get("type") == "object"
+            if example is not None:
+                validate(example, schema, f"{name} example")
+        # Every JSON response has a schema.
+        for st, r in op["responses"].items():
+            r = resolve(r)
+            for ctype, media in r.get("content", {}).items():
+                assert "schema" in media, f"{name} {st} {ctype}: no schema"
+    # Every path item says which other methods answer 405.
+    for path, item in SPEC["paths"].items():
+        listed = {m.upper() for m in METHODS if m in item}
+        rest = {m.upper() for m in METHODS} - listed
+        nal = set(item.get("x-methods-not-allowed", []))
+        if path == "/openapi.yaml":
+            assert nal == set(), "the public document answers 404 to other methods"
+        else:
+            assert nal == rest, f"{path}: x-methods-not-allowed {sorted(nal)} != {sorted(rest)}"
+
+
+def test_schemas_reject_what_the_server_refuses():
+    """The validator is not vacuous: the documented schemas refuse known-bad inputs."""
+    kc = {"$ref": "#/components/schemas/KeyCreate"}
+    good = {"name": "n", "scopes": ["orders:read"]}
+    validate(good, kc)
+    for bad in ({"name": "n"}, {**good, "zz": 1}, {**good, "name": "x" * 101}, {**good, "name": "a\nb"},
+                {**good, "scopes": ["a", "a"]}, {**good, "scopes": []}, {**good, "token_lifetime": "60"},
+                {**good, "token_lifetime": 0}, {**good, "expires_at": "tomorrow"}, {**good, "scopes": "a"},
+                {**good, "audiences": ["a b"]}, {**good, "subject": ""}):
+        with pytest.raises(Invalid):
+            validate(bad, kc)
+    key = {"$ref": "#/components/schemas/Key"}
+    sample = {"client_id": make_key_id(), "account": "a", "name": "n", "hint": "abcd", "masked": "tks_...abcd",
+              "scopes": ["s"], "audiences": [], "subject": None, "state": "enabled",
+              "created_at": "2026-01-02T03:04:05Z", "created_by": "cli:x", "expires_at": None,
+              "last_used_at": None, "disabled_at": None, "revoked_at": None, "revoked_by": None,
+              "revoke_reason": None, "token_lifetime": None}
+    validate(sample, key)
+    for bad in ({**sample, "secret_hash": "\\x00"}, {**sample, "client_secret": "tks_x"},
+                {k: v for k, v in sample.items() if k != "masked"}, {**sample, "state": "gone"}):
+        with pytest.raises(Invalid):
+            validate(bad, key)
+    validate({**sample, "client_secret": "tks_" + "a" * 49}, {"$ref": "#/components/schemas/KeyCreated"})
+
+
+def test_route_table_matches_the_source():
+    """server/admin.c's route table and the document name the same routes and scopes."""
+    src = ADMIN_C.read_text()
+    need_scope = {"NEED_READ": SCOPE_READ, "NEED_WRITE": SCOPE_WRITE, "NEED_OPERATOR": SCOPE_OPERATOR}
+    fixed = re.findall(r'\{ EVHTTP_REQ_(\w+), "([a-z/]+)", OP_\w+, (NEED_\w+) \}', src)
+    assert len(fixed) >= 8, "could not read the route table of server/admin.c"
+    documented = {(m.upper(), p): op["x-required-scope"] for p, m, op in OPS}
+    for method, path, need in fixed:
+        key = (method, "/" + path)
+        assert key in documented, f"route {method} /admin/v1/{path} is not in docs/openapi.yaml"
+        assert documented[key] == need_scope[need], f"{key}: document says {documented[key]}, code {need}"
+    acts = re.findall(r'\{ "(\w+)", OP_KEY_\w+ \}', src)
+    assert sorted(acts) == ["disable", "enable", "revoke"], acts
+    templated = {p for (_, p) in documented if "{" in p}
+    assert {f"/keys/{{key_id}}/{a}" for a in acts} <= templated
+    fixed_paths = {"/" + p for _, p, _ in fixed}
+    for (_, p) in documented:
+        assert p in fixed_paths or "{" in p or p == "/openapi.yaml", f"{p}: documented but not routed"
+    # The dynamic routes: accounts/{id} and keys/{id} with their methods and scopes.
+    dyn = re.findall(r"if \(cmd == EVHTTP_REQ_(\w+)\) \{ ar->op = (OP_\w+); ar->need = (NEED_\w+);", src)
+    op_path = {"OP_ACCOUNT_GET": "/accounts/{account_id}", "OP_ACCOUNT_PATCH": "/accounts/{account_id}",
+               "OP_KEY_GET": "/keys/{key_id}", "OP_KEY_PATCH": "/keys/{key_id}", "OP_KEY_DELETE": "/keys/{key_id}"}
+    assert sorted(o for _, o, _ in dyn) == sorted(op_path), dyn
+    for method, o, need in dyn:
+        key = (method, op_path[o])
+        assert key in documented and documented[key] == need_scope[need], (key, need)
+
+
+# ---------------------------------------------------------------------------
+# Against the running server
+# ---------------------------------------------------------------------------
+class NS:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+@pytest.fixture(scope="module")
+def env(module_tokend, module_start_server):
+    t = module_tokend
+    t.account("acme", "--name", "Acme", "--key-limit", "1000")
+    t.account("other", "--name", "Other")
+    t.scopes("orders:read", "orders:write")
+    # max_body_size above 64 KiB, so that the admin API's own body limit answers (a JSON 413);
+    # with the default (8 KiB) the HTTP layer refuses larger bodies first.
+    srv = module_start_server(t, max_body_size=1048576)
+
+    def token_for(scopes):
+        k = new_key(t, "acme", f"openapi {scopes}", scopes)
+        r = srv.token(k)
+        assert r.status == 200, r
+        tok = r.json()["access_token"]
+        remember_token(tok)
+        return tok
+
+    tokens = {None: token_for("orders:read"), SCOPE_READ: token_for(SCOPE_READ),
+              SCOPE_WRITE: token_for(SCOPE_WRITE), SCOPE_OPERATOR: token_for(SCOPE_OPERATOR)}
+    e = NS(t=t, srv=srv, tokens=tokens, secrets=[])
+    yield e
+    # Secrets the API returned never reach the server's log.
+    log = srv.stderr_text() + srv.stdout_text()
+    for s in e.secrets:
+        assert s not in log, "a client secret from the admin API is in the server's log"
+
+
+def send(env, method, path, *, token=None, body=None, headers=None, query=""):
+    h = dict(headers or {})
+    if token:
+        h["Authorization"] = "Bearer " + token
+    if body is not None:
+        if not isinstance(body, (bytes, str)):
+            body = json.dumps(body)
+        h.setdefault("Content-Type", "application/json")
+    r = http_request(env.srv.port, method.upper(), PREFIX + path + query, body, h)
+    for s in SECRET_FIND_RE.findall(r.body.decode("utf-8", "replace")):
+        env.secrets.append(s)
+    return r
+
+
+def fill_path(env, path, method):
+    """Concrete values for the path's parameters: a fresh key of acme; an account."""
+    if "{key_id}" in path:
+        k = new_key(env.t, "acme", f"openapi target {method}", "orders:read")
+        path = path.replace("{key_id}", k["client_id"])
+    if "{account_id}" in path:
+        # GET: the read token's own account; PATCH (operator): another one.
+        path = path.replace("{account_id}", "acme" if method == "get" else "other")
+    return path
+
+
+def below(scope):
+    return SCOPE_ORDER[SCOPE_ORDER.index(scope) - 1]
+
+
+@pytest.mark.parametrize("path,method,op", OPS, ids=OP_IDS)
+def test_operation_answers_as_documented(env, path, method, op):
+    scope = op["x-required-scope"]
+    schema, example, body_required = op_body_schema(op)
+    concrete = fill_path(env, path, method)
+    body = example if example is not None else ({} if body_required else None)
+
+    if scope is None:
+        # The public document.
+        r = send(env, method, concrete)
+        check_response(r, op, "public")
+        assert r.status == 200
+        return
+
+    # 1. No credentials: 401 with the Bearer challenge.
+    r = check_response(send(env, method, concrete, body=body), op, "unauthenticated")
+    assert r.status == 401, r
+    assert r.headers["www-authenticate"].startswith('Bearer realm="tokend-admin", error="invalid_token"'), r
+    assert r.json()["error"] == "invalid_token"
+
+    # 2. One scope short: 403 naming the documented scope.
+    r = check_response(send(env, method, concrete, token=env.tokens[below(scope)], body=body), op, "scope short")
+    assert r.status == 403, r
+    assert r.json()["error"] == "insufficient_scope" and r.json()["scope"] == scope, r
+    assert f'scope="{scope}"' in r.headers["www-authenticate"], r
+
+    tok = env.tokens[scope]
+    # 3. Malformed query string: 400 (documented for every authenticated operation).
+    r = check_response(send(env, method, concrete, token=tok, body=body, query="?%zz"), op, "bad query")
+    assert r.status == 400, r
+
+    # 4. Generic refusals, before the real call (they must change nothing).
+    if "{key_id}" in path or "{account_id}" in path:
+        unknown = path.replace("{key_id}", make_key_id()).replace("{account_id}", "no-such-account")
+        r = check_response(send(env, method, unknown, token=env.tokens[SCOPE_OPERATOR], body=body), op, "unknown ID")
+        assert r.status == 404, r
+        assert r.json()["error"] == "not_found"
+    if schema is not None:
+        big = {"name": "x" * 70000}
+        r = check_response(send(env, method, concrete, token=tok, body=big), op, "body over 64 KiB")
+        assert r.status == 413, r
+        r = check_response(send(env, method, concrete, token=tok, body="[]"), op, "non-object body")
+        assert r.status == 400, r
+        if resolve(schema).get("additionalProperties") is False:
+            r = check_response(send(env, method, concrete, token=tok, body={**(body or {}), "zz_unknown": 1}),
+                               op, "unknown member")
+            assert r.status == 400 and r.json().get("field") == "zz_unknown", r
+    for p in op_params(path, method):
+        if p["in"] != "query":
+            continue
+        s = resolve(p["schema"])
+        bad = {"integer": "0" if s.get("minimum") == 1 else "x"}.get(s.get("type"))
+        if "enum" in s:
+            bad = "no-such-value"
+        if "pattern" in s:
+            bad = "!"
+        if bad is None or p["name"] == "confirm":
+            continue
+        q = "?" + urllib.parse.urlencode({p["name"]: bad})
+        r = check_response(send(env, method, concrete, token=tok, query=q), op, f"bad {p['name']}")
+        assert r.status == 400 and r.json().get("field") == p["name"], r
+
+    # 5. The real call, with exactly the documented scope.
+    headers = {}
+    idem = [p for p in op_params(path, method) if p["in"] == "header" and p["name"] == "Idempotency-Key"]
+    if idem:
+        headers["Idempotency-Key"] = "openapi-" + op["operationId"]
+    r = check_response(send(env, method, concrete, token=tok, body=body, headers=headers), op, "authorised")
+    assert 200 <= r.status < 300, r
+    if op["operationId"] == "createKey":
+        assert r.status == 201 and r.headers["location"] == f"{PREFIX}/keys/{r.json()['client_id']}", r
+        first = r.json()
+        # The documented replay: same Idempotency-Key, same body -> 200, no secret.
+        r = check_response(send(env, method, concrete, token=tok, body=body, headers=headers), op, "replay")
+        assert r.status == 200 and r.headers.get("idempotent-replayed") == "true", r
+        assert r.json()["client_id"] == first["client_id"] and r.json()["client_secret"] is None
+        # ... and a different body with it: 422.
+        r = check_response(send(env, method, concrete, token=tok, body={**body, "name": "other"}, headers=headers),
+                           op, "idempotency mismatch")
+        assert r.status == 422, r
+    if op["operationId"] in ("createAccount", "addScope"):
+        assert r.status == 201, r
+        # The same again: 409 conflict (documented).
+        r = check_response(send(env, method, concrete, token=tok, body=body), op, "again")
+        assert r.status == 409, r
+
+
+@pytest.mark.parametrize("path", list(SPEC["paths"]))
+def test_undocumented_methods_are_refused(env, path):
+    """Every method the document does not list for a path is 405 (the public document: 404)."""
+    item = SPEC["paths"][path]
+    concrete = path.replace("{key_id}", make_key_id()).replace("{account_id}", "acme")
+    for m in METHODS:
+        if m in item:
+            continue
+        r = send(env, m, concrete, body="{}" if m in ("post", "put", "patch") else None)
+        want = 405 if m.upper() in item.get("x-methods-not-allowed", []) else 404
+        assert r.status == want, f"{m.upper()} {path}: {r!r}"
+        if want == 405:
+            assert r.json()["error"] == "method_not_allowed", r
+            validate(r.json(), SPEC["components"]["responses"]["MethodNotAllowed"]["content"]
+                     ["application/json"]["schema"])
+
+
+def test_unknown_paths_are_404(env):
+    """Near-miss paths are not routes (no undocumented endpoint answers)."""
+    kid = make_key_id()
+    for p in ("", "/", "/keys/", f"/keys/{kid}/", f"/keys/{kid}/rotate", f"/keys/{kid}/disable/x",
+              f"/keys/{kid}/secret", "/accounts/acme/keys", "/accounts/", "/accounts/acme/x", "/scopes/read",
+              "/audit/1", "/key", "/Keys", "/account/acme", "/tokens", "/openapi.json", "/openapi.yaml/x"):
+        for m in ("get", "post", "delete"):
+            r = send(env, m, p, token=env.tokens[SCOPE_OPERATOR], body="{}" if m == "post" else None)
+            assert r.status == 404, f"{m.upper()} {PREFIX}{p}: {r!r}"
+
+
+def test_served_document_is_docs_openapi_yaml(env):
+    """GET /admin/v1/openapi.yaml (public) serves docs/openapi.yaml as built into the binary."""
+    r = http_request(env.srv.port, "GET", PREFIX + "/openapi.yaml")
+    assert r.status == 200, r
+    assert r.headers["content-type"].startswith("application/yaml"), r
+    assert r.body == SPEC_TEXT, ("the served OpenAPI document differs from docs/openapi.yaml: rebuild "
+                                 "(cmake --build build --target tokend-bin)")
+    assert yaml.safe_load(r.body) == SPEC
