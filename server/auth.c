@@ -39,10 +39,25 @@ void tk_auth_free(tk_authreq *ar)
 	ar->on_free(ar);
 }
 
+static void too_many(tk_authreq *ar, int wait, const char *reason)
+{
+	char ra[16];
+	snprintf(ra, sizeof(ra), "%d", wait);
+	tk_metric_add(&ar->w->metrics.auth_throttled, 1);
+	tk_log(TK_LOG_INFO, refused_event(ar), "req", ar->ri.id, "client_id", ar->ri.client_id,
+	       "reason", reason, "peer", ar->peer, NULL);
+	evhttp_add_header(evhttp_request_get_output_headers(ar->req), "Retry-After", ra);
+	tk_http_oauth_error(ar->w, ar->req, &ar->ri, 429, "too_many_requests",
+	                    "too many failed authentications; retry later");
+}
+
 static void auth_failed(tk_authreq *ar, const char *reason)
 {
 	tk_worker *w = ar->w;
 	tk_metric_add(&w->metrics.auth_failures, 1);
+	tk_ratelimit_fail(w->srv->rl_addr, ar->peer);
+	if (ar->ri.client_id)
+		tk_ratelimit_fail(w->srv->rl_key, ar->ri.client_id);
 	tk_log(TK_LOG_INFO, refused_event(ar), "req", ar->ri.id, "client_id", ar->ri.client_id,
 	       "reason", reason, NULL);
 	if (ar->basic)
@@ -84,7 +99,16 @@ static int decide(tk_authreq *ar, const tk_key *k)
 	else if (k->expires_at && (int64_t)time(NULL) >= k->expires_at)
 		reason = "key_expired";
 	if (reason) {
-		auth_failed(ar, reason);
+		/* A key ID under attack: wrong secrets get 429, the right one still
+		 * gets through (its holder is never locked out). */
+		int wait = (!k->found || !equal) ? tk_ratelimit_check(srv->rl_key, ar->client_id) : 0;
+		if (wait) {
+			tk_metric_add(&ar->w->metrics.auth_failures, 1);
+			tk_ratelimit_fail(srv->rl_addr, ar->peer);
+			too_many(ar, wait, "key_throttled");
+		} else {
+			auth_failed(ar, reason);
+		}
 		return 0;
 	}
 	return ar->on_key(ar, k);
@@ -186,6 +210,20 @@ void tk_auth_start(tk_authreq *ar, const tk_form *form)
 	char *basic_id = NULL, *basic_secret = NULL;
 	const char *secret = NULL, *why = NULL;
 
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	if (evcon) {
+		char *addr = NULL;
+		ev_uint16_t port = 0;
+		evhttp_connection_get_peer(evcon, &addr, &port);
+		if (addr)
+			snprintf(ar->peer, sizeof(ar->peer), "%s", addr);
+	}
+	/* An address that failed too often is refused before any work. */
+	int wait = tk_ratelimit_check(w->srv->rl_addr, ar->peer);
+	if (wait) {
+		too_many(ar, wait, "address_throttled");
+		goto done;
+	}
 	const char *authz = evhttp_find_header(in, "Authorization");
 	const char *body_id = tk_form_get_nonempty(form, "client_id");
 	const char *body_secret = tk_form_get(form, "client_secret");

@@ -40,6 +40,7 @@ struct tk_authreq {
 	char client_id[TK_KEY_ID_LEN + 1];
 	unsigned char digest[TK_HASH_LEN];
 	int basic;                         /* Basic was used: 401 carries WWW-Authenticate */
+	char peer[64];                     /* TCP peer address (never X-Forwarded-For) */
 	tk_dbjob job;
 	uint64_t seq;
 	struct event *timer;

@@ -6,6 +6,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,8 @@ static const cf_param params[] = {
 	{ "db_timeout",               D(db_timeout),             "1s",          0, 1, 60 },
 	{ "last_used_flush_interval", D(last_used_flush_interval), "5s",        0, 1, 3600 },
 	{ "cache_ttl",                D(cache_ttl),              "5m",          0, 1, 86400 },
+	{ "auth_failures_per_address", I(auth_failures_per_address), "20",     0, 0, 1000000 },
+	{ "auth_failures_per_key",    I(auth_failures_per_key),  "20",          0, 0, 1000000 },
 	{ "log_level",                S(log_level),              "info",        0, 0, 0 },
 	{ "log_format",               S(log_format),             "text",        0, 0, 0 },
 };
@@ -130,13 +133,11 @@ static char *trim(char *s)
 	return s;
 }
 
-static int parse_file(tk_config *cfg, const char *path, char *err, size_t errlen)
+/* Read `key = value` lines from `f`; `path` names it in messages. The caller
+ * opens and closes `f` (a file, or the text of tk_config_load_text through
+ * fmemopen: both take this very code, fgets included). */
+static int parse_stream(tk_config *cfg, FILE *f, const char *path, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "r");
-	if (!f) {
-		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-		return -1;
-	}
 	char line[4096];
 	int lineno = 0, rc = 0;
 	unsigned char seen[NPARAMS] = { 0 };
@@ -185,7 +186,6 @@ static int parse_file(tk_config *cfg, const char *path, char *err, size_t errlen
 		}
 	}
 	tk_wipe(line, sizeof(line));
-	fclose(f);
 	return rc;
 }
 
@@ -212,7 +212,8 @@ static int validate(tk_config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
-int tk_config_load(tk_config *cfg, const char *path, char *err, size_t errlen)
+/* Every key at its default. 0, or -1 with err set and *cfg freed. */
+static int set_defaults(tk_config *cfg, char *err, size_t errlen)
 {
 	memset(cfg, 0, sizeof(*cfg));
 	for (size_t i = 0; i < NPARAMS; i++) {
@@ -223,9 +224,18 @@ int tk_config_load(tk_config *cfg, const char *path, char *err, size_t errlen)
 			return -1;
 		}
 	}
-	if (path) {
-		cfg->path = strdup(path);
-		if (!cfg->path || parse_file(cfg, path, err, errlen) != 0) {
+	return 0;
+}
+
+/* Defaults, then the lines of `f` (named `name`; NULL f: none), then the
+ * environment, then the checks across keys. `f` is left open. */
+static int load_stream(tk_config *cfg, const char *name, FILE *f, char *err, size_t errlen)
+{
+	if (set_defaults(cfg, err, errlen) != 0)
+		return -1;
+	if (name) {
+		cfg->path = strdup(name);
+		if (!cfg->path || (f && parse_stream(cfg, f, name, err, errlen) != 0)) {
 			tk_config_free(cfg);
 			return -1;
 		}
@@ -248,6 +258,45 @@ int tk_config_load(tk_config *cfg, const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	return 0;
+}
+
+int tk_config_load(tk_config *cfg, const char *path, char *err, size_t errlen)
+{
+	FILE *f = NULL;
+	if (path && !(f = fopen(path, "r"))) {
+		int e = errno;
+		/* As before the split: defaults set and freed, then the message. */
+		if (set_defaults(cfg, err, errlen) == 0)
+			tk_config_free(cfg);
+		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(e));
+		return -1;
+	}
+	int rc = load_stream(cfg, path, f, err, errlen);
+	if (f)
+		fclose(f);
+	return rc;
+}
+
+int tk_config_load_text(tk_config *cfg, const char *name, const char *text, size_t len,
+                        char *err, size_t errlen)
+{
+	FILE *f = NULL;
+	if (!name)
+		name = "(text)";
+	/* fmemopen only reads the buffer in "r" mode; the cast drops const
+	 * without -Wcast-qual noise. An empty text is an empty file. */
+	if (len > 0 && !(f = fmemopen((void *)(uintptr_t)text, len, "r"))) {
+		int e = errno;
+		/* As tk_config_load does for a file it cannot open. */
+		if (set_defaults(cfg, err, errlen) == 0)
+			tk_config_free(cfg);
+		snprintf(err, errlen, "%s: cannot read: %s", name, strerror(e));
+		return -1;
+	}
+	int rc = load_stream(cfg, name, f, err, errlen);
+	if (f)
+		fclose(f);
+	return rc;
 }
 
 void tk_config_free(tk_config *cfg)

@@ -41,6 +41,8 @@ typedef struct tk_config {
 	int64_t db_timeout;
 	int64_t last_used_flush_interval;
 	int64_t cache_ttl;
+	int auth_failures_per_address;   /* per minute, then 429; 0: no limit */
+	int auth_failures_per_key;
 	char *log_level;
 	char *log_format;
 } tk_config;
@@ -50,6 +52,17 @@ typedef struct tk_config {
  * "FILE:LINE: KEY: reason" message in err. On failure *cfg holds nothing.
  */
 int tk_config_load(tk_config *cfg, const char *path, char *err, size_t errlen);
+
+/*
+ * The same for a configuration held in memory: `len` bytes at `text` (no NUL
+ * needed; NUL bytes are read as a file's would be), named `name` in messages
+ * and used as the path relative paths resolve against (NULL: "(text)").
+ * tk_config_load and this function share one implementation (the text is
+ * read through fmemopen), so a file and its text give the same result; the
+ * environment overrides apply to both. For tests and fuzzing.
+ */
+int tk_config_load_text(tk_config *cfg, const char *name, const char *text, size_t len,
+                        char *err, size_t errlen);
 void tk_config_free(tk_config *cfg);
 
 /* Resolve a path from the config against the config file's directory.

@@ -13,6 +13,7 @@
 #define TK_COUNTERS(X) \
 	X(tokens_issued,      "tokend_tokens_issued_total",        "Access tokens issued") \
 	X(auth_failures,      "tokend_auth_failures_total",        "Client authentications refused") \
+	X(auth_throttled,     "tokend_auth_throttled_total",       "Requests refused with 429 after too many failed authentications") \
 	X(cache_hits,         "tokend_key_cache_hits_total",       "Key lookups answered from the cache") \
 	X(cache_misses,       "tokend_key_cache_misses_total",     "Key lookups that went to PostgreSQL") \
 	X(db_errors,          "tokend_db_errors_total",            "Requests that failed because the database was unavailable or too slow") \
@@ -29,8 +30,8 @@ typedef enum { TK_ENDPOINTS(TK_EP_ENUM) EP_COUNT } tk_endpoint;
 #undef TK_EP_ENUM
 
 /* Status codes counted individually; everything else falls in "other". */
-#define TK_STATUS_CODES(X) X(200) X(304) X(400) X(401) X(404) X(405) X(413) X(429) X(500) X(503)
-#define TK_ST_COUNT (10 + 1)
+#define TK_STATUS_CODES(X) X(200) X(201) X(304) X(400) X(401) X(403) X(404) X(405) X(409) X(413) X(429) X(500) X(503)
+#define TK_ST_COUNT (13 + 1)
 
 /* Latency histogram bucket upper bounds, in microseconds (token endpoint). */
 #define TK_LAT_BUCKETS(X) X(250) X(500) X(1000) X(2500) X(5000) X(10000) X(25000) X(50000) X(100000) X(250000) X(1000000)

@@ -6,6 +6,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,6 +129,13 @@ int tk_serve_main(int argc, char **argv)
 	if (tk_random_bytes(srv.dummy_hash, sizeof(srv.dummy_hash)) != 0)
 		cli_fail(CLI_REFUSED, "the random number generator failed");
 
+	/* Every connection is a descriptor: raise the soft limit to the hard one. */
+	struct rlimit nofile;
+	if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+		nofile.rlim_cur = nofile.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &nofile);
+	}
+
 	/* Signals are handled by this thread alone, through sigwait. */
 	sigset_t set;
 	sigemptyset(&set);
@@ -138,6 +146,8 @@ int tk_serve_main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	srv.cache = tk_keycache_new(1000000, cfg->cache_ttl);
+	srv.rl_addr = tk_ratelimit_new(cfg->auth_failures_per_address, 100000);
+	srv.rl_key = tk_ratelimit_new(cfg->auth_failures_per_key, 100000);
 	srv.db = tk_dbpool_start(cfg->database_url, cfg->db_pool_size, cfg->db_timeout * 1000, 4096);
 	srv.listener = tk_listener_start(cfg->database_url, srv.cache, cfg->db_timeout * 1000,
 	                                 on_scopes_changed, &srv);
@@ -172,6 +182,8 @@ int tk_serve_main(int argc, char **argv)
 	tk_workers_free(&srv);
 	tk_dbpool_free(srv.db);
 	tk_keycache_free(srv.cache);
+	tk_ratelimit_free(srv.rl_addr);
+	tk_ratelimit_free(srv.rl_key);
 	tk_wellknown_free(&srv);
 	tk_signer_free(srv.signer);
 	tk_log(TK_LOG_INFO, "server.stopped", NULL);

@@ -25,6 +25,7 @@
 #include "keycache.h"
 #include "listener.h"
 #include "metrics.h"
+#include "ratelimit.h"
 
 typedef struct tk_worker tk_worker;
 
@@ -41,6 +42,8 @@ typedef struct tk_server {
 	tk_keycache *cache;
 	tk_dbpool *db;
 	tk_listener *listener;
+	tk_ratelimit *rl_addr;                /* failed authentications per client address */
+	tk_ratelimit *rl_key;                 /* failed authentications per key ID */
 	/* Metadata (RFC 8414): rebuilt when the scope catalogue changes. */
 	pthread_mutex_t meta_mu;
 	char *meta_body;
