@@ -37,6 +37,7 @@
 #include <tokend/verify.h>
 
 #include "admin.h"
+#include "adminbody.h"
 #include "log.h"
 #include "server.h"
 
@@ -953,31 +954,10 @@ void tk_admin_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
 		}
 		if (len > 0 || ar->op == OP_KEYS_CREATE || ar->op == OP_KEY_PATCH || ar->op == OP_ACCOUNTS_CREATE ||
 		    ar->op == OP_ACCOUNT_PATCH || ar->op == OP_SCOPES_ADD) {
-			json_error_t jerr;
 			const char *data = len ? (const char *)evbuffer_pullup(b, -1) : "";
-			/* Depth: jansson allows 2048; we refuse more than 32 before parsing. */
-			int depth = 0, maxdepth = 0, instr = 0;
-			for (size_t i = 0; i < len; i++) {
-				char ch = data[i];
-				if (instr) {
-					if (ch == '\\')
-						i++;
-					else if (ch == '"')
-						instr = 0;
-				} else if (ch == '"') {
-					instr = 1;
-				} else if (ch == '{' || ch == '[') {
-					if (++depth > maxdepth)
-						maxdepth = depth;
-				} else if (ch == '}' || ch == ']') {
-					depth--;
-				}
-			}
-			ar->body = maxdepth <= 32 ? json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr) : NULL;
-			if (!ar->body || !json_is_object(ar->body)) {
-				send_error(ar, 400, "invalid_request",
-				           maxdepth > 32 ? "the body is nested too deeply"
-				                         : "the body must be a JSON object (UTF-8, no duplicate members)", NULL);
+			const char *why = NULL;
+			if (tk_admin_body_parse(data, len, &ar->body, &why) != 0) {
+				send_error(ar, 400, "invalid_request", why, NULL);
 				return adminreq_free(ar);
 			}
 		}
@@ -986,11 +966,7 @@ void tk_admin_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
 	/* Is the token's key still usable, and the token not revoked? Read now. */
 	const char *p[] = { own(ar, ar->caller_key), own(ar, ar->caller_jti) };
 	ar->queued = 0;
-	run(ar,
-	    "SELECT coalesce((SELECT k.disabled_at IS NULL AND k.revoked_at IS NULL AND k.deleted_at IS NULL"
-	    "  AND a.disabled_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())"
-	    "  FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.id = $1), false),"
-	    " EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = $2)", 2, p, 0);
+	run(ar, TK_SQL_TOKEN_STATE, 2, p, 0);
 	if (!ar->queued)
 		adminreq_free(ar);
 }

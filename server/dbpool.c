@@ -40,6 +40,7 @@ struct tk_dbpool {
 	size_t queued;
 	int stopping;
 	_Atomic int connected;
+	_Atomic int down;          /* the last connection attempt failed: fail fast */
 	int nthreads;
 	dbthread *threads;
 };
@@ -122,6 +123,33 @@ static void mailbox_post(tk_mailbox *m, tk_dbjob *j)
 
 /* ---- connections ---- */
 
+/* The statements every pool connection prepares. */
+static const struct {
+	const char *name;
+	int nparams;
+	const char *sql;
+} statements[] = {
+	{ "key", 1,
+	  "SELECT k.account_id, k.secret_hash, k.pepper_id, array_to_string(k.scopes, ' '),"
+	  " array_to_string(k.audiences, ' '), k.subject, coalesce(k.token_lifetime, 0),"
+	  " coalesce(floor(extract(epoch FROM k.expires_at))::bigint, 0),"
+	  " CASE WHEN k.deleted_at IS NOT NULL THEN 'key_deleted' WHEN k.revoked_at IS NOT NULL THEN 'key_revoked'"
+	  "  WHEN k.disabled_at IS NOT NULL THEN 'key_disabled' WHEN a.disabled_at IS NOT NULL THEN 'account_disabled'"
+	  "  ELSE '' END"
+	  " FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.id = $1" },
+	{ "last_used", 2,
+	  "UPDATE api_keys k SET last_used_at = to_timestamp(v.t)"
+	  " FROM unnest($1::text[], $2::bigint[]) AS v(id, t)"
+	  " WHERE k.id = v.id AND (k.last_used_at IS NULL OR k.last_used_at < to_timestamp(v.t))" },
+	{ "token_state", 2, TK_SQL_TOKEN_STATE },
+	{ "revoke", 5,
+	  "INSERT INTO revoked_tokens (jti, key_id, account_id, expires_at)"
+	  " SELECT $1, $2, $3, to_timestamp($4) FROM (SELECT set_config('tokend.actor', $5, true)) s"
+	  " ON CONFLICT (jti) DO NOTHING" },
+	{ "purge", 0, "DELETE FROM revoked_tokens WHERE expires_at < now() - interval '1 minute'" },
+	{ "scopes", 0, "SELECT coalesce(string_agg(name, ' ' ORDER BY name), '') FROM scopes" },
+};
+
 static PGconn *db_open(tk_dbpool *p)
 {
 	char timeout_s[24], user_timeout[24], stmt[64];
@@ -141,44 +169,11 @@ static PGconn *db_open(tk_dbpool *p)
 	int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
 	PQclear(r);
 	/* Prepare the statements once per connection. */
-	r = ok ? PQprepare(c, "key",
-		"SELECT k.account_id, k.secret_hash, k.pepper_id, array_to_string(k.scopes, ' '),"
-		" array_to_string(k.audiences, ' '), k.subject, coalesce(k.token_lifetime, 0),"
-		" coalesce(floor(extract(epoch FROM k.expires_at))::bigint, 0),"
-		" CASE WHEN k.deleted_at IS NOT NULL THEN 'key_deleted' WHEN k.revoked_at IS NOT NULL THEN 'key_revoked'"
-		"  WHEN k.disabled_at IS NOT NULL THEN 'key_disabled' WHEN a.disabled_at IS NOT NULL THEN 'account_disabled'"
-		"  ELSE '' END"
-		" FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.id = $1", 1, NULL) : NULL;
-	ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
-	PQclear(r);
-	r = ok ? PQprepare(c, "last_used",
-		"UPDATE api_keys k SET last_used_at = to_timestamp(v.t)"
-		" FROM unnest($1::text[], $2::bigint[]) AS v(id, t)"
-		" WHERE k.id = v.id AND (k.last_used_at IS NULL OR k.last_used_at < to_timestamp(v.t))",
-		2, NULL) : NULL;
-	ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
-	PQclear(r);
-	r = ok ? PQprepare(c, "token_state",
-		"SELECT coalesce((SELECT k.disabled_at IS NULL AND k.revoked_at IS NULL AND k.deleted_at IS NULL"
-		"  AND a.disabled_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())"
-		"  FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.id = $1), false),"
-		" EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = $2)", 2, NULL) : NULL;
-	ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
-	PQclear(r);
-	r = ok ? PQprepare(c, "revoke",
-		"INSERT INTO revoked_tokens (jti, key_id, account_id, expires_at)"
-		" SELECT $1, $2, $3, to_timestamp($4) FROM (SELECT set_config('tokend.actor', $5, true)) s"
-		" ON CONFLICT (jti) DO NOTHING", 5, NULL) : NULL;
-	ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
-	PQclear(r);
-	r = ok ? PQprepare(c, "purge",
-		"DELETE FROM revoked_tokens WHERE expires_at < now() - interval '1 minute'", 0, NULL) : NULL;
-	ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
-	PQclear(r);
-	r = ok ? PQprepare(c, "scopes", "SELECT coalesce(string_agg(name, ' ' ORDER BY name), '') FROM scopes",
-	                   0, NULL) : NULL;
-	ok = ok && PQresultStatus(r) == PGRES_COMMAND_OK;
-	PQclear(r);
+	for (size_t i = 0; ok && i < sizeof(statements) / sizeof(statements[0]); i++) {
+		r = PQprepare(c, statements[i].name, statements[i].sql, statements[i].nparams, NULL);
+		ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+		PQclear(r);
+	}
 	if (!ok) {
 		PQfinish(c);
 		return NULL;
@@ -228,8 +223,11 @@ static int ensure_conn(dbthread *t)
 	if (t->conn)
 		return 0;
 	t->conn = db_open(t->pool);
-	if (!t->conn)
+	if (!t->conn) {
+		atomic_store(&t->pool->down, 1);
 		return -1;
+	}
+	atomic_store(&t->pool->down, 0);
 	if (atomic_fetch_add(&t->pool->connected, 1) == 0)
 		tk_log(TK_LOG_INFO, "db.connected", NULL);
 	return 0;
@@ -521,7 +519,10 @@ void tk_dbpool_free(tk_dbpool *p)
 
 int tk_dbpool_submit(tk_dbpool *p, tk_dbjob *job)
 {
-	if (atomic_load(&p->connected) == 0 && job->kind != TK_DBJOB_LAST_USED)
+	/* Fail fast only when the database is known to be away (a connection
+	 * attempt failed): connections merely lost (a backend killed, a restart
+	 * already over) are reopened by the thread that takes the job. */
+	if (atomic_load(&p->down) && job->kind != TK_DBJOB_LAST_USED)
 		return -1;
 	pthread_mutex_lock(&p->mu);
 	if (p->stopping || p->queued >= p->max_queue) {

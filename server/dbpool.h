@@ -23,6 +23,14 @@
 
 #include "keycache.h"
 
+/* Is key $1 usable now (exists, enabled, not revoked or deleted, account
+ * enabled, not expired), and is jti $2 revoked? One row of two booleans. */
+#define TK_SQL_TOKEN_STATE \
+	"SELECT coalesce((SELECT k.disabled_at IS NULL AND k.revoked_at IS NULL AND k.deleted_at IS NULL" \
+	"  AND a.disabled_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())" \
+	"  FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.id = $1), false)," \
+	" EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = $2)"
+
 typedef struct tk_mailbox tk_mailbox;
 typedef struct tk_dbjob tk_dbjob;
 

@@ -625,35 +625,9 @@ def test_authlib_oauth2session(env, monkeypatch, method):
 # Point 8: no secret, token or pepper in any log line or CLI output
 # (keep this test last in the module: it checks everything the session produced)
 # ===========================================================================
-def _windows(s, n=12):
-    return {s[i:i + n] for i in range(0, len(s) - n + 1)}
-
-
-def test_zz_no_secret_token_or_pepper_in_any_output(env):
-    # Exercise the error paths once more with a canary key, then scan.
-    canary = new_key(env.t, "acme", "canary", "read")
-    for _ in range(20):
-        ok_token(env.srv.token(canary))
-        ok_token(env.srv.token(canary, how="post", scope="read"))
-    for bad in ({"scope": "admin"}, {"resource": "https://x.example"}, {"grant_type": "password"}):
-        env.srv.token(canary, **bad)
-    token_request(env.port, auth=(canary["client_id"], canary["client_secret"] + "x"))
-    token_request(env.port, {"grant_type": "client_credentials", "client_secret": canary["client_secret"]},
-                  auth=(canary["client_id"], canary["client_secret"]))
-    http_request(env.port, "POST", "/oauth2/token?client_secret=" + canary["client_secret"], "",
-                 {"Content-Type": FORM})
-    env.t.run("key", "list", "--json", check=0)
-    env.t.run("key", "show", canary["client_id"], check=0)
-    metrics_text = env.srv.get("/metrics").body.decode()
-
-    texts = list(all_output_texts())
-    for s in SERVERS:   # servers still running (this module's) are read from their files
-        if not s.recorded:
-            texts.append(({"args": s.cmd[1:] if hasattr(s, "cmd") else [], "kind": "spawn-live"},
-                          s.stdout_text() + "\n" + s.stderr_text()))
-    texts.append(({"args": ["GET /metrics"], "kind": "metrics"}, metrics_text))
-    texts.append(({"args": ["pg_dump"], "kind": "pg_dump"}, pg_dump(env.t.db_url)))
-
+def leak_problems(texts):
+    """Secrets (or 12-character pieces), tokens (or their payload/signature) and peppers
+    found in `texts` ([(record, text)]), except each secret's one creation output."""
     secrets = set(SECRETS)
     for _, text in texts:
         secrets.update(SECRET_FIND_RE.findall(text))
@@ -706,5 +680,38 @@ def test_zz_no_secret_token_or_pepper_in_any_output(env):
             for f in forms:
                 if f and f in text:
                     problems.append(f"the pepper in {rec.get('kind')} output of {rec['args'][:4]}")
+    return problems
+
+
+def _windows(s, n=12):
+    return {s[i:i + n] for i in range(0, len(s) - n + 1)}
+
+
+def test_zz_no_secret_token_or_pepper_in_any_output(env):
+    # Exercise the error paths once more with a canary key, then scan.
+    canary = new_key(env.t, "acme", "canary", "read")
+    for _ in range(20):
+        ok_token(env.srv.token(canary))
+        ok_token(env.srv.token(canary, how="post", scope="read"))
+    for bad in ({"scope": "admin"}, {"resource": "https://x.example"}, {"grant_type": "password"}):
+        env.srv.token(canary, **bad)
+    token_request(env.port, auth=(canary["client_id"], canary["client_secret"] + "x"))
+    token_request(env.port, {"grant_type": "client_credentials", "client_secret": canary["client_secret"]},
+                  auth=(canary["client_id"], canary["client_secret"]))
+    http_request(env.port, "POST", "/oauth2/token?client_secret=" + canary["client_secret"], "",
+                 {"Content-Type": FORM})
+    env.t.run("key", "list", "--json", check=0)
+    env.t.run("key", "show", canary["client_id"], check=0)
+    metrics_text = env.srv.get("/metrics").body.decode()
+
+    texts = list(all_output_texts())
+    for s in SERVERS:   # servers still running (this module's) are read from their files
+        if not s.recorded:
+            texts.append(({"args": s.cmd[1:] if hasattr(s, "cmd") else [], "kind": "spawn-live"},
+                          s.stdout_text() + "\n" + s.stderr_text()))
+    texts.append(({"args": ["GET /metrics"], "kind": "metrics"}, metrics_text))
+    texts.append(({"args": ["pg_dump"], "kind": "pg_dump"}, pg_dump(env.t.db_url)))
+
+    problems = leak_problems(texts)
     assert not problems, "\n".join(sorted(set(problems)))
     assert len(TOKENS) >= 200
