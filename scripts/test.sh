@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: install dependencies, build twice (normal, and ASan+UBSan),
-# run every unit and end-to-end test against both builds, stop everything it
-# started (even when a test fails), exit non-zero on any failure.
+# run every unit and end-to-end test against both builds, replay the fuzz
+# corpora and fuzz each harness briefly (scripts/fuzz.sh 10), stop everything
+# it started (even when a test fails), exit non-zero on any failure.
 #
 #   scripts/test.sh            everything
 #   scripts/test.sh --quick    normal build only
@@ -49,6 +50,11 @@ for b in "${builds[@]}"; do
   TOKEND_BIN="$ROOT/$dir/tokend" TOKEND_BUILD="$b" \
     $PY -m pytest -c tests/e2e/pytest.ini tests/e2e ${TOKEND_PYTEST_ARGS:-} || failures=$((failures + 1))
 done
+
+if [ $QUICK -eq 0 ]; then
+  log "fuzzing (libFuzzer + ASan + UBSan: seed corpora replayed, then 10 s per harness)"
+  FUZZ_UNIT_TIMEOUT=10 scripts/fuzz.sh 10 || failures=$((failures + 1))
+fi
 
 log "done: $failures failing suite(s)"
 [ $failures -eq 0 ]
