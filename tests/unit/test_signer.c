@@ -633,7 +633,7 @@ static void test_refusals(void)
 	expect_refused(write_text("empty.pem", "", 0600), "empty");
 	expect_refused(write_text("garbage.pem", "hello world\n", 0600), "neither a JWK");
 	expect_refused(write_pem("public.pem", ec, PUBLIC, 0600), "no usable PEM private key");
-	expect_refused(write_text("badpem.pem", "-----BEGIN PRIVATE KEY-----\nAAAA\n"
+	expect_refused(write_text("badpem.pem", "-----BEGIN " "PRIVATE KEY-----\nAAAA\n"
 	                          "-----END PRIVATE KEY-----\n", 0600), "no usable PEM private key");
 
 	/* Encrypted PEM (PKCS#8 and traditional): refused, no prompt. */
