@@ -426,10 +426,30 @@ static void keys_list(adminreq *ar)
 	    6, p, 0);
 }
 
+/* rate_limit: absent (0), null (1, *text ""), or 1-1000000 (1, *text the
+ * number); -1 after answering a bad value. */
+static int get_rate_limit(adminreq *ar, char text[16])
+{
+	json_t *v = json_object_get(ar->body, "rate_limit");
+	text[0] = '\0';
+	if (!v)
+		return 0;
+	if (json_is_null(v))
+		return 1;
+	if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 1000000) {
+		send_error(ar, 400, "invalid_request",
+		           "rate_limit must be a whole number of tokens per minute from 1 to 1000000, or null",
+		           "rate_limit");
+		return -1;
+	}
+	snprintf(text, 16, "%lld", (long long)json_integer_value(v));
+	return 1;
+}
+
 static void key_create(adminreq *ar)
 {
 	static const char *const allowed[] = { "name", "scopes", "audiences", "subject", "expires_at",
-	                                       "token_lifetime", "account", NULL };
+	                                       "token_lifetime", "account", "rate_limit", NULL };
 	if (only_fields(ar, allowed) != 0)
 		return;
 	const char *name, *subject, *expires_at, *account = ar->account;
@@ -475,6 +495,9 @@ static void key_create(adminreq *ar)
 			                  "token_lifetime");
 		snprintf(life_text, sizeof(life_text), "%lld", (long long)json_integer_value(lt));
 	}
+	char rate_text[16];
+	if (get_rate_limit(ar, rate_text) < 0)
+		return;
 	const char *idem = evhttp_find_header(evhttp_request_get_input_headers(ar->req), "Idempotency-Key");
 	if (idem && check_text(idem, 255))
 		return send_error(ar, 400, "invalid_request", "Idempotency-Key must be 1-255 printable characters",
@@ -506,13 +529,14 @@ static void key_create(adminreq *ar)
 	const char *p[] = { own(ar, ar->actor), own(ar, ar->address), own(ar, account), own(ar, id), name,
 	                    own(ar, hash_hex), own(ar, hint), p_scopes, p_auds, subject,
 	                    expires_at ? own(ar, exp_text) : NULL, lt && !json_is_null(lt) ? own(ar, life_text) : NULL,
-	                    idem ? own(ar, idem) : NULL, own(ar, fp), ar->operator ? "t" : "f" };
+	                    idem ? own(ar, idem) : NULL, own(ar, fp), ar->operator ? "t" : "f",
+	                    rate_text[0] ? own(ar, rate_text) : NULL };
 	tk_wipe(hash_hex, sizeof(hash_hex));
 	run(ar,
 	    "SELECT tokend_admin_create_key($1, $2, $3, $4, $5, $6::bytea, $7,"
 	    " ARRAY(SELECT jsonb_array_elements_text($8::jsonb)), ARRAY(SELECT jsonb_array_elements_text($9::jsonb)),"
-	    " $10, $11::timestamptz, $12::int, $13, $14, $15::boolean)::text",
-	    15, p, 1);
+	    " $10, $11::timestamptz, $12::int, $13, $14, $15::boolean, $16::int)::text",
+	    16, p, 1);
 }
 
 static void key_action(adminreq *ar, const char *action)
@@ -520,7 +544,7 @@ static void key_action(adminreq *ar, const char *action)
 	const char *arg = NULL;
 	int confirm = 0;
 	if (ar->op == OP_KEY_PATCH) {
-		static const char *const allowed[] = { "name", NULL };
+		static const char *const allowed[] = { "name", "rate_limit", NULL };
 		json_t *v;
 		const char *k;
 		json_object_foreach(ar->body, k, v) {
@@ -531,8 +555,18 @@ static void key_action(adminreq *ar, const char *action)
 				return send_error(ar, 400, "immutable_field", d, k);
 			}
 		}
-		if (only_fields(ar, allowed) != 0 || get_string(ar, "name", 1, 100, &arg) != 0)
+		char rate_text[16];
+		int set_rate;
+		if (only_fields(ar, allowed) != 0 || get_string(ar, "name", 0, 100, &arg) != 0 ||
+		    (set_rate = get_rate_limit(ar, rate_text)) < 0)
 			return;
+		if (!arg && !set_rate)
+			return send_error(ar, 400, "invalid_request", "nothing to change: give name or rate_limit", NULL);
+		if (tk_key_id_check(ar->id, strlen(ar->id)) != TK_KEYFMT_OK)
+			return send_error(ar, 404, "not_found", "no such key", NULL);
+		const char *p[] = { own(ar, ar->actor), own(ar, ar->address), ar->operator ? NULL : own(ar, ar->account),
+		                    own(ar, ar->id), arg, set_rate ? "t" : "f", rate_text[0] ? own(ar, rate_text) : NULL };
+		return run(ar, "SELECT tokend_admin_patch_key($1, $2, $3, $4, $5, $6::boolean, $7::int)::text", 7, p, 1);
 	} else if (ar->op == OP_KEY_REVOKE) {
 		static const char *const allowed[] = { "reason", NULL };
 		if (ar->body && (only_fields(ar, allowed) != 0 || get_string(ar, "reason", 0, 500, &arg) != 0))

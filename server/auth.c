@@ -146,15 +146,6 @@ static void lookup_done(tk_dbjob *job)
 		tk_auth_free(ar);
 }
 
-static int header_count(struct evkeyvalq *h, const char *name)
-{
-	int n = 0;
-	for (struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next)
-		if (strcasecmp(kv->key, name) == 0)
-			n++;
-	return n;
-}
-
 int tk_oauth_read_form(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *ri,
                        const char *const *repeatable, tk_form *form)
 {
@@ -164,12 +155,6 @@ int tk_oauth_read_form(tk_worker *w, struct evhttp_request *req, const tk_reqinf
 	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
 		evhttp_add_header(out, "Allow", "POST");
 		tk_http_oauth_error(w, req, ri, 405, "invalid_request", "use POST");
-		return -1;
-	}
-	if (evhttp_find_header(in, "Transfer-Encoding") || header_count(in, "Content-Length") > 1) {
-		evhttp_add_header(out, "Connection", "close");
-		tk_http_oauth_error(w, req, ri, 400, "invalid_request",
-		                    "send the body with a single Content-Length, not Transfer-Encoding");
 		return -1;
 	}
 	if (strchr(evhttp_request_get_uri(req), '?')) {
@@ -227,7 +212,7 @@ void tk_auth_start(tk_authreq *ar, const tk_form *form)
 	const char *authz = evhttp_find_header(in, "Authorization");
 	const char *body_id = tk_form_get_nonempty(form, "client_id");
 	const char *body_secret = tk_form_get(form, "client_secret");
-	if (header_count(in, "Authorization") > 1) {
+	if (tk_header_count(in, "Authorization") > 1) {
 		tk_http_oauth_error(w, req, &ar->ri, 400, "invalid_request", "more than one Authorization header");
 		goto done;
 	}

@@ -59,9 +59,9 @@ struct tk_authreq {
 void tk_auth_start(tk_authreq *ar, const tk_form *form);
 
 /*
- * Read an OAuth endpoint's request: POST only (405 with Allow otherwise), no
- * Transfer-Encoding and one Content-Length at most (400 and close: request
- * smuggling shapes), no query string (400: credentials must not travel in
+ * Read an OAuth endpoint's request (framing - Transfer-Encoding, repeated
+ * Content-Length, folded headers - is refused for every endpoint by the
+ * dispatcher in http.c): POST only (405 with Allow otherwise), no query string (400: credentials must not travel in
  * URIs), Content-Type application/x-www-form-urlencoded (400 otherwise), and
  * a body that tk_form_parse accepts with `repeatable` names (400
  * invalid_request otherwise). Returns 0 with `form` filled (caller frees), or

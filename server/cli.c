@@ -3,6 +3,7 @@
  */
 #include "cli.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,6 +139,19 @@ const char *cli_check_name(const char *s)
 		return "must be valid UTF-8";
 	json_decref(probe);
 	return NULL;
+}
+
+int cli_parse_rate_limit(const char *s)
+{
+	if (strcmp(s, "none") == 0)
+		return 0;
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (!*s || *end || errno || v < 1 || v > 1000000 || !(*s >= '0' && *s <= '9'))
+		cli_fail(CLI_USAGE, "rate limit '%.40s': a whole number of tokens per minute, 1-1000000, "
+		         "or none", s);
+	return (int)v;
 }
 
 int cli_wants_help(int argc, char **argv)

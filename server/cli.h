@@ -80,4 +80,8 @@ int cli_key_is_remote(int argc, char **argv);
 /* 1 if argv holds -h or --help. */
 int cli_wants_help(int argc, char **argv);
 
+/* A rate limit argument: tokens per minute (1-1000000), or "none" -> 0.
+ * Exits with a usage error on anything else. */
+int cli_parse_rate_limit(const char *s);
+
 #endif

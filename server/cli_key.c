@@ -32,16 +32,21 @@ static const char key_usage[] =
 	"      --expires-at TIME     expire at an RFC 3339 time, e.g. 2027-01-01T00:00:00Z\n"
 	"      --token-lifetime DUR  lifetime of this key's tokens, e.g. 5m (at most the\n"
 	"                            server's token_lifetime_max; default token_lifetime)\n"
+	"      --rate-limit N        at most N tokens per minute from each tokend instance\n"
+	"                            (429 + Retry-After beyond; default: no limit)\n"
 	"  list [--account ID] [--state enabled|disabled|revoked|expired]\n"
 	"      List keys (masked). Revoked keys stay listed; deleted keys are not shown.\n"
 	"  show KEY_ID               Show one key.\n"
 	"  rename KEY_ID NAME        Change a key's display name.\n"
+	"  set-rate-limit KEY_ID N|none\n"
+	"                            Change or remove a key's token rate limit (per minute).\n"
 	"  disable KEY_ID            Stop issuing tokens for the key (reversible).\n"
 	"  enable KEY_ID             Re-enable a disabled key (never a revoked one).\n"
 	"  revoke KEY_ID [--reason TEXT]\n"
 	"                            Revoke for good: the key stays listed as revoked.\n"
-	"  delete KEY_ID             Remove from listings; the ID is never reused and the\n"
-	"                            audit log keeps its history.\n"
+	"  delete KEY_ID [--force]   Remove from listings; the ID is never reused and the\n"
+	"                            audit log keeps its history. A key used in the last\n"
+	"                            24 hours is kept unless --force is given.\n"
 	"\n"
 	"Options for every command: --json (machine-readable output), --config FILE.\n"
 	"\n"
@@ -54,7 +59,7 @@ static const char key_usage[] =
 	"  create --idempotency-key K  a retried create returns the first key, never a\n"
 	"                            second one (a key is generated for every run)\n"
 	"  create --account ID       optional: default the credentials' own account\n"
-	"  delete --force            also delete a key used in the last 24 hours\n"
+	"  delete --force            (as locally) also delete a key used in the last 24 hours\n"
 	"  list                      every account the credentials may read\n"
 	"The credentials are an API key with the scopes tokend:admin:read and\n"
 	"tokend:admin:write (tokend:operator: every account), from the environment only:\n"
@@ -68,7 +73,7 @@ static const char key_usage[] =
 	"k.id, k.account_id, k.name, k.secret_hint, array_to_json(k.scopes), " \
 	"array_to_json(k.audiences), k.subject, tokend_key_state(k), tokend_ts(k.created_at), " \
 	"k.created_by, tokend_ts(k.expires_at), tokend_ts(k.last_used_at), tokend_ts(k.disabled_at), " \
-	"tokend_ts(k.revoked_at), k.revoke_reason, k.token_lifetime, k.revoked_by"
+	"tokend_ts(k.revoked_at), k.revoke_reason, k.token_lifetime, k.revoked_by, k.rate_limit"
 
 static json_t *key_json(const PGresult *r, int i)
 {
@@ -93,6 +98,7 @@ static json_t *key_json(const PGresult *r, int i)
 	json_object_set_new(o, "revoked_by", cli_col_str(r, i, 16));
 	json_object_set_new(o, "revoke_reason", cli_col_str(r, i, 14));
 	json_object_set_new(o, "token_lifetime", cli_col_int(r, i, 15));
+	json_object_set_new(o, "rate_limit", cli_col_int(r, i, 17));
 	return o;
 }
 
@@ -127,6 +133,11 @@ void cli_key_print_text(json_t *k)
 		printf("Token lifetime: %lld\n", (long long)json_integer_value(lt));
 	else
 		printf("Token lifetime: (server default)\n");
+	json_t *rl = json_object_get(k, "rate_limit");
+	if (json_is_integer(rl))
+		printf("Rate limit:     %lld tokens per minute\n", (long long)json_integer_value(rl));
+	else
+		printf("Rate limit:     (none)\n");
 	printf("Created:        %s by %s\n", jstr(k, "created_at", ""), jstr(k, "created_by", ""));
 	printf("Expires:        %s\n", jstr(k, "expires_at", "never"));
 	printf("Last used:      %s\n", jstr(k, "last_used_at", "never"));
@@ -237,9 +248,11 @@ static int key_create(int argc, char **argv)
 		{ "expires-in", required_argument, NULL, 'e' },
 		{ "expires-at", required_argument, NULL, 'E' },
 		{ "token-lifetime", required_argument, NULL, 'l' },
+		{ "rate-limit", required_argument, NULL, 'r' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *account = NULL, *name = NULL, *scopes = NULL, *subject = NULL;
+	char rate_text[16] = "";
 	const char *expires_in = NULL, *expires_at = NULL, *lifetime = NULL;
 	json_t *audiences = json_array();
 	int c;
@@ -271,6 +284,14 @@ static int key_create(int argc, char **argv)
 		case 'e': expires_in = optarg; break;
 		case 'E': expires_at = optarg; break;
 		case 'l': lifetime = optarg; break;
+		case 'r': {
+			int rl = cli_parse_rate_limit(optarg);
+			if (rl)
+				snprintf(rate_text, sizeof(rate_text), "%d", rl);
+			else
+				rate_text[0] = '\0';
+			break;
+		}
 		default: cli_fail(CLI_USAGE, "key create: see tokend key --help");
 		}
 	}
@@ -371,14 +392,16 @@ static int key_create(int argc, char **argv)
 		for (int j = 0; j < TK_HASH_LEN; j++)
 			snprintf(hash_hex + 2 + 2 * j, 3, "%02x", hash[j]);
 		const char *p[] = { key_id, account, name, hash_hex, hint, scope_arr, aud_arr,
-		                    subject, expiry ? expiry_text : NULL, lifetime ? lifetime_text : NULL };
+		                    subject, expiry ? expiry_text : NULL, lifetime ? lifetime_text : NULL,
+		                    rate_text[0] ? rate_text : NULL };
 		r = tk_db_exec(cli_db(),
 			"INSERT INTO api_keys (id, account_id, name, secret_hash, secret_hint, scopes, audiences,"
-			" subject, expires_at, token_lifetime)"
+			" subject, expires_at, token_lifetime, rate_limit)"
 			" SELECT $1, $2, $3, $4::bytea, $5,"
 			"  ARRAY(SELECT jsonb_array_elements_text($6::jsonb)),"
-			"  ARRAY(SELECT jsonb_array_elements_text($7::jsonb)), $8, $9::timestamptz, $10::integer"
-			" RETURNING id", 10, p);
+			"  ARRAY(SELECT jsonb_array_elements_text($7::jsonb)), $8, $9::timestamptz, $10::integer,"
+			"  $11::integer"
+			" RETURNING id", 11, p);
 		tk_wipe(hash_hex, sizeof(hash_hex));
 		tk_wipe(hash, sizeof(hash));
 		if (tk_db_ok(r) || strcmp(tk_db_sqlstate(r), "23505") != 0)   /* retry only an ID collision */
@@ -520,7 +543,23 @@ static int key_change(const char *verb, const char *id, const char *arg)
 		      " WHERE id = $1";
 		np = 2;
 		done = "Revoked";
+	} else if (strcmp(verb, "set-rate-limit") == 0) {
+		sql = "UPDATE api_keys SET rate_limit = $2::integer WHERE id = $1";
+		np = 2;
+		done = "Rate limit set for";
 	} else if (strcmp(verb, "delete") == 0) {
+		if (!arg) {   /* not --force: a key in use is probably still needed */
+			r = cli_exec("SELECT tokend_ts(last_used_at) FROM api_keys WHERE id = $1"
+			             " AND last_used_at > now() - interval '24 hours'", 1, p1);
+			if (PQntuples(r) == 1) {
+				char when[40];
+				snprintf(when, sizeof(when), "%s", PQgetvalue(r, 0, 0));
+				PQclear(r);
+				cli_fail(CLI_REFUSED, "key %s was used in the last 24 hours (last used %s); to delete it "
+				         "anyway, run again with --force", id, when);
+			}
+			PQclear(r);
+		}
 		sql = "UPDATE api_keys SET deleted_at = now() WHERE id = $1";
 		done = "Deleted";
 	}
@@ -569,6 +608,15 @@ int cli_key(int argc, char **argv)
 			cli_fail(CLI_USAGE, "name: %s", why);
 		return key_change(verb, argv[2], argv[3]);
 	}
+	if (strcmp(verb, "set-rate-limit") == 0) {
+		if (argc != 4)
+			cli_fail(CLI_USAGE, "key set-rate-limit: expected KEY_ID and a number of tokens per minute "
+			         "(or none)");
+		int rl = cli_parse_rate_limit(argv[3]);
+		char text[16];
+		snprintf(text, sizeof(text), "%d", rl);
+		return key_change(verb, argv[2], rl ? text : NULL);
+	}
 	if (strcmp(verb, "revoke") == 0) {
 		static const struct option opts[] = {
 			{ "reason", required_argument, NULL, 'r' },
@@ -594,7 +642,22 @@ int cli_key(int argc, char **argv)
 		}
 		return key_change(verb, argv[1 + optind], reason);
 	}
-	if (strcmp(verb, "disable") == 0 || strcmp(verb, "enable") == 0 || strcmp(verb, "delete") == 0) {
+	if (strcmp(verb, "delete") == 0) {
+		int force = 0;
+		const char *id = NULL;
+		for (int i = 2; i < argc; i++) {
+			if (strcmp(argv[i], "--force") == 0)
+				force = 1;
+			else if (argv[i][0] == '-' || id)
+				cli_fail(CLI_USAGE, "key delete: expected one key ID and optionally --force");
+			else
+				id = argv[i];
+		}
+		if (!id)
+			cli_fail(CLI_USAGE, "key delete: expected exactly one key ID");
+		return key_change(verb, id, force ? "force" : NULL);
+	}
+	if (strcmp(verb, "disable") == 0 || strcmp(verb, "enable") == 0) {
 		if (argc != 3)
 			cli_fail(CLI_USAGE, "key %s: expected exactly one key ID", verb);
 		return key_change(verb, argv[2], NULL);

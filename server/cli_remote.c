@@ -65,7 +65,7 @@ static void remote_wipe(void)
 enum {
 	OPT_URL = 256, OPT_TOKEN_URL, OPT_PAGE_SIZE, OPT_IDEM, OPT_FORCE, OPT_ACCOUNT, OPT_NAME,
 	OPT_SCOPES, OPT_AUDIENCE, OPT_SUBJECT, OPT_EXPIRES_IN, OPT_EXPIRES_AT, OPT_LIFETIME, OPT_STATE,
-	OPT_REASON, OPT_CREDENTIAL,
+	OPT_REASON, OPT_CREDENTIAL, OPT_RATE_LIMIT,
 };
 
 static const struct option remote_opts[] = {
@@ -83,6 +83,7 @@ static const struct option remote_opts[] = {
 	{ "expires-in", required_argument, NULL, OPT_EXPIRES_IN },
 	{ "expires-at", required_argument, NULL, OPT_EXPIRES_AT },
 	{ "token-lifetime", required_argument, NULL, OPT_LIFETIME },
+	{ "rate-limit", required_argument, NULL, OPT_RATE_LIMIT },
 	{ "state", required_argument, NULL, OPT_STATE },
 	{ "reason", required_argument, NULL, OPT_REASON },
 	/* Credentials are never taken from the command line. */
@@ -105,7 +106,7 @@ static const char *opt_name(int code)
 
 typedef struct remote_args {
 	const char *url, *token_url, *idem, *account, *name, *scopes, *subject, *expires_in,
-	           *expires_at, *lifetime, *state, *reason;
+	           *expires_at, *lifetime, *state, *reason, *rate_limit;
 	int page_size;
 	int force;
 	json_t *audiences;
@@ -120,10 +121,11 @@ static const struct verb_spec {
 	int opts[12];   /* 0-terminated */
 } verbs[] = {
 	{ "create", 0, { OPT_IDEM, OPT_ACCOUNT, OPT_NAME, OPT_SCOPES, OPT_AUDIENCE, OPT_SUBJECT, OPT_EXPIRES_IN,
-	                 OPT_EXPIRES_AT, OPT_LIFETIME, 0 } },
+	                 OPT_EXPIRES_AT, OPT_LIFETIME, OPT_RATE_LIMIT, 0 } },
 	{ "list", 0, { OPT_ACCOUNT, OPT_STATE, OPT_PAGE_SIZE, 0 } },
 	{ "show", 1, { 0 } },
 	{ "rename", 2, { 0 } },
+	{ "set-rate-limit", 2, { 0 } },
 	{ "disable", 1, { 0 } },
 	{ "enable", 1, { 0 } },
 	{ "revoke", 1, { OPT_REASON, 0 } },
@@ -195,6 +197,7 @@ static void parse_args(int argc, char **argv, const struct verb_spec *vs, remote
 		case OPT_LIFETIME: a->lifetime = optarg; break;
 		case OPT_STATE: a->state = optarg; break;
 		case OPT_REASON: a->reason = optarg; break;
+		case OPT_RATE_LIMIT: a->rate_limit = optarg; break;
 		case OPT_PAGE_SIZE: {
 			char *end;
 			long v = strtol(optarg, &end, 10);
@@ -507,7 +510,7 @@ static json_t *key_object(json_t *api)
 	static const char *const fields[] = {
 		"client_id", "account", "name", "hint", "masked", "scopes", "audiences", "subject", "state",
 		"created_at", "created_by", "expires_at", "last_used_at", "disabled_at", "revoked_at", "revoked_by",
-		"revoke_reason", "token_lifetime", NULL,
+		"revoke_reason", "token_lifetime", "rate_limit", NULL,
 	};
 	if (!json_is_object(api) || !json_is_string(json_object_get(api, "client_id")))
 		cli_fail(CLI_REFUSED, "unexpected answer from %s: not a key", rs.base);
@@ -605,6 +608,11 @@ static int remote_create(remote_args *a)
 		json_object_set_new(body, "token_lifetime", json_integer(lifetime));
 	if (a->account)
 		json_object_set_new(body, "account", json_string(a->account));
+	if (a->rate_limit) {
+		int rl = cli_parse_rate_limit(a->rate_limit);
+		if (rl)
+			json_object_set_new(body, "rate_limit", json_integer(rl));
+	}
 
 	get_token();
 	api_result r = api_call("POST", "keys", body, a->idem ? a->idem : idem, 1);
@@ -721,7 +729,7 @@ static int remote_list(remote_args *a)
 	return CLI_OK;
 }
 
-/* show, rename, disable, enable, revoke, delete. */
+/* show, rename, set-rate-limit, disable, enable, revoke, delete. */
 static int remote_key_op(const char *verb, remote_args *a)
 {
 	const char *id = a->pos[0];
@@ -740,6 +748,12 @@ static int remote_key_op(const char *verb, remote_args *a)
 		method = "PATCH";
 		body = json_pack("{s:s}", "name", a->pos[1]);
 		done = "Renamed";
+	} else if (strcmp(verb, "set-rate-limit") == 0) {
+		int rl = cli_parse_rate_limit(a->pos[1]);
+		method = "PATCH";
+		body = json_object();
+		json_object_set_new(body, "rate_limit", rl ? json_integer(rl) : json_null());
+		done = "Rate limit set for";
 	} else if (strcmp(verb, "disable") == 0 || strcmp(verb, "enable") == 0) {
 		snprintf(path, sizeof(path), "keys/%s/%s", id, verb);
 		done = verb[0] == 'd' ? "Disabled" : "Enabled";

@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "admin.h"
+#include "conn.h"
 #include "log.h"
 #include "server.h"
 
@@ -116,6 +117,7 @@ void tk_http_reply(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *r
 		if (addr)
 			snprintf(peer, sizeof(peer), "%s", addr);
 	}
+	tk_conn_response_begins(req);
 	evhttp_send_reply(req, status, reason, buf);
 	evbuffer_free(buf);
 
@@ -163,11 +165,46 @@ static const struct route {
 	{ "/metrics", EP_METRICS, tk_metrics_handle },
 };
 
+int tk_header_count(struct evkeyvalq *h, const char *name)
+{
+	int n = 0;
+	for (struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next)
+		if (strcasecmp(kv->key, name) == 0)
+			n++;
+	return n;
+}
+
+/*
+ * Message framing every endpoint refuses, before any routing (request
+ * smuggling shapes, RFC 9112 sections 5.2 and 6.3): Transfer-Encoding (no
+ * endpoint takes a chunked body), more than one Content-Length, and header
+ * lines folded with leading whitespace. 400, and the connection is closed:
+ * where one request ends can no longer be trusted.
+ */
+static int refuse_bad_framing(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri, int folded)
+{
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	const char *why = NULL;
+	if (folded)
+		why = "header lines must not be folded (obs-fold)";
+	else if (evhttp_find_header(in, "Transfer-Encoding"))
+		why = "send the body with a single Content-Length, not Transfer-Encoding";
+	else if (tk_header_count(in, "Content-Length") > 1)
+		why = "send the body with a single Content-Length";
+	if (!why)
+		return 0;
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+	tk_http_oauth_error(w, req, ri, 400, "invalid_request", why);
+	return 1;
+}
+
 static void on_request(struct evhttp_request *req, void *arg)
 {
 	tk_worker *w = arg;
 	tk_reqinfo ri = { .ep = EP_OTHER, .start_us = tk_now_us() };
 	snprintf(ri.id, sizeof(ri.id), "%d-%llu", w->index, (unsigned long long)++w->reqseq);
+	if (refuse_bad_framing(w, req, &ri, tk_conn_request_begins(req)))
+		return;
 	const char *uri = evhttp_request_get_uri(req);
 	size_t plen = strcspn(uri ? uri : "", "?");
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
@@ -191,6 +228,8 @@ static void on_admin_request(struct evhttp_request *req, void *arg)
 	tk_worker *w = arg;
 	tk_reqinfo ri = { .ep = EP_ADMIN, .start_us = tk_now_us() };
 	snprintf(ri.id, sizeof(ri.id), "%d-%llu", w->index, (unsigned long long)++w->reqseq);
+	if (refuse_bad_framing(w, req, &ri, tk_conn_request_begins(req)))
+		return;
 	const char *uri = evhttp_request_get_uri(req);
 	size_t plen = strcspn(uri, "?");
 	if (plen > 10 && strncmp(uri, "/admin/v1/", 10) == 0)
@@ -442,20 +481,28 @@ int tk_workers_start(tk_server *srv, char *err, size_t errlen)
 		 * the OAuth endpoints hold theirs to max_body_size themselves (413). */
 		evhttp_set_max_body_size(w->http, cfg->admin_listen_port || cfg->max_body_size > 65536
 		                                  ? cfg->max_body_size : 65536);
-		/* evhttp 2.1 has one inactivity timeout per connection (reset by each
-		 * read or write): the smallest of ours applies to all three phases. */
+		/* evhttp's own timeout (inactivity, restarted by each byte) only backs
+		 * up the phase deadlines of conn.c, which never move: twice the largest. */
 		int64_t t = cfg->idle_timeout;
-		if (cfg->header_timeout < t)
+		if (cfg->header_timeout > t)
 			t = cfg->header_timeout;
-		if (cfg->body_timeout < t)
+		if (cfg->body_timeout > t)
 			t = cfg->body_timeout;
+		if (cfg->write_timeout > t)
+			t = cfg->write_timeout;
+		t *= 2;   /* never first: its expiry would be counted as nobody's */
 		evhttp_set_timeout(w->http, (int)t);
 		evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
 		                           EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
 		                           EVHTTP_REQ_PATCH);
 		evhttp_set_default_content_type(w->http, "application/json");
 		evhttp_set_gencb(w->http, on_request, w);
-		if (!evhttp_accept_socket_with_handle(w->http, w->fd)) {
+		/* Each worker's listener holds its share of max_connections. */
+		int cap = (cfg->max_connections + srv->nworkers - 1) / srv->nworkers;
+		struct evhttp_bound_socket *bound = evhttp_accept_socket_with_handle(w->http, w->fd);
+		w->conns = bound ? tk_connset_new(w, w->http, bound, cap, cfg->header_timeout, cfg->body_timeout,
+		                                  cfg->write_timeout, cfg->idle_timeout) : NULL;
+		if (!w->conns) {
 			snprintf(err, errlen, "cannot accept on the listening socket");
 			return -1;
 		}
@@ -471,7 +518,11 @@ int tk_workers_start(tk_server *srv, char *err, size_t errlen)
 			evhttp_set_allowed_methods(w->admin_http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
 			                           EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH);
 			evhttp_set_gencb(w->admin_http, on_admin_request, w);
-			if (!evhttp_accept_socket_with_handle(w->admin_http, w->admin_fd)) {
+			bound = evhttp_accept_socket_with_handle(w->admin_http, w->admin_fd);
+			w->admin_conns = bound ? tk_connset_new(w, w->admin_http, bound, cap, cfg->header_timeout,
+			                                        cfg->body_timeout, cfg->write_timeout,
+			                                        cfg->idle_timeout) : NULL;
+			if (!w->admin_conns) {
 				snprintf(err, errlen, "cannot accept on the admin listening socket");
 				return -1;
 			}
@@ -535,10 +586,15 @@ void tk_workers_free(tk_server *srv)
 			event_free(w->stop_ev);
 		if (w->purge_ev)
 			event_free(w->purge_ev);
+		/* evhttp_free closes the listeners, then every connection. */
+		tk_connset_drain(w->conns);
+		tk_connset_drain(w->admin_conns);
 		if (w->http)
 			evhttp_free(w->http);
 		if (w->admin_http)
 			evhttp_free(w->admin_http);
+		tk_connset_free(w->conns);
+		tk_connset_free(w->admin_conns);
 		tk_mailbox_free(w->mbox);
 		tk_minter_free(w->minter);
 		tk_hasher_free(w->hasher);

@@ -37,6 +37,7 @@ typedef struct tk_key {
 	const char *unusable_reason;      /* static: why not usable (for the log only) */
 	int64_t expires_at;               /* epoch seconds; 0: never */
 	int lifetime;                     /* seconds; 0: server default */
+	int rate_limit;                   /* tokens per minute; 0: none */
 	char *subject;                    /* NULL: the key ID */
 	tk_scopes scopes;
 	size_t naud;

@@ -14,10 +14,13 @@
 	X(tokens_issued,      "tokend_tokens_issued_total",        "Access tokens issued") \
 	X(auth_failures,      "tokend_auth_failures_total",        "Client authentications refused") \
 	X(auth_throttled,     "tokend_auth_throttled_total",       "Requests refused with 429 after too many failed authentications") \
+	X(tokens_rate_limited, "tokend_tokens_rate_limited_total", "Token requests refused with 429 by a key's rate limit") \
 	X(cache_hits,         "tokend_key_cache_hits_total",       "Key lookups answered from the cache") \
 	X(cache_misses,       "tokend_key_cache_misses_total",     "Key lookups that went to PostgreSQL") \
 	X(db_errors,          "tokend_db_errors_total",            "Requests that failed because the database was unavailable or too slow") \
-	X(mint_failures,      "tokend_mint_failures_total",        "Tokens that could not be signed")
+	X(mint_failures,      "tokend_mint_failures_total",        "Tokens that could not be signed") \
+	X(conns_accepted,     "tokend_connections_accepted_total", "Client connections accepted") \
+	X(conn_cap_reached,   "tokend_connection_cap_reached_total", "Times a listener stopped accepting at its share of max_connections")
 
 /* Endpoints, for requests_total{endpoint=...}. */
 #define TK_ENDPOINTS(X) \
@@ -44,6 +47,8 @@ typedef struct tk_metrics {
 	_Atomic uint64_t requests[EP_COUNT][TK_ST_COUNT];
 	_Atomic uint64_t latency[TK_LAT_COUNT];   /* non-cumulative per bucket; last is +Inf */
 	_Atomic uint64_t latency_sum_us;
+	_Atomic int64_t conns_open;                /* gauge */
+	_Atomic uint64_t conn_timeouts[5];         /* by phase: header, body, (server), write, idle */
 } tk_metrics;
 
 /* Single-writer increment: a relaxed load and store, no locked instruction. */

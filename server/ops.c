@@ -108,6 +108,24 @@ void tk_metrics_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
 	evbuffer_add_printf(b, "# HELP tokend_db_connections Open database connections of the pool\n"
 	                       "# TYPE tokend_db_connections gauge\ntokend_db_connections %d\n",
 	                    tk_dbpool_connected(srv->db));
+	int64_t open = 0;
+	for (int i = 0; i < srv->nworkers; i++)
+		open += atomic_load_explicit(&srv->workers[i].metrics.conns_open, memory_order_relaxed);
+	evbuffer_add_printf(b, "# HELP tokend_connections_open Client connections open\n"
+	                       "# TYPE tokend_connections_open gauge\ntokend_connections_open %lld\n",
+	                    (long long)open);
+	evbuffer_add_printf(b, "# HELP tokend_connections_timed_out_total Connections closed at a phase deadline\n"
+	                       "# TYPE tokend_connections_timed_out_total counter\n");
+	static const char *const phases[] = { "header", "body", NULL, "write", "idle" };
+	for (int p = 0; p < 5; p++) {
+		if (!phases[p])
+			continue;
+		sum = 0;
+		for (int i = 0; i < srv->nworkers; i++)
+			sum += LOAD(srv->workers[i].metrics.conn_timeouts[p]);
+		evbuffer_add_printf(b, "tokend_connections_timed_out_total{phase=\"%s\"} %llu\n", phases[p],
+		                    (unsigned long long)sum);
+	}
 	size_t len = evbuffer_get_length(b);
 	char *text = malloc(len + 1);
 	if (text) {

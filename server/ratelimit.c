@@ -15,6 +15,7 @@
 typedef struct bucket {
 	char name[NAME_MAX_LEN + 1];
 	double level;
+	double rate;                /* drain per second */
 	double at;                  /* monotonic seconds of the last update */
 	struct bucket *next;
 } bucket;
@@ -79,7 +80,8 @@ void tk_ratelimit_free(tk_ratelimit *rl)
 /* Drain a bucket to `t`. */
 static void drain(tk_ratelimit *rl, bucket *b, double t)
 {
-	b->level -= (t - b->at) * rl->rate;
+	(void)rl;
+	b->level -= (t - b->at) * b->rate;
 	if (b->level < 0)
 		b->level = 0;
 	b->at = t;
@@ -123,6 +125,7 @@ static bucket *find(tk_ratelimit *rl, shard *s, const char *name, int create, do
 	if (!b)
 		return NULL;
 	strncpy(b->name, name, NAME_MAX_LEN);
+	b->rate = rl->rate;
 	b->at = t;
 	b->next = s->head;
 	s->head = b;
@@ -160,4 +163,24 @@ void tk_ratelimit_fail(tk_ratelimit *rl, const char *name)
 	if (b && b->level < 2 * rl->limit)
 		b->level += 1;
 	pthread_mutex_unlock(&s->mu);
+}
+
+int tk_ratelimit_take(tk_ratelimit *rl, const char *name, int per_minute)
+{
+	if (!rl || per_minute <= 0 || !name || !*name)
+		return 0;
+	shard *s = &rl->shards[hash(name) % SHARDS];
+	double t = now_s();
+	int wait = 0;
+	pthread_mutex_lock(&s->mu);
+	bucket *b = find(rl, s, name, 1, t);
+	if (b) {
+		b->rate = per_minute / 60.0;   /* the key's limit may have changed */
+		if (b->level + 1 > per_minute)
+			wait = (int)ceil((b->level + 1 - per_minute) / b->rate);
+		else
+			b->level += 1;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return wait > 0 ? wait : 0;
 }

@@ -28,4 +28,12 @@ int tk_ratelimit_check(tk_ratelimit *rl, const char *name);
 /* Count one failure for `name`. */
 void tk_ratelimit_fail(tk_ratelimit *rl, const char *name);
 
+/*
+ * Issuance limits (a limiter made with per_minute 0; each name has its own
+ * rate): take one of `per_minute` for `name` - a bucket of that size that
+ * drains at per_minute / 60 per second, so a burst of per_minute, then a
+ * steady rate. 0 when taken; else the seconds to wait (>= 1), nothing taken.
+ */
+int tk_ratelimit_take(tk_ratelimit *rl, const char *name, int per_minute);
+
 #endif

@@ -18,6 +18,7 @@
 #include "cli.h"
 #include "db.h"
 #include "log.h"
+#include "conn.h"
 #include "migrate.h"
 #include "server.h"
 
@@ -135,6 +136,8 @@ int tk_serve_main(int argc, char **argv)
 		nofile.rlim_cur = nofile.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &nofile);
 	}
+	if (getrlimit(RLIMIT_NOFILE, &nofile) != 0 || tk_conn_table_init((size_t)nofile.rlim_cur) != 0)
+		cli_fail(CLI_REFUSED, "out of memory");
 
 	/* Signals are handled by this thread alone, through sigwait. */
 	sigset_t set;
@@ -148,6 +151,7 @@ int tk_serve_main(int argc, char **argv)
 	srv.cache = tk_keycache_new(1000000, cfg->cache_ttl);
 	srv.rl_addr = tk_ratelimit_new(cfg->auth_failures_per_address, 100000);
 	srv.rl_key = tk_ratelimit_new(cfg->auth_failures_per_key, 100000);
+	srv.rl_issue = tk_ratelimit_new(0, 100000);
 	srv.db = tk_dbpool_start(cfg->database_url, cfg->db_pool_size, cfg->db_timeout * 1000, 4096);
 	srv.listener = tk_listener_start(cfg->database_url, srv.cache, cfg->db_timeout * 1000,
 	                                 on_scopes_changed, &srv);
@@ -180,10 +184,12 @@ int tk_serve_main(int argc, char **argv)
 	tk_listener_stop(srv.listener);
 	tk_dbpool_stop(srv.db);
 	tk_workers_free(&srv);
+	tk_conn_table_free();
 	tk_dbpool_free(srv.db);
 	tk_keycache_free(srv.cache);
 	tk_ratelimit_free(srv.rl_addr);
 	tk_ratelimit_free(srv.rl_key);
+	tk_ratelimit_free(srv.rl_issue);
 	tk_wellknown_free(&srv);
 	tk_signer_free(srv.signer);
 	tk_log(TK_LOG_INFO, "server.stopped", NULL);

@@ -44,6 +44,7 @@ typedef struct tk_server {
 	tk_listener *listener;
 	tk_ratelimit *rl_addr;                /* failed authentications per client address */
 	tk_ratelimit *rl_key;                 /* failed authentications per key ID */
+	tk_ratelimit *rl_issue;               /* tokens per key with a rate_limit */
 	/* Metadata (RFC 8414): rebuilt when the scope catalogue changes. */
 	pthread_mutex_t meta_mu;
 	char *meta_body;
@@ -78,6 +79,8 @@ struct tk_worker {
 	evutil_socket_t fd;
 	struct evhttp *admin_http;            /* worker 0, when admin_listen_port is set */
 	evutil_socket_t admin_fd;
+	struct tk_connset *conns;             /* deadlines and the cap (conn.h) */
+	struct tk_connset *admin_conns;
 	tk_mailbox *mbox;
 	tk_hasher *hasher;
 	tk_minter *minter;
@@ -108,6 +111,10 @@ int64_t tk_now_us(void);
  * X-Content-Type-Options and Content-Type. `body` may be NULL. */
 void tk_http_reply(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *ri, int status,
                    const char *ctype, const char *body, size_t len);
+
+/* How many times header `name` (any case) occurs. */
+struct evkeyvalq;
+int tk_header_count(struct evkeyvalq *h, const char *name);
 
 /* An RFC 6749 §5.2 error response (JSON, no-store). */
 void tk_http_oauth_error(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *ri, int status,

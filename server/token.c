@@ -92,6 +92,23 @@ static int issue(tk_authreq *ar, const tk_key *k)
 		aud[naud++] = srv->default_audience;
 	}
 
+	/* The key's own issuance limit: counted only for authenticated requests
+	 * that would get a token, so nobody but its holder can use it up. */
+	if (k->rate_limit > 0) {
+		int wait = tk_ratelimit_take(srv->rl_issue, k->id, k->rate_limit);
+		if (wait) {
+			char ra[16], desc[128];
+			snprintf(ra, sizeof(ra), "%d", wait);
+			snprintf(desc, sizeof(desc), "this client may obtain %d tokens per minute; retry later",
+			         k->rate_limit);
+			tk_metric_add(&w->metrics.tokens_rate_limited, 1);
+			tk_log(TK_LOG_INFO, "token.rate_limited", "req", ar->ri.id, "client_id", k->id, NULL);
+			evhttp_add_header(evhttp_request_get_output_headers(ar->req), "Retry-After", ra);
+			tk_http_oauth_error(w, ar->req, &ar->ri, 429, "too_many_requests", desc);
+			return 0;
+		}
+	}
+
 	int64_t lifetime = k->lifetime > 0 ? k->lifetime : srv->cfg->token_lifetime;
 	if (lifetime > srv->cfg->token_lifetime_max)
 		lifetime = srv->cfg->token_lifetime_max;

@@ -53,7 +53,7 @@ A = "/admin/v1"
 READ, WRITE, OPERATOR = "tokend:admin:read", "tokend:admin:write", "tokend:operator"
 KEY_FIELDS = {"client_id", "account", "name", "hint", "masked", "scopes", "audiences", "subject", "state",
               "created_at", "created_by", "expires_at", "last_used_at", "disabled_at", "revoked_at",
-              "revoked_by", "revoke_reason", "token_lifetime"}
+              "revoked_by", "revoke_reason", "token_lifetime", "rate_limit"}
 ACCOUNT_FIELDS = {"id", "name", "key_limit", "active_keys", "created_at", "disabled_at"}
 EVENT_FIELDS = {"id", "at", "actor", "action", "account", "key", "address", "detail"}
 
@@ -190,7 +190,7 @@ SNAPSHOT_SQL = ("""
                (SELECT count(*) FROM idempotency_keys), (SELECT count(*) FROM revoked_tokens),
                (SELECT md5(coalesce(string_agg(concat_ws('|', id, account_id, name, scopes, audiences, subject,
                         expires_at, token_lifetime, disabled_at, revoked_at, revoked_by, revoke_reason,
-                        deleted_at), ',' ORDER BY id), '')) FROM api_keys),
+                        deleted_at, rate_limit), ',' ORDER BY id), '')) FROM api_keys),
                (SELECT md5(coalesce(string_agg(concat_ws('|', id, name, key_limit, disabled_at), ','
                         ORDER BY id), '')) FROM accounts),
                (SELECT md5(coalesce(string_agg(concat_ws('|', name, description), ',' ORDER BY name), ''))
@@ -374,7 +374,7 @@ def test_key_unusable_mid_session_is_401_at_once(env):
 
     adm2 = Admin(env, acct, WRITE)
     ok(adm2.get("keys"))
-    t.run("key", "delete", adm2.id, check=0)
+    t.run("key", "delete", adm2.id, "--force", check=0)
     unauthenticated(adm2.get("keys"))
 
     # Revoked through the API by an operator (NOTIFY-free path: read on every request).
@@ -928,7 +928,22 @@ CASES = [
     ("idempotency-key-control", "w", "POST", "keys", K(), {"Idempotency-Key": "a\x01b"}, 400, "invalid_request",
      "Idempotency-Key"),
     # PATCH keys/{id}
-    ("rename-empty-object", "w", "PATCH", "keys/{key}", {}, None, 400, "invalid_request", "name"),
+    ("rename-empty-object", "w", "PATCH", "keys/{key}", {}, None, 400, "invalid_request", None),
+    ("rename-null", "w", "PATCH", "keys/{key}", {"name": None}, None, 400, "invalid_request", None),
+    ("rate-limit-zero", "w", "PATCH", "keys/{key}", {"rate_limit": 0}, None, 400, "invalid_request", "rate_limit"),
+    ("rate-limit-negative", "w", "PATCH", "keys/{key}", {"rate_limit": -5}, None, 400, "invalid_request",
+     "rate_limit"),
+    ("rate-limit-string", "w", "PATCH", "keys/{key}", {"rate_limit": "5"}, None, 400, "invalid_request",
+     "rate_limit"),
+    ("rate-limit-float", "w", "PATCH", "keys/{key}", {"rate_limit": 5.5}, None, 400, "invalid_request",
+     "rate_limit"),
+    ("rate-limit-huge", "w", "PATCH", "keys/{key}", {"rate_limit": 1000001}, None, 400, "invalid_request",
+     "rate_limit"),
+    ("rate-limit-with-bad-name", "w", "PATCH", "keys/{key}", {"rate_limit": 5, "name": ""}, None, 400,
+     "invalid_request", "name"),
+    ("create-rate-limit-zero", "w", "POST", "keys", K(rate_limit=0), None, 400, "invalid_request", "rate_limit"),
+    ("create-rate-limit-bool", "w", "POST", "keys", K(rate_limit=True), None, 400, "invalid_request",
+     "rate_limit"),
     ("rename-number", "w", "PATCH", "keys/{key}", {"name": 5}, None, 400, "invalid_request", "name"),
     ("rename-101", "w", "PATCH", "keys/{key}", {"name": "y" * 101}, None, 400, "invalid_request", "name"),
     ("rename-control", "w", "PATCH", "keys/{key}", {"name": "a\rb"}, None, 400, "invalid_request", "name"),

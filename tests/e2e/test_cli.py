@@ -81,9 +81,11 @@ HELP_CASES = [
     (["scope"], ["add", "list"]),
     (["scope", "add"], ["--description", "--json"]),
     (["scope", "list"], ["--json"]),
-    (["key"], ["create", "list", "show", "rename", "disable", "enable", "revoke", "delete"]),
+    (["key"], ["create", "list", "show", "rename", "set-rate-limit", "disable", "enable", "revoke",
+               "delete", "--force"]),
     (["key", "create"], ["--account", "--name", "--scopes", "--audience", "--subject", "--expires-in",
-                         "--expires-at", "--token-lifetime", "--json"]),
+                         "--expires-at", "--token-lifetime", "--rate-limit", "--json"]),
+    (["key", "set-rate-limit"], ["none", "--json"]),
     (["key", "list"], ["--account", "--state", "--json"]),
     (["key", "show"], ["--json"]),
     (["key", "rename"], ["--json"]),
@@ -128,6 +130,9 @@ USAGE_CASES = [
     ["key", "enable"],
     ["key", "revoke"],
     ["key", "delete"],
+    ["key", "delete", "KEYID", "--bogus"],
+    ["key", "set-rate-limit"],
+    ["key", "set-rate-limit", "KEYID"],
     ["key", "list", "--state"],
     ["key", "list", "--state", "bogus"],
     ["key", "create", "--account"],
@@ -717,6 +722,21 @@ def test_key_delete(acme):
     row = acme.dicts("SELECT name, deleted_at FROM api_keys WHERE id = %s", (kid,))
     assert len(row) == 1 and row[0]["deleted_at"] is not None and row[0]["name"] == "doomed"
     assert acme.json("account", "show", "acme")["active_keys"] == 1
+
+
+def test_key_delete_recently_used_needs_force(acme):
+    """As the admin API: a key used in the last 24 hours is probably still needed."""
+    k = acme.create_key("acme", "busy")
+    kid = k["client_id"]
+    acme.query("UPDATE api_keys SET last_used_at = now() - interval '23 hours' WHERE id = %s", (kid,))
+    acme.refused("key", "delete", kid, match=r"used in the last 24 hours.*--force")
+    assert acme.json("key", "show", kid)["state"] == "enabled"
+    acme.run("key", "delete", kid, "--force", check=0)
+    acme.refused("key", "show", kid)
+    old = acme.create_key("acme", "idle")
+    acme.query("UPDATE api_keys SET last_used_at = now() - interval '25 hours' WHERE id = %s",
+               (old["client_id"],))
+    acme.run("key", "delete", old["client_id"], check=0)
 
 
 def test_key_delete_json(acme):

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.binary
 ADMIN_SCOPES = "tokend:admin:read tokend:admin:write"
 KEY_ORDER = ["client_id", "account", "name", "hint", "masked", "scopes", "audiences", "subject", "state",
              "created_at", "created_by", "expires_at", "last_used_at", "disabled_at", "revoked_at",
-             "revoked_by", "revoke_reason", "token_lifetime"]
+             "revoked_by", "revoke_reason", "token_lifetime", "rate_limit"]
 
 
 class NS:
@@ -691,3 +691,21 @@ def test_https(env, tmp_path):
         refused(r, r"TLS")
     finally:
         front.close()
+
+
+def test_rate_limit_remote(env):
+    """create --rate-limit and set-rate-limit over the admin API: same output as local."""
+    k = create(env, "limited", "read", "--rate-limit", "2")
+    kid = k["client_id"]
+    assert k["rate_limit"] == 2
+    assert [env.srv.token(k).status for _ in range(3)] == [200, 200, 429]
+    r = ok(remote(env, "set-rate-limit", kid, "none"))
+    assert r.stdout.startswith(f"Rate limit set for key {kid}.\n") and "Rate limit:     (none)" in r.stdout
+    assert ok_json(local(env, "show", kid, "--json"))["rate_limit"] is None
+    assert wait_until(lambda: env.srv.token(k).status == 200, timeout=1.0)
+    j = ok_json(remote(env, "set-rate-limit", kid, "600", "--json"))
+    assert j["rate_limit"] == 600 and list(j) == KEY_ORDER
+    usage(remote(env, "set-rate-limit", kid, "0"))
+    usage(remote(env, "set-rate-limit", kid))
+    usage(remote(env, "create", "--name", "x", "--scopes", "read", "--rate-limit", "many"))
+    assert ok_json(local(env, "show", kid, "--json"))["rate_limit"] == 600

@@ -309,7 +309,8 @@ def test_schemas_reject_what_the_server_refuses():
     for bad in ({"name": "n"}, {**good, "zz": 1}, {**good, "name": "x" * 101}, {**good, "name": "a\nb"},
                 {**good, "scopes": ["a", "a"]}, {**good, "scopes": []}, {**good, "token_lifetime": "60"},
                 {**good, "token_lifetime": 0}, {**good, "expires_at": "tomorrow"}, {**good, "scopes": "a"},
-                {**good, "audiences": ["a b"]}, {**good, "subject": ""}):
+                {**good, "audiences": ["a b"]}, {**good, "subject": ""}, {**good, "rate_limit": 0},
+                {**good, "rate_limit": "5"}, {**good, "rate_limit": 1000001}):
         with pytest.raises(Invalid):
             validate(bad, kc)
     key = {"$ref": "#/components/schemas/Key"}
@@ -317,8 +318,9 @@ def test_schemas_reject_what_the_server_refuses():
               "scopes": ["s"], "audiences": [], "subject": None, "state": "enabled",
               "created_at": "2026-01-02T03:04:05Z", "created_by": "cli:x", "expires_at": None,
               "last_used_at": None, "disabled_at": None, "revoked_at": None, "revoked_by": None,
-              "revoke_reason": None, "token_lifetime": None}
+              "revoke_reason": None, "token_lifetime": None, "rate_limit": None}
     validate(sample, key)
+    validate({**sample, "rate_limit": 60}, key)
     for bad in ({**sample, "secret_hash": "\\x00"}, {**sample, "client_secret": "tks_x"},
                 {k: v for k, v in sample.items() if k != "masked"}, {**sample, "state": "gone"}):
         with pytest.raises(Invalid):
