@@ -4,6 +4,7 @@ End-to-end test fixtures: the real `tokend` binary against a real PostgreSQL 15.
 Layout
   pg          (session)  one throwaway cluster (scripts/pg.sh) for the whole run;
                          .url(db) .stop(mode) .start() .dir .log_text()
+  pg_restarter (function) the same `pg`, started again after the test if it stopped it
   db          (function) a fresh, empty database per test; yields its URL
   template_db (session)  a database migrated once by `tokend migrate`
   tokend      (function) a config file + pepper file bound to a fresh clone of
@@ -258,6 +259,15 @@ def pg():
 
 
 @pytest.fixture
+def pg_restarter(pg):
+    """The session's PostgreSQL, started again after the test whatever happened
+    (for tests that stop it)."""
+    yield pg
+    if not pg.running:
+        pg.start()
+
+
+@pytest.fixture
 def db(pg):
     """A fresh, empty database for this test; yields its URL."""
     if not pg.running:
@@ -401,6 +411,15 @@ class Tokend:
         return path
 
     # -- running -----------------------------------------------------------
+    def _cmd(self, args, config):
+        """[binary, --config FILE (see run), ARGS...]"""
+        cmd = [str(self.bin)]
+        if config is True:
+            cmd += ["--config", str(self.config)]
+        elif config:
+            cmd += ["--config", str(config)]
+        return cmd + [str(a) for a in args]
+
     def run(self, *args, check=None, env=None, config=True, timeout=60, input=None):
         """Run `tokend [--config FILE] ARGS...`; records the output.
 
@@ -408,12 +427,7 @@ class Tokend:
         the words separately ("key", "create", ...). `check`: expected exit code.
         `config`: True (this instance's file), False (no --config), or a path.
         """
-        cmd = [str(self.bin)]
-        if config is True:
-            cmd += ["--config", str(self.config)]
-        elif config:
-            cmd += ["--config", str(config)]
-        cmd += [str(a) for a in args]
+        cmd = self._cmd(args, config)
         r = subprocess.run(cmd, capture_output=True, text=True, errors="replace",
                            env=base_env(env), timeout=timeout, input=input,
                            stdin=None if input is not None else subprocess.DEVNULL)
@@ -484,33 +498,43 @@ class Tokend:
 
     def spawn(self, *args, env=None, config=True):
         """Start a long-running tokend (e.g. `serve`); see Spawned."""
-        cmd = [str(self.bin)]
-        if config is True:
-            cmd += ["--config", str(self.config)]
-        elif config:
-            cmd += ["--config", str(config)]
-        cmd += [str(a) for a in args]
-        return Spawned(cmd, self.tmp, base_env(env))
+        return Spawned(self._cmd(args, config), self.tmp, base_env(env))
 
 
-class Spawned:
-    """A background tokend process with stdout/stderr captured to files.
+class Captured:
+    """A background process whose stdout and stderr go to files (out_path, err_path).
 
-    .stop() terminates it (SIGTERM, then SIGKILL) and records its output in
-    OUTPUTS, so leak and sanitizer checks cover long-running processes too.
+    Shared by Spawned and server.Server: the subclass sets out_path and err_path,
+    then calls _launch().
     """
+    proc = None
 
-    def __init__(self, cmd, tmp, env):
-        tag = uuid.uuid4().hex[:8]
+    def _launch(self, cmd, env):
         self.cmd = cmd
-        self.out_path = Path(tmp) / f"spawn-{tag}.out"
-        self.err_path = Path(tmp) / f"spawn-{tag}.err"
         self._out = open(self.out_path, "w")
         self._err = open(self.err_path, "w")
         self.proc = subprocess.Popen(cmd, stdout=self._out, stderr=self._err,
                                      stdin=subprocess.DEVNULL, env=env)
-        self.returncode = None
-        _SPAWNED.append(self)
+
+    def _terminate(self, timeout, kill_wait):
+        """SIGTERM, then SIGKILL after `timeout` s; True if it had to be killed."""
+        if self.proc.poll() is not None:
+            return False
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout)
+            return False
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(kill_wait)
+            return True
+
+    def _close_files(self):
+        self._out.close()
+        self._err.close()
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
 
     def stderr_text(self):
         try:
@@ -524,22 +548,28 @@ class Spawned:
         except OSError:
             return ""
 
-    def alive(self):
-        return self.proc.poll() is None
+
+class Spawned(Captured):
+    """A background tokend process with stdout/stderr captured to files.
+
+    .stop() terminates it (SIGTERM, then SIGKILL) and records its output in
+    OUTPUTS, so leak and sanitizer checks cover long-running processes too.
+    """
+
+    def __init__(self, cmd, tmp, env):
+        tag = uuid.uuid4().hex[:8]
+        self.out_path = Path(tmp) / f"spawn-{tag}.out"
+        self.err_path = Path(tmp) / f"spawn-{tag}.err"
+        self._launch(cmd, env)
+        self.returncode = None
+        _SPAWNED.append(self)
 
     def stop(self, sig_timeout=10):
         if self.returncode is not None:
             return self.returncode
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(sig_timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        self._terminate(sig_timeout, 5)
         self.returncode = self.proc.returncode
-        self._out.close()
-        self._err.close()
+        self._close_files()
         record_output(self.cmd[1:], self.returncode, self.stdout_text(), self.stderr_text(), kind="spawn")
         return self.returncode
 

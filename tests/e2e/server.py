@@ -11,6 +11,10 @@ available to every test module; import the helpers with `from server import ...`
   start_server  (function) factory: start_server(tokend, **config) -> running Server,
                            stopped (SIGTERM, exit 0, no sanitizer report) at teardown
 
+Helpers shared by test modules: HTTP (http_request, token_request, raw_exchange,
+parse_metrics), tokens (get_token, tamper_payload, b64u), and Load (threads asking
+for tokens, every answer recorded) for the fault tests.
+
 Everything secret the tests see goes into a session registry (client secrets
 from `key create`, access tokens from HTTP answers, peppers), which the leak
 test (test_token.py) checks against every log line and CLI output.
@@ -21,7 +25,6 @@ import http.client
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import tempfile
@@ -33,7 +36,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import (SANITIZER_MARKERS, Tokend, base_env, free_port, record_output,
+from conftest import (SANITIZER_MARKERS, Captured, Tokend, base_env, free_port, record_output,
                       wait_until)
 
 # ---------------------------------------------------------------------------
@@ -76,13 +79,17 @@ def pytest_terminal_summary(terminalreporter):
 # ---------------------------------------------------------------------------
 # Signing keys
 # ---------------------------------------------------------------------------
-def _b64u(b):
+def b64u(b):
     return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+
+def b64u_decode(s):
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
 
 
 def _int_b64u(n, size=None):
     size = size or (n.bit_length() + 7) // 8
-    return _b64u(n.to_bytes(size, "big"))
+    return b64u(n.to_bytes(size, "big"))
 
 
 def public_jwk_of(path):
@@ -100,7 +107,7 @@ def public_jwk_of(path):
         return {"kty": "EC", "crv": "P-256", "x": _int_b64u(nums.x, 32), "y": _int_b64u(nums.y, 32)}
     if isinstance(pub, ed25519.Ed25519PublicKey):
         raw = pub.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-        return {"kty": "OKP", "crv": "Ed25519", "x": _b64u(raw)}
+        return {"kty": "OKP", "crv": "Ed25519", "x": b64u(raw)}
     if isinstance(pub, rsa.RSAPublicKey):
         nums = pub.public_numbers()
         return {"kty": "RSA", "n": _int_b64u(nums.n), "e": _int_b64u(nums.e)}
@@ -112,7 +119,7 @@ def thumbprint(path):
     jwk = public_jwk_of(path)
     members = {"EC": ("crv", "kty", "x", "y"), "OKP": ("crv", "kty", "x"), "RSA": ("e", "kty", "n")}
     canon = json.dumps({k: jwk[k] for k in members[jwk["kty"]]}, separators=(",", ":"), sort_keys=True)
-    return _b64u(hashlib.sha256(canon.encode()).digest())
+    return b64u(hashlib.sha256(canon.encode()).digest())
 
 
 def _openssl_genpkey(path, *args):
@@ -297,10 +304,154 @@ def metric(vals, name, **labels):
     return vals.get((name, frozenset(labels.items())), 0.0)
 
 
+class NS:
+    """A plain namespace (the `env` fixtures of test modules)."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+def get_token(srv, key, **params):
+    """A token for `key` from `srv` (asserts 200); recorded for the leak scan."""
+    r = srv.token(key, **params)
+    assert r.status == 200, r
+    tok = r.json()["access_token"]
+    remember_token(tok)
+    return tok
+
+
+def tamper_payload(tok, **changes):
+    """`tok` with claims changed in its payload, the header and signature kept."""
+    h, p, s = tok.split(".")
+    claims = json.loads(b64u_decode(p))
+    claims.update(changes)
+    return ".".join([h, b64u(json.dumps(claims, separators=(",", ":")).encode()), s])
+
+
+# ---------------------------------------------------------------------------
+# Load: threads asking for tokens over keep-alive connections, recording all
+# ---------------------------------------------------------------------------
+class Rec:
+    """One request of a Load: who sent it (and with which key), when, and the answer
+    (status, Retry-After, the `error` member) or the exception it broke with."""
+    __slots__ = ("who", "key", "t_send", "t_recv", "status", "retry_after", "error", "exc")
+
+    def __init__(self, who, key, t_send, t_recv, status=None, retry_after=None, error=None, exc=None):
+        self.who, self.key, self.t_send, self.t_recv = who, key, t_send, t_recv
+        self.status, self.retry_after, self.error, self.exc = status, retry_after, error, exc
+
+    @property
+    def took(self):
+        return self.t_recv - self.t_send
+
+    def __repr__(self):
+        who = self.who if self.key == self.who else f"{self.who}/{self.key}"
+        return (f"<{who} @{self.t_send:.3f} {self.status or self.exc} "
+                f"{self.error or ''} {self.took * 1000:.0f}ms>")
+
+
+class Load:
+    """`threads` threads, each with its own keep-alive connection, asking `srv` for
+    tokens until stopped, with `keys`: one key dict (labelled `who`) or [(label, key
+    dict)], cycled through (thread n starts at the n-th). Every request is a Rec.
+
+    timeout   socket timeout of each request (a hang is measured, not cut)
+    strict    an answer that is not the JSON it should be (a 200 without an access
+              token, an error without a JSON body) counts as a broken request (.exc);
+              with strict=False the first bytes of such an error body become .error
+    earliest  wait_for returns the earliest sent of the matching records (else the
+              first one recorded); poll: how often wait_for looks
+    """
+
+    def __init__(self, srv, keys, who, threads=1, pause=0.005, timeout=5.0, how="basic",
+                 strict=True, earliest=False, poll=0.01):
+        self.srv, self.who = srv, who
+        self.keys = [(who, keys)] if isinstance(keys, dict) else list(keys)
+        self.nthreads, self.pause, self.timeout, self.how = threads, pause, timeout, how
+        self.strict, self.earliest, self.poll = strict, earliest, poll
+        self.records = []
+        self.lock = threading.Lock()
+        self.stop_ev = threading.Event()
+        self.threads = []
+
+    def _error(self, r):
+        if not self.strict:
+            if r.status == 200:
+                return None
+            try:
+                return r.json().get("error")
+            except AssertionError:
+                return repr(r.body[:80])
+        body = r.json()
+        if r.status == 200:
+            remember_token(body["access_token"])
+            return None
+        return body.get("error")
+
+    def _run(self, n):
+        conn = None
+        i = n
+        while not self.stop_ev.is_set():
+            label, key = self.keys[i % len(self.keys)]
+            i += 1
+            if conn is None:
+                conn = http.client.HTTPConnection("127.0.0.1", self.srv.port, timeout=self.timeout)
+            t0 = time.monotonic()
+            try:
+                r = self.srv.token(key, how=self.how, conn=conn, timeout=self.timeout)
+                t1 = time.monotonic()
+                rec = Rec(self.who, label, t0, t1, r.status, r.headers.get("retry-after"), self._error(r))
+                if r.headers.get("connection", "").lower() == "close":
+                    conn.close()
+                    conn = None
+            except Exception as e:   # a hang (timeout) or a broken connection
+                rec = Rec(self.who, label, t0, time.monotonic(), exc=f"{type(e).__name__}: {e}")
+                conn.close()
+                conn = None
+            with self.lock:
+                self.records.append(rec)
+            if self.pause:
+                time.sleep(self.pause)
+        if conn is not None:
+            conn.close()
+
+    def start(self):
+        for n in range(self.nthreads):
+            th = threading.Thread(target=self._run, args=(n,), daemon=True)
+            th.start()
+            self.threads.append(th)
+        return self
+
+    def stop(self):
+        self.stop_ev.set()
+        for th in self.threads:
+            th.join(max(30, self.timeout + 5))
+        return self.snapshot()
+
+    def snapshot(self):
+        with self.lock:
+            return list(self.records)
+
+    def wait_for(self, pred, timeout, what):
+        """Until some record satisfies pred; returns it (see `earliest`)."""
+        def find():
+            hits = [r for r in self.snapshot() if pred(r)]
+            if not hits:
+                return None
+            return min(hits, key=lambda r: r.t_send) if self.earliest else hits[0]
+        return wait_until(find, timeout=timeout, interval=self.poll, what=what)
+
+
+def fmt(recs, n=12):
+    """Records for an assertion message: the first n, and how many in all."""
+    recs = list(recs)
+    return ", ".join(repr(r) for r in recs[:n]) + (f" ... ({len(recs)} in all)" if len(recs) > n else "")
+
+
 # ---------------------------------------------------------------------------
 # The server process
 # ---------------------------------------------------------------------------
-class Server:
+class Server(Captured):
     """`tokend serve` with a generated config bound to a Tokend (database + pepper)."""
 
     def __init__(self, tokend, signing, *, active=None, port=None, issuer=None, **settings):
@@ -336,7 +487,6 @@ class Server:
         self.config = tokend.write_config([f"{k} = {v}" for k, v in cfg.items()], name=f"serve-{tag}.conf")
         self.err_path = tokend.tmp / f"serve-{tag}.err"
         self.out_path = tokend.tmp / f"serve-{tag}.out"
-        self.proc = None
         self.returncode = None
         self.recorded = False
         if tokend.pepper:
@@ -347,11 +497,7 @@ class Server:
 
     # -- lifecycle ----------------------------------------------------------
     def start(self, wait=True, timeout=60.0):
-        self._out = open(self.out_path, "w")
-        self._err = open(self.err_path, "w")
-        self.cmd = [str(self.tokend.bin), "--config", str(self.config), "serve"]
-        self.proc = subprocess.Popen(self.cmd, stdout=self._out, stderr=self._err,
-                                     stdin=subprocess.DEVNULL, env=base_env())
+        self._launch([str(self.tokend.bin), "--config", str(self.config), "serve"], base_env())
         if wait:
             self.wait_ready(timeout)
         return self
@@ -370,26 +516,16 @@ class Server:
             return (not notifications) or r.json().get("notifications") is True
         wait_until(ready, timeout=timeout, interval=0.05, what=f"tokend on port {self.port} to be ready")
 
-    def alive(self):
-        return self.proc is not None and self.proc.poll() is None
-
     def stop(self, check=True, timeout=30):
         """SIGTERM; assert a clean exit (0) and no sanitizer report. Idempotent."""
         if self.proc is None:
             return None
         if self.returncode is None:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait(10)
-                    self.returncode = "hung"
-            if self.returncode is None:
+            if self._terminate(timeout, 10):
+                self.returncode = "hung"
+            else:
                 self.returncode = self.proc.returncode
-            self._out.close()
-            self._err.close()
+            self._close_files()
         if not self.recorded:
             self.recorded = True
             record_output(self.cmd[1:], self.returncode, self.stdout_text(), self.stderr_text(), kind="spawn")
@@ -403,19 +539,7 @@ class Server:
             assert "event=server.stopped" in err or '"event":"server.stopped"' in err, err[-2000:]
         return self.returncode
 
-    # -- output ---------------------------------------------------------------
-    def stderr_text(self):
-        try:
-            return self.err_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def stdout_text(self):
-        try:
-            return self.out_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
+    # -- output (stderr_text, stdout_text: conftest.Captured) -------------------
     def log_lines(self, event=None):
         lines = self.stderr_text().splitlines()
         if event:
@@ -492,9 +616,10 @@ class _Starter:
         self.signing_keys = signing_keys
         self.started = []
 
-    def __call__(self, tokend, *, keys=("es256",), wait=True, **settings):
+    def __call__(self, tokend, *, keys=("es256",), wait=True, check_exit=True, **settings):
         paths = [self.signing_keys[k] if k in self.signing_keys else k for k in keys]
         s = Server(tokend, paths, **settings)
+        s.check_exit = check_exit
         self.started.append(s)
         return s.start(wait=wait)
 
@@ -504,7 +629,7 @@ class _Starter:
             if getattr(s, "checked", False):
                 continue    # stopped and checked by the test itself (a failure is reported there)
             try:
-                s.stop()
+                s.stop(check=s.check_exit)
             except AssertionError as e:
                 errors.append(str(e))
         if errors:
@@ -513,7 +638,8 @@ class _Starter:
 
 @pytest.fixture
 def start_server(signing_keys):
-    """Factory: start_server(tokend, keys=("es256",), **config) -> ready Server; stopped cleanly after."""
+    """Factory: start_server(tokend, keys=("es256",), **config) -> ready Server; stopped cleanly after
+    (check_exit=False: stopped after, its exit left to the test to check)."""
     st = _Starter(signing_keys)
     yield st
     st.stop_all()

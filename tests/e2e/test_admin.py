@@ -45,7 +45,7 @@ import psycopg2
 import pytest
 
 from conftest import SECRET_FIND_RE, SECRET_RE, KEY_ID_RE, make_key_id, parse_ts, utcnow, wait_until
-from server import PEPPERS, SERVERS, http_request, new_key, remember_token, thumbprint
+from server import PEPPERS, SERVERS, get_token, http_request, new_key, remember_token, thumbprint
 
 pytestmark = pytest.mark.binary
 
@@ -89,14 +89,6 @@ def send(port, method, path, body=NOBODY, *, token=None, headers=None):
         if s:
             API_SECRETS.append(s)
     return r
-
-
-def get_token(srv, key, **params):
-    r = srv.token(key, **params)
-    assert r.status == 200, r
-    tok = r.json()["access_token"]
-    remember_token(tok)
-    return tok
 
 
 class Admin:
@@ -651,7 +643,6 @@ def test_list_filters_and_cursor_pagination(env):
 
 
 def test_audit_log_endpoint(env):
-    t = env.t
     acct, adm = pair(env, "audit")
     k = create(adm, {"name": "audited", "scopes": ["read"]})
     for i in range(3):

@@ -3,12 +3,10 @@
 The attacker sends from 127.0.0.2 (any 127/8 address is loopback on Linux);
 the key's holder from 127.0.0.1. X-Forwarded-For is never trusted.
 """
-import base64
 import http.client
 import json
 import threading
 import time
-import urllib.parse
 
 from server import basic, metric, new_key
 

@@ -29,7 +29,7 @@ returning; only the hang bound is relaxed (3 s -> 6 s) for the sanitized binary.
 
 SECURITY.md rows: D1, D3, E1, E2, E3, E5.
 """
-import http.client
+import functools
 import os
 import random
 import threading
@@ -38,8 +38,9 @@ import time
 import psycopg2
 import pytest
 
+import server
 from conftest import wait_until
-from server import metric, new_key, note_timing
+from server import fmt, metric, new_key, note_timing
 
 pytestmark = pytest.mark.binary
 
@@ -54,97 +55,9 @@ def hang_bound(sanitized):
     return 6.0 if sanitized else 3.0
 
 
-# ---------------------------------------------------------------------------
-# Load: threads asking for tokens over keep-alive connections, recording all
-# ---------------------------------------------------------------------------
-class Rec:
-    __slots__ = ("who", "key", "t_send", "t_recv", "status", "retry_after", "error", "exc")
-
-    def __init__(self, who, key, t_send, t_recv, status=None, retry_after=None, error=None, exc=None):
-        self.who, self.key, self.t_send, self.t_recv = who, key, t_send, t_recv
-        self.status, self.retry_after, self.error, self.exc = status, retry_after, error, exc
-
-    @property
-    def took(self):
-        return self.t_recv - self.t_send
-
-    def __repr__(self):
-        return (f"<{self.who}/{self.key} @{self.t_send:.3f} {self.status or self.exc} "
-                f"{self.error or ''} {self.took * 1000:.0f}ms>")
-
-
-class Load:
-    """`threads` threads, each with its own keep-alive connection, cycling through
-    `keys` ([(label, key dict)]) until stopped."""
-
-    def __init__(self, srv, keys, who, threads=1, pause=0.01):
-        self.srv, self.keys, self.who = srv, keys, who
-        self.nthreads, self.pause = threads, pause
-        self.records = []
-        self.lock = threading.Lock()
-        self.stop_ev = threading.Event()
-        self.threads = []
-
-    def _run(self, n):
-        conn = None
-        i = n
-        while not self.stop_ev.is_set():
-            label, key = self.keys[i % len(self.keys)]
-            i += 1
-            if conn is None:
-                conn = http.client.HTTPConnection("127.0.0.1", self.srv.port, timeout=CLIENT_TIMEOUT)
-            t0 = time.monotonic()
-            try:
-                r = self.srv.token(key, conn=conn, timeout=CLIENT_TIMEOUT)   # records tokens for the leak scan
-                err = None
-                if r.status != 200:
-                    try:
-                        err = r.json().get("error")
-                    except AssertionError:
-                        err = repr(r.body[:80])
-                rec = Rec(self.who, label, t0, time.monotonic(), r.status, r.headers.get("retry-after"), err)
-                if r.headers.get("connection", "").lower() == "close":
-                    conn.close()
-                    conn = None
-            except Exception as e:   # a hang (timeout) or a broken connection
-                rec = Rec(self.who, label, t0, time.monotonic(), exc=f"{type(e).__name__}: {e}")
-                conn.close()
-                conn = None
-            with self.lock:
-                self.records.append(rec)
-            if self.pause:
-                time.sleep(self.pause)
-        if conn is not None:
-            conn.close()
-
-    def start(self):
-        for n in range(self.nthreads):
-            th = threading.Thread(target=self._run, args=(n,), daemon=True)
-            th.start()
-            self.threads.append(th)
-        return self
-
-    def stop(self):
-        self.stop_ev.set()
-        for th in self.threads:
-            th.join(CLIENT_TIMEOUT + 5)
-        return self.snapshot()
-
-    def snapshot(self):
-        with self.lock:
-            return list(self.records)
-
-    def wait_for(self, pred, timeout, what):
-        """Until some record satisfies pred; returns the earliest sent such record."""
-        def find():
-            hits = [r for r in self.snapshot() if pred(r)]
-            return min(hits, key=lambda r: r.t_send) if hits else None
-        return wait_until(find, timeout=timeout, interval=0.005, what=what)
-
-
-def fmt(recs, n=12):
-    recs = list(recs)
-    return ", ".join(repr(r) for r in recs[:n]) + (f" ... ({len(recs)} in all)" if len(recs) > n else "")
+# The load: 10 s client timeouts, and wait_for answers the earliest sent match.
+Load = functools.partial(server.Load, pause=0.01, timeout=CLIENT_TIMEOUT, strict=False,
+                         earliest=True, poll=0.005)
 
 
 def warm(srv, key, times=2):
@@ -178,19 +91,11 @@ def report(title, lines):
     note_timing(f"db faults: {title}", "; ".join(lines))
 
 
-@pytest.fixture
-def pg_back(pg):
-    """The session's PostgreSQL, started again after the test whatever happened."""
-    yield pg
-    if not pg.running:
-        pg.start()
-
-
 # ===========================================================================
 # E1/E2: 20 restarts, fast and immediate, under load
 # ===========================================================================
-def test_postgres_restarted_20_times_under_load(tokend, start_server, pg_back, sanitized):
-    pg = pg_back
+def test_postgres_restarted_20_times_under_load(tokend, start_server, pg_restarter, sanitized):
+    pg = pg_restarter
     hang = hang_bound(sanitized)
     tokend.account("acme", "--key-limit", "20")
     tokend.scopes("read")

@@ -32,7 +32,7 @@ import jwt
 import pytest
 
 from conftest import SANITIZER_MARKERS, TOKEND_BIN, base_env, free_port, record_output, wait_until
-from server import http_request, new_key, remember_token, thumbprint
+from server import get_token, http_request, new_key, thumbprint
 
 pytestmark = pytest.mark.binary
 
@@ -45,14 +45,6 @@ def b64u(b):
 
 def b64u_decode(s):
     return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
-
-
-def get_token(srv, key, **params):
-    r = srv.token(key, **params)
-    assert r.status == 200, r
-    tok = r.json()["access_token"]
-    remember_token(tok)
-    return tok
 
 
 def kid_of(tok):

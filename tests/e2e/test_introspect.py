@@ -23,7 +23,6 @@ points 4, 5 and 6).
 
 SECURITY.md rows: D7 (introspection/revocation authz), E5 (outage semantics).
 """
-import base64
 import json
 import time
 import urllib.parse
@@ -32,7 +31,7 @@ import jwt
 import pytest
 
 from conftest import make_key_id, make_secret, wait_until
-from server import FORM, basic, new_key, note_timing, remember_token
+from server import FORM, NS, b64u, b64u_decode, basic, get_token, new_key, note_timing, tamper_payload
 
 pytestmark = pytest.mark.binary
 
@@ -42,32 +41,11 @@ ACTIVE_FIELDS = {"active", "scope", "client_id", "sub", "aud", "iss", "exp", "ia
 INACTIVE = {"active": False}
 
 
-class NS:
-    def __init__(self, **kw):
-        self.__dict__.update(kw)
-
-
 # ---------------------------------------------------------------------------
 # Helpers
 # ---------------------------------------------------------------------------
-def b64u(b):
-    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-
-
-def b64u_decode(s):
-    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
-
-
 def claims_of(tok):
     return jwt.decode(tok, options={"verify_signature": False})
-
-
-def get_token(srv, key, **params):
-    r = srv.token(key, **params)
-    assert r.status == 200, r
-    tok = r.json()["access_token"]
-    remember_token(tok)
-    return tok
 
 
 def post(srv, path, form=None, *, key=None, how="basic", bearer=None, headers=None, raw_body=None):
@@ -122,13 +100,6 @@ def oauth_error(r, status, error):
     assert body.get("error") == error, r
     assert "active" not in body, r
     return body
-
-
-def tamper_payload(tok, **changes):
-    h, p, s = tok.split(".")
-    claims = json.loads(b64u_decode(p))
-    claims.update(changes)
-    return ".".join([h, b64u(json.dumps(claims, separators=(",", ":")).encode()), s])
 
 
 def tamper_signature(tok):
@@ -587,13 +558,6 @@ def test_revoke_foreign_token_refused(env):
 # ===========================================================================
 # SECURITY E5: PostgreSQL down
 # ===========================================================================
-@pytest.fixture
-def pg_restarter(pg):
-    yield pg
-    if not pg.running:
-        pg.start()
-
-
 def test_introspection_and_revocation_while_postgres_is_down(tokend, start_server, pg_restarter):
     pg = pg_restarter
     t = tokend

@@ -14,13 +14,10 @@ import json
 import os
 import shutil
 import subprocess
-import urllib.error
-import urllib.request
-from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, free_port, wait_until
+from conftest import ROOT
 
 INTEROP = ROOT / "tests" / "interop"
 pytestmark = pytest.mark.binary
@@ -86,51 +83,17 @@ def node():
 # --------------------------------------------------------------------------
 # a running `tokend serve`
 # --------------------------------------------------------------------------
-def _signing_key(directory):
-    path = Path(directory) / "signing-es256.pem"
-    if not path.exists():
-        r = subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256",
-                            "-out", str(path)], capture_output=True, text=True, timeout=60)
-        assert r.returncode == 0, f"openssl genpkey failed: {r.stderr}"
-    os.chmod(path, 0o600)
-    return path
+# What server.Server sets for the rest of the suite, left to tokend's defaults here:
+# the node clients meet the configuration an operator starts from.
+TOKEND_DEFAULTS = dict.fromkeys(("workers", "last_used_flush_interval", "log_level",
+                                 "auth_failures_per_address", "auth_failures_per_key"))
 
 
-def _http_status(url, timeout=2.0):
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            return resp.status
-    except urllib.error.HTTPError as e:
-        return e.code
-    except (urllib.error.URLError, OSError):
-        return None
-
-
-class Server:
-    def __init__(self, proc, issuer):
-        self.proc = proc
-        self.issuer = issuer
-
-
-def serve(tokend, *extra_lines):
-    """Start `tokend serve` on a free loopback port; returns once /readyz is 200."""
-    port = free_port()
-    issuer = f"http://127.0.0.1:{port}"
-    key = _signing_key(tokend.tmp)
-    lines = [l for l in tokend.config_lines
-             if l.split("=")[0].strip() not in ("listen_address", "listen_port", "issuer", "signing_keys")]
-    lines += ["listen_address = 127.0.0.1", f"listen_port = {port}", f"issuer = {issuer}",
-              f"signing_keys = {key}", *extra_lines]
-    conf = tokend.write_config(lines)
-    proc = tokend.spawn("serve", config=conf)
-
-    def ready():
-        if not proc.alive():
-            raise AssertionError(f"tokend serve exited ({proc.proc.returncode}):\n{proc.stderr_text()[-3000:]}")
-        return _http_status(f"{issuer}/readyz") == 200
-
-    wait_until(ready, timeout=20, what=f"tokend serve on {issuer} to be ready (/readyz 200)")
-    return Server(proc, issuer)
+@pytest.fixture
+def serve(start_server):
+    """Factory: serve(tokend) -> a ready `tokend serve` (server.Server) on a free loopback
+    port, with an ES256 key; stopped after the test (its exit checked by the test)."""
+    return lambda tokend: start_server(tokend, check_exit=False, **TOKEND_DEFAULTS)
 
 
 def run_interop(node, srv, key, **env_extra):
@@ -158,7 +121,7 @@ def _aud_list(aud):
 # --------------------------------------------------------------------------
 # tests
 # --------------------------------------------------------------------------
-def test_openid_client_and_jose(tokend, node):
+def test_openid_client_and_jose(tokend, node, serve):
     tokend.account("acme")
     tokend.scopes("orders:read", "orders:write")
     key = tokend.create_key("acme", "node client", "orders:read orders:write")
@@ -197,13 +160,13 @@ def test_openid_client_and_jose(tokend, node):
     assert neg["wrong_audience"]["claim"] == "aud"
     assert neg["wrong_secret"]["status"] == 401 and neg["wrong_secret"]["error"] == "invalid_client"
 
-    srv.proc.stop()
-    assert srv.proc.returncode == 0, srv.proc.stderr_text()[-3000:]
-    log = srv.proc.stderr_text() + srv.proc.stdout_text()
+    srv.stop(check=False)
+    assert srv.returncode == 0, srv.stderr_text()[-3000:]
+    log = srv.stderr_text() + srv.stdout_text()
     assert key["client_secret"] not in log, "tokend logged the client secret"
 
 
-def test_resource_subject_and_lifetime(tokend, node):
+def test_resource_subject_and_lifetime(tokend, node, serve):
     """RFC 8707 `resource` through openid-client, a participant subject, a per-key lifetime."""
     tokend.account("globex")
     tokend.scopes("billing:read", "billing:write")

@@ -22,7 +22,6 @@ against the running code, so that the document cannot drift from it.
 
 Needs python3-yaml (scripts/install-deps.sh installs it).
 """
-import datetime as dt
 import json
 import re
 import urllib.parse

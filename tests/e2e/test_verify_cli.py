@@ -10,28 +10,14 @@ Exit status: 0 valid (claims as JSON on stdout), 1 invalid (one line,
 SECURITY.md rows: C1-C5, C7 (through the CLI; the exhaustive tables are in
 tests/unit/test_verify.c).
 """
-import base64
 import json
 import re
 
 import pytest
 
-from server import http_request, new_key, remember_token, thumbprint
+from server import NS, b64u, b64u_decode, get_token, http_request, new_key, tamper_payload, thumbprint
 
 pytestmark = pytest.mark.binary
-
-
-class NS:
-    def __init__(self, **kw):
-        self.__dict__.update(kw)
-
-
-def b64u(b):
-    return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
-
-
-def b64u_decode(s):
-    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
 
 
 @pytest.fixture(scope="module")
@@ -44,14 +30,6 @@ def env(module_tokend, module_start_server):
     key_aud = new_key(t, "acme", "aud", "read", "--audience", "https://api.example.test")
     return NS(t=t, srv=srv, key=key, key_aud=key_aud,
               jwks_url=srv.base + "/.well-known/jwks.json")
-
-
-def get_token(srv, key, **params):
-    r = srv.token(key, **params)
-    assert r.status == 200, r
-    tok = r.json()["access_token"]
-    remember_token(tok)
-    return tok
 
 
 def run_verify(t, *args, token=None, via="stdin"):
@@ -86,13 +64,6 @@ def expect_invalid(r, match):
     assert re.search(match, err, re.I), f"reason should match /{match}/: {err!r}"
     assert r.stdout == "", f"nothing on stdout for a refusal: {r.stdout!r}"
     return err
-
-
-def tamper_payload(tok, **changes):
-    h, p, s = tok.split(".")
-    claims = json.loads(b64u_decode(p))
-    claims.update(changes)
-    return ".".join([h, b64u(json.dumps(claims, separators=(",", ":")).encode()), s])
 
 
 # ---------------------------------------------------------------------------
