@@ -938,7 +938,7 @@ void tk_admin_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
 		token++;
 	tk_claims c;
 	char err[200];
-	int vr = tk_verify(w->srv->admin_verifier, token, strlen(token), &c, err, sizeof(err));
+	int vr = tk_verify(w->keys->admin_verifier, token, strlen(token), &c, err, sizeof(err));
 	if (vr != TK_VERIFY_OK || !c.acct || !c.client_id || !c.jti) {
 		tk_log(TK_LOG_INFO, "admin.refused", "req", ri->id, "reason",
 		       vr != TK_VERIFY_OK ? tk_verify_strerror(vr) : "claims", NULL);

@@ -203,6 +203,7 @@ static void on_request(struct evhttp_request *req, void *arg)
 	tk_worker *w = arg;
 	tk_reqinfo ri = { .ep = EP_OTHER, .start_us = tk_now_us() };
 	snprintf(ri.id, sizeof(ri.id), "%d-%llu", w->index, (unsigned long long)++w->reqseq);
+	tk_worker_keys_refresh(w);
 	if (refuse_bad_framing(w, req, &ri, tk_conn_request_begins(req)))
 		return;
 	const char *uri = evhttp_request_get_uri(req);
@@ -228,6 +229,7 @@ static void on_admin_request(struct evhttp_request *req, void *arg)
 	tk_worker *w = arg;
 	tk_reqinfo ri = { .ep = EP_ADMIN, .start_us = tk_now_us() };
 	snprintf(ri.id, sizeof(ri.id), "%d-%llu", w->index, (unsigned long long)++w->reqseq);
+	tk_worker_keys_refresh(w);
 	if (refuse_bad_framing(w, req, &ri, tk_conn_request_begins(req)))
 		return;
 	const char *uri = evhttp_request_get_uri(req);
@@ -468,7 +470,9 @@ int tk_workers_start(tk_server *srv, char *err, size_t errlen)
 			return -1;
 		}
 		char merr[256];
-		w->minter = tk_minter_new(srv->signer, merr, sizeof(merr));
+		w->keys = tk_keyset_ref(srv->keys);
+		w->keys_gen = atomic_load(&srv->keys_gen);
+		w->minter = tk_minter_new(w->keys->signer, merr, sizeof(merr));
 		if (!w->minter) {
 			snprintf(err, errlen, "signing: %s", merr);
 			return -1;
@@ -597,6 +601,7 @@ void tk_workers_free(tk_server *srv)
 		tk_connset_free(w->admin_conns);
 		tk_mailbox_free(w->mbox);
 		tk_minter_free(w->minter);
+		tk_keyset_release(w->keys);
 		tk_hasher_free(w->hasher);
 		if (w->base)
 			event_base_free(w->base);

@@ -154,9 +154,8 @@ static int submit(introreq *ir, tk_dbjob *job, tk_dbjob_kind kind, const char *k
 static int judge(introreq *ir)
 {
 	tk_authreq *ar = &ir->auth;
-	tk_server *srv = ar->w->srv;
 	char err[200];
-	int rc = tk_verify(srv->verifier, ir->token, strlen(ir->token), &ir->claims, err, sizeof(err));
+	int rc = tk_verify(ar->w->keys->verifier, ir->token, strlen(ir->token), &ir->claims, err, sizeof(err));
 	if (ir->revoke) {
 		if (rc != TK_VERIFY_OK) {
 			/* RFC 7009 §2.2: invalid tokens do not cause an error. */
@@ -243,7 +242,7 @@ static void handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri, int
 		const char *t = authz + 7;
 		while (*t == ' ')
 			t++;
-		int rc = tk_verify(w->srv->verifier, t, strlen(t), &caller, err, sizeof(err));
+		int rc = tk_verify(w->keys->verifier, t, strlen(t), &caller, err, sizeof(err));
 		if (rc != TK_VERIFY_OK || !caller.acct || !caller.client_id || !caller.jti) {
 			tk_claims_release(&caller);
 			evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",

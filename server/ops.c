@@ -21,7 +21,7 @@ void tk_readyz_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
 	tk_server *srv = w->srv;
 	int db = tk_dbpool_connected(srv->db) > 0;
 	int listen = tk_listener_up(srv->listener);
-	int signer = tk_signer_count(srv->signer) > 0;
+	int signer = tk_signer_count(w->keys->signer) > 0;
 	/* Ready: the database answers (pool and notification connection) and a
 	 * signing key is loaded. */
 	int ready = db && listen && signer;

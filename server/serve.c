@@ -28,7 +28,9 @@ static const char serve_usage[] =
 	"Run the token server: POST /oauth2/token, GET /.well-known/jwks.json,\n"
 	"GET /.well-known/oauth-authorization-server, /healthz, /readyz, /metrics.\n"
 	"Listens on listen_address:listen_port with `workers` threads. Stops on\n"
-	"SIGTERM or SIGINT after finishing the requests in progress.\n";
+	"SIGTERM or SIGINT after finishing the requests in progress. SIGHUP reads\n"
+	"the configuration file again and loads its signing keys (signing_keys,\n"
+	"signing_key_active) without a restart; other settings take a restart.\n";
 
 static void on_scopes_changed(void *arg)
 {
@@ -36,42 +38,41 @@ static void on_scopes_changed(void *arg)
 	atomic_store(&srv->meta_stale, 1);
 }
 
-static int load_signer(tk_server *srv, char *err, size_t errlen)
+/*
+ * SIGHUP: read the configuration file again and load its signing keys
+ * (signing_keys, signing_key_active) into a new key set: the JWKS, the
+ * metadata and the signing key change without a restart, and tokens signed by
+ * keys still listed keep verifying. Other settings take a restart (logged).
+ * Any failure keeps the running set.
+ */
+static void reload_keys(tk_server *srv)
 {
-	tk_config *cfg = srv->cfg;
-	srv->signer = tk_signer_new();
-	if (!srv->signer) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
+	tk_config fresh;
+	char err[1024];
+	if (!srv->cfg->path) {
+		tk_log(TK_LOG_WARNING, "server.reload_failed", "detail", "no configuration file to read again", NULL);
+		return;
 	}
-	char *list = strdup(cfg->signing_keys), *save = NULL;
-	int n = 0;
-	for (char *tok = strtok_r(list, " ,\t", &save); tok; tok = strtok_r(NULL, " ,\t", &save)) {
-		char *path = tk_config_resolve(cfg, tok);
-		char kerr[512];
-		int rc = tk_signer_add_file(srv->signer, path, kerr, sizeof(kerr));
-		free(path);
-		if (rc != 0) {
-			snprintf(err, errlen, "signing_keys: %s", kerr);
-			free(list);
-			return -1;
-		}
-		n++;
+	if (tk_config_load(&fresh, srv->cfg->path, err, sizeof(err)) != 0) {
+		tk_log(TK_LOG_ERROR, "server.reload_failed", "detail", err, NULL);
+		return;
 	}
-	free(list);
-	if (n == 0) {
-		snprintf(err, errlen, "signing_keys: no signing key configured (an ES256 key: "
-		         "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out key.pem)");
-		return -1;
+	tk_config keys_cfg = *srv->cfg;                /* the running issuer and paths */
+	keys_cfg.signing_keys = fresh.signing_keys;
+	keys_cfg.signing_key_active = fresh.signing_key_active;
+	tk_keyset *ks = tk_keyset_load(&keys_cfg, err, sizeof(err));
+	if (!ks) {
+		tk_config_free(&fresh);
+		tk_log(TK_LOG_ERROR, "server.reload_failed", "detail", err, "kept", "the running signing keys", NULL);
+		return;
 	}
-	if (*cfg->signing_key_active) {
-		char kerr[256];
-		if (tk_signer_set_active(srv->signer, cfg->signing_key_active, kerr, sizeof(kerr)) != 0) {
-			snprintf(err, errlen, "signing_key_active: %s", kerr);
-			return -1;
-		}
-	}
-	return 0;
+	char n[16];
+	snprintf(n, sizeof(n), "%zu", tk_signer_count(ks->signer));
+	tk_log(TK_LOG_INFO, "server.reloaded", "signing_kid", tk_signer_active_kid(ks->signer),
+	       "alg", tk_signer_active_alg(ks->signer), "published_keys", n,
+	       "detail", "signing keys reloaded; other settings take a restart", NULL);
+	tk_config_free(&fresh);
+	tk_server_set_keys(srv, ks);
 }
 
 /* At startup: refuse an old schema; tolerate an unreachable database (the
@@ -114,15 +115,13 @@ int tk_serve_main(int argc, char **argv)
 	srv.started_at = (int64_t)time(NULL);
 	if (tk_config_pepper(cfg, srv.pepper, &srv.pepper_len, err, sizeof(err)) != 0)
 		cli_fail(CLI_REFUSED, "%s", err);
-	if (load_signer(&srv, err, sizeof(err)) != 0 || tk_wellknown_init(&srv, err, sizeof(err)) != 0) {
+	if (tk_wellknown_init(&srv, err, sizeof(err)) != 0) {
 		tk_wipe(srv.pepper, sizeof(srv.pepper));
-		tk_signer_free(srv.signer);
 		cli_fail(CLI_REFUSED, "%s", err);
 	}
 	if (check_schema(cfg, err, sizeof(err)) != 0) {
 		tk_wipe(srv.pepper, sizeof(srv.pepper));
 		tk_wellknown_free(&srv);
-		tk_signer_free(srv.signer);
 		cli_fail(CLI_REFUSED, "%s", err);
 	}
 	srv.default_audience = *cfg->default_audience ? cfg->default_audience : cfg->issuer;
@@ -166,13 +165,12 @@ int tk_serve_main(int argc, char **argv)
 		snprintf(workers, sizeof(workers), "%d", cfg->workers);
 		tk_log(TK_LOG_INFO, "server.started", "address", cfg->listen_address, "port", port,
 		       "workers", workers, "issuer", cfg->issuer, "signing_kid",
-		       tk_signer_active_kid(srv.signer), "alg", tk_signer_active_alg(srv.signer), NULL);
+		       tk_signer_active_kid(srv.keys->signer), "alg", tk_signer_active_alg(srv.keys->signer), NULL);
 		for (;;) {
 			int sig = 0;
 			sigwait(&set, &sig);
 			if (sig == SIGHUP) {
-				tk_log(TK_LOG_INFO, "server.sighup",
-				       "detail", "configuration reload is not supported yet; restart to apply changes", NULL);
+				reload_keys(&srv);
 				continue;
 			}
 			tk_log(TK_LOG_INFO, "server.stopping", "signal", sig == SIGTERM ? "TERM" : "INT", NULL);
@@ -191,7 +189,6 @@ int tk_serve_main(int argc, char **argv)
 	tk_ratelimit_free(srv.rl_key);
 	tk_ratelimit_free(srv.rl_issue);
 	tk_wellknown_free(&srv);
-	tk_signer_free(srv.signer);
 	tk_log(TK_LOG_INFO, "server.stopped", NULL);
 	return rc == 0 ? CLI_OK : CLI_REFUSED;
 }

@@ -23,6 +23,7 @@
 #include "config.h"
 #include "dbpool.h"
 #include "keycache.h"
+#include "keyset.h"
 #include "listener.h"
 #include "metrics.h"
 #include "ratelimit.h"
@@ -31,13 +32,12 @@ typedef struct tk_worker tk_worker;
 
 typedef struct tk_server {
 	tk_config *cfg;
-	tk_signer *signer;
-	char *jwks_body;
-	size_t jwks_len;
-	char jwks_etag[72];
+	/* The signing keys, JWKS and own-token verifiers (keyset.h): replaced by
+	 * SIGHUP; workers move to a new set at their next request. */
+	pthread_mutex_t keys_mu;
+	tk_keyset *keys;
+	_Atomic uint64_t keys_gen;
 	char jwks_cache_control[64];
-	tk_verifier *verifier;                /* our own tokens: JWKS, issuer; thread-safe */
-	tk_verifier *admin_verifier;          /* the same, and aud must contain the issuer */
 	char *default_audience;
 	tk_keycache *cache;
 	tk_dbpool *db;
@@ -83,6 +83,8 @@ struct tk_worker {
 	struct tk_connset *admin_conns;
 	tk_mailbox *mbox;
 	tk_hasher *hasher;
+	tk_keyset *keys;                      /* the set this worker uses, and its minter */
+	uint64_t keys_gen;
 	tk_minter *minter;
 	tk_metrics metrics;
 	tk_lastused lastused;
@@ -141,6 +143,12 @@ void tk_workers_stop(tk_server *srv);
 void tk_workers_flush(tk_server *srv);
 /* After the database pool has stopped: run what is left in the mailboxes, free. */
 void tk_workers_free(tk_server *srv);
+
+/* Make `ks` the current key set (takes the caller's reference). */
+void tk_server_set_keys(tk_server *srv, tk_keyset *ks);
+/* At the start of a request: move worker `w` to the current key set if a
+ * newer one exists (a failure keeps the old one, logged). */
+void tk_worker_keys_refresh(tk_worker *w);
 
 /* Build the JWKS and metadata bodies at startup. */
 int tk_wellknown_init(tk_server *srv, char *err, size_t errlen);

@@ -18,42 +18,14 @@
 
 int tk_wellknown_init(tk_server *srv, char *err, size_t errlen)
 {
-	srv->jwks_body = tk_signer_jwks_json(srv->signer);
-	if (!srv->jwks_body) {
-		snprintf(err, errlen, "cannot build the JWKS");
+	tk_keyset *ks = tk_keyset_load(srv->cfg, err, errlen);
+	if (!ks)
 		return -1;
-	}
-	srv->jwks_len = strlen(srv->jwks_body);
-	unsigned char md[32];
-	unsigned int mdlen = 0;
-	EVP_Digest(srv->jwks_body, srv->jwks_len, md, &mdlen, EVP_sha256(), NULL);
-	char b64[48];
-	tk_b64url_encode(md, 16, b64);
-	snprintf(srv->jwks_etag, sizeof(srv->jwks_etag), "\"%s\"", b64);
+	pthread_mutex_init(&srv->keys_mu, NULL);
+	srv->keys = ks;
+	atomic_store(&srv->keys_gen, 1);
 	snprintf(srv->jwks_cache_control, sizeof(srv->jwks_cache_control), "public, max-age=%lld",
 	         (long long)srv->cfg->jwks_max_age);
-	/* Introspection and revocation verify our own tokens, like a resource server would. */
-	char verr[256];
-	srv->verifier = tk_verifier_new();
-	if (!srv->verifier ||
-	    tk_verifier_load_jwks(srv->verifier, srv->jwks_body, srv->jwks_len, verr, sizeof(verr)) != 0 ||
-	    tk_verifier_set_issuer(srv->verifier, srv->cfg->issuer, verr, sizeof(verr)) != 0 ||
-	    /* Our own tokens on our own clock: no leeway (an expired token is inactive at once). */
-	    tk_verifier_set_leeway(srv->verifier, 0, verr, sizeof(verr)) != 0) {
-		snprintf(err, errlen, "cannot build the token verifier: %s", srv->verifier ? verr : "out of memory");
-		tk_verifier_free(srv->verifier);
-		srv->verifier = NULL;
-		return -1;
-	}
-	srv->admin_verifier = tk_verifier_new();
-	if (!srv->admin_verifier ||
-	    tk_verifier_load_jwks(srv->admin_verifier, srv->jwks_body, srv->jwks_len, verr, sizeof(verr)) != 0 ||
-	    tk_verifier_set_issuer(srv->admin_verifier, srv->cfg->issuer, verr, sizeof(verr)) != 0 ||
-	    tk_verifier_set_audience(srv->admin_verifier, srv->cfg->issuer, verr, sizeof(verr)) != 0 ||
-	    tk_verifier_set_leeway(srv->admin_verifier, 0, verr, sizeof(verr)) != 0) {
-		snprintf(err, errlen, "cannot build the admin token verifier: %s", srv->admin_verifier ? verr : "out of memory");
-		return -1;
-	}
 	pthread_mutex_init(&srv->meta_mu, NULL);
 	atomic_store(&srv->meta_stale, 1);
 	return 0;
@@ -61,15 +33,48 @@ int tk_wellknown_init(tk_server *srv, char *err, size_t errlen)
 
 void tk_wellknown_free(tk_server *srv)
 {
-	free(srv->jwks_body);
-	srv->jwks_body = NULL;
 	free(srv->meta_body);
 	srv->meta_body = NULL;
-	tk_verifier_free(srv->verifier);
-	srv->verifier = NULL;
-	tk_verifier_free(srv->admin_verifier);
-	srv->admin_verifier = NULL;
+	tk_keyset_release(srv->keys);
+	srv->keys = NULL;
+	pthread_mutex_destroy(&srv->keys_mu);
 	pthread_mutex_destroy(&srv->meta_mu);
+}
+
+void tk_server_set_keys(tk_server *srv, tk_keyset *ks)
+{
+	pthread_mutex_lock(&srv->keys_mu);
+	tk_keyset *old = srv->keys;
+	srv->keys = ks;
+	atomic_fetch_add(&srv->keys_gen, 1);
+	pthread_mutex_unlock(&srv->keys_mu);
+	tk_keyset_release(old);
+	atomic_store(&srv->meta_stale, 1);     /* the metadata lists the signing algorithms */
+}
+
+void tk_worker_keys_refresh(tk_worker *w)
+{
+	tk_server *srv = w->srv;
+	uint64_t gen = atomic_load_explicit(&srv->keys_gen, memory_order_acquire);
+	if (gen == w->keys_gen)
+		return;
+	pthread_mutex_lock(&srv->keys_mu);
+	tk_keyset *ks = tk_keyset_ref(srv->keys);
+	gen = atomic_load(&srv->keys_gen);
+	pthread_mutex_unlock(&srv->keys_mu);
+	char err[256];
+	tk_minter *m = tk_minter_new(ks->signer, err, sizeof(err));
+	if (!m) {
+		tk_log(TK_LOG_ERROR, "server.keys_refresh_failed", "detail", err, NULL);
+		tk_keyset_release(ks);
+		w->keys_gen = gen;   /* keep signing with the set we have; do not retry per request */
+		return;
+	}
+	tk_minter_free(w->minter);            /* before its signer can go */
+	tk_keyset_release(w->keys);
+	w->minter = m;
+	w->keys = ks;
+	w->keys_gen = gen;
 }
 
 static int get_only(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
@@ -87,18 +92,18 @@ void tk_jwks_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
 {
 	if (!get_only(w, req, ri))
 		return;
-	tk_server *srv = w->srv;
+	const tk_keyset *ks = w->keys;
 	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-	evhttp_add_header(out, "Cache-Control", srv->jwks_cache_control);
-	evhttp_add_header(out, "ETag", srv->jwks_etag);
+	evhttp_add_header(out, "Cache-Control", w->srv->jwks_cache_control);
+	evhttp_add_header(out, "ETag", ks->jwks_etag);
 	const char *inm = evhttp_find_header(evhttp_request_get_input_headers(req), "If-None-Match");
-	if (inm && strstr(inm, srv->jwks_etag))
+	if (inm && strstr(inm, ks->jwks_etag))
 		return tk_http_reply(w, req, ri, 304, NULL, NULL, 0);
-	tk_http_reply(w, req, ri, 200, "application/jwk-set+json", srv->jwks_body, srv->jwks_len);
+	tk_http_reply(w, req, ri, 200, "application/jwk-set+json", ks->jwks_body, ks->jwks_len);
 }
 
 /* Build the metadata document for the given scope catalogue. */
-static char *build_metadata(tk_server *srv, const char *scopes)
+static char *build_metadata(tk_server *srv, const tk_signer *signer, const char *scopes)
 {
 	const char *iss = srv->cfg->issuer;
 	size_t ilen = strlen(iss);
@@ -133,9 +138,9 @@ static char *build_metadata(tk_server *srv, const char *scopes)
 	}
 	json_object_set_new(o, "scopes_supported", sc);
 	json_t *algs = json_array();
-	for (size_t i = 0; i < tk_signer_count(srv->signer); i++) {
+	for (size_t i = 0; i < tk_signer_count(signer); i++) {
 		const char *alg = NULL;
-		tk_signer_key_at(srv->signer, i, NULL, &alg);
+		tk_signer_key_at(signer, i, NULL, &alg);
 		int dup = 0;
 		size_t j;
 		json_t *v;
@@ -178,12 +183,14 @@ static void scopes_done(tk_dbjob *job)
 	metareq *mr = job->arg;
 	tk_server *srv = mr->w->srv;
 	if (job->status == TK_DBJOB_OK && job->text) {
-		char *body = build_metadata(srv, job->text);
+		char *body = build_metadata(srv, mr->w->keys->signer, job->text);
 		if (body) {
 			pthread_mutex_lock(&srv->meta_mu);
 			free(srv->meta_body);
 			srv->meta_body = body;
 			pthread_mutex_unlock(&srv->meta_mu);
+			if (mr->w->keys_gen != atomic_load(&srv->keys_gen))
+				atomic_store(&srv->meta_stale, 1);   /* keys changed meanwhile: build again */
 		}
 	} else {
 		atomic_store(&srv->meta_stale, 1);
