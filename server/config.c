@@ -55,6 +55,7 @@ static const cf_param params[] = {
 	{ "body_timeout",             D(body_timeout),           "10s",         0, 1, 3600 },
 	{ "idle_timeout",             D(idle_timeout),           "60s",         0, 1, 86400 },
 	{ "write_timeout",            D(write_timeout),          "10s",         0, 1, 3600 },
+	{ "shutdown_timeout",         D(shutdown_timeout),       "10s",         0, 0, 3600 },
 	{ "db_pool_size",             I(db_pool_size),           "4",           0, 1, 256 },
 	{ "db_timeout",               D(db_timeout),             "1s",          0, 1, 60 },
 	{ "last_used_flush_interval", D(last_used_flush_interval), "5s",        0, 1, 3600 },

@@ -38,6 +38,7 @@ typedef struct tk_config {
 	int64_t body_timeout;
 	int64_t idle_timeout;
 	int64_t write_timeout;
+	int64_t shutdown_timeout;
 	int db_pool_size;
 	int64_t db_timeout;
 	int64_t last_used_flush_interval;

@@ -39,7 +39,9 @@ struct tk_conn {
 	struct event *timer;
 	evutil_socket_t fd;
 	tk_conn *next_pending;
+	tk_conn *prev, *next;                  /* every connection of the set */
 	conn_phase phase;
+	int started;                           /* a byte of the current request has come */
 	/* Header scanner: line number in this request, bytes on the line (CR not
 	 * counted), obsolete folding seen. */
 	unsigned line;
@@ -51,7 +53,9 @@ struct tk_connset {
 	tk_worker *w;
 	struct evhttp *http;
 	struct evconnlistener *lev;
-	int cap, count, paused;
+	struct evhttp_bound_socket *bound;
+	int cap, count, paused, draining;
+	tk_conn *all;
 	struct timeval tv[5];                  /* per phase; PH_SERVER unused */
 	struct event *adopt_ev;
 	tk_conn *pending;
@@ -102,6 +106,7 @@ static void set_phase(tk_conn *c, conn_phase ph)
 	else
 		evtimer_add(c->timer, &c->set->tv[ph]);   /* from now; traffic never moves it */
 	if (ph == PH_HEADER) {
+		c->started = 0;
 		c->line = 0;
 		c->linelen = 0;
 		c->folded = 0;
@@ -166,6 +171,7 @@ static void input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
 	if (c->phase == PH_IDLE)
 		set_phase(c, PH_HEADER);            /* the first byte of the next request */
 	if (c->phase == PH_HEADER) {
+		c->started = 1;
 		size_t len = evbuffer_get_length(buf);
 		scan_buffer(c, buf, len >= info->n_added ? len - info->n_added : 0);
 	}
@@ -179,10 +185,16 @@ static void release(tk_conn *c)
 	if (c->watch)
 		evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->watch);
 	event_free(c->timer);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		cs->all = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
 	free(c);
 	cs->count--;
 	atomic_fetch_sub_explicit(&w->metrics.conns_open, 1, memory_order_relaxed);
-	if (cs->paused && cs->count < cs->cap && cs->lev) {
+	if (cs->paused && cs->count < cs->cap && cs->lev && !cs->draining) {
 		cs->paused = 0;
 		evconnlistener_enable(cs->lev);
 	}
@@ -266,6 +278,10 @@ static struct bufferevent *bev_cb(struct event_base *base, void *arg)
 	set_phase(c, PH_HEADER);
 	c->next_pending = cs->pending;
 	cs->pending = c;
+	c->next = cs->all;
+	if (cs->all)
+		cs->all->prev = c;
+	cs->all = c;
 	event_active(cs->adopt_ev, EV_TIMEOUT, 1);
 	cs->count++;
 	tk_worker *w = cs->w;
@@ -289,6 +305,7 @@ tk_connset *tk_connset_new(tk_worker *w, struct evhttp *http, struct evhttp_boun
 		return NULL;
 	cs->w = w;
 	cs->http = http;
+	cs->bound = bound;
 	cs->lev = evhttp_bound_socket_get_listener(bound);
 	cs->cap = cap > 0 ? cap : 1;
 	cs->tv[PH_HEADER].tv_sec = header_s;
@@ -302,6 +319,33 @@ tk_connset *tk_connset_new(tk_worker *w, struct evhttp *http, struct evhttp_boun
 	}
 	evhttp_set_bevcb(http, bev_cb, cs);
 	return cs;
+}
+
+void tk_connset_shutdown(tk_connset *cs)
+{
+	if (!cs || cs->draining)
+		return;
+	adopt_cb(-1, 0, cs);
+	cs->draining = 1;
+	/* Close the listening socket: with SO_REUSEPORT the kernel sends new
+	 * connections to the other sockets on the port (a new instance). */
+	if (cs->bound)
+		evhttp_del_accept_socket(cs->http, cs->bound);
+	cs->bound = NULL;
+	cs->lev = NULL;
+	/* Connections between requests close now; the others finish their
+	 * request (the answer says Connection: close) within their deadlines. */
+	tk_conn *c = cs->all, *next;
+	for (; c; c = next) {
+		next = c->next;
+		if (c->evcon && (c->phase == PH_IDLE || (c->phase == PH_HEADER && !c->started)))
+			evhttp_connection_free(c->evcon);   /* closed_cb unlinks c */
+	}
+}
+
+int tk_connset_count(const tk_connset *cs)
+{
+	return cs ? cs->count : 0;
 }
 
 void tk_connset_drain(tk_connset *cs)
@@ -330,6 +374,7 @@ static void done_cb(struct evhttp_request *req, void *arg)
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	if (evbuffer_get_length(in) > 0) {
 		set_phase(c, PH_HEADER);
+		c->started = 1;
 		scan_buffer(c, in, 0);
 	} else {
 		set_phase(c, PH_IDLE);

@@ -42,6 +42,11 @@ typedef struct tk_connset tk_connset;
 tk_connset *tk_connset_new(tk_worker *w, struct evhttp *http, struct evhttp_bound_socket *bound,
                            int cap, int64_t header_s, int64_t body_s, int64_t write_s,
                            int64_t idle_s);
+/* Graceful stop: close the listening socket and the connections between
+ * requests; the rest finish their request. Idempotent. */
+void tk_connset_shutdown(tk_connset *cs);
+/* Connections still open. */
+int tk_connset_count(const tk_connset *cs);
 /* Before evhttp_free(http): settle connections accepted but not yet seen. */
 void tk_connset_drain(tk_connset *cs);
 /* After evhttp_free(http) (which closes, and so forgets, every connection). */

@@ -118,6 +118,8 @@ void tk_http_reply(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *r
 			snprintf(peer, sizeof(peer), "%s", addr);
 	}
 	tk_conn_response_begins(req);
+	if (atomic_load_explicit(&w->srv->stopping, memory_order_relaxed))
+		evhttp_add_header(out, "Connection", "close");   /* stopping: the last answer on it */
 	evhttp_send_reply(req, status, reason, buf);
 	evbuffer_free(buf);
 
@@ -430,8 +432,26 @@ static void stop_check_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	tk_worker *w = arg;
-	if (atomic_load(&w->srv->stopping))
+	if (!atomic_load(&w->srv->stopping))
+		return;
+	int64_t now = tk_now_us();
+	if (!w->drain_deadline_us) {
+		/* Graceful stop: no new connections; those between requests close
+		 * now; requests under way are answered (with Connection: close). */
+		w->drain_deadline_us = now + w->srv->cfg->shutdown_timeout * 1000000;
+		tk_connset_shutdown(w->conns);
+		tk_connset_shutdown(w->admin_conns);
+	}
+	int open = tk_connset_count(w->conns) + tk_connset_count(w->admin_conns);
+	if (open == 0 || now >= w->drain_deadline_us) {
+		if (open) {
+			char n[16], wi[16];
+			snprintf(n, sizeof(n), "%d", open);
+			snprintf(wi, sizeof(wi), "%d", w->index);
+			tk_log(TK_LOG_WARNING, "server.drain_timeout", "worker", wi, "open_connections", n, NULL);
+		}
 		event_base_loopexit(w->base, NULL);
+	}
 }
 
 static void *worker_main(void *arg)

@@ -97,6 +97,7 @@ struct tk_worker {
 	int purge_inflight;
 	uint64_t reqseq;
 	size_t pending;                       /* token requests waiting on the database */
+	int64_t drain_deadline_us;            /* stopping: when to give up on open connections */
 };
 
 /* Per-request facts for the access log and metrics. */
