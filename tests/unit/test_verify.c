@@ -1496,6 +1496,23 @@ static void test_jwks_refusals(void)
 	k = published(K_RSA);
 	json_object_set_new(k, "e", json_string("AQ"));        /* e = 1 */
 	expect_refused_set(json_pack("[o]", k), "exponent", __LINE__);
+	/* An even modulus (OpenSSL's own RSA public check is not run: it is slow
+	 * for large moduli; tokend checks what matters itself). */
+	k = published(K_RSA);
+	{
+		const char *n = json_string_value(json_object_get(k, "n"));
+		size_t len = strlen(n);
+		char *n2 = strdup(n);
+		/* 256 bytes = 341 sextets + 2 bits: the last character carries the
+		 * two lowest bits of n in its bits 5..4; clear n's bit 0 (its bit 4). */
+		static const char alpha[] =
+			"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+		int v = (int)(strchr(alpha, n2[len - 1]) - alpha);
+		n2[len - 1] = alpha[v & ~(1 << ((6 - (2048 % 6)) % 6))];
+		json_object_set_new(k, "n", json_string(n2));
+		free(n2);
+	}
+	expect_refused_set(json_pack("[o]", k), "odd", __LINE__);
 	/* Not a set, empty set, nothing usable. */
 	expect_refused_set(json_array(), "no usable", __LINE__);
 	expect_refused_set(json_pack("[{s:s, s:s, s:s}]", "kty", "EC", "crv", "P-521", "kid", "x"),
