@@ -83,7 +83,7 @@ void tk_conn_table_free(void)
 static void fdtab_set(evutil_socket_t fd, tk_conn *c)
 {
 	if (fd >= 0 && (size_t)fd < fdtab_len)
-		atomic_store_explicit(&fdtab[fd], c, memory_order_relaxed);
+		atomic_store_explicit(&fdtab[fd], c, memory_order_release);
 }
 
 static tk_conn *conn_of(struct evhttp_request *req)
@@ -94,7 +94,7 @@ static tk_conn *conn_of(struct evhttp_request *req)
 	evutil_socket_t fd = bufferevent_getfd(evhttp_connection_get_bufferevent(evcon));
 	if (fd < 0 || (size_t)fd >= fdtab_len)
 		return NULL;
-	tk_conn *c = atomic_load_explicit(&fdtab[fd], memory_order_relaxed);
+	tk_conn *c = atomic_load_explicit(&fdtab[fd], memory_order_acquire);
 	return c && c->evcon == evcon ? c : NULL;
 }
 
@@ -214,7 +214,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	if (!c->evcon || c->phase == PH_SERVER)
 		return;
 	static const char *const names[] = { "header", "body", "server", "write", "idle" };
-	tk_metric_add(&c->set->w->metrics.conn_timeouts[c->phase], 1);
+	if (!(c->set->draining && c->phase == PH_IDLE))   /* a stop, not a timeout */
+		tk_metric_add(&c->set->w->metrics.conn_timeouts[c->phase], 1);
 	if (c->phase != PH_IDLE && tk_log_enabled(TK_LOG_DEBUG)) {
 		char *addr = NULL;
 		ev_uint16_t port = 0;
@@ -255,15 +256,19 @@ static void adopt_cb(evutil_socket_t fd, short what, void *arg)
 static struct bufferevent *bev_cb(struct event_base *base, void *arg)
 {
 	tk_connset *cs = arg;
-	/* What evhttp would make itself, plus our watch. */
-	struct bufferevent *bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+	/* What evhttp would make itself (no BEV_OPT_CLOSE_ON_FREE: evhttp closes
+	 * the socket itself, also when it gives up on the connection before we
+	 * adopt it - our reference must then not close that number again), plus
+	 * our watch. */
+	struct bufferevent *bev = bufferevent_socket_new(base, -1, 0);
 	tk_conn *c = bev ? calloc(1, sizeof(*c)) : NULL;
 	if (c)
 		c->timer = evtimer_new(base, timer_cb, c);
 	if (c && c->timer)
 		c->watch = evbuffer_add_cb(bufferevent_get_input(bev), input_cb, c);
 	if (!c || !c->timer || !c->watch) {
-		/* Out of memory: evhttp fails this connection when bev is NULL. */
+		/* Out of memory: evhttp then makes a bufferevent itself and serves the
+		 * connection untracked (no deadlines, not counted). */
 		if (c && c->timer)
 			event_free(c->timer);
 		free(c);
@@ -378,6 +383,13 @@ static void done_cb(struct evhttp_request *req, void *arg)
 		scan_buffer(c, in, 0);
 	} else {
 		set_phase(c, PH_IDLE);
+		if (c->set->draining) {
+			/* Stopping, and this answer went out keep-alive (made before the
+			 * stop): close it from the loop, not here - evhttp still uses the
+			 * connection when this callback returns. */
+			static const struct timeval now = { 0, 0 };
+			evtimer_add(c->timer, &now);
+		}
 	}
 }
 

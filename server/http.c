@@ -432,6 +432,9 @@ static void stop_check_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	tk_worker *w = arg;
+	/* A worker without requests still moves to new signing keys (SIGHUP), so
+	 * the old set is freed within this timer's period. */
+	tk_worker_keys_refresh(w);
 	if (!atomic_load(&w->srv->stopping))
 		return;
 	int64_t now = tk_now_us();
