@@ -41,6 +41,7 @@ struct tk_dbpool {
 	int stopping;
 	_Atomic int connected;
 	_Atomic int down;          /* the last connection attempt failed: fail fast */
+	_Atomic uint64_t up_seq;   /* successful connection attempts */
 	int nthreads;
 	dbthread *threads;
 };
@@ -222,11 +223,18 @@ static int ensure_conn(dbthread *t)
 {
 	if (t->conn)
 		return 0;
+	uint64_t seq = atomic_load(&t->pool->up_seq);
 	t->conn = db_open(t->pool);
 	if (!t->conn) {
+		/* Down - unless another thread connected since this attempt began: a
+		 * slow attempt started before the database came back must not mark
+		 * it down again (requests would fail fast while it answers). */
 		atomic_store(&t->pool->down, 1);
+		if (atomic_load(&t->pool->up_seq) != seq)
+			atomic_store(&t->pool->down, 0);
 		return -1;
 	}
+	atomic_fetch_add(&t->pool->up_seq, 1);
 	atomic_store(&t->pool->down, 0);
 	if (atomic_fetch_add(&t->pool->connected, 1) == 0)
 		tk_log(TK_LOG_INFO, "db.connected", NULL);
