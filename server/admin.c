@@ -956,14 +956,7 @@ void tk_admin_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
 	tk_claims_release(&c);
 	snprintf(ar->actor, sizeof(ar->actor), "admin:%s", ar->caller_key);
 	ar->ri.client_id = ar->caller_key;
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	if (evcon) {
-		char *addr = NULL;
-		ev_uint16_t port = 0;
-		evhttp_connection_get_peer(evcon, &addr, &port);
-		if (addr)
-			snprintf(ar->address, sizeof(ar->address), "%s", addr);
-	}
+	tk_http_peer(req, ar->address, sizeof(ar->address));
 	const char *missing = NULL;
 	if (ar->need == NEED_OPERATOR && !ar->operator)
 		missing = SCOPE_OPERATOR;

@@ -195,14 +195,7 @@ void tk_auth_start(tk_authreq *ar, const tk_form *form)
 	char *basic_id = NULL, *basic_secret = NULL;
 	const char *secret = NULL, *why = NULL;
 
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	if (evcon) {
-		char *addr = NULL;
-		ev_uint16_t port = 0;
-		evhttp_connection_get_peer(evcon, &addr, &port);
-		if (addr)
-			snprintf(ar->peer, sizeof(ar->peer), "%s", addr);
-	}
+	tk_http_peer(req, ar->peer, sizeof(ar->peer));
 	/* An address that failed too often is refused before any work. */
 	int wait = tk_ratelimit_check(w->srv->rl_addr, ar->peer);
 	if (wait) {

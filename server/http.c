@@ -66,6 +66,16 @@ static const char *const ep_names[] = {
 #undef TK_EP_NAME
 };
 
+void tk_http_peer(struct evhttp_request *req, char *buf, size_t len)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+	if (evcon)
+		evhttp_connection_get_peer(evcon, &addr, &port);
+	snprintf(buf, len, "%s", addr ? addr : "");
+}
+
 void tk_http_reply(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *ri, int status,
                    const char *ctype, const char *body, size_t len)
 {
@@ -108,15 +118,8 @@ void tk_http_reply(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *r
 	char *q = strchr(path, '?');
 	if (q)
 		*q = '\0';   /* never log a query string: it may carry credentials */
-	char peer[64] = "";
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	if (evcon) {
-		char *addr = NULL;
-		ev_uint16_t port = 0;
-		evhttp_connection_get_peer(evcon, &addr, &port);
-		if (addr)
-			snprintf(peer, sizeof(peer), "%s", addr);
-	}
+	char peer[64];
+	tk_http_peer(req, peer, sizeof(peer));
 	tk_conn_response_begins(req);
 	if (atomic_load_explicit(&w->srv->stopping, memory_order_relaxed))
 		evhttp_add_header(out, "Connection", "close");   /* stopping: the last answer on it */

@@ -115,6 +115,9 @@ int64_t tk_now_us(void);
 void tk_http_reply(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *ri, int status,
                    const char *ctype, const char *body, size_t len);
 
+/* The TCP peer's address of `req` ("" when its connection is gone). */
+void tk_http_peer(struct evhttp_request *req, char *buf, size_t len);
+
 /* How many times header `name` (any case) occurs. */
 struct evkeyvalq;
 int tk_header_count(struct evkeyvalq *h, const char *name);
