@@ -18,6 +18,8 @@
  */
 #include "tokend/signer.h"
 #include "tokend/crypto.h"
+#include "internal.h"
+#include "jwk.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -41,11 +43,11 @@
 #include <openssl/pem.h>
 
 #define KEY_FILE_MAX  (64 * 1024)   /* a PEM of RSA-8192 is ~6.5 KiB */
-#define RSA_MIN_BITS  2048
-#define RSA_MAX_BITS  8192
-#define P256_LEN      32            /* P-256 coordinate and scalar length */
-#define ED25519_LEN   32
-#define RSA_MAX_BYTES (RSA_MAX_BITS / 8)
+#define RSA_MIN_BITS  TK_JWK_RSA_MIN_BITS
+#define RSA_MAX_BITS  TK_JWK_RSA_MAX_BITS
+#define P256_LEN      TK_JWK_P256_LEN
+#define ED25519_LEN   TK_JWK_ED25519_LEN
+#define RSA_MAX_BYTES TK_JWK_RSA_MAX_BYTES
 #define JTI_RAW_LEN   16            /* 128 bits */
 #define WHY_LEN       320
 
@@ -55,14 +57,7 @@
 
 enum kty { KTY_NONE = 0, KTY_EC, KTY_OKP, KTY_RSA };
 
-/* Names of the RSA private members, JWK and OpenSSL, in JWK order. */
-#define RSA_PRIV_COUNT 6
-static const char *const RSA_PRIV_JWK[RSA_PRIV_COUNT] = { "d", "p", "q", "dp", "dq", "qi" };
-static const char *const RSA_PRIV_OSSL[RSA_PRIV_COUNT] = {
-	OSSL_PKEY_PARAM_RSA_D,         OSSL_PKEY_PARAM_RSA_FACTOR1,
-	OSSL_PKEY_PARAM_RSA_FACTOR2,   OSSL_PKEY_PARAM_RSA_EXPONENT1,
-	OSSL_PKEY_PARAM_RSA_EXPONENT2, OSSL_PKEY_PARAM_RSA_COEFFICIENT1,
-};
+#define RSA_PRIV_COUNT TK_JWK_RSA_PRIV_COUNT
 
 /* The base64url JWK members of one key. priv[] is wiped on release. */
 struct jwk_parts {
@@ -108,17 +103,6 @@ struct tk_minter {
 
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                            */
-
-__attribute__((format(printf, 3, 4)))
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (err == NULL || errlen == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* Reason of the most recent OpenSSL error (or `fallback`); clears the queue
  * so that nothing is left behind for other code. */
@@ -301,7 +285,7 @@ static char *parts_json(const struct jwk_parts *p, const char *kid, int with_pri
 		m[k++] = (struct member){ "e", p->e };
 		if (with_private)
 			for (size_t i = 0; i < RSA_PRIV_COUNT; i++)
-				m[k++] = (struct member){ RSA_PRIV_JWK[i], p->priv[i] };
+				m[k++] = (struct member){ tk_jwk_rsa_private[i], p->priv[i] };
 		break;
 	default:
 		return NULL;
@@ -394,18 +378,18 @@ int tk_jwk_thumbprint(const char *jwk_json, size_t len, char out[TK_THUMBPRINT_L
 	if (out != NULL)
 		out[0] = '\0';
 	if (jwk_json == NULL || out == NULL) {
-		seterr(err, errlen, "no JWK given");
+		tk_seterr(err, errlen, "no JWK given");
 		return -1;
 	}
 	o = json_loadb(jwk_json, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (o == NULL || !json_is_object(o)) {
-		seterr(err, errlen, "JWK is not a JSON object%s%s", o ? "" : ": ",
+		tk_seterr(err, errlen, "JWK is not a JSON object%s%s", o ? "" : ": ",
 		       o ? "" : jerr.text);
 		goto done;
 	}
 	kty = json_string_value(json_object_get(o, "kty"));
 	if (kty == NULL) {
-		seterr(err, errlen, "JWK has no string \"kty\"");
+		tk_seterr(err, errlen, "JWK has no string \"kty\"");
 		goto done;
 	}
 	if (strcmp(kty, "EC") == 0) {
@@ -417,20 +401,20 @@ int tk_jwk_thumbprint(const char *jwk_json, size_t len, char out[TK_THUMBPRINT_L
 		need[0] = "n";
 		need[1] = "e";
 	} else {
-		seterr(err, errlen, "JWK kty \"%.16s\" is not EC, OKP or RSA", kty);
+		tk_seterr(err, errlen, "JWK kty \"%.16s\" is not EC, OKP or RSA", kty);
 		goto done;
 	}
 	if (strcmp(kty, "RSA") != 0) {
 		crv = json_string_value(json_object_get(o, "crv"));
 		if (!crv_ok(crv)) {
-			seterr(err, errlen, "JWK member \"crv\" is missing or malformed");
+			tk_seterr(err, errlen, "JWK member \"crv\" is missing or malformed");
 			goto done;
 		}
 	}
 	for (size_t i = 0; i < 3 && need[i]; i++) {
 		val[i] = json_string_value(json_object_get(o, need[i]));
 		if (!is_b64url(val[i])) {
-			seterr(err, errlen, "JWK member \"%s\" is missing or not base64url", need[i]);
+			tk_seterr(err, errlen, "JWK member \"%s\" is missing or not base64url", need[i]);
 			goto done;
 		}
 	}
@@ -441,7 +425,7 @@ int tk_jwk_thumbprint(const char *jwk_json, size_t len, char out[TK_THUMBPRINT_L
 	else
 		rc = thumbprint_of(kty, NULL, NULL, NULL, val[0], val[1], out);
 	if (rc != 0)
-		seterr(err, errlen, "SHA-256 failed");
+		tk_seterr(err, errlen, "SHA-256 failed");
 done:
 	json_decref(o);
 	return rc;
@@ -462,11 +446,11 @@ static int export_pkey(const EVP_PKEY *pk, struct jwk_parts *p, char *why, size_
 		if (EVP_PKEY_get_utf8_string_param(pk, OSSL_PKEY_PARAM_GROUP_NAME, name,
 		                                   sizeof(name), NULL) != 1) {
 			ERR_clear_error();
-			seterr(why, wl, "EC key without a named curve is not supported (only P-256)");
+			tk_seterr(why, wl, "EC key without a named curve is not supported (only P-256)");
 			return -1;
 		}
 		if (strcmp(name, "prime256v1") != 0 && strcmp(name, "P-256") != 0) {
-			seterr(why, wl, "EC curve %s is not supported (only P-256, for ES256)", name);
+			tk_seterr(why, wl, "EC curve %s is not supported (only P-256, for ES256)", name);
 			return -1;
 		}
 		p->kty = KTY_EC;
@@ -497,18 +481,18 @@ static int export_pkey(const EVP_PKEY *pk, struct jwk_parts *p, char *why, size_
 	} else if (EVP_PKEY_is_a(pk, "RSA")) {
 		BIGNUM *third = NULL;
 		if (bits < RSA_MIN_BITS) {
-			seterr(why, wl, "RSA key has %d bits; at least %d are required", bits,
+			tk_seterr(why, wl, "RSA key has %d bits; at least %d are required", bits,
 			       RSA_MIN_BITS);
 			return -1;
 		}
 		if (bits > RSA_MAX_BITS) {
-			seterr(why, wl, "RSA key has %d bits; at most %d are supported", bits,
+			tk_seterr(why, wl, "RSA key has %d bits; at most %d are supported", bits,
 			       RSA_MAX_BITS);
 			return -1;
 		}
 		if (EVP_PKEY_get_bn_param(pk, OSSL_PKEY_PARAM_RSA_FACTOR3, &third) == 1) {
 			BN_clear_free(third);
-			seterr(why, wl, "multi-prime RSA keys are not supported");
+			tk_seterr(why, wl, "multi-prime RSA keys are not supported");
 			return -1;
 		}
 		ERR_clear_error();
@@ -520,18 +504,18 @@ static int export_pkey(const EVP_PKEY *pk, struct jwk_parts *p, char *why, size_
 		if (!p->n || !p->e)
 			goto export_failed;
 		for (size_t i = 0; i < RSA_PRIV_COUNT; i++) {
-			p->priv[i] = param_b64(pk, RSA_PRIV_OSSL[i], 0);
+			p->priv[i] = param_b64(pk, tk_jwk_rsa_private_ossl[i], 0);
 			if (p->priv[i] == NULL) {
 				parts_release(p);
 				ERR_clear_error();
-				seterr(why, wl, "RSA private key lacks its CRT parameters "
+				tk_seterr(why, wl, "RSA private key lacks its CRT parameters "
 				       "(p, q, dp, dq, qi)");
 				return -1;
 			}
 		}
 	} else {
 		const char *t = EVP_PKEY_get0_type_name(pk);
-		seterr(why, wl, "%s keys are not supported (use EC P-256, Ed25519 or RSA >= 2048)",
+		tk_seterr(why, wl, "%s keys are not supported (use EC P-256, Ed25519 or RSA >= 2048)",
 		       t ? t : "this type of");
 		return -1;
 	}
@@ -540,7 +524,7 @@ static int export_pkey(const EVP_PKEY *pk, struct jwk_parts *p, char *why, size_
 export_failed:
 	parts_release(p);
 	ERR_clear_error();
-	seterr(why, wl, "cannot read the key's parameters (no private key?)");
+	tk_seterr(why, wl, "cannot read the key's parameters (no private key?)");
 	return -1;
 }
 
@@ -554,7 +538,7 @@ static int check_pkey(EVP_PKEY *pk, char *why, size_t wl)
 
 	EVP_PKEY_CTX_free(ctx);
 	if (!ok) {
-		seterr(why, wl, "key failed validation (%s): its public and private parts "
+		tk_seterr(why, wl, "key failed validation (%s): its public and private parts "
 		       "do not match or it is malformed",
 		       ossl_reason(r, sizeof(r), "check failed"));
 		return -1;
@@ -576,28 +560,28 @@ static char *read_key_file(const char *path, size_t *len_out, char *why, size_t 
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 
 	if (fd < 0) {
-		seterr(why, wl, "cannot open: %s", strerror_r(errno, eb, sizeof(eb)));
+		tk_seterr(why, wl, "cannot open: %s", strerror_r(errno, eb, sizeof(eb)));
 		return NULL;
 	}
 	if (fstat(fd, &st) != 0) {
-		seterr(why, wl, "cannot stat: %s", strerror_r(errno, eb, sizeof(eb)));
+		tk_seterr(why, wl, "cannot stat: %s", strerror_r(errno, eb, sizeof(eb)));
 		goto fail;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		seterr(why, wl, "not a regular file");
+		tk_seterr(why, wl, "not a regular file");
 		goto fail;
 	}
 	if (st.st_mode & 077) {
-		seterr(why, wl, "private key file is readable by others (chmod 600)");
+		tk_seterr(why, wl, "private key file is readable by others (chmod 600)");
 		goto fail;
 	}
 	if (st.st_size <= 0 || st.st_size > KEY_FILE_MAX) {
-		seterr(why, wl, st.st_size <= 0 ? "file is empty" : "file is too large for a key");
+		tk_seterr(why, wl, st.st_size <= 0 ? "file is empty" : "file is too large for a key");
 		goto fail;
 	}
 	buf = malloc((size_t)st.st_size + 1);
 	if (buf == NULL) {
-		seterr(why, wl, "out of memory");
+		tk_seterr(why, wl, "out of memory");
 		goto fail;
 	}
 	while (len < (size_t)st.st_size) {
@@ -605,7 +589,7 @@ static char *read_key_file(const char *path, size_t *len_out, char *why, size_t 
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			seterr(why, wl, "cannot read: %s", strerror_r(errno, eb, sizeof(eb)));
+			tk_seterr(why, wl, "cannot read: %s", strerror_r(errno, eb, sizeof(eb)));
 			goto fail;
 		}
 		if (r == 0)
@@ -614,7 +598,7 @@ static char *read_key_file(const char *path, size_t *len_out, char *why, size_t 
 	}
 	buf[len] = '\0';
 	if (len == 0 || strlen(buf) != len) {
-		seterr(why, wl, len == 0 ? "file is empty" : "file contains NUL bytes");
+		tk_seterr(why, wl, len == 0 ? "file is empty" : "file contains NUL bytes");
 		goto fail;
 	}
 	close(fd);
@@ -653,7 +637,7 @@ static EVP_PKEY *load_pem(const char *buf, size_t len, char *why, size_t wl)
 		return NULL;
 	bio = BIO_new_mem_buf(buf, (int)len);
 	if (bio == NULL) {
-		seterr(why, wl, "out of memory");
+		tk_seterr(why, wl, "out of memory");
 		return NULL;
 	}
 	pk = PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, &asked);
@@ -661,10 +645,10 @@ static EVP_PKEY *load_pem(const char *buf, size_t len, char *why, size_t wl)
 	if (pk == NULL) {
 		if (asked || strstr(buf, "ENCRYPTED") != NULL) {
 			ERR_clear_error();
-			seterr(why, wl, "private key is encrypted (passphrase-protected keys are not "
+			tk_seterr(why, wl, "private key is encrypted (passphrase-protected keys are not "
 			       "supported; decrypt it with: openssl pkey -in FILE -out NEWFILE)");
 		} else {
-			seterr(why, wl, "no usable PEM private key: a certificate or public key is "
+			tk_seterr(why, wl, "no usable PEM private key: a certificate or public key is "
 			       "not enough (OpenSSL: %s)",
 			       ossl_reason(r, sizeof(r), "unrecognised content"));
 		}
@@ -676,216 +660,6 @@ static EVP_PKEY *load_pem(const char *buf, size_t len, char *why, size_t wl)
 
 /* ------------------------------------------------------------------------ */
 /* JWK                                                                      */
-
-static int host_little_endian(void)
-{
-	const uint16_t one = 1;
-	unsigned char c;
-
-	memcpy(&c, &one, 1);
-	return c == 1;
-}
-
-/* Copy big-endian `be` into `ne` in native byte order (OSSL_PARAM BN form). */
-static void to_native(const unsigned char *be, size_t n, unsigned char *ne)
-{
-	if (host_little_endian())
-		for (size_t i = 0; i < n; i++)
-			ne[i] = be[n - 1 - i];
-	else
-		memcpy(ne, be, n);
-}
-
-/* A decoded base64url JWK member. */
-struct bin {
-	unsigned char *p;
-	size_t len;
-};
-
-static void bin_release(struct bin *b)
-{
-	if (b->p != NULL) {
-		tk_wipe(b->p, b->len);
-		free(b->p);
-	}
-	b->p = NULL;
-	b->len = 0;
-}
-
-/* Decode member `name` of `o`. `exact` > 0 requires that many bytes. */
-static int jwk_member(json_t *o, const char *name, size_t exact, size_t max, struct bin *out,
-                      char *why, size_t wl)
-{
-	json_t *v = json_object_get(o, name);
-	const char *s;
-	size_t slen;
-	long n;
-
-	out->p = NULL;
-	out->len = 0;
-	if (v == NULL) {
-		seterr(why, wl, "JWK member \"%s\" is missing", name);
-		return -1;
-	}
-	s = json_string_value(v);
-	if (s == NULL) {
-		seterr(why, wl, "JWK member \"%s\" is not a string", name);
-		return -1;
-	}
-	slen = json_string_length(v);
-	if (slen == 0 || slen > (max / 3 + 1) * 4) {
-		seterr(why, wl, "JWK member \"%s\" has a bad length", name);
-		return -1;
-	}
-	out->p = malloc(slen / 4 * 3 + 3);
-	if (out->p == NULL) {
-		seterr(why, wl, "out of memory");
-		return -1;
-	}
-	n = tk_b64url_decode(s, slen, out->p);
-	if (n <= 0) {
-		free(out->p);
-		out->p = NULL;
-		seterr(why, wl, "JWK member \"%s\" is not valid base64url", name);
-		return -1;
-	}
-	out->len = (size_t)n;
-	if ((exact > 0 && out->len != exact) || out->len > max) {
-		seterr(why, wl, "JWK member \"%s\" is %zu bytes; expected %zu", name, out->len,
-		       exact > 0 ? exact : max);
-		bin_release(out);
-		return -1;
-	}
-	return 0;
-}
-
-static EVP_PKEY *fromdata(const char *type, OSSL_PARAM *params, char *why, size_t wl)
-{
-	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
-	EVP_PKEY *pk = NULL;
-	char r[128];
-
-	if (ctx == NULL || EVP_PKEY_fromdata_init(ctx) != 1 ||
-	    EVP_PKEY_fromdata(ctx, &pk, EVP_PKEY_KEYPAIR, params) != 1) {
-		EVP_PKEY_free(pk);
-		pk = NULL;
-		seterr(why, wl, "JWK does not describe a valid %s key (%s)", type,
-		       ossl_reason(r, sizeof(r), "import failed"));
-	}
-	EVP_PKEY_CTX_free(ctx);
-	return pk;
-}
-
-static EVP_PKEY *jwk_ec(json_t *o, char *why, size_t wl)
-{
-	const char *crv = json_string_value(json_object_get(o, "crv"));
-	struct bin x = { 0 }, y = { 0 }, d = { 0 };
-	unsigned char pub[1 + 2 * P256_LEN], dn[P256_LEN];
-	char group[] = "prime256v1";
-	EVP_PKEY *pk = NULL;
-
-	if (crv == NULL || strcmp(crv, "P-256") != 0) {
-		seterr(why, wl, "JWK EC curve \"%.16s\" is not supported (only P-256, for ES256)",
-		       crv ? crv : "(none)");
-		return NULL;
-	}
-	if (jwk_member(o, "x", P256_LEN, P256_LEN, &x, why, wl) != 0 ||
-	    jwk_member(o, "y", P256_LEN, P256_LEN, &y, why, wl) != 0 ||
-	    jwk_member(o, "d", P256_LEN, P256_LEN, &d, why, wl) != 0)
-		goto done;
-	pub[0] = 0x04;
-	memcpy(pub + 1, x.p, P256_LEN);
-	memcpy(pub + 1 + P256_LEN, y.p, P256_LEN);
-	to_native(d.p, P256_LEN, dn);
-	OSSL_PARAM params[] = {
-		OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, group, 0),
-		OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, pub, sizeof(pub)),
-		OSSL_PARAM_construct_BN(OSSL_PKEY_PARAM_PRIV_KEY, dn, sizeof(dn)),
-		OSSL_PARAM_construct_end(),
-	};
-	pk = fromdata("EC", params, why, wl);
-done:
-	tk_wipe(dn, sizeof(dn));
-	bin_release(&x);
-	bin_release(&y);
-	bin_release(&d);
-	return pk;
-}
-
-static EVP_PKEY *jwk_okp(json_t *o, char *why, size_t wl)
-{
-	const char *crv = json_string_value(json_object_get(o, "crv"));
-	struct bin x = { 0 }, d = { 0 };
-	unsigned char pub[ED25519_LEN];
-	size_t publen = sizeof(pub);
-	EVP_PKEY *pk = NULL;
-
-	if (crv == NULL || strcmp(crv, "Ed25519") != 0) {
-		seterr(why, wl, "JWK OKP curve \"%.16s\" is not supported (only Ed25519, for EdDSA)",
-		       crv ? crv : "(none)");
-		return NULL;
-	}
-	if (jwk_member(o, "x", ED25519_LEN, ED25519_LEN, &x, why, wl) != 0 ||
-	    jwk_member(o, "d", ED25519_LEN, ED25519_LEN, &d, why, wl) != 0)
-		goto done;
-	pk = EVP_PKEY_new_raw_private_key_ex(NULL, "ED25519", NULL, d.p, d.len);
-	if (pk == NULL) {
-		ERR_clear_error();
-		seterr(why, wl, "JWK does not describe a valid Ed25519 key");
-		goto done;
-	}
-	if (EVP_PKEY_get_raw_public_key(pk, pub, &publen) != 1 || publen != ED25519_LEN ||
-	    memcmp(pub, x.p, ED25519_LEN) != 0) {
-		ERR_clear_error();
-		seterr(why, wl, "JWK public key \"x\" does not match its private key \"d\"");
-		EVP_PKEY_free(pk);
-		pk = NULL;
-	}
-done:
-	bin_release(&x);
-	bin_release(&d);
-	return pk;
-}
-
-static EVP_PKEY *jwk_rsa(json_t *o, char *why, size_t wl)
-{
-	static const char *const pub_jwk[2] = { "n", "e" };
-	static const char *const pub_ossl[2] = { OSSL_PKEY_PARAM_RSA_N, OSSL_PKEY_PARAM_RSA_E };
-	struct bin raw[2 + RSA_PRIV_COUNT];
-	struct bin nat[2 + RSA_PRIV_COUNT];
-	OSSL_PARAM params[2 + RSA_PRIV_COUNT + 1];
-	EVP_PKEY *pk = NULL;
-	size_t count = 0;
-
-	memset(raw, 0, sizeof(raw));
-	memset(nat, 0, sizeof(nat));
-	if (json_object_get(o, "oth") != NULL) {
-		seterr(why, wl, "multi-prime RSA keys (\"oth\") are not supported");
-		return NULL;
-	}
-	for (size_t i = 0; i < 2 + RSA_PRIV_COUNT; i++) {
-		const char *jn = i < 2 ? pub_jwk[i] : RSA_PRIV_JWK[i - 2];
-		const char *on = i < 2 ? pub_ossl[i] : RSA_PRIV_OSSL[i - 2];
-		if (jwk_member(o, jn, 0, RSA_MAX_BYTES, &raw[i], why, wl) != 0)
-			goto done;
-		nat[i].p = malloc(raw[i].len);
-		if (nat[i].p == NULL) {
-			seterr(why, wl, "out of memory");
-			goto done;
-		}
-		nat[i].len = raw[i].len;
-		to_native(raw[i].p, raw[i].len, nat[i].p);
-		params[count++] = OSSL_PARAM_construct_BN(on, nat[i].p, nat[i].len);
-	}
-	params[count] = OSSL_PARAM_construct_end();
-	pk = fromdata("RSA", params, why, wl);
-done:
-	for (size_t i = 0; i < 2 + RSA_PRIV_COUNT; i++) {
-		bin_release(&raw[i]);
-		bin_release(&nat[i]);
-	}
-	return pk;
-}
 
 /*
  * Parse a private JWK. On success returns the key and sets *kid (malloc'd,
@@ -903,40 +677,40 @@ static EVP_PKEY *load_jwk(const char *buf, size_t len, char **kid, char **alg, c
 	*kid = NULL;
 	*alg = NULL;
 	if (o == NULL) {
-		seterr(why, wl, "invalid JSON at line %d: %s", jerr.line, jerr.text);
+		tk_seterr(why, wl, "invalid JSON at line %d: %s", jerr.line, jerr.text);
 		return NULL;
 	}
 	if (!json_is_object(o)) {
-		seterr(why, wl, "a JWK must be a JSON object");
+		tk_seterr(why, wl, "a JWK must be a JSON object");
 		goto done;
 	}
 	if (json_object_get(o, "keys") != NULL) {
-		seterr(why, wl, "a JWK Set is not accepted: put one private JWK in each file");
+		tk_seterr(why, wl, "a JWK Set is not accepted: put one private JWK in each file");
 		goto done;
 	}
 	kty = json_string_value(json_object_get(o, "kty"));
 	if (kty == NULL) {
-		seterr(why, wl, "JWK has no string \"kty\"");
+		tk_seterr(why, wl, "JWK has no string \"kty\"");
 		goto done;
 	}
 	if (json_object_get(o, "d") == NULL) {
-		seterr(why, wl, "JWK holds no private key (\"d\"): a signing key file must");
+		tk_seterr(why, wl, "JWK holds no private key (\"d\"): a signing key file must");
 		goto done;
 	}
 	v = json_object_get(o, "use");
 	if (v != NULL && (!json_is_string(v) || strcmp(json_string_value(v), "sig") != 0)) {
-		seterr(why, wl, "JWK \"use\" must be \"sig\"");
+		tk_seterr(why, wl, "JWK \"use\" must be \"sig\"");
 		goto done;
 	}
 	v = json_object_get(o, "alg");
 	if (v != NULL) {
 		if (!json_is_string(v) || json_string_length(v) > 16) {
-			seterr(why, wl, "JWK \"alg\" is malformed");
+			tk_seterr(why, wl, "JWK \"alg\" is malformed");
 			goto done;
 		}
 		*alg = strdup(json_string_value(v));
 		if (*alg == NULL) {
-			seterr(why, wl, "out of memory");
+			tk_seterr(why, wl, "out of memory");
 			goto done;
 		}
 	}
@@ -944,27 +718,27 @@ static EVP_PKEY *load_jwk(const char *buf, size_t len, char **kid, char **alg, c
 	if (v != NULL) {
 		if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
 		    !kid_ok(json_string_value(v))) {
-			seterr(why, wl, "JWK \"kid\" must be 1..%d printable ASCII characters "
+			tk_seterr(why, wl, "JWK \"kid\" must be 1..%d printable ASCII characters "
 			       "without '\"' or '\\'", TK_KID_MAX);
 			goto done;
 		}
 		*kid = strdup(json_string_value(v));
 		if (*kid == NULL) {
-			seterr(why, wl, "out of memory");
+			tk_seterr(why, wl, "out of memory");
 			goto done;
 		}
 	}
 	if (strcmp(kty, "EC") == 0)
-		pk = jwk_ec(o, why, wl);
+		pk = tk_jwk_ec(o, TK_JWK_PRIVATE, why, wl);
 	else if (strcmp(kty, "OKP") == 0)
-		pk = jwk_okp(o, why, wl);
+		pk = tk_jwk_okp(o, TK_JWK_PRIVATE, why, wl);
 	else if (strcmp(kty, "RSA") == 0)
-		pk = jwk_rsa(o, why, wl);
+		pk = tk_jwk_rsa(o, TK_JWK_PRIVATE, why, wl);
 	else if (strcmp(kty, "oct") == 0)
-		seterr(why, wl, "symmetric (\"oct\") keys are not accepted: tokens are signed "
+		tk_seterr(why, wl, "symmetric (\"oct\") keys are not accepted: tokens are signed "
 		       "with an asymmetric key");
 	else
-		seterr(why, wl, "JWK kty \"%.16s\" is not supported", kty);
+		tk_seterr(why, wl, "JWK kty \"%.16s\" is not supported", kty);
 done:
 	if (pk == NULL) {
 		free(*kid);
@@ -974,7 +748,7 @@ done:
 	}
 	if (o != NULL && json_is_object(o)) {
 		for (size_t i = 0; i < RSA_PRIV_COUNT; i++)
-			json_string_wipe(json_object_get(o, RSA_PRIV_JWK[i]));
+			json_string_wipe(json_object_get(o, tk_jwk_rsa_private[i]));
 	}
 	json_decref(o);
 	return pk;
@@ -1001,16 +775,16 @@ static jwt_builder_t *builder_for(const struct tk_key *k, char *why, size_t wl)
 	jwt_builder_t *b = jwt_builder_new();
 
 	if (b == NULL) {
-		seterr(why, wl, "out of memory");
+		tk_seterr(why, wl, "out of memory");
 		return NULL;
 	}
 	if (jwt_builder_setkey(b, k->alg, k->item) != 0) {
-		seterr(why, wl, "libjwt refused the key: %s", jwt_builder_error_msg(b));
+		tk_seterr(why, wl, "libjwt refused the key: %s", jwt_builder_error_msg(b));
 		goto fail;
 	}
 	if (jwt_builder_enable_iat(b, 0) < 0 || set_header_str(b, "typ", "at+jwt") != 0 ||
 	    set_header_str(b, "kid", k->kid) != 0) {
-		seterr(why, wl, "cannot set up the token header");
+		tk_seterr(why, wl, "cannot set up the token header");
 		goto fail;
 	}
 	return b;
@@ -1032,7 +806,7 @@ static int selftest(const struct tk_key *k, char *why, size_t wl)
 
 	if (pub == NULL || jwks_error_any(pub) != 0 || jwks_item_count(pub) != 1 ||
 	    (item = jwks_item_get(pub, 0)) == NULL || jwks_item_is_private(item)) {
-		seterr(why, wl, "self-test: libjwt cannot load the public JWK");
+		tk_seterr(why, wl, "self-test: libjwt cannot load the public JWK");
 		goto done;
 	}
 	b = builder_for(k, why, wl);
@@ -1040,13 +814,13 @@ static int selftest(const struct tk_key *k, char *why, size_t wl)
 		goto done;
 	tok = jwt_builder_generate(b);
 	if (tok == NULL) {
-		seterr(why, wl, "self-test: signing failed: %s", jwt_builder_error_msg(b));
+		tk_seterr(why, wl, "self-test: signing failed: %s", jwt_builder_error_msg(b));
 		goto done;
 	}
 	c = jwt_checker_new();
 	if (c == NULL || jwt_checker_setkey(c, k->alg, item) != 0 ||
 	    jwt_checker_verify(c, tok) != 0) {
-		seterr(why, wl, "self-test: the public key does not verify a signed token (%s)",
+		tk_seterr(why, wl, "self-test: the public key does not verify a signed token (%s)",
 		       c ? jwt_checker_error_msg(c) : "out of memory");
 		goto done;
 	}
@@ -1068,25 +842,25 @@ static const jwk_item_t *jwt_load(tk_signer *s, const char *priv_json, const str
 	jwk_set_t *set = jwks_load(s->set, priv_json);
 
 	if (set == NULL || jwks_error(set)) {
-		seterr(why, wl, "libjwt cannot load the key: %s",
+		tk_seterr(why, wl, "libjwt cannot load the key: %s",
 		       set ? jwks_error_msg(set) : "out of memory");
 		if (set != NULL)
 			jwks_error_clear(set);
 		goto fail;
 	}
 	if (jwks_item_count(set) != s->n + 1 || (item = jwks_item_get(set, s->n)) == NULL) {
-		seterr(why, wl, "libjwt did not add the key");
+		tk_seterr(why, wl, "libjwt did not add the key");
 		goto fail;
 	}
 	if (jwks_item_error(item)) {
-		seterr(why, wl, "libjwt cannot load the key: %s", jwks_item_error_msg(item));
+		tk_seterr(why, wl, "libjwt cannot load the key: %s", jwks_item_error_msg(item));
 		goto fail;
 	}
 	if (!jwks_item_is_private(item) || jwks_item_alg(item) != p->alg ||
 	    jwks_item_kty(item) != (p->kty == KTY_EC    ? JWK_KEY_TYPE_EC :
 	                            p->kty == KTY_OKP   ? JWK_KEY_TYPE_OKP :
 	                                                  JWK_KEY_TYPE_RSA)) {
-		seterr(why, wl, "libjwt loaded the key differently than expected");
+		tk_seterr(why, wl, "libjwt loaded the key differently than expected");
 		goto fail;
 	}
 	ERR_clear_error();
@@ -1143,15 +917,15 @@ int tk_signer_add_file(tk_signer *s, const char *path, char *err, size_t errlen)
 	memset(&parts, 0, sizeof(parts));
 	memset(&key, 0, sizeof(key));
 	if (s == NULL || path == NULL) {
-		seterr(err, errlen, "no signer or path given");
+		tk_seterr(err, errlen, "no signer or path given");
 		return -1;
 	}
 	if (atomic_load(&s->st->frozen)) {
-		seterr(err, errlen, "%s: signing keys can only be added before minting starts", path);
+		tk_seterr(err, errlen, "%s: signing keys can only be added before minting starts", path);
 		return -1;
 	}
 	if (s->n >= TK_SIGNER_MAX_KEYS) {
-		seterr(err, errlen, "%s: too many signing keys (at most %d)", path,
+		tk_seterr(err, errlen, "%s: too many signing keys (at most %d)", path,
 		       TK_SIGNER_MAX_KEYS);
 		return -1;
 	}
@@ -1167,7 +941,7 @@ int tk_signer_add_file(tk_signer *s, const char *path, char *err, size_t errlen)
 	else if (strncmp(q, "-----BEGIN ", 11) == 0)
 		pk = load_pem(buf, len, why, sizeof(why));
 	else
-		seterr(why, sizeof(why), "neither a JWK (JSON) nor a PEM private key");
+		tk_seterr(why, sizeof(why), "neither a JWK (JSON) nor a PEM private key");
 	tk_wipe(buf, len);
 	free(buf);
 	buf = NULL;
@@ -1180,7 +954,7 @@ int tk_signer_add_file(tk_signer *s, const char *path, char *err, size_t errlen)
 	pk = NULL;
 
 	if (jalg != NULL && strcmp(jalg, parts.alg_name) != 0) {
-		seterr(why, sizeof(why), "JWK alg \"%s\" does not match the key (an %s key signs "
+		tk_seterr(why, sizeof(why), "JWK alg \"%s\" does not match the key (an %s key signs "
 		       "with %s)", jalg,
 		       parts.kty == KTY_EC ? "EC P-256" : parts.kty == KTY_OKP ? "Ed25519" : "RSA",
 		       parts.alg_name);
@@ -1188,17 +962,17 @@ int tk_signer_add_file(tk_signer *s, const char *path, char *err, size_t errlen)
 	}
 	if (kid == NULL) {
 		if (parts_thumbprint(&parts, tp) != 0) {
-			seterr(why, sizeof(why), "cannot compute the key's thumbprint");
+			tk_seterr(why, sizeof(why), "cannot compute the key's thumbprint");
 			goto fail;
 		}
 		kid = strdup(tp);
 		if (kid == NULL) {
-			seterr(why, sizeof(why), "out of memory");
+			tk_seterr(why, sizeof(why), "out of memory");
 			goto fail;
 		}
 	}
 	if (find_kid(s, kid) >= 0) {
-		seterr(why, sizeof(why), "duplicate kid \"%s\": another loaded key has it", kid);
+		tk_seterr(why, sizeof(why), "duplicate kid \"%s\": another loaded key has it", kid);
 		goto fail;
 	}
 
@@ -1208,7 +982,7 @@ int tk_signer_add_file(tk_signer *s, const char *path, char *err, size_t errlen)
 	key.pub_json = parts_json(&parts, kid, 0);
 	priv_json = parts_json(&parts, kid, 1);
 	if (key.pub_json == NULL || priv_json == NULL) {
-		seterr(why, sizeof(why), "out of memory");
+		tk_seterr(why, sizeof(why), "out of memory");
 		goto fail;
 	}
 	key.item = jwt_load(s, priv_json, &parts, why, sizeof(why));
@@ -1227,7 +1001,7 @@ int tk_signer_add_file(tk_signer *s, const char *path, char *err, size_t errlen)
 	return 0;
 
 fail:
-	seterr(err, errlen, "%s: %s", path, why[0] ? why : "cannot load the key");
+	tk_seterr(err, errlen, "%s: %s", path, why[0] ? why : "cannot load the key");
 	if (buf != NULL) {
 		tk_wipe(buf, len);
 		free(buf);
@@ -1247,12 +1021,12 @@ int tk_signer_set_active(tk_signer *s, const char *kid, char *err, size_t errlen
 	int i;
 
 	if (s == NULL || kid == NULL) {
-		seterr(err, errlen, "no signer or kid given");
+		tk_seterr(err, errlen, "no signer or kid given");
 		return -1;
 	}
 	i = find_kid(s, kid);
 	if (i < 0) {
-		seterr(err, errlen, "no signing key has kid \"%.*s\"", TK_KID_MAX, kid);
+		tk_seterr(err, errlen, "no signing key has kid \"%.*s\"", TK_KID_MAX, kid);
 		return -1;
 	}
 	atomic_store(&s->st->active, (size_t)i);
@@ -1347,14 +1121,14 @@ tk_minter *tk_minter_new(const tk_signer *s, char *err, size_t errlen)
 	tk_minter *m;
 
 	if (s == NULL || s->n == 0) {
-		seterr(err, errlen, "no signing key loaded");
+		tk_seterr(err, errlen, "no signing key loaded");
 		return NULL;
 	}
 	atomic_store(&s->st->frozen, true);
 	m = calloc(1, sizeof(*m));
 	if (m == NULL || (m->b = calloc(s->n, sizeof(*m->b))) == NULL) {
 		free(m);
-		seterr(err, errlen, "out of memory");
+		tk_seterr(err, errlen, "out of memory");
 		return NULL;
 	}
 	m->s = s;
@@ -1362,7 +1136,7 @@ tk_minter *tk_minter_new(const tk_signer *s, char *err, size_t errlen)
 	for (size_t i = 0; i < s->n; i++) {
 		m->b[i] = builder_for(&s->keys[i], why, sizeof(why));
 		if (m->b[i] == NULL || jwt_builder_setcb(m->b[i], mint_cb, m) != 0) {
-			seterr(err, errlen, "key %s: %s", s->keys[i].kid, why);
+			tk_seterr(err, errlen, "key %s: %s", s->keys[i].kid, why);
 			tk_minter_free(m);
 			return NULL;
 		}
@@ -1516,22 +1290,22 @@ char *tk_minter_mint(tk_minter *m, const tk_token_claims *c, char jti_out[TK_JTI
 	if (jti_out != NULL)
 		jti_out[0] = '\0';
 	if (m == NULL || c == NULL) {
-		seterr(err, errlen, "no minter or claims given");
+		tk_seterr(err, errlen, "no minter or claims given");
 		return NULL;
 	}
 	problem = claims_problem(c);
 	if (problem != NULL) {
-		seterr(err, errlen, "invalid claims: %s", problem);
+		tk_seterr(err, errlen, "invalid claims: %s", problem);
 		return NULL;
 	}
 	idx = atomic_load(&m->s->st->active);
 	if (idx >= m->n) {
-		seterr(err, errlen, "active signing key is not available to this minter");
+		tk_seterr(err, errlen, "active signing key is not available to this minter");
 		return NULL;
 	}
 	b = m->b[idx];
 	if (tk_random_bytes(raw, sizeof(raw)) != 0) {
-		seterr(err, errlen, "CSPRNG failure: cannot make a jti, no token issued");
+		tk_seterr(err, errlen, "CSPRNG failure: cannot make a jti, no token issued");
 		return NULL;
 	}
 	tk_b64url_encode(raw, sizeof(raw), jti);
@@ -1545,7 +1319,7 @@ char *tk_minter_mint(tk_minter *m, const tk_token_claims *c, char jti_out[TK_JTI
 	m->cur = NULL;
 	m->jti = NULL;
 	if (tok == NULL) {
-		seterr(err, errlen, "cannot mint token: %s",
+		tk_seterr(err, errlen, "cannot mint token: %s",
 		       m->cb_err[0] ? m->cb_err : jwt_builder_error_msg(b));
 		jwt_builder_error_clear(b);
 		ERR_clear_error();

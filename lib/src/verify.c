@@ -21,6 +21,8 @@
 #include "tokend/verify.h"
 #include "tokend/crypto.h"
 #include "tokend/scope.h"
+#include "internal.h"
+#include "jwk.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -29,20 +31,14 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/params.h>
 #include <openssl/rsa.h>
 
-#define P256_LEN        32
-#define ED25519_LEN     32
+#define P256_LEN        TK_JWK_P256_LEN
 #define ES256_SIG_LEN   64
 #define EDDSA_SIG_LEN   64
-#define RSA_MIN_BITS    2048
-#define RSA_MAX_BITS    8192
-#define RSA_MAX_BYTES   (RSA_MAX_BITS / 8)
-#define RSA_E_MAX_BYTES 8
+#define RSA_MIN_BITS    TK_JWK_RSA_MIN_BITS
 #define SHA256_LEN      32
 
 enum valg { ALG_ES256 = 0, ALG_EDDSA, ALG_RS256, ALG_COUNT };
@@ -73,27 +69,15 @@ struct tk_verifier {
 /* ------------------------------------------------------------------------ */
 /* Small helpers                                                            */
 
-__attribute__((format(printf, 3, 4)))
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	if (err == NULL || errlen == 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
-/* Like seterr, and return `code` (for the verify path). */
+/* Like tk_seterr, and return `code` (for the verify path). */
 __attribute__((format(printf, 4, 5)))
 static int reject(int code, char *err, size_t errlen, const char *fmt, ...)
 {
-	if (err != NULL && errlen > 0) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
+	va_list ap;
+
+	va_start(ap, fmt);
+	tk_vseterr(err, errlen, fmt, ap);
+	va_end(ap);
 	return code;
 }
 
@@ -199,201 +183,6 @@ static void keys_free(struct vkey *keys, size_t n)
 	free(keys);
 }
 
-/* Decode base64url member `name` of `o` into a fresh buffer; `exact` > 0
- * requires that length, else 1..max bytes. 0 or -1 with why set. */
-static int member_bytes(json_t *o, const char *name, size_t exact, size_t max,
-                        unsigned char **out, size_t *outlen, char *why, size_t wl)
-{
-	json_t *v = json_object_get(o, name);
-	const char *s = json_string_value(v);
-	size_t slen;
-	long n;
-
-	*out = NULL;
-	*outlen = 0;
-	if (v == NULL) {
-		seterr(why, wl, "member \"%s\" is missing", name);
-		return -1;
-	}
-	if (s == NULL) {
-		seterr(why, wl, "member \"%s\" is not a string", name);
-		return -1;
-	}
-	slen = json_string_length(v);
-	if (slen == 0 || slen > (max / 3 + 1) * 4) {
-		seterr(why, wl, "member \"%s\" has a bad length", name);
-		return -1;
-	}
-	*out = malloc(slen / 4 * 3 + 3);
-	if (*out == NULL) {
-		seterr(why, wl, "out of memory");
-		return -1;
-	}
-	n = tk_b64url_decode(s, slen, *out);
-	if (n <= 0 || (exact > 0 && (size_t)n != exact) || (size_t)n > max) {
-		free(*out);
-		*out = NULL;
-		if (n <= 0)
-			seterr(why, wl, "member \"%s\" is not canonical base64url", name);
-		else
-			seterr(why, wl, "member \"%s\" is %ld bytes, expected %zu", name, n,
-			       exact > 0 ? exact : max);
-		return -1;
-	}
-	*outlen = (size_t)n;
-	return 0;
-}
-
-/* Reverse big-endian bytes into native order for OSSL_PARAM_construct_BN. */
-static void to_native(const unsigned char *be, size_t n, unsigned char *ne)
-{
-	const uint16_t one = 1;
-	unsigned char first;
-
-	memcpy(&first, &one, 1);
-	if (first == 1)
-		for (size_t i = 0; i < n; i++)
-			ne[i] = be[n - 1 - i];
-	else
-		memcpy(ne, be, n);
-}
-
-/* `check`: run OpenSSL's public-key validation too (a point on its curve).
- * RSA skips it: for an RSA key, OpenSSL 3 runs the SP 800-56B checks, whose
- * primality test of n costs ~190 ms for an 8192-bit modulus - a JWKS of such
- * keys would stall a resource server for seconds - and adds nothing to a
- * signature check; size, odd n and a sane e are checked by the caller. */
-static EVP_PKEY *public_fromdata(const char *type, OSSL_PARAM *params, int check, char *why, size_t wl)
-{
-	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, type, NULL);
-	EVP_PKEY_CTX *chk = NULL;
-	EVP_PKEY *pk = NULL;
-
-	if (ctx == NULL || EVP_PKEY_fromdata_init(ctx) != 1 ||
-	    EVP_PKEY_fromdata(ctx, &pk, EVP_PKEY_PUBLIC_KEY, params) != 1) {
-		seterr(why, wl, "not a valid %s public key", type);
-		goto fail;
-	}
-	if (!check)
-		goto done;
-	chk = EVP_PKEY_CTX_new_from_pkey(NULL, pk, NULL);
-	if (chk == NULL || EVP_PKEY_public_check(chk) != 1) {
-		seterr(why, wl, "not a valid %s public key (check failed)", type);
-		goto fail;
-	}
-done:
-	EVP_PKEY_CTX_free(chk);
-	EVP_PKEY_CTX_free(ctx);
-	return pk;
-fail:
-	ERR_clear_error();
-	EVP_PKEY_CTX_free(chk);
-	EVP_PKEY_CTX_free(ctx);
-	EVP_PKEY_free(pk);
-	return NULL;
-}
-
-static EVP_PKEY *jwk_ec(json_t *o, char *why, size_t wl)
-{
-	unsigned char *x = NULL, *y = NULL, pub[1 + 2 * P256_LEN];
-	size_t xl, yl;
-	char group[] = "prime256v1";
-	EVP_PKEY *pk = NULL;
-
-	if (member_bytes(o, "x", P256_LEN, P256_LEN, &x, &xl, why, wl) != 0 ||
-	    member_bytes(o, "y", P256_LEN, P256_LEN, &y, &yl, why, wl) != 0)
-		goto done;
-	pub[0] = 0x04;
-	memcpy(pub + 1, x, P256_LEN);
-	memcpy(pub + 1 + P256_LEN, y, P256_LEN);
-	OSSL_PARAM params[] = {
-		OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, group, 0),
-		OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, pub, sizeof(pub)),
-		OSSL_PARAM_construct_end(),
-	};
-	pk = public_fromdata("EC", params, 1, why, wl);
-done:
-	free(x);
-	free(y);
-	return pk;
-}
-
-static EVP_PKEY *jwk_okp(json_t *o, char *why, size_t wl)
-{
-	unsigned char *x = NULL;
-	size_t xl;
-	EVP_PKEY *pk = NULL;
-
-	if (member_bytes(o, "x", ED25519_LEN, ED25519_LEN, &x, &xl, why, wl) != 0)
-		return NULL;
-	pk = EVP_PKEY_new_raw_public_key_ex(NULL, "ED25519", NULL, x, xl);
-	if (pk == NULL) {
-		ERR_clear_error();
-		seterr(why, wl, "not a valid Ed25519 public key");
-	}
-	free(x);
-	return pk;
-}
-
-static EVP_PKEY *jwk_rsa(json_t *o, char *why, size_t wl)
-{
-	unsigned char *n = NULL, *e = NULL, *nn = NULL, *ne = NULL;
-	size_t nl = 0, el = 0;
-	EVP_PKEY *pk = NULL;
-	size_t bits;
-
-	/* n may carry one leading zero octet from some encoders. */
-	if (member_bytes(o, "n", 0, RSA_MAX_BYTES + 1, &n, &nl, why, wl) != 0 ||
-	    member_bytes(o, "e", 0, RSA_E_MAX_BYTES, &e, &el, why, wl) != 0)
-		goto done;
-	const unsigned char *np = n;
-	size_t npl = nl;
-	while (npl > 0 && np[0] == 0) {
-		np++;
-		npl--;
-	}
-	bits = npl == 0 ? 0 : npl * 8;
-	for (unsigned char top = npl ? np[0] : 0; top != 0 && !(top & 0x80); top <<= 1)
-		bits--;
-	if (bits < RSA_MIN_BITS || bits > RSA_MAX_BITS) {
-		seterr(why, wl, "RSA modulus of %zu bits (accepted: %d..%d)", bits, RSA_MIN_BITS,
-		       RSA_MAX_BITS);
-		goto done;
-	}
-	if ((np[npl - 1] & 1) == 0) {
-		seterr(why, wl, "RSA modulus must be odd");
-		goto done;
-	}
-	while (el > 1 && e[0] == 0) {       /* value of e, not its encoding */
-		memmove(e, e + 1, el - 1);
-		el--;
-	}
-	if ((e[el - 1] & 1) == 0 || (el == 1 && e[0] < 3)) {
-		seterr(why, wl, "RSA public exponent must be odd and at least 3");
-		goto done;
-	}
-	nn = malloc(npl);
-	ne = malloc(el);
-	if (nn == NULL || ne == NULL) {
-		seterr(why, wl, "out of memory");
-		goto done;
-	}
-	to_native(np, npl, nn);
-	to_native(e, el, ne);
-	OSSL_PARAM params[] = {
-		OSSL_PARAM_construct_BN(OSSL_PKEY_PARAM_RSA_N, nn, npl),
-		OSSL_PARAM_construct_BN(OSSL_PKEY_PARAM_RSA_E, ne, el),
-		OSSL_PARAM_construct_end(),
-	};
-	pk = public_fromdata("RSA", params, 0, why, wl);
-done:
-	free(n);
-	free(e);
-	free(nn);
-	free(ne);
-	return pk;
-}
-
 /* The verify-initialised template context of an ES256 / RS256 key. */
 static EVP_PKEY_CTX *make_template(EVP_PKEY *pk, enum valg alg, const EVP_MD *md)
 {
@@ -424,23 +213,23 @@ static enum entry parse_entry(json_t *o, const EVP_MD *md, struct vkey *k, char 
 
 	memset(k, 0, sizeof(*k));
 	if (!json_is_object(o)) {
-		seterr(why, wl, "not a JSON object");
+		tk_seterr(why, wl, "not a JSON object");
 		return ENTRY_FAIL;
 	}
 	kty = json_string_value(json_object_get(o, "kty"));
 	if (kty == NULL) {
-		seterr(why, wl, "no string \"kty\"");
+		tk_seterr(why, wl, "no string \"kty\"");
 		return ENTRY_FAIL;
 	}
 	for (size_t i = 0; i < sizeof(PRIVATE_MEMBERS) / sizeof(PRIVATE_MEMBERS[0]); i++) {
 		if (json_object_get(o, PRIVATE_MEMBERS[i]) != NULL) {
-			seterr(why, wl, "holds private or symmetric key material (\"%s\"); "
+			tk_seterr(why, wl, "holds private or symmetric key material (\"%s\"); "
 			       "a JWKS must publish public keys only", PRIVATE_MEMBERS[i]);
 			return ENTRY_FAIL;
 		}
 	}
 	if (strcmp(kty, "oct") == 0) {
-		seterr(why, wl, "symmetric key (kty \"oct\") in a JWKS");
+		tk_seterr(why, wl, "symmetric key (kty \"oct\") in a JWKS");
 		return ENTRY_FAIL;
 	}
 
@@ -449,7 +238,7 @@ static enum entry parse_entry(json_t *o, const EVP_MD *md, struct vkey *k, char 
 	if (v != NULL) {
 		use = json_string_value(v);
 		if (use == NULL) {
-			seterr(why, wl, "\"use\" is not a string");
+			tk_seterr(why, wl, "\"use\" is not a string");
 			return ENTRY_FAIL;
 		}
 		if (strcmp(use, "sig") != 0)
@@ -461,7 +250,7 @@ static enum entry parse_entry(json_t *o, const EVP_MD *md, struct vkey *k, char 
 		json_t *op;
 		bool verify = false;
 		if (!json_is_array(v)) {
-			seterr(why, wl, "\"key_ops\" is not an array");
+			tk_seterr(why, wl, "\"key_ops\" is not an array");
 			return ENTRY_FAIL;
 		}
 		json_array_foreach(v, i, op) {
@@ -493,13 +282,13 @@ static enum entry parse_entry(json_t *o, const EVP_MD *md, struct vkey *k, char 
 		enum valg named;
 		alg_s = json_string_value(v);
 		if (alg_s == NULL) {
-			seterr(why, wl, "\"alg\" is not a string");
+			tk_seterr(why, wl, "\"alg\" is not a string");
 			return ENTRY_FAIL;
 		}
 		if (alg_from_name(alg_s, &named) != 0)
 			return ENTRY_SKIP;          /* another algorithm: not for us */
 		if (!have_implied || implied != named) {
-			seterr(why, wl, "\"alg\" %s does not fit this key (kty \"%.8s\"%s%.16s%s)",
+			tk_seterr(why, wl, "\"alg\" %s does not fit this key (kty \"%.8s\"%s%.16s%s)",
 			       ALG_NAME[named], kty, crv ? ", crv \"" : "", crv ? crv : "",
 			       crv ? "\"" : "");
 			return ENTRY_FAIL;
@@ -511,27 +300,27 @@ static enum entry parse_entry(json_t *o, const EVP_MD *md, struct vkey *k, char 
 	v = json_object_get(o, "kid");
 	kid = json_string_value(v);
 	if (v == NULL || kid == NULL) {
-		seterr(why, wl, "no string \"kid\"");
+		tk_seterr(why, wl, "no string \"kid\"");
 		return ENTRY_FAIL;
 	}
 	if (json_string_length(v) == 0 || json_string_length(v) > TK_VERIFY_KID_MAX ||
 	    strlen(kid) != json_string_length(v)) {
-		seterr(why, wl, "\"kid\" must be 1..%d bytes", TK_VERIFY_KID_MAX);
+		tk_seterr(why, wl, "\"kid\" must be 1..%d bytes", TK_VERIFY_KID_MAX);
 		return ENTRY_FAIL;
 	}
 
 	k->alg = implied;
 	switch (implied) {
 	case ALG_ES256:
-		k->pk = jwk_ec(o, why, wl);
+		k->pk = tk_jwk_ec(o, TK_JWK_PUBLIC, why, wl);
 		k->sig_len = ES256_SIG_LEN;
 		break;
 	case ALG_EDDSA:
-		k->pk = jwk_okp(o, why, wl);
+		k->pk = tk_jwk_okp(o, TK_JWK_PUBLIC, why, wl);
 		k->sig_len = EDDSA_SIG_LEN;
 		break;
 	case ALG_RS256:
-		k->pk = jwk_rsa(o, why, wl);
+		k->pk = tk_jwk_rsa(o, TK_JWK_PUBLIC, why, wl);
 		if (k->pk != NULL)
 			k->sig_len = (size_t)EVP_PKEY_get_size(k->pk);
 		break;
@@ -545,21 +334,21 @@ static enum entry parse_entry(json_t *o, const EVP_MD *md, struct vkey *k, char 
 		if (k->ed_tmpl == NULL ||
 		    EVP_DigestVerifyInit_ex(k->ed_tmpl, NULL, NULL, NULL, NULL, k->pk, NULL) != 1) {
 			ERR_clear_error();
-			seterr(why, wl, "OpenSSL cannot set up verification with this key");
+			tk_seterr(why, wl, "OpenSSL cannot set up verification with this key");
 			key_release(k);
 			return ENTRY_FAIL;
 		}
 	} else {
 		k->tmpl = make_template(k->pk, implied, md);
 		if (k->tmpl == NULL) {
-			seterr(why, wl, "OpenSSL cannot set up verification with this key");
+			tk_seterr(why, wl, "OpenSSL cannot set up verification with this key");
 			key_release(k);
 			return ENTRY_FAIL;
 		}
 	}
 	k->kid = dupstr(kid);
 	if (k->kid == NULL) {
-		seterr(why, wl, "out of memory");
+		tk_seterr(why, wl, "out of memory");
 		key_release(k);
 		return ENTRY_FAIL;
 	}
@@ -576,46 +365,46 @@ int tk_verifier_load_jwks(tk_verifier *v, const char *json, size_t len, char *er
 	int rc = -1;
 
 	if (v == NULL || json == NULL) {
-		seterr(err, errlen, "no JWKS given");
+		tk_seterr(err, errlen, "no JWKS given");
 		return -1;
 	}
 	if (len > TK_VERIFY_JWKS_MAX) {
-		seterr(err, errlen, "JWKS is larger than %d bytes", TK_VERIFY_JWKS_MAX);
+		tk_seterr(err, errlen, "JWKS is larger than %d bytes", TK_VERIFY_JWKS_MAX);
 		return -1;
 	}
 	root = load_object(json, len);
 	if (root == NULL) {
-		seterr(err, errlen, "JWKS is not a JSON object (invalid JSON, duplicate member, "
+		tk_seterr(err, errlen, "JWKS is not a JSON object (invalid JSON, duplicate member, "
 		       "or nested deeper than %d)", TK_VERIFY_JSON_DEPTH);
 		return -1;
 	}
 	arr = json_object_get(root, "keys");
 	if (!json_is_array(arr)) {
-		seterr(err, errlen, "JWKS has no \"keys\" array");
+		tk_seterr(err, errlen, "JWKS has no \"keys\" array");
 		goto done;
 	}
 	count = json_array_size(arr);
 	if (count > TK_VERIFY_MAX_KEYS) {
-		seterr(err, errlen, "JWKS has %zu keys (at most %d)", count, TK_VERIFY_MAX_KEYS);
+		tk_seterr(err, errlen, "JWKS has %zu keys (at most %d)", count, TK_VERIFY_MAX_KEYS);
 		goto done;
 	}
 	keys = calloc(count ? count : 1, sizeof(*keys));
 	if (keys == NULL) {
-		seterr(err, errlen, "out of memory");
+		tk_seterr(err, errlen, "out of memory");
 		goto done;
 	}
 	for (size_t i = 0; i < count; i++) {
 		why[0] = '\0';
 		switch (parse_entry(json_array_get(arr, i), v->sha256, &keys[n], why, sizeof(why))) {
 		case ENTRY_FAIL:
-			seterr(err, errlen, "JWKS key %zu: %s", i, why);
+			tk_seterr(err, errlen, "JWKS key %zu: %s", i, why);
 			goto done;
 		case ENTRY_SKIP:
 			break;
 		case ENTRY_USE:
 			for (size_t j = 0; j < n; j++) {
 				if (strcmp(keys[j].kid, keys[n].kid) == 0) {
-					seterr(err, errlen, "JWKS key %zu: duplicate kid", i);
+					tk_seterr(err, errlen, "JWKS key %zu: duplicate kid", i);
 					n++;
 					goto done;
 				}
@@ -625,7 +414,7 @@ int tk_verifier_load_jwks(tk_verifier *v, const char *json, size_t len, char *er
 		}
 	}
 	if (n == 0) {
-		seterr(err, errlen, "JWKS has no usable signing key (ES256 P-256, EdDSA Ed25519 "
+		tk_seterr(err, errlen, "JWKS has no usable signing key (ES256 P-256, EdDSA Ed25519 "
 		       "or RS256 RSA >= %d bits)", RSA_MIN_BITS);
 		goto done;
 	}
@@ -695,13 +484,13 @@ static int uri_ok(const char *s, const char *what, char *err, size_t errlen)
 	size_t n = strlen(s);
 
 	if (n == 0 || n > TK_VERIFY_URI_MAX) {
-		seterr(err, errlen, "%s must be 1..%d bytes", what, TK_VERIFY_URI_MAX);
+		tk_seterr(err, errlen, "%s must be 1..%d bytes", what, TK_VERIFY_URI_MAX);
 		return 0;
 	}
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 		if (c < 0x20 || c == 0x7f) {
-			seterr(err, errlen, "%s contains a control character", what);
+			tk_seterr(err, errlen, "%s contains a control character", what);
 			return 0;
 		}
 	}
@@ -715,7 +504,7 @@ static int set_string(char **slot, const char *s, const char *what, bool optiona
 
 	if (s == NULL || *s == '\0') {
 		if (!optional) {
-			seterr(err, errlen, "%s is required", what);
+			tk_seterr(err, errlen, "%s is required", what);
 			return -1;
 		}
 	} else {
@@ -723,7 +512,7 @@ static int set_string(char **slot, const char *s, const char *what, bool optiona
 			return -1;
 		copy = dupstr(s);
 		if (copy == NULL) {
-			seterr(err, errlen, "out of memory");
+			tk_seterr(err, errlen, "out of memory");
 			return -1;
 		}
 	}
@@ -735,7 +524,7 @@ static int set_string(char **slot, const char *s, const char *what, bool optiona
 int tk_verifier_set_issuer(tk_verifier *v, const char *issuer, char *err, size_t errlen)
 {
 	if (v == NULL) {
-		seterr(err, errlen, "no verifier");
+		tk_seterr(err, errlen, "no verifier");
 		return -1;
 	}
 	return set_string(&v->issuer, issuer, "issuer", false, err, errlen);
@@ -744,7 +533,7 @@ int tk_verifier_set_issuer(tk_verifier *v, const char *issuer, char *err, size_t
 int tk_verifier_set_audience(tk_verifier *v, const char *audience, char *err, size_t errlen)
 {
 	if (v == NULL) {
-		seterr(err, errlen, "no verifier");
+		tk_seterr(err, errlen, "no verifier");
 		return -1;
 	}
 	return set_string(&v->audience, audience, "audience", true, err, errlen);
@@ -756,12 +545,12 @@ int tk_verifier_set_scopes(tk_verifier *v, const char *scopes, char *err, size_t
 	const char *why = NULL;
 
 	if (v == NULL) {
-		seterr(err, errlen, "no verifier");
+		tk_seterr(err, errlen, "no verifier");
 		return -1;
 	}
 	if (scopes != NULL && *scopes != '\0' &&
 	    tk_scopes_parse(scopes, strlen(scopes), &parsed, &why) != 0) {
-		seterr(err, errlen, "required scopes: %s", why ? why : "invalid");
+		tk_seterr(err, errlen, "required scopes: %s", why ? why : "invalid");
 		return -1;
 	}
 	tk_scopes_free(&v->scopes);
@@ -772,11 +561,11 @@ int tk_verifier_set_scopes(tk_verifier *v, const char *scopes, char *err, size_t
 int tk_verifier_set_leeway(tk_verifier *v, long seconds, char *err, size_t errlen)
 {
 	if (v == NULL) {
-		seterr(err, errlen, "no verifier");
+		tk_seterr(err, errlen, "no verifier");
 		return -1;
 	}
 	if (seconds < 0 || seconds > TK_VERIFY_LEEWAY_MAX) {
-		seterr(err, errlen, "leeway must be 0..%d seconds", TK_VERIFY_LEEWAY_MAX);
+		tk_seterr(err, errlen, "leeway must be 0..%d seconds", TK_VERIFY_LEEWAY_MAX);
 		return -1;
 	}
 	v->leeway = seconds;
@@ -789,7 +578,7 @@ int tk_verifier_set_algorithms(tk_verifier *v, const char *algs, char *err, size
 	const char *p = algs;
 
 	if (v == NULL || algs == NULL) {
-		seterr(err, errlen, "no algorithms given");
+		tk_seterr(err, errlen, "no algorithms given");
 		return -1;
 	}
 	while (*p != '\0') {
@@ -801,13 +590,13 @@ int tk_verifier_set_algorithms(tk_verifier *v, const char *algs, char *err, size
 			continue;
 		}
 		if (n >= sizeof(name)) {
-			seterr(err, errlen, "unsupported algorithm (accepted: ES256 EdDSA RS256)");
+			tk_seterr(err, errlen, "unsupported algorithm (accepted: ES256 EdDSA RS256)");
 			return -1;
 		}
 		memcpy(name, p, n);
 		name[n] = '\0';
 		if (alg_from_name(name, &a) != 0) {
-			seterr(err, errlen, "unsupported algorithm \"%s\" (accepted: ES256 EdDSA RS256)",
+			tk_seterr(err, errlen, "unsupported algorithm \"%s\" (accepted: ES256 EdDSA RS256)",
 			       name);
 			return -1;
 		}
@@ -815,7 +604,7 @@ int tk_verifier_set_algorithms(tk_verifier *v, const char *algs, char *err, size
 		p += n;
 	}
 	if (mask == 0) {
-		seterr(err, errlen, "no algorithms given");
+		tk_seterr(err, errlen, "no algorithms given");
 		return -1;
 	}
 	v->algs = mask;
