@@ -2,6 +2,12 @@
 #include "internal.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+
+#include "tokend/crypto.h"
 
 void tk_vseterr(char *err, size_t errlen, const char *fmt, va_list ap)
 {
@@ -17,4 +23,24 @@ void tk_seterr(char *err, size_t errlen, const char *fmt, ...)
 	va_start(ap, fmt);
 	tk_vseterr(err, errlen, fmt, ap);
 	va_end(ap);
+}
+
+/* Reason of the most recent OpenSSL error (or `fallback`); clears the queue
+ * so that nothing is left behind for other code. */
+const char *tk_ossl_reason(char *buf, size_t len, const char *fallback)
+{
+	unsigned long e = ERR_peek_last_error();
+	const char *r = e ? ERR_reason_error_string(e) : NULL;
+
+	snprintf(buf, len, "%s", r ? r : fallback);
+	ERR_clear_error();
+	return buf;
+}
+
+void tk_secret_free(char *s)
+{
+	if (s != NULL) {
+		tk_wipe(s, strlen(s));
+		free(s);
+	}
 }

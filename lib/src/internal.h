@@ -18,4 +18,11 @@ void tk_seterr(char *err, size_t errlen, const char *fmt, ...);
 TK_INTERNAL __attribute__((format(printf, 3, 0)))
 void tk_vseterr(char *err, size_t errlen, const char *fmt, va_list ap);
 
+/* Reason of the most recent OpenSSL error (or `fallback`) copied into buf;
+ * clears the error queue so that nothing is left behind for other code. */
+TK_INTERNAL const char *tk_ossl_reason(char *buf, size_t len, const char *fallback);
+
+/* Wipe and free a NUL-terminated string holding secret material (NULL: no-op). */
+TK_INTERNAL void tk_secret_free(char *s);
+
 #endif

@@ -1,6 +1,7 @@
 /*
  * jwk.c - JWK members -> OpenSSL EVP_PKEY, for the signer and the verifier
- * (the contract and the policy are in jwk.h).
+ * and back: EVP_PKEY -> canonical JWK members -> JSON (the contract and the
+ * policy are in jwk.h).
  */
 #include "internal.h"
 #include "jwk.h"
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/params.h>
@@ -295,4 +297,239 @@ done:
 		tk_jwk_bytes_release(&nat[i]);
 	}
 	return pk;
+}
+
+/* ------------------------------------------------------------------------ */
+/* EVP_PKEY -> canonical JWK members                                        */
+
+static char *b64_alloc(const unsigned char *p, size_t n)
+{
+	char *out = malloc(tk_b64url_encoded_len(n) + 1);
+
+	if (out != NULL)
+		tk_b64url_encode(p, n, out);
+	return out;
+}
+
+/* base64url of a big-endian integer: `pad` > 0 gives exactly pad bytes
+ * (EC coordinates and scalars), 0 gives the minimal base64urlUInt form. */
+static char *bn_b64(const BIGNUM *bn, int pad)
+{
+	int n = pad > 0 ? pad : BN_num_bytes(bn);
+	unsigned char *buf;
+	char *out = NULL;
+
+	if (n <= 0)
+		n = 1;            /* zero is one zero octet ("AA") */
+	if (n > TK_JWK_RSA_MAX_BYTES + 1)
+		return NULL;
+	buf = calloc(1, (size_t)n);
+	if (buf == NULL)
+		return NULL;
+	if (BN_bn2binpad(bn, buf, n) == n)
+		out = b64_alloc(buf, (size_t)n);
+	tk_wipe(buf, (size_t)n);
+	free(buf);
+	return out;
+}
+
+/* An integer parameter of `pk` as base64url (see bn_b64), or NULL. */
+static char *param_b64(const EVP_PKEY *pk, const char *name, int pad)
+{
+	BIGNUM *bn = NULL;
+	char *out = NULL;
+
+	if (EVP_PKEY_get_bn_param(pk, name, &bn) == 1)
+		out = bn_b64(bn, pad);
+	BN_clear_free(bn);
+	return out;
+}
+
+void tk_jwk_parts_release(tk_jwk_parts *p)
+{
+	free(p->x);
+	free(p->y);
+	free(p->n);
+	free(p->e);
+	for (size_t i = 0; i < TK_JWK_RSA_PRIV_COUNT; i++)
+		tk_secret_free(p->priv[i]);
+	memset(p, 0, sizeof(*p));
+}
+
+/* A kid may be any printable ASCII except '"' and '\' (so it never needs
+ * JSON escaping), 1..TK_KID_MAX characters. */
+int tk_jwk_kid_ok(const char *kid)
+{
+	size_t len = strlen(kid);
+
+	if (len == 0 || len > TK_KID_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)kid[i];
+		if (c < 0x21 || c > 0x7e || c == '"' || c == '\\')
+			return 0;
+	}
+	return 1;
+}
+
+/* Build {"name":"value",...} in a single allocation (no realloc, so no
+ * stray copies of private values are left in freed memory). */
+char *tk_jwk_members_json(const tk_jwk_member_t *m, size_t count)
+{
+	size_t len = 2, o = 0;
+	char *out;
+
+	for (size_t i = 0; i < count; i++)
+		len += strlen(m[i].name) + strlen(m[i].value) + 6;
+	out = malloc(len + 1);
+	if (out == NULL)
+		return NULL;
+	out[o++] = '{';
+	for (size_t i = 0; i < count; i++) {
+		size_t ln = strlen(m[i].name), lv = strlen(m[i].value);
+		if (i > 0)
+			out[o++] = ',';
+		out[o++] = '"';
+		memcpy(out + o, m[i].name, ln);
+		o += ln;
+		out[o++] = '"';
+		out[o++] = ':';
+		out[o++] = '"';
+		memcpy(out + o, m[i].value, lv);
+		o += lv;
+		out[o++] = '"';
+	}
+	out[o++] = '}';
+	out[o] = '\0';
+	return out;
+}
+
+/* The JWK of `p` with kid, alg and use; private members only if asked. */
+char *tk_jwk_parts_json(const tk_jwk_parts *p, const char *kid, int with_private)
+{
+	tk_jwk_member_t m[16];
+	size_t k = 0;
+
+	switch (p->kty) {
+	case TK_KTY_EC:
+		m[k++] = (tk_jwk_member_t){ "kty", "EC" };
+		m[k++] = (tk_jwk_member_t){ "crv", "P-256" };
+		m[k++] = (tk_jwk_member_t){ "x", p->x };
+		m[k++] = (tk_jwk_member_t){ "y", p->y };
+		if (with_private)
+			m[k++] = (tk_jwk_member_t){ "d", p->priv[0] };
+		break;
+	case TK_KTY_OKP:
+		m[k++] = (tk_jwk_member_t){ "kty", "OKP" };
+		m[k++] = (tk_jwk_member_t){ "crv", "Ed25519" };
+		m[k++] = (tk_jwk_member_t){ "x", p->x };
+		if (with_private)
+			m[k++] = (tk_jwk_member_t){ "d", p->priv[0] };
+		break;
+	case TK_KTY_RSA:
+		m[k++] = (tk_jwk_member_t){ "kty", "RSA" };
+		m[k++] = (tk_jwk_member_t){ "n", p->n };
+		m[k++] = (tk_jwk_member_t){ "e", p->e };
+		if (with_private)
+			for (size_t i = 0; i < TK_JWK_RSA_PRIV_COUNT; i++)
+				m[k++] = (tk_jwk_member_t){ tk_jwk_rsa_private[i], p->priv[i] };
+		break;
+	default:
+		return NULL;
+	}
+	m[k++] = (tk_jwk_member_t){ "kid", kid };
+	m[k++] = (tk_jwk_member_t){ "alg", p->alg_name };
+	m[k++] = (tk_jwk_member_t){ "use", "sig" };
+	return tk_jwk_members_json(m, k);
+}
+
+int tk_jwk_export(const EVP_PKEY *pk, tk_jwk_parts *p, char *why, size_t wl)
+{
+	char name[64];
+	unsigned char raw[TK_JWK_ED25519_LEN];
+	size_t rawlen = 0;
+	int bits = EVP_PKEY_get_bits(pk);
+
+	memset(p, 0, sizeof(*p));
+	if (EVP_PKEY_is_a(pk, "EC")) {
+		if (EVP_PKEY_get_utf8_string_param(pk, OSSL_PKEY_PARAM_GROUP_NAME, name,
+		                                   sizeof(name), NULL) != 1) {
+			ERR_clear_error();
+			tk_seterr(why, wl, "EC key without a named curve is not supported (only P-256)");
+			return -1;
+		}
+		if (strcmp(name, "prime256v1") != 0 && strcmp(name, "P-256") != 0) {
+			tk_seterr(why, wl, "EC curve %s is not supported (only P-256, for ES256)", name);
+			return -1;
+		}
+		p->kty = TK_KTY_EC;
+		p->alg_name = "ES256";
+				p->x = param_b64(pk, OSSL_PKEY_PARAM_EC_PUB_X, TK_JWK_P256_LEN);
+		p->y = param_b64(pk, OSSL_PKEY_PARAM_EC_PUB_Y, TK_JWK_P256_LEN);
+		p->priv[0] = param_b64(pk, OSSL_PKEY_PARAM_PRIV_KEY, TK_JWK_P256_LEN);
+		if (!p->x || !p->y || !p->priv[0])
+			goto export_failed;
+	} else if (EVP_PKEY_is_a(pk, "ED25519")) {
+		p->kty = TK_KTY_OKP;
+		p->alg_name = "EdDSA";
+				if (EVP_PKEY_get_octet_string_param(pk, OSSL_PKEY_PARAM_PUB_KEY, raw, sizeof(raw),
+		                                    &rawlen) != 1 || rawlen != TK_JWK_ED25519_LEN)
+			goto export_failed;
+		p->x = b64_alloc(raw, rawlen);
+		if (EVP_PKEY_get_octet_string_param(pk, OSSL_PKEY_PARAM_PRIV_KEY, raw, sizeof(raw),
+		                                    &rawlen) != 1 || rawlen != TK_JWK_ED25519_LEN) {
+			tk_wipe(raw, sizeof(raw));
+			goto export_failed;
+		}
+		p->priv[0] = b64_alloc(raw, rawlen);
+		tk_wipe(raw, sizeof(raw));
+		if (!p->x || !p->priv[0])
+			goto export_failed;
+	} else if (EVP_PKEY_is_a(pk, "RSA")) {
+		BIGNUM *third = NULL;
+		if (bits < TK_JWK_RSA_MIN_BITS) {
+			tk_seterr(why, wl, "RSA key has %d bits; at least %d are required", bits,
+			       TK_JWK_RSA_MIN_BITS);
+			return -1;
+		}
+		if (bits > TK_JWK_RSA_MAX_BITS) {
+			tk_seterr(why, wl, "RSA key has %d bits; at most %d are supported", bits,
+			       TK_JWK_RSA_MAX_BITS);
+			return -1;
+		}
+		if (EVP_PKEY_get_bn_param(pk, OSSL_PKEY_PARAM_RSA_FACTOR3, &third) == 1) {
+			BN_clear_free(third);
+			tk_seterr(why, wl, "multi-prime RSA keys are not supported");
+			return -1;
+		}
+		ERR_clear_error();
+		p->kty = TK_KTY_RSA;
+		p->alg_name = "RS256";
+				p->n = param_b64(pk, OSSL_PKEY_PARAM_RSA_N, 0);
+		p->e = param_b64(pk, OSSL_PKEY_PARAM_RSA_E, 0);
+		if (!p->n || !p->e)
+			goto export_failed;
+		for (size_t i = 0; i < TK_JWK_RSA_PRIV_COUNT; i++) {
+			p->priv[i] = param_b64(pk, tk_jwk_rsa_private_ossl[i], 0);
+			if (p->priv[i] == NULL) {
+				tk_jwk_parts_release(p);
+				ERR_clear_error();
+				tk_seterr(why, wl, "RSA private key lacks its CRT parameters "
+				       "(p, q, dp, dq, qi)");
+				return -1;
+			}
+		}
+	} else {
+		const char *t = EVP_PKEY_get0_type_name(pk);
+		tk_seterr(why, wl, "%s keys are not supported (use EC P-256, Ed25519 or RSA >= 2048)",
+		       t ? t : "this type of");
+		return -1;
+	}
+	return 0;
+
+export_failed:
+	tk_jwk_parts_release(p);
+	ERR_clear_error();
+	tk_seterr(why, wl, "cannot read the key's parameters (no private key?)");
+	return -1;
 }

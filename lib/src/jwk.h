@@ -26,6 +26,7 @@
 #include <openssl/evp.h>
 
 #include "internal.h"
+#include "tokend/signer.h"
 
 #define TK_JWK_P256_LEN      32
 #define TK_JWK_ED25519_LEN   32
@@ -64,5 +65,40 @@ TK_INTERNAL void tk_jwk_be_to_native(const unsigned char *be, size_t n, unsigned
 TK_INTERNAL EVP_PKEY *tk_jwk_ec(json_t *o, tk_jwk_part part, char *why, size_t wl);
 TK_INTERNAL EVP_PKEY *tk_jwk_okp(json_t *o, tk_jwk_part part, char *why, size_t wl);
 TK_INTERNAL EVP_PKEY *tk_jwk_rsa(json_t *o, tk_jwk_part part, char *why, size_t wl);
+
+/* ---- EVP_PKEY -> JWK (key files: a private key turned into the JWK that
+ * libjwt loads and the public JWK that the JWKS publishes) ---- */
+
+typedef enum tk_jwk_kty { TK_KTY_NONE = 0, TK_KTY_EC, TK_KTY_OKP, TK_KTY_RSA } tk_jwk_kty;
+
+/* The base64url members of one key. priv[] is wiped on release. */
+typedef struct tk_jwk_parts {
+	tk_jwk_kty kty;
+	const char *alg_name;                /* "ES256", "EdDSA", "RS256" (static) */
+	char *x, *y;                         /* EC; OKP uses x only */
+	char *n, *e;                         /* RSA */
+	char *priv[TK_JWK_RSA_PRIV_COUNT];   /* EC/OKP: priv[0] = d; RSA: d p q dp dq qi */
+} tk_jwk_parts;
+
+/* Export a private key's members, enforcing the policy above (curve, RSA
+ * size, no multi-prime). 0, or -1 with why set and *p empty. */
+TK_INTERNAL int tk_jwk_export(const EVP_PKEY *pk, tk_jwk_parts *p, char *why, size_t wl);
+TK_INTERNAL void tk_jwk_parts_release(tk_jwk_parts *p);
+
+/* The JWK of `p` with kid, alg and use "sig"; private members only if asked.
+ * malloc'd (a private one is freed with tk_secret_free), NULL when out of memory. */
+TK_INTERNAL char *tk_jwk_parts_json(const tk_jwk_parts *p, const char *kid, int with_private);
+
+/* RFC 7638 thumbprint of `p` (thumbprint.c). 0 or -1. */
+TK_INTERNAL int tk_jwk_parts_thumbprint(const tk_jwk_parts *p, char out[TK_THUMBPRINT_LEN + 1]);
+
+/* A kid is 1..TK_KID_MAX printable ASCII characters other than '"' and '\'
+ * (so it never needs JSON escaping). 1 when `kid` is one. */
+TK_INTERNAL int tk_jwk_kid_ok(const char *kid);
+
+/* {"name":"value",...} in one allocation (no realloc, so no stray copies of
+ * private values are left in freed memory). Values must need no escaping. */
+typedef struct tk_jwk_member { const char *name; const char *value; } tk_jwk_member_t;
+TK_INTERNAL char *tk_jwk_members_json(const tk_jwk_member_t *m, size_t count);
 
 #endif
