@@ -9,6 +9,8 @@
 #ifndef TOKEND_CRYPTO_H
 #define TOKEND_CRYPTO_H
 
+#include "tokend/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,13 +23,13 @@
 typedef struct tk_hasher tk_hasher;
 
 /* Returns NULL if `len` is outside [TK_PEPPER_MIN, TK_PEPPER_MAX] or OpenSSL fails. */
-tk_hasher *tk_hasher_new(const unsigned char *pepper, size_t len);
+TK_API tk_hasher *tk_hasher_new(const unsigned char *pepper, size_t len);
 /* 0 on success and `out` filled; -1 on failure and `out` zeroed. */
-int tk_hasher_hash(tk_hasher *h, const void *msg, size_t len, unsigned char out[TK_HASH_LEN]);
-void tk_hasher_free(tk_hasher *h);
+TK_API int tk_hasher_hash(tk_hasher *h, const void *msg, size_t len, unsigned char out[TK_HASH_LEN]);
+TK_API void tk_hasher_free(tk_hasher *h);
 
 /* Constant-time comparison of two TK_HASH_LEN digests: 1 equal, 0 not. */
-int tk_digest_equal(const unsigned char a[TK_HASH_LEN], const unsigned char b[TK_HASH_LEN]);
+TK_API int tk_digest_equal(const unsigned char a[TK_HASH_LEN], const unsigned char b[TK_HASH_LEN]);
 
 /*
  * Decode a pepper given as text: standard or URL-safe base64 (padding optional)
@@ -36,26 +38,26 @@ int tk_digest_equal(const unsigned char a[TK_HASH_LEN], const unsigned char b[TK
  * TK_PEPPER_MAX bytes, or one that is visibly not random (fewer than 16
  * distinct byte values). On success returns 0 and sets *out_len.
  */
-int tk_pepper_decode(const char *text, unsigned char out[TK_PEPPER_MAX], size_t *out_len,
+TK_API int tk_pepper_decode(const char *text, unsigned char out[TK_PEPPER_MAX], size_t *out_len,
                      const char **why);
 
 /* Fill `buf` from the CSPRNG: 0 on success, -1 on failure (buf zeroed).
  * tk_random_fail_for_testing(n) makes the next n calls fail (tests of C10). */
-int tk_random_bytes(void *buf, size_t n);
-void tk_random_fail_for_testing(int n);
+TK_API int tk_random_bytes(void *buf, size_t n);
+TK_API void tk_random_fail_for_testing(int n);
 
 /* Wipe memory so the compiler cannot elide it (OPENSSL_cleanse). */
-void tk_wipe(void *p, size_t n);
+TK_API void tk_wipe(void *p, size_t n);
 
 /* The value of a hex digit (either case), or -1. */
-int tk_hex_digit(unsigned char c);
+TK_API int tk_hex_digit(unsigned char c);
 
 /* base64url without padding (RFC 4648 §5). `out` must hold
  * tk_b64url_encoded_len(n) + 1 bytes; returns the length written (NUL added). */
-size_t tk_b64url_encoded_len(size_t n);
-size_t tk_b64url_encode(const void *in, size_t n, char *out);
+TK_API size_t tk_b64url_encoded_len(size_t n);
+TK_API size_t tk_b64url_encode(const void *in, size_t n, char *out);
 /* Strict decode: only [A-Za-z0-9_-], no padding, no trailing bits set, no
  * length of 1 mod 4. Returns decoded length, or -1. `out` holds >= len*3/4+1. */
-long tk_b64url_decode(const char *in, size_t len, unsigned char *out);
+TK_API long tk_b64url_decode(const char *in, size_t len, unsigned char *out);
 
 #endif

@@ -18,6 +18,8 @@
 #ifndef TOKEND_FORM_H
 #define TOKEND_FORM_H
 
+#include "tokend/export.h"
+
 #include <stddef.h>
 
 #define TK_FORM_MAX_PARAMS   32    /* non-empty '&'-separated segments */
@@ -65,23 +67,23 @@ typedef struct tk_form {
  * a bounded O(TK_FORM_MAX_PARAMS^2) duplicate check; nothing is read after
  * the first refused segment, so 10k parameters cost no more than 33.
  */
-int tk_form_parse(const char *body, size_t len, const char *const *repeatable,
+TK_API int tk_form_parse(const char *body, size_t len, const char *const *repeatable,
                   tk_form *out, const char **why);
 
 /* The value of the first parameter called `name`, or NULL if absent. */
-const char *tk_form_get(const tk_form *f, const char *name);
+TK_API const char *tk_form_get(const tk_form *f, const char *name);
 /* As tk_form_get, but NULL also when the value is "" (RFC 6749 §3.1:
  * "parameters sent without a value MUST be treated as if they were omitted"). */
-const char *tk_form_get_nonempty(const tk_form *f, const char *name);
+TK_API const char *tk_form_get_nonempty(const tk_form *f, const char *name);
 /* The value of the index-th (0-based) parameter called `name`, in body order,
  * or NULL when there are fewer. Iterate a repeatable name with
  *   for (size_t i = 0; (v = tk_form_get_nth(f, "resource", i)) != NULL; i++) */
-const char *tk_form_get_nth(const tk_form *f, const char *name, size_t index);
+TK_API const char *tk_form_get_nth(const tk_form *f, const char *name, size_t index);
 /* How many parameters are called `name`. */
-size_t tk_form_count_name(const tk_form *f, const char *name);
+TK_API size_t tk_form_count_name(const tk_form *f, const char *name);
 /* Free every string (values are wiped first: they may hold a client_secret)
  * and leave the form empty. NULL is allowed. */
-void tk_form_free(tk_form *f);
+TK_API void tk_form_free(tk_form *f);
 
 /*
  * Parse an Authorization field value of `len` bytes carrying HTTP Basic
@@ -105,11 +107,11 @@ void tk_form_free(tk_form *f);
  * -1 with both outputs NULL and *why set. Intermediate buffers are wiped.
  * Release the outputs with tk_basic_free.
  */
-int tk_basic_parse(const char *header_value, size_t len, char **client_id,
+TK_API int tk_basic_parse(const char *header_value, size_t len, char **client_id,
                    char **client_secret, const char **why);
 
 /* Free the outputs of tk_basic_parse, wiping the secret (tk_wipe) first.
  * Either may be NULL. */
-void tk_basic_free(char *client_id, char *client_secret);
+TK_API void tk_basic_free(char *client_id, char *client_secret);
 
 #endif

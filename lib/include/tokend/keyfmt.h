@@ -15,6 +15,8 @@
 #ifndef TOKEND_KEYFMT_H
 #define TOKEND_KEYFMT_H
 
+#include "tokend/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,21 +41,21 @@ typedef enum tk_keyfmt_status {
 
 /* Generate a new key ID / secret into `out` (NUL-terminated). On failure
  * `out` is wiped to an empty string. */
-tk_keyfmt_status tk_key_id_generate(char out[TK_KEY_ID_LEN + 1]);
-tk_keyfmt_status tk_secret_generate(char out[TK_SECRET_LEN + 1]);
+TK_API tk_keyfmt_status tk_key_id_generate(char out[TK_KEY_ID_LEN + 1]);
+TK_API tk_keyfmt_status tk_secret_generate(char out[TK_SECRET_LEN + 1]);
 
 /* Check the format of a candidate key ID / secret of `len` bytes. */
-tk_keyfmt_status tk_key_id_check(const char *s, size_t len);
-tk_keyfmt_status tk_secret_check(const char *s, size_t len);
+TK_API tk_keyfmt_status tk_key_id_check(const char *s, size_t len);
+TK_API tk_keyfmt_status tk_secret_check(const char *s, size_t len);
 
 /* The masked-display hint: the last TK_HINT_LEN characters of a well-formed
  * secret (they lie in the checksum, which reveals nothing of the random body). */
-void tk_secret_hint(const char *secret, char out[TK_HINT_LEN + 1]);
+TK_API void tk_secret_hint(const char *secret, char out[TK_HINT_LEN + 1]);
 
 /* A static, human-readable reason for a status. */
-const char *tk_keyfmt_strerror(tk_keyfmt_status st);
+TK_API const char *tk_keyfmt_strerror(tk_keyfmt_status st);
 
 /* CRC-32 (IEEE 802.3, reflected, as zlib's crc32()). */
-uint32_t tk_crc32(const void *data, size_t len);
+TK_API uint32_t tk_crc32(const void *data, size_t len);
 
 #endif

@@ -12,6 +12,8 @@
 #ifndef TOKEND_SCOPE_H
 #define TOKEND_SCOPE_H
 
+#include "tokend/export.h"
+
 #include <stddef.h>
 
 #define TK_SCOPE_TOKEN_MAX   128
@@ -25,25 +27,25 @@ typedef struct tk_scopes {
 } tk_scopes;
 
 /* 1 if s[0..len) is a valid scope-token within TK_SCOPE_TOKEN_MAX, else 0. */
-int tk_scope_token_valid(const char *s, size_t len);
+TK_API int tk_scope_token_valid(const char *s, size_t len);
 
 /*
  * Parse a space-delimited scope string of `len` bytes (no NUL needed).
  * An empty string (len 0) gives an empty set. Returns 0 and fills `out`, or
  * -1 with *why set to a static reason and `out` left empty.
  */
-int tk_scopes_parse(const char *s, size_t len, tk_scopes *out, const char **why);
+TK_API int tk_scopes_parse(const char *s, size_t len, tk_scopes *out, const char **why);
 
 /* Add one token (copied), refusing invalid tokens, duplicates and overflow:
  * 0 on success, -1 with *why set. */
-int tk_scopes_add(tk_scopes *set, const char *token, size_t len, const char **why);
+TK_API int tk_scopes_add(tk_scopes *set, const char *token, size_t len, const char **why);
 
 /* 1 if `token` is in the set. */
-int tk_scopes_contains(const tk_scopes *set, const char *token);
+TK_API int tk_scopes_contains(const tk_scopes *set, const char *token);
 /* 1 if every token of `a` is in `b`. */
-int tk_scopes_subset(const tk_scopes *a, const tk_scopes *b);
+TK_API int tk_scopes_subset(const tk_scopes *a, const tk_scopes *b);
 /* A malloc'd space-joined string (caller frees); "" for an empty set; NULL on OOM. */
-char *tk_scopes_join(const tk_scopes *set);
-void tk_scopes_free(tk_scopes *set);
+TK_API char *tk_scopes_join(const tk_scopes *set);
+TK_API void tk_scopes_free(tk_scopes *set);
 
 #endif

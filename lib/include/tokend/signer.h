@@ -53,6 +53,8 @@
 #ifndef TOKEND_SIGNER_H
 #define TOKEND_SIGNER_H
 
+#include "tokend/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -73,7 +75,7 @@ typedef struct tk_minter tk_minter;
 /* Signing key set                                                          */
 
 /* An empty key set, or NULL when out of memory. Free with tk_signer_free. */
-tk_signer *tk_signer_new(void);
+TK_API tk_signer *tk_signer_new(void);
 
 /*
  * Load the private key in `path` (JWK or PEM, detected from the content) and
@@ -84,29 +86,29 @@ tk_signer *tk_signer_new(void);
  * The set is unchanged on failure. Not thread-safe; refused once a minter
  * exists.
  */
-int tk_signer_add_file(tk_signer *s, const char *path, char *err, size_t errlen);
+TK_API int tk_signer_add_file(tk_signer *s, const char *path, char *err, size_t errlen);
 
 /*
  * Make the key `kid` the one new tokens are signed with. Returns 0, or -1 with
  * `err` set when no key has that kid. Thread-safe: minters pick up the change
  * at their next mint.
  */
-int tk_signer_set_active(tk_signer *s, const char *kid, char *err, size_t errlen);
+TK_API int tk_signer_set_active(tk_signer *s, const char *kid, char *err, size_t errlen);
 
 /* Number of keys in the set. */
-size_t tk_signer_count(const tk_signer *s);
+TK_API size_t tk_signer_count(const tk_signer *s);
 
 /*
  * Kid and alg ("ES256", "EdDSA", "RS256") of the key at `index` (load order).
  * Either out-pointer may be NULL. Returns 0, or -1 if index is out of range.
  * The strings belong to the signer and live until tk_signer_free.
  */
-int tk_signer_key_at(const tk_signer *s, size_t index, const char **kid, const char **alg);
+TK_API int tk_signer_key_at(const tk_signer *s, size_t index, const char **kid, const char **alg);
 
 /* Kid / alg of the active key, or NULL for an empty set. The strings belong
  * to the signer and live until tk_signer_free. */
-const char *tk_signer_active_kid(const tk_signer *s);
-const char *tk_signer_active_alg(const tk_signer *s);
+TK_API const char *tk_signer_active_kid(const tk_signer *s);
+TK_API const char *tk_signer_active_alg(const tk_signer *s);
 
 /*
  * The public JWK Set of every key, in load order, as compact JSON:
@@ -115,11 +117,11 @@ const char *tk_signer_active_alg(const tk_signer *s);
  * never d, p, q, dp, dq, qi. Returns a malloc'd string the caller frees with
  * free(), or NULL when out of memory.
  */
-char *tk_signer_jwks_json(const tk_signer *s);
+TK_API char *tk_signer_jwks_json(const tk_signer *s);
 
 /* Free the set and every key in it (libjwt wipes its private key copies).
  * NULL is a no-op. All minters made from `s` must have been freed before. */
-void tk_signer_free(tk_signer *s);
+TK_API void tk_signer_free(tk_signer *s);
 
 /*
  * RFC 7638 JWK thumbprint of the JWK given as `len` bytes of JSON (public or
@@ -128,7 +130,7 @@ void tk_signer_free(tk_signer *s);
  * `out`. Returns 0, or -1 with `err` set for malformed JSON, an unknown kty,
  * or a missing / non-string / non-base64url member. Thread-safe.
  */
-int tk_jwk_thumbprint(const char *jwk_json, size_t len, char out[TK_THUMBPRINT_LEN + 1],
+TK_API int tk_jwk_thumbprint(const char *jwk_json, size_t len, char out[TK_THUMBPRINT_LEN + 1],
                       char *err, size_t errlen);
 
 /* ------------------------------------------------------------------------ */
@@ -156,7 +158,7 @@ typedef struct tk_token_claims {
  * NULL with `err` set if `s` is empty or on allocation / libjwt failure.
  * `s` must outlive the minter.
  */
-tk_minter *tk_minter_new(const tk_signer *s, char *err, size_t errlen);
+TK_API tk_minter *tk_minter_new(const tk_signer *s, char *err, size_t errlen);
 
 /*
  * Mint a compact JWS access token signed with the signer's active key.
@@ -169,10 +171,10 @@ tk_minter *tk_minter_new(const tk_signer *s, char *err, size_t errlen);
  * `err` set on invalid claims, CSPRNG failure (no token is ever made without
  * a fresh jti) or signing failure. Not thread-safe: one minter per thread.
  */
-char *tk_minter_mint(tk_minter *m, const tk_token_claims *c, char jti_out[TK_JTI_LEN + 1],
+TK_API char *tk_minter_mint(tk_minter *m, const tk_token_claims *c, char jti_out[TK_JTI_LEN + 1],
                      char *err, size_t errlen);
 
 /* Free a minter. NULL is a no-op. */
-void tk_minter_free(tk_minter *m);
+TK_API void tk_minter_free(tk_minter *m);
 
 #endif

@@ -89,6 +89,8 @@
 #ifndef TOKEND_VERIFY_H
 #define TOKEND_VERIFY_H
 
+#include "tokend/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -161,18 +163,18 @@ typedef struct tk_claims {
 } tk_claims;
 
 /* json_decref(c->json) and zero *c. NULL is a no-op. */
-void tk_claims_release(tk_claims *c);
+TK_API void tk_claims_release(tk_claims *c);
 
 /*
  * A verifier with no keys and no issuer (both must be set before tk_verify
  * succeeds), no audience, no required scope, leeway TK_VERIFY_LEEWAY_DEFAULT
  * seconds, algorithms ES256 EdDSA RS256. NULL when out of memory.
  */
-tk_verifier *tk_verifier_new(void);
+TK_API tk_verifier *tk_verifier_new(void);
 
 /* Free the verifier and its keys. NULL is a no-op. No tk_verify may be
  * running on it. */
-void tk_verifier_free(tk_verifier *v);
+TK_API void tk_verifier_free(tk_verifier *v);
 
 /*
  * Load a JWK Set ({"keys":[...]}, RFC 7517 §5) of `len` bytes (no NUL
@@ -202,37 +204,37 @@ void tk_verifier_free(tk_verifier *v);
  * does not fit its kty, bad base64url, a point off the curve); a used key
  * has no kid or a duplicate kid; or no key is usable at all.
  */
-int tk_verifier_load_jwks(tk_verifier *v, const char *json, size_t len, char *err,
+TK_API int tk_verifier_load_jwks(tk_verifier *v, const char *json, size_t len, char *err,
                           size_t errlen);
 
 /* Number of keys in use, and the kid / alg of the one at `index` (strings
  * owned by the verifier; either out-pointer may be NULL). key_at returns 0,
  * or -1 when index is out of range. */
-size_t tk_verifier_key_count(const tk_verifier *v);
-int tk_verifier_key_at(const tk_verifier *v, size_t index, const char **kid,
+TK_API size_t tk_verifier_key_count(const tk_verifier *v);
+TK_API int tk_verifier_key_at(const tk_verifier *v, size_t index, const char **kid,
                        const char **alg);
 
 /* The expected "iss", compared byte for byte. Required: non-empty, at most
  * TK_VERIFY_URI_MAX bytes, no control characters. 0, or -1 with err. */
-int tk_verifier_set_issuer(tk_verifier *v, const char *issuer, char *err, size_t errlen);
+TK_API int tk_verifier_set_issuer(tk_verifier *v, const char *issuer, char *err, size_t errlen);
 
 /* The audience the token's "aud" must contain (exact match). NULL or ""
  * removes the requirement (the default). 0, or -1 with err. */
-int tk_verifier_set_audience(tk_verifier *v, const char *audience, char *err, size_t errlen);
+TK_API int tk_verifier_set_audience(tk_verifier *v, const char *audience, char *err, size_t errlen);
 
 /* Scopes that must all be in the token's "scope" claim: a space-separated
  * list (scope.h syntax). NULL or "" requires none (the default). 0, or -1
  * with err (invalid scope syntax). */
-int tk_verifier_set_scopes(tk_verifier *v, const char *scopes, char *err, size_t errlen);
+TK_API int tk_verifier_set_scopes(tk_verifier *v, const char *scopes, char *err, size_t errlen);
 
 /* Clock leeway in seconds, 0..TK_VERIFY_LEEWAY_MAX, applied to exp, nbf and
  * iat. 0, or -1 with err. */
-int tk_verifier_set_leeway(tk_verifier *v, long seconds, char *err, size_t errlen);
+TK_API int tk_verifier_set_leeway(tk_verifier *v, long seconds, char *err, size_t errlen);
 
 /* The accepted algorithms: a space-separated non-empty subset of
  * "ES256 EdDSA RS256" (exact case). 0, or -1 with err for any other name
  * (including none and HS*). */
-int tk_verifier_set_algorithms(tk_verifier *v, const char *algs, char *err, size_t errlen);
+TK_API int tk_verifier_set_algorithms(tk_verifier *v, const char *algs, char *err, size_t errlen);
 
 /*
  * Verify the compact JWS `token` of `len` bytes (no NUL needed) at the
@@ -240,16 +242,16 @@ int tk_verifier_set_algorithms(tk_verifier *v, const char *algs, char *err, size
  * release it with tk_claims_release), or another tk_verify_result with the
  * reason in err and *out zeroed. Thread-safe (see above).
  */
-int tk_verify(const tk_verifier *v, const char *token, size_t len, tk_claims *out, char *err,
+TK_API int tk_verify(const tk_verifier *v, const char *token, size_t len, tk_claims *out, char *err,
               size_t errlen);
 
 /* The same at the time `now` (seconds since the epoch): for tests and for
  * callers with their own clock. */
-int tk_verify_at(const tk_verifier *v, const char *token, size_t len, int64_t now,
+TK_API int tk_verify_at(const tk_verifier *v, const char *token, size_t len, int64_t now,
                  tk_claims *out, char *err, size_t errlen);
 
 /* A short static description of a tk_verify_result ("token expired", ...);
  * "unknown error" for values outside the enum. */
-const char *tk_verify_strerror(int code);
+TK_API const char *tk_verify_strerror(int code);
 
 #endif
