@@ -3,6 +3,9 @@
  */
 #include "keycache.h"
 
+#include "clock.h"
+#include "hash.h"
+
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,9 +35,7 @@ struct tk_keycache {
 
 static int64_t mono_seconds(void)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
+	return tk_mono_us() / 1000000;
 }
 
 tk_key *tk_key_new(void)
@@ -66,12 +67,7 @@ void tk_key_release(tk_key *k)
 /* FNV-1a over the ID: the random body makes it well spread. */
 static uint64_t hash_id(const char *id)
 {
-	uint64_t h = 1469598103934665603ULL;
-	for (; *id; id++) {
-		h ^= (unsigned char)*id;
-		h *= 1099511628211ULL;
-	}
-	return h;
+	return tk_hash_str(id);
 }
 
 tk_keycache *tk_keycache_new(size_t max_entries, int64_t ttl_seconds)

@@ -2,6 +2,7 @@
  * listener.c - LISTEN/NOTIFY cache invalidation.
  */
 #include "listener.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -26,13 +27,6 @@ struct tk_listener {
 	_Atomic int stopping;
 	_Atomic int up;
 };
-
-static int64_t now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static PGconn *open_listen(tk_listener *l)
 {
@@ -77,14 +71,14 @@ static int ping(tk_listener *l, PGconn *c)
 {
 	if (!PQsendQuery(c, "SELECT 1"))
 		return -1;
-	int64_t deadline = now_ms() + (l->timeout_ms < 1000 ? 1000 : l->timeout_ms) * 2;
+	int64_t deadline = tk_mono_ms() + (l->timeout_ms < 1000 ? 1000 : l->timeout_ms) * 2;
 	for (;;) {
 		if (!PQconsumeInput(c))
 			return -1;
 		handle_notifies(l, c);
 		if (!PQisBusy(c))
 			break;
-		int64_t left = deadline - now_ms();
+		int64_t left = deadline - tk_mono_ms();
 		if (left <= 0)
 			return -1;
 		struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN };
@@ -127,11 +121,11 @@ static void *listener_main(void *arg)
 			tk_log(TK_LOG_INFO, "listener.up", NULL);
 			logged_down = 0;
 		}
-		int64_t next_ping = now_ms() + 2000;
+		int64_t next_ping = tk_mono_ms() + 2000;
 		int broken = 0;
 		while (!atomic_load(&l->stopping) && !broken) {
 			struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN };
-			int64_t left = next_ping - now_ms();
+			int64_t left = next_ping - tk_mono_ms();
 			int pr = poll(&pfd, 1, left < 0 ? 0 : (left > 250 ? 250 : (int)left));
 			if (pr < 0 && errno != EINTR)
 				broken = 1;
@@ -141,10 +135,10 @@ static void *listener_main(void *arg)
 				else
 					handle_notifies(l, c);
 			}
-			if (!broken && now_ms() >= next_ping) {
+			if (!broken && tk_mono_ms() >= next_ping) {
 				if (ping(l, c) != 0)
 					broken = 1;
-				next_ping = now_ms() + 2000;
+				next_ping = tk_mono_ms() + 2000;
 			}
 		}
 		if (broken) {
