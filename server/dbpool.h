@@ -22,6 +22,7 @@
 #include <event2/event.h>
 
 #include "keycache.h"
+#include "mailbox.h"
 
 /* Is key $1 usable now (exists, enabled, not revoked or deleted, account
  * enabled, not expired), and is jti $2 revoked? One row of two booleans. */
@@ -31,7 +32,6 @@
 	"  FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.id = $1), false)," \
 	" EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = $2)"
 
-typedef struct tk_mailbox tk_mailbox;
 typedef struct tk_dbjob tk_dbjob;
 
 /* Called on the mailbox owner's thread when the job is finished. */
@@ -60,6 +60,7 @@ struct tk_dbjob {
 	tk_mailbox *reply;
 	void *arg;
 	tk_dbjob *next;
+	int64_t deadline_ms;   /* set by tk_dbpool_submit: monotonic ms; past it the job fails */
 	/* TK_DBJOB_KEY */
 	char key_id[TK_KEY_ID_LEN + 1];
 	tk_key *key;           /* result, one reference, owned by the job's owner */
@@ -96,17 +97,11 @@ void tk_dbpool_stop(tk_dbpool *p);
 /* Stop (if needed) and free. */
 void tk_dbpool_free(tk_dbpool *p);
 
-/* Queue a job: 0, or -1 (queue full, or the database is down): the caller answers 503. */
+/* Queue a job, its deadline starting now (submit + timeout): 0, or -1 (queue
+ * full, or the database is down): the caller answers 503. */
 int tk_dbpool_submit(tk_dbpool *p, tk_dbjob *job);
 
 /* Number of connections currently up. */
 int tk_dbpool_connected(tk_dbpool *p);
-
-/* A worker's mailbox, watched by its event loop. */
-tk_mailbox *tk_mailbox_new(struct event_base *base);
-void tk_mailbox_free(tk_mailbox *m);
-/* Run the callbacks of the finished jobs now (also used at shutdown, when the
- * loop no longer runs). Returns how many ran. Owner's thread only. */
-int tk_mailbox_drain(tk_mailbox *m);
 
 #endif
