@@ -2,7 +2,11 @@
 #ifndef TOKEND_ADMIN_H
 #define TOKEND_ADMIN_H
 
+#include "router.h"
 #include "server.h"
+
+/* The module's routes, for serve.c's router. */
+extern const tk_route tk_admin_routes[];
 
 void tk_admin_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri);
 
