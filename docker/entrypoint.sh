@@ -13,8 +13,13 @@
 #   TOKEND_PEPPER              the pepper itself (overrides pepper / pepper_file)
 #   TOKEND_PEPPER_FILE         a file holding the pepper, e.g. a docker secret; read
 #                              into TOKEND_PEPPER when that is not set
-#   TOKEND_DB_PASSWORD_FILE    a file holding the database password (a docker secret);
-#                              exported to libpq as PGPASSWORD
+#   TOKEND_MIGRATE_DATABASE_URL  the schema owner's URL for `tokend migrate`
+#                              (overrides migrate_database_url; default: database_url)
+#   TOKEND_DB_PASSWORD_FILE    a file holding the password of database_url's user
+#                              (a docker secret); TOKEND_MIGRATE_DB_PASSWORD_FILE: the
+#                              one of migrate_database_url's user. Both go to libpq in
+#                              a pgpass file on /tmp (mode 600), never the environment;
+#                              serve starts after the owner's line is removed from it
 #   TOKEND_MIGRATE_TIMEOUT     seconds to wait for the database at start (default 60)
 #   TOKEND_SKIP_MIGRATE=1      do not migrate at start (migrations run elsewhere)
 #
@@ -64,15 +69,61 @@ read_secret_file() {
   export "$var=$value"
 }
 
+# The user name of a postgresql:// URL, or of a `user=` conninfo ("" if none).
+url_user() {
+  local u=$1
+  if [[ $u =~ ^postgres(ql)?://([^:@/?]+)(:[^@]*)?@ ]]; then
+    printf '%s' "${BASH_REMATCH[2]}"
+  elif [[ $u =~ (^|[[:space:]])user[[:space:]]*=[[:space:]]*([^[:space:]]+) ]]; then
+    printf '%s' "${BASH_REMATCH[2]}"
+  fi
+}
+
+# One pgpass line: any host, port and database; ':' and '\' escaped.
+pgpass_line() {
+  local user=$1 file=$2 what=$3 pw
+  [ -n "$user" ] || die "$what: no user name in the database URL it is for"
+  [ -f "$file" ] || die "$what: $file does not exist (is the secret mounted?)"
+  [ -r "$file" ] || die "$what: $file is not readable by uid $(id -u) (chown it to $(id -u), mode 600)"
+  pw=$(<"$file")
+  pw=${pw%"${pw##*[![:space:]]}"}
+  [ -n "$pw" ] || die "$what: $file is empty"
+  pw=${pw//\\/\\\\}
+  pw=${pw//:/\\:}
+  printf '*:*:*:%s:%s\n' "$user" "$pw"
+}
+
 load_secrets() {
   if [ -z "${TOKEND_PEPPER:-}" ] && [ -n "${TOKEND_PEPPER_FILE:-}" ]; then
     read_secret_file TOKEND_PEPPER "$TOKEND_PEPPER_FILE" TOKEND_PEPPER_FILE
   fi
   unset TOKEND_PEPPER_FILE
-  if [ -n "${TOKEND_DB_PASSWORD_FILE:-}" ]; then
-    read_secret_file PGPASSWORD "$TOKEND_DB_PASSWORD_FILE" TOKEND_DB_PASSWORD_FILE
+  # Database passwords: a pgpass file with one line per role, the owner's last.
+  if [ -n "${TOKEND_DB_PASSWORD_FILE:-}" ] || [ -n "${TOKEND_MIGRATE_DB_PASSWORD_FILE:-}" ]; then
+    local app_url mig_url
+    app_url=${TOKEND_DATABASE_URL:-$(conf_get database_url)}
+    mig_url=${TOKEND_MIGRATE_DATABASE_URL:-$(conf_get migrate_database_url)}
+    PGPASSFILE=$(mktemp /tmp/tokend-pgpass.XXXXXX) || die "cannot create a file in /tmp"
+    export PGPASSFILE
+    chmod 600 "$PGPASSFILE"
+    if [ -n "${TOKEND_DB_PASSWORD_FILE:-}" ]; then
+      pgpass_line "$(url_user "$app_url")" "$TOKEND_DB_PASSWORD_FILE" TOKEND_DB_PASSWORD_FILE >>"$PGPASSFILE"
+    fi
+    if [ -n "${TOKEND_MIGRATE_DB_PASSWORD_FILE:-}" ]; then
+      [ -n "$mig_url" ] || die "TOKEND_MIGRATE_DB_PASSWORD_FILE: set TOKEND_MIGRATE_DATABASE_URL (or migrate_database_url) too"
+      pgpass_line "$(url_user "$mig_url")" "$TOKEND_MIGRATE_DB_PASSWORD_FILE" TOKEND_MIGRATE_DB_PASSWORD_FILE >>"$PGPASSFILE"
+      OWNER_PGPASS_LINES=1
+    fi
   fi
-  unset TOKEND_DB_PASSWORD_FILE
+  unset TOKEND_DB_PASSWORD_FILE TOKEND_MIGRATE_DB_PASSWORD_FILE
+}
+
+# Before serve: the owner's password and URL go (serve never needs them).
+drop_owner_secrets() {
+  if [ "${OWNER_PGPASS_LINES:-0}" = 1 ]; then
+    sed -i '$d' "$PGPASSFILE"
+  fi
+  unset TOKEND_MIGRATE_DATABASE_URL
 }
 
 check_config() {
@@ -146,6 +197,7 @@ case "$cmd" in
     else
       migrate
     fi
+    drop_owner_secrets
     log "starting tokend serve"
     exec "$TOKEND" --config "$CONFIG" serve "$@"
     ;;

@@ -6,7 +6,11 @@
 # Installs the dependencies (scripts/install-deps.sh), builds (scripts/build.sh
 # normal), and sets up everything else under var/ (ignored by git):
 #   var/pg/                a project-local PostgreSQL 15 cluster (scripts/pg.sh), run as
-#                          an unprivileged user, on 127.0.0.1 and a unix socket only
+#                          an unprivileged user, on 127.0.0.1 and a unix socket only,
+#                          passwords required (var/pg/pgpass, mode 600); the database
+#                          tokend is owned by tokend_owner, which runs the migrations,
+#                          and tokend serves as the role tokend (member of tokend_app,
+#                          no superuser, owns nothing: README, "Database roles")
 #   var/pepper             the pepper (base64 of 32 random bytes, mode 600)
 #   var/signing-es256.pem  the ES256 token signing key (mode 600)
 #   var/tokend.conf        the configuration (see config/tokend.conf.example)
@@ -65,7 +69,7 @@ fi
 
 # The environment overrides of tokend would silently replace what this script sets
 # up in var/; the quickstart instance uses var/ only.
-unset TOKEND_DATABASE_URL TOKEND_PEPPER
+unset TOKEND_DATABASE_URL TOKEND_MIGRATE_DATABASE_URL TOKEND_PEPPER
 
 # As root, PostgreSQL runs as the system user tokendpg, which must be able to enter
 # every directory above var/: say so now rather than after the build.
@@ -130,18 +134,16 @@ chmod 755 "$VAR"
 
 PSQL="$PGBIN/psql"
 [ -x "$PSQL" ] || PSQL=psql
-admin_url=$("$ROOT/scripts/pg.sh" url "$VAR/pg" postgres)
-db_url=$("$ROOT/scripts/pg.sh" url "$VAR/pg" "$DB_NAME")
-exists=$("$PSQL" -X -q -v ON_ERROR_STOP=1 -tA "$admin_url" \
-  -c "SELECT 1 FROM pg_database WHERE datname = '$DB_NAME'") \
-  || die "cannot connect to the PostgreSQL cluster in var/pg ($admin_url); see var/pg/postgres.log"
-if [ "$exists" = "1" ]; then
-  log "database $DB_NAME exists"
-else
-  "$PSQL" -X -q -v ON_ERROR_STOP=1 "$admin_url" -c "CREATE DATABASE $DB_NAME" >/dev/null \
-    || die "could not create database $DB_NAME"
-  log "created database $DB_NAME"
-fi
+admin_url=$("$ROOT/scripts/pg.sh" url "$VAR/pg" postgres postgres)
+db_url=$("$ROOT/scripts/pg.sh" url "$VAR/pg" "$DB_NAME" tokend)
+migrate_url=$("$ROOT/scripts/pg.sh" url "$VAR/pg" "$DB_NAME" tokend_owner)
+# The roles and the database owned by tokend_owner (idempotent; a database made by
+# an older quickstart, owned by postgres, is handed over to tokend_owner).
+TOKEND_OWNER_PASSWORD_FILE="$VAR/pg/secrets/tokend_owner" TOKEND_APP_PASSWORD_FILE="$VAR/pg/secrets/tokend" \
+  "$PSQL" -X -q -v ON_ERROR_STOP=1 -v dbname="$DB_NAME" -v app_user=tokend \
+    -f "$ROOT/scripts/db-roles.sql" "$admin_url" >/dev/null \
+  || die "could not set up the database $DB_NAME and its roles (scripts/db-roles.sql); see var/pg/postgres.log"
+log "database $DB_NAME: owned by tokend_owner; tokend connects as tokend"
 
 # ---------------------------------------------------------------------------
 log "4/7 secrets and configuration in var/"
@@ -171,11 +173,20 @@ conf_port() {
 
 if [ -f "$CONF" ]; then
   log "configuration: reusing var/tokend.conf"
-  # A re-created var/pg may listen on another port: follow it (our own URL only).
-  if grep -qE '^database_url = postgresql://postgres@127\.0\.0\.1:[0-9]+/'"$DB_NAME"'$' "$CONF" \
-     && ! grep -qxF "database_url = $db_url" "$CONF"; then
-    sed -i -E "s|^database_url = postgresql://postgres@127\.0\.0\.1:[0-9]+/$DB_NAME\$|database_url = $db_url|" "$CONF"
+  # A re-created var/pg may listen on another port, and an older quickstart connected
+  # as postgres: follow both (our own URLs only: postgres/tokend/tokend_owner on
+  # 127.0.0.1, database tokend).
+  own='postgresql://(postgres|tokend|tokend_owner)@127\.0\.0\.1:[0-9]+/'"$DB_NAME"'(\?passfile=[^ ]*)?'
+  if grep -qE "^database_url = $own\$" "$CONF" && ! grep -qxF "database_url = $db_url" "$CONF"; then
+    sed -i -E "s#^database_url = $own\$#database_url = $db_url#" "$CONF"
     log "configuration: database_url now $db_url"
+  fi
+  if grep -qE "^migrate_database_url = $own\$" "$CONF"; then
+    sed -i -E "s#^migrate_database_url = $own\$#migrate_database_url = $migrate_url#" "$CONF"
+  elif ! grep -qE '^[[:space:]]*migrate_database_url[[:space:]]*=' "$CONF" \
+       && grep -qxF "database_url = $db_url" "$CONF"; then
+    sed -i "s#^database_url = .*#&\nmigrate_database_url = $migrate_url#" "$CONF"
+    log "configuration: migrations now run as tokend_owner (migrate_database_url)"
   fi
   old_port=$(conf_port)
   old_port=${old_port:-8080}
@@ -195,6 +206,7 @@ else
 # Every key is described in config/tokend.conf.example; relative paths are
 # resolved against this directory (var/).
 database_url = $db_url
+migrate_database_url = $migrate_url
 pepper_file = pepper
 signing_keys = signing-es256.pem
 issuer = http://127.0.0.1:$port

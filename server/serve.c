@@ -75,8 +75,9 @@ static void reload_keys(tk_server *srv)
 	tk_server_set_keys(srv, ks);
 }
 
-/* At startup: refuse an old schema; tolerate an unreachable database (the
- * server answers 503 until it returns). */
+/* At startup: refuse an old schema and a privileged database role; tolerate an
+ * unreachable database (the server answers 503 until it returns; the role is
+ * then not checked). */
 static int check_schema(tk_config *cfg, char *err, size_t errlen)
 {
 	char cerr[512];
@@ -86,12 +87,31 @@ static int check_schema(tk_config *cfg, char *err, size_t errlen)
 		return 0;
 	}
 	int cur = tk_migrate_current(c);
-	PQfinish(c);
 	if (cur >= 0 && cur < tk_migrate_latest()) {
+		PQfinish(c);
 		snprintf(err, errlen, "the database schema is at version %d, this tokend needs %d: run `tokend migrate`",
 		         cur, tk_migrate_latest());
 		return -1;
 	}
+	/* A role that could disable the triggers or drop the tables would make
+	 * every rule the schema enforces optional: refuse it unless told. A check
+	 * that cannot run refuses too. */
+	char why[512];
+	int priv = tk_migrate_role_check(c, why, sizeof(why));
+	PQfinish(c);
+	if (priv < 0) {
+		snprintf(err, errlen, "%s", why);
+		return -1;
+	}
+	if (priv > 0 && !cfg->allow_privileged_database_role) {
+		snprintf(err, errlen, "%s: it could switch off the rules the schema enforces. Connect as a "
+		         "member of tokend_app (see README, Database roles), or set "
+		         "allow_privileged_database_role = yes", why);
+		return -1;
+	}
+	if (priv > 0)
+		tk_log(TK_LOG_WARNING, "db.privileged_role", "detail", why,
+		       "hint", "allow_privileged_database_role = yes: the schema's rules are not enforced against tokend", NULL);
 	return 0;
 }
 

@@ -169,7 +169,9 @@ int cli_migrate(int argc, char **argv)
 {
 	if (cli_wants_help(argc, argv)) {
 		printf("usage: tokend migrate [--json]\n\n"
-		       "Apply the SQL migrations embedded in this binary to the configured database.\n"
+		       "Apply the SQL migrations embedded in this binary to the configured database,\n"
+		       "connected as migrate_database_url (the schema owner; default: database_url),\n"
+		       "then grant the application role tokend_app what tokend serve needs.\n"
 		       "Idempotent: migrations already applied are skipped. Concurrent runs serialise\n"
 		       "on an advisory lock; each migration runs in one transaction.\n");
 		return CLI_OK;
@@ -178,7 +180,9 @@ int cli_migrate(int argc, char **argv)
 		cli_fail(CLI_USAGE, "migrate: unexpected argument '%s' (see tokend migrate --help)", argv[1]);
 	tk_config *cfg = cli_config();
 	char err[1024];
-	cli.db = tk_db_connect(cfg->database_url, "tokend-migrate", err, sizeof(err));
+	/* The schema owner's connection when configured, else the one of serve. */
+	const char *url = *cfg->migrate_database_url ? cfg->migrate_database_url : cfg->database_url;
+	cli.db = tk_db_connect(url, "tokend-migrate", err, sizeof(err));
 	if (!cli.db)
 		cli_fail(CLI_REFUSED, "%s", err);
 	json_t *applied = json_array();

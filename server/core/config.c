@@ -10,14 +10,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include <tokend/timefmt.h>
 
-typedef enum { CF_STRING, CF_INT, CF_DURATION } cf_type;
+typedef enum { CF_STRING, CF_INT, CF_DURATION, CF_BOOL } cf_type;
 
 #define CF_SENSITIVE 0x1   /* never printed, never logged */
 #define CF_PATH      0x2   /* a file path: resolved against the config's directory */
+#define CF_CONNINFO  0x4   /* a libpq URL or conninfo: printed with its password masked */
 
 typedef struct cf_param {
 	const char *name;
@@ -31,9 +33,12 @@ typedef struct cf_param {
 #define S(field) CF_STRING, offsetof(tk_config, field)
 #define I(field) CF_INT, offsetof(tk_config, field)
 #define D(field) CF_DURATION, offsetof(tk_config, field)
+#define B(field) CF_BOOL, offsetof(tk_config, field)
 
 static const cf_param params[] = {
-	{ "database_url",             S(database_url),           "",            0, 0, 0 },
+	{ "database_url",             S(database_url),           "",            CF_CONNINFO, 0, 0 },
+	{ "migrate_database_url",     S(migrate_database_url),   "",            CF_CONNINFO, 0, 0 },
+	{ "allow_privileged_database_role", B(allow_privileged_database_role), "no", 0, 0, 1 },
 	{ "pepper",                   S(pepper),                 "",            CF_SENSITIVE, 0, 0 },
 	{ "pepper_file",              S(pepper_file),            "",            CF_PATH, 0, 0 },
 	{ "listen_address",           S(listen_address),         "127.0.0.1",   0, 0, 0 },
@@ -68,6 +73,7 @@ static const cf_param params[] = {
 #undef S
 #undef I
 #undef D
+#undef B
 
 #define NPARAMS (sizeof(params) / sizeof(params[0]))
 
@@ -120,6 +126,16 @@ static int set_param(tk_config *cfg, const cf_param *p, const char *value, const
 		*(int64_t *)((char *)cfg + p->offset) = secs;
 		return 0;
 	}
+	case CF_BOOL:
+		if (!strcmp(value, "yes") || !strcmp(value, "true") || !strcmp(value, "on") || !strcmp(value, "1"))
+			*(int *)((char *)cfg + p->offset) = 1;
+		else if (!strcmp(value, "no") || !strcmp(value, "false") || !strcmp(value, "off") || !strcmp(value, "0"))
+			*(int *)((char *)cfg + p->offset) = 0;
+		else {
+			*why = "must be yes or no";
+			return -1;
+		}
+		return 0;
 	}
 	*why = "bad parameter type";
 	return -1;
@@ -246,6 +262,12 @@ static int load_stream(tk_config *cfg, const char *name, FILE *f, char *err, siz
 	const char *env = getenv("TOKEND_DATABASE_URL");
 	if (env && *env && set_param(cfg, find_param("database_url"), env, &why) != 0) {
 		snprintf(err, errlen, "TOKEND_DATABASE_URL: %s", why);
+		tk_config_free(cfg);
+		return -1;
+	}
+	env = getenv("TOKEND_MIGRATE_DATABASE_URL");
+	if (env && *env && set_param(cfg, find_param("migrate_database_url"), env, &why) != 0) {
+		snprintf(err, errlen, "TOKEND_MIGRATE_DATABASE_URL: %s", why);
 		tk_config_free(cfg);
 		return -1;
 	}
@@ -382,6 +404,100 @@ int tk_config_pepper(const tk_config *cfg, unsigned char out[TK_PEPPER_MAX], siz
 	return rc;
 }
 
+/* A key of a libpq query string or conninfo whose value is a secret (any
+ * spelling of "password", and any percent-encoded key, which could be one). */
+static int secret_key(const char *k, size_t n)
+{
+	return (n == 8 && strncasecmp(k, "password", 8) == 0) || memchr(k, '%', n) != NULL;
+}
+
+/*
+ * Print a libpq connection string with every password replaced by ********:
+ * postgresql://user:PASSWORD@host/db?password=PASSWORD&... and
+ * `key=value key='quoted value'` conninfo. What it cannot parse is masked whole.
+ */
+static void dump_conninfo(FILE *f, const char *v)
+{
+	if (strncmp(v, "postgresql://", 13) == 0 || strncmp(v, "postgres://", 11) == 0) {
+		/* The user information ends at the last '@' anywhere: a password
+		 * holding '/', '?' or '@' unencoded is masked all the same. */
+		const char *auth = strstr(v, "://") + 3;
+		const char *at = strrchr(auth, '@');
+		const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+		if (colon) {
+			fprintf(f, "%.*s********", (int)(colon + 1 - v), v);
+			auth = at;
+		} else {
+			fprintf(f, "%.*s", (int)(auth - v), v);
+		}
+		size_t alen = strcspn(auth, "/?#");
+		fprintf(f, "%.*s", (int)alen, auth);
+		const char *rest = auth + alen;
+		const char *qm = strchr(rest, '?');
+		if (!qm) {
+			fputs(rest, f);
+			return;
+		}
+		fprintf(f, "%.*s", (int)(qm + 1 - rest), rest);
+		for (const char *p = qm + 1; *p;) {
+			size_t plen = strcspn(p, "&#"), klen = strcspn(p, "=&#");
+			if (klen < plen && secret_key(p, klen))
+				fprintf(f, "%.*s=********", (int)klen, p);
+			else
+				fprintf(f, "%.*s", (int)plen, p);
+			p += plen;
+			if (*p) {
+				fputc(*p, f);
+				p++;
+			}
+		}
+		return;
+	}
+	/* key = value pairs; values bare or in single quotes with \\ escapes. */
+	const char *p = v;
+	int first = 1;
+	while (*p) {
+		while (isspace((unsigned char)*p))
+			p++;
+		if (!*p)
+			break;
+		const char *k = p;
+		while (*p && *p != '=' && !isspace((unsigned char)*p))
+			p++;
+		size_t klen = (size_t)(p - k);
+		while (isspace((unsigned char)*p))
+			p++;
+		if (*p != '=' || klen == 0)
+			goto whole;
+		p++;
+		while (isspace((unsigned char)*p))
+			p++;
+		const char *val = p;
+		if (*p == '\'') {
+			for (p++; *p && *p != '\''; p++)
+				if (*p == '\\' && p[1])
+					p++;
+			if (*p != '\'')
+				goto whole;
+			p++;
+		} else {
+			while (*p && !isspace((unsigned char)*p))
+				p++;
+		}
+		fprintf(f, "%s%.*s=", first ? "" : " ", (int)klen, k);
+		if (secret_key(k, klen))
+			fputs("********", f);
+		else
+			fprintf(f, "%.*s", (int)(p - val), val);
+		first = 0;
+	}
+	return;
+whole:
+	if (!first)
+		fputc(' ', f);
+	fputs("********", f);
+}
+
 void tk_config_dump(const tk_config *cfg, void *file)
 {
 	FILE *f = file;
@@ -392,9 +508,18 @@ void tk_config_dump(const tk_config *cfg, void *file)
 			const char *v = *(char *const *)((const char *)cfg + p->offset);
 			if ((p->flags & CF_SENSITIVE) && v && *v)
 				v = "********";
+			if ((p->flags & CF_CONNINFO) && v && *v) {
+				fprintf(f, "%s = ", p->name);
+				dump_conninfo(f, v);
+				fputc('\n', f);
+				break;
+			}
 			fprintf(f, "%s = %s\n", p->name, v ? v : "");
 			break;
 		}
+		case CF_BOOL:
+			fprintf(f, "%s = %s\n", p->name, *(const int *)((const char *)cfg + p->offset) ? "yes" : "no");
+			break;
 		case CF_INT:
 			fprintf(f, "%s = %d\n", p->name, *(const int *)((const char *)cfg + p->offset));
 			break;

@@ -2,7 +2,8 @@
  * config.h - tokend's configuration: one file of `key = value` lines.
  *
  * The table in config.c defines every key (type, default, flags, bounds).
- * Environment overrides: TOKEND_DATABASE_URL, TOKEND_PEPPER.
+ * Environment overrides: TOKEND_DATABASE_URL, TOKEND_MIGRATE_DATABASE_URL,
+ * TOKEND_PEPPER.
  * Errors read "FILE:LINE: KEY: reason". Relative paths resolve against the
  * directory of the config file.
  */
@@ -16,7 +17,9 @@
 
 typedef struct tk_config {
 	char *path;               /* the file read, or NULL when none */
-	char *database_url;
+	char *database_url;       /* serve and the CLI: the application role (password masked) */
+	char *migrate_database_url; /* `tokend migrate`: the schema owner; "": database_url */
+	int allow_privileged_database_role; /* serve may run as a superuser or schema owner */
 	char *pepper;             /* SENSITIVE: never printed */
 	char *pepper_file;
 	char *listen_address;

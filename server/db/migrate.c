@@ -35,6 +35,32 @@ static int exec_ok(PGconn *c, const char *sql, char *err, size_t errlen)
 	return ok ? 0 : -1;
 }
 
+/*
+ * Rewrite the application role's privileges (sql/006_roles.sql) after every
+ * run, so that objects added by any migration are covered. A schema from
+ * before version 6 has no such function: nothing to do. 0, or -1 with err.
+ */
+static int grant_app(PGconn *c, char *err, size_t errlen)
+{
+	PGresult *r = PQexec(c, "SELECT to_regprocedure('tokend_grant_app()') IS NOT NULL");
+	int have = r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1
+	           && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
+		snprintf(err, errlen, "%s", tk_db_error(c, r));
+		PQclear(r);
+		return -1;
+	}
+	PQclear(r);
+	if (!have)
+		return 0;
+	char why[400];
+	if (exec_ok(c, "SELECT tokend_grant_app()", why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "granting the application role (tokend_app) its privileges: %s", why);
+		return -1;
+	}
+	return 0;
+}
+
 int tk_migrate_latest(void)
 {
 	return tk_migrations_count ? tk_migrations[tk_migrations_count - 1].version : 0;
@@ -125,8 +151,46 @@ int tk_migrate(PGconn *c, json_t *applied, int *current, char *err, size_t errle
 		json_array_append_new(applied, json_string(m->name));
 		*current = m->version;
 	}
+	if (grant_app(c, err, errlen) != 0)
+		goto out;
 	rc = 0;
 out:
 	PQclear(PQexec(c, "SELECT pg_advisory_unlock(" MIGRATE_LOCK_KEY ")"));
+	return rc;
+}
+
+int tk_migrate_role_check(PGconn *c, char *err, size_t errlen)
+{
+	PGresult *r = PQexec(c,
+	    "WITH s AS (SELECT relnamespace AS nsp FROM pg_class WHERE oid = to_regclass('api_keys'))"
+	    " SELECT current_user, r.rolsuper,"
+	    "  (SELECT string_agg(DISTINCT c.relowner::regrole::text, ', ')"
+	    "     FROM pg_class c, s WHERE c.relnamespace = s.nsp"
+	    "      AND pg_has_role(current_user, c.relowner, 'MEMBER')),"
+	    "  (SELECT n.nspowner::regrole::text FROM pg_namespace n, s WHERE n.oid = s.nsp"
+	    "      AND pg_has_role(current_user, n.nspowner, 'MEMBER'))"
+	    " FROM pg_roles r WHERE r.rolname = current_user");
+	int rc = -1;
+	if (!r || PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+		snprintf(err, errlen, "checking the database role: %s", tk_db_error(c, r));
+		goto out;
+	}
+	const char *role = PQgetvalue(r, 0, 0);
+	if (strcmp(PQgetvalue(r, 0, 1), "f") != 0) {
+		snprintf(err, errlen, "the database role \"%s\" is a superuser", role);
+		rc = 1;
+	} else if (!PQgetisnull(r, 0, 2)) {
+		snprintf(err, errlen, "the database role \"%s\" owns tokend's tables (as %s)", role,
+		         PQgetvalue(r, 0, 2));
+		rc = 1;
+	} else if (!PQgetisnull(r, 0, 3)) {
+		snprintf(err, errlen, "the database role \"%s\" owns tokend's schema (as %s)", role,
+		         PQgetvalue(r, 0, 3));
+		rc = 1;
+	} else {
+		rc = 0;
+	}
+out:
+	PQclear(r);
 	return rc;
 }

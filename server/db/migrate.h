@@ -12,6 +12,8 @@
  * concurrent runs (several instances starting at once) serialise. Refuses if
  * an applied migration's checksum differs from the embedded one, or if the
  * database is at a version newer than this binary knows.
+ * Then rewrites the privileges of the application role tokend_app (schema
+ * version 6 on; see sql/006_roles.sql), on every run.
  * Appends the names applied to `applied` (a JSON array) and sets *current.
  * Returns 0, or -1 with a reason in err (the failing migration is rolled back).
  */
@@ -22,5 +24,13 @@ int tk_migrate_current(PGconn *c);
 
 /* The newest version embedded in this binary. */
 int tk_migrate_latest(void);
+
+/*
+ * Whether the role of connection `c` may switch off what the schema enforces:
+ * a superuser, or a member of the role owning tokend's tables or schema (it
+ * could disable triggers or drop objects). Returns 0 (a plain role), 1 (a
+ * privileged one: err says why), or -1 when the check could not run (err).
+ */
+int tk_migrate_role_check(PGconn *c, char *err, size_t errlen);
 
 #endif

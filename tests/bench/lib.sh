@@ -155,8 +155,11 @@ bench_setup() {   # extra config lines as arguments
   note "starting PostgreSQL in $PG"
   bash "$ROOT/scripts/pg.sh" init "$PG" >/dev/null
   bash "$ROOT/scripts/pg.sh" start "$PG" >/dev/null
-  "$PSQL" -X -q -v ON_ERROR_STOP=1 -d "$(bash "$ROOT/scripts/pg.sh" url "$PG")" -c 'CREATE DATABASE tokend_bench'
-  DB_URL=$(bash "$ROOT/scripts/pg.sh" url "$PG" tokend_bench)
+  "$PSQL" -X -q -v ON_ERROR_STOP=1 -d "$(bash "$ROOT/scripts/pg.sh" url "$PG")" \
+    -c 'CREATE DATABASE tokend_bench OWNER tokend_owner'
+  # Served as the application role, migrated as the owner (README, "Database roles").
+  DB_URL=$(bash "$ROOT/scripts/pg.sh" url "$PG" tokend_bench tokend)
+  MIGRATE_URL=$(bash "$ROOT/scripts/pg.sh" url "$PG" tokend_bench tokend_owner)
 
   umask 077
   openssl rand -base64 32 >"$TMP/pepper"
@@ -167,6 +170,7 @@ bench_setup() {   # extra config lines as arguments
   CONF="$TMP/tokend.conf"
   cat >"$CONF" <<EOF
 database_url = $DB_URL
+migrate_database_url = $MIGRATE_URL
 pepper_file = $TMP/pepper
 signing_keys = $TMP/signing-es256.pem
 issuer = $BASE

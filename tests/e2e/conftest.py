@@ -3,13 +3,18 @@ End-to-end test fixtures: the real `tokend` binary against a real PostgreSQL 15.
 
 Layout
   pg          (session)  one throwaway cluster (scripts/pg.sh) for the whole run;
-                         .url(db) .stop(mode) .start() .dir .log_text()
+                         .url(db[, role]) .stop(mode) .start() .dir .log_text();
+                         passwords only (scram-sha-256), roles postgres, tokend_owner,
+                         tokend (member of tokend_app); databases owned by tokend_owner
   pg_restarter (function) the same `pg`, started again after the test if it stopped it
   db          (function) a fresh, empty database per test; yields its URL
   template_db (session)  a database migrated once by `tokend migrate`
   tokend      (function) a config file + pepper file bound to a fresh clone of
                          template_db: .run() .json() .refused() .usage_error()
-                         .query() .dicts() .spawn() .config .db_url .pepper
+                         .query() .dicts() .spawn() .config .db_url .pepper;
+                         its config connects as tokend (database_url, app_url) and
+                         migrates as tokend_owner (migrate_database_url, owner_url);
+                         .db_url, .query() and .dicts() are the superuser's
   make_tokend (function) factory for more instances (unmigrated, no pepper, ...)
   offline_tokend (function) a config whose database_url is a closed port
   workdir     (function) a fresh directory under the session's temp dir
@@ -110,6 +115,11 @@ def free_port():
         return s.getsockname()[1]
 
 
+def role_url(url, role):
+    """`url` (the superuser's, as Postgres.url gives it) for another role."""
+    return re.sub(r"^postgresql://postgres@", f"postgresql://{role}@", url)
+
+
 def closed_port_url(dbname="postgres"):
     """A PostgreSQL URL to 127.0.0.1 on a port where nothing listens."""
     return f"postgresql://postgres@127.0.0.1:{free_port()}/{dbname}?connect_timeout=3"
@@ -191,8 +201,11 @@ class Postgres:
         self._pg("stop", str(self.dir), mode, check=False)
         self.running = False
 
-    def url(self, dbname="postgres"):
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{dbname}"
+    def url(self, dbname="postgres", role="postgres"):
+        """The URL of `dbname` as `role`: postgres (the superuser, what tests use for
+        raw SQL), tokend_owner (runs `tokend migrate`) or tokend (member of tokend_app:
+        runs serve and the CLI). Passwords come from the cluster's pgpass file."""
+        return f"postgresql://{role}@127.0.0.1:{self.port}/{dbname}?passfile={self.dir / 'pgpass'}"
 
     @property
     def log_path(self):
@@ -215,7 +228,7 @@ class Postgres:
         try:
             with conn.cursor() as cur:
                 # FILE_COPY: with fsync off it is the faster strategy for a small template.
-                cur.execute(f'CREATE DATABASE "{name}" STRATEGY = FILE_COPY')
+                cur.execute(f'CREATE DATABASE "{name}" OWNER tokend_owner STRATEGY = FILE_COPY')
         finally:
             conn.close()
         return name
@@ -385,11 +398,15 @@ class Tokend:
         self.bin = Path(binary)
         self.tmp = Path(tmp)
         self.tmp.mkdir(parents=True, exist_ok=True)
+        # db_url: the superuser's (the tests' raw SQL); tokend connects as the
+        # application role and migrates as the schema owner (scripts/pg.sh roles).
         self.db_url = db_url
+        self.app_url = role_url(db_url, "tokend")
+        self.owner_url = role_url(db_url, "tokend_owner")
         self.pepper_bytes = None
         self.pepper = None
         self.pepper_file = None
-        lines = [f"database_url = {db_url}"]
+        lines = [f"database_url = {self.app_url}", f"migrate_database_url = {self.owner_url}"]
         if pepper:
             self.pepper_bytes, self.pepper = new_pepper()
             self.pepper_file = self.tmp / "pepper"
@@ -592,7 +609,7 @@ def template_db(pg, tokend_bin):
     conn = pg.connect()
     try:
         with conn.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}" STRATEGY = FILE_COPY')
+            cur.execute(f'CREATE DATABASE "{name}" OWNER tokend_owner STRATEGY = FILE_COPY')
     finally:
         conn.close()
     t = Tokend(tokend_bin, Path(pg.base) / "work" / name, pg.url(name), pepper=False)
@@ -638,7 +655,7 @@ def make_tokend(tokend_bin, pg, workdir, request):
             conn = pg.connect()
             try:
                 with conn.cursor() as cur:
-                    cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{tmpl}" STRATEGY = FILE_COPY')
+                    cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{tmpl}" OWNER tokend_owner STRATEGY = FILE_COPY')
             finally:
                 conn.close()
             clones.append(name)

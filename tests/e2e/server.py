@@ -461,7 +461,7 @@ class Server(Captured):
         self.base = f"http://127.0.0.1:{self.port}"
         self.signing = [Path(p) for p in signing]
         cfg = {
-            "database_url": tokend.db_url,
+            "database_url": tokend.app_url,
             "pepper_file": str(tokend.pepper_file),
             "listen_address": "127.0.0.1",
             "listen_port": str(self.port),
