@@ -47,6 +47,7 @@ def acme(tokend):
     """tokend with account `acme` (default limit 3) and scopes read, write, admin."""
     tokend.account("acme", "--name", "Acme Corp")
     tokend.seed_scopes("read", "write", "admin")
+    tokend.grant_scopes("acme", "read", "write", "admin")
     return tokend
 
 
