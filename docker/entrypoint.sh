@@ -6,6 +6,7 @@
 #                                then exec `tokend serve`
 #   any other tokend command     run it with the same configuration, e.g.
 #                                docker compose run --rm tokend account create acme
+#                                docker compose run --rm tokend account grant-scopes acme SCOPE...
 #
 # Environment:
 #   TOKEND_CONFIG              configuration file (default /etc/tokend/tokend.conf)

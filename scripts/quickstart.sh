@@ -247,6 +247,9 @@ for s in "${SCOPES[@]}"; do
     log "scope $s: added"
   fi
 done
+# Every key's scopes must be granted to its account first (granting again changes nothing).
+tokend account grant-scopes "$ACCOUNT" "${SCOPES[@]}" >/dev/null || die "could not grant the scopes to $ACCOUNT"
+log "scopes granted to account $ACCOUNT"
 
 key_json=$(tokend key list --account "$ACCOUNT" --json) || die "tokend key list failed"
 key_rows=$(printf '%s' "$key_json" | json_rows keys) \

@@ -9,6 +9,10 @@
  *
  * Authorisation: tokend:admin:read reads the token's own account;
  * tokend:admin:write also changes it; tokend:operator acts on every account.
+ * Key creation also passes the token's scopes, the operator flag and the
+ * caller's key expiry to tokend_admin_create_key, which refuses scopes not in
+ * the account's allow-list, tokend:* scopes the token does not hold, and an
+ * expiry beyond the caller's (sql/005_account_scopes.sql).
  * 401 = no or bad credentials (WWW-Authenticate: Bearer error="invalid_token");
  * 403 = authenticated but not allowed (insufficient_scope, naming the scope).
  *
@@ -53,7 +57,7 @@ typedef enum { NEED_READ, NEED_WRITE, NEED_OPERATOR } need_t;
 typedef enum {
 	OP_ACCOUNT_SELF, OP_ACCOUNTS_LIST, OP_ACCOUNTS_CREATE, OP_ACCOUNT_GET, OP_ACCOUNT_PATCH,
 	OP_SCOPES_LIST, OP_SCOPES_ADD, OP_KEYS_LIST, OP_KEYS_CREATE, OP_KEY_GET, OP_KEY_PATCH,
-	OP_KEY_DISABLE, OP_KEY_ENABLE, OP_KEY_REVOKE, OP_KEY_DELETE, OP_AUDIT,
+	OP_KEY_DISABLE, OP_KEY_ENABLE, OP_KEY_REVOKE, OP_KEY_DELETE, OP_AUDIT, OP_ACCOUNT_SCOPES,
 } op_t;
 
 typedef struct adminreq {
@@ -66,6 +70,7 @@ typedef struct adminreq {
 	char account[64];                 /* the caller's account */
 	char caller_key[TK_KEY_ID_LEN + 1];
 	char caller_jti[72];
+	char caller_scope[TK_SCOPE_STRING_MAX + 1];   /* the token's scope claim ("" if none) */
 	int operator;
 	int can_write;
 	char actor[96];
@@ -75,6 +80,7 @@ typedef struct adminreq {
 	int have_query;
 	char *own[16];                    /* strings owned for the job's params */
 	int nown;
+	int oom;                          /* own() failed: run() answers 500, never queries */
 	char secret[TK_SECRET_LEN + 1];   /* key create: shown once */
 	tk_dbjob job;
 	int stage;                        /* 0: checking the caller; 1: the operation */
@@ -137,18 +143,35 @@ static void send_forbidden(adminreq *ar, const char *scope, const char *descript
 
 /* ---- the database call ---- */
 
+/*
+ * A copy of `s` owned by the request (freed with it), for a job parameter.
+ * NULL for a NULL `s`. A failed copy (allocation, or more than 16) also
+ * returns NULL and marks the request, so that run() refuses with 500: a NULL
+ * parameter never stands in for a value that could not be copied (a NULL
+ * account would otherwise widen a query).
+ */
 static const char *own(adminreq *ar, const char *s)
 {
-	if (!s || ar->nown >= 16)
+	if (!s)
 		return NULL;
-	ar->own[ar->nown] = strdup(s);
-	return ar->own[ar->nown++];
+	char *copy = ar->nown < 16 ? strdup(s) : NULL;
+	if (!copy) {
+		ar->oom = 1;
+		return NULL;
+	}
+	ar->own[ar->nown++] = copy;
+	return copy;
 }
 
 static void op_done(tk_dbjob *job);
 
 static void run(adminreq *ar, const char *sql, int nparams, const char *const *params, int writes)
 {
+	if (ar->oom) {
+		tk_log(TK_LOG_ERROR, "admin.oom", "req", ar->ri.id, NULL);
+		send_error(ar, 500, "server_error", "internal error", NULL);
+		return;   /* not queued: the caller frees */
+	}
 	tk_dbjob *j = &ar->job;
 	memset(j, 0, sizeof(*j));
 	j->kind = TK_DBJOB_QUERY;
@@ -194,8 +217,15 @@ static void send_db_error(adminreq *ar, PGresult *r)
 		if (strcmp(field, "secret_hint") == 0 || strcmp(field, "secret_hash") == 0)
 			field[0] = '\0';
 	}
-	if (hint && strcmp(hint, "unknown_scope") == 0)
+	if (hint && (strcmp(hint, "unknown_scope") == 0 || strcmp(hint, "scope_not_granted") == 0 ||
+	             strcmp(hint, "forbidden_scope") == 0 || strcmp(hint, "scopes_too_long") == 0))
 		snprintf(field, sizeof(field), "scopes");
+	else if (hint && strcmp(hint, "outlives_creator") == 0)
+		snprintf(field, sizeof(field), "expires_at");
+	else if (hint && strcmp(hint, "subject_reserved") == 0)
+		snprintf(field, sizeof(field), "subject");
+	if (strcmp(field, "revoke_reason") == 0)
+		snprintf(field, sizeof(field), "reason");
 	if (field[0] && state && strcmp(state, "23514") == 0) {
 		char d[120];
 		snprintf(d, sizeof(d), "%s is not valid", field);
@@ -209,6 +239,11 @@ static void send_db_error(adminreq *ar, PGresult *r)
 		{ "key_limit", 409, "key_limit_reached" },
 		{ "unknown_scope", 400, "invalid_scope" },
 		{ "forbidden_scope", 403, "forbidden_scope" },
+		{ "scope_not_granted", 403, "forbidden_scope" },
+		{ "forbidden", 403, "forbidden" },
+		{ "outlives_creator", 400, "invalid_request" },
+		{ "subject_reserved", 400, "invalid_request" },
+		{ "scopes_too_long", 400, "invalid_request" },
 		{ "idempotency_mismatch", 422, "idempotency_mismatch" },
 		{ "invalid", 400, "invalid_request" },
 		{ "tokend_revoked", 409, "revoked" },
@@ -253,21 +288,18 @@ static int only_fields(adminreq *ar, const char *const *allowed)
 }
 
 /* A display text (valid UTF-8, as JSON strings are): 1..max characters, no
- * control characters (C0, DEL, or C1 U+0080..U+009F). */
+ * control, bidi, zero-width or other invisible character (tk_admin_text_unsafe). */
 static const char *check_text(const char *s, size_t max)
 {
 	size_t n = strlen(s), chars = 0;
 	if (n == 0)
 		return "must not be empty";
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c < 0x20 || c == 0x7f)
-			return "must not contain control characters";
-		if (c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 && (unsigned char)s[i + 1] <= 0x9f)
-			return "must not contain control characters";
-		if ((c & 0xc0) != 0x80)
+	const char *why = tk_admin_text_unsafe(s, n);
+	if (why)
+		return why;
+	for (size_t i = 0; i < n; i++)
+		if (((unsigned char)s[i] & 0xc0) != 0x80)
 			chars++;
-	}
 	if (chars > max)
 		return max == 100 ? "must be at most 100 characters"
 		       : max == 255 ? "must be at most 255 characters"
@@ -456,6 +488,12 @@ static void key_create(adminreq *ar)
 	if (get_string(ar, "name", 1, 100, &name) != 0 || get_string(ar, "subject", 0, 255, &subject) != 0 ||
 	    get_string(ar, "expires_at", 0, 64, &expires_at) != 0)
 		return;
+	/* A subject is never shaped like a key ID or a secret: tokens' sub must
+	 * never read as another key's identity (and a secret is never stored). */
+	if (subject && (strncmp(subject, TK_KEY_ID_PREFIX, strlen(TK_KEY_ID_PREFIX)) == 0 ||
+	                strncmp(subject, TK_SECRET_PREFIX, strlen(TK_SECRET_PREFIX)) == 0))
+		return send_error(ar, 400, "invalid_request",
+		                  "subject must not start with tk_ or tks_ (reserved for key IDs and secrets)", "subject");
 	json_t *acct = json_object_get(ar->body, "account");
 	if (acct && !json_is_null(acct)) {
 		if (!json_is_string(acct))
@@ -471,6 +509,21 @@ static void key_create(adminreq *ar)
 	if (get_string_array(ar, "audiences", 0, TK_MAX_AUDIENCES, 0, &auds, &nauds) != 0) {
 		free(scopes);
 		return;
+	}
+	/* Every token carries the key's scopes joined by spaces: they must fit the
+	 * scope-string limit the token path enforces, or no token could be issued. */
+	size_t joined = 0;
+	json_t *sv;
+	size_t si;
+	json_array_foreach(json_object_get(ar->body, "scopes"), si, sv)
+		joined += json_string_length(sv) + (si ? 1 : 0);
+	if (joined > TK_SCOPE_STRING_MAX) {
+		free(scopes);
+		free(auds);
+		char d[128];
+		snprintf(d, sizeof(d), "scopes joined by spaces must be at most %d bytes (here %zu)",
+		         TK_SCOPE_STRING_MAX, joined);
+		return send_error(ar, 400, "invalid_request", d, "scopes");
 	}
 	const char *p_scopes = own(ar, scopes), *p_auds = own(ar, auds);
 	free(scopes);
@@ -526,17 +579,24 @@ static void key_create(adminreq *ar)
 	for (int i = 0; i < TK_HASH_LEN; i++)
 		snprintf(hash_hex + 2 + 2 * i, 3, "%02x", hash[i]);
 	tk_wipe(hash, sizeof(hash));
+	/* The caller's own token scopes, operator flag and key expiry go to the
+	 * database function, which applies the delegation rules. The key's expiry
+	 * is read in the same statement: none = NULL, a missing key = -infinity
+	 * (so that a key that vanished refuses rather than widens). */
 	const char *p[] = { own(ar, ar->actor), own(ar, ar->address), own(ar, account), own(ar, id), name,
 	                    own(ar, hash_hex), own(ar, hint), p_scopes, p_auds, subject,
 	                    expires_at ? own(ar, exp_text) : NULL, lt && !json_is_null(lt) ? own(ar, life_text) : NULL,
-	                    idem ? own(ar, idem) : NULL, own(ar, fp), ar->operator ? "t" : "f",
-	                    rate_text[0] ? own(ar, rate_text) : NULL };
+	                    idem ? own(ar, idem) : NULL, own(ar, fp), rate_text[0] ? own(ar, rate_text) : NULL,
+	                    ar->operator ? "t" : "f", own(ar, ar->caller_scope), own(ar, ar->caller_key) };
 	tk_wipe(hash_hex, sizeof(hash_hex));
 	run(ar,
 	    "SELECT tokend_admin_create_key($1, $2, $3, $4, $5, $6::bytea, $7,"
 	    " ARRAY(SELECT jsonb_array_elements_text($8::jsonb)), ARRAY(SELECT jsonb_array_elements_text($9::jsonb)),"
-	    " $10, $11::timestamptz, $12::int, $13, $14, $15::boolean, $16::int)::text",
-	    16, p, 1);
+	    " $10, $11::timestamptz, $12::int, $13, $14, $15::int, $16::boolean,"
+	    " string_to_array(nullif($17, ''), ' ') || '{}'::text[],"
+	    " nullif(coalesce((SELECT coalesce(c.expires_at, 'infinity'::timestamptz) FROM api_keys c WHERE c.id = $18),"
+	    "  '-infinity'::timestamptz), 'infinity'::timestamptz))::text",
+	    18, p, 1);
 }
 
 static void key_action(adminreq *ar, const char *action)
@@ -565,8 +625,10 @@ static void key_action(adminreq *ar, const char *action)
 		if (tk_key_id_check(ar->id, strlen(ar->id)) != TK_KEYFMT_OK)
 			return send_error(ar, 404, "not_found", "no such key", NULL);
 		const char *p[] = { own(ar, ar->actor), own(ar, ar->address), ar->operator ? NULL : own(ar, ar->account),
-		                    own(ar, ar->id), arg, set_rate ? "t" : "f", rate_text[0] ? own(ar, rate_text) : NULL };
-		return run(ar, "SELECT tokend_admin_patch_key($1, $2, $3, $4, $5, $6::boolean, $7::int)::text", 7, p, 1);
+		                    own(ar, ar->id), arg, set_rate ? "t" : "f", rate_text[0] ? own(ar, rate_text) : NULL,
+		                    ar->operator ? "t" : "f" };
+		return run(ar, "SELECT tokend_admin_patch_key($1, $2, $3, $4, $5, $6::boolean, $7::int, $8::boolean)::text",
+		           8, p, 1);
 	} else if (ar->op == OP_KEY_REVOKE) {
 		static const char *const allowed[] = { "reason", NULL };
 		if (ar->body && (only_fields(ar, allowed) != 0 || get_string(ar, "reason", 0, 500, &arg) != 0))
@@ -582,8 +644,8 @@ static void key_action(adminreq *ar, const char *action)
 	if (tk_key_id_check(ar->id, strlen(ar->id)) != TK_KEYFMT_OK)
 		return send_error(ar, 404, "not_found", "no such key", NULL);
 	const char *p[] = { own(ar, ar->actor), own(ar, ar->address), ar->operator ? NULL : own(ar, ar->account),
-	                    own(ar, ar->id), action, arg, confirm ? "t" : "f" };
-	run(ar, "SELECT tokend_admin_key_action($1, $2, $3, $4, $5, $6, $7::boolean)::text", 7, p, 1);
+	                    own(ar, ar->id), action, arg, confirm ? "t" : "f", ar->operator ? "t" : "f" };
+	run(ar, "SELECT tokend_admin_key_action($1, $2, $3, $4, $5, $6, $7::boolean, $8::boolean)::text", 8, p, 1);
 }
 
 static void start_operation(adminreq *ar)
@@ -676,9 +738,9 @@ static void start_operation(adminreq *ar)
 	case OP_KEY_GET: {
 		if (tk_key_id_check(ar->id, strlen(ar->id)) != TK_KEYFMT_OK)
 			return send_error(ar, 404, "not_found", "no such key", NULL);
-		const char *p[] = { own(ar, ar->id), ar->operator ? NULL : own(ar, ar->account) };
+		const char *p[] = { own(ar, ar->id), own(ar, ar->account), ar->operator ? "t" : "f" };
 		return run(ar, "SELECT tokend_key_json(k)::text FROM api_keys k WHERE k.id = $1 AND k.deleted_at IS NULL"
-		               " AND ($2::text IS NULL OR k.account_id = $2)", 2, p, 0);
+		               " AND ($3::boolean OR k.account_id = $2)", 3, p, 0);
 	}
 	case OP_KEY_PATCH: return key_action(ar, "rename");
 	case OP_KEY_DISABLE: return key_action(ar, "disable");
@@ -700,10 +762,13 @@ static void start_operation(adminreq *ar)
 			return send_error(ar, 400, "invalid_request", "key must be a key ID", "key");
 		char lim[16];
 		snprintf(lim, sizeof(lim), "%d", limit);
+		/* An operator may leave the account out (every account); anyone else
+		 * sees its own account only, whatever $1 holds ($5: the flag). */
 		const char *p[] = { account ? own(ar, account) : NULL, key ? own(ar, key) : NULL,
-		                    cursor ? own(ar, cursor) : NULL, own(ar, lim) };
+		                    cursor ? own(ar, cursor) : NULL, own(ar, lim), ar->operator ? "t" : "f" };
 		return run(ar,
-		           "WITH page AS (SELECT * FROM audit_log l WHERE ($1::text IS NULL OR l.account_id = $1)"
+		           "WITH page AS (SELECT * FROM audit_log l WHERE"
+		           "  CASE WHEN $5::boolean THEN ($1::text IS NULL OR l.account_id = $1) ELSE l.account_id = $1 END"
 		           "  AND ($2::text IS NULL OR l.key_id = $2) AND ($3::bigint IS NULL OR l.id < $3::bigint)"
 		           "  ORDER BY l.id DESC LIMIT $4::int + 1),"
 		           " shown AS (SELECT * FROM page ORDER BY id DESC LIMIT $4::int)"
@@ -712,7 +777,22 @@ static void start_operation(adminreq *ar)
 		           "  'account', s.account_id, 'key', s.key_id, 'address', s.address, 'detail', s.detail)"
 		           "  ORDER BY s.id DESC) FROM shown s), '[]'::jsonb))::text,"
 		           " CASE WHEN (SELECT count(*) FROM page) > $4::int THEN (SELECT min(id)::text FROM shown) END",
-		           4, p, 0);
+		           5, p, 0);
+	}
+	case OP_ACCOUNT_SCOPES: {
+		static const char *const allowed[] = { "scopes", NULL };
+		char *scopes = NULL;
+		size_t n;
+		if (only_fields(ar, allowed) != 0)
+			return;
+		if (!json_is_array(json_object_get(ar->body, "scopes")))   /* [] empties the list */
+			return send_error(ar, 400, "invalid_request", "scopes must be an array of scope names", "scopes");
+		if (get_string_array(ar, "scopes", 0, 1000, 1, &scopes, &n) != 0)
+			return;
+		const char *p[] = { own(ar, ar->actor), own(ar, ar->address), own(ar, ar->id), own(ar, scopes) };
+		free(scopes);
+		return run(ar, "SELECT tokend_account_set_scopes($1, $2, $3,"
+		               " ARRAY(SELECT jsonb_array_elements_text($4::jsonb)))::text", 4, p, 1);
 	}
 	}
 }
@@ -844,6 +924,10 @@ static int route(adminreq *ar, enum evhttp_cmd_type cmd, const char *path)
 		return 404;
 	memcpy(ar->id, id, idlen);
 	ar->id[idlen] = '\0';
+	if (clen == 8 && strncmp(rest, "accounts", 8) == 0 && sub && strcmp(sub + 1, "scopes") == 0) {
+		if (cmd == EVHTTP_REQ_PUT) { ar->op = OP_ACCOUNT_SCOPES; ar->need = NEED_OPERATOR; return 0; }
+		return 405;
+	}
 	if (clen == 8 && strncmp(rest, "accounts", 8) == 0 && !sub) {
 		if (cmd == EVHTTP_REQ_GET) { ar->op = OP_ACCOUNT_GET; ar->need = NEED_READ; return 0; }
 		if (cmd == EVHTTP_REQ_PATCH) { ar->op = OP_ACCOUNT_PATCH; ar->need = NEED_OPERATOR; return 0; }
@@ -953,6 +1037,7 @@ void tk_admin_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
 	snprintf(ar->account, sizeof(ar->account), "%s", c.acct);
 	snprintf(ar->caller_key, sizeof(ar->caller_key), "%s", c.client_id);
 	snprintf(ar->caller_jti, sizeof(ar->caller_jti), "%s", c.jti);
+	snprintf(ar->caller_scope, sizeof(ar->caller_scope), "%s", c.scope ? c.scope : "");
 	tk_claims_release(&c);
 	snprintf(ar->actor, sizeof(ar->actor), "admin:%s", ar->caller_key);
 	ar->ri.client_id = ar->caller_key;
@@ -972,7 +1057,7 @@ void tk_admin_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
 	}
 
 	/* The body, for POST and PATCH: a JSON object, strict. */
-	if (cmd == EVHTTP_REQ_POST || cmd == EVHTTP_REQ_PATCH) {
+	if (cmd == EVHTTP_REQ_POST || cmd == EVHTTP_REQ_PATCH || cmd == EVHTTP_REQ_PUT) {
 		struct evbuffer *b = evhttp_request_get_input_buffer(req);
 		size_t len = evbuffer_get_length(b);
 		if (len > ADMIN_BODY_MAX) {
@@ -980,7 +1065,7 @@ void tk_admin_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
 			return adminreq_free(ar);
 		}
 		if (len > 0 || ar->op == OP_KEYS_CREATE || ar->op == OP_KEY_PATCH || ar->op == OP_ACCOUNTS_CREATE ||
-		    ar->op == OP_ACCOUNT_PATCH || ar->op == OP_SCOPES_ADD) {
+		    ar->op == OP_ACCOUNT_PATCH || ar->op == OP_SCOPES_ADD || ar->op == OP_ACCOUNT_SCOPES) {
 			const char *data = len ? (const char *)evbuffer_pullup(b, -1) : "";
 			const char *why = NULL;
 			if (tk_admin_body_parse(data, len, &ar->body, &why) != 0) {

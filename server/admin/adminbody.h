@@ -32,4 +32,16 @@
  */
 int tk_admin_body_parse(const char *data, size_t len, json_t **out, const char **why);
 
+/*
+ * Is `len` bytes at `s` safe to display (names, subjects, revocation reasons)?
+ * Returns NULL if so, else a static reason ("must not contain ..."). Refused:
+ * invalid UTF-8; control characters (C0, DEL, C1); bidi controls (U+061C,
+ * U+200E, U+200F, U+202A-U+202E, U+2066-U+2069); zero-width and invisible
+ * format characters (U+00AD, U+180E, U+200B-U+200D, U+2060-U+2064,
+ * U+206A-U+206F, U+FEFF, U+FFF9-U+FFFB, tags U+E0000-U+E007F); line and
+ * paragraph separators (U+2028, U+2029). The same set as the database's
+ * tokend_text_is_safe() (sql/005_account_scopes.sql). Length is the caller's.
+ */
+const char *tk_admin_text_unsafe(const char *s, size_t len);
+
 #endif

@@ -1,6 +1,7 @@
 /*
  * cli.c - shared machinery of the operator command line.
  */
+#include "adminbody.h"
 #include "cli.h"
 
 #include <errno.h>
@@ -128,17 +129,9 @@ const char *cli_check_name(const char *s)
 		return "must not be empty";
 	if (n > 100)
 		return "must be at most 100 bytes";
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (ch < 0x20 || ch == 0x7f)
-			return "must not contain control characters";
-	}
-	/* Valid UTF-8 (jansson refuses anything else). */
-	json_t *probe = json_string(s);
-	if (!probe)
-		return "must be valid UTF-8";
-	json_decref(probe);
-	return NULL;
+	/* Valid UTF-8 without control, bidi or invisible characters: the same
+	 * rule as the admin API and the database. */
+	return tk_admin_text_unsafe(s, n);
 }
 
 int cli_parse_rate_limit(const char *s)

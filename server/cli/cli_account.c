@@ -1,5 +1,10 @@
 /*
- * cli_account.c - `tokend account create|list|show|set-limit|disable|enable`.
+ * cli_account.c - `tokend account create|list|show|set-limit|disable|enable|
+ * grant-scopes|revoke-scopes`.
+ *
+ * The scope allow-list: the scopes an account's keys may hold (every key,
+ * whoever creates it; sql/005_account_scopes.sql). The local CLI is the
+ * operator; the changes go through tokend_account_scopes(), audited.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -8,7 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <tokend/scope.h>
+
 #include "cli.h"
+#include "db.h"
 
 static const char account_usage[] =
 	"usage: tokend account COMMAND [OPTIONS]\n"
@@ -23,13 +31,21 @@ static const char account_usage[] =
 	"  set-limit ID N      Set the account's active-key limit (0..100000).\n"
 	"  disable ID          Disable the account: none of its keys gets a token.\n"
 	"  enable ID           Re-enable a disabled account.\n"
+	"  grant-scopes ID SCOPE...\n"
+	"                      Allow the account's keys to hold these catalogue scopes\n"
+	"                      (every key's scopes must be granted to its account first;\n"
+	"                      account administrators delegate only granted scopes).\n"
+	"  revoke-scopes ID SCOPE...\n"
+	"                      Remove scopes from the account's list: no new key gets\n"
+	"                      them; existing keys keep theirs (revoke those keys).\n"
 	"\n"
 	"Options for every command: --json (machine-readable output), --config FILE.\n";
 
 #define ACCOUNT_COLUMNS \
 	"a.id, a.name, a.key_limit, " \
 	"(SELECT count(*) FROM api_keys k WHERE k.account_id = a.id AND tokend_key_is_active(k)), " \
-	"tokend_ts(a.created_at), tokend_ts(a.disabled_at)"
+	"tokend_ts(a.created_at), tokend_ts(a.disabled_at), " \
+	"(SELECT coalesce(json_agg(g.scope ORDER BY g.scope), '[]') FROM account_scopes g WHERE g.account_id = a.id)"
 
 static json_t *account_json(const PGresult *r, int i)
 {
@@ -40,6 +56,7 @@ static json_t *account_json(const PGresult *r, int i)
 	json_object_set_new(o, "active_keys", cli_col_int(r, i, 3));
 	json_object_set_new(o, "created_at", cli_col_str(r, i, 4));
 	json_object_set_new(o, "disabled_at", cli_col_str(r, i, 5));
+	json_object_set_new(o, "scopes", cli_col_json(r, i, 6));
 	return o;
 }
 
@@ -50,6 +67,15 @@ static void print_account_text(const PGresult *r, int i)
 	printf("Key limit:   %s (active keys: %s)\n", PQgetvalue(r, i, 2), PQgetvalue(r, i, 3));
 	printf("Created:     %s\n", PQgetvalue(r, i, 4));
 	printf("State:       %s\n", PQgetisnull(r, i, 5) ? "active" : "disabled");
+	json_t *scopes = cli_col_json(r, i, 6), *v;
+	size_t j;
+	printf("Scopes:     ");
+	if (json_array_size(scopes) == 0)
+		printf(" (none granted)");
+	json_array_foreach(scopes, j, v)
+		printf(" %s", json_string_value(v));
+	printf("\n");
+	json_decref(scopes);
 }
 
 static void check_account_id(const char *id)
@@ -182,6 +208,39 @@ static int account_update(int argc, char **argv, const char *verb)
 	                    strcmp(verb, "disable") == 0 ? "Disabled" : "Enabled");
 }
 
+/* grant-scopes / revoke-scopes ID SCOPE...: one call of tokend_account_scopes. */
+static int account_scopes(int argc, char **argv, int grant)
+{
+	if (argc < 3)
+		cli_fail(CLI_USAGE, "account %s: expected an account ID and at least one scope", argv[0]);
+	const char *id = argv[1];
+	json_t *arr = json_array();
+	for (int i = 2; i < argc; i++) {
+		if (!tk_scope_token_valid(argv[i], strlen(argv[i])))
+			cli_fail(CLI_USAGE, "account %s: '%.80s' is not a valid scope name", argv[0], argv[i]);
+		json_array_append_new(arr, json_string(argv[i]));
+	}
+	char *list = json_dumps(arr, JSON_COMPACT);
+	json_decref(arr);
+	if (!list)
+		cli_fail(CLI_REFUSED, "out of memory");
+	const char *p[] = { id, list };
+	PGresult *r = tk_db_exec(cli_db(), grant
+		? "SELECT tokend_account_scopes(tokend_actor(), NULL, $1,"
+		  " ARRAY(SELECT jsonb_array_elements_text($2::jsonb)), NULL)"
+		: "SELECT tokend_account_scopes(tokend_actor(), NULL, $1,"
+		  " NULL, ARRAY(SELECT jsonb_array_elements_text($2::jsonb)))", 2, p);
+	free(list);
+	if (!tk_db_ok(r)) {
+		char msg[600];
+		snprintf(msg, sizeof(msg), "%s", tk_db_error(cli.db, r));
+		PQclear(r);
+		cli_fail(CLI_REFUSED, "%s", msg);
+	}
+	PQclear(r);
+	return show_one(id, grant ? "Granted scopes to" : "Revoked scopes from");
+}
+
 int cli_account(int argc, char **argv)
 {
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -202,6 +261,8 @@ int cli_account(int argc, char **argv)
 			cli_fail(CLI_USAGE, "account show: expected exactly one account ID");
 		return show_one(argv[2], NULL);
 	}
+	if (strcmp(verb, "grant-scopes") == 0 || strcmp(verb, "revoke-scopes") == 0)
+		return account_scopes(argc - 1, argv + 1, verb[0] == 'g');
 	if (strcmp(verb, "set-limit") == 0 || strcmp(verb, "disable") == 0 || strcmp(verb, "enable") == 0)
 		return account_update(argc - 1, argv + 1, verb);
 	cli_fail(CLI_USAGE, "account: unknown command '%.40s' (see tokend account --help)", verb);

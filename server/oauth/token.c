@@ -25,6 +25,10 @@
 #include "log.h"
 #include "server.h"
 
+/* "<account>:<subject>": an account ID (< 64 bytes), ':', a subject of at
+ * most 255 characters (4 bytes each in UTF-8), NUL. */
+#define SUB_MAX (64 + 1 + 4 * 255 + 1)
+
 /* A token request: authentication first, then what was asked for. */
 typedef struct tokreq {
 	tk_authreq auth;                   /* first member (see auth.h) */
@@ -116,10 +120,19 @@ static int issue(tk_authreq *ar, const tk_key *k)
 	if (k->expires_at && exp > k->expires_at)
 		exp = k->expires_at;
 
+	/* sub: the key ID, or for a key with a subject "<account>:<subject>".
+	 * Account IDs never hold ':' and key IDs never do, so a sub names one
+	 * account's member and never another account's key or member. */
+	char sub[SUB_MAX];
+	if (k->subject && (size_t)snprintf(sub, sizeof(sub), "%s:%s", k->account, k->subject) >= sizeof(sub)) {
+		tk_log(TK_LOG_ERROR, "token.key_corrupt", "req", ar->ri.id, "client_id", k->id, NULL);
+		tk_http_oauth_error(w, ar->req, &ar->ri, 500, "server_error", "the token could not be issued");
+		return 0;
+	}
 	char *scope = tk_scopes_join(granted);
 	tk_token_claims c = {
 		.iss = srv->cfg->issuer,
-		.sub = k->subject ? k->subject : k->id,
+		.sub = k->subject ? sub : k->id,
 		.aud = aud,
 		.aud_count = naud,
 		.client_id = k->id,

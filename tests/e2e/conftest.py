@@ -501,7 +501,15 @@ class Tokend:
         """Add catalogue scopes with one SQL statement (setup only: `scope add` has its own tests)."""
         db_query(self.db_url, "INSERT INTO scopes (name) SELECT unnest(%s::text[])", (list(names),), fetch=False)
 
+    def grant_scopes(self, account, *names):
+        """Add catalogue scopes to the account's allow-list with one SQL statement (setup only:
+        `account grant-scopes` has its own tests); unknown names are skipped, granted ones kept."""
+        db_query(self.db_url, "INSERT INTO account_scopes (account_id, scope) SELECT %s, name FROM scopes"
+                 " WHERE name = ANY(%s::text[]) ON CONFLICT DO NOTHING", (account, list(names)), fetch=False)
+
     def create_key(self, account, name="k", scopes="read", *extra):
+        """`key create` as the operator, granting the scopes to the account first."""
+        self.grant_scopes(account, *scopes.split())
         k = self.json("key", "create", "--account", account, "--name", name, "--scopes", scopes, *extra)
         assert KEY_ID_RE.match(k.get("client_id", "")), k
         assert SECRET_RE.match(k.get("client_secret", "")), "bad client_secret format"

@@ -15,6 +15,7 @@ import re
 import threading
 import time
 
+import psycopg2
 import pytest
 
 from conftest import (KEY_ID_RE, SECRET_FIND_RE, SECRET_RE, SQL_DIR, all_output_texts,
@@ -47,6 +48,7 @@ def acme(tokend):
     """tokend with account `acme` (default limit 3) and scopes read, write, admin."""
     tokend.account("acme", "--name", "Acme Corp")
     tokend.seed_scopes("read", "write", "admin")
+    tokend.grant_scopes("acme", "read", "write", "admin")
     return tokend
 
 
@@ -816,6 +818,7 @@ def test_concurrent_creates_respect_limit(acme):
     for round_ in range(3):
         account = f"race{round_}"
         acme.account(account)
+        acme.grant_scopes(account, "read")
         barrier = threading.Barrier(n)
 
         def one(i, account=account, barrier=barrier):
@@ -848,6 +851,7 @@ def test_audit_one_row_per_change(tokend):
     tk.account("acme")
     tk.scopes("read", "write")
     tk.run("account", "set-limit", "acme", "5", check=0)
+    tk.run("account", "grant-scopes", "acme", "read", check=0)
     k = tk.create_key("acme", "first")
     kid = k["client_id"]
     tk.run("key", "rename", kid, "renamed", check=0)
@@ -865,6 +869,8 @@ def test_audit_one_row_per_change(tokend):
     tk.refused("account", "create", "acme")
     tk.refused("scope", "add", "read")
     tk.refused("key", "create", "--account", "acme", "--name", "x", "--scopes", "nope")
+    tk.refused("key", "create", "--account", "acme", "--name", "x", "--scopes", "write")
+    tk.refused("account", "revoke-scopes", "acme", "write")
 
     # Rows written by migrations (the seeded tokend:* scopes) are the migration's.
     seeded = tk.dicts("SELECT actor FROM audit_log WHERE actor LIKE 'migration:%%'")
@@ -876,6 +882,7 @@ def test_audit_one_row_per_change(tokend):
         ("scope.add", None),
         ("scope.add", None),
         ("account.set_limit", None),
+        ("account.grant_scope", None),
         ("key.create", kid),
         ("key.rename", kid),
         ("key.disable", kid),
@@ -891,7 +898,7 @@ def test_audit_one_row_per_change(tokend):
     assert actor and not actor.startswith("sql:"), f"tokend must set tokend.actor, got {actor!r}"
     assert getpass.getuser() in actor, f"the actor should name the operating-system user: {actor!r}"
     assert tk.json("key", "show", kid)["created_by"] == actor
-    assert rows[5]["detail"].get("to") == "renamed" and rows[8]["detail"].get("reason") == "test"
+    assert rows[6]["detail"].get("to") == "renamed" and rows[9]["detail"].get("reason") == "test"
     for r in rows:
         assert not SECRET_FIND_RE.search(json.dumps(r["detail"]))
 
@@ -980,3 +987,63 @@ def test_secrets_never_leak(pg, acme):
             if needle in text:
                 problems.append(f"{what} is in the output of {r['args']}")
     assert not problems, "\n".join(problems)
+
+
+# ---------------------------------------------------------------------------
+# Issue 10, finding 1 (and 9): the account's scope allow-list and the rules
+# every key creation follows, through the command line. Before the fix the
+# first refusals below were successful creations.
+# ---------------------------------------------------------------------------
+def test_key_create_needs_the_scope_granted_to_the_account(acme):
+    acme.seed_scopes("billing:admin")
+    acme.refused("key", "create", "--account", "acme", "--name", "x", "--scopes", "read billing:admin",
+                 match=r'scope "billing:admin" is not granted to account "acme"')
+    assert acme.query("SELECT count(*) FROM api_keys")[0][0] == 0
+    a = acme.json("account", "grant-scopes", "acme", "billing:admin")
+    assert a["scopes"] == ["admin", "billing:admin", "read", "write"], a
+    assert "billing:admin" in acme.run("account", "show", "acme", check=0).stdout
+    k = acme.json("key", "create", "--account", "acme", "--name", "billing", "--scopes", "read billing:admin")
+    # Granting again changes nothing; removing stops new keys, the existing key keeps its scopes.
+    assert acme.json("account", "grant-scopes", "acme", "billing:admin")["scopes"] == a["scopes"]
+    assert acme.json("account", "revoke-scopes", "acme", "billing:admin")["scopes"] == ["admin", "read", "write"]
+    acme.refused("key", "create", "--account", "acme", "--name", "y", "--scopes", "billing:admin", match="not granted")
+    assert acme.json("key", "show", k["client_id"])["scopes"] == ["read", "billing:admin"]
+    # Bad input is refused and changes nothing.
+    before = acme.query("SELECT count(*) FROM audit_log")[0][0]
+    acme.refused("account", "grant-scopes", "acme", "no:such", match="unknown scope")
+    acme.refused("account", "revoke-scopes", "acme", "billing:admin", match="not granted")
+    acme.refused("account", "grant-scopes", "nobody", "read", match="no account")
+    acme.usage_error("account", "grant-scopes", "acme")
+    acme.usage_error("account", "grant-scopes", "acme", "bad scope\\")
+    assert acme.query("SELECT count(*) FROM audit_log")[0][0] == before
+    acts = acme.query("SELECT action, detail->>'scope' FROM audit_log WHERE action LIKE 'account.%%_scope'"
+                      " AND detail->>'scope' = 'billing:admin' ORDER BY id")
+    assert acts == [("account.grant_scope", "billing:admin"), ("account.revoke_scope", "billing:admin")], acts
+    assert "grant-scopes" in acme.run("account", "--help", check=0).stdout
+
+
+def test_key_subject_never_looks_like_a_key_id(acme):
+    other = acme.create_key("acme", "other")
+    for subject in (other["client_id"], "tk_abc", "tks_" + "a" * 40):
+        acme.usage_error("key", "create", "--account", "acme", "--name", "x", "--scopes", "read",
+                         "--subject", subject, match="tk_")
+    # The database refuses it too, whatever client writes.
+    with pytest.raises(psycopg2.Error):
+        acme.query("SELECT tokend_admin_create_key('sql', NULL, 'acme', %s, 'x', %s::bytea, 'abcd', '{read}', '{}',"
+                   " %s, NULL, NULL, NULL, NULL, NULL, true, NULL, NULL)",
+                   (make_key_id(), b"x" * 32, other["client_id"]))
+    assert acme.query("SELECT count(*) FROM api_keys")[0][0] == 1
+
+
+def test_invisible_characters_refused_in_names_subjects_reasons(acme):
+    k = acme.create_key("acme", "plain")
+    kid = k["client_id"]
+    for ch in ("\u202e", "\u200b", "\u2066", "\ufeff", "\u061c", "\u00ad"):
+        acme.usage_error("key", "create", "--account", "acme", "--name", f"pay{ch}roll", "--scopes", "read")
+        acme.usage_error("key", "create", "--account", "acme", "--name", "x", "--scopes", "read",
+                         "--subject", f"svc{ch}")
+        acme.usage_error("key", "rename", kid, f"a{ch}b")
+        acme.usage_error("key", "revoke", kid, "--reason", f"r{ch}" + "x" * 150)
+        acme.usage_error("account", "create", "acme2", "--name", f"A{ch}")
+    assert acme.json("key", "show", kid)["state"] == "enabled"
+    assert acme.json("key", "rename", kid, "Köln – ✓")["name"] == "Köln – ✓"

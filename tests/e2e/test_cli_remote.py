@@ -709,3 +709,27 @@ def test_rate_limit_remote(env):
     usage(remote(env, "set-rate-limit", kid))
     usage(remote(env, "create", "--name", "x", "--scopes", "read", "--rate-limit", "many"))
     assert ok_json(local(env, "show", kid, "--json"))["rate_limit"] == 600
+
+
+# ---------------------------------------------------------------------------
+# Issue 10, finding 1: the remote commands meet the same database rules as the
+# API (before the fix each of these refusals was a success).
+# ---------------------------------------------------------------------------
+def test_remote_admin_grants_only_what_it_holds(env):
+    t = env.t
+    t.scopes("billing:admin")
+    # Not in acme's allow-list; a tokend:* scope its token does not hold.
+    refused(remote(env, "create", "--name", "x", "--scopes", "read billing:admin"), r"not granted")
+    refused(remote(env, "create", "--name", "x", "--scopes", "tokend:introspect"), r"tokend:introspect")
+    # A subject shaped like another account's key ID.
+    refused(remote(env, "create", "--name", "x", "--scopes", "read", "--subject", env.other_key["client_id"]),
+            r"tk_")
+    # A key holding tokend:operator is out of an account administrator's reach.
+    op2 = new_key(t, "acme", "second operator", "tokend:operator")["client_id"]
+    for args in (("disable", op2), ("revoke", op2, "--reason", "x"), ("delete", op2, "--force")):
+        refused(remote(env, *args), r"tokend:operator")
+    assert t.query("SELECT tokend_key_state(k) FROM api_keys k WHERE id = %s", (op2,)) == [("enabled",)]
+    # The operator grants, then the same create works.
+    t.json("account", "grant-scopes", "acme", "billing:admin")
+    k = create(env, "billing", "read billing:admin")
+    assert k["scopes"] == ["read", "billing:admin"]

@@ -348,7 +348,8 @@ def test_route_table_matches_the_source():
     # The dynamic routes: accounts/{id} and keys/{id} with their methods and scopes.
     dyn = re.findall(r"if \(cmd == EVHTTP_REQ_(\w+)\) \{ ar->op = (OP_\w+); ar->need = (NEED_\w+);", src)
     op_path = {"OP_ACCOUNT_GET": "/accounts/{account_id}", "OP_ACCOUNT_PATCH": "/accounts/{account_id}",
-               "OP_KEY_GET": "/keys/{key_id}", "OP_KEY_PATCH": "/keys/{key_id}", "OP_KEY_DELETE": "/keys/{key_id}"}
+               "OP_KEY_GET": "/keys/{key_id}", "OP_KEY_PATCH": "/keys/{key_id}", "OP_KEY_DELETE": "/keys/{key_id}",
+               "OP_ACCOUNT_SCOPES": "/accounts/{account_id}/scopes"}
     assert sorted(o for _, o, _ in dyn) == sorted(op_path), dyn
     for method, o, need in dyn:
         key = (method, op_path[o])

@@ -267,6 +267,7 @@ def test_raw_insert_accepted(keyed):
 def test_raw_insert_limit_holds_under_race(keyed):
     """The database alone holds the limit: 30 concurrent raw INSERTs, limit 3."""
     keyed.account("racer")
+    keyed.grant_scopes("racer", "read")
     n = 30
     barrier = threading.Barrier(n)
 
