@@ -416,6 +416,30 @@ static int scan_eol(tk_conn *c)
 	return scan_fail(c, 400, "malformed request");
 }
 
+/* A byte of a field name, or the colon after it. */
+static int scan_name(tk_conn *c, unsigned char ch)
+{
+	if (is_tchar(ch)) {
+		if (c->nlen < sizeof(c->name))
+			c->name[c->nlen] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+		c->nlen++;
+		return 0;
+	}
+	if (ch != ':' || c->nlen == 0)
+		return scan_fail(c, 400, "a header field name must be a token, directly followed by a colon");
+	c->st = SC_VALUE;
+	c->field = F_OTHER;
+	if (c->nlen == 17 && memcmp(c->name, "transfer-encoding", 17) == 0)
+		return scan_fail(c, 400, "send the body with a single Content-Length, not Transfer-Encoding");
+	if (c->nlen == 14 && memcmp(c->name, "content-length", 14) == 0) {
+		if (c->cl_seen)
+			return scan_fail(c, 400, "send the body with a single Content-Length");
+		c->cl_seen = 1;
+		c->field = F_LENGTH;
+	}
+	return 0;
+}
+
 /* One byte of a request head. Returns 0 to go on, 1 when the byte ends the
  * head, -1 to refuse (c->status, c->why). */
 static int scan_byte(tk_conn *c, unsigned char ch)
@@ -467,27 +491,9 @@ static int scan_byte(tk_conn *c, unsigned char ch)
 			return scan_fail(c, 400, "header lines must not be folded (obs-fold)");
 		c->st = SC_NAME;
 		c->nlen = 0;
-		/* fall through */
+		return scan_name(c, ch);
 	case SC_NAME:
-		if (is_tchar(ch)) {
-			if (c->nlen < sizeof(c->name))
-				c->name[c->nlen] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
-			c->nlen++;
-			return 0;
-		}
-		if (ch != ':' || c->nlen == 0)
-			return scan_fail(c, 400, "a header field name must be a token, directly followed by a colon");
-		c->st = SC_VALUE;
-		c->field = F_OTHER;
-		if (c->nlen == 17 && memcmp(c->name, "transfer-encoding", 17) == 0)
-			return scan_fail(c, 400, "send the body with a single Content-Length, not Transfer-Encoding");
-		if (c->nlen == 14 && memcmp(c->name, "content-length", 14) == 0) {
-			if (c->cl_seen)
-				return scan_fail(c, 400, "send the body with a single Content-Length");
-			c->cl_seen = 1;
-			c->field = F_LENGTH;
-		}
-		return 0;
+		return scan_name(c, ch);
 	case SC_VALUE:
 		/* field-value: VCHAR, obs-text, SP and HTAB; no other control byte. */
 		if (ch != '\t' && (ch < 0x20 || ch == 0x7f))
