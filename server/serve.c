@@ -155,7 +155,9 @@ int tk_serve_main(int argc, char **argv)
 		nofile.rlim_cur = nofile.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &nofile);
 	}
-	if (getrlimit(RLIMIT_NOFILE, &nofile) != 0 || tk_conn_table_init((size_t)nofile.rlim_cur) != 0)
+	if (getrlimit(RLIMIT_NOFILE, &nofile) != 0 ||
+	    tk_conn_table_init((size_t)nofile.rlim_cur, cfg->max_connections_per_address,
+	                       cfg->max_connections) != 0)
 		cli_fail(CLI_REFUSED, "out of memory");
 
 	/* Signals are handled by this thread alone, through sigwait. */

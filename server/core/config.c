@@ -54,6 +54,7 @@ static const cf_param params[] = {
 	{ "default_audience",         S(default_audience),       "",            0, 0, 0 },
 	{ "jwks_max_age",             D(jwks_max_age),           "10m",         0, 1, 86400 },
 	{ "max_connections",          I(max_connections),        "10000",       0, 1, 1000000 },
+	{ "max_connections_per_address", I(max_connections_per_address), "256", 0, 0, 1000000 },
 	{ "max_body_size",            I(max_body_size),          "8192",        0, 256, 1048576 },
 	{ "max_header_size",          I(max_header_size),        "8192",        0, 1024, 65536 },
 	{ "header_timeout",           D(header_timeout),         "10s",         0, 1, 3600 },

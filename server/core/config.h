@@ -35,6 +35,7 @@ typedef struct tk_config {
 	char *default_audience;
 	int64_t jwks_max_age;
 	int max_connections;
+	int max_connections_per_address;   /* 0: no per-address cap */
 	int max_body_size;
 	int max_header_size;
 	int64_t header_timeout;

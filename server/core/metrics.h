@@ -20,7 +20,10 @@
 	X(db_errors,          "tokend_db_errors_total",            "Requests that failed because the database was unavailable or too slow") \
 	X(mint_failures,      "tokend_mint_failures_total",        "Tokens that could not be signed") \
 	X(conns_accepted,     "tokend_connections_accepted_total", "Client connections accepted") \
-	X(conn_cap_reached,   "tokend_connection_cap_reached_total", "Times a listener stopped accepting at its share of max_connections")
+	X(conn_cap_reached,   "tokend_connection_cap_reached_total", "Times a listener stopped accepting at its share of max_connections") \
+	X(conns_reaped_idle,  "tokend_connections_reaped_idle_total", "Idle keep-alive connections closed to admit a new one at max_connections") \
+	X(conns_refused_address, "tokend_connections_refused_per_address_total", "Connections refused at max_connections_per_address") \
+	X(requests_malformed, "tokend_requests_malformed_total",   "Requests refused before parsing (malformed head, body on a method without one, oversized head), connection closed")
 
 /* Endpoints, for requests_total{endpoint=...}. */
 #define TK_ENDPOINTS(X) \

@@ -14,10 +14,31 @@
  *  - The close callback forgets the connection (evhttp calls it before the
  *    socket is closed, so the descriptor still names this connection).
  *  - Requests find their connection through a descriptor-indexed table.
+ *
+ * The request scanner sees every byte of a request head as it is added to the
+ * input buffer (our evbuffer callback runs before evhttp's read callback), so
+ * a malformed head is refused before evhttp parses any of it: the scanner
+ * drains the input, writes the 400 (or 431) itself on the socket, shuts the
+ * sending side and closes the connection soon after (PH_REFUSED); evhttp,
+ * still waiting for the rest of a head, never acts on those bytes. Bytes that
+ * arrive while a request is being read, served or answered are scanned when
+ * its answer has been sent (done_cb), before evhttp reads them; evhttp reads
+ * exactly Content-Length bytes of body (no other framing gets past the
+ * scanner), so the scanner and evhttp agree on where each request ends.
+ *
+ * Connections from one address are counted in a table shared by the workers
+ * (striped locks; a connection is counted once adopted, when its peer is
+ * known). Idle keep-alive connections are listed oldest first, so that at
+ * the cap the oldest is closed to admit a new connection.
  */
+#include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -28,7 +49,28 @@
 #include "log.h"
 #include "server.h"
 
-typedef enum { PH_HEADER, PH_BODY, PH_SERVER, PH_WRITE, PH_IDLE } conn_phase;
+typedef enum {
+	PH_HEADER,    /* reading a request head (deadline header_timeout) */
+	PH_BODY,      /* reading its body (body_timeout) */
+	PH_SERVER,    /* with a handler: no deadline here */
+	PH_WRITE,     /* the answer is being sent (write_timeout) */
+	PH_IDLE,      /* keep-alive, between requests (idle_timeout); on the idle list */
+	PH_REFUSED    /* answered by the scanner (400/431); input discarded until the close */
+} conn_phase;
+
+/* Where the scanner is in a request head. */
+typedef enum {
+	SC_START,     /* before the request line (empty lines are skipped) */
+	SC_METHOD, SC_TARGET, SC_VERSION,
+	SC_FIELD,     /* at the start of a field line, or of the blank line */
+	SC_NAME, SC_VALUE
+} scan_state;
+
+/* A field whose value the scanner reads. */
+enum { F_OTHER, F_LENGTH };
+
+#define REFUSED_LINGER_S 1   /* a refused connection: time for the client to read the answer */
+#define ADDR_KEY_LEN 17      /* family tag + 16 address bytes */
 
 typedef struct tk_conn tk_conn;
 struct tk_conn {
@@ -40,13 +82,28 @@ struct tk_conn {
 	evutil_socket_t fd;
 	tk_conn *next_pending;
 	tk_conn *prev, *next;                  /* every connection of the set */
+	tk_conn *idle_prev, *idle_next;        /* the idle list, while PH_IDLE */
 	conn_phase phase;
 	int started;                           /* a byte of the current request has come */
-	/* Header scanner: line number in this request, bytes on the line (CR not
-	 * counted), obsolete folding seen. */
-	unsigned line;
-	unsigned linelen;
-	int folded;
+	int addr_counted;                      /* counted under addr in the address table */
+	unsigned char addr[ADDR_KEY_LEN];
+	/* Request scanner (reset at each request): state, a CR waiting for its
+	 * LF, bytes of the head so far, the method (first 7 bytes; longer ones
+	 * are none of those checked), the request target's and version's
+	 * lengths, the field name (lowercased, first 20 bytes) and kind, and
+	 * Content-Length: seen, digits read, trailing whitespace begun, value. */
+	scan_state st;
+	int cr;
+	size_t head_bytes;
+	char method[8];
+	unsigned mlen, tlen, vlen, nlen;
+	char version[9];
+	char name[20];
+	int field;
+	int cl_seen, cl_digits, cl_tail;
+	uint64_t cl;
+	int status;                            /* refused: 400 or 431, and why */
+	const char *why;
 };
 
 struct tk_connset {
@@ -55,7 +112,9 @@ struct tk_connset {
 	struct evconnlistener *lev;
 	struct evhttp_bound_socket *bound;
 	int cap, count, paused, draining;
+	size_t max_head;                       /* request head bytes at most (431 beyond) */
 	tk_conn *all;
+	tk_conn *idle_head, *idle_tail;        /* PH_IDLE connections, oldest first */
 	struct timeval tv[5];                  /* per phase; PH_SERVER unused */
 	struct event *adopt_ev;
 	tk_conn *pending;
@@ -63,22 +122,6 @@ struct tk_connset {
 
 static _Atomic(tk_conn *) *fdtab;
 static size_t fdtab_len;
-
-int tk_conn_table_init(size_t max_fds)
-{
-	if (max_fds > ((size_t)1 << 22))
-		max_fds = (size_t)1 << 22;
-	fdtab = calloc(max_fds, sizeof(*fdtab));
-	fdtab_len = fdtab ? max_fds : 0;
-	return fdtab ? 0 : -1;
-}
-
-void tk_conn_table_free(void)
-{
-	free(fdtab);
-	fdtab = NULL;
-	fdtab_len = 0;
-}
 
 static void fdtab_set(evutil_socket_t fd, tk_conn *c)
 {
@@ -98,44 +141,430 @@ static tk_conn *conn_of(struct evhttp_request *req)
 	return c && c->evcon == evcon ? c : NULL;
 }
 
+/* ---- connections per address ---- */
+
+#define ADDR_STRIPES 64
+
+typedef struct addr_ent addr_ent;
+struct addr_ent {
+	addr_ent *next;
+	unsigned char key[ADDR_KEY_LEN];
+	int n;                                 /* connections open from it */
+};
+
+static int addr_cap;                           /* 0: no per-address cap */
+static addr_ent **addr_buckets;                /* addr_nb chains; bucket i under stripe i % ADDR_STRIPES */
+static size_t addr_nb;
+static uint64_t addr_seed;
+static pthread_mutex_t addr_mu[ADDR_STRIPES];
+
+int tk_conn_table_init(size_t max_fds, int per_address, int max_connections)
+{
+	if (max_fds > ((size_t)1 << 22))
+		max_fds = (size_t)1 << 22;
+	fdtab = calloc(max_fds, sizeof(*fdtab));
+	fdtab_len = fdtab ? max_fds : 0;
+	if (!fdtab)
+		return -1;
+	addr_cap = per_address > 0 ? per_address : 0;
+	if (!addr_cap)
+		return 0;
+	size_t nb = ADDR_STRIPES;
+	while (nb < (size_t)max_connections && nb < ((size_t)1 << 20))
+		nb <<= 1;
+	addr_buckets = calloc(nb, sizeof(*addr_buckets));
+	if (!addr_buckets) {
+		tk_conn_table_free();
+		return -1;
+	}
+	addr_nb = nb;
+	/* The seed only spreads the chains; without it they are still correct. */
+	if (getrandom(&addr_seed, sizeof(addr_seed), 0) != (ssize_t)sizeof(addr_seed))
+		addr_seed = 0;
+	for (int i = 0; i < ADDR_STRIPES; i++)
+		pthread_mutex_init(&addr_mu[i], NULL);
+	return 0;
+}
+
+void tk_conn_table_free(void)
+{
+	free(fdtab);
+	fdtab = NULL;
+	fdtab_len = 0;
+	if (addr_buckets) {
+		for (size_t i = 0; i < addr_nb; i++) {
+			addr_ent *e = addr_buckets[i], *next;
+			for (; e; e = next) {
+				next = e->next;
+				free(e);
+			}
+		}
+		for (int i = 0; i < ADDR_STRIPES; i++)
+			pthread_mutex_destroy(&addr_mu[i]);
+	}
+	free(addr_buckets);
+	addr_buckets = NULL;
+	addr_nb = 0;
+}
+
+static size_t addr_bucket(const unsigned char *key)
+{
+	uint64_t h = addr_seed ^ 0xcbf29ce484222325ULL;
+	for (size_t i = 0; i < ADDR_KEY_LEN; i++) {
+		h ^= key[i];
+		h *= 0x100000001b3ULL;
+	}
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdULL;
+	h ^= h >> 33;
+	return (size_t)(h & (addr_nb - 1));
+}
+
+/* The peer of `fd` as a table key (an IPv4-mapped IPv6 address is its IPv4
+ * address). Returns 0, or -1 when the socket has no IP peer. */
+static int addr_key(evutil_socket_t fd, unsigned char key[ADDR_KEY_LEN])
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	memset(key, 0, ADDR_KEY_LEN);
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+		return -1;
+	if (ss.ss_family == AF_INET) {
+		key[0] = 4;
+		memcpy(key + 1, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+		return 0;
+	}
+	if (ss.ss_family == AF_INET6) {
+		const unsigned char *a = ((struct sockaddr_in6 *)&ss)->sin6_addr.s6_addr;
+		static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+		if (memcmp(a, mapped, 12) == 0) {
+			key[0] = 4;
+			memcpy(key + 1, a + 12, 4);
+		} else {
+			key[0] = 6;
+			memcpy(key + 1, a, 16);
+		}
+		return 0;
+	}
+	return -1;
+}
+
+/* Count `c` under its peer address. Returns 0 (counted, or no cap), 1 when
+ * the address is at its cap, -1 when the peer is unknown or memory is short
+ * (the connection is refused either way: nothing unknown gets past the cap). */
+static int addr_acquire(tk_conn *c)
+{
+	if (!addr_cap)
+		return 0;
+	if (addr_key(c->fd, c->addr) != 0)
+		return -1;
+	size_t b = addr_bucket(c->addr);
+	pthread_mutex_t *mu = &addr_mu[b % ADDR_STRIPES];
+	int rc = 0;
+	pthread_mutex_lock(mu);
+	addr_ent *e = addr_buckets[b];
+	while (e && memcmp(e->key, c->addr, ADDR_KEY_LEN) != 0)
+		e = e->next;
+	if (e && e->n >= addr_cap) {
+		rc = 1;
+	} else if (e) {
+		e->n++;
+	} else if ((e = calloc(1, sizeof(*e))) != NULL) {
+		memcpy(e->key, c->addr, ADDR_KEY_LEN);
+		e->n = 1;
+		e->next = addr_buckets[b];
+		addr_buckets[b] = e;
+	} else {
+		rc = -1;
+	}
+	pthread_mutex_unlock(mu);
+	c->addr_counted = rc == 0;
+	return rc;
+}
+
+static void addr_release(tk_conn *c)
+{
+	if (!c->addr_counted)
+		return;
+	c->addr_counted = 0;
+	size_t b = addr_bucket(c->addr);
+	pthread_mutex_t *mu = &addr_mu[b % ADDR_STRIPES];
+	pthread_mutex_lock(mu);
+	addr_ent **pe = &addr_buckets[b];
+	while (*pe && memcmp((*pe)->key, c->addr, ADDR_KEY_LEN) != 0)
+		pe = &(*pe)->next;
+	if (*pe && --(*pe)->n == 0) {
+		addr_ent *e = *pe;
+		*pe = e->next;
+		free(e);
+	}
+	pthread_mutex_unlock(mu);
+}
+
+/* ---- phases ---- */
+
+static void idle_unlink(tk_conn *c)
+{
+	tk_connset *cs = c->set;
+	if (c->idle_prev)
+		c->idle_prev->idle_next = c->idle_next;
+	else if (cs->idle_head == c)
+		cs->idle_head = c->idle_next;
+	if (c->idle_next)
+		c->idle_next->idle_prev = c->idle_prev;
+	else if (cs->idle_tail == c)
+		cs->idle_tail = c->idle_prev;
+	c->idle_prev = c->idle_next = NULL;
+}
+
 static void set_phase(tk_conn *c, conn_phase ph)
 {
+	tk_connset *cs = c->set;
+	if (c->phase == PH_IDLE && ph != PH_IDLE) {
+		idle_unlink(c);
+		/* At the cap with no idle connection left to make room: stop accepting. */
+		if (!cs->idle_head && cs->count >= cs->cap && !cs->paused && cs->lev) {
+			cs->paused = 1;
+			evconnlistener_disable(cs->lev);
+		}
+	} else if (ph == PH_IDLE && c->phase != PH_IDLE) {
+		c->idle_prev = cs->idle_tail;
+		if (cs->idle_tail)
+			cs->idle_tail->idle_next = c;
+		else
+			cs->idle_head = c;
+		cs->idle_tail = c;
+		/* Paused at the cap: an idle connection can now make room. */
+		if (cs->paused && cs->lev && !cs->draining) {
+			cs->paused = 0;
+			evconnlistener_enable(cs->lev);
+		}
+	}
 	c->phase = ph;
 	if (ph == PH_SERVER)
 		evtimer_del(c->timer);
 	else
-		evtimer_add(c->timer, &c->set->tv[ph]);   /* from now; traffic never moves it */
+		evtimer_add(c->timer, &cs->tv[ph]);   /* from now; traffic never moves it */
 	if (ph == PH_HEADER) {
 		c->started = 0;
-		c->line = 0;
-		c->linelen = 0;
-		c->folded = 0;
+		c->st = SC_START;
+		c->cr = 0;
+		c->head_bytes = 0;
+		c->mlen = c->tlen = c->vlen = c->nlen = 0;
+		c->field = F_OTHER;
+		c->cl_seen = c->cl_digits = c->cl_tail = 0;
+		c->cl = 0;
 	}
 }
 
-/* Feed request bytes to the header scanner; returns 1 at the blank line that
- * ends the headers. A leading empty line (before the request line) is
- * skipped, as RFC 9112 section 2.2 allows. */
+/* ---- the request scanner ---- */
+
+/* RFC 9110 section 5.6.2: tchar. */
+static int is_tchar(unsigned char ch)
+{
+	if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z'))
+		return 1;
+	return ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
+}
+
+static int scan_fail(tk_conn *c, int status, const char *why)
+{
+	c->status = status;
+	c->why = why;
+	return -1;
+}
+
+/* Methods whose requests carry no body here (RFC 9110 section 9.3: no
+ * defined meaning; evhttp 2.1 never reads one for HEAD or TRACE, so its bytes
+ * would be read as the next request). The admin API's DELETE takes none. */
+static int bodiless_method(const tk_conn *c)
+{
+	static const char *const m[] = { "GET", "HEAD", "DELETE", "OPTIONS", "TRACE" };
+	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
+		if (c->mlen == strlen(m[i]) && memcmp(c->method, m[i], c->mlen) == 0)
+			return 1;
+	return 0;
+}
+
+/* A line of the head has ended (LF, after an optional CR). Returns 0 to go
+ * on, 1 at the end of the head, -1 to refuse. */
+static int scan_eol(tk_conn *c)
+{
+	switch (c->st) {
+	case SC_START:
+		return 0;   /* an empty line before the request line: RFC 9112 section 2.2 */
+	case SC_METHOD:
+	case SC_TARGET:
+		return scan_fail(c, 400, "the request line must be: method, space, target, space, HTTP version");
+	case SC_VERSION:
+		if (c->vlen != 8 || (memcmp(c->version, "HTTP/1.1", 8) != 0 && memcmp(c->version, "HTTP/1.0", 8) != 0))
+			return scan_fail(c, 400, "the HTTP version must be HTTP/1.1 or HTTP/1.0");
+		c->st = SC_FIELD;
+		return 0;
+	case SC_NAME:
+		return scan_fail(c, 400, "a header line must be a field name, a colon and a value");
+	case SC_VALUE:
+		if (c->field == F_LENGTH && c->cl_digits == 0)
+			return scan_fail(c, 400, "Content-Length must be a decimal number of bytes");
+		c->st = SC_FIELD;
+		return 0;
+	case SC_FIELD:
+		if (c->cl > 0 && bodiless_method(c))
+			return scan_fail(c, 400, "a request with this method must not have a body");
+		return 1;
+	}
+	return scan_fail(c, 400, "malformed request");
+}
+
+/* A byte of a field name, or the colon after it. */
+static int scan_name(tk_conn *c, unsigned char ch)
+{
+	if (is_tchar(ch)) {
+		if (c->nlen < sizeof(c->name))
+			c->name[c->nlen] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+		c->nlen++;
+		return 0;
+	}
+	if (ch != ':' || c->nlen == 0)
+		return scan_fail(c, 400, "a header field name must be a token, directly followed by a colon");
+	c->st = SC_VALUE;
+	c->field = F_OTHER;
+	if (c->nlen == 17 && memcmp(c->name, "transfer-encoding", 17) == 0)
+		return scan_fail(c, 400, "send the body with a single Content-Length, not Transfer-Encoding");
+	if (c->nlen == 14 && memcmp(c->name, "content-length", 14) == 0) {
+		if (c->cl_seen)
+			return scan_fail(c, 400, "send the body with a single Content-Length");
+		c->cl_seen = 1;
+		c->field = F_LENGTH;
+	}
+	return 0;
+}
+
+/* One byte of a request head. Returns 0 to go on, 1 when the byte ends the
+ * head, -1 to refuse (c->status, c->why). */
+static int scan_byte(tk_conn *c, unsigned char ch)
+{
+	if (++c->head_bytes > c->set->max_head)
+		return scan_fail(c, 431, "the request line and headers are too large");
+	if (c->cr && ch != '\n')
+		return scan_fail(c, 400, "a CR must be followed by LF");
+	if (ch == '\n') {
+		c->cr = 0;
+		return scan_eol(c);
+	}
+	if (ch == '\r') {
+		c->cr = 1;
+		return 0;
+	}
+	switch (c->st) {
+	case SC_START:
+	case SC_METHOD:
+		if (is_tchar(ch)) {
+			if (c->mlen < sizeof(c->method) - 1)
+				c->method[c->mlen] = (char)ch;
+			c->mlen++;
+			c->st = SC_METHOD;
+			return 0;
+		}
+		if (ch == ' ' && c->st == SC_METHOD) {
+			c->st = SC_TARGET;
+			return 0;
+		}
+		return scan_fail(c, 400, "the request method must be a token");
+	case SC_TARGET:
+		if (ch > 0x20 && ch < 0x7f) {
+			c->tlen++;
+			return 0;
+		}
+		if (ch == ' ' && c->tlen > 0) {
+			c->st = SC_VERSION;
+			return 0;
+		}
+		return scan_fail(c, 400, "the request target must be visible ASCII, with no spaces");
+	case SC_VERSION:
+		if (c->vlen >= 8)
+			return scan_fail(c, 400, "the HTTP version must be HTTP/1.1 or HTTP/1.0");
+		c->version[c->vlen++] = (char)ch;
+		return 0;
+	case SC_FIELD:
+		if (ch == ' ' || ch == '\t')
+			return scan_fail(c, 400, "header lines must not be folded (obs-fold)");
+		c->st = SC_NAME;
+		c->nlen = 0;
+		return scan_name(c, ch);
+	case SC_NAME:
+		return scan_name(c, ch);
+	case SC_VALUE:
+		/* field-value: VCHAR, obs-text, SP and HTAB; no other control byte. */
+		if (ch != '\t' && (ch < 0x20 || ch == 0x7f))
+			return scan_fail(c, 400, "header values must not contain control characters");
+		if (c->field != F_LENGTH)
+			return 0;
+		/* Content-Length = 1*DIGIT, with optional whitespace around it. */
+		if (ch == ' ' || ch == '\t') {
+			c->cl_tail = c->cl_digits > 0;
+			return 0;
+		}
+		if (ch < '0' || ch > '9' || c->cl_tail)
+			return scan_fail(c, 400, "Content-Length must be a decimal number of bytes");
+		if (++c->cl_digits > 15)
+			return scan_fail(c, 400, "Content-Length is out of range");
+		c->cl = c->cl * 10 + (uint64_t)(ch - '0');
+		return 0;
+	}
+	return scan_fail(c, 400, "malformed request");
+}
+
+/* Feed request bytes to the scanner; returns 1 with *used set at the end of
+ * the head, -1 to refuse, 0 when all n bytes were taken. */
 static int scan(tk_conn *c, const unsigned char *p, size_t n, size_t *used)
 {
 	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = p[i];
-		if (ch == '\n') {
-			if (c->linelen == 0 && c->line > 0) {
-				*used = i + 1;
-				return 1;
-			}
-			if (c->linelen > 0)
-				c->line++;
-			c->linelen = 0;
-		} else if (ch != '\r') {
-			if (c->linelen == 0 && c->line > 0 && (ch == ' ' || ch == '\t'))
-				c->folded = 1;
-			c->linelen++;
+		int r = scan_byte(c, p[i]);
+		if (r != 0) {
+			*used = i + 1;
+			return r;
 		}
 	}
 	*used = n;
 	return 0;
+}
+
+/* Answer a refused request ourselves and close: the input is discarded (evhttp
+ * never sees it), the answer goes straight to the socket (nothing else is
+ * being written while a head is read), the sending side is shut, and the
+ * connection is closed when the client closes or after REFUSED_LINGER_S. */
+static void refuse(tk_conn *c, struct evbuffer *in)
+{
+	tk_worker *w = c->set->w;
+	c->phase = PH_REFUSED;
+	evbuffer_drain(in, evbuffer_get_length(in));
+	static const struct timeval linger = { REFUSED_LINGER_S, 0 };
+	evtimer_add(c->timer, &linger);
+	char body[256], msg[512];
+	int blen = snprintf(body, sizeof(body), "{\"error\":\"invalid_request\",\"error_description\":\"%s\"}", c->why);
+	int mlen = snprintf(msg, sizeof(msg),
+	                    "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+	                    "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
+	                    "Connection: close\r\n\r\n%s",
+	                    c->status, c->status == 431 ? "Request Header Fields Too Large" : "Bad Request",
+	                    blen, body);
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+	if (fd >= 0 && mlen > 0 && (size_t)mlen < sizeof(msg)) {
+		ssize_t sent = send(fd, msg, (size_t)mlen, MSG_NOSIGNAL | MSG_DONTWAIT);
+		(void)sent;   /* a client that does not read gets the close alone */
+		shutdown(fd, SHUT_WR);
+	}
+	tk_metric_add(&w->metrics.requests_malformed, 1);
+	tk_metrics_request(&w->metrics, EP_OTHER, c->status, 0);
+	if (tk_log_enabled(TK_LOG_INFO)) {
+		char *addr = NULL, st[8];
+		ev_uint16_t port = 0;
+		if (c->evcon)
+			evhttp_connection_get_peer(c->evcon, &addr, &port);
+		snprintf(st, sizeof(st), "%d", c->status);
+		tk_log(TK_LOG_INFO, "http.refused", "status", st, "reason", c->why, "peer", addr ? addr : "", NULL);
+	}
 }
 
 /* Scan `buf` from byte `from` on, while in the header phase. */
@@ -152,8 +581,13 @@ static void scan_buffer(tk_conn *c, struct evbuffer *buf, size_t from)
 		size_t total = 0;
 		for (int i = 0; i < nv && i < 8; i++) {
 			size_t used;
-			if (scan(c, v[i].iov_base, v[i].iov_len, &used)) {
+			int r = scan(c, v[i].iov_base, v[i].iov_len, &used);
+			if (r > 0) {
 				set_phase(c, PH_BODY);
+				return;
+			}
+			if (r < 0) {
+				refuse(c, buf);
 				return;
 			}
 			total += used;
@@ -168,6 +602,10 @@ static void input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
 	tk_conn *c = arg;
 	if (info->n_added == 0)
 		return;
+	if (c->phase == PH_REFUSED) {
+		evbuffer_drain(buf, evbuffer_get_length(buf));   /* never a request */
+		return;
+	}
 	if (c->phase == PH_IDLE)
 		set_phase(c, PH_HEADER);            /* the first byte of the next request */
 	if (c->phase == PH_HEADER) {
@@ -182,6 +620,9 @@ static void release(tk_conn *c)
 	tk_connset *cs = c->set;
 	tk_worker *w = cs->w;
 	fdtab_set(c->fd, NULL);
+	if (c->phase == PH_IDLE)
+		idle_unlink(c);
+	addr_release(c);
 	if (c->watch)
 		evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->watch);
 	event_free(c->timer);
@@ -213,6 +654,10 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 	tk_conn *c = arg;
 	if (!c->evcon || c->phase == PH_SERVER)
 		return;
+	if (c->phase == PH_REFUSED) {
+		evhttp_connection_free(c->evcon);   /* answered already; closed_cb runs */
+		return;
+	}
 	static const char *const names[] = { "header", "body", "server", "write", "idle" };
 	if (!(c->set->draining && c->phase == PH_IDLE))   /* a stop, not a timeout */
 		tk_metric_add(&c->set->w->metrics.conn_timeouts[c->phase], 1);
@@ -250,6 +695,20 @@ static void adopt_cb(evutil_socket_t fd, short what, void *arg)
 		fdtab_set(c->fd, c);
 		evhttp_connection_set_closecb(c->evcon, closed_cb, c);
 		bufferevent_decref(bev);
+		int rc = addr_acquire(c);
+		if (rc != 0) {
+			/* Too many connections from this address (or its address is
+			 * unknown): a 503 if the socket takes it, and the close. */
+			static const char busy[] =
+				"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+				"Content-Length: 96\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+				"{\"error\":\"temporarily_unavailable\",\"error_description\":\"too many connections from this address\"}";
+			ssize_t sent = send(c->fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+			(void)sent;
+			if (rc > 0)
+				tk_metric_add(&cs->w->metrics.conns_refused_address, 1);
+			evhttp_connection_free(c->evcon);   /* closed_cb releases c */
+		}
 	}
 }
 
@@ -292,7 +751,15 @@ static struct bufferevent *bev_cb(struct event_base *base, void *arg)
 	tk_worker *w = cs->w;
 	atomic_fetch_add_explicit(&w->metrics.conns_open, 1, memory_order_relaxed);
 	tk_metric_add(&w->metrics.conns_accepted, 1);
-	if (cs->count >= cs->cap && !cs->paused && cs->lev) {
+	if (cs->count > cs->cap && cs->idle_head) {
+		/* Over the cap while keep-alive connections wait for a next request
+		 * that may never come: the oldest idle one makes room. Freeing it
+		 * here is safe: it is not the connection evhttp is setting up, and
+		 * nothing of it is on the stack (its request, if any, was answered). */
+		tk_metric_add(&w->metrics.conns_reaped_idle, 1);
+		evhttp_connection_free(cs->idle_head->evcon);   /* closed_cb: count-- */
+	}
+	if (cs->count >= cs->cap && !cs->idle_head && !cs->paused && cs->lev) {
 		/* The listener's accept loop stops after this connection. */
 		cs->paused = 1;
 		evconnlistener_disable(cs->lev);
@@ -302,8 +769,8 @@ static struct bufferevent *bev_cb(struct event_base *base, void *arg)
 }
 
 tk_connset *tk_connset_new(tk_worker *w, struct evhttp *http, struct evhttp_bound_socket *bound,
-                           int cap, int64_t header_s, int64_t body_s, int64_t write_s,
-                           int64_t idle_s)
+                           int cap, size_t max_head, int64_t header_s, int64_t body_s,
+                           int64_t write_s, int64_t idle_s)
 {
 	tk_connset *cs = calloc(1, sizeof(*cs));
 	if (!cs)
@@ -313,6 +780,7 @@ tk_connset *tk_connset_new(tk_worker *w, struct evhttp *http, struct evhttp_boun
 	cs->bound = bound;
 	cs->lev = evhttp_bound_socket_get_listener(bound);
 	cs->cap = cap > 0 ? cap : 1;
+	cs->max_head = max_head;
 	cs->tv[PH_HEADER].tv_sec = header_s;
 	cs->tv[PH_BODY].tv_sec = body_s;
 	cs->tv[PH_WRITE].tv_sec = write_s;
@@ -343,7 +811,8 @@ void tk_connset_shutdown(tk_connset *cs)
 	tk_conn *c = cs->all, *next;
 	for (; c; c = next) {
 		next = c->next;
-		if (c->evcon && (c->phase == PH_IDLE || (c->phase == PH_HEADER && !c->started)))
+		if (c->evcon && (c->phase == PH_IDLE || c->phase == PH_REFUSED ||
+		                 (c->phase == PH_HEADER && !c->started)))
 			evhttp_connection_free(c->evcon);   /* closed_cb unlinks c */
 	}
 }
@@ -393,15 +862,13 @@ static void done_cb(struct evhttp_request *req, void *arg)
 	}
 }
 
-int tk_conn_request_begins(struct evhttp_request *req)
+void tk_conn_request_begins(struct evhttp_request *req)
 {
 	tk_conn *c = conn_of(req);
 	if (!c)
-		return 0;
-	int folded = c->folded;
+		return;
 	set_phase(c, PH_SERVER);
 	evhttp_request_set_on_complete_cb(req, done_cb, c);
-	return folded;
 }
 
 void tk_conn_response_begins(struct evhttp_request *req)

@@ -18,13 +18,31 @@
  * server bounds that itself (db_timeout). A connection past its deadline is
  * closed without an answer, as evhttp does for its own timeout.
  *
- * The cap: each listener (one per worker, SO_REUSEPORT) stops accepting when
- * it holds its share of max_connections and starts again when one closes; the
+ * The cap: each listener (one per worker, SO_REUSEPORT) holds its share of
+ * max_connections. Over its share, the oldest idle keep-alive connection (one
+ * between requests) is closed to admit the new one; with none idle, the
+ * listener stops accepting and starts again when one closes or goes idle; the
  * kernel's backlog holds the connections that arrive meanwhile.
  *
- * The header scanner also notes obsolete line folding (a header line that
- * starts with a space or tab), which evhttp 2.1 would silently join: the
- * request is refused (400, connection closed) as RFC 9112 section 5.2 asks.
+ * The per-address cap (max_connections_per_address) counts the connections
+ * of every worker and listener by peer address (IPv4, or IPv6; an IPv4-mapped
+ * IPv6 address is its IPv4 address); one over it gets a 503 and is closed.
+ *
+ * The request scanner reads each request head as its bytes arrive, before
+ * evhttp parses them, and refuses (400, or 431 past max_header_size; answered
+ * with Connection: close and closed, the rest of the input never read as a
+ * request) whatever evhttp 2.1 would read differently from a front end:
+ *   - a request line other than token SP visible-ASCII SP HTTP/1.1|HTTP/1.0;
+ *   - a field name that is not a token or is not directly followed by ':'
+ *     (`Content-Length : 5`), a field line without ':', obsolete folding
+ *     (a line starting with SP or HTAB: RFC 9112 section 5.2);
+ *   - a control byte other than HTAB in a value (NUL included), a CR not
+ *     followed by LF;
+ *   - Transfer-Encoding (no endpoint takes a chunked body), more than one
+ *     Content-Length, a Content-Length other than 1*DIGIT (`+3`, `3, 3`);
+ *   - a body (Content-Length > 0) on GET, HEAD, DELETE, OPTIONS or TRACE
+ *     (evhttp never reads a HEAD or TRACE body, so it would run as the next
+ *     request; none of our endpoints takes one for those methods).
  *
  * Everything here runs on the worker's own loop thread.
  */
@@ -38,10 +56,12 @@ typedef struct tk_worker tk_worker;
 typedef struct tk_connset tk_connset;
 
 /* Connection tracking for `http`, bound to `bound` (its listener), in
- * worker `w`; `cap` connections at most. Timeouts in seconds. */
+ * worker `w`; `cap` connections at most; request heads (request line and
+ * headers, line ends included) of `max_head` bytes at most. Timeouts in
+ * seconds. */
 tk_connset *tk_connset_new(tk_worker *w, struct evhttp *http, struct evhttp_bound_socket *bound,
-                           int cap, int64_t header_s, int64_t body_s, int64_t write_s,
-                           int64_t idle_s);
+                           int cap, size_t max_head, int64_t header_s, int64_t body_s,
+                           int64_t write_s, int64_t idle_s);
 /* Graceful stop: close the listening socket and the connections between
  * requests; the rest finish their request. Idempotent. */
 void tk_connset_shutdown(tk_connset *cs);
@@ -52,13 +72,16 @@ void tk_connset_drain(tk_connset *cs);
 /* After evhttp_free(http) (which closes, and so forgets, every connection). */
 void tk_connset_free(tk_connset *cs);
 
-/* Size the descriptor -> connection table; once, before any worker starts. */
-int tk_conn_table_init(size_t max_fds);
+/* Size the descriptor -> connection table and the per-address table
+ * (`per_address` connections from one address at most, 0: no cap;
+ * `max_connections` sizes it); once, before any worker starts. 0, or -1 when
+ * out of memory. */
+int tk_conn_table_init(size_t max_fds, int per_address, int max_connections);
+/* After the workers are freed. */
 void tk_conn_table_free(void);
 
-/* The request has been read and is now with the server: stop its deadline.
- * Returns 1 when its headers used obsolete line folding (refuse it). */
-int tk_conn_request_begins(struct evhttp_request *req);
+/* The request has been read and is now with the server: stop its deadline. */
+void tk_conn_request_begins(struct evhttp_request *req);
 /* The response is being handed to evhttp: the write deadline starts. */
 void tk_conn_response_begins(struct evhttp_request *req);
 

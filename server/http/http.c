@@ -84,8 +84,15 @@ void tk_http_reply(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *r
 	if (ctype)
 		evhttp_add_header(out, "Content-Type", ctype);
 	struct evbuffer *buf = evbuffer_new();
-	if (body && len)
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+		/* Never a body for HEAD (evhttp 2.1 would send it, without a
+		 * Content-Length): the length a GET would have, and nothing else. */
+		char n[24];
+		snprintf(n, sizeof(n), "%zu", body ? len : 0);
+		evhttp_add_header(out, "Content-Length", n);
+	} else if (body && len) {
 		evbuffer_add(buf, body, len);
+	}
 	const char *reason = NULL;
 	switch (status) {
 	case 200: reason = "OK"; break;
@@ -181,21 +188,27 @@ int tk_header_count(struct evkeyvalq *h, const char *name)
 
 /*
  * Message framing every endpoint refuses, before any routing (request
- * smuggling shapes, RFC 9112 sections 5.2 and 6.3): Transfer-Encoding (no
- * endpoint takes a chunked body), more than one Content-Length, and header
- * lines folded with leading whitespace. 400, and the connection is closed:
- * where one request ends can no longer be trusted.
+ * smuggling shapes, RFC 9112 sections 5.2 and 6.3). conn.c's scanner refuses
+ * these (and more) before evhttp reads the request; this is the second line,
+ * for a connection served untracked (conn.c out of memory): Transfer-Encoding
+ * (no endpoint takes a chunked body), more than one Content-Length, a body on
+ * a method without one. 400, and the connection is closed: where one request
+ * ends can no longer be trusted.
  */
-static int refuse_bad_framing(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri, int folded)
+static int refuse_bad_framing(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
 {
 	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
 	const char *why = NULL;
-	if (folded)
-		why = "header lines must not be folded (obs-fold)";
-	else if (evhttp_find_header(in, "Transfer-Encoding"))
+	const char *cl = evhttp_find_header(in, "Content-Length");
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	int bodiless = cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD || cmd == EVHTTP_REQ_DELETE ||
+	               cmd == EVHTTP_REQ_OPTIONS || cmd == EVHTTP_REQ_TRACE;
+	if (evhttp_find_header(in, "Transfer-Encoding"))
 		why = "send the body with a single Content-Length, not Transfer-Encoding";
 	else if (tk_header_count(in, "Content-Length") > 1)
 		why = "send the body with a single Content-Length";
+	else if (bodiless && cl && strspn(cl, "0") != strlen(cl))
+		why = "a request with this method must not have a body";
 	if (!why)
 		return 0;
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
@@ -209,7 +222,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 	tk_reqinfo ri = { .ep = EP_OTHER, .start_us = tk_now_us() };
 	snprintf(ri.id, sizeof(ri.id), "%d-%llu", w->index, (unsigned long long)++w->reqseq);
 	tk_worker_keys_refresh(w);
-	if (refuse_bad_framing(w, req, &ri, tk_conn_request_begins(req)))
+	tk_conn_request_begins(req);
+	if (refuse_bad_framing(w, req, &ri))
 		return;
 	const char *uri = evhttp_request_get_uri(req);
 	size_t plen = strcspn(uri ? uri : "", "?");
@@ -235,7 +249,8 @@ static void on_admin_request(struct evhttp_request *req, void *arg)
 	tk_reqinfo ri = { .ep = EP_ADMIN, .start_us = tk_now_us() };
 	snprintf(ri.id, sizeof(ri.id), "%d-%llu", w->index, (unsigned long long)++w->reqseq);
 	tk_worker_keys_refresh(w);
-	if (refuse_bad_framing(w, req, &ri, tk_conn_request_begins(req)))
+	tk_conn_request_begins(req);
+	if (refuse_bad_framing(w, req, &ri))
 		return;
 	const char *uri = evhttp_request_get_uri(req);
 	size_t plen = strcspn(uri, "?");
@@ -506,7 +521,9 @@ int tk_workers_start(tk_server *srv, char *err, size_t errlen)
 		w->fd = bind_reuseport(cfg->listen_address, cfg->listen_port, err, errlen);
 		if (w->fd < 0)
 			return -1;
-		evhttp_set_max_headers_size(w->http, cfg->max_header_size);
+		/* conn.c answers 431 past max_header_size; evhttp's own limit (a 400
+		 * page) only backs it up. */
+		evhttp_set_max_headers_size(w->http, 2 * (size_t)cfg->max_header_size);
 		/* The admin API (when it shares this listener) takes bodies up to 64 KiB;
 		 * the OAuth endpoints hold theirs to max_body_size themselves (413). */
 		evhttp_set_max_body_size(w->http, cfg->admin_listen_port || cfg->max_body_size > 65536
@@ -530,8 +547,9 @@ int tk_workers_start(tk_server *srv, char *err, size_t errlen)
 		/* Each worker's listener holds its share of max_connections. */
 		int cap = (cfg->max_connections + srv->nworkers - 1) / srv->nworkers;
 		struct evhttp_bound_socket *bound = evhttp_accept_socket_with_handle(w->http, w->fd);
-		w->conns = bound ? tk_connset_new(w, w->http, bound, cap, cfg->header_timeout, cfg->body_timeout,
-		                                  cfg->write_timeout, cfg->idle_timeout) : NULL;
+		w->conns = bound ? tk_connset_new(w, w->http, bound, cap, (size_t)cfg->max_header_size,
+		                                  cfg->header_timeout, cfg->body_timeout, cfg->write_timeout,
+		                                  cfg->idle_timeout) : NULL;
 		if (!w->conns) {
 			snprintf(err, errlen, "cannot accept on the listening socket");
 			return -1;
@@ -542,14 +560,15 @@ int tk_workers_start(tk_server *srv, char *err, size_t errlen)
 			if (w->admin_fd < 0)
 				return -1;
 			w->admin_http = evhttp_new(w->base);
-			evhttp_set_max_headers_size(w->admin_http, cfg->max_header_size);
+			evhttp_set_max_headers_size(w->admin_http, 2 * (size_t)cfg->max_header_size);
 			evhttp_set_max_body_size(w->admin_http, 2 * 65536);   /* the API answers 413 itself up to here */
 			evhttp_set_timeout(w->admin_http, (int)t);
 			evhttp_set_allowed_methods(w->admin_http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
 			                           EVHTTP_REQ_PUT | EVHTTP_REQ_DELETE | EVHTTP_REQ_PATCH);
 			evhttp_set_gencb(w->admin_http, on_admin_request, w);
 			bound = evhttp_accept_socket_with_handle(w->admin_http, w->admin_fd);
-			w->admin_conns = bound ? tk_connset_new(w, w->admin_http, bound, cap, cfg->header_timeout,
+			w->admin_conns = bound ? tk_connset_new(w, w->admin_http, bound, cap,
+			                                        (size_t)cfg->max_header_size, cfg->header_timeout,
 			                                        cfg->body_timeout, cfg->write_timeout,
 			                                        cfg->idle_timeout) : NULL;
 			if (!w->admin_conns) {

@@ -303,3 +303,116 @@ def test_open_connections_gauge(srv):
     after = metric(srv.metrics(), "tokend_connections_open")
     assert during - before == 10, (before, during)
     assert after == before, (before, after)
+
+
+def _from(addr, port, timeout=10):
+    s = socket.socket()
+    s.settimeout(timeout)
+    s.bind((addr, 0))
+    s.connect(("127.0.0.1", port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
+
+
+def _get_healthz(s):
+    """One keep-alive GET /healthz on `s`; returns the status line."""
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        b = s.recv(4096)
+        assert b, "closed before an answer"
+        buf += b
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    n = int([ln.split(b":")[1] for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length")][0])
+    while len(rest) < n:
+        rest += s.recv(4096)
+    return head.split(b"\r\n")[0]
+
+
+def _healthz_from(addr, port, timeout):
+    s = _from(addr, port, timeout)
+    try:
+        return _get_healthz(s)
+    finally:
+        s.close()
+
+
+def test_per_address_cap(tokend, start_server):
+    """Issue 10, finding 8: connections from one address are capped
+    (max_connections_per_address), counted across workers; at the cap a new
+    connection from that address is refused at once, other addresses are
+    unaffected, and connections that close free their place."""
+    srv = start_server(tokend, max_connections="20", max_connections_per_address="5", workers="2",
+                       header_timeout="30s", idle_timeout="30s")
+    hogs = [_from("127.0.0.3", srv.port) for _ in range(20)]
+    try:
+        t0 = time.monotonic()
+        closed = []
+        while time.monotonic() - t0 < 3:
+            closed = [s for s in hogs if s in closed or _closed(s)]
+            if len(closed) >= 15:
+                break
+            time.sleep(0.1)
+        time.sleep(0.2)
+        closed = [s for s in hogs if s in closed or _closed(s)]
+        assert len(closed) == 15, f"{len(closed)} of 20 connections from one address refused (cap 5)"
+        # Another address is served at once although 127.0.0.3 sits on its connections.
+        t0 = time.monotonic()
+        assert _healthz_from("127.0.0.2", srv.port, 3).startswith(b"HTTP/1.1 200")
+        assert time.monotonic() - t0 < 1.0
+        # 127.0.0.3 still at its cap; one of its connections closes: one more admitted.
+        s = _from("127.0.0.3", srv.port)
+        t0 = time.monotonic()
+        while not _closed(s) and time.monotonic() - t0 < 3:
+            time.sleep(0.05)
+        assert _closed(s), "a sixth connection from 127.0.0.3 was admitted"
+        s.close()
+        open_ = [s for s in hogs if s not in closed]
+        open_[0].close()
+        time.sleep(0.3)
+        s = _from("127.0.0.3", srv.port)
+        assert _get_healthz(s).startswith(b"HTTP/1.1 200")
+        s.close()
+    finally:
+        for s in hogs:
+            s.close()
+    m = srv.metrics()
+    assert metric(m, "tokend_connections_refused_per_address_total") >= 16
+
+
+def test_idle_connections_reaped_at_the_cap(tokend, start_server):
+    """Issue 10, finding 8: max_connections full of idle keep-alive connections
+    (the issue's 20 idle connections that starved /healthz for 35 s): a new
+    client is admitted at once by closing the oldest idle connection."""
+    srv = start_server(tokend, max_connections="20", workers="1", header_timeout="30s",
+                       idle_timeout="60s")
+    idle = []
+    try:
+        for _ in range(20):
+            s = _from("127.0.0.1", srv.port)
+            assert _get_healthz(s).startswith(b"HTTP/1.1 200")
+            idle.append(s)
+            time.sleep(0.01)
+        t0 = time.monotonic()
+        other = _from("127.0.0.2", srv.port, 3)
+        idle.append(other)   # kept open: now the newest idle connection
+        assert _get_healthz(other).startswith(b"HTTP/1.1 200")
+        took = time.monotonic() - t0
+        assert took < 1.0, f"/healthz waited {took:.2f} s behind idle connections"
+        time.sleep(0.2)
+        assert _closed(idle[0]), "the oldest idle connection was not the one closed"
+        assert not any(_closed(s) for s in idle[2:]), "more idle connections closed than needed"
+        # A connection with a request under way (headers started) is never reaped.
+        busy = idle[1]
+        busy.sendall(b"GET /healthz HTTP/1.1\r\n")
+        time.sleep(0.1)
+        assert _healthz_from("127.0.0.4", srv.port, 3).startswith(b"HTTP/1.1 200")
+        time.sleep(0.2)
+        assert not _closed(busy), "a connection in the middle of a request was reaped"
+        assert _closed(idle[2]), "the next oldest idle connection should have been closed"
+        busy.sendall(b"Host: x\r\n\r\n")
+        assert busy.recv(4096).startswith(b"HTTP/1.1 200")
+    finally:
+        for s in idle:
+            s.close()
+    assert metric(srv.metrics(), "tokend_connections_reaped_idle_total") >= 2

@@ -201,7 +201,9 @@ def test_resource_and_audience(env):
 
 def test_methods_other_than_post(env):
     for method in ("GET", "PUT", "DELETE", "PATCH"):
-        r = http_request(env.port, method, "/oauth2/token", "grant_type=client_credentials" if method != "GET" else None,
+        # GET and DELETE carry no body (one is refused before routing: test_desync.py).
+        r = http_request(env.port, method, "/oauth2/token",
+                         "grant_type=client_credentials" if method not in ("GET", "DELETE") else None,
                          {"Content-Type": FORM, "Authorization": basic(env.key["client_id"], env.key["client_secret"])})
         assert r.status == 405, (method, r)
         assert r.headers.get("allow") == "POST", (method, r)
