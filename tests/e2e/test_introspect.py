@@ -233,6 +233,23 @@ def test_bearer_caller_whose_key_is_gone(env):
     oauth_error(introspect(env.b, tok, bearer=b2), 401, "invalid_token")
 
 
+def test_bearer_caller_must_be_a_token_for_tokend(env):
+    """Issue 10, finding 5: a token for a resource server (aud without tokend's issuer)
+    is not a credential at tokend's own endpoints, whatever scopes it carries."""
+    tok = get_token(env.a, env.res)
+    k = new_key(env.t, "acme", "billing introspector", INTROSPECT, "--audience", "https://billing.internal")
+    foreign = get_token(env.a, k)
+    assert claims_of(foreign)["aud"] == "https://billing.internal"
+    for srv in (env.a, env.b):
+        r = introspect(srv, tok, bearer=foreign)
+        oauth_error(r, 401, "invalid_token")
+        assert r.headers.get("www-authenticate") == 'Bearer error="invalid_token"', r
+    # With the issuer among its audiences, the same kind of key is a bearer caller.
+    k2 = new_key(env.t, "acme", "dual introspector", INTROSPECT, "--audience", "https://billing.internal",
+                 "--audience", env.a.issuer)
+    assert is_active(introspect(env.a, tok, bearer=get_token(env.a, k2)))
+
+
 # ===========================================================================
 # Point 4: the caller must be authorized
 # ===========================================================================
