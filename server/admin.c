@@ -956,7 +956,7 @@ void tk_admin_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
 	tk_claims_release(&c);
 	snprintf(ar->actor, sizeof(ar->actor), "admin:%s", ar->caller_key);
 	ar->ri.client_id = ar->caller_key;
-	tk_http_peer(req, ar->address, sizeof(ar->address));
+	tk_http_client(w, req, ar->address, sizeof(ar->address));
 	const char *missing = NULL;
 	if (ar->need == NEED_OPERATOR && !ar->operator)
 		missing = SCOPE_OPERATOR;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -76,6 +77,42 @@ void tk_http_peer(struct evhttp_request *req, char *buf, size_t len)
 	snprintf(buf, len, "%s", addr ? addr : "");
 }
 
+void tk_http_client(tk_worker *w, struct evhttp_request *req, char *buf, size_t len)
+{
+	char peer[TK_ADDR_TEXT_MAX];
+	tk_http_peer(req, peer, sizeof(peer));
+	const tk_proxies *p = &w->srv->cfg->proxies;
+	if (p->n == 0) {
+		snprintf(buf, len, "%s", peer);
+		return;
+	}
+	/* Every X-Forwarded-For field, in order, as one list; too long names nobody. */
+	char xff[TK_XFF_MAX + 2];
+	size_t n = 0;
+	int any = 0, over = 0;
+	struct evkeyval *h;
+	TAILQ_FOREACH(h, evhttp_request_get_input_headers(req), next) {
+		if (strcasecmp(h->key, "X-Forwarded-For") != 0)
+			continue;
+		size_t vl = strlen(h->value);
+		if (n + (any ? 1 : 0) + vl > TK_XFF_MAX) {
+			over = 1;
+			break;
+		}
+		if (any)
+			xff[n++] = ',';
+		memcpy(xff + n, h->value, vl);
+		n += vl;
+		any = 1;
+	}
+	xff[n] = '\0';
+	if (over) {
+		xff[0] = '?';   /* malformed on purpose: the peer is the client */
+		xff[1] = '\0';
+	}
+	tk_proxies_client(p, peer, any ? xff : NULL, buf, len);
+}
+
 void tk_http_reply(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *ri, int status,
                    const char *ctype, const char *body, size_t len)
 {
@@ -118,8 +155,8 @@ void tk_http_reply(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *r
 	char *q = strchr(path, '?');
 	if (q)
 		*q = '\0';   /* never log a query string: it may carry credentials */
-	char peer[64];
-	tk_http_peer(req, peer, sizeof(peer));
+	char peer[TK_ADDR_TEXT_MAX];
+	tk_http_client(w, req, peer, sizeof(peer));
 	tk_conn_response_begins(req);
 	if (atomic_load_explicit(&w->srv->stopping, memory_order_relaxed))
 		evhttp_add_header(out, "Connection", "close");   /* stopping: the last answer on it */

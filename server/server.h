@@ -117,6 +117,10 @@ void tk_http_reply(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *r
 
 /* The TCP peer's address of `req` ("" when its connection is gone). */
 void tk_http_peer(struct evhttp_request *req, char *buf, size_t len);
+/* The client's address of `req`: the TCP peer, or behind a peer in
+ * trusted_proxies the last untrusted X-Forwarded-For hop (proxy.h). For the
+ * failure limits, logs and audit rows alike. */
+void tk_http_client(tk_worker *w, struct evhttp_request *req, char *buf, size_t len);
 
 /* How many times header `name` (any case) occurs. */
 struct evkeyvalq;
