@@ -346,9 +346,34 @@ static int lastused_put(tk_lastused *lu, const char *key_id, int64_t t)
 	return 0;
 }
 
-void tk_lastused_mark(tk_worker *w, const char *key_id)
+static void flush_cb(evutil_socket_t fd, short what, void *arg);
+
+int64_t tk_lastused_pending(const tk_worker *w, const char *key_id)
 {
-	lastused_put(&w->lastused, key_id, (int64_t)time(NULL));
+	const tk_lastused *lu = &w->lastused;
+	if (lu->cap == 0)
+		return 0;
+	for (size_t j = id_hash(key_id) & (lu->cap - 1); lu->ids[j][0]; j = (j + 1) & (lu->cap - 1))
+		if (strcmp(lu->ids[j], key_id) == 0)
+			return lu->times[j];
+	return 0;
+}
+
+void tk_lastused_mark(tk_worker *w, const tk_key *k)
+{
+	int64_t now = (int64_t)time(NULL);
+	lastused_put(&w->lastused, k->id, now);
+	int64_t stale = now - (TK_RECENT_USE_WINDOW - w->srv->cfg->last_used_flush_interval - 60);
+	/* The only field of a shared, otherwise immutable key that moves (atomic):
+	 * one worker wins. The uintptr_t cast drops const on purpose. */
+	_Atomic int64_t *known = (_Atomic int64_t *)(uintptr_t)&k->last_used_at;
+	int64_t prev = atomic_load(known);
+	if (prev >= stale || !atomic_compare_exchange_strong(known, &prev, now))
+		return;
+	if (w->flush_inflight)
+		w->flush_again = 1;
+	else
+		flush_cb(-1, 0, w);
 }
 
 static void flush_done(tk_dbjob *job)
@@ -365,6 +390,10 @@ static void flush_done(tk_dbjob *job)
 	job->ids = NULL;
 	job->times = NULL;
 	w->flush_inflight = 0;
+	if (w->flush_again) {
+		w->flush_again = 0;
+		flush_cb(-1, 0, w);
+	}
 }
 
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
