@@ -188,7 +188,7 @@ int tk_oauth_read_form(tk_worker *w, struct evhttp_request *req, const tk_reqinf
 	}
 	struct evbuffer *body = evhttp_request_get_input_buffer(req);
 	size_t blen = evbuffer_get_length(body);
-	if (blen > (size_t)w->srv->cfg->max_body_size) {
+	if (blen > (size_t)TK_AT_LEAST(w->srv->cfg->max_body_size, TK_TOKEN_BODY_MIN)) {
 		evhttp_add_header(out, "Connection", "close");
 		tk_http_oauth_error(w, req, ri, 413, "invalid_request", "the request body is too large");
 		return -1;

@@ -572,11 +572,12 @@ int tk_workers_start(tk_server *srv, char *err, size_t errlen)
 		w->fd = bind_reuseport(cfg->listen_address, cfg->listen_port, err, errlen);
 		if (w->fd < 0)
 			return -1;
-		evhttp_set_max_headers_size(w->http, cfg->max_header_size);
+		evhttp_set_max_headers_size(w->http, TK_AT_LEAST(cfg->max_header_size, TK_TOKEN_HEADER_MIN));
 		/* The admin API (when it shares this listener) takes bodies up to 64 KiB;
-		 * the OAuth endpoints hold theirs to max_body_size themselves (413). */
+		 * the OAuth endpoints hold theirs to max_body_size (at least
+		 * TK_TOKEN_BODY_MIN) themselves (413). */
 		evhttp_set_max_body_size(w->http, cfg->admin_listen_port || cfg->max_body_size > 65536
-		                                  ? cfg->max_body_size : 65536);
+		                                  ? TK_AT_LEAST(cfg->max_body_size, TK_TOKEN_BODY_MIN) : 65536);
 		/* evhttp's own timeout (inactivity, restarted by each byte) only backs
 		 * up the phase deadlines of conn.c, which never move: twice the largest. */
 		int64_t t = cfg->idle_timeout;
@@ -608,7 +609,7 @@ int tk_workers_start(tk_server *srv, char *err, size_t errlen)
 			if (w->admin_fd < 0)
 				return -1;
 			w->admin_http = evhttp_new(w->base);
-			evhttp_set_max_headers_size(w->admin_http, cfg->max_header_size);
+			evhttp_set_max_headers_size(w->admin_http, TK_AT_LEAST(cfg->max_header_size, TK_TOKEN_HEADER_MIN));
 			evhttp_set_max_body_size(w->admin_http, 2 * 65536);   /* the API answers 413 itself up to here */
 			evhttp_set_timeout(w->admin_http, (int)t);
 			evhttp_set_allowed_methods(w->admin_http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |

@@ -142,6 +142,13 @@ void tk_readyz_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri);
 void tk_metrics_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri);
 
 /* Mark a key used now (merged per key; flushed by the worker's timer). */
+/* Floors of the body and header limits (max_body_size, max_header_size), so
+ * that introspection and revocation take any token we issue, as a `token`
+ * parameter next to client credentials or as a bearer credential. */
+#define TK_TOKEN_BODY_MIN   (TK_TOKEN_MAX + 2048)
+#define TK_TOKEN_HEADER_MIN (TK_TOKEN_MAX + 2048)
+#define TK_AT_LEAST(v, min) ((v) > (min) ? (v) : (min))
+
 /* Window of the "recently used" guard of key deletion (SQL: interval '24 hours'). */
 #define TK_RECENT_USE_WINDOW 86400
 /*
