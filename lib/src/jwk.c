@@ -185,6 +185,63 @@ done:
 	return pk;
 }
 
+/*
+ * Small-order Ed25519 public keys. An encoding is y (255 bits, little-endian)
+ * with bit 255 the sign of x. The torsion subgroup of edwards25519
+ * (-x^2 + y^2 = 1 + d x^2 y^2 over p = 2^255 - 19) has 8 points, and they
+ * have 5 distinct y values:
+ *   order 1: (0, 1)             y = 1
+ *   order 2: (0, -1)            y = p - 1
+ *   order 4: (+-sqrt(-1), 0)    y = 0
+ *   order 8: doubling gives y' = (x^2 + y^2) / (1 - d x^2 y^2); an order-8
+ *            point doubles to an order-4 point (y' = 0), so y^2 = -x^2 and,
+ *            on the curve, d x^4 - 2 x^2 - 1 = 0: x^2 = (1 +- sqrt(1 + d)) / d
+ *            has square roots for one sign only, giving four points with
+ *            y = +-sqrt(-1) x, i.e. y = Y8 and y = p - Y8 (two x each).
+ * (Derived with a short script and checked by adding each point to itself
+ * until the identity.) A key whose y is one of the five, whatever its sign
+ * bit (x = 0 with the bit set is a non-canonical form of orders 1 and 2), is
+ * refused: any "signature" verifies against it for some messages, and
+ * several encodings name the same key. So is y >= p (non-canonical: 19
+ * encodings alias y = 0..18), which RFC 8032 §5.1.3 decoding refuses too.
+ */
+static const unsigned char ED25519_SMALL_ORDER_Y[][TK_JWK_ED25519_LEN] = {
+	{ 0x01 },                                                           /* 1 */
+	{ 0xec, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,  /* p - 1 */
+	  0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	  0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f },
+	{ 0x00 },                                                           /* 0 */
+	{ 0x26, 0xe8, 0x95, 0x8f, 0xc2, 0xb2, 0x27, 0xb0, 0x45, 0xc3, 0xf4,  /* Y8 */
+	  0x89, 0xf2, 0xef, 0x98, 0xf0, 0xd5, 0xdf, 0xac, 0x05, 0xd3, 0xc6,
+	  0x33, 0x39, 0xb1, 0x38, 0x02, 0x88, 0x6d, 0x53, 0xfc, 0x05 },
+	{ 0xc7, 0x17, 0x6a, 0x70, 0x3d, 0x4d, 0xd8, 0x4f, 0xba, 0x3c, 0x0b,  /* p - Y8 */
+	  0x76, 0x0d, 0x10, 0x67, 0x0f, 0x2a, 0x20, 0x53, 0xfa, 0x2c, 0x39,
+	  0xcc, 0xc6, 0x4e, 0xc7, 0xfd, 0x77, 0x92, 0xac, 0x03, 0x7a },
+};
+
+/* 1 when the 32-byte encoding is a small-order point or has y >= p. */
+static int ed25519_weak(const unsigned char x[TK_JWK_ED25519_LEN])
+{
+	unsigned char y[TK_JWK_ED25519_LEN];
+	int ge_p = 1;
+
+	memcpy(y, x, TK_JWK_ED25519_LEN);
+	y[TK_JWK_ED25519_LEN - 1] &= 0x7f;                 /* drop the sign of x */
+	/* p = 0x7fff...ffed: y >= p iff the top byte is 0x7f, the middle ones
+	 * 0xff and the lowest >= 0xed. */
+	if (y[TK_JWK_ED25519_LEN - 1] != 0x7f || y[0] < 0xed)
+		ge_p = 0;
+	for (size_t i = 1; ge_p && i < TK_JWK_ED25519_LEN - 1; i++)
+		if (y[i] != 0xff)
+			ge_p = 0;
+	if (ge_p)
+		return 1;
+	for (size_t i = 0; i < sizeof(ED25519_SMALL_ORDER_Y) / sizeof(ED25519_SMALL_ORDER_Y[0]); i++)
+		if (memcmp(y, ED25519_SMALL_ORDER_Y[i], TK_JWK_ED25519_LEN) == 0)
+			return 1;
+	return 0;
+}
+
 EVP_PKEY *tk_jwk_okp(json_t *o, tk_jwk_part part, char *why, size_t wl)
 {
 	tk_jwk_bytes x = { 0 }, d = { 0 };
@@ -196,6 +253,11 @@ EVP_PKEY *tk_jwk_okp(json_t *o, tk_jwk_part part, char *why, size_t wl)
 		return NULL;
 	if (tk_jwk_member(o, "x", TK_JWK_ED25519_LEN, TK_JWK_ED25519_LEN, &x, why, wl) != 0)
 		goto done;
+	if (ed25519_weak(x.p)) {
+		tk_seterr(why, wl, "JWK does not describe a valid Ed25519 public key (a small-order "
+		          "point or a non-canonical encoding)");
+		goto done;
+	}
 	if (part == TK_JWK_PUBLIC) {
 		pk = EVP_PKEY_new_raw_public_key_ex(NULL, "ED25519", NULL, x.p, x.len);
 		if (pk == NULL)

@@ -7,8 +7,9 @@
  * under one policy:
  *   EC   crv "P-256" only; x, y (and d) exactly 32 bytes; the point must lie
  *        on the curve (OpenSSL's public check);
- *   OKP  crv "Ed25519" only; x (and d) exactly 32 bytes; with d, x must be
- *        the public key derived from d;
+ *   OKP  crv "Ed25519" only; x (and d) exactly 32 bytes; x a canonical
+ *        encoding of a point not of small order; with d, x must be the
+ *        public key derived from d;
  *   RSA  n of 2048..8192 bits (one leading zero octet tolerated), odd;
  *        e odd and at least 3; no multi-prime ("oth") keys.
  * Members are canonical base64url (tk_b64url_decode). Decoded private bytes

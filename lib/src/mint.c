@@ -246,6 +246,13 @@ char *tk_minter_mint(tk_minter *m, const tk_token_claims *c, char jti_out[TK_JTI
 		ERR_clear_error();
 		return NULL;
 	}
+	if (strlen(tok) > TK_TOKEN_MAX) {
+		/* Larger than introspection, revocation and verifiers accept: refuse
+		 * to issue what nobody could use. */
+		tk_seterr(err, errlen, "the token would be longer than %d bytes", TK_TOKEN_MAX);
+		free(tok);
+		return NULL;
+	}
 	if (jti_out != NULL)
 		memcpy(jti_out, jti, sizeof(jti));
 	return tok;

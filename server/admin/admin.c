@@ -599,6 +599,40 @@ static void key_create(adminreq *ar)
 	    18, p, 1);
 }
 
+/*
+ * The delete guard's view of this instance: the database's last_used_at
+ * lags the batched marks, so a use this process knows of (the cached key's
+ * last use, this worker's unflushed mark) counts too. Only for a key of the
+ * caller's account (or the operator's), still listed: otherwise the
+ * database answers as usual (404, or nothing to guard). 1 when it answered
+ * 409 recently_used.
+ */
+static int recently_used_here(adminreq *ar)
+{
+	tk_key *k = tk_keycache_get(ar->w->srv->cache, ar->id);
+	int64_t last = tk_lastused_pending(ar->w, ar->id);
+	int mine = 0;
+	if (k) {
+		mine = k->found && (ar->operator || strcmp(k->account, ar->account) == 0) &&
+		       !(k->unusable_reason && strcmp(k->unusable_reason, "key_deleted") == 0);
+		int64_t known = atomic_load(&k->last_used_at);
+		if (known > last)
+			last = known;
+		tk_key_release(k);
+	}
+	if (!mine || last <= (int64_t)time(NULL) - TK_RECENT_USE_WINDOW)
+		return 0;
+	char when[32], d[200];
+	time_t t = (time_t)last;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	snprintf(d, sizeof(d), "key %s was used in the last 24 hours (last used %s); confirm to delete it",
+	         ar->id, when);
+	send_error(ar, 409, "recently_used", d, NULL);
+	return 1;
+}
+
 static void key_action(adminreq *ar, const char *action)
 {
 	const char *arg = NULL;
@@ -643,6 +677,8 @@ static void key_action(adminreq *ar, const char *action)
 	}
 	if (tk_key_id_check(ar->id, strlen(ar->id)) != TK_KEYFMT_OK)
 		return send_error(ar, 404, "not_found", "no such key", NULL);
+	if (ar->op == OP_KEY_DELETE && !confirm && recently_used_here(ar))
+		return;
 	const char *p[] = { own(ar, ar->actor), own(ar, ar->address), ar->operator ? NULL : own(ar, ar->account),
 	                    own(ar, ar->id), action, arg, confirm ? "t" : "f", ar->operator ? "t" : "f" };
 	run(ar, "SELECT tokend_admin_key_action($1, $2, $3, $4, $5, $6, $7::boolean, $8::boolean)::text", 8, p, 1);
@@ -1041,7 +1077,7 @@ void tk_admin_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
 	tk_claims_release(&c);
 	snprintf(ar->actor, sizeof(ar->actor), "admin:%s", ar->caller_key);
 	ar->ri.client_id = ar->caller_key;
-	tk_http_peer(req, ar->address, sizeof(ar->address));
+	tk_http_client(w, req, ar->address, sizeof(ar->address));
 	const char *missing = NULL;
 	if (ar->need == NEED_OPERATOR && !ar->operator)
 		missing = SCOPE_OPERATOR;

@@ -68,6 +68,7 @@ static const cf_param params[] = {
 	{ "cache_ttl",                D(cache_ttl),              "5m",          0, 1, 86400 },
 	{ "auth_failures_per_address", I(auth_failures_per_address), "20",     0, 0, 1000000 },
 	{ "auth_failures_per_key",    I(auth_failures_per_key),  "20",          0, 0, 1000000 },
+	{ "trusted_proxies",          S(trusted_proxies),        "",            0, 0, 0 },
 	{ "log_level",                S(log_level),              "info",        0, 0, 0 },
 	{ "log_format",               S(log_format),             "text",        0, 0, 0 },
 };
@@ -226,6 +227,11 @@ static int validate(tk_config *cfg, char *err, size_t errlen)
 	}
 	if (strncmp(cfg->issuer, "https://", 8) != 0 && strncmp(cfg->issuer, "http://", 7) != 0) {
 		snprintf(err, errlen, "%s: issuer: must be an http(s) URL", where);
+		return -1;
+	}
+	char why[160];
+	if (tk_proxies_parse(cfg->trusted_proxies, &cfg->proxies, why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "%s: trusted_proxies: %s", where, why);
 		return -1;
 	}
 	return 0;

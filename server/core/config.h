@@ -15,6 +15,8 @@
 
 #include <tokend/crypto.h>
 
+#include "proxy.h"
+
 typedef struct tk_config {
 	char *path;               /* the file read, or NULL when none */
 	char *database_url;       /* serve and the CLI: the application role (password masked) */
@@ -49,6 +51,8 @@ typedef struct tk_config {
 	int64_t cache_ttl;
 	int auth_failures_per_address;   /* per minute, then 429; 0: no limit */
 	int auth_failures_per_key;
+	char *trusted_proxies;           /* CIDRs whose X-Forwarded-For is believed (proxy.h) */
+	tk_proxies proxies;              /* trusted_proxies, parsed by the load */
 	char *log_level;
 	char *log_format;
 } tk_config;

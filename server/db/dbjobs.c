@@ -19,7 +19,8 @@ const tk_dbstmt tk_dbstatements[] = {
 	  " coalesce(floor(extract(epoch FROM k.expires_at))::bigint, 0),"
 	  " CASE WHEN k.deleted_at IS NOT NULL THEN 'key_deleted' WHEN k.revoked_at IS NOT NULL THEN 'key_revoked'"
 	  "  WHEN k.disabled_at IS NOT NULL THEN 'key_disabled' WHEN a.disabled_at IS NOT NULL THEN 'account_disabled'"
-	  "  ELSE '' END, coalesce(k.rate_limit, 0)"
+	  "  ELSE '' END, coalesce(k.rate_limit, 0),"
+	  " coalesce(floor(extract(epoch FROM k.last_used_at))::bigint, 0)"
 	  " FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.id = $1" },
 	{ "last_used", 2,
 	  "UPDATE api_keys k SET last_used_at = to_timestamp(v.t)"
@@ -145,6 +146,7 @@ static void parse_key_row(tk_key *k, PGresult *r)
 	k->lifetime = atoi(PQgetvalue(r, 0, 6));
 	k->rate_limit = atoi(PQgetvalue(r, 0, 9));
 	k->expires_at = strtoll(PQgetvalue(r, 0, 7), NULL, 10);
+	atomic_store(&k->last_used_at, (int64_t)strtoll(PQgetvalue(r, 0, 10), NULL, 10));
 	static const char *const reasons[] = { "key_deleted", "key_revoked", "key_disabled", "account_disabled" };
 	const char *why_not = PQgetvalue(r, 0, 8);
 	k->unusable_reason = NULL;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -76,6 +77,42 @@ void tk_http_peer(struct evhttp_request *req, char *buf, size_t len)
 	snprintf(buf, len, "%s", addr ? addr : "");
 }
 
+void tk_http_client(tk_worker *w, struct evhttp_request *req, char *buf, size_t len)
+{
+	char peer[TK_ADDR_TEXT_MAX];
+	tk_http_peer(req, peer, sizeof(peer));
+	const tk_proxies *p = &w->srv->cfg->proxies;
+	if (p->n == 0) {
+		snprintf(buf, len, "%s", peer);
+		return;
+	}
+	/* Every X-Forwarded-For field, in order, as one list; too long names nobody. */
+	char xff[TK_XFF_MAX + 2];
+	size_t n = 0;
+	int any = 0, over = 0;
+	struct evkeyval *h;
+	TAILQ_FOREACH(h, evhttp_request_get_input_headers(req), next) {
+		if (strcasecmp(h->key, "X-Forwarded-For") != 0)
+			continue;
+		size_t vl = strlen(h->value);
+		if (n + (any ? 1 : 0) + vl > TK_XFF_MAX) {
+			over = 1;
+			break;
+		}
+		if (any)
+			xff[n++] = ',';
+		memcpy(xff + n, h->value, vl);
+		n += vl;
+		any = 1;
+	}
+	xff[n] = '\0';
+	if (over) {
+		xff[0] = '?';   /* malformed on purpose: the peer is the client */
+		xff[1] = '\0';
+	}
+	tk_proxies_client(p, peer, any ? xff : NULL, buf, len);
+}
+
 void tk_http_reply(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *ri, int status,
                    const char *ctype, const char *body, size_t len)
 {
@@ -125,8 +162,8 @@ void tk_http_reply(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *r
 	char *q = strchr(path, '?');
 	if (q)
 		*q = '\0';   /* never log a query string: it may carry credentials */
-	char peer[64];
-	tk_http_peer(req, peer, sizeof(peer));
+	char peer[TK_ADDR_TEXT_MAX];
+	tk_http_client(w, req, peer, sizeof(peer));
 	tk_conn_response_begins(req);
 	if (atomic_load_explicit(&w->srv->stopping, memory_order_relaxed))
 		evhttp_add_header(out, "Connection", "close");   /* stopping: the last answer on it */
@@ -324,9 +361,34 @@ static int lastused_put(tk_lastused *lu, const char *key_id, int64_t t)
 	return 0;
 }
 
-void tk_lastused_mark(tk_worker *w, const char *key_id)
+static void flush_cb(evutil_socket_t fd, short what, void *arg);
+
+int64_t tk_lastused_pending(const tk_worker *w, const char *key_id)
 {
-	lastused_put(&w->lastused, key_id, (int64_t)time(NULL));
+	const tk_lastused *lu = &w->lastused;
+	if (lu->cap == 0)
+		return 0;
+	for (size_t j = id_hash(key_id) & (lu->cap - 1); lu->ids[j][0]; j = (j + 1) & (lu->cap - 1))
+		if (strcmp(lu->ids[j], key_id) == 0)
+			return lu->times[j];
+	return 0;
+}
+
+void tk_lastused_mark(tk_worker *w, const tk_key *k)
+{
+	int64_t now = (int64_t)time(NULL);
+	lastused_put(&w->lastused, k->id, now);
+	int64_t stale = now - (TK_RECENT_USE_WINDOW - w->srv->cfg->last_used_flush_interval - 60);
+	/* The only field of a shared, otherwise immutable key that moves (atomic):
+	 * one worker wins. The uintptr_t cast drops const on purpose. */
+	_Atomic int64_t *known = (_Atomic int64_t *)(uintptr_t)&k->last_used_at;
+	int64_t prev = atomic_load(known);
+	if (prev >= stale || !atomic_compare_exchange_strong(known, &prev, now))
+		return;
+	if (w->flush_inflight)
+		w->flush_again = 1;
+	else
+		flush_cb(-1, 0, w);
 }
 
 static void flush_done(tk_dbjob *job)
@@ -343,6 +405,10 @@ static void flush_done(tk_dbjob *job)
 	job->ids = NULL;
 	job->times = NULL;
 	w->flush_inflight = 0;
+	if (w->flush_again) {
+		w->flush_again = 0;
+		flush_cb(-1, 0, w);
+	}
 }
 
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
@@ -521,13 +587,14 @@ int tk_workers_start(tk_server *srv, char *err, size_t errlen)
 		w->fd = bind_reuseport(cfg->listen_address, cfg->listen_port, err, errlen);
 		if (w->fd < 0)
 			return -1;
-		/* conn.c answers 431 past max_header_size; evhttp's own limit (a 400
-		 * page) only backs it up. */
-		evhttp_set_max_headers_size(w->http, 2 * (size_t)cfg->max_header_size);
+		/* conn.c answers 431 past max_header_size (at least TK_TOKEN_HEADER_MIN);
+		 * evhttp's own limit (a 400 page) only backs it up. */
+		evhttp_set_max_headers_size(w->http, 2 * (size_t)TK_AT_LEAST(cfg->max_header_size, TK_TOKEN_HEADER_MIN));
 		/* The admin API (when it shares this listener) takes bodies up to 64 KiB;
-		 * the OAuth endpoints hold theirs to max_body_size themselves (413). */
+		 * the OAuth endpoints hold theirs to max_body_size (at least
+		 * TK_TOKEN_BODY_MIN) themselves (413). */
 		evhttp_set_max_body_size(w->http, cfg->admin_listen_port || cfg->max_body_size > 65536
-		                                  ? cfg->max_body_size : 65536);
+		                                  ? TK_AT_LEAST(cfg->max_body_size, TK_TOKEN_BODY_MIN) : 65536);
 		/* evhttp's own timeout (inactivity, restarted by each byte) only backs
 		 * up the phase deadlines of conn.c, which never move: twice the largest. */
 		int64_t t = cfg->idle_timeout;
@@ -547,7 +614,7 @@ int tk_workers_start(tk_server *srv, char *err, size_t errlen)
 		/* Each worker's listener holds its share of max_connections. */
 		int cap = (cfg->max_connections + srv->nworkers - 1) / srv->nworkers;
 		struct evhttp_bound_socket *bound = evhttp_accept_socket_with_handle(w->http, w->fd);
-		w->conns = bound ? tk_connset_new(w, w->http, bound, cap, (size_t)cfg->max_header_size,
+		w->conns = bound ? tk_connset_new(w, w->http, bound, cap, (size_t)TK_AT_LEAST(cfg->max_header_size, TK_TOKEN_HEADER_MIN),
 		                                  cfg->header_timeout, cfg->body_timeout, cfg->write_timeout,
 		                                  cfg->idle_timeout) : NULL;
 		if (!w->conns) {
@@ -560,7 +627,7 @@ int tk_workers_start(tk_server *srv, char *err, size_t errlen)
 			if (w->admin_fd < 0)
 				return -1;
 			w->admin_http = evhttp_new(w->base);
-			evhttp_set_max_headers_size(w->admin_http, 2 * (size_t)cfg->max_header_size);
+			evhttp_set_max_headers_size(w->admin_http, 2 * (size_t)TK_AT_LEAST(cfg->max_header_size, TK_TOKEN_HEADER_MIN));
 			evhttp_set_max_body_size(w->admin_http, 2 * 65536);   /* the API answers 413 itself up to here */
 			evhttp_set_timeout(w->admin_http, (int)t);
 			evhttp_set_allowed_methods(w->admin_http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD |
@@ -568,7 +635,8 @@ int tk_workers_start(tk_server *srv, char *err, size_t errlen)
 			evhttp_set_gencb(w->admin_http, on_admin_request, w);
 			bound = evhttp_accept_socket_with_handle(w->admin_http, w->admin_fd);
 			w->admin_conns = bound ? tk_connset_new(w, w->admin_http, bound, cap,
-			                                        (size_t)cfg->max_header_size, cfg->header_timeout,
+			                                        (size_t)TK_AT_LEAST(cfg->max_header_size, TK_TOKEN_HEADER_MIN),
+			                                        cfg->header_timeout,
 			                                        cfg->body_timeout, cfg->write_timeout,
 			                                        cfg->idle_timeout) : NULL;
 			if (!w->admin_conns) {

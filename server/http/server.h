@@ -90,6 +90,7 @@ struct tk_worker {
 	tk_lastused lastused;
 	tk_dbjob flush_job;
 	int flush_inflight;
+	int flush_again;                      /* a flush was asked for while one was in flight */
 	struct event *flush_ev;
 	struct event *stop_ev;
 	struct event *purge_ev;               /* worker 0: forget expired revoked tokens */
@@ -117,6 +118,10 @@ void tk_http_reply(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *r
 
 /* The TCP peer's address of `req` ("" when its connection is gone). */
 void tk_http_peer(struct evhttp_request *req, char *buf, size_t len);
+/* The client's address of `req`: the TCP peer, or behind a peer in
+ * trusted_proxies the last untrusted X-Forwarded-For hop (proxy.h). For the
+ * failure limits, logs and audit rows alike. */
+void tk_http_client(tk_worker *w, struct evhttp_request *req, char *buf, size_t len);
 
 /* How many times header `name` (any case) occurs. */
 struct evkeyvalq;
@@ -137,7 +142,26 @@ void tk_readyz_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri);
 void tk_metrics_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri);
 
 /* Mark a key used now (merged per key; flushed by the worker's timer). */
-void tk_lastused_mark(tk_worker *w, const char *key_id);
+/* Floors of the body and header limits (max_body_size, max_header_size), so
+ * that introspection and revocation take any token we issue, as a `token`
+ * parameter next to client credentials or as a bearer credential. */
+#define TK_TOKEN_BODY_MIN   (TK_TOKEN_MAX + 2048)
+#define TK_TOKEN_HEADER_MIN (TK_TOKEN_MAX + 2048)
+#define TK_AT_LEAST(v, min) ((v) > (min) ? (v) : (min))
+
+/* Window of the "recently used" guard of key deletion (SQL: interval '24 hours'). */
+#define TK_RECENT_USE_WINDOW 86400
+/*
+ * Mark `k` used now (batched, flushed every last_used_flush_interval). When
+ * the key's last known use is older than the guard's window minus one flush
+ * interval and a minute - a first use in about a day, the only case where
+ * the batch could hide a use from the guard - the marks are flushed at once
+ * (asynchronously, never on the request's path), so every instance and the
+ * CLI see the use in the database within a moment.
+ */
+void tk_lastused_mark(tk_worker *w, const tk_key *k);
+/* This worker's unflushed mark of `key_id` (epoch seconds), or 0. */
+int64_t tk_lastused_pending(const tk_worker *w, const char *key_id);
 
 /* Set up the workers' HTTP servers on `fd`-s bound by the caller; start/stop them. */
 int tk_workers_start(tk_server *srv, char *err, size_t errlen);

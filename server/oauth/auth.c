@@ -54,6 +54,10 @@ static void too_many(tk_authreq *ar, int wait, const char *reason)
 static void auth_failed(tk_authreq *ar, const char *reason)
 {
 	tk_worker *w = ar->w;
+	if (ar->addr_wait) {
+		too_many(ar, ar->addr_wait, "address_throttled");
+		return;
+	}
 	tk_metric_add(&w->metrics.auth_failures, 1);
 	tk_ratelimit_fail(w->srv->rl_addr, ar->peer);
 	if (ar->ri.client_id)
@@ -99,6 +103,17 @@ static int decide(tk_authreq *ar, const tk_key *k)
 	else if (k->expires_at && (int64_t)time(NULL) >= k->expires_at)
 		reason = "key_expired";
 	if (reason) {
+		/* An address over its limit (behind a proxy: everyone's address):
+		 * every refusal is 429, after the same work as a 401 (the unknown key
+		 * was compared against the dummy digest); only a usable key with its
+		 * right secret gets through. Not counted against the address again
+		 * (Retry-After stays true); counted against the key ID. */
+		if (ar->addr_wait) {
+			tk_metric_add(&ar->w->metrics.auth_failures, 1);
+			tk_ratelimit_fail(srv->rl_key, ar->client_id);
+			too_many(ar, ar->addr_wait, "address_throttled");
+			return 0;
+		}
 		/* A key ID under attack: wrong secrets get 429, the right one still
 		 * gets through (its holder is never locked out). */
 		int wait = (!k->found || !equal) ? tk_ratelimit_check(srv->rl_key, ar->client_id) : 0;
@@ -173,7 +188,7 @@ int tk_oauth_read_form(tk_worker *w, struct evhttp_request *req, const tk_reqinf
 	}
 	struct evbuffer *body = evhttp_request_get_input_buffer(req);
 	size_t blen = evbuffer_get_length(body);
-	if (blen > (size_t)w->srv->cfg->max_body_size) {
+	if (blen > (size_t)TK_AT_LEAST(w->srv->cfg->max_body_size, TK_TOKEN_BODY_MIN)) {
 		evhttp_add_header(out, "Connection", "close");
 		tk_http_oauth_error(w, req, ri, 413, "invalid_request", "the request body is too large");
 		return -1;
@@ -195,13 +210,13 @@ void tk_auth_start(tk_authreq *ar, const tk_form *form)
 	char *basic_id = NULL, *basic_secret = NULL;
 	const char *secret = NULL, *why = NULL;
 
-	tk_http_peer(req, ar->peer, sizeof(ar->peer));
-	/* An address that failed too often is refused before any work. */
-	int wait = tk_ratelimit_check(w->srv->rl_addr, ar->peer);
-	if (wait) {
-		too_many(ar, wait, "address_throttled");
-		goto done;
-	}
+	tk_http_client(w, req, ar->peer, sizeof(ar->peer));
+	/* An address that failed too often: what can never authenticate (no,
+	 * malformed or double credentials) is refused before any work; a
+	 * well-formed credential is judged as usual, and only a right secret
+	 * for a usable key passes (decide): behind a proxy the address is
+	 * every client's, and the README promises a holder is never locked out. */
+	ar->addr_wait = tk_ratelimit_check(w->srv->rl_addr, ar->peer);
 	const char *authz = evhttp_find_header(in, "Authorization");
 	const char *body_id = tk_form_get_nonempty(form, "client_id");
 	const char *body_secret = tk_form_get(form, "client_secret");

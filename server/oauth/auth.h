@@ -40,7 +40,9 @@ struct tk_authreq {
 	char client_id[TK_KEY_ID_LEN + 1];
 	unsigned char digest[TK_HASH_LEN];
 	int basic;                         /* Basic was used: 401 carries WWW-Authenticate */
-	char peer[64];                     /* TCP peer address (never X-Forwarded-For) */
+	char peer[64];                     /* client address (tk_http_client: the TCP peer, or
+	                                      X-Forwarded-For behind trusted_proxies) */
+	int addr_wait;                     /* its address is over the failure limit: seconds */
 	tk_dbjob job;
 	uint64_t seq;
 	struct event *timer;

@@ -4,7 +4,7 @@
  *
  * Introspection: the caller authenticates with the credentials of a key
  * holding the scope tokend:introspect (Basic or body), or with a bearer
- * token carrying it. A token is active when it verifies (signature, issuer,
+ * token carrying it whose aud contains tokend's issuer. A token is active when it verifies (signature, issuer,
  * typ, times), belongs to the caller's account, its key may be used now, and
  * its jti was not revoked. Key state and revocation are read from the
  * database for every introspection (never from the cache), so a change is
@@ -235,14 +235,16 @@ static void handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri, int
 
 	const char *authz = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
 	if (!revoke && authz && strncasecmp(authz, "Bearer ", 7) == 0) {
-		/* A bearer caller: its own token must carry tokend:introspect, and
-		 * (checked with the target's state) its key must still be usable. */
+		/* A bearer caller: its own token must be meant for tokend (the issuer
+		 * in its aud, as for the admin API: a token for a resource server is
+		 * no credential here), carry tokend:introspect, and (checked with the
+		 * target's state) its key must still be usable. */
 		tk_claims caller = { 0 };
 		char err[200];
 		const char *t = authz + 7;
 		while (*t == ' ')
 			t++;
-		int rc = tk_verify(w->keys->verifier, t, strlen(t), &caller, err, sizeof(err));
+		int rc = tk_verify(w->keys->admin_verifier, t, strlen(t), &caller, err, sizeof(err));
 		if (rc != TK_VERIFY_OK || !caller.acct || !caller.client_id || !caller.jti) {
 			tk_claims_release(&caller);
 			evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate",

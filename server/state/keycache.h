@@ -43,6 +43,10 @@ typedef struct tk_key {
 	size_t naud;
 	char *aud[TK_MAX_AUDIENCES];
 	int64_t loaded_at;                /* monotonic seconds */
+	/* The one field that changes after build: last use known to this process
+	 * (epoch seconds; 0: never), loaded from the database and moved forward
+	 * by tk_lastused_mark when it writes a first use of the day at once. */
+	_Atomic int64_t last_used_at;
 } tk_key;
 
 /* A new key with one reference (fields to be filled by the caller). */

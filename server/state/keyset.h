@@ -27,7 +27,9 @@ typedef struct tk_keyset {
 	size_t jwks_len;
 	char jwks_etag[72];
 	tk_verifier *verifier;          /* our tokens: signature, issuer, no leeway */
-	tk_verifier *admin_verifier;    /* the same, and aud must contain the issuer */
+	tk_verifier *admin_verifier;    /* the same, and aud must contain the issuer: bearer
+	                                   credentials at tokend's own endpoints (admin API,
+	                                   introspection) */
 } tk_keyset;
 
 /* Load cfg's signing_keys (paths relative to cfg's file) and active key, and

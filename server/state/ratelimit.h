@@ -4,12 +4,15 @@
  * Each failed client authentication adds 1 to the bucket of the client's
  * address and to the bucket of the key ID it named; buckets drain at
  * `per_minute` / 60 per second. A bucket above `per_minute` is "over":
- *   - an address over its limit gets 429 + Retry-After for every request,
- *     before any hashing or database work (cheap to refuse);
+ *   - an address over its limit gets 429 + Retry-After for every refusal
+ *     (requests without well-formed credentials before any hashing or
+ *     database work), but a right secret for a usable key still gets its
+ *     token: behind a proxy one address is every client's;
  *   - a key ID over its limit answers a WRONG secret with 429, but a right
  *     secret still gets its token: an attacker hammering one key ID from
  *     other addresses never locks its holder out.
- * The peer address is the TCP peer: X-Forwarded-For is never trusted.
+ * The address is tk_http_client's: the TCP peer, or behind trusted_proxies
+ * the last untrusted X-Forwarded-For hop (never X-Forwarded-For otherwise).
  * Shared by the workers: 64 shards with a mutex each; bounded memory.
  */
 #ifndef TOKEND_RATELIMIT_H

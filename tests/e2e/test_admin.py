@@ -605,6 +605,33 @@ def test_delete_recently_used_needs_confirmation(env):
     assert t.query("SELECT deleted_at IS NOT NULL FROM api_keys WHERE id = %s", (used["client_id"],)) == [(True,)]
 
 
+def test_delete_right_after_first_use_is_recently_used(env, start_server):
+    """Issue 10, finding 7: a key used seconds ago is "used in the last 24 hours" although
+    the batched last-used marks are flushed later (here every 10 minutes): on the instance
+    that issued the token, on another instance, and for the local CLI."""
+    t = env.t
+    slow = start_server(t, issuer=env.srv.issuer, last_used_flush_interval="10m")
+    other = start_server(t, issuer=env.srv.issuer, last_used_flush_interval="10m")
+    acct, adm = pair(env, "delete-fresh")
+    # The instance that issued the token answers the DELETE.
+    k1 = create(adm, {"name": "fresh 1", "scopes": ["read"]})
+    get_token(slow, k1)
+    r = send(slow.port, "DELETE", f"keys/{k1['client_id']}", token=adm.token)
+    refused(r, 409, "recently_used")
+    # Another instance (and the database) see the first use within a moment.
+    k2 = create(adm, {"name": "fresh 2", "scopes": ["read"]})
+    get_token(slow, k2)
+    wait_until(lambda: t.query("SELECT last_used_at FROM api_keys WHERE id = %s", (k2["client_id"],))[0][0],
+               timeout=2, what="the first use to reach the database")
+    refused(send(other.port, "DELETE", f"keys/{k2['client_id']}", token=adm.token), 409, "recently_used")
+    r = t.run("key", "delete", k2["client_id"], check=None)
+    assert r.returncode != 0 and "24 hours" in (r.stdout + r.stderr), r
+    assert t.query("SELECT deleted_at FROM api_keys WHERE id = %s", (k1["client_id"],)) == [(None,)]
+    # Confirmed, both go.
+    assert ok(send(slow.port, "DELETE", f"keys/{k1['client_id']}?confirm=1", token=adm.token))["state"] == "deleted"
+    assert ok(adm.delete(f"keys/{k2['client_id']}?confirm=true"))["state"] == "deleted"
+
+
 def test_list_filters_and_cursor_pagination(env):
     acct, adm = pair(env, "pages", limit=50)
     made = [create(adm, {"name": f"{'Alpha' if i % 3 == 0 else 'beta'} key {i}", "scopes": ["read"]})

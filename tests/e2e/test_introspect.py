@@ -233,6 +233,55 @@ def test_bearer_caller_whose_key_is_gone(env):
     oauth_error(introspect(env.b, tok, bearer=b2), 401, "invalid_token")
 
 
+def test_bearer_caller_must_be_a_token_for_tokend(env):
+    """Issue 10, finding 5: a token for a resource server (aud without tokend's issuer)
+    is not a credential at tokend's own endpoints, whatever scopes it carries."""
+    tok = get_token(env.a, env.res)
+    k = new_key(env.t, "acme", "billing introspector", INTROSPECT, "--audience", "https://billing.internal")
+    foreign = get_token(env.a, k)
+    assert claims_of(foreign)["aud"] == "https://billing.internal"
+    for srv in (env.a, env.b):
+        r = introspect(srv, tok, bearer=foreign)
+        oauth_error(r, 401, "invalid_token")
+        assert r.headers.get("www-authenticate") == 'Bearer error="invalid_token"', r
+    # With the issuer among its audiences, the same kind of key is a bearer caller.
+    k2 = new_key(env.t, "acme", "dual introspector", INTROSPECT, "--audience", "https://billing.internal",
+                 "--audience", env.a.issuer)
+    assert is_active(introspect(env.a, tok, bearer=get_token(env.a, k2)))
+
+
+def test_token_near_the_size_limit_is_introspected_and_revoked(env):
+    """Issue 10, finding 6a: the largest tokens tokend issues (many long audiences, scopes and
+    a long subject) are accepted by introspection and revocation, also as a bearer credential,
+    with the default body and header limits."""
+    t = env.t
+    scopes = [f"big{i}:" + "s" * 116 for i in range(7)]
+    t.scopes(*scopes)
+    auds = [env.a.issuer] + [f"https://aud{i:02d}.example/" + "a" * 229 for i in range(15)]
+    extra = []
+    for a in auds:
+        extra += ["--audience", a]
+    big = new_key(t, "acme", "big tokens", " ".join(scopes + [INTROSPECT]), "--subject", "u" * 100, *extra)
+    r = env.a.token(big, form=[("grant_type", "client_credentials")] + [("resource", a) for a in auds[1:]])
+    assert r.status == 200, r
+    tok = r.json()["access_token"]                   # every audience but the issuer
+    assert 6000 < len(tok) <= 8192, len(tok)
+    mine = get_token(env.a, big)
+    assert 6000 < len(mine) <= 8192, len(mine)
+    r = introspect(env.a, tok, env.intro)
+    assert is_active(r), r
+    assert r.json()["aud"] == auds[1:]
+    # The big token as the caller's own bearer credential (an Authorization header of ~8 KiB).
+    assert is_active(introspect(env.b, tok, bearer=mine))
+    # Revoked by its own client, then inactive.
+    assert revoke(env.a, tok, big).status == 200
+    assert not is_active(introspect(env.b, tok, env.intro))
+    # The body parameter is bounded by the same limit: one byte over is refused.
+    over = "a" * 8193
+    r = introspect(env.a, over, env.intro)
+    assert r.status in (400, 413), r
+
+
 # ===========================================================================
 # Point 4: the caller must be authorized
 # ===========================================================================
@@ -360,7 +409,8 @@ def test_key_state_change_makes_tokens_inactive_at_once(env, action):
     if action == "revoke":
         t.run("key", "revoke", k["client_id"], "--reason", "leaked", check=0)
     else:
-        t.run("key", action, k["client_id"], check=0)
+        # A key used seconds ago needs --force to be deleted (issue 10, finding 7).
+        t.run("key", action, k["client_id"], *(["--force"] if action == "delete" else []), check=0)
     t_done = time.monotonic()
     # Immediately: no waiting, on both instances.
     answers = [(srv.port, is_active(introspect(srv, tok, env.intro))) for srv in (env.a, env.b) for tok in toks]

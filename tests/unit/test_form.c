@@ -376,7 +376,7 @@ static void test_form_limits(void)
 	TEST_ASSERT(f.n == 1 && strlen(f.name[0]) == TK_FORM_NAME_MAX);
 	tk_form_free(&f);
 
-	/* Value length: 4096 decoded bytes pass, 4097 do not. */
+	/* Value length: TK_FORM_VALUE_MAX (= TK_TOKEN_MAX) decoded bytes pass, one more does not. */
 	memcpy(buf, "v=", 2);
 	memset(buf + 2, 'x', TK_FORM_VALUE_MAX + 1);
 	TEST_ASSERT(tk_form_parse(buf, 2 + TK_FORM_VALUE_MAX, NULL, &f, &why) == 0);

@@ -1547,6 +1547,58 @@ static void test_jwks_refusals(void)
 	tk_verifier_free(v);
 }
 
+/*
+ * Issue 10, finding 10: small-order Ed25519 public keys (and non-canonical
+ * encodings) are refused at load, as EC points off the curve are. The test
+ * list is written out independently of verify.c's: the 8 points of the
+ * torsion subgroup of edwards25519 (encoding = y little-endian, bit 255 =
+ * sign of x), their x-sign-flipped forms where x = 0, and y >= p.
+ */
+static void test_jwks_small_order_ed25519(void)
+{
+	static const char *const hex[] = {
+		/* order 1: (0, 1) */
+		"0100000000000000000000000000000000000000000000000000000000000000",
+		/* order 2: (0, -1) */
+		"ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+		/* order 4: (+-sqrt(-1), 0) */
+		"0000000000000000000000000000000000000000000000000000000000000000",
+		"0000000000000000000000000000000000000000000000000000000000000080",
+		/* order 8 */
+		"26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+		"26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+		"c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+		"c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+		/* x = 0 with the sign bit set ("-0"): orders 1 and 2 again */
+		"0100000000000000000000000000000000000000000000000000000000000080",
+		"ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+		/* y >= p: p (= 0, order 4), p + 1 (= 1, order 1), p + 5, 2^255 - 1 */
+		"edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+		"eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+		"f2ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+		"ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+	};
+	for (size_t i = 0; i < sizeof(hex) / sizeof(hex[0]); i++) {
+		unsigned char raw[32];
+		for (size_t j = 0; j < 32; j++) {
+			unsigned v;
+			TEST_ASSERT(sscanf(hex[i] + 2 * j, "%2x", &v) == 1);
+			raw[j] = (unsigned char)v;
+		}
+		char *x = b64(raw, sizeof(raw));
+		json_t *k = published(K_ED);
+		json_object_set_new(k, "x", json_string(x));
+		expect_refused_set(json_pack("[o]", k), "Ed25519", __LINE__ * 100 + (int)i);
+		/* Alone or beside good keys: the whole set is refused. */
+		k = published(K_ED);
+		json_object_set_new(k, "x", json_string(x));
+		expect_refused_set(json_pack("[o, o]", published(K_ES_A), k), "small-order", __LINE__ * 100 + (int)i);
+		free(x);
+	}
+	/* The real key still loads. */
+	TEST_ASSERT(load_set(json_pack("[o]", published(K_ED)), NULL) == 0);
+}
+
 static void test_jwks_skips_and_implied_alg(void)
 {
 	tk_verifier *v = NULL;
@@ -1896,6 +1948,7 @@ int main(void)
 	TEST_RUN(test_strerror);
 	TEST_RUN(test_jwks_refusals);
 	TEST_RUN(test_jwks_skips_and_implied_alg);
+	TEST_RUN(test_jwks_small_order_ed25519);
 	TEST_RUN(test_threads);
 	TEST_RUN(bench_verify);
 

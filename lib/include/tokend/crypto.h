@@ -14,6 +14,15 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/*
+ * The longest access token, in bytes: the one limit the minter
+ * (tk_minter_mint refuses longer), the verifier (TK_VERIFY_TOKEN_MAX), the
+ * form parser's values (TK_FORM_VALUE_MAX: introspection and revocation's
+ * `token`) and the server's body and header floors (bearer credentials)
+ * derive from, so that every token tokend issues is accepted everywhere.
+ */
+#define TK_TOKEN_MAX 8192
+
 #define TK_HASH_LEN     32
 #define TK_PEPPER_MIN   32
 #define TK_PEPPER_MAX   64

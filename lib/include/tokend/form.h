@@ -22,9 +22,11 @@
 
 #include <stddef.h>
 
+#include <tokend/crypto.h>
+
 #define TK_FORM_MAX_PARAMS   32    /* non-empty '&'-separated segments */
 #define TK_FORM_NAME_MAX     64    /* decoded bytes of a name */
-#define TK_FORM_VALUE_MAX    4096  /* decoded bytes of a value */
+#define TK_FORM_VALUE_MAX    TK_TOKEN_MAX  /* decoded bytes of a value: any token of ours */
 #define TK_BASIC_HEADER_MAX  1024  /* bytes of an Authorization field value */
 
 /*

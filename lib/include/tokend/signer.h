@@ -170,6 +170,7 @@ TK_API tk_minter *tk_minter_new(const tk_signer *s, char *err, size_t errlen);
  * and, when `jti_out` is not NULL, copies the jti there. Returns NULL with
  * `err` set on invalid claims, CSPRNG failure (no token is ever made without
  * a fresh jti) or signing failure. Not thread-safe: one minter per thread.
+ * A token longer than TK_TOKEN_MAX bytes is not issued (NULL, err set).
  */
 TK_API char *tk_minter_mint(tk_minter *m, const tk_token_claims *c, char jti_out[TK_JTI_LEN + 1],
                      char *err, size_t errlen);

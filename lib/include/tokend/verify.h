@@ -96,8 +96,10 @@
 
 #include <jansson.h>
 
+#include <tokend/crypto.h>
+
 /* Longest token accepted, in bytes (SECURITY F7). */
-#define TK_VERIFY_TOKEN_MAX     8192
+#define TK_VERIFY_TOKEN_MAX     TK_TOKEN_MAX
 /* Deepest nesting of objects/arrays accepted in a header, payload or JWKS. */
 #define TK_VERIFY_JSON_DEPTH    32
 /* Largest JWK Set text, most entries in its "keys", longest kid. */
