@@ -20,6 +20,9 @@
 #include "log.h"
 #include "conn.h"
 #include "migrate.h"
+#include "admin.h"
+#include "oauth.h"
+#include "ops.h"
 #include "server.h"
 
 static const char serve_usage[] =
@@ -135,13 +138,13 @@ int tk_serve_main(int argc, char **argv)
 	srv.started_at = (int64_t)time(NULL);
 	if (tk_config_pepper(cfg, srv.pepper, &srv.pepper_len, err, sizeof(err)) != 0)
 		cli_fail(CLI_REFUSED, "%s", err);
-	if (tk_wellknown_init(&srv, err, sizeof(err)) != 0) {
+	if (tk_server_keys_load(&srv, err, sizeof(err)) != 0) {
 		tk_wipe(srv.pepper, sizeof(srv.pepper));
 		cli_fail(CLI_REFUSED, "%s", err);
 	}
 	if (check_schema(cfg, err, sizeof(err)) != 0) {
 		tk_wipe(srv.pepper, sizeof(srv.pepper));
-		tk_wellknown_free(&srv);
+		tk_server_keys_free(&srv);
 		cli_fail(CLI_REFUSED, "%s", err);
 	}
 	srv.default_audience = *cfg->default_audience ? cfg->default_audience : cfg->issuer;
@@ -169,15 +172,29 @@ int tk_serve_main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
+	/* The composition: every endpoint module's routes in one router. */
+	static const tk_route *const routes[] = { tk_oauth_routes, tk_ops_routes, tk_admin_routes };
+	srv.router = tk_router_new(routes, sizeof(routes) / sizeof(routes[0]), cfg->admin_listen_port != 0);
 	srv.cache = tk_keycache_new(1000000, cfg->cache_ttl);
 	srv.rl_addr = tk_ratelimit_new(cfg->auth_failures_per_address, 100000);
 	srv.rl_key = tk_ratelimit_new(cfg->auth_failures_per_key, 100000);
 	srv.rl_issue = tk_ratelimit_new(0, 100000);
-	srv.db = tk_dbpool_start(cfg->database_url, cfg->db_pool_size, cfg->db_timeout * 1000, 4096);
-	srv.listener = tk_listener_start(cfg->database_url, srv.cache, cfg->db_timeout * 1000,
-	                                 on_scopes_changed, &srv);
-	int rc = tk_workers_start(&srv, err, sizeof(err));
+	int rc = -1;
+	if (!srv.router || !srv.cache || !srv.rl_addr || !srv.rl_key || !srv.rl_issue) {
+		snprintf(err, sizeof(err), "out of memory while setting up the server");
+	} else if (!(srv.db = tk_dbpool_start(cfg->database_url, cfg->db_pool_size,
+	                                      cfg->db_timeout * 1000, 4096))) {
+		snprintf(err, sizeof(err), "cannot start the database pool");
+	} else if (!(srv.listener = tk_listener_start(cfg->database_url, srv.cache, cfg->db_timeout * 1000,
+	                                              on_scopes_changed, &srv))) {
+		snprintf(err, sizeof(err), "cannot start the notification listener");
+	} else {
+		rc = tk_workers_start(&srv, err, sizeof(err));
+	}
+	/* The workers' hashers hold the pepper now: no other copy stays. */
 	tk_wipe(srv.pepper, sizeof(srv.pepper));
+	if (cfg->pepper)
+		tk_wipe(cfg->pepper, strlen(cfg->pepper));
 	if (rc != 0) {
 		tk_log(TK_LOG_ERROR, "server.start_failed", "detail", err, NULL);
 		fprintf(stderr, "tokend: %s\n", err);
@@ -210,7 +227,8 @@ int tk_serve_main(int argc, char **argv)
 	tk_ratelimit_free(srv.rl_addr);
 	tk_ratelimit_free(srv.rl_key);
 	tk_ratelimit_free(srv.rl_issue);
-	tk_wellknown_free(&srv);
+	tk_router_free(srv.router);
+	tk_server_keys_free(&srv);
 	tk_log(TK_LOG_INFO, "server.stopped", NULL);
 	return rc == 0 ? CLI_OK : CLI_REFUSED;
 }

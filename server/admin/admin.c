@@ -41,7 +41,7 @@
 #include <tokend/verify.h>
 
 #include "admin.h"
-#include "adminbody.h"
+#include "input.h"
 #include "log.h"
 #include "server.h"
 
@@ -288,13 +288,13 @@ static int only_fields(adminreq *ar, const char *const *allowed)
 }
 
 /* A display text (valid UTF-8, as JSON strings are): 1..max characters, no
- * control, bidi, zero-width or other invisible character (tk_admin_text_unsafe). */
+ * control, bidi, zero-width or other invisible character (tk_input_text_unsafe). */
 static const char *check_text(const char *s, size_t max)
 {
 	size_t n = strlen(s), chars = 0;
 	if (n == 0)
 		return "must not be empty";
-	const char *why = tk_admin_text_unsafe(s, n);
+	const char *why = tk_input_text_unsafe(s, n);
 	if (why)
 		return why;
 	for (size_t i = 0; i < n; i++)
@@ -1104,7 +1104,7 @@ void tk_admin_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
 		    ar->op == OP_ACCOUNT_PATCH || ar->op == OP_SCOPES_ADD || ar->op == OP_ACCOUNT_SCOPES) {
 			const char *data = len ? (const char *)evbuffer_pullup(b, -1) : "";
 			const char *why = NULL;
-			if (tk_admin_body_parse(data, len, &ar->body, &why) != 0) {
+			if (tk_input_json_body(data, len, &ar->body, &why) != 0) {
 				send_error(ar, 400, "invalid_request", why, NULL);
 				return adminreq_free(ar);
 			}

@@ -1,7 +1,7 @@
 /*
  * cli.c - shared machinery of the operator command line.
  */
-#include "adminbody.h"
+#include "input.h"
 #include "cli.h"
 
 #include <errno.h>
@@ -131,7 +131,7 @@ const char *cli_check_name(const char *s)
 		return "must be at most 100 bytes";
 	/* Valid UTF-8 without control, bidi or invisible characters: the same
 	 * rule as the admin API and the database. */
-	return tk_admin_text_unsafe(s, n);
+	return tk_input_text_unsafe(s, n);
 }
 
 int cli_parse_rate_limit(const char *s)

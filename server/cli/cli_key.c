@@ -12,7 +12,7 @@
 #include <tokend/scope.h>
 #include <tokend/timefmt.h>
 
-#include "adminbody.h"
+#include "input.h"
 #include "cli.h"
 #include "db.h"
 
@@ -639,7 +639,7 @@ int cli_key(int argc, char **argv)
 		if (reason) {
 			if (strlen(reason) > 500)
 				cli_fail(CLI_USAGE, "--reason: at most 500 bytes");
-			const char *why = *reason ? tk_admin_text_unsafe(reason, strlen(reason)) : NULL;
+			const char *why = *reason ? tk_input_text_unsafe(reason, strlen(reason)) : NULL;
 			if (why)
 				cli_fail(CLI_USAGE, "--reason: %s", why);
 		}

@@ -163,13 +163,23 @@ tk_listener *tk_listener_start(const char *url, tk_keycache *cache, int64_t time
 	if (!l)
 		return NULL;
 	l->url = strdup(url);
+	if (!l->url) {
+		free(l);
+		return NULL;
+	}
 	l->cache = cache;
 	l->timeout_ms = timeout_ms;
 	l->on_scopes = on_scopes;
 	l->arg = arg;
 	/* Until LISTEN is active, nothing may be served from the cache. */
 	tk_keycache_set_bypass(cache, 1);
-	pthread_create(&l->thread, NULL, listener_main, l);
+	int rc = pthread_create(&l->thread, NULL, listener_main, l);
+	if (rc != 0) {
+		tk_log(TK_LOG_ERROR, "listener.thread_failed", "detail", strerror(rc), NULL);
+		free(l->url);
+		free(l);
+		return NULL;   /* the cache stays bypassed: correctness over speed */
+	}
 	return l;
 }
 

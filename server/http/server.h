@@ -24,9 +24,11 @@
 #include "dbpool.h"
 #include "keycache.h"
 #include "keyset.h"
+#include "lastused.h"
 #include "listener.h"
 #include "metrics.h"
 #include "ratelimit.h"
+#include "router.h"
 
 typedef struct tk_worker tk_worker;
 
@@ -39,6 +41,7 @@ typedef struct tk_server {
 	_Atomic uint64_t keys_gen;
 	char jwks_cache_control[64];
 	char *default_audience;
+	tk_router *router;                    /* every endpoint module's routes (serve.c) */
 	tk_keycache *cache;
 	tk_dbpool *db;
 	tk_listener *listener;
@@ -61,19 +64,12 @@ typedef struct tk_server {
 	int64_t started_at;
 } tk_server;
 
-/* Last-used marks, merged per key (open-addressing hash on the key ID),
- * flushed in one statement per interval. Bounded: TK_LASTUSED_MAX keys. */
-#define TK_LASTUSED_MAX 262144
-typedef struct tk_lastused {
-	size_t n, cap;                         /* cap: a power of two, 0 before first use */
-	char (*ids)[TK_KEY_ID_LEN + 1];        /* "" = empty slot */
-	int64_t *times;
-} tk_lastused;
 
 struct tk_worker {
 	tk_server *srv;
 	int index;
 	pthread_t thread;
+	int started;                          /* thread is running: join it */
 	struct event_base *base;
 	struct evhttp *http;
 	evutil_socket_t fd;
@@ -109,8 +105,6 @@ typedef struct tk_reqinfo {
 	const char *client_id;                /* a well-formed key ID, or NULL */
 } tk_reqinfo;
 
-int64_t tk_now_us(void);
-
 /* Send a response and account for it (metrics, access log). Adds
  * X-Content-Type-Options and Content-Type. `body` may be NULL. */
 void tk_http_reply(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *ri, int status,
@@ -131,17 +125,6 @@ int tk_header_count(struct evkeyvalq *h, const char *name);
 void tk_http_oauth_error(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *ri, int status,
                          const char *error, const char *description);
 
-/* Endpoint handlers. */
-void tk_token_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri);
-void tk_introspect_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri);
-void tk_revoke_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri);
-void tk_jwks_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri);
-void tk_metadata_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri);
-void tk_healthz_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri);
-void tk_readyz_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri);
-void tk_metrics_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri);
-
-/* Mark a key used now (merged per key; flushed by the worker's timer). */
 /* Floors of the body and header limits (max_body_size, max_header_size), so
  * that introspection and revocation take any token we issue, as a `token`
  * parameter next to client credentials or as a bearer credential. */
@@ -178,8 +161,9 @@ void tk_server_set_keys(tk_server *srv, tk_keyset *ks);
  * newer one exists (a failure keeps the old one, logged). */
 void tk_worker_keys_refresh(tk_worker *w);
 
-/* Build the JWKS and metadata bodies at startup. */
-int tk_wellknown_init(tk_server *srv, char *err, size_t errlen);
-void tk_wellknown_free(tk_server *srv);
+/* Load the signing keys named by the configuration into a first key set
+ * (serverkeys.c); free them at the end. */
+int tk_server_keys_load(tk_server *srv, char *err, size_t errlen);
+void tk_server_keys_free(tk_server *srv);
 
 #endif

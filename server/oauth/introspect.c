@@ -29,6 +29,7 @@
 
 #include "auth.h"
 #include "log.h"
+#include "oauth.h"
 #include "server.h"
 
 #define INTROSPECT_SCOPE "tokend:introspect"

@@ -23,6 +23,7 @@
 
 #include "auth.h"
 #include "log.h"
+#include "oauth.h"
 #include "server.h"
 
 /* "<account>:<subject>": an account ID (< 64 bytes), ':', a subject of at

@@ -8,6 +8,7 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 
+#include "ops.h"
 #include "server.h"
 
 void tk_healthz_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)

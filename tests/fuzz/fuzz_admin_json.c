@@ -1,5 +1,5 @@
 /*
- * fuzz_admin_json.c - tk_admin_body_parse, the strict parse of admin API
+ * fuzz_admin_json.c - tk_input_json_body, the strict parse of admin API
  * bodies (SECURITY A8: deep nesting, duplicate members, NUL, bad UTF-8,
  * huge numbers, many keys).
  *
@@ -12,7 +12,7 @@
 
 #include <jansson.h>
 
-#include "adminbody.h"
+#include "input.h"
 
 static const char WHY_DEEP[] = "the body is nested too deeply";
 static const char WHY_OBJECT[] = "the body must be a JSON object (UTF-8, no duplicate members)";
@@ -69,7 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	json_t *o = (json_t *)1, *again = NULL;
 	const char *why = (const char *)1;
-	int rc = tk_admin_body_parse(body, size, &o, &why);
+	int rc = tk_input_json_body(body, size, &o, &why);
 	FUZZ_CHECK(rc == 0 || rc == -1);
 	if (rc != 0) {
 		FUZZ_CHECK(o == NULL);
@@ -82,7 +82,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	char *text = json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS);
 	FUZZ_CHECK(text != NULL);
-	FUZZ_CHECK(tk_admin_body_parse(text, strlen(text), &again, &why) == 0);
+	FUZZ_CHECK(tk_input_json_body(text, strlen(text), &again, &why) == 0);
 	FUZZ_CHECK(json_equal(o, again));
 	free(text);
 	json_decref(again);

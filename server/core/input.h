@@ -1,11 +1,13 @@
 /*
- * adminbody.h - the strict parse of an admin API request body (POST, PATCH).
+ * input.h - untrusted input shared by the admin API and the command line:
+ * the strict parse of a JSON request body (POST, PATCH) and the check of
+ * text that will be displayed (names, reasons, subjects).
  *
  * Pure (no I/O, no server state), so that it can be fuzzed on its own
- * (tests/fuzz/fuzz_admin_json.c); admin.c calls it for every body.
+ * (tests/fuzz/fuzz_admin_json.c).
  */
-#ifndef TOKEND_ADMINBODY_H
-#define TOKEND_ADMINBODY_H
+#ifndef TOKEND_INPUT_H
+#define TOKEND_INPUT_H
 
 #include <stddef.h>
 
@@ -30,7 +32,7 @@
  *   "the body must be a JSON object (UTF-8, no duplicate members)"
  * The validation of members is the caller's.
  */
-int tk_admin_body_parse(const char *data, size_t len, json_t **out, const char **why);
+int tk_input_json_body(const char *data, size_t len, json_t **out, const char **why);
 
 /*
  * Is `len` bytes at `s` safe to display (names, subjects, revocation reasons)?
@@ -42,6 +44,6 @@ int tk_admin_body_parse(const char *data, size_t len, json_t **out, const char *
  * paragraph separators (U+2028, U+2029). The same set as the database's
  * tokend_text_is_safe() (sql/005_account_scopes.sql). Length is the caller's.
  */
-const char *tk_admin_text_unsafe(const char *s, size_t len);
+const char *tk_input_text_unsafe(const char *s, size_t len);
 
 #endif

@@ -1,9 +1,9 @@
 /*
- * adminbody.c - the strict parse of an admin API request body (see adminbody.h).
+ * input.c - the strict parse of an admin API request body (see input.h).
  */
-#include "adminbody.h"
+#include "input.h"
 
-int tk_admin_body_parse(const char *data, size_t len, json_t **out, const char **why)
+int tk_input_json_body(const char *data, size_t len, json_t **out, const char **why)
 {
 	json_error_t jerr;
 	json_t *body = NULL;
@@ -45,7 +45,7 @@ int tk_admin_body_parse(const char *data, size_t len, json_t **out, const char *
 	return 0;
 }
 
-/* 1 if code point `cp` is one tk_admin_text_unsafe refuses. */
+/* 1 if code point `cp` is one tk_input_text_unsafe refuses. */
 static int invisible(unsigned long cp)
 {
 	static const struct { unsigned long lo, hi; } bad[] = {
@@ -59,7 +59,7 @@ static int invisible(unsigned long cp)
 	return 0;
 }
 
-const char *tk_admin_text_unsafe(const char *s, size_t len)
+const char *tk_input_text_unsafe(const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t i = 0;

@@ -1,227 +1,29 @@
 /*
- * http.c - worker threads: one event_base and evhttp each on the shared
- * port, the route table, responses, access log, last-used batching.
+ * worker.c - the worker threads: one event_base and evhttp each on the
+ * shared port (SO_REUSEPORT), requests dispatched through the router, the
+ * last-used flush and revoked-token purge timers, the graceful stop.
  */
 #include <errno.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <sys/queue.h>
-
 #include <event2/buffer.h>
 #include <event2/keyvalq_struct.h>
 
-#include <jansson.h>
-
-#include "admin.h"
+#include "clock.h"
 #include "conn.h"
 #include "log.h"
+#include "router.h"
 #include "server.h"
 
-int64_t tk_now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-void tk_metrics_request(tk_metrics *m, tk_endpoint ep, int status, uint64_t micros)
-{
-	static const int codes[] = {
-#define TK_CODE(c) c,
-		TK_STATUS_CODES(TK_CODE)
-#undef TK_CODE
-	};
-	int idx = TK_ST_COUNT - 1;
-	for (int i = 0; i < TK_ST_COUNT - 1; i++)
-		if (codes[i] == status)
-			idx = i;
-	tk_metric_add(&m->requests[ep][idx], 1);
-	if (ep != EP_TOKEN)
-		return;
-	static const uint64_t bounds[] = {
-#define TK_B(b) b,
-		TK_LAT_BUCKETS(TK_B)
-#undef TK_B
-	};
-	int b = TK_LAT_COUNT - 1;
-	for (int i = 0; i < TK_LAT_COUNT - 1; i++)
-		if (micros <= bounds[i]) {
-			b = i;
-			break;
-		}
-	tk_metric_add(&m->latency[b], 1);
-	tk_metric_add(&m->latency_sum_us, micros);
-}
-
-static const char *const ep_names[] = {
-#define TK_EP_NAME(e, name) name,
-	TK_ENDPOINTS(TK_EP_NAME)
-#undef TK_EP_NAME
-};
-
-void tk_http_peer(struct evhttp_request *req, char *buf, size_t len)
-{
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	char *addr = NULL;
-	ev_uint16_t port = 0;
-	if (evcon)
-		evhttp_connection_get_peer(evcon, &addr, &port);
-	snprintf(buf, len, "%s", addr ? addr : "");
-}
-
-void tk_http_client(tk_worker *w, struct evhttp_request *req, char *buf, size_t len)
-{
-	char peer[TK_ADDR_TEXT_MAX];
-	tk_http_peer(req, peer, sizeof(peer));
-	const tk_proxies *p = &w->srv->cfg->proxies;
-	if (p->n == 0) {
-		snprintf(buf, len, "%s", peer);
-		return;
-	}
-	/* Every X-Forwarded-For field, in order, as one list; too long names nobody. */
-	char xff[TK_XFF_MAX + 2];
-	size_t n = 0;
-	int any = 0, over = 0;
-	struct evkeyval *h;
-	TAILQ_FOREACH(h, evhttp_request_get_input_headers(req), next) {
-		if (strcasecmp(h->key, "X-Forwarded-For") != 0)
-			continue;
-		size_t vl = strlen(h->value);
-		if (n + (any ? 1 : 0) + vl > TK_XFF_MAX) {
-			over = 1;
-			break;
-		}
-		if (any)
-			xff[n++] = ',';
-		memcpy(xff + n, h->value, vl);
-		n += vl;
-		any = 1;
-	}
-	xff[n] = '\0';
-	if (over) {
-		xff[0] = '?';   /* malformed on purpose: the peer is the client */
-		xff[1] = '\0';
-	}
-	tk_proxies_client(p, peer, any ? xff : NULL, buf, len);
-}
-
-void tk_http_reply(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *ri, int status,
-                   const char *ctype, const char *body, size_t len)
-{
-	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-	evhttp_add_header(out, "X-Content-Type-Options", "nosniff");
-	if (ctype)
-		evhttp_add_header(out, "Content-Type", ctype);
-	struct evbuffer *buf = evbuffer_new();
-	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
-		/* Never a body for HEAD (evhttp 2.1 would send it, without a
-		 * Content-Length): the length a GET would have, and nothing else. */
-		char n[24];
-		snprintf(n, sizeof(n), "%zu", body ? len : 0);
-		evhttp_add_header(out, "Content-Length", n);
-	} else if (body && len) {
-		evbuffer_add(buf, body, len);
-	}
-	const char *reason = NULL;
-	switch (status) {
-	case 200: reason = "OK"; break;
-	case 201: reason = "Created"; break;
-	case 304: reason = "Not Modified"; break;
-	case 400: reason = "Bad Request"; break;
-	case 401: reason = "Unauthorized"; break;
-	case 403: reason = "Forbidden"; break;
-	case 409: reason = "Conflict"; break;
-	case 422: reason = "Unprocessable Content"; break;
-	case 404: reason = "Not Found"; break;
-	case 405: reason = "Method Not Allowed"; break;
-	case 413: reason = "Payload Too Large"; break;
-	case 429: reason = "Too Many Requests"; break;
-	case 500: reason = "Internal Server Error"; break;
-	case 503: reason = "Service Unavailable"; break;
-	default: reason = "Status"; break;
-	}
-	/* Read what we log before the reply may free the request. */
-	const char *uri = evhttp_request_get_uri(req);
-	char method[8];
-	switch (evhttp_request_get_command(req)) {
-	case EVHTTP_REQ_GET: strcpy(method, "GET"); break;
-	case EVHTTP_REQ_POST: strcpy(method, "POST"); break;
-	case EVHTTP_REQ_HEAD: strcpy(method, "HEAD"); break;
-	default: strcpy(method, "OTHER"); break;
-	}
-	char path[128];
-	snprintf(path, sizeof(path), "%s", uri ? uri : "");
-	char *q = strchr(path, '?');
-	if (q)
-		*q = '\0';   /* never log a query string: it may carry credentials */
-	char peer[TK_ADDR_TEXT_MAX];
-	tk_http_client(w, req, peer, sizeof(peer));
-	tk_conn_response_begins(req);
-	if (atomic_load_explicit(&w->srv->stopping, memory_order_relaxed))
-		evhttp_add_header(out, "Connection", "close");   /* stopping: the last answer on it */
-	evhttp_send_reply(req, status, reason, buf);
-	evbuffer_free(buf);
-
-	int64_t dur = tk_now_us() - ri->start_us;
-	tk_metrics_request(&w->metrics, ri->ep, status, (uint64_t)(dur < 0 ? 0 : dur));
-	if (tk_log_enabled(TK_LOG_INFO) && ri->ep != EP_HEALTH && ri->ep != EP_READY && ri->ep != EP_METRICS) {
-		char st[8], us[24];
-		snprintf(st, sizeof(st), "%d", status);
-		snprintf(us, sizeof(us), "%lld", (long long)dur);
-		tk_log(TK_LOG_INFO, "http.request", "req", ri->id, "method", method, "path", path,
-		       "status", st, "us", us, "peer", peer, "endpoint", ep_names[ri->ep],
-		       "client_id", ri->client_id, NULL);
-	}
-}
-
-void tk_http_oauth_error(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *ri, int status,
-                         const char *error, const char *description)
-{
-	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-	evhttp_add_header(out, "Cache-Control", "no-store");
-	evhttp_add_header(out, "Pragma", "no-cache");
-	json_t *o = json_pack("{s:s, s:s}", "error", error, "error_description", description);
-	char *body = json_dumps(o, JSON_COMPACT);
-	tk_http_reply(w, req, ri, status, "application/json", body, body ? strlen(body) : 0);
-	free(body);
-	json_decref(o);
-}
-
-/* ---- routing ---- */
-
-typedef void (*route_fn)(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri);
-
-static const struct route {
-	const char *path;
-	tk_endpoint ep;
-	route_fn fn;
-} routes[] = {
-	{ "/oauth2/token", EP_TOKEN, tk_token_handle },
-	{ "/oauth2/introspect", EP_INTROSPECT, tk_introspect_handle },
-	{ "/oauth2/revoke", EP_REVOKE, tk_revoke_handle },
-	{ "/.well-known/jwks.json", EP_JWKS, tk_jwks_handle },
-	{ "/.well-known/oauth-authorization-server", EP_METADATA, tk_metadata_handle },
-	{ "/healthz", EP_HEALTH, tk_healthz_handle },
-	{ "/readyz", EP_READY, tk_readyz_handle },
-	{ "/metrics", EP_METRICS, tk_metrics_handle },
-};
-
-int tk_header_count(struct evkeyvalq *h, const char *name)
-{
-	int n = 0;
-	for (struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next)
-		if (strcasecmp(kv->key, name) == 0)
-			n++;
-	return n;
-}
+/* ---- requests ---- */
 
 /*
  * Message framing every endpoint refuses, before any routing (request
@@ -253,131 +55,51 @@ static int refuse_bad_framing(tk_worker *w, struct evhttp_request *req, tk_reqin
 	return 1;
 }
 
-static void on_request(struct evhttp_request *req, void *arg)
+static void dispatch(tk_worker *w, struct evhttp_request *req, int admin)
 {
-	tk_worker *w = arg;
-	tk_reqinfo ri = { .ep = EP_OTHER, .start_us = tk_now_us() };
+	tk_reqinfo ri = { .ep = admin ? EP_ADMIN : EP_OTHER, .start_us = tk_mono_us() };
 	snprintf(ri.id, sizeof(ri.id), "%d-%llu", w->index, (unsigned long long)++w->reqseq);
 	tk_worker_keys_refresh(w);
 	tk_conn_request_begins(req);
 	if (refuse_bad_framing(w, req, &ri))
 		return;
 	const char *uri = evhttp_request_get_uri(req);
-	size_t plen = strcspn(uri ? uri : "", "?");
-	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
-		if (strlen(routes[i].path) == plen && memcmp(routes[i].path, uri, plen) == 0) {
-			ri.ep = routes[i].ep;
-			routes[i].fn(w, req, &ri);
-			return;
-		}
-	}
-	if (plen > 10 && strncmp(uri, "/admin/v1/", 10) == 0 && !w->srv->cfg->admin_listen_port) {
-		ri.ep = EP_ADMIN;
-		return tk_admin_handle(w, req, &ri);
+	if (!uri)
+		uri = "";
+	const tk_route *rt = tk_router_match(w->srv->router, uri, strcspn(uri, "?"), admin);
+	if (rt) {
+		ri.ep = rt->ep;
+		rt->fn(w, req, &ri);
+		return;
 	}
 	static const char nf[] = "{\"error\":\"not_found\",\"error_description\":\"no such endpoint\"}";
 	tk_http_reply(w, req, &ri, 404, "application/json", nf, sizeof(nf) - 1);
 }
 
-/* The admin listener (admin_listen_port set): the admin API and health only. */
+static void on_request(struct evhttp_request *req, void *arg)
+{
+	dispatch(arg, req, 0);
+}
+
+/* The admin listener (admin_listen_port set): what the router puts there. */
 static void on_admin_request(struct evhttp_request *req, void *arg)
 {
-	tk_worker *w = arg;
-	tk_reqinfo ri = { .ep = EP_ADMIN, .start_us = tk_now_us() };
-	snprintf(ri.id, sizeof(ri.id), "%d-%llu", w->index, (unsigned long long)++w->reqseq);
-	tk_worker_keys_refresh(w);
-	tk_conn_request_begins(req);
-	if (refuse_bad_framing(w, req, &ri))
-		return;
-	const char *uri = evhttp_request_get_uri(req);
-	size_t plen = strcspn(uri, "?");
-	if (plen > 10 && strncmp(uri, "/admin/v1/", 10) == 0)
-		return tk_admin_handle(w, req, &ri);
-	if (plen == 8 && strncmp(uri, "/healthz", 8) == 0) {
-		ri.ep = EP_HEALTH;
-		return tk_healthz_handle(w, req, &ri);
-	}
-	static const char nf[] = "{\"error\":\"not_found\",\"error_description\":\"no such endpoint\"}";
-	tk_http_reply(w, req, &ri, 404, "application/json", nf, sizeof(nf) - 1);
+	dispatch(arg, req, 1);
 }
 
 /* ---- last-used batching ---- */
-
-static uint64_t id_hash(const char *id)
-{
-	uint64_t h = 1469598103934665603ULL;
-	for (; *id; id++) {
-		h ^= (unsigned char)*id;
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
-
-/* Insert or update; returns 0, or -1 when full. */
-static int lastused_put(tk_lastused *lu, const char *key_id, int64_t t)
-{
-	if (lu->cap == 0 || (lu->n + 1) * 4 > lu->cap * 3) {
-		size_t cap = lu->cap ? lu->cap * 2 : 256;
-		if (cap > TK_LASTUSED_MAX * 2 && lu->cap)
-			cap = lu->cap;   /* at the bound: keep probing the table we have */
-		if (cap != lu->cap) {
-			char (*ids)[TK_KEY_ID_LEN + 1] = calloc(cap, sizeof(*ids));
-			int64_t *times = calloc(cap, sizeof(*times));
-			if (!ids || !times) {
-				free(ids);
-				free(times);
-				return -1;
-			}
-			for (size_t i = 0; i < lu->cap; i++) {
-				if (!lu->ids[i][0])
-					continue;
-				size_t j = id_hash(lu->ids[i]) & (cap - 1);
-				while (ids[j][0])
-					j = (j + 1) & (cap - 1);
-				memcpy(ids[j], lu->ids[i], sizeof(ids[j]));
-				times[j] = lu->times[i];
-			}
-			free(lu->ids);
-			free(lu->times);
-			lu->ids = ids;
-			lu->times = times;
-			lu->cap = cap;
-		}
-	}
-	size_t j = id_hash(key_id) & (lu->cap - 1);
-	while (lu->ids[j][0]) {
-		if (strcmp(lu->ids[j], key_id) == 0) {
-			if (t > lu->times[j])
-				lu->times[j] = t;
-			return 0;
-		}
-		j = (j + 1) & (lu->cap - 1);
-	}
-	if (lu->n >= TK_LASTUSED_MAX)
-		return -1;
-	snprintf(lu->ids[j], sizeof(lu->ids[j]), "%s", key_id);
-	lu->times[j] = t;
-	lu->n++;
-	return 0;
-}
 
 static void flush_cb(evutil_socket_t fd, short what, void *arg);
 
 int64_t tk_lastused_pending(const tk_worker *w, const char *key_id)
 {
-	const tk_lastused *lu = &w->lastused;
-	if (lu->cap == 0)
-		return 0;
-	for (size_t j = id_hash(key_id) & (lu->cap - 1); lu->ids[j][0]; j = (j + 1) & (lu->cap - 1))
-		if (strcmp(lu->ids[j], key_id) == 0)
-			return lu->times[j];
-	return 0;
+	return tk_lastused_get(&w->lastused, key_id);
 }
 
 void tk_lastused_mark(tk_worker *w, const tk_key *k)
 {
 	int64_t now = (int64_t)time(NULL);
-	lastused_put(&w->lastused, k->id, now);
+	tk_lastused_put(&w->lastused, k->id, now);
 	int64_t stale = now - (TK_RECENT_USE_WINDOW - w->srv->cfg->last_used_flush_interval - 60);
 	/* The only field of a shared, otherwise immutable key that moves (atomic):
 	 * one worker wins. The uintptr_t cast drops const on purpose. */
@@ -398,7 +120,7 @@ static void flush_done(tk_dbjob *job)
 		/* Merge the batch back (newest time wins): nothing is lost while the
 		 * database is away, and memory stays bounded by the number of keys. */
 		for (size_t i = 0; i < job->n; i++)
-			lastused_put(&w->lastused, job->ids[i], job->times[i]);
+			tk_lastused_put(&w->lastused, job->ids[i], job->times[i]);
 	}
 	free(job->ids);
 	free(job->times);
@@ -432,20 +154,13 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 		free(job->times);
 		return;
 	}
-	size_t k = 0;
-	for (size_t i = 0; i < w->lastused.cap && k < job->n; i++) {
-		if (!w->lastused.ids[i][0])
-			continue;
-		memcpy(job->ids[k], w->lastused.ids[i], sizeof(job->ids[k]));
-		job->times[k++] = w->lastused.times[i];
-	}
+	job->n = tk_lastused_export(&w->lastused, job->ids, job->times);
 	if (tk_dbpool_submit(w->srv->db, job) != 0) {
 		free(job->ids);
 		free(job->times);
 		return;   /* keep the marks for the next interval */
 	}
-	memset(w->lastused.ids, 0, w->lastused.cap * sizeof(*w->lastused.ids));
-	w->lastused.n = 0;
+	tk_lastused_clear(&w->lastused);
 	w->flush_inflight = 1;
 }
 
@@ -521,7 +236,7 @@ static void stop_check_cb(evutil_socket_t fd, short what, void *arg)
 	tk_worker_keys_refresh(w);
 	if (!atomic_load(&w->srv->stopping))
 		return;
-	int64_t now = tk_now_us();
+	int64_t now = tk_mono_us();
 	if (!w->drain_deadline_us) {
 		/* Graceful stop: no new connections; those between requests close
 		 * now; requests under way are answered (with Connection: close). */
@@ -658,8 +373,17 @@ int tk_workers_start(tk_server *srv, char *err, size_t errlen)
 		w->stop_ev = event_new(w->base, -1, EV_PERSIST, stop_check_cb, w);
 		event_add(w->stop_ev, &sv);
 	}
-	for (int i = 0; i < srv->nworkers; i++)
-		pthread_create(&srv->workers[i].thread, NULL, worker_main, &srv->workers[i]);
+	for (int i = 0; i < srv->nworkers; i++) {
+		int rc = pthread_create(&srv->workers[i].thread, NULL, worker_main, &srv->workers[i]);
+		if (rc != 0) {
+			/* A listening socket nobody serves would take connections and
+			 * never answer: stop the workers that started, fail the start. */
+			snprintf(err, errlen, "cannot start worker %d: %s", i, strerror(rc));
+			tk_workers_stop(srv);
+			return -1;
+		}
+		srv->workers[i].started = 1;
+	}
 	return 0;
 }
 
@@ -670,8 +394,9 @@ void tk_workers_stop(tk_server *srv)
 	atomic_store(&srv->stopping, 1);
 	for (int i = 0; i < srv->nworkers; i++) {
 		tk_worker *w = &srv->workers[i];
-		if (w->thread)
+		if (w->started)
 			pthread_join(w->thread, NULL);
+		w->started = 0;
 	}
 }
 
@@ -679,8 +404,18 @@ void tk_workers_flush(tk_server *srv)
 {
 	for (int i = 0; srv->workers && i < srv->nworkers; i++) {
 		tk_worker *w = &srv->workers[i];
-		if (w->mbox)
-			tk_mailbox_drain(w->mbox);   /* a batch in flight may have come back */
+		if (!w->mbox)
+			continue;
+		/* A batch in flight comes back within its deadline (the pool still
+		 * runs): wait for it, so that the marks made since and any it hands
+		 * back (merged on failure) go out in the last batch. */
+		int64_t give_up = tk_mono_us() + (w->srv->cfg->db_timeout + 1) * 1000000;
+		tk_mailbox_drain(w->mbox);
+		while (w->flush_inflight && tk_mono_us() < give_up) {
+			usleep(5000);
+			tk_mailbox_drain(w->mbox);
+		}
+		w->flush_again = 0;
 		flush_cb(-1, 0, w);
 	}
 }
@@ -718,8 +453,7 @@ void tk_workers_free(tk_server *srv)
 		tk_hasher_free(w->hasher);
 		if (w->base)
 			event_base_free(w->base);
-		free(w->lastused.ids);
-		free(w->lastused.times);
+		tk_lastused_free(&w->lastused);
 	}
 	free(srv->workers);
 	srv->workers = NULL;

@@ -1,0 +1,164 @@
+/*
+ * reply.c - answering a request: the response with its metrics and access
+ * log line, OAuth error bodies, the client's address, header counting.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <sys/queue.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include <jansson.h>
+
+#include "clock.h"
+#include "conn.h"
+#include "log.h"
+#include "server.h"
+
+static const char *const ep_names[] = {
+#define TK_EP_NAME(e, name) name,
+	TK_ENDPOINTS(TK_EP_NAME)
+#undef TK_EP_NAME
+};
+
+void tk_http_peer(struct evhttp_request *req, char *buf, size_t len)
+{
+	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+	char *addr = NULL;
+	ev_uint16_t port = 0;
+	if (evcon)
+		evhttp_connection_get_peer(evcon, &addr, &port);
+	snprintf(buf, len, "%s", addr ? addr : "");
+}
+
+void tk_http_client(tk_worker *w, struct evhttp_request *req, char *buf, size_t len)
+{
+	char peer[TK_ADDR_TEXT_MAX];
+	tk_http_peer(req, peer, sizeof(peer));
+	const tk_proxies *p = &w->srv->cfg->proxies;
+	if (p->n == 0) {
+		snprintf(buf, len, "%s", peer);
+		return;
+	}
+	/* Every X-Forwarded-For field, in order, as one list; too long names nobody. */
+	char xff[TK_XFF_MAX + 2];
+	size_t n = 0;
+	int any = 0, over = 0;
+	struct evkeyval *h;
+	TAILQ_FOREACH(h, evhttp_request_get_input_headers(req), next) {
+		if (strcasecmp(h->key, "X-Forwarded-For") != 0)
+			continue;
+		size_t vl = strlen(h->value);
+		if (n + (any ? 1 : 0) + vl > TK_XFF_MAX) {
+			over = 1;
+			break;
+		}
+		if (any)
+			xff[n++] = ',';
+		memcpy(xff + n, h->value, vl);
+		n += vl;
+		any = 1;
+	}
+	xff[n] = '\0';
+	if (over) {
+		xff[0] = '?';   /* malformed on purpose: the peer is the client */
+		xff[1] = '\0';
+	}
+	tk_proxies_client(p, peer, any ? xff : NULL, buf, len);
+}
+
+void tk_http_reply(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *ri, int status,
+                   const char *ctype, const char *body, size_t len)
+{
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+	evhttp_add_header(out, "X-Content-Type-Options", "nosniff");
+	if (ctype)
+		evhttp_add_header(out, "Content-Type", ctype);
+	struct evbuffer *buf = evbuffer_new();
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+		/* Never a body for HEAD (evhttp 2.1 would send it, without a
+		 * Content-Length): the length a GET would have, and nothing else. */
+		char n[24];
+		snprintf(n, sizeof(n), "%zu", body ? len : 0);
+		evhttp_add_header(out, "Content-Length", n);
+	} else if (body && len) {
+		evbuffer_add(buf, body, len);
+	}
+	const char *reason = NULL;
+	switch (status) {
+	case 200: reason = "OK"; break;
+	case 201: reason = "Created"; break;
+	case 304: reason = "Not Modified"; break;
+	case 400: reason = "Bad Request"; break;
+	case 401: reason = "Unauthorized"; break;
+	case 403: reason = "Forbidden"; break;
+	case 409: reason = "Conflict"; break;
+	case 422: reason = "Unprocessable Content"; break;
+	case 404: reason = "Not Found"; break;
+	case 405: reason = "Method Not Allowed"; break;
+	case 413: reason = "Payload Too Large"; break;
+	case 429: reason = "Too Many Requests"; break;
+	case 500: reason = "Internal Server Error"; break;
+	case 503: reason = "Service Unavailable"; break;
+	default: reason = "Status"; break;
+	}
+	/* Read what we log before the reply may free the request. */
+	const char *uri = evhttp_request_get_uri(req);
+	char method[8];
+	switch (evhttp_request_get_command(req)) {
+	case EVHTTP_REQ_GET: strcpy(method, "GET"); break;
+	case EVHTTP_REQ_POST: strcpy(method, "POST"); break;
+	case EVHTTP_REQ_HEAD: strcpy(method, "HEAD"); break;
+	default: strcpy(method, "OTHER"); break;
+	}
+	char path[128];
+	snprintf(path, sizeof(path), "%s", uri ? uri : "");
+	char *q = strchr(path, '?');
+	if (q)
+		*q = '\0';   /* never log a query string: it may carry credentials */
+	char peer[TK_ADDR_TEXT_MAX];
+	tk_http_client(w, req, peer, sizeof(peer));
+	tk_conn_response_begins(req);
+	if (atomic_load_explicit(&w->srv->stopping, memory_order_relaxed))
+		evhttp_add_header(out, "Connection", "close");   /* stopping: the last answer on it */
+	evhttp_send_reply(req, status, reason, buf);
+	evbuffer_free(buf);
+
+	int64_t dur = tk_mono_us() - ri->start_us;
+	tk_metrics_request(&w->metrics, ri->ep, status, (uint64_t)(dur < 0 ? 0 : dur));
+	if (tk_log_enabled(TK_LOG_INFO) && ri->ep != EP_HEALTH && ri->ep != EP_READY && ri->ep != EP_METRICS) {
+		char st[8], us[24];
+		snprintf(st, sizeof(st), "%d", status);
+		snprintf(us, sizeof(us), "%lld", (long long)dur);
+		tk_log(TK_LOG_INFO, "http.request", "req", ri->id, "method", method, "path", path,
+		       "status", st, "us", us, "peer", peer, "endpoint", ep_names[ri->ep],
+		       "client_id", ri->client_id, NULL);
+	}
+}
+
+void tk_http_oauth_error(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *ri, int status,
+                         const char *error, const char *description)
+{
+	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
+	evhttp_add_header(out, "Cache-Control", "no-store");
+	evhttp_add_header(out, "Pragma", "no-cache");
+	json_t *o = json_pack("{s:s, s:s}", "error", error, "error_description", description);
+	char *body = json_dumps(o, JSON_COMPACT);
+	tk_http_reply(w, req, ri, status, "application/json", body, body ? strlen(body) : 0);
+	free(body);
+	json_decref(o);
+}
+
+int tk_header_count(struct evkeyvalq *h, const char *name)
+{
+	int n = 0;
+	for (struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next)
+		if (strcasecmp(kv->key, name) == 0)
+			n++;
+	return n;
+}

@@ -1,0 +1,101 @@
+/*
+ * lastused.c - a worker's last-used marks (see lastused.h).
+ */
+#include "lastused.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hash.h"
+
+/* Grow to keep the load under 3/4; at the bound keep the table we have. */
+static int grow(tk_lastused *lu)
+{
+	size_t cap = lu->cap ? lu->cap * 2 : 256;
+
+	if (lu->cap && cap > TK_LASTUSED_MAX * 2)
+		return 0;
+	char (*ids)[TK_KEY_ID_LEN + 1] = calloc(cap, sizeof(*ids));
+	int64_t *times = calloc(cap, sizeof(*times));
+	if (!ids || !times) {
+		free(ids);
+		free(times);
+		return lu->cap ? 0 : -1;   /* a full-enough table still takes marks */
+	}
+	for (size_t i = 0; i < lu->cap; i++) {
+		if (!lu->ids[i][0])
+			continue;
+		size_t j = tk_hash_str(lu->ids[i]) & (cap - 1);
+		while (ids[j][0])
+			j = (j + 1) & (cap - 1);
+		memcpy(ids[j], lu->ids[i], sizeof(ids[j]));
+		times[j] = lu->times[i];
+	}
+	free(lu->ids);
+	free(lu->times);
+	lu->ids = ids;
+	lu->times = times;
+	lu->cap = cap;
+	return 0;
+}
+
+int tk_lastused_put(tk_lastused *lu, const char *key_id, int64_t t)
+{
+	if (!key_id || !*key_id || strlen(key_id) > TK_KEY_ID_LEN)
+		return -1;
+	if ((lu->cap == 0 || (lu->n + 1) * 4 > lu->cap * 3) && grow(lu) != 0)
+		return -1;
+	size_t j = tk_hash_str(key_id) & (lu->cap - 1);
+	while (lu->ids[j][0]) {
+		if (strcmp(lu->ids[j], key_id) == 0) {
+			if (t > lu->times[j])
+				lu->times[j] = t;
+			return 0;
+		}
+		j = (j + 1) & (lu->cap - 1);
+	}
+	if (lu->n >= TK_LASTUSED_MAX || lu->n + 1 >= lu->cap)
+		return -1;
+	snprintf(lu->ids[j], sizeof(lu->ids[j]), "%s", key_id);
+	lu->times[j] = t;
+	lu->n++;
+	return 0;
+}
+
+int64_t tk_lastused_get(const tk_lastused *lu, const char *key_id)
+{
+	if (lu->cap == 0 || !key_id)
+		return 0;
+	for (size_t j = tk_hash_str(key_id) & (lu->cap - 1); lu->ids[j][0]; j = (j + 1) & (lu->cap - 1))
+		if (strcmp(lu->ids[j], key_id) == 0)
+			return lu->times[j];
+	return 0;
+}
+
+size_t tk_lastused_export(const tk_lastused *lu, char (*ids)[TK_KEY_ID_LEN + 1], int64_t *times)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < lu->cap && k < lu->n; i++) {
+		if (!lu->ids[i][0])
+			continue;
+		memcpy(ids[k], lu->ids[i], sizeof(ids[k]));
+		times[k++] = lu->times[i];
+	}
+	return k;
+}
+
+void tk_lastused_clear(tk_lastused *lu)
+{
+	if (lu->cap)
+		memset(lu->ids, 0, lu->cap * sizeof(*lu->ids));
+	lu->n = 0;
+}
+
+void tk_lastused_free(tk_lastused *lu)
+{
+	free(lu->ids);
+	free(lu->times);
+	memset(lu, 0, sizeof(*lu));
+}
