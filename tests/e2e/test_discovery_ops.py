@@ -214,6 +214,8 @@ def test_last_used_is_batched(env):
     assert t.json("key", "show", k["client_id"])["last_used_at"] is None
     # Count UPDATE statements on api_keys from now on (a statement-level trigger in this test database).
     t.query("CREATE TABLE IF NOT EXISTS e2e_upd (at timestamptz NOT NULL DEFAULT clock_timestamp(), app text)")
+    # The trigger runs as tokend's role (tokend_app), which has no privilege on tables it was not granted.
+    t.query("GRANT INSERT ON e2e_upd TO tokend_app")
     t.query("""CREATE OR REPLACE FUNCTION e2e_count_upd() RETURNS trigger LANGUAGE plpgsql AS $$
                BEGIN INSERT INTO e2e_upd (app) VALUES (current_setting('application_name')); RETURN NULL; END $$""")
     t.query("DROP TRIGGER IF EXISTS e2e_count_upd ON api_keys")
