@@ -1147,8 +1147,9 @@ CASES = [
     ("account-number", "w", "POST", "keys", K(account=5), None, 400, "invalid_request", "account"),
     ("idempotency-key-256", "w", "POST", "keys", K(), {"Idempotency-Key": "i" * 256}, 400, "invalid_request",
      "Idempotency-Key"),
+    # A control byte in any header value is refused before the request is parsed (conn.c).
     ("idempotency-key-control", "w", "POST", "keys", K(), {"Idempotency-Key": "a\x01b"}, 400, "invalid_request",
-     "Idempotency-Key"),
+     None),
     # PATCH keys/{id}
     ("rename-empty-object", "w", "PATCH", "keys/{key}", {}, None, 400, "invalid_request", None),
     ("rename-null", "w", "PATCH", "keys/{key}", {"name": None}, None, 400, "invalid_request", None),
