@@ -63,7 +63,8 @@ def test_revocation_reaches_every_instance_within_1s(tokend, start_server, actio
         ld.wait_for(lambda r: r.status == 200, 5, f"a first token from {ld.who}")
     args = {"disable": ["key", "disable", key["client_id"]],
             "revoke": ["key", "revoke", key["client_id"], "--reason", "e2e revocation"],
-            "delete": ["key", "delete", key["client_id"], "--force"]}[action]   # in use: by design
+            # used seconds ago: --force (issue 10, finding 7)
+            "delete": ["key", "delete", key["client_id"], "--force"]}[action]
     t_cmd = time.monotonic()
     tokend.run(*args, check=0)
     t_ret = time.monotonic()
