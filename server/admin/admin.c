@@ -78,7 +78,7 @@ typedef struct adminreq {
 	json_t *body;                     /* POST/PATCH body */
 	struct evkeyvalq query;           /* decoded query string */
 	int have_query;
-	char *own[16];                    /* strings owned for the job's params */
+	char *own[TK_DBJOB_MAX_PARAMS];   /* strings owned for the job's params */
 	int nown;
 	int oom;                          /* own() failed: run() answers 500, never queries */
 	char secret[TK_SECRET_LEN + 1];   /* key create: shown once */
@@ -154,7 +154,7 @@ static const char *own(adminreq *ar, const char *s)
 {
 	if (!s)
 		return NULL;
-	char *copy = ar->nown < 16 ? strdup(s) : NULL;
+	char *copy = ar->nown < TK_DBJOB_MAX_PARAMS ? strdup(s) : NULL;
 	if (!copy) {
 		ar->oom = 1;
 		return NULL;
@@ -167,7 +167,7 @@ static void op_done(tk_dbjob *job);
 
 static void run(adminreq *ar, const char *sql, int nparams, const char *const *params, int writes)
 {
-	if (ar->oom) {
+	if (ar->oom || nparams > TK_DBJOB_MAX_PARAMS) {
 		tk_log(TK_LOG_ERROR, "admin.oom", "req", ar->ri.id, NULL);
 		send_error(ar, 500, "server_error", "internal error", NULL);
 		return;   /* not queued: the caller frees */

@@ -100,9 +100,11 @@ int tk_dbcall_make(const tk_dbjob *j, tk_dbcall *c)
 		c->stmt = "purge";
 		return 0;
 	case TK_DBJOB_QUERY:
+		if (j->nparams < 0 || j->nparams > TK_DBJOB_MAX_PARAMS)
+			return -1;             /* never send a statement short of its parameters */
 		c->sql = j->sql;
 		c->nparams = j->nparams;
-		for (int i = 0; i < j->nparams && i < 16; i++)
+		for (int i = 0; i < j->nparams; i++)
 			c->params[i] = j->params[i];
 		c->no_retry = j->no_retry;
 		return 0;

@@ -29,7 +29,7 @@ typedef struct tk_dbcall {
 	const char *stmt;          /* a prepared statement's name, or NULL */
 	const char *sql;           /* else the statement's text */
 	int nparams;
-	const char *params[16];
+	const char *params[TK_DBJOB_MAX_PARAMS];
 	char *owned[2];            /* buffers built for params, freed by release */
 	char num[24];              /* a number parameter's text */
 	int no_retry;              /* a write that must never be sent twice */

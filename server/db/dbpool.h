@@ -32,6 +32,9 @@
 	"  FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.id = $1), false)," \
 	" EXISTS (SELECT 1 FROM revoked_tokens r WHERE r.jti = $2)"
 
+/* The most parameters a QUERY job takes. */
+#define TK_DBJOB_MAX_PARAMS 24
+
 typedef struct tk_dbjob tk_dbjob;
 
 /* Called on the mailbox owner's thread when the job is finished. */
@@ -82,7 +85,7 @@ struct tk_dbjob {
 	 * statement that changes data sets no_retry: it is never sent twice. */
 	const char *sql;
 	int nparams;
-	const char *params[16];
+	const char *params[TK_DBJOB_MAX_PARAMS];
 	int no_retry;
 	struct pg_result *result;
 };
