@@ -8,7 +8,7 @@ against the running code, so that the document cannot drift from it.
     operation names its scope (x-required-scope), request bodies refuse
     unknown members (additionalProperties: false), its own examples validate;
   * its routes are the server's: the fixed route table and the key actions in
-    server/admin.c match the document (path, method, scope), every method a
+    server/admin/admin.c match the document (path, method, scope), every method a
     path does not list answers 405 (x-methods-not-allowed), near-miss paths 404;
   * every operation, sent for real: unauthenticated -> 401 (the public document:
     200); with a token one scope short -> 403 naming x-required-scope; with
@@ -37,7 +37,7 @@ pytestmark = pytest.mark.binary
 
 ROOT = Path(__file__).resolve().parents[2]
 SPEC_PATH = ROOT / "docs" / "openapi.yaml"
-ADMIN_C = ROOT / "server" / "admin.c"
+ADMIN_C = ROOT / "server" / "admin" / "admin.c"
 SPEC_TEXT = SPEC_PATH.read_bytes()
 SPEC = yaml.safe_load(SPEC_TEXT)
 PREFIX = SPEC["servers"][0]["url"].rstrip("/")
@@ -328,11 +328,11 @@ def test_schemas_reject_what_the_server_refuses():
 
 
 def test_route_table_matches_the_source():
-    """server/admin.c's route table and the document name the same routes and scopes."""
+    """server/admin/admin.c's route table and the document name the same routes and scopes."""
     src = ADMIN_C.read_text()
     need_scope = {"NEED_READ": SCOPE_READ, "NEED_WRITE": SCOPE_WRITE, "NEED_OPERATOR": SCOPE_OPERATOR}
     fixed = re.findall(r'\{ EVHTTP_REQ_(\w+), "([a-z/]+)", OP_\w+, (NEED_\w+) \}', src)
-    assert len(fixed) >= 8, "could not read the route table of server/admin.c"
+    assert len(fixed) >= 8, "could not read the route table of server/admin/admin.c"
     documented = {(m.upper(), p): op["x-required-scope"] for p, m, op in OPS}
     for method, path, need in fixed:
         key = (method, "/" + path)

@@ -1,6 +1,6 @@
 /*
  * test_ratelimit.c - the failed-authentication and issuance limiter
- * (server/ratelimit.c): limits, decay, the bound on memory, O(1) cost per
+ * (server/state/ratelimit.c): limits, decay, the bound on memory, O(1) cost per
  * request whatever the number of names, and concurrent use.
  *
  *   test_ratelimit           the tests
