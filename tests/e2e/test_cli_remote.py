@@ -42,6 +42,8 @@ def env(module_tokend, module_start_server):
     t.account("other", "--name", "Other", "--key-limit", "10")
     t.account("bulk", "--name", "Bulk", "--key-limit", "100")
     t.scopes("read", "write")
+    for acct in ("acme", "other", "bulk"):
+        t.grant_scopes(acct, "read", "write")
     srv = module_start_server(t)
     admin = new_key(t, "acme", "admin", ADMIN_SCOPES)
     reader = new_key(t, "acme", "reader", "tokend:admin:read")

@@ -206,7 +206,7 @@ def test_example_protects_its_route(acme, start_server, start_rs):
     tok = get_token(srv, full)
     r = rs.hello(tok)
     assert r.status == 200, r
-    assert r.json() == {"hello": "svc-orders", "client_id": full["client_id"],
+    assert r.json() == {"hello": "acme:svc-orders", "client_id": full["client_id"],
                         "scope": "orders:read orders:write", "acct": "acme"}, r
     # Without a subject, sub is the key ID.
     rs_any = start_rs(srv)

@@ -174,7 +174,7 @@ def test_active_token_answers_its_claims(env):
             for k in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "nbf", "jti", "acct"):
                 assert body[k] == c[k], (k, body, c)
             assert body["client_id"] == env.res["client_id"]
-            assert body["sub"] == "svc-billing"
+            assert body["sub"] == "acme:svc-billing"
             assert body["acct"] == "acme"
             assert body["iss"] == env.a.issuer
             assert set(body["scope"].split()) == {"read", "write"}

@@ -186,7 +186,7 @@ def test_resource_subject_and_lifetime(tokend, node, serve):
     # One resource requested: exactly that one.
     assert _aud_list(post["aud"]) == ["https://reports.example.com"]
     for c in (basic, post):
-        assert c["sub"] == "svc-billing"
+        assert c["sub"] == "globex:svc-billing"
         assert c["client_id"] == key["client_id"]
         assert c["acct"] == "globex"
         assert c["exp"] - c["iat"] == 300

@@ -152,6 +152,7 @@ def test_database_refuses_bad_limits(tokend):
 def test_admin_api(env):
     t, srv = env
     admin = new_key(t, "acme", "admin", "tokend:admin:write")
+    t.grant_scopes("acme", "read")
     r = srv.token(admin)
     assert r.status == 200
     tok = r.json()["access_token"]

@@ -516,7 +516,7 @@ def test_jti_unique(env):
 def test_subject(env):
     k = new_key(env.t, "acme", "participant", "read", "--subject", "svc-billing")
     claims = verify(env.srv, ok_token(env.srv.token(k))["access_token"])
-    assert claims["sub"] == "svc-billing"
+    assert claims["sub"] == "acme:svc-billing"   # namespaced by the account (issue 10)
     assert claims["client_id"] == k["client_id"]
 
 
