@@ -1,4 +1,4 @@
-/* admin.h - the admin REST API under /admin/v1/ (see admin.c). */
+/* admin.h - the admin REST API under /admin/v1/ (see api.c; admin_int.h lists the files). */
 #ifndef TOKEND_ADMIN_H
 #define TOKEND_ADMIN_H
 
