@@ -198,7 +198,7 @@ void tk_admin_key_create(tk_adminreq *ar)
  */
 static int recently_used_here(tk_adminreq *ar)
 {
-	tk_key *k = tk_keycache_get(ar->w->srv->cache, ar->id);
+	tk_apikey *k = tk_keycache_get(ar->w->srv->cache, ar->id);
 	int64_t last = tk_lastused_pending(ar->w, ar->id);
 	int mine = 0;
 	if (k) {
@@ -207,7 +207,7 @@ static int recently_used_here(tk_adminreq *ar)
 		int64_t known = atomic_load(&k->last_used_at);
 		if (known > last)
 			last = known;
-		tk_key_release(k);
+		tk_apikey_release(k);
 	}
 	if (!mine || last <= (int64_t)time(NULL) - TK_RECENT_USE_WINDOW)
 		return 0;

@@ -119,7 +119,7 @@ void tk_dbcall_release(tk_dbcall *c)
 	c->owned[0] = c->owned[1] = NULL;
 }
 
-static void parse_key_row(tk_key *k, PGresult *r)
+static void parse_key_row(tk_apikey *k, PGresult *r)
 {
 	k->found = 1;
 	snprintf(k->account, sizeof(k->account), "%s", PQgetvalue(r, 0, 0));
@@ -174,7 +174,7 @@ void tk_dbjob_finish(tk_dbjob *j, PGresult *r)
 		return;
 	case TK_DBJOB_KEY:
 		if (st == PGRES_TUPLES_OK) {
-			tk_key *k = tk_key_new();
+			tk_apikey *k = tk_apikey_new();
 			if (k) {
 				snprintf(k->id, sizeof(k->id), "%s", j->key_id);
 				if (PQntuples(r) == 1)

@@ -66,7 +66,7 @@ struct tk_dbjob {
 	int64_t deadline_ms;   /* set by tk_dbpool_submit: monotonic ms; past it the job fails */
 	/* TK_DBJOB_KEY */
 	char key_id[TK_KEY_ID_LEN + 1];
-	tk_key *key;           /* result, one reference, owned by the job's owner */
+	tk_apikey *key;           /* result, one reference, owned by the job's owner */
 	/* TK_DBJOB_LAST_USED: parallel arrays owned by the job's owner */
 	size_t n;
 	char (*ids)[TK_KEY_ID_LEN + 1];

@@ -142,7 +142,7 @@ void tk_http_oauth_error(tk_worker *w, struct evhttp_request *req, const tk_reqi
  * (asynchronously, never on the request's path), so every instance and the
  * CLI see the use in the database within a moment.
  */
-void tk_lastused_mark(tk_worker *w, const tk_key *k);
+void tk_lastused_mark(tk_worker *w, const tk_apikey *k);
 /* This worker's unflushed mark of `key_id` (epoch seconds), or 0. */
 int64_t tk_lastused_pending(const tk_worker *w, const char *key_id);
 

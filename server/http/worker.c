@@ -96,7 +96,7 @@ int64_t tk_lastused_pending(const tk_worker *w, const char *key_id)
 	return tk_lastused_get(&w->lastused, key_id);
 }
 
-void tk_lastused_mark(tk_worker *w, const tk_key *k)
+void tk_lastused_mark(tk_worker *w, const tk_apikey *k)
 {
 	int64_t now = (int64_t)time(NULL);
 	tk_lastused_put(&w->lastused, k->id, now);

@@ -88,7 +88,7 @@ void tk_auth_refuse(tk_authreq *ar, int status, const char *error, const char *d
 
 /* The key is known (or known not to exist): decide, then hand over or refuse.
  * Returns 1 when on_key kept the request. */
-static int decide(tk_authreq *ar, const tk_key *k)
+static int decide(tk_authreq *ar, const tk_apikey *k)
 {
 	tk_server *srv = ar->w->srv;
 	/* Same work whatever the outcome: one constant-time compare. */
@@ -155,7 +155,7 @@ static void lookup_done(tk_dbjob *job)
 			tk_auth_unavailable(w, ar->req, &ar->ri);
 		}
 	}
-	tk_key_release(job->key);
+	tk_apikey_release(job->key);
 	job->key = NULL;
 	if (!kept)
 		tk_auth_free(ar);
@@ -269,11 +269,11 @@ void tk_auth_start(tk_authreq *ar, const tk_form *form)
 		goto done;
 	}
 
-	tk_key *k = tk_keycache_get(w->srv->cache, ar->client_id);
+	tk_apikey *k = tk_keycache_get(w->srv->cache, ar->client_id);
 	if (k) {
 		tk_metric_add(&w->metrics.cache_hits, 1);
 		int kept = decide(ar, k);
-		tk_key_release(k);
+		tk_apikey_release(k);
 		tk_basic_free(basic_id, basic_secret);
 		if (!kept)
 			tk_auth_free(ar);

@@ -47,7 +47,7 @@ struct tk_authreq {
 	uint64_t seq;
 	struct event *timer;
 	int answered;
-	int (*on_key)(tk_authreq *ar, const tk_key *k);
+	int (*on_key)(tk_authreq *ar, const tk_apikey *k);
 	void (*on_free)(tk_authreq *ar);
 };
 

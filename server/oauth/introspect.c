@@ -197,7 +197,7 @@ static int judge(introreq *ir)
 }
 
 /* Client credentials authenticated (auth.c). */
-static int on_client(tk_authreq *ar, const tk_key *k)
+static int on_client(tk_authreq *ar, const tk_apikey *k)
 {
 	introreq *ir = (introreq *)ar;
 	if (!ir->revoke && !tk_scopes_contains(&k->scopes, INTROSPECT_SCOPE)) {

@@ -48,7 +48,7 @@ static void tokreq_free(tk_authreq *ar)
 	free(tr);
 }
 
-static int key_has_audience(const tk_key *k, const char *aud, const char *dflt)
+static int key_has_audience(const tk_apikey *k, const char *aud, const char *dflt)
 {
 	if (k->naud == 0)
 		return strcmp(aud, dflt) == 0;
@@ -59,7 +59,7 @@ static int key_has_audience(const tk_key *k, const char *aud, const char *dflt)
 }
 
 /* The client is authenticated with a usable key: grant or refuse what it asked. */
-static int issue(tk_authreq *ar, const tk_key *k)
+static int issue(tk_authreq *ar, const tk_apikey *k)
 {
 	tokreq *tr = (tokreq *)ar;
 	tk_worker *w = ar->w;

@@ -15,7 +15,7 @@
 #define BUCKETS_PER_SHARD 4096
 
 typedef struct node {
-	tk_key *key;
+	tk_apikey *key;
 	struct node *next;
 } node;
 
@@ -38,21 +38,21 @@ static int64_t mono_seconds(void)
 	return tk_mono_us() / 1000000;
 }
 
-tk_key *tk_key_new(void)
+tk_apikey *tk_apikey_new(void)
 {
-	tk_key *k = calloc(1, sizeof(*k));
+	tk_apikey *k = calloc(1, sizeof(*k));
 	if (k)
 		atomic_init(&k->refs, 1);
 	return k;
 }
 
-tk_key *tk_key_ref(tk_key *k)
+tk_apikey *tk_apikey_ref(tk_apikey *k)
 {
 	atomic_fetch_add_explicit(&k->refs, 1, memory_order_relaxed);
 	return k;
 }
 
-void tk_key_release(tk_key *k)
+void tk_apikey_release(tk_apikey *k)
 {
 	if (!k || atomic_fetch_sub_explicit(&k->refs, 1, memory_order_acq_rel) != 1)
 		return;
@@ -88,7 +88,7 @@ static void shard_clear(shard *s)
 		node *n = s->buckets[b];
 		while (n) {
 			node *next = n->next;
-			tk_key_release(n->key);
+			tk_apikey_release(n->key);
 			free(n);
 			n = next;
 		}
@@ -108,14 +108,14 @@ void tk_keycache_free(tk_keycache *c)
 	free(c);
 }
 
-tk_key *tk_keycache_get(tk_keycache *c, const char *id)
+tk_apikey *tk_keycache_get(tk_keycache *c, const char *id)
 {
 	if (atomic_load_explicit(&c->bypass, memory_order_acquire))
 		return NULL;
 	uint64_t h = hash_id(id);
 	shard *s = &c->shards[h % SHARDS];
 	size_t b = (h / SHARDS) % BUCKETS_PER_SHARD;
-	tk_key *found = NULL;
+	tk_apikey *found = NULL;
 	int64_t now = mono_seconds();
 	pthread_mutex_lock(&s->mu);
 	for (node **pp = &s->buckets[b]; *pp; pp = &(*pp)->next) {
@@ -124,11 +124,11 @@ tk_key *tk_keycache_get(tk_keycache *c, const char *id)
 		if (now - (*pp)->key->loaded_at >= c->ttl) {
 			node *dead = *pp;
 			*pp = dead->next;
-			tk_key_release(dead->key);
+			tk_apikey_release(dead->key);
 			free(dead);
 			s->count--;
 		} else {
-			found = tk_key_ref((*pp)->key);
+			found = tk_apikey_ref((*pp)->key);
 		}
 		break;
 	}
@@ -141,7 +141,7 @@ uint64_t tk_keycache_seq(tk_keycache *c)
 	return atomic_load_explicit(&c->seq, memory_order_acquire);
 }
 
-void tk_keycache_put(tk_keycache *c, tk_key *k, uint64_t seq)
+void tk_keycache_put(tk_keycache *c, tk_apikey *k, uint64_t seq)
 {
 	if (atomic_load_explicit(&c->bypass, memory_order_acquire))
 		return;
@@ -164,7 +164,7 @@ void tk_keycache_put(tk_keycache *c, tk_key *k, uint64_t seq)
 		if (strcmp((*pp)->key->id, k->id) == 0) {
 			node *old = *pp;
 			*pp = old->next;
-			tk_key_release(old->key);
+			tk_apikey_release(old->key);
 			free(old);
 			s->count--;
 			break;
@@ -172,7 +172,7 @@ void tk_keycache_put(tk_keycache *c, tk_key *k, uint64_t seq)
 	}
 	if (s->count >= c->max_per_shard)
 		shard_clear(s);   /* crude but bounded: a flood of distinct IDs cannot grow memory */
-	fresh->key = tk_key_ref(k);
+	fresh->key = tk_apikey_ref(k);
 	fresh->next = s->buckets[b];
 	s->buckets[b] = fresh;
 	s->count++;
@@ -190,7 +190,7 @@ void tk_keycache_invalidate(tk_keycache *c, const char *id)
 		if (strcmp((*pp)->key->id, id) == 0) {
 			node *old = *pp;
 			*pp = old->next;
-			tk_key_release(old->key);
+			tk_apikey_release(old->key);
 			free(old);
 			s->count--;
 			break;
@@ -211,7 +211,7 @@ void tk_keycache_invalidate_account(tk_keycache *c, const char *account)
 				if ((*pp)->key->found && strcmp((*pp)->key->account, account) == 0) {
 					node *old = *pp;
 					*pp = old->next;
-					tk_key_release(old->key);
+					tk_apikey_release(old->key);
 					free(old);
 					s->count--;
 				} else {

@@ -25,8 +25,9 @@
 
 #define TK_MAX_AUDIENCES 16
 
-/* A key as the token endpoint needs it. Immutable once built; refcounted. */
-typedef struct tk_key {
+/* An API key as the token endpoint needs it (not a signing key: those are
+ * lib/src/signer_int.h struct signing_key). Immutable once built; refcounted. */
+typedef struct tk_apikey {
 	_Atomic int refs;
 	int found;                        /* 0: a negative entry (no such key) */
 	char id[TK_KEY_ID_LEN + 1];
@@ -47,12 +48,12 @@ typedef struct tk_key {
 	 * (epoch seconds; 0: never), loaded from the database and moved forward
 	 * by tk_lastused_mark when it writes a first use of the day at once. */
 	_Atomic int64_t last_used_at;
-} tk_key;
+} tk_apikey;
 
 /* A new key with one reference (fields to be filled by the caller). */
-tk_key *tk_key_new(void);
-tk_key *tk_key_ref(tk_key *k);
-void tk_key_release(tk_key *k);
+tk_apikey *tk_apikey_new(void);
+tk_apikey *tk_apikey_ref(tk_apikey *k);
+void tk_apikey_release(tk_apikey *k);
 
 typedef struct tk_keycache tk_keycache;
 
@@ -60,10 +61,10 @@ tk_keycache *tk_keycache_new(size_t max_entries, int64_t ttl_seconds);
 void tk_keycache_free(tk_keycache *c);
 
 /* A referenced key (release it), or NULL on a miss, an expired entry, or bypass. */
-tk_key *tk_keycache_get(tk_keycache *c, const char *id);
+tk_apikey *tk_keycache_get(tk_keycache *c, const char *id);
 uint64_t tk_keycache_seq(tk_keycache *c);
 /* Keep `k` (takes its own reference) unless an invalidation happened since `seq`. */
-void tk_keycache_put(tk_keycache *c, tk_key *k, uint64_t seq);
+void tk_keycache_put(tk_keycache *c, tk_apikey *k, uint64_t seq);
 
 void tk_keycache_invalidate(tk_keycache *c, const char *id);
 void tk_keycache_invalidate_account(tk_keycache *c, const char *account);
