@@ -54,28 +54,11 @@ const char *cli_check_name(const char *s);
 /* Subcommand entry points: argc/argv start at the subcommand's verb. */
 int cli_account(int argc, char **argv);
 int cli_scope(int argc, char **argv);
+/* `tokend key ...` (cli_key.c: parsing, then the local or remote backend). */
 int cli_key(int argc, char **argv);
 int cli_migrate(int argc, char **argv);
 /* `tokend verify`: check a token against a JWKS (no config or database needed). */
 int cli_verify(int argc, char **argv);
-
-/* `tokend key ...` output, shared by the local and the remote mode (cli_key.c).
- * `k` is a key object as the admin API returns it (client_id, account, name,
- * hint, scopes, ...); nothing is taken over. */
-void cli_key_print_text(json_t *k);
-void cli_key_print_table(json_t *keys);
-void cli_key_print_created(json_t *k, const char *secret);
-void cli_key_print_changed(json_t *k, const char *verb);
-void cli_key_print_deleted(const char *id);
-/* Exit 1 unless `id` is a well-formed key ID (never echoes a pasted secret). */
-void cli_check_key_id(const char *id);
-/* NULL if `a` is an acceptable audience, else the reason. */
-const char *cli_check_audience(const char *a);
-/* `tokend key ... --url URL` (or $TOKEND_URL): the same commands over the
- * admin REST API (cli_remote.c). argv starts at "key"'s verb, like cli_key. */
-int cli_key_remote(int argc, char **argv);
-/* 1 if the key commands should run in remote mode (--url or $TOKEND_URL). */
-int cli_key_is_remote(int argc, char **argv);
 
 /* 1 if argv holds -h or --help. */
 int cli_wants_help(int argc, char **argv);

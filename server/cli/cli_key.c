@@ -1,5 +1,11 @@
 /*
- * cli_key.c - `tokend key create|list|show|rename|disable|enable|revoke|delete`.
+ * cli_key.c - `tokend key create|list|show|rename|set-rate-limit|disable|
+ * enable|revoke|delete`: each command parsed once into a tk_key_request,
+ * handed to the local or the remote backend (cli_key.h), and the answer
+ * printed once (cli_key_print.c).
+ *
+ * Usage errors (exit 2) are found here, before any database or network work,
+ * and are the same in both modes.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -14,7 +20,8 @@
 
 #include "input.h"
 #include "cli.h"
-#include "db.h"
+#include "cli_key.h"
+#include "cli_key_print.h"
 
 static const char key_usage[] =
 	"usage: tokend key COMMAND [OPTIONS]\n"
@@ -70,149 +77,82 @@ static const char key_usage[] =
 	"\n"
 	"Exit status: 0 done, 1 refused (with a reason), 2 usage error.\n";
 
-#define KEY_COLUMNS \
-	"k.id, k.account_id, k.name, k.secret_hint, array_to_json(k.scopes), " \
-	"array_to_json(k.audiences), k.subject, tokend_key_state(k), tokend_ts(k.created_at), " \
-	"k.created_by, tokend_ts(k.expires_at), tokend_ts(k.last_used_at), tokend_ts(k.disabled_at), " \
-	"tokend_ts(k.revoked_at), k.revoke_reason, k.token_lifetime, k.revoked_by, k.rate_limit"
+enum {
+	OPT_URL = 256, OPT_TOKEN_URL, OPT_PAGE_SIZE, OPT_IDEM, OPT_FORCE, OPT_ACCOUNT, OPT_NAME,
+	OPT_SCOPES, OPT_AUDIENCE, OPT_SUBJECT, OPT_EXPIRES_IN, OPT_EXPIRES_AT, OPT_LIFETIME, OPT_STATE,
+	OPT_REASON, OPT_CREDENTIAL, OPT_RATE_LIMIT,
+};
 
-static json_t *key_json(const PGresult *r, int i)
+static const struct option key_opts[] = {
+	{ "url", required_argument, NULL, OPT_URL },
+	{ "token-url", required_argument, NULL, OPT_TOKEN_URL },
+	{ "page-size", required_argument, NULL, OPT_PAGE_SIZE },     /* hidden: tests */
+	{ "idempotency-key", required_argument, NULL, OPT_IDEM },
+	{ "force", no_argument, NULL, OPT_FORCE },
+	{ "account", required_argument, NULL, OPT_ACCOUNT },
+	{ "name", required_argument, NULL, OPT_NAME },
+	{ "scopes", required_argument, NULL, OPT_SCOPES },
+	{ "scope", required_argument, NULL, OPT_SCOPES },
+	{ "audience", required_argument, NULL, OPT_AUDIENCE },
+	{ "subject", required_argument, NULL, OPT_SUBJECT },
+	{ "expires-in", required_argument, NULL, OPT_EXPIRES_IN },
+	{ "expires-at", required_argument, NULL, OPT_EXPIRES_AT },
+	{ "token-lifetime", required_argument, NULL, OPT_LIFETIME },
+	{ "rate-limit", required_argument, NULL, OPT_RATE_LIMIT },
+	{ "state", required_argument, NULL, OPT_STATE },
+	{ "reason", required_argument, NULL, OPT_REASON },
+	/* Credentials are never taken from the command line. */
+	{ "client-id", required_argument, NULL, OPT_CREDENTIAL },
+	{ "client-secret", required_argument, NULL, OPT_CREDENTIAL },
+	{ "secret", required_argument, NULL, OPT_CREDENTIAL },
+	{ "token", required_argument, NULL, OPT_CREDENTIAL },
+	{ "access-token", required_argument, NULL, OPT_CREDENTIAL },
+	{ "password", required_argument, NULL, OPT_CREDENTIAL },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* Options only the remote backend takes. */
+static int remote_only(int opt)
 {
-	json_t *o = json_object();
-	char masked[32];
-	snprintf(masked, sizeof(masked), "%s...%s", TK_SECRET_PREFIX, PQgetvalue(r, i, 3));
-	json_object_set_new(o, "client_id", cli_col_str(r, i, 0));
-	json_object_set_new(o, "account", cli_col_str(r, i, 1));
-	json_object_set_new(o, "name", cli_col_str(r, i, 2));
-	json_object_set_new(o, "hint", cli_col_str(r, i, 3));
-	json_object_set_new(o, "masked", json_string(masked));
-	json_object_set_new(o, "scopes", cli_col_json(r, i, 4));
-	json_object_set_new(o, "audiences", cli_col_json(r, i, 5));
-	json_object_set_new(o, "subject", cli_col_str(r, i, 6));
-	json_object_set_new(o, "state", cli_col_str(r, i, 7));
-	json_object_set_new(o, "created_at", cli_col_str(r, i, 8));
-	json_object_set_new(o, "created_by", cli_col_str(r, i, 9));
-	json_object_set_new(o, "expires_at", cli_col_str(r, i, 10));
-	json_object_set_new(o, "last_used_at", cli_col_str(r, i, 11));
-	json_object_set_new(o, "disabled_at", cli_col_str(r, i, 12));
-	json_object_set_new(o, "revoked_at", cli_col_str(r, i, 13));
-	json_object_set_new(o, "revoked_by", cli_col_str(r, i, 16));
-	json_object_set_new(o, "revoke_reason", cli_col_str(r, i, 14));
-	json_object_set_new(o, "token_lifetime", cli_col_int(r, i, 15));
-	json_object_set_new(o, "rate_limit", cli_col_int(r, i, 17));
-	return o;
+	return opt == OPT_URL || opt == OPT_TOKEN_URL || opt == OPT_IDEM || opt == OPT_PAGE_SIZE;
 }
 
-static const char *jstr(json_t *o, const char *k, const char *dflt)
+static const char *opt_name(int code)
 {
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : dflt;
+	for (size_t i = 0; key_opts[i].name; i++)
+		if (key_opts[i].val == code)
+			return key_opts[i].name;
+	return "?";
 }
 
-/* The text view of a key (the object key_json builds, or the admin API's). */
-void cli_key_print_text(json_t *k)
-{
-	json_t *scopes = json_object_get(k, "scopes"), *auds = json_object_get(k, "audiences"), *v;
-	json_t *lt = json_object_get(k, "token_lifetime");
-	size_t j;
-	printf("Key:            %s\n", jstr(k, "client_id", ""));
-	printf("Account:        %s\n", jstr(k, "account", ""));
-	printf("Name:           %s\n", jstr(k, "name", ""));
-	printf("Secret:         %s...%s\n", TK_SECRET_PREFIX, jstr(k, "hint", ""));
-	printf("State:          %s\n", jstr(k, "state", ""));
-	printf("Scopes:        ");
-	json_array_foreach(scopes, j, v)
-		printf(" %s", json_string_value(v));
-	printf("\nAudiences:     ");
-	if (json_array_size(auds) == 0)
-		printf(" (server default)");
-	json_array_foreach(auds, j, v)
-		printf(" %s", json_string_value(v));
-	printf("\n");
-	printf("Subject:        %s\n", jstr(k, "subject", "(the key ID)"));
-	if (json_is_integer(lt))
-		printf("Token lifetime: %lld\n", (long long)json_integer_value(lt));
-	else
-		printf("Token lifetime: (server default)\n");
-	json_t *rl = json_object_get(k, "rate_limit");
-	if (json_is_integer(rl))
-		printf("Rate limit:     %lld tokens per minute\n", (long long)json_integer_value(rl));
-	else
-		printf("Rate limit:     (none)\n");
-	printf("Created:        %s by %s\n", jstr(k, "created_at", ""), jstr(k, "created_by", ""));
-	printf("Expires:        %s\n", jstr(k, "expires_at", "never"));
-	printf("Last used:      %s\n", jstr(k, "last_used_at", "never"));
-	if (jstr(k, "disabled_at", NULL))
-		printf("Disabled:       %s\n", jstr(k, "disabled_at", ""));
-	if (jstr(k, "revoked_at", NULL))
-		printf("Revoked:        %s by %s: %s\n", jstr(k, "revoked_at", ""), jstr(k, "revoked_by", "?"),
-		       jstr(k, "revoke_reason", "(no reason given)"));
-}
+/* Which options each command takes, how many operands, and what it says
+ * when the count is wrong. */
+static const struct verb_spec {
+	const char *verb;
+	int nargs;
+	const char *wrong_count;
+	int opts[12];   /* 0-terminated; --url and --token-url go with every command (remote) */
+} verbs[] = {
+	{ "create", 0, NULL, { OPT_IDEM, OPT_ACCOUNT, OPT_NAME, OPT_SCOPES, OPT_AUDIENCE, OPT_SUBJECT,
+	                       OPT_EXPIRES_IN, OPT_EXPIRES_AT, OPT_LIFETIME, OPT_RATE_LIMIT, 0 } },
+	{ "list", 0, NULL, { OPT_ACCOUNT, OPT_STATE, OPT_PAGE_SIZE, 0 } },
+	{ "show", 1, "expected exactly one key ID", { 0 } },
+	{ "rename", 2, "expected KEY_ID and NAME", { 0 } },
+	{ "set-rate-limit", 2, "expected KEY_ID and a number of tokens per minute (or none)", { 0 } },
+	{ "disable", 1, "expected exactly one key ID", { 0 } },
+	{ "enable", 1, "expected exactly one key ID", { 0 } },
+	{ "revoke", 1, "expected exactly one key ID", { OPT_REASON, 0 } },
+	{ "delete", 1, "expected exactly one key ID", { OPT_FORCE, 0 } },
+};
 
-/* The table of `key list` (a JSON array of key objects). */
-void cli_key_print_table(json_t *keys)
-{
-	json_t *k;
-	size_t i;
-	printf("%-31s %-16s %-20s %-12s %-9s %-20s %-20s %s\n", "KEY", "ACCOUNT", "NAME", "SECRET",
-	       "STATE", "CREATED", "LAST USED", "SCOPES");
-	json_array_foreach(keys, i, k) {
-		json_t *v;
-		size_t j;
-		char masked[16];
-		snprintf(masked, sizeof(masked), "tks_...%s", jstr(k, "hint", ""));
-		printf("%-31s %-16.16s %-20.20s %-12s %-9s %-20s %-20s", jstr(k, "client_id", ""),
-		       jstr(k, "account", ""), jstr(k, "name", ""), masked, jstr(k, "state", ""),
-		       jstr(k, "created_at", ""), jstr(k, "last_used_at", "never"));
-		json_array_foreach(json_object_get(k, "scopes"), j, v)
-			printf(" %s", json_string_value(v));
-		printf("\n");
-	}
-}
-
-/* A new key with its secret, shown once (JSON: the key object plus client_secret). */
-void cli_key_print_created(json_t *k, const char *secret)
-{
-	if (cli.json) {
-		json_t *o = json_deep_copy(k);
-		json_object_set_new(o, "client_secret", json_string(secret));
-		cli_print_json(o);
-	} else {
-		printf("Created key %s for account %s.\n\n", jstr(k, "client_id", ""), jstr(k, "account", ""));
-		printf("  client_id:     %s\n", jstr(k, "client_id", ""));
-		printf("  client_secret: %s\n\n", secret);
-		printf("The secret is shown only this once: store it now. It cannot be recovered;\n"
-		       "if it is lost, create a new key and delete this one.\n\n");
-		cli_key_print_text(k);
-	}
-	fflush(stdout);
-}
-
-/* A key after a change ("Renamed", ...; NULL for `show`). */
-void cli_key_print_changed(json_t *k, const char *verb)
-{
-	if (cli.json) {
-		cli_print_json(json_incref(k));
-		return;
-	}
-	if (verb)
-		printf("%s key %s.\n", verb, jstr(k, "client_id", ""));
-	cli_key_print_text(k);
-}
-
-void cli_key_print_deleted(const char *id)
-{
-	if (cli.json) {
-		json_t *o = json_object();
-		json_object_set_new(o, "client_id", json_string(id));
-		json_object_set_new(o, "state", json_string("deleted"));
-		cli_print_json(o);
-	} else
-		printf("Deleted key %s. It no longer appears in listings; the audit log keeps its history.\n", id);
-}
+/* The options and operands as given, before each command's own checks. */
+typedef struct key_args {
+	const char *account, *name, *scopes, *subject, *expires_in, *expires_at, *lifetime, *rate_limit;
+	const char *pos[2];
+} key_args;
 
 /* Refuse a malformed key ID before any database or network work. */
-void cli_check_key_id(const char *id)
+static void check_key_id(const char *id)
 {
 	tk_keyfmt_status st = tk_key_id_check(id, strlen(id));
 	if (st == TK_KEYFMT_OK)
@@ -224,7 +164,8 @@ void cli_check_key_id(const char *id)
 	cli_fail(CLI_REFUSED, "malformed key ID (%s): key IDs are tk_ followed by 28 letters and digits", tk_keyfmt_strerror(st));
 }
 
-const char *cli_check_audience(const char *a)
+/* NULL if `a` is an acceptable audience, else the reason. */
+static const char *check_audience(const char *a)
 {
 	size_t n = strlen(a);
 	if (n == 0 || n > 255)
@@ -237,345 +178,300 @@ const char *cli_check_audience(const char *a)
 	return NULL;
 }
 
-static int key_create(int argc, char **argv)
+static void add_audience(tk_key_request *rq, const char *a)
 {
-	static const struct option opts[] = {
-		{ "account", required_argument, NULL, 'a' },
-		{ "name", required_argument, NULL, 'n' },
-		{ "scopes", required_argument, NULL, 's' },
-		{ "scope", required_argument, NULL, 's' },
-		{ "audience", required_argument, NULL, 'A' },
-		{ "subject", required_argument, NULL, 'S' },
-		{ "expires-in", required_argument, NULL, 'e' },
-		{ "expires-at", required_argument, NULL, 'E' },
-		{ "token-lifetime", required_argument, NULL, 'l' },
-		{ "rate-limit", required_argument, NULL, 'r' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *account = NULL, *name = NULL, *scopes = NULL, *subject = NULL;
-	char rate_text[16] = "";
-	const char *expires_in = NULL, *expires_at = NULL, *lifetime = NULL;
-	json_t *audiences = json_array();
+	const char *why = check_audience(a);
+	if (why)
+		cli_fail(CLI_USAGE, "--audience '%.80s': %s", a, why);
+	size_t j;
+	json_t *v;
+	json_array_foreach(rq->audiences, j, v)
+		if (strcmp(json_string_value(v), a) == 0)
+			cli_fail(CLI_USAGE, "--audience '%.80s' given twice", a);
+	if (json_array_size(rq->audiences) >= 16)
+		cli_fail(CLI_USAGE, "--audience: at most 16 audiences");
+	if (json_array_append_new(rq->audiences, json_string(a)) != 0)
+		cli_fail(CLI_REFUSED, "out of memory");
+}
+
+static void check_account(const char *account)
+{
+	if (account && (!*account || strlen(account) > 63))
+		cli_fail(CLI_USAGE, "--account: 1-63 characters");
+}
+
+/* The options of every command: which ones this command and backend take. */
+static void parse_options(int argc, char **argv, const struct verb_spec *vs, const tk_keys_backend *be,
+                          tk_key_request *rq, key_args *a)
+{
 	int c;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "", key_opts, NULL)) != -1) {
+		if (c == OPT_CREDENTIAL)
+			cli_fail(CLI_USAGE, "credentials are never taken from the command line (they would show in the "
+			         "process list and shell history): set TOKEND_CLIENT_ID and TOKEND_CLIENT_SECRET "
+			         "in the environment");
+		if (c < OPT_URL)
+			cli_fail(CLI_USAGE, "key %s: see tokend key --help", vs->verb);
+		int ok = c == OPT_URL || c == OPT_TOKEN_URL;
+		for (int i = 0; vs->opts[i]; i++)
+			ok |= vs->opts[i] == c;
+		if (!ok)
+			cli_fail(CLI_USAGE, "key %s: --%s is not an option of this command (see tokend key --help)",
+			         vs->verb, opt_name(c));
+		if (remote_only(c) && !be->remote_options)
+			cli_fail(CLI_USAGE, "key %s: --%s is for the remote mode only (--url URL or $TOKEND_URL)",
+			         vs->verb, opt_name(c));
 		switch (c) {
-		case 'a': account = optarg; break;
-		case 'n': name = optarg; break;
-		case 's':
-			if (scopes)
+		case OPT_URL: rq->url = optarg; break;
+		case OPT_TOKEN_URL: rq->token_url = optarg; break;
+		case OPT_IDEM: rq->idem = optarg; break;
+		case OPT_FORCE: rq->force = 1; break;
+		case OPT_ACCOUNT: a->account = optarg; break;
+		case OPT_NAME: a->name = optarg; break;
+		case OPT_SCOPES:
+			if (a->scopes)
 				cli_fail(CLI_USAGE, "--scopes given twice: list all scopes in one quoted argument");
-			scopes = optarg;
+			a->scopes = optarg;
 			break;
-		case 'A': {
-			const char *why = cli_check_audience(optarg);
-			if (why)
-				cli_fail(CLI_USAGE, "--audience '%.80s': %s", optarg, why);
-			size_t j;
-			json_t *v;
-			json_array_foreach(audiences, j, v)
-				if (strcmp(json_string_value(v), optarg) == 0)
-					cli_fail(CLI_USAGE, "--audience '%.80s' given twice", optarg);
-			if (json_array_size(audiences) >= 16)
-				cli_fail(CLI_USAGE, "--audience: at most 16 audiences");
-			json_array_append_new(audiences, json_string(optarg));
-			break;
-		}
-		case 'S': subject = optarg; break;
-		case 'e': expires_in = optarg; break;
-		case 'E': expires_at = optarg; break;
-		case 'l': lifetime = optarg; break;
-		case 'r': {
-			int rl = cli_parse_rate_limit(optarg);
-			if (rl)
-				snprintf(rate_text, sizeof(rate_text), "%d", rl);
-			else
-				rate_text[0] = '\0';
+		case OPT_AUDIENCE: add_audience(rq, optarg); break;
+		case OPT_SUBJECT: a->subject = optarg; break;
+		case OPT_EXPIRES_IN: a->expires_in = optarg; break;
+		case OPT_EXPIRES_AT: a->expires_at = optarg; break;
+		case OPT_LIFETIME: a->lifetime = optarg; break;
+		case OPT_STATE: rq->state = optarg; break;
+		case OPT_REASON: rq->reason = optarg; break;
+		case OPT_RATE_LIMIT: a->rate_limit = optarg; break;
+		case OPT_PAGE_SIZE: {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+			if (end == optarg || *end || v < 1 || v > 200)
+				cli_fail(CLI_USAGE, "--page-size: a whole number from 1 to 200");
+			rq->page_size = (int)v;
 			break;
 		}
-		default: cli_fail(CLI_USAGE, "key create: see tokend key --help");
+		default:
+			cli_fail(CLI_USAGE, "key %s: see tokend key --help", vs->verb);
 		}
 	}
-	if (optind != argc)
-		cli_fail(CLI_USAGE, "key create: unexpected argument '%.40s'", argv[optind]);
-	if (!account)
+	int npos = argc - optind;
+	if (npos != vs->nargs) {
+		if (vs->nargs == 0)
+			cli_fail(CLI_USAGE, "key %s: unexpected argument '%.40s'", vs->verb, argv[optind]);
+		cli_fail(CLI_USAGE, "key %s: %s", vs->verb, vs->wrong_count);
+	}
+	for (int i = 0; i < npos; i++)
+		a->pos[i] = argv[optind + i];
+}
+
+static void parse_create(tk_key_request *rq, const key_args *a, const tk_keys_backend *be)
+{
+	const char *why;
+	if (!a->account && be->account_required)
 		cli_fail(CLI_USAGE, "key create: --account is required");
-	if (!name)
+	if (!a->name)
 		cli_fail(CLI_USAGE, "key create: --name is required");
-	if (!scopes)
+	if (!a->scopes)
 		cli_fail(CLI_USAGE, "key create: --scopes is required (e.g. --scopes \"api:read api:write\")");
-	const char *why = cli_check_name(name);
-	if (why)
+	check_account(a->account);
+	rq->account = a->account;
+	if ((why = cli_check_name(a->name)) != NULL)
 		cli_fail(CLI_USAGE, "--name: %s", why);
+	rq->name = a->name;
 	tk_scopes set = { 0 };
-	if (tk_scopes_parse(scopes, strlen(scopes), &set, &why) != 0)
+	if (tk_scopes_parse(a->scopes, strlen(a->scopes), &set, &why) != 0)
 		cli_fail(CLI_USAGE, "--scopes: %s", why);
-	if (set.n == 0)
+	if (set.n == 0) {
+		tk_scopes_free(&set);
 		cli_fail(CLI_USAGE, "--scopes: a key needs at least one scope");
-	if (subject) {
-		why = cli_check_name(subject);
-		if (why || strlen(subject) > 255)
-			cli_fail(CLI_USAGE, "--subject: %s", why ? why : "must be at most 255 bytes");
-		if (strncmp(subject, TK_KEY_ID_PREFIX, strlen(TK_KEY_ID_PREFIX)) == 0 ||
-		    strncmp(subject, TK_SECRET_PREFIX, strlen(TK_SECRET_PREFIX)) == 0)
-			cli_fail(CLI_USAGE, "--subject: must not start with tk_ or tks_ (reserved for key IDs and secrets)");
 	}
-	if (expires_in && expires_at)
+	for (size_t j = 0; j < set.n; j++)
+		if (json_array_append_new(rq->scopes, json_string(set.v[j])) != 0) {
+			tk_scopes_free(&set);
+			cli_fail(CLI_REFUSED, "out of memory");
+		}
+	tk_scopes_free(&set);
+	if (a->subject) {
+		why = cli_check_name(a->subject);
+		if (why || strlen(a->subject) > 255)
+			cli_fail(CLI_USAGE, "--subject: %s", why ? why : "must be at most 255 bytes");
+		if (strncmp(a->subject, TK_KEY_ID_PREFIX, strlen(TK_KEY_ID_PREFIX)) == 0 ||
+		    strncmp(a->subject, TK_SECRET_PREFIX, strlen(TK_SECRET_PREFIX)) == 0)
+			cli_fail(CLI_USAGE, "--subject: must not start with tk_ or tks_ (reserved for key IDs and secrets)");
+		rq->subject = a->subject;
+	}
+	if (a->expires_in && a->expires_at)
 		cli_fail(CLI_USAGE, "give --expires-in or --expires-at, not both");
 	int64_t expiry = 0, now = (int64_t)time(NULL);
-	char expiry_text[32] = "";
-	if (expires_in) {
+	if (a->expires_in) {
 		int64_t secs;
-		if (tk_duration_parse(expires_in, &secs, &why) != 0)
-			cli_fail(CLI_USAGE, "--expires-in '%.40s': %s", expires_in, why);
+		if (tk_duration_parse(a->expires_in, &secs, &why) != 0)
+			cli_fail(CLI_USAGE, "--expires-in '%.40s': %s", a->expires_in, why);
 		expiry = now + secs;
 	}
-	if (expires_at) {
-		if (tk_rfc3339_parse(expires_at, &expiry, &why) != 0)
-			cli_fail(CLI_USAGE, "--expires-at '%.40s': %s", expires_at, why);
+	if (a->expires_at) {
+		if (tk_rfc3339_parse(a->expires_at, &expiry, &why) != 0)
+			cli_fail(CLI_USAGE, "--expires-at '%.40s': %s", a->expires_at, why);
 		if (expiry <= now)
-			cli_fail(CLI_REFUSED, "--expires-at: %s is in the past", expires_at);
+			cli_fail(CLI_REFUSED, "--expires-at: %s is in the past", a->expires_at);
 	}
 	if (expiry)
-		tk_rfc3339_format(expiry, expiry_text);
-	tk_config *cfg = cli_config();
-	char lifetime_text[24] = "";
-	if (lifetime) {
-		int64_t secs;
-		if (tk_duration_parse(lifetime, &secs, &why) != 0)
-			cli_fail(CLI_USAGE, "--token-lifetime '%.40s': %s", lifetime, why);
-		if (secs > cfg->token_lifetime_max) {
-			char max[32];
-			tk_duration_format(cfg->token_lifetime_max, max);
-			cli_fail(CLI_REFUSED, "--token-lifetime %s is above the server maximum of %s "
-			         "(token_lifetime_max)", lifetime, max);
-		}
-		snprintf(lifetime_text, sizeof(lifetime_text), "%lld", (long long)secs);
+		tk_rfc3339_format(expiry, rq->expires_at);
+	if (a->lifetime) {
+		if (tk_duration_parse(a->lifetime, &rq->lifetime, &why) != 0)
+			cli_fail(CLI_USAGE, "--token-lifetime '%.40s': %s", a->lifetime, why);
+		rq->lifetime_arg = a->lifetime;
 	}
-
-	/* The pepper is needed before anything is generated. */
-	unsigned char pepper[TK_PEPPER_MAX];
-	size_t pepper_len = 0;
-	char err[600];
-	if (tk_config_pepper(cfg, pepper, &pepper_len, err, sizeof(err)) != 0)
-		cli_fail(CLI_REFUSED, "%s", err);
-	tk_hasher *hasher = tk_hasher_new(pepper, pepper_len);
-	tk_wipe(pepper, sizeof(pepper));
-	if (!hasher)
-		cli_fail(CLI_REFUSED, "cannot set up secret hashing");
-
-	char *scope_arr = NULL;
-	{
-		json_t *arr = json_array();
-		for (size_t j = 0; j < set.n; j++)
-			json_array_append_new(arr, json_string(set.v[j]));
-		/* PostgreSQL array literal via json: let the server convert. */
-		scope_arr = json_dumps(arr, JSON_COMPACT);
-		json_decref(arr);
+	if (a->rate_limit)
+		rq->rate_limit = cli_parse_rate_limit(a->rate_limit);
+	if (rq->idem) {
+		size_t n = strlen(rq->idem);
+		if (n == 0 || n > 255 || cli_check_name(rq->idem) != NULL || strspn(rq->idem, " ") == n)
+			cli_fail(CLI_USAGE, "--idempotency-key: 1-255 printable characters");
+		for (size_t i = 0; i < n; i++)
+			if ((unsigned char)rq->idem[i] >= 0x7f)
+				cli_fail(CLI_USAGE, "--idempotency-key: printable ASCII only");
 	}
-	char *aud_arr = json_dumps(audiences, JSON_COMPACT);
-	tk_scopes_free(&set);
-
-	PGresult *r = NULL;
-	char key_id[TK_KEY_ID_LEN + 1], secret[TK_SECRET_LEN + 1], hint[TK_HINT_LEN + 1];
-	unsigned char hash[TK_HASH_LEN];
-	char hash_hex[2 * TK_HASH_LEN + 3];
-	for (int attempt = 0; attempt < 3; attempt++) {
-		if (tk_key_id_generate(key_id) != TK_KEYFMT_OK || tk_secret_generate(secret) != TK_KEYFMT_OK) {
-			tk_hasher_free(hasher);
-			cli_fail(CLI_REFUSED, "the random number generator failed: no key was created");
-		}
-		if (tk_hasher_hash(hasher, secret, TK_SECRET_LEN, hash) != 0) {
-			tk_wipe(secret, sizeof(secret));
-			tk_hasher_free(hasher);
-			cli_fail(CLI_REFUSED, "hashing the secret failed: no key was created");
-		}
-		tk_secret_hint(secret, hint);
-		hash_hex[0] = '\\';
-		hash_hex[1] = 'x';
-		for (int j = 0; j < TK_HASH_LEN; j++)
-			snprintf(hash_hex + 2 + 2 * j, 3, "%02x", hash[j]);
-		/* The same database function as the admin API, as the operator
-		 * (no caller scopes or expiry to bound it): the rules live once. */
-		const char *p[] = { key_id, account, name, hash_hex, hint, scope_arr, aud_arr,
-		                    subject, expiry ? expiry_text : NULL, lifetime ? lifetime_text : NULL,
-		                    rate_text[0] ? rate_text : NULL };
-		r = tk_db_exec(cli_db(),
-			"SELECT tokend_admin_create_key(tokend_actor(), NULL, $2, $1, $3, $4::bytea, $5,"
-			"  ARRAY(SELECT jsonb_array_elements_text($6::jsonb)),"
-			"  ARRAY(SELECT jsonb_array_elements_text($7::jsonb)), $8, $9::timestamptz, $10::integer,"
-			"  NULL, NULL, $11::integer, true, NULL, NULL)", 11, p);
-		tk_wipe(hash_hex, sizeof(hash_hex));
-		tk_wipe(hash, sizeof(hash));
-		if (tk_db_ok(r) || strcmp(tk_db_sqlstate(r), "23505") != 0)   /* retry only an ID collision */
-			break;
-		PQclear(r);
-		r = NULL;
-	}
-	tk_hasher_free(hasher);
-	free(scope_arr);
-	free(aud_arr);
-	json_decref(audiences);
-	if (!r || !tk_db_ok(r)) {
-		char msg[600];
-		snprintf(msg, sizeof(msg), "%s", r ? tk_db_error(cli.db, r) : "key ID collision");
-		tk_wipe(secret, sizeof(secret));
-		PQclear(r);
-		cli_fail(CLI_REFUSED, "%s", msg);
-	}
-	PQclear(r);
-
-	const char *p[] = { key_id };
-	r = cli_exec("SELECT " KEY_COLUMNS " FROM api_keys k WHERE k.id = $1", 1, p);
-	json_t *created = key_json(r, 0);
-	cli_key_print_created(created, secret);
-	json_decref(created);
-	tk_wipe(secret, sizeof(secret));
-	PQclear(r);
-	return CLI_OK;
 }
 
-static int key_list(int argc, char **argv)
+static void parse_list(tk_key_request *rq, const key_args *a)
 {
-	static const struct option opts[] = {
-		{ "account", required_argument, NULL, 'a' },
-		{ "state", required_argument, NULL, 's' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *account = NULL, *state = NULL;
-	int c;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (c) {
-		case 'a': account = optarg; break;
-		case 's': state = optarg; break;
-		default: cli_fail(CLI_USAGE, "key list: see tokend key --help");
-		}
-	}
-	if (optind != argc)
-		cli_fail(CLI_USAGE, "key list: unexpected argument '%.40s'", argv[optind]);
-	if (state && strcmp(state, "enabled") && strcmp(state, "disabled") && strcmp(state, "revoked") &&
-	    strcmp(state, "expired"))
+	if (rq->state && strcmp(rq->state, "enabled") && strcmp(rq->state, "disabled") &&
+	    strcmp(rq->state, "revoked") && strcmp(rq->state, "expired"))
 		cli_fail(CLI_USAGE, "--state: one of enabled, disabled, revoked, expired");
-	if (account) {
-		const char *p[] = { account };
-		PGresult *a = cli_exec("SELECT 1 FROM accounts WHERE id = $1", 1, p);
-		int found = PQntuples(a) == 1;
-		PQclear(a);
-		if (!found)
-			cli_fail(CLI_REFUSED, "no account '%s'", account);
-	}
-	const char *p[] = { account, state };
-	PGresult *r = cli_exec("SELECT " KEY_COLUMNS " FROM api_keys k"
-	                       " WHERE k.deleted_at IS NULL AND ($1::text IS NULL OR k.account_id = $1)"
-	                       " AND ($2::text IS NULL OR tokend_key_state(k) = $2)"
-	                       " ORDER BY k.account_id, k.created_at, k.id", 2, p);
-	int n = PQntuples(r);
-	json_t *arr = json_array();
-	for (int i = 0; i < n; i++)
-		json_array_append_new(arr, key_json(r, i));
-	if (cli.json)
-		cli_print_json(arr);
-	else {
-		cli_key_print_table(arr);
-		json_decref(arr);
-	}
-	PQclear(r);
-	return CLI_OK;
+	check_account(a->account);
+	rq->account = a->account;
 }
 
-/* Print the key after a change (or for `show`). */
-static int show_key(const char *id, const char *verb)
+/* The commands on one key: show, rename, set-rate-limit, disable, enable, revoke, delete. */
+static void parse_key_op(tk_key_request *rq, const key_args *a)
 {
-	const char *p[] = { id };
-	PGresult *r = cli_exec("SELECT " KEY_COLUMNS " FROM api_keys k WHERE k.id = $1", 1, p);
-	if (PQntuples(r) != 1) {
-		PQclear(r);
-		cli_fail(CLI_REFUSED, "no key %s", id);
+	const char *why;
+	if (strcmp(rq->verb, "rename") == 0) {
+		if ((why = cli_check_name(a->pos[1])) != NULL)
+			cli_fail(CLI_USAGE, "name: %s", why);
+		rq->name = a->pos[1];
+	} else if (strcmp(rq->verb, "set-rate-limit") == 0) {
+		rq->rate_limit = cli_parse_rate_limit(a->pos[1]);
+	} else if (strcmp(rq->verb, "revoke") == 0 && rq->reason) {
+		size_t n = strlen(rq->reason);
+		if (n > 500)
+			cli_fail(CLI_USAGE, "--reason: at most 500 bytes");
+		if (n && (why = tk_input_text_unsafe(rq->reason, n)) != NULL)
+			cli_fail(CLI_USAGE, "--reason: %s", why);
+		if (n == 0)
+			rq->reason = NULL;     /* an empty reason is no reason */
 	}
-	json_t *k = key_json(r, 0);
-	cli_key_print_changed(k, verb);
+	check_key_id(a->pos[0]);
+	rq->id = a->pos[0];
+}
+
+/* 1 if the key commands run in remote mode (--url, or a non-empty $TOKEND_URL). */
+static int wants_remote(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strcmp(argv[i], "--url") == 0 || strncmp(argv[i], "--url=", 6) == 0)
+			return 1;
+	}
+	const char *env = getenv("TOKEND_URL");
+	return env && *env;
+}
+
+/* Exit 1 with the reason of a refusal, worded for the command line. */
+static _Noreturn void refused(const tk_key_request *rq, const tk_key_refusal *ref)
+{
+	if (strcmp(ref->kind, "not_found") == 0 && rq->id)
+		cli_fail(CLI_REFUSED, "no key %s", rq->id);
+	if (strcmp(ref->kind, "recently_used") == 0) {
+		/* The API asks to confirm; here that is --force. */
+		static const char ask[] = "; confirm to delete it";
+		size_t n = strlen(ref->why), k = sizeof(ask) - 1;
+		int cut = n >= k && strcmp(ref->why + n - k, ask) == 0;
+		cli_fail(CLI_REFUSED, "%.*s; to delete it anyway, run again with --force", (int)(cut ? n - k : n),
+		         ref->why);
+	}
+	cli_fail(CLI_REFUSED, "%s", ref->why[0] ? ref->why : "refused");
+}
+
+/* A backend's key object, normalised for printing (exits 1 if it is none). */
+static json_t *normalised(json_t *k, const tk_keys_backend *be)
+{
+	json_t *o = cli_key_normalise(k);
 	json_decref(k);
-	PQclear(r);
-	return CLI_OK;
+	if (!o)
+		cli_fail(CLI_REFUSED, "unexpected answer from the %s backend: not a key", be->name);
+	return o;
 }
 
-/*
- * Change a key's state in one transaction: lock the row, check the state the
- * action needs, update. `verb` is the command name.
- */
-static int key_change(const char *verb, const char *id, const char *arg)
+static int run(const tk_keys_backend *be, tk_key_request *rq)
 {
-	cli_check_key_id(id);
-	PGconn *db = cli_db();
-	PGresult *r = cli_exec("BEGIN", 0, NULL);
-	PQclear(r);
-	const char *p1[] = { id };
-	r = cli_exec("SELECT tokend_key_state(k) FROM api_keys k WHERE k.id = $1 FOR UPDATE", 1, p1);
-	if (PQntuples(r) != 1) {
-		PQclear(r);
-		cli_fail(CLI_REFUSED, "no key %s", id);
-	}
-	char state[16];
-	snprintf(state, sizeof(state), "%s", PQgetvalue(r, 0, 0));
-	PQclear(r);
-	if (strcmp(state, "deleted") == 0)
-		cli_fail(CLI_REFUSED, "key %s is deleted", id);
-
-	const char *sql = NULL, *done = NULL;
-	const char *p[] = { id, arg };
-	int np = 1;
-	if (strcmp(verb, "rename") == 0) {
-		sql = "UPDATE api_keys SET name = $2 WHERE id = $1";
-		np = 2;
-		done = "Renamed";
-	} else if (strcmp(verb, "disable") == 0) {
-		if (strcmp(state, "revoked") == 0)
-			cli_fail(CLI_REFUSED, "key %s is revoked: it cannot be disabled or enabled", id);
-		sql = "UPDATE api_keys SET disabled_at = coalesce(disabled_at, now()) WHERE id = $1";
-		done = "Disabled";
-	} else if (strcmp(verb, "enable") == 0) {
-		if (strcmp(state, "revoked") == 0)
-			cli_fail(CLI_REFUSED, "key %s is revoked: revocation is permanent; create a new key", id);
-		sql = "UPDATE api_keys SET disabled_at = NULL WHERE id = $1";
-		done = "Enabled";
-	} else if (strcmp(verb, "revoke") == 0) {
-		if (strcmp(state, "revoked") == 0)
-			cli_fail(CLI_REFUSED, "key %s is already revoked", id);
-		sql = "UPDATE api_keys SET revoked_at = now(), revoked_by = tokend_actor(), revoke_reason = $2"
-		      " WHERE id = $1";
-		np = 2;
-		done = "Revoked";
-	} else if (strcmp(verb, "set-rate-limit") == 0) {
-		sql = "UPDATE api_keys SET rate_limit = $2::integer WHERE id = $1";
-		np = 2;
-		done = "Rate limit set for";
-	} else if (strcmp(verb, "delete") == 0) {
-		if (!arg) {   /* not --force: a key in use is probably still needed */
-			r = cli_exec("SELECT tokend_ts(last_used_at) FROM api_keys WHERE id = $1"
-			             " AND last_used_at > now() - interval '24 hours'", 1, p1);
-			if (PQntuples(r) == 1) {
-				char when[40];
-				snprintf(when, sizeof(when), "%s", PQgetvalue(r, 0, 0));
-				PQclear(r);
-				cli_fail(CLI_REFUSED, "key %s was used in the last 24 hours (last used %s); to delete it "
-				         "anyway, run again with --force", id, when);
-			}
-			PQclear(r);
+	tk_key_refusal ref = { "", "" };
+	json_t *k = NULL;
+	const char *done = NULL;
+	int rc;
+	be->open(rq);
+	if (strcmp(rq->verb, "create") == 0) {
+		char secret[TK_SECRET_LEN + 1] = "";
+		if (be->create(rq, &k, secret, &ref) != 0)
+			refused(rq, &ref);
+		k = normalised(k, be);
+		if (!secret[0]) {
+			/* An idempotent replay: this key was made by an earlier request. */
+			char id[TK_KEY_ID_LEN + 1];
+			snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(k, "client_id")));
+			cli_key_print_changed(k, NULL);
+			fflush(stdout);
+			json_decref(k);
+			cli_fail(CLI_REFUSED, "no new key: key %s was created earlier with this Idempotency-Key, and its "
+			         "secret was shown only then; if it was lost, delete that key and create a new one", id);
 		}
-		sql = "UPDATE api_keys SET deleted_at = now() WHERE id = $1";
-		done = "Deleted";
-	}
-	r = cli_exec(sql, np, p);
-	PQclear(r);
-	r = cli_exec("COMMIT", 0, NULL);
-	PQclear(r);
-	(void)db;
-	if (strcmp(verb, "delete") == 0) {
-		cli_key_print_deleted(id);
+		cli_key_print_created(k, secret);
+		tk_wipe(secret, sizeof(secret));
+		json_decref(k);
 		return CLI_OK;
 	}
-	return show_key(id, done);
+	if (strcmp(rq->verb, "list") == 0) {
+		json_t *keys = NULL, *out = json_array(), *v;
+		size_t i;
+		if (!out)
+			cli_fail(CLI_REFUSED, "out of memory");
+		if (be->list(rq, &keys, &ref) != 0)
+			refused(rq, &ref);
+		json_array_foreach(keys, i, v)
+			json_array_append_new(out, normalised(json_incref(v), be));
+		json_decref(keys);
+		cli_key_print_list(out);
+		json_decref(out);
+		return CLI_OK;
+	}
+	if (strcmp(rq->verb, "show") == 0)
+		rc = be->show(rq, &k, &ref);
+	else if (strcmp(rq->verb, "rename") == 0)
+		rc = be->rename(rq, &k, &ref), done = "Renamed";
+	else if (strcmp(rq->verb, "set-rate-limit") == 0)
+		rc = be->set_rate_limit(rq, &k, &ref), done = "Rate limit set for";
+	else if (strcmp(rq->verb, "disable") == 0)
+		rc = be->disable(rq, &k, &ref), done = "Disabled";
+	else if (strcmp(rq->verb, "enable") == 0)
+		rc = be->enable(rq, &k, &ref), done = "Enabled";
+	else if (strcmp(rq->verb, "revoke") == 0)
+		rc = be->revoke(rq, &k, &ref), done = "Revoked";
+	else {
+		rc = be->delete_key(rq, &k, &ref);
+		if (rc == 0) {
+			json_decref(k);
+			cli_key_print_deleted(rq->id);
+			return CLI_OK;
+		}
+	}
+	if (rc != 0)
+		refused(rq, &ref);
+	k = normalised(k, be);
+	cli_key_print_changed(k, done);
+	json_decref(k);
+	return CLI_OK;
 }
 
 int cli_key(int argc, char **argv)
@@ -584,86 +480,37 @@ int cli_key(int argc, char **argv)
 		fputs(key_usage, argc < 2 ? stderr : stdout);
 		return argc < 2 ? CLI_USAGE : CLI_OK;
 	}
-	if (cli_key_is_remote(argc, argv))
-		return cli_key_remote(argc, argv);
 	const char *verb = argv[1];
+	const struct verb_spec *vs = NULL;
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+		if (strcmp(verb, verbs[i].verb) == 0)
+			vs = &verbs[i];
+	if (!vs) {
+		if (verb[0] == '-')
+			cli_fail(CLI_USAGE, "key: give the command first: tokend key COMMAND [OPTIONS] "
+			         "(see tokend key --help)");
+		cli_fail(CLI_USAGE, "key: unknown command '%.40s' (see tokend key --help)", verb);
+	}
+	const tk_keys_backend *be = wants_remote(argc, argv) ? &tk_keys_remote : &tk_keys_local;
+	tk_key_request rq;
+	key_args a;
+	memset(&rq, 0, sizeof(rq));
+	memset(&a, 0, sizeof(a));
+	rq.verb = vs->verb;
+	rq.scopes = json_array();
+	rq.audiences = json_array();
+	if (!rq.scopes || !rq.audiences)
+		cli_fail(CLI_REFUSED, "out of memory");
+	parse_options(argc - 1, argv + 1, vs, be, &rq, &a);
 	if (strcmp(verb, "create") == 0)
-		return key_create(argc - 1, argv + 1);
-	if (strcmp(verb, "list") == 0)
-		return key_list(argc - 1, argv + 1);
-	if (strcmp(verb, "show") == 0) {
-		if (argc != 3)
-			cli_fail(CLI_USAGE, "key show: expected exactly one key ID");
-		cli_check_key_id(argv[2]);
-		const char *p[] = { argv[2] };
-		PGresult *r = cli_exec("SELECT 1 FROM api_keys WHERE id = $1 AND deleted_at IS NULL", 1, p);
-		int found = PQntuples(r) == 1;
-		PQclear(r);
-		if (!found)
-			cli_fail(CLI_REFUSED, "no key %s", argv[2]);
-		return show_key(argv[2], NULL);
-	}
-	if (strcmp(verb, "rename") == 0) {
-		if (argc != 4)
-			cli_fail(CLI_USAGE, "key rename: expected KEY_ID and NAME");
-		const char *why = cli_check_name(argv[3]);
-		if (why)
-			cli_fail(CLI_USAGE, "name: %s", why);
-		return key_change(verb, argv[2], argv[3]);
-	}
-	if (strcmp(verb, "set-rate-limit") == 0) {
-		if (argc != 4)
-			cli_fail(CLI_USAGE, "key set-rate-limit: expected KEY_ID and a number of tokens per minute "
-			         "(or none)");
-		int rl = cli_parse_rate_limit(argv[3]);
-		char text[16];
-		snprintf(text, sizeof(text), "%d", rl);
-		return key_change(verb, argv[2], rl ? text : NULL);
-	}
-	if (strcmp(verb, "revoke") == 0) {
-		static const struct option opts[] = {
-			{ "reason", required_argument, NULL, 'r' },
-			{ NULL, 0, NULL, 0 },
-		};
-		const char *reason = NULL;
-		int c;
-		optind = 1;
-		while ((c = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
-			if (c == 'r')
-				reason = optarg;
-			else
-				cli_fail(CLI_USAGE, "key revoke: see tokend key --help");
-		}
-		if (argc - 1 - optind != 1)
-			cli_fail(CLI_USAGE, "key revoke: expected exactly one key ID");
-		if (reason) {
-			if (strlen(reason) > 500)
-				cli_fail(CLI_USAGE, "--reason: at most 500 bytes");
-			const char *why = *reason ? tk_input_text_unsafe(reason, strlen(reason)) : NULL;
-			if (why)
-				cli_fail(CLI_USAGE, "--reason: %s", why);
-		}
-		return key_change(verb, argv[1 + optind], reason);
-	}
-	if (strcmp(verb, "delete") == 0) {
-		int force = 0;
-		const char *id = NULL;
-		for (int i = 2; i < argc; i++) {
-			if (strcmp(argv[i], "--force") == 0)
-				force = 1;
-			else if (argv[i][0] == '-' || id)
-				cli_fail(CLI_USAGE, "key delete: expected one key ID and optionally --force");
-			else
-				id = argv[i];
-		}
-		if (!id)
-			cli_fail(CLI_USAGE, "key delete: expected exactly one key ID");
-		return key_change(verb, id, force ? "force" : NULL);
-	}
-	if (strcmp(verb, "disable") == 0 || strcmp(verb, "enable") == 0) {
-		if (argc != 3)
-			cli_fail(CLI_USAGE, "key %s: expected exactly one key ID", verb);
-		return key_change(verb, argv[2], NULL);
-	}
-	cli_fail(CLI_USAGE, "key: unknown command '%.40s' (see tokend key --help)", verb);
+		parse_create(&rq, &a, be);
+	else if (strcmp(verb, "list") == 0)
+		parse_list(&rq, &a);
+	else
+		parse_key_op(&rq, &a);
+	int rc = run(be, &rq);
+	be->close();
+	json_decref(rq.scopes);
+	json_decref(rq.audiences);
+	return rc;
 }

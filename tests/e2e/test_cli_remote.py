@@ -723,9 +723,10 @@ def test_remote_admin_grants_only_what_it_holds(env):
     # Not in acme's allow-list; a tokend:* scope its token does not hold.
     refused(remote(env, "create", "--name", "x", "--scopes", "read billing:admin"), r"not granted")
     refused(remote(env, "create", "--name", "x", "--scopes", "tokend:introspect"), r"tokend:introspect")
-    # A subject shaped like another account's key ID.
-    refused(remote(env, "create", "--name", "x", "--scopes", "read", "--subject", env.other_key["client_id"]),
-            r"tk_")
+    # A subject shaped like another account's key ID: refused before any network
+    # traffic, as locally (the admin API refuses it too: test_admin.py).
+    usage(remote(env, "create", "--name", "x", "--scopes", "read", "--subject", env.other_key["client_id"]),
+          r"tk_")
     # A key holding tokend:operator is out of an account administrator's reach.
     op2 = new_key(t, "acme", "second operator", "tokend:operator")["client_id"]
     for args in (("disable", op2), ("revoke", op2, "--reason", "x"), ("delete", op2, "--force")):
@@ -735,3 +736,46 @@ def test_remote_admin_grants_only_what_it_holds(env):
     t.json("account", "grant-scopes", "acme", "billing:admin")
     k = create(env, "billing", "read billing:admin")
     assert k["scopes"] == ["read", "billing:admin"]
+
+
+def test_local_and_remote_agree_on_refusals_and_reasons(env):
+    """Both modes parse the command once and leave the key-state rules to the same SQL
+    functions: the same refusal for the same request, the same stored result."""
+    t = env.t
+
+    def err(r):
+        assert r.returncode == 1, f"expected exit 1, got {r.returncode}: {r.args}\n{r.stdout}\n{r.stderr}"
+        return r.stderr.replace(env.srv.base, "URL").strip()
+
+    # An empty revoke reason is no reason, in both modes.
+    a, b = create(env, "agree-a", "read"), create(env, "agree-b", "read")
+    ok(local(env, "revoke", a["client_id"], "--reason", ""))
+    ok(remote(env, "revoke", b["client_id"], "--reason", ""))
+    assert t.query("SELECT revoke_reason FROM api_keys WHERE id = ANY(%s) ORDER BY id",
+                   ([a["client_id"], b["client_id"]],)) == [(None,), (None,)]
+    # The same words for what a revoked key refuses.
+    for verb in ("disable", "enable", "revoke"):
+        want = err(local(env, verb, a["client_id"])).replace(a["client_id"], "KEY")
+        got = err(remote(env, verb, b["client_id"])).replace(b["client_id"], "KEY")
+        assert want == got, (verb, want, got)
+    # A deleted key is no key, whatever the command.
+    c, d = create(env, "agree-c", "read"), create(env, "agree-d", "read")
+    ok(local(env, "delete", c["client_id"]))
+    ok(remote(env, "delete", d["client_id"]))
+    for args in (("rename", "{}", "new"), ("disable", "{}"), ("revoke", "{}"), ("delete", "{}", "--force"),
+                 ("set-rate-limit", "{}", "5")):
+        for run, k in ((local, c), (remote, d)):
+            e = err(run(env, *[x.format(k["client_id"]) for x in args]))
+            assert e == f"tokend: no key {k['client_id']}", (run.__name__, args, e)
+    # A recently used key: the same sentence, pointing at --force.
+    e, f = create(env, "agree-e", "read"), create(env, "agree-f", "read")
+    t.query("UPDATE api_keys SET last_used_at = '2026-01-01T00:00:00Z'::timestamptz + (now() - '2026-01-01')"
+            " WHERE id = ANY(%s) RETURNING 1", ([e["client_id"], f["client_id"]],))
+    want = err(local(env, "delete", e["client_id"])).replace(e["client_id"], "KEY")
+    got = err(remote(env, "delete", f["client_id"])).replace(f["client_id"], "KEY")
+    assert re.sub(r"last used [^)]*", "", want) == re.sub(r"last used [^)]*", "", got), (want, got)
+    assert "confirm" not in got and got.endswith("run again with --force"), got
+    # Options of the remote mode are usage errors locally, never silently ignored.
+    usage(local(env, "create", "--account", "acme", "--name", "x", "--scopes", "read", "--idempotency-key", "k"),
+          r"remote mode")
+    usage(local(env, "list", "--page-size", "5"), r"remote mode")
