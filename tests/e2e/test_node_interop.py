@@ -17,7 +17,7 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT
+from support.util import ROOT
 
 INTEROP = ROOT / "tests" / "interop"
 pytestmark = pytest.mark.binary
