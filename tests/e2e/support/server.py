@@ -235,7 +235,7 @@ class Server(Captured):
             assert "event=server.stopped" in err or '"event":"server.stopped"' in err, err[-2000:]
         return self.returncode
 
-    # -- output (stderr_text, stdout_text: conftest.Captured) -------------------
+    # -- output (stderr_text, stdout_text: support.tokend.Captured) -----------------
     def log_lines(self, event=None):
         lines = self.stderr_text().splitlines()
         if event:

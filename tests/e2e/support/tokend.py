@@ -183,7 +183,7 @@ class Tokend:
 class Captured:
     """A background process whose stdout and stderr go to files (out_path, err_path).
 
-    Shared by Spawned and server.Server: the subclass sets out_path and err_path,
+    Shared by Spawned and support.server.Server: the subclass sets out_path and err_path,
     then calls _launch().
     """
     proc = None
