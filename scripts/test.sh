@@ -17,16 +17,34 @@ QUICK=0
 STARTED=$(date +%s)
 log() { printf '\n=== test.sh: %s (%ss)\n' "$*" "$(( $(date +%s) - STARTED ))"; }
 
+# Everything the end-to-end tests create (PostgreSQL cluster, signing keys, work
+# files, pytest's tmp_path) goes under a directory private to this run
+# (TOKEND_E2E_TMPDIR), and pytest runs in a process group of its own whose id is
+# recorded: cleanup stops only what this run started, never another run's
+# processes or clusters on a shared machine (no name patterns).
+E2E_TMP=$(mktemp -d "${TMPDIR:-/tmp}/tokend-e2e-run.XXXXXXXX") || exit 1
+chmod 755 "$E2E_TMP"   # as root, PostgreSQL runs as tokendpg and must reach its cluster
+export TOKEND_E2E_TMPDIR="$E2E_TMP"
+PYTEST_PGID=
+
 cleanup() {
   # pytest stops its own PostgreSQL and tokend processes; this catches strays
-  # from a killed run: processes whose command line points into our temp dirs.
-  pkill -f "tokend-e2e-" 2>/dev/null || true
-  for d in /tmp/tokend-e2e-*; do
+  # from a killed run: this run's pytest process group (by its recorded id),
+  # then the clusters under this run's private directory (pg.sh stops a
+  # cluster by the PID in its postmaster.pid).
+  if [ -n "$PYTEST_PGID" ]; then
+    kill -TERM -- "-$PYTEST_PGID" 2>/dev/null && sleep 1
+    kill -KILL -- "-$PYTEST_PGID" 2>/dev/null
+    PYTEST_PGID=
+  fi
+  for d in "$E2E_TMP"/tokend-e2e-*; do
     [ -d "$d/pg/data" ] && scripts/pg.sh stop "$d/pg" immediate >/dev/null 2>&1
   done
-  rm -rf /tmp/tokend-e2e-* 2>/dev/null || true
+  rm -rf "$E2E_TMP" 2>/dev/null || true
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT   # exit (so cleanup runs once), do not go on to the next build
+trap 'exit 143' TERM
 
 log "installing dependencies"
 scripts/install-deps.sh || exit 1
@@ -47,8 +65,15 @@ for b in "${builds[@]}"; do
   log "unit tests ($b)"
   (cd "$ROOT/$dir" && ctest --output-on-failure -j2) || failures=$((failures + 1))
   log "end-to-end tests ($b)"
+  # setsid: pytest and everything it starts form a process group of their own,
+  # led by pytest (a background job of a script is no group leader, so setsid
+  # does not fork: $! is pytest's PID and the group's id).
   TOKEND_BIN="$ROOT/$dir/tokend" TOKEND_BUILD="$b" \
-    $PY -m pytest -c tests/e2e/pytest.ini tests/e2e ${TOKEND_PYTEST_ARGS:-} || failures=$((failures + 1))
+    setsid $PY -m pytest -c tests/e2e/pytest.ini tests/e2e --basetemp="$E2E_TMP/pytest-$b" \
+      ${TOKEND_PYTEST_ARGS:-} &
+  PYTEST_PGID=$!
+  wait "$PYTEST_PGID" || failures=$((failures + 1))
+  PYTEST_PGID=
 done
 
 if [ $QUICK -eq 0 ]; then

@@ -8,7 +8,8 @@ import json
 import threading
 import time
 
-from server import basic, metric, new_key
+from support.http import basic, metric
+from support.server import new_key
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -28,7 +29,7 @@ def post_token(port, client_id, secret, source="127.0.0.1", headers=None):
 
 def wrong(secret):
     """Another well-formed secret (valid checksum) that is not the key's."""
-    from conftest import make_secret
+    from support.keys import make_secret
     s = make_secret()
     assert s != secret
     return s
@@ -112,7 +113,7 @@ def test_unknown_and_wrong_answer_alike_when_throttled(tokend, start_server):
     tokend.account("acme", "--key-limit", "5")
     tokend.scopes("read")
     k = new_key(tokend, "acme")
-    from conftest import make_key_id
+    from support.keys import make_key_id
     unknown = make_key_id()
     srv = start_server(tokend, auth_failures_per_address=0, auth_failures_per_key=3)
     real = [post_token(srv.port, k["client_id"], wrong(k["client_secret"]))[::2] for _ in range(5)]
@@ -141,7 +142,7 @@ def test_correct_secret_passes_an_address_over_its_limit(tokend, start_server):
     """Behind a proxy every client is one address: failures of others never refuse a
     correct secret (token and introspection), while wrong secrets from it stay 429,
     unknown key IDs alike."""
-    from conftest import make_key_id
+    from support.keys import make_key_id
     tokend.account("acme", "--key-limit", "5")
     tokend.scopes("read")
     k = new_key(tokend, "acme", "holder", "read")

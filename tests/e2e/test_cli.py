@@ -18,9 +18,11 @@ import time
 import psycopg2
 import pytest
 
-from conftest import (KEY_ID_RE, SECRET_FIND_RE, SECRET_RE, SQL_DIR, all_output_texts,
-                      break_checksum, checksum_ok, closed_port_url, make_key_id,
-                      new_pepper, parse_ts, pg_dump, utcnow, wait_until)
+from support.keys import KEY_ID_RE, SECRET_FIND_RE, SECRET_RE, break_checksum, checksum_ok, make_key_id
+from support.pg import pg_dump
+from support.registry import all_output_texts
+from support.tokend import new_pepper
+from support.util import SQL_DIR, closed_port_url, parse_ts, utcnow, wait_until
 
 pytestmark = pytest.mark.binary
 

@@ -18,9 +18,10 @@ import time
 
 import pytest
 
-from conftest import (KEY_ID_RE, SECRET_FIND_RE, SECRET_RE, free_port, make_key_id, make_secret,
-                      wait_until)
-from server import TOKEN_RE, new_key, remember_secret
+from support.keys import KEY_ID_RE, SECRET_FIND_RE, SECRET_RE, make_key_id, make_secret
+from support.registry import TOKEN_RE, remember_secret
+from support.server import new_key
+from support.util import free_port, wait_until
 
 pytestmark = pytest.mark.binary
 

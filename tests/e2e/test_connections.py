@@ -13,7 +13,9 @@ import time
 
 import pytest
 
-from server import metric, new_key, parse_raw_responses, raw_exchange, remember_token
+from support.http import metric, parse_raw_responses, raw_exchange
+from support.registry import remember_token
+from support.server import new_key
 
 TRICKLE = 0.3
 

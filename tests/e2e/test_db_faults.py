@@ -40,9 +40,11 @@ import urllib.parse
 import psycopg2
 import pytest
 
-import server
-from conftest import wait_until
-from server import fmt, metric, new_key, note_timing
+from support import server
+from support.http import metric
+from support.registry import note_timing
+from support.server import fmt, new_key
+from support.util import wait_until
 
 pytestmark = pytest.mark.binary
 

@@ -11,8 +11,9 @@ import re
 import psycopg2
 import pytest
 
-from conftest import db_query
-from server import get_token, http_request, new_key
+from support.http import http_request
+from support.pg import db_query
+from support.server import get_token, new_key
 
 pytestmark = pytest.mark.binary
 

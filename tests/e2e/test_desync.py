@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from server import metric, parse_raw_responses, raw_exchange
+from support.http import metric, parse_raw_responses, raw_exchange
 
 pytestmark = pytest.mark.binary
 

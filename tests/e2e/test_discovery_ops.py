@@ -11,8 +11,11 @@ import time
 
 import pytest
 
-from conftest import parse_ts, wait_until
-from server import http_request, metric, new_key, note_timing, public_jwk_of, remember_token, thumbprint
+from support.http import http_request, metric
+from support.keys import public_jwk_of, thumbprint
+from support.registry import note_timing, remember_token
+from support.server import new_key
+from support.util import parse_ts, wait_until
 
 pytestmark = pytest.mark.binary
 

@@ -31,8 +31,12 @@ from pathlib import Path
 import jwt
 import pytest
 
-from conftest import SANITIZER_MARKERS, TOKEND_BIN, base_env, free_port, record_output, wait_until
-from server import get_token, http_request, new_key, thumbprint
+from support.http import http_request
+from support.keys import thumbprint
+from support.registry import SANITIZER_MARKERS, record_output
+from support.server import get_token, new_key
+from support.tokend import base_env
+from support.util import TOKEND_BIN, free_port, wait_until
 
 pytestmark = pytest.mark.binary
 

@@ -30,8 +30,11 @@ import urllib.parse
 import jwt
 import pytest
 
-from conftest import make_key_id, make_secret, wait_until
-from server import FORM, NS, b64u, b64u_decode, basic, get_token, new_key, note_timing, tamper_payload
+from support.http import FORM, basic
+from support.keys import b64u, b64u_decode, make_key_id, make_secret, tamper_payload
+from support.registry import note_timing
+from support.server import get_token, new_key
+from support.util import NS, wait_until
 
 pytestmark = pytest.mark.binary
 

@@ -16,8 +16,11 @@ import urllib.parse
 import jwt
 import pytest
 
-from conftest import wait_until
-from server import basic, new_key, remember_token, thumbprint
+from support.http import basic
+from support.keys import thumbprint
+from support.registry import remember_token
+from support.server import new_key
+from support.util import wait_until
 
 pytestmark = pytest.mark.binary
 

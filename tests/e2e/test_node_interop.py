@@ -17,7 +17,7 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT
+from support.util import ROOT
 
 INTEROP = ROOT / "tests" / "interop"
 pytestmark = pytest.mark.binary
@@ -83,7 +83,7 @@ def node():
 # --------------------------------------------------------------------------
 # a running `tokend serve`
 # --------------------------------------------------------------------------
-# What server.Server sets for the rest of the suite, left to tokend's defaults here:
+# What support.server.Server sets for the rest of the suite, left to tokend's defaults here:
 # the node clients meet the configuration an operator starts from.
 TOKEND_DEFAULTS = dict.fromkeys(("workers", "last_used_flush_interval", "log_level",
                                  "auth_failures_per_address", "auth_failures_per_key"))
@@ -91,7 +91,7 @@ TOKEND_DEFAULTS = dict.fromkeys(("workers", "last_used_flush_interval", "log_lev
 
 @pytest.fixture
 def serve(start_server):
-    """Factory: serve(tokend) -> a ready `tokend serve` (server.Server) on a free loopback
+    """Factory: serve(tokend) -> a ready `tokend serve` (support.server.Server) on a free loopback
     port, with an ES256 key; stopped after the test (its exit checked by the test)."""
     return lambda tokend: start_server(tokend, check_exit=False, **TOKEND_DEFAULTS)
 

@@ -30,8 +30,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import SECRET_FIND_RE, make_key_id
-from server import http_request, new_key, remember_token
+from support.http import http_request
+from support.keys import SECRET_FIND_RE, make_key_id
+from support.registry import remember_token
+from support.server import new_key
 
 pytestmark = pytest.mark.binary
 

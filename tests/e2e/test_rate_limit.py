@@ -12,8 +12,10 @@ import time
 import psycopg2
 import pytest
 
-from conftest import wait_until
-from server import http_request, metric, new_key, remember_token
+from support.http import http_request, metric
+from support.registry import remember_token
+from support.server import new_key
+from support.util import wait_until
 
 pytestmark = pytest.mark.binary
 

@@ -24,8 +24,10 @@ import time
 import psycopg2
 import pytest
 
-from conftest import wait_until
-from server import Load, fmt, metric, new_key, note_timing, remember_token
+from support.http import metric
+from support.registry import note_timing, remember_token
+from support.server import Load, fmt, new_key
+from support.util import wait_until
 
 pytestmark = pytest.mark.binary
 

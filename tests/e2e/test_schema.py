@@ -14,7 +14,9 @@ import threading
 import psycopg2
 import pytest
 
-from conftest import SQL_DIR, db_dicts, listen, make_key_id, poll_notifies
+from support.keys import make_key_id
+from support.pg import db_dicts, listen, poll_notifies
+from support.util import SQL_DIR
 
 pytestmark = pytest.mark.binary
 

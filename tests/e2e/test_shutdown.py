@@ -12,8 +12,10 @@ import time
 
 import pytest
 
-from conftest import wait_until
-from server import basic, new_key, remember_token
+from support.http import basic
+from support.registry import remember_token
+from support.server import new_key
+from support.util import wait_until
 
 pytestmark = pytest.mark.binary
 

@@ -8,7 +8,8 @@ import socket
 import threading
 import time
 
-from server import metric, new_key
+from support.http import metric
+from support.server import new_key
 
 SLOW = 1000
 
@@ -55,7 +56,7 @@ def test_normal_clients_fast_with_1000_slow_connections(tokend, start_server):
         import http.client
         c = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
         body = "grant_type=client_credentials"
-        from server import basic
+        from support.http import basic
         h = {"Content-Type": "application/x-www-form-urlencoded",
              "Authorization": basic(k["client_id"], k["client_secret"])}
         deadline = time.monotonic() + 3

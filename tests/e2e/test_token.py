@@ -19,10 +19,13 @@ import urllib.parse
 import jwt
 import pytest
 
-from conftest import (SECRET_FIND_RE, all_output_texts, break_checksum, make_key_id,
-                      make_secret, parse_ts, pg_dump, wait_until)
-from server import (FORM, PEPPERS, SECRETS, SERVERS, TOKENS, basic, http_request, new_key,
-                    parse_raw_responses, raw_exchange, remember_token, thumbprint, token_request)
+from support.http import FORM, basic, http_request, parse_raw_responses, raw_exchange, token_request
+from support.keys import break_checksum, make_key_id, make_secret, thumbprint
+from support.leaks import leak_problems, session_texts
+from support.pg import pg_dump
+from support.registry import TOKENS, remember_token
+from support.server import new_key
+from support.util import parse_ts, wait_until
 
 pytestmark = pytest.mark.binary
 
@@ -568,7 +571,7 @@ def test_other_signing_algorithms(env, start_server, signing_keys, which, alg):
 
 def test_unknown_active_kid_refused(env, signing_keys):
     """signing_key_active naming no listed key: the server refuses to start (exit 1, a reason)."""
-    from server import Server
+    from support.server import Server
     s = Server(env.t, [signing_keys["es256"]], signing_key_active="no-such-kid")
     s.start(wait=False)
     try:
@@ -628,68 +631,6 @@ def test_authlib_oauth2session(env, monkeypatch, method):
 # Point 8: no secret, token or pepper in any log line or CLI output
 # (keep this test last in the module: it checks everything the session produced)
 # ===========================================================================
-def leak_problems(texts):
-    """Secrets (or 12-character pieces), tokens (or their payload/signature) and peppers
-    found in `texts` ([(record, text)]), except each secret's one creation output."""
-    secrets = set(SECRETS)
-    for _, text in texts:
-        secrets.update(SECRET_FIND_RE.findall(text))
-    assert secrets and TOKENS, "the registry is empty: nothing was checked"
-    window_owner = {}
-    for s in secrets:
-        for w in _windows(s[4:]):
-            window_owner[w] = s
-    problems = []
-    run_re = re.compile(r"[0-9A-Za-z]{12,}")
-    for rec, text in texts:
-        is_create = rec.get("kind") == "run" and "key" in rec["args"] and "create" in rec["args"]
-        hits = set()
-        for m in run_re.finditer(text):
-            run = m.group(0)
-            for w in _windows(run):
-                if w in window_owner:
-                    hits.add(window_owner[w])
-                    break
-        if hits and not is_create:
-            problems.append(f"{len(hits)} client secret(s) (or 12+ character pieces) in {rec.get('kind')} "
-                            f"output of {rec['args'][:4]}")
-        if is_create and len(hits) > 1:
-            problems.append(f"a key create output shows {len(hits)} secrets: {rec['args'][:6]}")
-    # Every secret is displayed exactly once (its creation).
-    for s in secrets:
-        n = sum(1 for _, text in texts if s in text)
-        if n != 1:
-            problems.append(f"secret ...{s[-4:]} appears in {n} outputs (expected only its creation)")
-    # Tokens: never, in whole or as the signature or payload segment.
-    sig_parts = {}
-    for tok in TOKENS:
-        h, p, sig = tok.split(".")
-        sig_parts[sig] = tok
-        sig_parts[p] = tok
-    for rec, text in texts:
-        for m in re.finditer(r"[A-Za-z0-9_-]{40,}", text):
-            if m.group(0) in sig_parts:
-                problems.append(f"an access token (or its payload/signature) in {rec.get('kind')} output of "
-                                f"{rec['args'][:4]}")
-                break
-        for tok in TOKENS:
-            if tok in text:
-                problems.append(f"an access token in {rec.get('kind')} output of {rec['args'][:4]}")
-                break
-    # The pepper: base64 text, raw bytes as hex and base64url.
-    for b64, raw in PEPPERS:
-        forms = {b64, b64.rstrip("="), raw.hex(), base64.urlsafe_b64encode(raw).decode().rstrip("=")}
-        for rec, text in texts:
-            for f in forms:
-                if f and f in text:
-                    problems.append(f"the pepper in {rec.get('kind')} output of {rec['args'][:4]}")
-    return problems
-
-
-def _windows(s, n=12):
-    return {s[i:i + n] for i in range(0, len(s) - n + 1)}
-
-
 def test_zz_no_secret_token_or_pepper_in_any_output(env):
     # Exercise the error paths once more with a canary key, then scan.
     canary = new_key(env.t, "acme", "canary", "read")
@@ -707,11 +648,7 @@ def test_zz_no_secret_token_or_pepper_in_any_output(env):
     env.t.run("key", "show", canary["client_id"], check=0)
     metrics_text = env.srv.get("/metrics").body.decode()
 
-    texts = list(all_output_texts())
-    for s in SERVERS:   # servers still running (this module's) are read from their files
-        if not s.recorded:
-            texts.append(({"args": s.cmd[1:] if hasattr(s, "cmd") else [], "kind": "spawn-live"},
-                          s.stdout_text() + "\n" + s.stderr_text()))
+    texts = session_texts()   # servers still running (this module's) are read from their files
     texts.append(({"args": ["GET /metrics"], "kind": "metrics"}, metrics_text))
     texts.append(({"args": ["pg_dump"], "kind": "pg_dump"}, pg_dump(env.t.db_url)))
 

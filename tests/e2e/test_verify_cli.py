@@ -15,7 +15,10 @@ import re
 
 import pytest
 
-from server import NS, b64u, b64u_decode, get_token, http_request, new_key, tamper_payload, thumbprint
+from support.http import http_request
+from support.keys import b64u, b64u_decode, tamper_payload, thumbprint
+from support.server import get_token, new_key
+from support.util import NS
 
 pytestmark = pytest.mark.binary
 
