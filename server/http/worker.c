@@ -329,7 +329,11 @@ int tk_workers_start(tk_server *srv, char *err, size_t errlen)
 		/* Each worker's listener holds its share of max_connections. */
 		int cap = (cfg->max_connections + srv->nworkers - 1) / srv->nworkers;
 		struct evhttp_bound_socket *bound = evhttp_accept_socket_with_handle(w->http, w->fd);
+		/* The OAuth and ops endpoints' body limit is a read limit: conn.c
+		 * answers 413 from the Content-Length before evhttp buffers the body
+		 * (the admin API's paths excepted: it has its own, up to 64 KiB). */
 		w->conns = bound ? tk_connset_new(w, w->http, bound, cap, (size_t)TK_AT_LEAST(cfg->max_header_size, TK_TOKEN_HEADER_MIN),
+		                                  (size_t)TK_AT_LEAST(cfg->max_body_size, TK_TOKEN_BODY_MIN),
 		                                  cfg->header_timeout, cfg->body_timeout, cfg->write_timeout,
 		                                  cfg->idle_timeout) : NULL;
 		if (!w->conns) {
@@ -351,7 +355,7 @@ int tk_workers_start(tk_server *srv, char *err, size_t errlen)
 			bound = evhttp_accept_socket_with_handle(w->admin_http, w->admin_fd);
 			w->admin_conns = bound ? tk_connset_new(w, w->admin_http, bound, cap,
 			                                        (size_t)TK_AT_LEAST(cfg->max_header_size, TK_TOKEN_HEADER_MIN),
-			                                        cfg->header_timeout,
+			                                        0, cfg->header_timeout,
 			                                        cfg->body_timeout, cfg->write_timeout,
 			                                        cfg->idle_timeout) : NULL;
 			if (!w->admin_conns) {
