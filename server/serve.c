@@ -74,6 +74,12 @@ static void reload_keys(tk_server *srv)
 	tk_log(TK_LOG_INFO, "server.reloaded", "signing_kid", tk_signer_active_kid(ks->signer),
 	       "alg", tk_signer_active_alg(ks->signer), "published_keys", n,
 	       "detail", "signing keys reloaded; other settings take a restart", NULL);
+	/* Settings changed in the file that SIGHUP does not apply: named, so the
+	 * operator knows a restart is needed (values never logged). */
+	char changed[512];
+	if (tk_config_restart_needed(srv->cfg, &fresh, changed, sizeof(changed)) > 0)
+		tk_log(TK_LOG_WARNING, "server.restart_needed", "settings", changed,
+		       "detail", "changed in the configuration file; they apply at the next restart", NULL);
 	tk_config_free(&fresh);
 	tk_server_set_keys(srv, ks);
 }
@@ -175,15 +181,16 @@ int tk_serve_main(int argc, char **argv)
 	/* The composition: every endpoint module's routes in one router. */
 	static const tk_route *const routes[] = { tk_oauth_routes, tk_ops_routes, tk_admin_routes };
 	srv.router = tk_router_new(routes, sizeof(routes) / sizeof(routes[0]), cfg->admin_listen_port != 0);
-	srv.cache = tk_keycache_new(1000000, cfg->cache_ttl);
-	srv.rl_addr = tk_ratelimit_new(cfg->auth_failures_per_address, 100000);
-	srv.rl_key = tk_ratelimit_new(cfg->auth_failures_per_key, 100000);
-	srv.rl_issue = tk_ratelimit_new(0, 100000);
+	srv.cache = tk_keycache_new((size_t)cfg->key_cache_size, cfg->cache_ttl);
+	srv.rl_addr = tk_ratelimit_new(cfg->auth_failures_per_address, cfg->rate_limit_table_size);
+	srv.rl_key = tk_ratelimit_new(cfg->auth_failures_per_key, cfg->rate_limit_table_size);
+	srv.rl_issue = tk_ratelimit_new(0, cfg->rate_limit_table_size);
 	int rc = -1;
 	if (!srv.router || !srv.cache || !srv.rl_addr || !srv.rl_key || !srv.rl_issue) {
 		snprintf(err, sizeof(err), "out of memory while setting up the server");
 	} else if (!(srv.db = tk_dbpool_start(cfg->database_url, cfg->db_pool_size,
-	                                      cfg->db_timeout * 1000, 4096))) {
+	                                      cfg->db_timeout * 1000,
+	                                      (size_t)cfg->db_queue_size))) {
 		snprintf(err, sizeof(err), "cannot start the database pool");
 	} else if (!(srv.listener = tk_listener_start(cfg->database_url, srv.cache, cfg->db_timeout * 1000,
 	                                              on_scopes_changed, &srv))) {

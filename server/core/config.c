@@ -18,8 +18,10 @@
 typedef enum { CF_STRING, CF_INT, CF_DURATION, CF_BOOL } cf_type;
 
 #define CF_SENSITIVE 0x1   /* never printed, never logged */
-#define CF_PATH      0x2   /* a file path: resolved against the config's directory */
+#define CF_RELOAD    0x2   /* SIGHUP applies it (serve.c reload_keys); others take a restart */
 #define CF_CONNINFO  0x4   /* a libpq URL or conninfo: printed with its password masked */
+/* Paths (pepper_file, signing_keys) are resolved where they are used, by
+ * tk_config_resolve: signing_keys is a list, so no per-key flag could. */
 
 typedef struct cf_param {
 	const char *name;
@@ -28,7 +30,11 @@ typedef struct cf_param {
 	const char *def;          /* default, as it would be written in the file */
 	int flags;
 	int64_t min, max;         /* bounds for CF_INT and CF_DURATION (seconds) */
+	const char *const *choices; /* CF_STRING: the allowed values (NULL-ended), or NULL: any */
 } cf_param;
+
+static const char *const log_levels[] = { "debug", "info", "warning", "error", NULL };
+static const char *const log_formats[] = { "text", "json", NULL };
 
 #define S(field) CF_STRING, offsetof(tk_config, field)
 #define I(field) CF_INT, offsetof(tk_config, field)
@@ -36,41 +42,45 @@ typedef struct cf_param {
 #define B(field) CF_BOOL, offsetof(tk_config, field)
 
 static const cf_param params[] = {
-	{ "database_url",             S(database_url),           "",            CF_CONNINFO, 0, 0 },
-	{ "migrate_database_url",     S(migrate_database_url),   "",            CF_CONNINFO, 0, 0 },
-	{ "allow_privileged_database_role", B(allow_privileged_database_role), "no", 0, 0, 1 },
-	{ "pepper",                   S(pepper),                 "",            CF_SENSITIVE, 0, 0 },
-	{ "pepper_file",              S(pepper_file),            "",            CF_PATH, 0, 0 },
-	{ "listen_address",           S(listen_address),         "127.0.0.1",   0, 0, 0 },
-	{ "listen_port",              I(listen_port),            "8080",        0, 0, 65535 },
-	{ "admin_listen_address",     S(admin_listen_address),   "127.0.0.1",   0, 0, 0 },
-	{ "admin_listen_port",        I(admin_listen_port),      "0",           0, 0, 65535 },
-	{ "workers",                  I(workers),                "2",           0, 1, 64 },
-	{ "issuer",                   S(issuer),                 "http://127.0.0.1:8080", 0, 0, 0 },
-	{ "signing_keys",             S(signing_keys),           "",            0, 0, 0 },
-	{ "signing_key_active",       S(signing_key_active),     "",            0, 0, 0 },
-	{ "token_lifetime",           D(token_lifetime),         "10m",         0, 1, 86400 },
-	{ "token_lifetime_max",       D(token_lifetime_max),     "1h",          0, 1, 86400 },
-	{ "default_audience",         S(default_audience),       "",            0, 0, 0 },
-	{ "jwks_max_age",             D(jwks_max_age),           "10m",         0, 1, 86400 },
-	{ "max_connections",          I(max_connections),        "10000",       0, 1, 1000000 },
-	{ "max_connections_per_address", I(max_connections_per_address), "256", 0, 0, 1000000 },
-	{ "max_body_size",            I(max_body_size),          "8192",        0, 256, 1048576 },
-	{ "max_header_size",          I(max_header_size),        "8192",        0, 1024, 65536 },
-	{ "header_timeout",           D(header_timeout),         "10s",         0, 1, 3600 },
-	{ "body_timeout",             D(body_timeout),           "10s",         0, 1, 3600 },
-	{ "idle_timeout",             D(idle_timeout),           "60s",         0, 1, 86400 },
-	{ "write_timeout",            D(write_timeout),          "10s",         0, 1, 3600 },
-	{ "shutdown_timeout",         D(shutdown_timeout),       "10s",         0, 0, 3600 },
-	{ "db_pool_size",             I(db_pool_size),           "4",           0, 1, 256 },
-	{ "db_timeout",               D(db_timeout),             "1s",          0, 1, 60 },
-	{ "last_used_flush_interval", D(last_used_flush_interval), "5s",        0, 1, 3600 },
-	{ "cache_ttl",                D(cache_ttl),              "5m",          0, 1, 86400 },
-	{ "auth_failures_per_address", I(auth_failures_per_address), "20",     0, 0, 1000000 },
-	{ "auth_failures_per_key",    I(auth_failures_per_key),  "20",          0, 0, 1000000 },
-	{ "trusted_proxies",          S(trusted_proxies),        "",            0, 0, 0 },
-	{ "log_level",                S(log_level),              "info",        0, 0, 0 },
-	{ "log_format",               S(log_format),             "text",        0, 0, 0 },
+	{ "database_url",             S(database_url),           "",            CF_CONNINFO, 0, 0, NULL },
+	{ "migrate_database_url",     S(migrate_database_url),   "",            CF_CONNINFO, 0, 0, NULL },
+	{ "allow_privileged_database_role", B(allow_privileged_database_role), "no", 0, 0, 1, NULL },
+	{ "pepper",                   S(pepper),                 "",            CF_SENSITIVE, 0, 0, NULL },
+	{ "pepper_file",              S(pepper_file),            "",            0, 0, 0, NULL },
+	{ "listen_address",           S(listen_address),         "127.0.0.1",   0, 0, 0, NULL },
+	{ "listen_port",              I(listen_port),            "8080",        0, 0, 65535, NULL },
+	{ "admin_listen_address",     S(admin_listen_address),   "127.0.0.1",   0, 0, 0, NULL },
+	{ "admin_listen_port",        I(admin_listen_port),      "0",           0, 0, 65535, NULL },
+	{ "workers",                  I(workers),                "2",           0, 1, 64, NULL },
+	{ "issuer",                   S(issuer),                 "http://127.0.0.1:8080", 0, 0, 0, NULL },
+	{ "signing_keys",             S(signing_keys),           "",            CF_RELOAD, 0, 0, NULL },
+	{ "signing_key_active",       S(signing_key_active),     "",            CF_RELOAD, 0, 0, NULL },
+	{ "token_lifetime",           D(token_lifetime),         "10m",         0, 1, 86400, NULL },
+	{ "token_lifetime_max",       D(token_lifetime_max),     "1h",          0, 1, 86400, NULL },
+	{ "default_audience",         S(default_audience),       "",            0, 0, 0, NULL },
+	{ "jwks_max_age",             D(jwks_max_age),           "10m",         0, 1, 86400, NULL },
+	{ "max_connections",          I(max_connections),        "10000",       0, 1, 1000000, NULL },
+	{ "max_connections_per_address", I(max_connections_per_address), "256", 0, 0, 1000000, NULL },
+	{ "max_body_size",            I(max_body_size),          "8192",        0, 256, 1048576, NULL },
+	{ "max_header_size",          I(max_header_size),        "8192",        0, 1024, 65536, NULL },
+	{ "header_timeout",           D(header_timeout),         "10s",         0, 1, 3600, NULL },
+	{ "body_timeout",             D(body_timeout),           "10s",         0, 1, 3600, NULL },
+	{ "idle_timeout",             D(idle_timeout),           "60s",         0, 1, 86400, NULL },
+	{ "write_timeout",            D(write_timeout),          "10s",         0, 1, 3600, NULL },
+	{ "shutdown_timeout",         D(shutdown_timeout),       "10s",         0, 0, 3600, NULL },
+	{ "db_pool_size",             I(db_pool_size),           "4",           0, 1, 256, NULL },
+	{ "db_timeout",               D(db_timeout),             "1s",          0, 1, 60, NULL },
+	{ "last_used_flush_interval", D(last_used_flush_interval), "5s",        0, 1, 3600, NULL },
+	{ "cache_ttl",                D(cache_ttl),              "5m",          0, 1, 86400, NULL },
+	{ "auth_failures_per_address", I(auth_failures_per_address), "20",     0, 0, 1000000, NULL },
+	{ "auth_failures_per_key",    I(auth_failures_per_key),  "20",          0, 0, 1000000, NULL },
+	{ "trusted_proxies",          S(trusted_proxies),        "",            0, 0, 0, NULL },
+	{ "log_level",                S(log_level),              "info",        0, 0, 0, log_levels },
+	{ "log_format",               S(log_format),             "text",        0, 0, 0, log_formats },
+	{ "listen_backlog",           I(listen_backlog),         "1024",        0, 1, 65535, NULL },
+	{ "db_queue_size",            I(db_queue_size),          "4096",        0, 1, 1000000, NULL },
+	{ "key_cache_size",           I(key_cache_size),         "1000000",     0, 1, 100000000, NULL },
+	{ "rate_limit_table_size",    I(rate_limit_table_size),  "100000",      0, 1, 10000000, NULL },
 };
 #undef S
 #undef I
@@ -92,11 +102,34 @@ static const cf_param *find_param(const char *name)
 	return NULL;
 }
 
+/* "must be one of: a, b, c" for a parameter with choices (a static buffer
+ * per parameter: the text is built once, on the loading thread). */
+static const char *choices_text(const cf_param *p)
+{
+	static char buf[sizeof(params) / sizeof(params[0])][160];
+	char *b = buf[p - params];
+	if (!*b) {
+		size_t n = (size_t)snprintf(b, sizeof(buf[0]), "must be one of:");
+		for (size_t i = 0; p->choices[i] && n < sizeof(buf[0]); i++)
+			n += (size_t)snprintf(b + n, sizeof(buf[0]) - n, "%s %s", i ? "," : "", p->choices[i]);
+	}
+	return b;
+}
+
 /* Set one parameter from its text. Returns 0, or -1 with a reason. */
 static int set_param(tk_config *cfg, const cf_param *p, const char *value, const char **why)
 {
 	switch (p->type) {
 	case CF_STRING: {
+		if (p->choices) {
+			size_t i = 0;
+			while (p->choices[i] && strcmp(p->choices[i], value) != 0)
+				i++;
+			if (!p->choices[i]) {
+				*why = choices_text(p);
+				return -1;
+			}
+		}
 		char **dst = str_field(cfg, p);
 		char *copy = strdup(value);
 		if (!copy) { *why = "out of memory"; return -1; }
@@ -214,15 +247,6 @@ static int validate(tk_config *cfg, char *err, size_t errlen)
 	const char *where = cfg->path ? cfg->path : "(defaults)";
 	if (cfg->token_lifetime > cfg->token_lifetime_max) {
 		snprintf(err, errlen, "%s: token_lifetime: above token_lifetime_max", where);
-		return -1;
-	}
-	if (strcmp(cfg->log_level, "debug") && strcmp(cfg->log_level, "info") &&
-	    strcmp(cfg->log_level, "warning") && strcmp(cfg->log_level, "error")) {
-		snprintf(err, errlen, "%s: log_level: must be debug, info, warning or error", where);
-		return -1;
-	}
-	if (strcmp(cfg->log_format, "text") && strcmp(cfg->log_format, "json")) {
-		snprintf(err, errlen, "%s: log_format: must be text or json", where);
 		return -1;
 	}
 	if (strncmp(cfg->issuer, "https://", 8) != 0 && strncmp(cfg->issuer, "http://", 7) != 0) {
@@ -538,4 +562,46 @@ void tk_config_dump(const tk_config *cfg, void *file)
 		}
 		}
 	}
+}
+
+int tk_config_reloadable(const char *name)
+{
+	const cf_param *p = find_param(name);
+	return p && (p->flags & CF_RELOAD);
+}
+
+size_t tk_config_restart_needed(const tk_config *running, const tk_config *fresh, char *buf, size_t len)
+{
+	size_t count = 0, n = 0;
+	if (len)
+		buf[0] = '\0';
+	for (size_t i = 0; i < NPARAMS; i++) {
+		const cf_param *p = &params[i];
+		/* The running pepper is wiped once the hashers hold it: not comparable. */
+		if (p->flags & (CF_RELOAD | CF_SENSITIVE))
+			continue;
+		const char *a = (const char *)running + p->offset, *b = (const char *)fresh + p->offset;
+		int same;
+		switch (p->type) {
+		case CF_STRING: {
+			const char *sa = *(char *const *)a, *sb = *(char *const *)b;
+			same = (!sa && !sb) || (sa && sb && strcmp(sa, sb) == 0);
+			break;
+		}
+		case CF_DURATION:
+			same = *(const int64_t *)a == *(const int64_t *)b;
+			break;
+		default:
+			same = *(const int *)a == *(const int *)b;
+			break;
+		}
+		if (same)
+			continue;
+		count++;
+		if (n < len) {
+			int w = snprintf(buf + n, len - n, "%s%s", n ? " " : "", p->name);
+			n += w > 0 ? (size_t)w : 0;
+		}
+	}
+	return count;
 }

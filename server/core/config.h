@@ -53,8 +53,12 @@ typedef struct tk_config {
 	int auth_failures_per_key;
 	char *trusted_proxies;           /* CIDRs whose X-Forwarded-For is believed (proxy.h) */
 	tk_proxies proxies;              /* trusted_proxies, parsed by the load */
-	char *log_level;
-	char *log_format;
+	char *log_level;          /* debug, info, warning, error */
+	char *log_format;         /* text, json */
+	int listen_backlog;       /* listen() backlog of each listening socket */
+	int db_queue_size;        /* database jobs waiting for a pool thread, at most (503 beyond) */
+	int key_cache_size;       /* API-key records cached, at most */
+	int rate_limit_table_size; /* addresses or keys each rate limiter follows, at most */
 } tk_config;
 
 /*
@@ -86,6 +90,15 @@ char *tk_config_resolve(const tk_config *cfg, const char *path);
  */
 int tk_config_pepper(const tk_config *cfg, unsigned char out[TK_PEPPER_MAX], size_t *len,
                      char *err, size_t errlen);
+
+/* Whether SIGHUP applies setting `name` (0: it takes a restart, or no such key). */
+int tk_config_reloadable(const char *name);
+
+/* The settings SIGHUP does not apply whose values differ between `running`
+ * and `fresh`: their names, space-separated, in buf (cut at len); returns how
+ * many. Values are never written; the SENSITIVE ones (the pepper, wiped
+ * from the running configuration at startup) are not compared. */
+size_t tk_config_restart_needed(const tk_config *running, const tk_config *fresh, char *buf, size_t len);
 
 /* Print every key with its effective value (SENSITIVE ones masked). */
 void tk_config_dump(const tk_config *cfg, void *file);

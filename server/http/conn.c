@@ -46,6 +46,7 @@
 #include <event2/listener.h>
 
 #include "conn.h"
+#include "headscan.h"
 #include "log.h"
 #include "server.h"
 
@@ -57,17 +58,6 @@ typedef enum {
 	PH_IDLE,      /* keep-alive, between requests (idle_timeout); on the idle list */
 	PH_REFUSED    /* answered by the scanner (400/431); input discarded until the close */
 } conn_phase;
-
-/* Where the scanner is in a request head. */
-typedef enum {
-	SC_START,     /* before the request line (empty lines are skipped) */
-	SC_METHOD, SC_TARGET, SC_VERSION,
-	SC_FIELD,     /* at the start of a field line, or of the blank line */
-	SC_NAME, SC_VALUE
-} scan_state;
-
-/* A field whose value the scanner reads. */
-enum { F_OTHER, F_LENGTH };
 
 #define REFUSED_LINGER_S 1   /* a refused connection: time for the client to read the answer */
 #define ADDR_KEY_LEN 17      /* family tag + 16 address bytes */
@@ -87,22 +77,8 @@ struct tk_conn {
 	int started;                           /* a byte of the current request has come */
 	int addr_counted;                      /* counted under addr in the address table */
 	unsigned char addr[ADDR_KEY_LEN];
-	/* Request scanner (reset at each request): state, a CR waiting for its
-	 * LF, bytes of the head so far, the method (first 7 bytes; longer ones
-	 * are none of those checked), the request target's and version's
-	 * lengths, the field name (lowercased, first 20 bytes) and kind, and
-	 * Content-Length: seen, digits read, trailing whitespace begun, value. */
-	scan_state st;
-	int cr;
-	size_t head_bytes;
-	char method[8];
-	unsigned mlen, tlen, vlen, nlen;
-	char version[9];
-	char name[20];
-	int field;
-	int cl_seen, cl_digits, cl_tail;
-	uint64_t cl;
-	int status;                            /* refused: 400 or 431, and why */
+	tk_headscan hs;                        /* the request scanner (reset at each request) */
+	int status;                            /* refused: 400, 413 or 431, and why */
 	const char *why;
 };
 
@@ -113,6 +89,7 @@ struct tk_connset {
 	struct evhttp_bound_socket *bound;
 	int cap, count, paused, draining;
 	size_t max_head;                       /* request head bytes at most (431 beyond) */
+	size_t max_body;                       /* Content-Length at most, but for the admin API (413 beyond); 0: none */
 	tk_conn *all;
 	tk_conn *idle_head, *idle_tail;        /* PH_IDLE connections, oldest first */
 	struct timeval tv[5];                  /* per phase; PH_SERVER unused */
@@ -347,186 +324,33 @@ static void set_phase(tk_conn *c, conn_phase ph)
 		evtimer_add(c->timer, &cs->tv[ph]);   /* from now; traffic never moves it */
 	if (ph == PH_HEADER) {
 		c->started = 0;
-		c->st = SC_START;
-		c->cr = 0;
-		c->head_bytes = 0;
-		c->mlen = c->tlen = c->vlen = c->nlen = 0;
-		c->field = F_OTHER;
-		c->cl_seen = c->cl_digits = c->cl_tail = 0;
-		c->cl = 0;
+		tk_headscan_reset(&c->hs, cs->max_head);
 	}
 }
 
-/* ---- the request scanner ---- */
+/* ---- the request scanner (headscan.c) ---- */
 
-/* RFC 9110 section 5.6.2: tchar. */
-static int is_tchar(unsigned char ch)
+/*
+ * The head has ended: may its body be read? A Content-Length over the
+ * connection set's max_body is refused (413) before evhttp buffers any of
+ * it, unless the path is the admin API's (on this listener), which takes
+ * larger bodies and answers 413 itself. A target too long to have been kept
+ * whole is held to the limit unless a prefix route claims it.
+ */
+static int body_allowed(tk_conn *c)
 {
-	if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z'))
+	tk_connset *cs = c->set;
+	if (!cs->max_body || tk_headscan_length(&c->hs) <= cs->max_body)
 		return 1;
-	return ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL;
-}
-
-static int scan_fail(tk_conn *c, int status, const char *why)
-{
-	c->status = status;
-	c->why = why;
-	return -1;
-}
-
-/* Methods whose requests carry no body here (RFC 9110 section 9.3: no
- * defined meaning; evhttp 2.1 never reads one for HEAD or TRACE, so its bytes
- * would be read as the next request). The admin API's DELETE takes none. */
-static int bodiless_method(const tk_conn *c)
-{
-	static const char *const m[] = { "GET", "HEAD", "DELETE", "OPTIONS", "TRACE" };
-	for (size_t i = 0; i < sizeof(m) / sizeof(m[0]); i++)
-		if (c->mlen == strlen(m[i]) && memcmp(c->method, m[i], c->mlen) == 0)
-			return 1;
-	return 0;
-}
-
-/* A line of the head has ended (LF, after an optional CR). Returns 0 to go
- * on, 1 at the end of the head, -1 to refuse. */
-static int scan_eol(tk_conn *c)
-{
-	switch (c->st) {
-	case SC_START:
-		return 0;   /* an empty line before the request line: RFC 9112 section 2.2 */
-	case SC_METHOD:
-	case SC_TARGET:
-		return scan_fail(c, 400, "the request line must be: method, space, target, space, HTTP version");
-	case SC_VERSION:
-		if (c->vlen != 8 || (memcmp(c->version, "HTTP/1.1", 8) != 0 && memcmp(c->version, "HTTP/1.0", 8) != 0))
-			return scan_fail(c, 400, "the HTTP version must be HTTP/1.1 or HTTP/1.0");
-		c->st = SC_FIELD;
-		return 0;
-	case SC_NAME:
-		return scan_fail(c, 400, "a header line must be a field name, a colon and a value");
-	case SC_VALUE:
-		if (c->field == F_LENGTH && c->cl_digits == 0)
-			return scan_fail(c, 400, "Content-Length must be a decimal number of bytes");
-		c->st = SC_FIELD;
-		return 0;
-	case SC_FIELD:
-		if (c->cl > 0 && bodiless_method(c))
-			return scan_fail(c, 400, "a request with this method must not have a body");
+	size_t len;
+	int truncated;
+	const char *path = tk_headscan_path(&c->hs, &len, &truncated);
+	const tk_router *router = cs->w->srv ? cs->w->srv->router : NULL;
+	const tk_route *rt = router ? tk_router_match(router, path, len, 0) : NULL;
+	if (rt && (rt->on & TK_ON_ADMIN_API) && (rt->prefix || !truncated))
 		return 1;
-	}
-	return scan_fail(c, 400, "malformed request");
-}
-
-/* A byte of a field name, or the colon after it. */
-static int scan_name(tk_conn *c, unsigned char ch)
-{
-	if (is_tchar(ch)) {
-		if (c->nlen < sizeof(c->name))
-			c->name[c->nlen] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
-		c->nlen++;
-		return 0;
-	}
-	if (ch != ':' || c->nlen == 0)
-		return scan_fail(c, 400, "a header field name must be a token, directly followed by a colon");
-	c->st = SC_VALUE;
-	c->field = F_OTHER;
-	if (c->nlen == 17 && memcmp(c->name, "transfer-encoding", 17) == 0)
-		return scan_fail(c, 400, "send the body with a single Content-Length, not Transfer-Encoding");
-	if (c->nlen == 14 && memcmp(c->name, "content-length", 14) == 0) {
-		if (c->cl_seen)
-			return scan_fail(c, 400, "send the body with a single Content-Length");
-		c->cl_seen = 1;
-		c->field = F_LENGTH;
-	}
-	return 0;
-}
-
-/* One byte of a request head. Returns 0 to go on, 1 when the byte ends the
- * head, -1 to refuse (c->status, c->why). */
-static int scan_byte(tk_conn *c, unsigned char ch)
-{
-	if (++c->head_bytes > c->set->max_head)
-		return scan_fail(c, 431, "the request line and headers are too large");
-	if (c->cr && ch != '\n')
-		return scan_fail(c, 400, "a CR must be followed by LF");
-	if (ch == '\n') {
-		c->cr = 0;
-		return scan_eol(c);
-	}
-	if (ch == '\r') {
-		c->cr = 1;
-		return 0;
-	}
-	switch (c->st) {
-	case SC_START:
-	case SC_METHOD:
-		if (is_tchar(ch)) {
-			if (c->mlen < sizeof(c->method) - 1)
-				c->method[c->mlen] = (char)ch;
-			c->mlen++;
-			c->st = SC_METHOD;
-			return 0;
-		}
-		if (ch == ' ' && c->st == SC_METHOD) {
-			c->st = SC_TARGET;
-			return 0;
-		}
-		return scan_fail(c, 400, "the request method must be a token");
-	case SC_TARGET:
-		if (ch > 0x20 && ch < 0x7f) {
-			c->tlen++;
-			return 0;
-		}
-		if (ch == ' ' && c->tlen > 0) {
-			c->st = SC_VERSION;
-			return 0;
-		}
-		return scan_fail(c, 400, "the request target must be visible ASCII, with no spaces");
-	case SC_VERSION:
-		if (c->vlen >= 8)
-			return scan_fail(c, 400, "the HTTP version must be HTTP/1.1 or HTTP/1.0");
-		c->version[c->vlen++] = (char)ch;
-		return 0;
-	case SC_FIELD:
-		if (ch == ' ' || ch == '\t')
-			return scan_fail(c, 400, "header lines must not be folded (obs-fold)");
-		c->st = SC_NAME;
-		c->nlen = 0;
-		return scan_name(c, ch);
-	case SC_NAME:
-		return scan_name(c, ch);
-	case SC_VALUE:
-		/* field-value: VCHAR, obs-text, SP and HTAB; no other control byte. */
-		if (ch != '\t' && (ch < 0x20 || ch == 0x7f))
-			return scan_fail(c, 400, "header values must not contain control characters");
-		if (c->field != F_LENGTH)
-			return 0;
-		/* Content-Length = 1*DIGIT, with optional whitespace around it. */
-		if (ch == ' ' || ch == '\t') {
-			c->cl_tail = c->cl_digits > 0;
-			return 0;
-		}
-		if (ch < '0' || ch > '9' || c->cl_tail)
-			return scan_fail(c, 400, "Content-Length must be a decimal number of bytes");
-		if (++c->cl_digits > 15)
-			return scan_fail(c, 400, "Content-Length is out of range");
-		c->cl = c->cl * 10 + (uint64_t)(ch - '0');
-		return 0;
-	}
-	return scan_fail(c, 400, "malformed request");
-}
-
-/* Feed request bytes to the scanner; returns 1 with *used set at the end of
- * the head, -1 to refuse, 0 when all n bytes were taken. */
-static int scan(tk_conn *c, const unsigned char *p, size_t n, size_t *used)
-{
-	for (size_t i = 0; i < n; i++) {
-		int r = scan_byte(c, p[i]);
-		if (r != 0) {
-			*used = i + 1;
-			return r;
-		}
-	}
-	*used = n;
+	c->hs.status = 413;
+	c->hs.why = "the request body is too large";
 	return 0;
 }
 
@@ -547,7 +371,8 @@ static void refuse(tk_conn *c, struct evbuffer *in)
 	                    "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
 	                    "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
 	                    "Connection: close\r\n\r\n%s",
-	                    c->status, c->status == 431 ? "Request Header Fields Too Large" : "Bad Request",
+	                    c->status, c->status == 431 ? "Request Header Fields Too Large" :
+	                    c->status == 413 ? "Content Too Large" : "Bad Request",
 	                    blen, body);
 	evutil_socket_t fd = bufferevent_getfd(c->bev);
 	if (fd >= 0 && mlen > 0 && (size_t)mlen < sizeof(msg)) {
@@ -581,12 +406,14 @@ static void scan_buffer(tk_conn *c, struct evbuffer *buf, size_t from)
 		size_t total = 0;
 		for (int i = 0; i < nv && i < 8; i++) {
 			size_t used;
-			int r = scan(c, v[i].iov_base, v[i].iov_len, &used);
-			if (r > 0) {
+			int r = tk_headscan_feed(&c->hs, v[i].iov_base, v[i].iov_len, &used);
+			if (r == TK_HS_DONE && body_allowed(c)) {
 				set_phase(c, PH_BODY);
 				return;
 			}
-			if (r < 0) {
+			if (r != TK_HS_MORE) {
+				c->status = c->hs.status;
+				c->why = c->hs.why;
 				refuse(c, buf);
 				return;
 			}
@@ -769,8 +596,8 @@ static struct bufferevent *bev_cb(struct event_base *base, void *arg)
 }
 
 tk_connset *tk_connset_new(tk_worker *w, struct evhttp *http, struct evhttp_bound_socket *bound,
-                           int cap, size_t max_head, int64_t header_s, int64_t body_s,
-                           int64_t write_s, int64_t idle_s)
+                           int cap, size_t max_head, size_t max_body, int64_t header_s,
+                           int64_t body_s, int64_t write_s, int64_t idle_s)
 {
 	tk_connset *cs = calloc(1, sizeof(*cs));
 	if (!cs)
@@ -781,6 +608,7 @@ tk_connset *tk_connset_new(tk_worker *w, struct evhttp *http, struct evhttp_boun
 	cs->lev = evhttp_bound_socket_get_listener(bound);
 	cs->cap = cap > 0 ? cap : 1;
 	cs->max_head = max_head;
+	cs->max_body = max_body;
 	cs->tv[PH_HEADER].tv_sec = header_s;
 	cs->tv[PH_BODY].tv_sec = body_s;
 	cs->tv[PH_WRITE].tv_sec = write_s;

@@ -43,6 +43,9 @@
  *   - a body (Content-Length > 0) on GET, HEAD, DELETE, OPTIONS or TRACE
  *     (evhttp never reads a HEAD or TRACE body, so it would run as the next
  *     request; none of our endpoints takes one for those methods).
+ * and answers 413 (and closes) a Content-Length over the set's max_body,
+ * before evhttp buffers a byte of the body, unless the path is the admin
+ * API's (its limit is its own). The scanner itself is headscan.c.
  *
  * Everything here runs on the worker's own loop thread.
  */
@@ -57,11 +60,12 @@ typedef struct tk_connset tk_connset;
 
 /* Connection tracking for `http`, bound to `bound` (its listener), in
  * worker `w`; `cap` connections at most; request heads (request line and
- * headers, line ends included) of `max_head` bytes at most. Timeouts in
- * seconds. */
+ * headers, line ends included) of `max_head` bytes at most; bodies of
+ * `max_body` bytes at most but on the admin API's paths (0: no limit here).
+ * Timeouts in seconds. */
 tk_connset *tk_connset_new(tk_worker *w, struct evhttp *http, struct evhttp_bound_socket *bound,
-                           int cap, size_t max_head, int64_t header_s, int64_t body_s,
-                           int64_t write_s, int64_t idle_s);
+                           int cap, size_t max_head, size_t max_body, int64_t header_s,
+                           int64_t body_s, int64_t write_s, int64_t idle_s);
 /* Graceful stop: close the listening socket and the connections between
  * requests; the rest finish their request. Idempotent. */
 void tk_connset_shutdown(tk_connset *cs);

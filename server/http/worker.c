@@ -188,7 +188,7 @@ static void purge_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ---- workers ---- */
 
-static evutil_socket_t bind_reuseport(const char *addr, int port, char *err, size_t errlen)
+static evutil_socket_t bind_reuseport(const char *addr, int port, int backlog, char *err, size_t errlen)
 {
 	struct sockaddr_in6 sa6;
 	struct sockaddr_in sa4;
@@ -217,7 +217,7 @@ static evutil_socket_t bind_reuseport(const char *addr, int port, char *err, siz
 	int one = 1;
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
-	    bind(fd, sa, salen) != 0 || listen(fd, 1024) != 0) {
+	    bind(fd, sa, salen) != 0 || listen(fd, backlog) != 0) {
 		snprintf(err, errlen, "cannot listen on %s:%d: %s", addr, port, strerror(errno));
 		if (fd >= 0)
 			close(fd);
@@ -299,7 +299,7 @@ int tk_workers_start(tk_server *srv, char *err, size_t errlen)
 			snprintf(err, errlen, "signing: %s", merr);
 			return -1;
 		}
-		w->fd = bind_reuseport(cfg->listen_address, cfg->listen_port, err, errlen);
+		w->fd = bind_reuseport(cfg->listen_address, cfg->listen_port, cfg->listen_backlog, err, errlen);
 		if (w->fd < 0)
 			return -1;
 		/* conn.c answers 431 past max_header_size (at least TK_TOKEN_HEADER_MIN);
@@ -329,7 +329,11 @@ int tk_workers_start(tk_server *srv, char *err, size_t errlen)
 		/* Each worker's listener holds its share of max_connections. */
 		int cap = (cfg->max_connections + srv->nworkers - 1) / srv->nworkers;
 		struct evhttp_bound_socket *bound = evhttp_accept_socket_with_handle(w->http, w->fd);
+		/* The OAuth and ops endpoints' body limit is a read limit: conn.c
+		 * answers 413 from the Content-Length before evhttp buffers the body
+		 * (the admin API's paths excepted: it has its own, up to 64 KiB). */
 		w->conns = bound ? tk_connset_new(w, w->http, bound, cap, (size_t)TK_AT_LEAST(cfg->max_header_size, TK_TOKEN_HEADER_MIN),
+		                                  (size_t)TK_AT_LEAST(cfg->max_body_size, TK_TOKEN_BODY_MIN),
 		                                  cfg->header_timeout, cfg->body_timeout, cfg->write_timeout,
 		                                  cfg->idle_timeout) : NULL;
 		if (!w->conns) {
@@ -338,7 +342,8 @@ int tk_workers_start(tk_server *srv, char *err, size_t errlen)
 		}
 		if (i == 0 && cfg->admin_listen_port) {
 			/* The admin API on its own listener, served by the first worker. */
-			w->admin_fd = bind_reuseport(cfg->admin_listen_address, cfg->admin_listen_port, err, errlen);
+			w->admin_fd = bind_reuseport(cfg->admin_listen_address, cfg->admin_listen_port,
+			                             cfg->listen_backlog, err, errlen);
 			if (w->admin_fd < 0)
 				return -1;
 			w->admin_http = evhttp_new(w->base);
@@ -351,7 +356,7 @@ int tk_workers_start(tk_server *srv, char *err, size_t errlen)
 			bound = evhttp_accept_socket_with_handle(w->admin_http, w->admin_fd);
 			w->admin_conns = bound ? tk_connset_new(w, w->admin_http, bound, cap,
 			                                        (size_t)TK_AT_LEAST(cfg->max_header_size, TK_TOKEN_HEADER_MIN),
-			                                        cfg->header_timeout,
+			                                        0, cfg->header_timeout,
 			                                        cfg->body_timeout, cfg->write_timeout,
 			                                        cfg->idle_timeout) : NULL;
 			if (!w->admin_conns) {
