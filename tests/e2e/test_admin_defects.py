@@ -19,7 +19,8 @@ import json
 
 import pytest
 
-from server import get_token, http_request, new_key
+from support.http import http_request
+from support.server import get_token, new_key
 
 pytestmark = pytest.mark.binary
 

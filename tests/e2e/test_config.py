@@ -5,7 +5,7 @@ import signal
 
 import pytest
 
-from conftest import wait_until
+from support.util import wait_until
 
 pytestmark = pytest.mark.binary
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from server import raw_exchange
+from support.http import raw_exchange
 
 pytestmark = pytest.mark.binary
 
