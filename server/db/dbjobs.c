@@ -119,7 +119,9 @@ void tk_dbcall_release(tk_dbcall *c)
 	c->owned[0] = c->owned[1] = NULL;
 }
 
-static void parse_key_row(tk_apikey *k, PGresult *r)
+/* Fill `k` from the row. -1 when a copy could not be made (out of memory):
+ * the record is incomplete and must not be used or cached. */
+static int parse_key_row(tk_apikey *k, PGresult *r)
 {
 	k->found = 1;
 	snprintf(k->account, sizeof(k->account), "%s", PQgetvalue(r, 0, 0));
@@ -138,13 +140,23 @@ static void parse_key_row(tk_apikey *k, PGresult *r)
 	const char *sc = PQgetvalue(r, 0, 3);
 	int scopes_ok = tk_scopes_parse(sc, strlen(sc), &k->scopes, &why) == 0;
 	const char *aud = PQgetvalue(r, 0, 4);
+	int copies_ok = 1;           /* an allocation failure never drops an audience or the subject */
 	while (*aud && k->naud < TK_MAX_AUDIENCES) {
 		const char *sp = strchr(aud, ' ');
 		size_t len = sp ? (size_t)(sp - aud) : strlen(aud);
-		k->aud[k->naud++] = strndup(aud, len);
+		char *copy = strndup(aud, len);
+		if (!copy) {
+			copies_ok = 0;
+			break;
+		}
+		k->aud[k->naud++] = copy;
 		aud += len + (sp ? 1 : 0);
 	}
-	k->subject = PQgetisnull(r, 0, 5) ? NULL : strdup(PQgetvalue(r, 0, 5));
+	if (!PQgetisnull(r, 0, 5)) {
+		k->subject = strdup(PQgetvalue(r, 0, 5));
+		if (!k->subject)
+			copies_ok = 0;   /* NULL would mean "the key ID": another identity */
+	}
 	k->lifetime = atoi(PQgetvalue(r, 0, 6));
 	k->rate_limit = atoi(PQgetvalue(r, 0, 9));
 	k->expires_at = strtoll(PQgetvalue(r, 0, 7), NULL, 10);
@@ -160,6 +172,7 @@ static void parse_key_row(tk_apikey *k, PGresult *r)
 	if (!k->unusable_reason && !(h && hlen == TK_HASH_LEN && scopes_ok))
 		k->unusable_reason = "key_corrupt";
 	k->usable = k->unusable_reason == NULL;
+	return copies_ok ? 0 : -1;
 }
 
 void tk_dbjob_finish(tk_dbjob *j, PGresult *r)
@@ -177,8 +190,10 @@ void tk_dbjob_finish(tk_dbjob *j, PGresult *r)
 			tk_apikey *k = tk_apikey_new();
 			if (k) {
 				snprintf(k->id, sizeof(k->id), "%s", j->key_id);
-				if (PQntuples(r) == 1)
-					parse_key_row(k, r);
+				if (PQntuples(r) == 1 && parse_key_row(k, r) != 0) {
+					tk_apikey_release(k);   /* fails closed: 503, nothing cached */
+					break;
+				}
 				j->key = k;
 				j->status = TK_DBJOB_OK;
 			}

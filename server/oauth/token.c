@@ -214,6 +214,7 @@ void tk_token_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
 	const char *why = NULL;
 	const char *scope = tk_form_get(&form, "scope");
 	const char *problem = NULL, *error = NULL;
+	int status = 400;
 	if (scope && *scope) {
 		if (tk_scopes_parse(scope, strlen(scope), &tr->scopes, &why) != 0) {
 			error = "invalid_scope";
@@ -239,11 +240,19 @@ void tk_token_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
 		int dup = 0;
 		for (size_t k = 0; k < tr->nres; k++)
 			dup |= strcmp(tr->res[k], a) == 0;
-		if (!dup)
-			tr->res[tr->nres++] = strdup(a);
+		if (dup)
+			continue;
+		char *copy = strdup(a);
+		if (!copy) {                 /* never a token with fewer audiences than asked */
+			status = 500;
+			error = "server_error";
+			problem = "out of memory";
+			break;
+		}
+		tr->res[tr->nres++] = copy;
 	}
 	if (problem) {
-		tk_http_oauth_error(w, req, ri, 400, error, problem);
+		tk_http_oauth_error(w, req, ri, status, error, problem);
 		tk_form_free(&form);
 		tokreq_free(&tr->auth);
 		return;
