@@ -128,13 +128,7 @@ def template_db(pg, tokend_bin):
 
     Cloning (CREATE DATABASE ... TEMPLATE) saves the migration work per test.
     """
-    name = "tokend_template_" + uuid.uuid4().hex[:8]
-    conn = pg.connect()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}" OWNER tokend_owner STRATEGY = FILE_COPY')
-    finally:
-        conn.close()
+    name = pg.create_database(name="tokend_template_" + uuid.uuid4().hex[:8])
     t = Tokend(tokend_bin, Path(pg.base) / "work" / name, pg.url(name), pepper=False)
     r = t.run("migrate")
     if r.returncode != 0:
@@ -174,13 +168,7 @@ def make_tokend(tokend_bin, pg, workdir, request):
         cloned = False
         if db_url is None and migrate:
             tmpl = request.getfixturevalue("template_db")
-            name = "t_" + uuid.uuid4().hex
-            conn = pg.connect()
-            try:
-                with conn.cursor() as cur:
-                    cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{tmpl}" OWNER tokend_owner STRATEGY = FILE_COPY')
-            finally:
-                conn.close()
+            name = pg.create_database(template=tmpl)
             clones.append(name)
             db_url = pg.url(name)
             cloned = True
@@ -230,13 +218,7 @@ def module_tokend(pg, tokend_bin, template_db):
     `tokend migrate`) and the CLI bound to it, with a pepper file, for a whole module."""
     if not pg.running:
         pg.start()
-    name = "t_" + uuid.uuid4().hex
-    conn = pg.connect()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_db}" OWNER tokend_owner STRATEGY = FILE_COPY')
-    finally:
-        conn.close()
+    name = pg.create_database(template=template_db)
     t = Tokend(tokend_bin, Path(tempfile.mkdtemp(prefix="mod-", dir=_session_work(pg))), pg.url(name))
     yield t
     if not pg.running:

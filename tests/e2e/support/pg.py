@@ -59,13 +59,15 @@ class Postgres:
         conn.autocommit = autocommit
         return conn
 
-    def create_database(self):
-        name = "t_" + uuid.uuid4().hex
+    def create_database(self, template=None, name=None):
+        """A new database owned by tokend_owner (a copy of `template` if given); its name."""
+        name = name or "t_" + uuid.uuid4().hex
+        tmpl = f' TEMPLATE "{template}"' if template else ""
         conn = self.connect()
         try:
             with conn.cursor() as cur:
                 # FILE_COPY: with fsync off it is the faster strategy for a small template.
-                cur.execute(f'CREATE DATABASE "{name}" OWNER tokend_owner STRATEGY = FILE_COPY')
+                cur.execute(f'CREATE DATABASE "{name}"{tmpl} OWNER tokend_owner STRATEGY = FILE_COPY')
         finally:
             conn.close()
         return name
