@@ -105,8 +105,8 @@ def test_admin_api_on_shared_listener_keeps_its_own_limit(srv):
 def test_token_limit_on_main_listener_with_admin_listener(module_tokend, start_server):
     """With the admin API on its own listener the main listener's limit is the same read limit,
     and /admin/v1/ on the main listener is no exception (no admin route there)."""
-    import conftest
-    aport = conftest.free_port()
+    from support.util import free_port
+    aport = free_port()
     s = start_server(module_tokend, admin_listen_port=aport, body_timeout="5s")
     for path in ("/oauth2/token", "/admin/v1/accounts"):
         data, closed, took = head_only(s.port, head("POST", path, 60 * 1024))
