@@ -284,6 +284,14 @@ static void op_done(tk_dbjob *job)
 		send_db_error(ar, r);
 		return adminreq_free(ar);
 	}
+	if (ar->op == TK_ADMIN_OP_KEY_PATCH || ar->op == TK_ADMIN_OP_KEY_DISABLE ||
+	    ar->op == TK_ADMIN_OP_KEY_ENABLE || ar->op == TK_ADMIN_OP_KEY_REVOKE ||
+	    ar->op == TK_ADMIN_OP_KEY_DELETE) {
+		/* Committed: this instance forgets the key now, before it answers, so
+		 * that a token request right after the answer sees the change here at
+		 * once (other instances follow by NOTIFY). */
+		tk_keycache_invalidate(ar->w->srv->cache, ar->id);
+	}
 	if (PQntuples(r) == 0 || PQgetisnull(r, 0, 0)) {
 		tk_admin_send_error(ar, 404, "not_found", "no such resource", NULL);
 		return adminreq_free(ar);
