@@ -25,7 +25,7 @@ static void one_line(char *dst, size_t dstlen, const char *src)
 PGconn *tk_db_connect(const char *url, const char *appname, char *err, size_t errlen)
 {
 	const char *keys[] = { "connect_timeout", "application_name", "dbname", NULL };
-	const char *vals[] = { "5", appname, url, NULL };
+	const char *vals[] = { "10", appname, url, NULL };   /* a command can wait; a loaded host needs it */
 	if (!url || !*url) {
 		snprintf(err, errlen, "no database configured: set database_url (or TOKEND_DATABASE_URL)");
 		return NULL;
