@@ -184,4 +184,5 @@ EOF
   tokend migrate >/dev/null
   tokend scope add bench:read --description "benchmark" >/dev/null
   tokend account create bench --name "benchmark" >/dev/null
+  tokend account grant-scopes bench bench:read tokend:introspect >/dev/null
 }

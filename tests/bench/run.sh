@@ -163,6 +163,7 @@ SET LOCAL tokend.actor = 'bench';
 INSERT INTO accounts (id, name)
   SELECT format('bench-%s', lpad(i::text, 4, '0')), 'benchmark' FROM generate_series(0, $NACCOUNTS - 1) i;
 UPDATE accounts SET key_limit = $PER_ACCOUNT WHERE id LIKE 'bench-%';
+INSERT INTO account_scopes (account_id, scope) SELECT id, 'bench:read' FROM accounts WHERE id LIKE 'bench-%';
 \copy api_keys (id, account_id, name, secret_hash, secret_hint, scopes) FROM '$TMP/keys.copy'
 COMMIT;
 EOF
