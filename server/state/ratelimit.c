@@ -9,6 +9,7 @@
 #include "hash.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -43,6 +44,7 @@ typedef struct shard {
 } shard;
 
 struct tk_ratelimit {
+	_Atomic long live;          /* buckets held: 0 lets check() skip the lock */
 	double limit;               /* failures per minute allowed; 0: off */
 	double rate;                /* drain per second */
 	int max_per_shard;
@@ -142,7 +144,7 @@ static void lru_push(shard *s, bucket *b)
 }
 
 /* Take `b` out of its chain (slot `slot`) and the LRU list, and free it. */
-static void forget(shard *s, bucket *b, size_t slot)
+static void forget(tk_ratelimit *rl, shard *s, bucket *b, size_t slot)
 {
 	bucket **pp = &s->slots[slot];
 
@@ -153,6 +155,7 @@ static void forget(shard *s, bucket *b, size_t slot)
 	lru_unlink(s, b);
 	free(b);
 	s->count--;
+	atomic_fetch_sub_explicit(&rl->live, 1, memory_order_relaxed);
 }
 
 /*
@@ -172,7 +175,7 @@ static bucket *find(tk_ratelimit *rl, shard *s, const char *name, uint64_t h, in
 	if (b) {
 		drain(b, t);
 		if (!create && b->level <= 0) {
-			forget(s, b, slot);
+			forget(rl, s, b, slot);
 			return NULL;
 		}
 		lru_unlink(s, b);
@@ -197,6 +200,7 @@ static bucket *find(tk_ratelimit *rl, shard *s, const char *name, uint64_t h, in
 		if (!b)
 			return NULL;
 		s->count++;
+		atomic_fetch_add_explicit(&rl->live, 1, memory_order_relaxed);
 	}
 	strncpy(b->name, name, NAME_MAX_LEN);
 	b->rate = rl->rate;
@@ -210,6 +214,9 @@ static bucket *find(tk_ratelimit *rl, shard *s, const char *name, uint64_t h, in
 int tk_ratelimit_check(tk_ratelimit *rl, const char *name)
 {
 	if (!rl || rl->limit <= 0 || !name || !*name)
+		return 0;
+	/* The common case on the token path: nobody has failed lately. */
+	if (atomic_load_explicit(&rl->live, memory_order_relaxed) == 0)
 		return 0;
 	uint64_t h = name_hash(rl, name);
 	shard *s = &rl->shards[h % SHARDS];

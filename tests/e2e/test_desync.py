@@ -40,6 +40,21 @@ def refused(port, req, status=400):
     return data
 
 
+def read_until_close(s):
+    """Every byte the server sends until it closes the socket (a reset ends it too)."""
+    data = b""
+    try:
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            data += b
+    except ConnectionResetError:
+        pass
+    s.close()
+    return data
+
+
 def smuggle(n):
     """A body of n bytes that is itself a request (the shape a desync relies on)."""
     inner = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -124,16 +139,7 @@ def test_refused_in_a_pipeline(srv):
         except OSError:
             break
         time.sleep(0.01)
-    data = b""
-    try:
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            data += b
-    except ConnectionResetError:
-        pass
-    s.close()
+    data = read_until_close(s)
     assert statuses(data) == [200, 200, 400], data
 
 
@@ -184,14 +190,5 @@ def test_oversized_headers_answer_431(srv):
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
     t0 = time.monotonic()
     s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"a" * 12000)
-    data = b""
-    try:
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            data += b
-    except ConnectionResetError:
-        pass
-    s.close()
+    data = read_until_close(s)
     assert statuses(data) == [431] and time.monotonic() - t0 < 2, data
