@@ -4,6 +4,7 @@
  */
 #include "serve.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <tokend/crypto.h>
 #include <tokend/signer.h>
@@ -23,6 +25,7 @@
 #include "admin.h"
 #include "oauth.h"
 #include "ops.h"
+#include "sdnotify.h"
 #include "server.h"
 
 static const char serve_usage[] =
@@ -33,7 +36,28 @@ static const char serve_usage[] =
 	"Listens on listen_address:listen_port with `workers` threads. Stops on\n"
 	"SIGTERM or SIGINT after finishing the requests in progress. SIGHUP reads\n"
 	"the configuration file again and loads its signing keys (signing_keys,\n"
-	"signing_key_active) without a restart; other settings take a restart.\n";
+	"signing_key_active) without a restart; other settings take a restart.\n"
+	"Under systemd (Type=notify) it says READY=1 on $NOTIFY_SOCKET once it\n"
+	"serves, RELOADING=1 around a SIGHUP reload and STOPPING=1 on the way out.\n";
+
+/* Tell systemd (when it asked: $NOTIFY_SOCKET); a failure is logged, never fatal. */
+static void notify(const char *state)
+{
+	if (tk_sd_notify(state) < 0)
+		tk_log(TK_LOG_WARNING, "server.notify_failed", "detail", strerror(errno),
+		       "hint", "NOTIFY_SOCKET names no unix datagram socket tokend can send to", NULL);
+}
+
+/* RELOADING=1 carries the monotonic time (Type=notify-reload wants it). */
+static void notify_reloading(void)
+{
+	struct timespec ts;
+	char msg[80];
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	snprintf(msg, sizeof(msg), "RELOADING=1\nMONOTONIC_USEC=%llu",
+	         (unsigned long long)ts.tv_sec * 1000000ULL + (unsigned long long)ts.tv_nsec / 1000ULL);
+	notify(msg);
+}
 
 static void on_scopes_changed(void *arg)
 {
@@ -72,7 +96,7 @@ static void reload_keys(tk_server *srv)
 	char n[16];
 	snprintf(n, sizeof(n), "%zu", tk_signer_count(ks->signer));
 	tk_log(TK_LOG_INFO, "server.reloaded", "signing_kid", tk_signer_active_kid(ks->signer),
-	       "alg", tk_signer_active_alg(ks->signer), "published_keys", n,
+	       "alg", tk_signer_active_alg(ks->signer), TK_LOG_NUM "published_keys", n,
 	       "detail", "signing keys reloaded; other settings take a restart", NULL);
 	/* Settings changed in the file that SIGHUP does not apply: named, so the
 	 * operator knows a restart is needed (values never logged). */
@@ -180,13 +204,16 @@ int tk_serve_main(int argc, char **argv)
 
 	/* The composition: every endpoint module's routes in one router. */
 	static const tk_route *const routes[] = { tk_oauth_routes, tk_ops_routes, tk_admin_routes };
-	srv.router = tk_router_new(routes, sizeof(routes) / sizeof(routes[0]), cfg->admin_listen_port != 0);
+	srv.router = tk_router_new(routes, sizeof(routes) / sizeof(routes[0]), cfg->admin_listen_port != 0,
+	                           cfg->ops_listen_port != 0);
 	srv.cache = tk_keycache_new((size_t)cfg->key_cache_size, cfg->cache_ttl);
 	srv.rl_addr = tk_ratelimit_new(cfg->auth_failures_per_address, cfg->rate_limit_table_size);
 	srv.rl_key = tk_ratelimit_new(cfg->auth_failures_per_key, cfg->rate_limit_table_size);
 	srv.rl_issue = tk_ratelimit_new(0, cfg->rate_limit_table_size);
+	if (cfg->metrics_per_account)
+		srv.acct_tokens = tk_acctcount_new(TK_METRICS_ACCOUNTS_MAX);
 	int rc = -1;
-	if (!srv.router || !srv.cache || !srv.rl_addr || !srv.rl_key || !srv.rl_issue) {
+	if ((cfg->metrics_per_account && !srv.acct_tokens) || !srv.router || !srv.cache || !srv.rl_addr || !srv.rl_key || !srv.rl_issue) {
 		snprintf(err, sizeof(err), "out of memory while setting up the server");
 	} else if (!(srv.db = tk_dbpool_start(cfg->database_url, cfg->db_pool_size,
 	                                      cfg->db_timeout * 1000,
@@ -209,17 +236,30 @@ int tk_serve_main(int argc, char **argv)
 		char port[16], workers[16];
 		snprintf(port, sizeof(port), "%d", cfg->listen_port);
 		snprintf(workers, sizeof(workers), "%d", cfg->workers);
-		tk_log(TK_LOG_INFO, "server.started", "address", cfg->listen_address, "port", port,
-		       "workers", workers, "issuer", cfg->issuer, "signing_kid",
+		tk_log(TK_LOG_INFO, "server.started", "version", TOKEND_VERSION, "address", cfg->listen_address,
+		       TK_LOG_NUM "port", port, TK_LOG_NUM "workers", workers, "issuer", cfg->issuer, "signing_kid",
 		       tk_signer_active_kid(srv.keys->signer), "alg", tk_signer_active_alg(srv.keys->signer), NULL);
+		if (cfg->ops_listen_port) {
+			snprintf(port, sizeof(port), "%d", cfg->ops_listen_port);
+			tk_log(TK_LOG_INFO, "server.ops_listener", "address", cfg->ops_listen_address,
+			       TK_LOG_NUM "port", port, "detail", "/metrics, /healthz and /readyz answer here only", NULL);
+		}
+		/* Every listener is bound and served: systemd may start what depends on us. */
+		char status[160];
+		snprintf(status, sizeof(status), "READY=1\nSTATUS=serving on %.80s:%d\nMAINPID=%ld",
+		         cfg->listen_address, cfg->listen_port, (long)getpid());
+		notify(status);
 		for (;;) {
 			int sig = 0;
 			sigwait(&set, &sig);
 			if (sig == SIGHUP) {
+				notify_reloading();
 				reload_keys(&srv);
+				notify("READY=1");
 				continue;
 			}
 			tk_log(TK_LOG_INFO, "server.stopping", "signal", sig == SIGTERM ? "TERM" : "INT", NULL);
+			notify("STOPPING=1");
 			break;
 		}
 	}
@@ -234,6 +274,7 @@ int tk_serve_main(int argc, char **argv)
 	tk_ratelimit_free(srv.rl_addr);
 	tk_ratelimit_free(srv.rl_key);
 	tk_ratelimit_free(srv.rl_issue);
+	tk_acctcount_free(srv.acct_tokens);
 	tk_router_free(srv.router);
 	tk_server_keys_free(&srv);
 	tk_log(TK_LOG_INFO, "server.stopped", NULL);

@@ -68,6 +68,36 @@ static size_t append(char *line, size_t len, size_t cap, const char *s)
 	return len + n;
 }
 
+/* A JSON number as written by our callers: -?digits, optionally .digits
+ * (no exponent, no leading '+', at most 24 characters). */
+static int is_number(const char *v)
+{
+	const char *p = v;
+	if (*p == '-')
+		p++;
+	size_t d = strspn(p, "0123456789");
+	if (d == 0 || (d > 1 && *p == '0'))
+		return 0;
+	p += d;
+	if (*p == '.') {
+		size_t f = strspn(p + 1, "0123456789");
+		if (f == 0)
+			return 0;
+		p += 1 + f;
+	}
+	return *p == '\0' && (size_t)(p - v) <= 24;
+}
+
+/* "true"/"false" for a boolean value ("1", "true", "yes" / "0", "false", "no"), else NULL. */
+static const char *bool_text(const char *v)
+{
+	if (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes"))
+		return "true";
+	if (!strcmp(v, "0") || !strcmp(v, "false") || !strcmp(v, "no"))
+		return "false";
+	return NULL;
+}
+
 void tk_log(tk_log_level lvl, const char *event, ...)
 {
 	if (lvl < min_level)
@@ -97,9 +127,21 @@ void tk_log(tk_log_level lvl, const char *event, ...)
 		const char *v = va_arg(ap, const char *);
 		if (!v)
 			continue;
-		tk_log_escape(v, strlen(v), esc, sizeof(esc));
+		/* A typed value goes out bare; anything else (or a value that is
+		 * not what its key promises) as an escaped string. */
+		const char *bare = NULL;
+		if (*k == TK_LOG_NUM[0] || *k == TK_LOG_BOOL[0]) {
+			bare = *k == TK_LOG_NUM[0] ? (is_number(v) ? v : NULL) : bool_text(v);
+			k++;
+		}
 		len = append(line, len, sizeof(line) - 2, json_format ? ",\"" : " ");
 		len = append(line, len, sizeof(line) - 2, k);
+		if (bare) {
+			len = append(line, len, sizeof(line) - 2, json_format ? "\":" : "=");
+			len = append(line, len, sizeof(line) - 2, bare);
+			continue;
+		}
+		tk_log_escape(v, strlen(v), esc, sizeof(esc));
 		len = append(line, len, sizeof(line) - 2, json_format ? "\":\"" : "=\"");
 		len = append(line, len, sizeof(line) - 2, esc);
 		len = append(line, len, sizeof(line) - 2, "\"");

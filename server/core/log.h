@@ -26,7 +26,16 @@ int tk_log_enabled(tk_log_level lvl);
  * Log an event with key/value string pairs, terminated by NULL:
  *   tk_log(TK_LOG_INFO, "db.connected", "pool", "2", NULL);
  * A NULL value is skipped. Keys must be plain identifiers (not escaped).
+ *
+ * Typed values: a key starting with TK_LOG_NUM ("#") carries a number, one
+ * starting with TK_LOG_BOOL ("?") a boolean ("1"/"0", "true"/"false",
+ * "yes"/"no"); the sigil is not written, the value goes out bare (JSON
+ * number or true/false; text: status=200). A value that is not what its key
+ * promises is written as a string, so a caller's mistake never breaks a line:
+ *   tk_log(TK_LOG_INFO, "server.started", TK_LOG_NUM "port", "8080", NULL);
  */
+#define TK_LOG_NUM "#"
+#define TK_LOG_BOOL "?"
 void tk_log(tk_log_level lvl, const char *event, ...) __attribute__((sentinel));
 
 /* Escape `in` (at most inlen bytes) as the inside of a JSON string into out

@@ -388,7 +388,7 @@ static void refuse(tk_conn *c, struct evbuffer *in)
 		if (c->evcon)
 			evhttp_connection_get_peer(c->evcon, &addr, &port);
 		snprintf(st, sizeof(st), "%d", c->status);
-		tk_log(TK_LOG_INFO, "http.refused", "status", st, "reason", c->why, "peer", addr ? addr : "", NULL);
+		tk_log(TK_LOG_INFO, "http.refused", TK_LOG_NUM "status", st, "reason", c->why, "peer", addr ? addr : "", NULL);
 	}
 }
 

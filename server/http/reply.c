@@ -77,6 +77,8 @@ void tk_http_reply(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *r
 {
 	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
 	evhttp_add_header(out, "X-Content-Type-Options", "nosniff");
+	if (ri->id[0])
+		evhttp_add_header(out, "X-Request-Id", ri->id);
 	if (ctype)
 		evhttp_add_header(out, "Content-Type", ctype);
 	struct evbuffer *buf = evbuffer_new();
@@ -136,8 +138,9 @@ void tk_http_reply(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *r
 		snprintf(st, sizeof(st), "%d", status);
 		snprintf(us, sizeof(us), "%lld", (long long)dur);
 		tk_log(TK_LOG_INFO, "http.request", "req", ri->id, "method", method, "path", path,
-		       "status", st, "us", us, "peer", peer, "endpoint", ep_names[ri->ep],
-		       "client_id", ri->client_id, NULL);
+		       TK_LOG_NUM "status", st, TK_LOG_NUM "us", us, "peer", peer, "endpoint", ep_names[ri->ep],
+		       "client_id", ri->client_id, "trace_id", ri->trace_id[0] ? ri->trace_id : NULL,
+		       "parent_id", ri->parent_id[0] ? ri->parent_id : NULL, NULL);
 	}
 }
 

@@ -11,17 +11,25 @@ struct tk_router {
 	tk_route *routes;
 	size_t n;
 	int admin_listener;
+	int ops_listener;
 };
 
-/* The listeners a route answers on, given whether an admin listener exists. */
-static unsigned where(const tk_route *rt, int admin_listener)
-{
-	unsigned on = rt->on & (TK_ON_MAIN | TK_ON_ADMIN);
+#define LBIT(l) (1u << (l))
 
-	if (!admin_listener)
-		on &= ~(unsigned)TK_ON_ADMIN;
+/* The listeners a route answers on (LBIT(tk_listener_kind) each), given
+ * which optional listeners exist. */
+static unsigned where(const tk_route *rt, int admin_listener, int ops_listener)
+{
+	unsigned on = 0;
+
+	if (rt->on & TK_ON_MAIN)
+		on |= LBIT(TK_LISTENER_MAIN);
+	if ((rt->on & TK_ON_ADMIN) && admin_listener)
+		on |= LBIT(TK_LISTENER_ADMIN);
 	if (rt->on & TK_ON_ADMIN_API)
-		on |= admin_listener ? TK_ON_ADMIN : TK_ON_MAIN;
+		on |= LBIT(admin_listener ? TK_LISTENER_ADMIN : TK_LISTENER_MAIN);
+	if (rt->on & TK_ON_OPS)
+		on |= LBIT(ops_listener ? TK_LISTENER_OPS : TK_LISTENER_MAIN);
 	return on;
 }
 
@@ -34,7 +42,8 @@ static int matches(const tk_route *rt, const char *path, size_t len)
 	return len == pl && memcmp(rt->path, path, pl) == 0;
 }
 
-tk_router *tk_router_new(const tk_route *const *tables, size_t ntables, int admin_listener)
+tk_router *tk_router_new(const tk_route *const *tables, size_t ntables, int admin_listener,
+                         int ops_listener)
 {
 	tk_router *r = calloc(1, sizeof(*r));
 	size_t n = 0;
@@ -50,13 +59,15 @@ tk_router *tk_router_new(const tk_route *const *tables, size_t ntables, int admi
 		return NULL;
 	}
 	r->admin_listener = admin_listener;
+	r->ops_listener = ops_listener;
 	for (size_t t = 0; t < ntables; t++) {
 		for (const tk_route *rt = tables[t]; rt->path; rt++) {
 			/* A path claimed twice on one listener is a wiring mistake. */
 			for (size_t i = 0; i < r->n; i++) {
 				if (strcmp(r->routes[i].path, rt->path) == 0 &&
 				    r->routes[i].prefix == rt->prefix &&
-				    (where(&r->routes[i], admin_listener) & where(rt, admin_listener))) {
+				    (where(&r->routes[i], admin_listener, ops_listener) &
+				     where(rt, admin_listener, ops_listener))) {
 					tk_router_free(r);
 					return NULL;
 				}
@@ -75,15 +86,14 @@ void tk_router_free(tk_router *r)
 	free(r);
 }
 
-const tk_route *tk_router_match(const tk_router *r, const char *path, size_t len, int admin)
+const tk_route *tk_router_match(const tk_router *r, const char *path, size_t len, int on)
 {
-	unsigned want = admin ? TK_ON_ADMIN : TK_ON_MAIN;
-
-	if (!r || !path)
+	if (!r || !path || on < TK_LISTENER_MAIN || on > TK_LISTENER_OPS)
 		return NULL;
+	unsigned want = LBIT(on);
 	for (size_t i = 0; i < r->n; i++) {
 		const tk_route *rt = &r->routes[i];
-		if ((where(rt, r->admin_listener) & want) && matches(rt, path, len))
+		if ((where(rt, r->admin_listener, r->ops_listener) & want) && matches(rt, path, len))
 			return rt;
 	}
 	return NULL;

@@ -24,7 +24,15 @@ enum {
 	TK_ON_MAIN = 1,          /* the main listener */
 	TK_ON_ADMIN = 2,         /* the admin listener (admin_listen_port), when there is one */
 	TK_ON_ADMIN_API = 4,     /* the admin listener when there is one, else the main one */
+	TK_ON_OPS = 8,           /* the ops listener (ops_listen_port) when there is one, else the main one */
 };
+
+/* The listeners a request may arrive on (tk_router_match). */
+typedef enum tk_listener_kind {
+	TK_LISTENER_MAIN = 0,
+	TK_LISTENER_ADMIN = 1,
+	TK_LISTENER_OPS = 2,
+} tk_listener_kind;
 
 typedef struct tk_route {
 	const char *path;        /* an exact path; with `prefix`, any longer path starting with it */
@@ -40,13 +48,14 @@ typedef struct tk_route {
 typedef struct tk_router tk_router;
 
 /* One router from `ntables` tables (each ending with TK_ROUTES_END);
- * `admin_listener`: an admin listener exists. NULL when out of memory or when
- * two routes claim the same path on one listener. */
-tk_router *tk_router_new(const tk_route *const *tables, size_t ntables, int admin_listener);
+ * `admin_listener`, `ops_listener`: an admin, an ops listener exists. NULL
+ * when out of memory or when two routes claim the same path on one listener. */
+tk_router *tk_router_new(const tk_route *const *tables, size_t ntables, int admin_listener,
+                         int ops_listener);
 void tk_router_free(tk_router *r);
 
-/* The route for the request path (`path`, `len` bytes, no query) on the admin
- * listener (`admin` 1) or the main one; NULL when none. */
-const tk_route *tk_router_match(const tk_router *r, const char *path, size_t len, int admin);
+/* The route for the request path (`path`, `len` bytes, no query) on listener
+ * `on` (a tk_listener_kind); NULL when none. */
+const tk_route *tk_router_match(const tk_router *r, const char *path, size_t len, int on);
 
 #endif

@@ -20,6 +20,7 @@
 #include <tokend/signer.h>
 #include <tokend/verify.h>
 
+#include "acctcount.h"
 #include "config.h"
 #include "dbpool.h"
 #include "keycache.h"
@@ -62,6 +63,8 @@ typedef struct tk_server {
 	tk_worker *workers;
 	_Atomic int stopping;
 	int64_t started_at;
+	char reqid_prefix[17];                /* random per process: generated request ids */
+	tk_acctcount *acct_tokens;            /* metrics_per_account: tokens per account, else NULL */
 } tk_server;
 
 
@@ -77,6 +80,9 @@ struct tk_worker {
 	evutil_socket_t admin_fd;
 	struct tk_connset *conns;             /* deadlines and the cap (conn.h) */
 	struct tk_connset *admin_conns;
+	struct evhttp *ops_http;              /* worker 0, when ops_listen_port is set */
+	evutil_socket_t ops_fd;
+	struct tk_connset *ops_conns;
 	tk_mailbox *mbox;
 	tk_hasher *hasher;
 	tk_keyset *keys;                      /* the set this worker uses, and its minter */
@@ -97,13 +103,39 @@ struct tk_worker {
 	int64_t drain_deadline_us;            /* stopping: when to give up on open connections */
 };
 
+/* The longest X-Request-Id taken from a client (tk_request_id_ok). */
+#define TK_REQID_MAX 64
+
 /* Per-request facts for the access log and metrics. */
 typedef struct tk_reqinfo {
 	tk_endpoint ep;
 	int64_t start_us;
-	char id[24];                          /* request id: worker-seq */
+	/* Request id: the client's X-Request-Id when sane, else generated
+	 * (<process prefix>-<worker>-<seq>); echoed in the response, in every
+	 * log line of the request ("req"). */
+	char id[TK_REQID_MAX + 1];
+	/* W3C traceparent (version 00 layout), when the request carried a valid
+	 * one: "" otherwise. Logged with the access line. */
+	char trace_id[33];
+	char parent_id[17];
 	const char *client_id;                /* a well-formed key ID, or NULL */
 } tk_reqinfo;
+
+/*
+ * 1 when `v` may be used as a request id: 1..TK_REQID_MAX characters of
+ * [A-Za-z0-9.:+/=-]. No underscore, space, quote or control character: a
+ * tokend secret ("tks_...") or a token with its dots too long is never
+ * taken (and so never logged), nor text that could forge a log field.
+ */
+int tk_request_id_ok(const char *v);
+/*
+ * Parse a W3C Trace Context traceparent value into trace_id (32 lowercase
+ * hex, not all zero) and parent_id (16, not all zero). Version 00 must be
+ * exactly 55 characters; a later version (not ff) at least 55 with '-'
+ * after the flags. Returns 0, or -1 leaving both "" (the header is then
+ * ignored, as the specification says).
+ */
+int tk_traceparent_parse(const char *v, char trace_id[33], char parent_id[17]);
 
 /* Send a response and account for it (metrics, access log). Adds
  * X-Content-Type-Options and Content-Type. `body` may be NULL. */

@@ -55,10 +55,64 @@ static int refuse_bad_framing(tk_worker *w, struct evhttp_request *req, tk_reqin
 	return 1;
 }
 
-static void dispatch(tk_worker *w, struct evhttp_request *req, int admin)
+int tk_request_id_ok(const char *v)
 {
-	tk_reqinfo ri = { .ep = admin ? EP_ADMIN : EP_OTHER, .start_us = tk_mono_us() };
-	snprintf(ri.id, sizeof(ri.id), "%d-%llu", w->index, (unsigned long long)++w->reqseq);
+	static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.:+/=-";
+	size_t n = v ? strlen(v) : 0;
+	return n >= 1 && n <= TK_REQID_MAX && strspn(v, ok) == n;
+}
+
+static int lowhex(const char *p, size_t n)
+{
+	int nonzero = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+			return -1;
+		nonzero |= p[i] != '0';
+	}
+	return nonzero;
+}
+
+int tk_traceparent_parse(const char *v, char trace_id[33], char parent_id[17])
+{
+	trace_id[0] = parent_id[0] = '\0';
+	size_t n = v ? strlen(v) : 0;
+	/* vv-<32>-<16>-ff: 2 + 1 + 32 + 1 + 16 + 1 + 2 = 55 */
+	if (n < 55 || v[2] != '-' || v[35] != '-' || v[52] != '-')
+		return -1;
+	if (lowhex(v, 2) < 0 || memcmp(v, "ff", 2) == 0)
+		return -1;
+	if (memcmp(v, "00", 2) == 0 ? n != 55 : (n > 55 && v[55] != '-'))
+		return -1;
+	if (lowhex(v + 3, 32) != 1 || lowhex(v + 36, 16) != 1 || lowhex(v + 53, 2) < 0)
+		return -1;
+	memcpy(trace_id, v + 3, 32);
+	trace_id[32] = '\0';
+	memcpy(parent_id, v + 36, 16);
+	parent_id[16] = '\0';
+	return 0;
+}
+
+/* The request's id and trace context from its headers: one each, or none. */
+static void request_ids(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
+{
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	const char *rid = evhttp_find_header(in, "X-Request-Id");
+	if (rid && tk_header_count(in, "X-Request-Id") == 1 && tk_request_id_ok(rid))
+		memcpy(ri->id, rid, strlen(rid) + 1);
+	else   /* no system call: a per-process random prefix and a counter */
+		snprintf(ri->id, sizeof(ri->id), "%s-%d-%llu", w->srv->reqid_prefix, w->index,
+		         (unsigned long long)++w->reqseq);
+	const char *tp = evhttp_find_header(in, "traceparent");
+	if (tp && tk_header_count(in, "traceparent") == 1)
+		tk_traceparent_parse(tp, ri->trace_id, ri->parent_id);
+}
+
+/* `on`: the listener the request came in on (tk_listener_kind). */
+static void dispatch(tk_worker *w, struct evhttp_request *req, int on)
+{
+	tk_reqinfo ri = { .ep = on == TK_LISTENER_ADMIN ? EP_ADMIN : EP_OTHER, .start_us = tk_mono_us() };
+	request_ids(w, req, &ri);
 	tk_worker_keys_refresh(w);
 	tk_conn_request_begins(req);
 	if (refuse_bad_framing(w, req, &ri))
@@ -66,7 +120,7 @@ static void dispatch(tk_worker *w, struct evhttp_request *req, int admin)
 	const char *uri = evhttp_request_get_uri(req);
 	if (!uri)
 		uri = "";
-	const tk_route *rt = tk_router_match(w->srv->router, uri, strcspn(uri, "?"), admin);
+	const tk_route *rt = tk_router_match(w->srv->router, uri, strcspn(uri, "?"), on);
 	if (rt) {
 		ri.ep = rt->ep;
 		rt->fn(w, req, &ri);
@@ -78,13 +132,19 @@ static void dispatch(tk_worker *w, struct evhttp_request *req, int admin)
 
 static void on_request(struct evhttp_request *req, void *arg)
 {
-	dispatch(arg, req, 0);
+	dispatch(arg, req, TK_LISTENER_MAIN);
 }
 
 /* The admin listener (admin_listen_port set): what the router puts there. */
 static void on_admin_request(struct evhttp_request *req, void *arg)
 {
-	dispatch(arg, req, 1);
+	dispatch(arg, req, TK_LISTENER_ADMIN);
+}
+
+/* The ops listener (ops_listen_port set): /metrics, /healthz, /readyz. */
+static void on_ops_request(struct evhttp_request *req, void *arg)
+{
+	dispatch(arg, req, TK_LISTENER_OPS);
 }
 
 /* ---- last-used batching ---- */
@@ -243,14 +303,17 @@ static void stop_check_cb(evutil_socket_t fd, short what, void *arg)
 		w->drain_deadline_us = now + w->srv->cfg->shutdown_timeout * 1000000;
 		tk_connset_shutdown(w->conns);
 		tk_connset_shutdown(w->admin_conns);
+		tk_connset_shutdown(w->ops_conns);
 	}
-	int open = tk_connset_count(w->conns) + tk_connset_count(w->admin_conns);
+	int open = tk_connset_count(w->conns) + tk_connset_count(w->admin_conns) +
+	           tk_connset_count(w->ops_conns);
 	if (open == 0 || now >= w->drain_deadline_us) {
 		if (open) {
 			char n[16], wi[16];
 			snprintf(n, sizeof(n), "%d", open);
 			snprintf(wi, sizeof(wi), "%d", w->index);
-			tk_log(TK_LOG_WARNING, "server.drain_timeout", "worker", wi, "open_connections", n, NULL);
+			tk_log(TK_LOG_WARNING, "server.drain_timeout", TK_LOG_NUM "worker", wi,
+			       TK_LOG_NUM "open_connections", n, NULL);
 		}
 		event_base_loopexit(w->base, NULL);
 	}
@@ -271,6 +334,13 @@ int tk_workers_start(tk_server *srv, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	unsigned char rnd[8];
+	if (tk_random_bytes(rnd, sizeof(rnd)) != 0) {
+		snprintf(err, errlen, "the random number generator failed");
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(srv->reqid_prefix + 2 * i, 3, "%02x", rnd[i]);
 	for (int i = 0; i < srv->nworkers; i++) {
 		tk_worker *w = &srv->workers[i];
 		w->srv = srv;
@@ -364,6 +434,36 @@ int tk_workers_start(tk_server *srv, char *err, size_t errlen)
 				return -1;
 			}
 		}
+		if (i == 0 && cfg->ops_listen_port) {
+			/* /metrics, /healthz and /readyz on their own listener (then not
+			 * on the main one), served by the first worker: GET and HEAD,
+			 * no body. */
+			w->ops_fd = bind_reuseport(cfg->ops_listen_address, cfg->ops_listen_port,
+			                           cfg->listen_backlog, err, errlen);
+			if (w->ops_fd < 0)
+				return -1;
+			w->ops_http = evhttp_new(w->base);
+			if (!w->ops_http) {
+				snprintf(err, errlen, "cannot create the ops listener");
+				return -1;
+			}
+			evhttp_set_max_headers_size(w->ops_http, 2 * (size_t)TK_AT_LEAST(cfg->max_header_size, TK_TOKEN_HEADER_MIN));
+			evhttp_set_max_body_size(w->ops_http, 1024);
+			evhttp_set_timeout(w->ops_http, (int)t);
+			evhttp_set_allowed_methods(w->ops_http, EVHTTP_REQ_GET | EVHTTP_REQ_HEAD);
+			evhttp_set_default_content_type(w->ops_http, "application/json");
+			evhttp_set_gencb(w->ops_http, on_ops_request, w);
+			bound = evhttp_accept_socket_with_handle(w->ops_http, w->ops_fd);
+			w->ops_conns = bound ? tk_connset_new(w, w->ops_http, bound, cap,
+			                                      (size_t)TK_AT_LEAST(cfg->max_header_size, TK_TOKEN_HEADER_MIN),
+			                                      (size_t)TK_AT_LEAST(cfg->max_body_size, TK_TOKEN_BODY_MIN),
+			                                      cfg->header_timeout, cfg->body_timeout,
+			                                      cfg->write_timeout, cfg->idle_timeout) : NULL;
+			if (!w->ops_conns) {
+				snprintf(err, errlen, "cannot accept on the ops listening socket");
+				return -1;
+			}
+		}
 		struct timeval iv = { cfg->last_used_flush_interval, 0 };
 		w->flush_ev = event_new(w->base, -1, EV_PERSIST, flush_cb, w);
 		event_add(w->flush_ev, &iv);
@@ -446,12 +546,16 @@ void tk_workers_free(tk_server *srv)
 		/* evhttp_free closes the listeners, then every connection. */
 		tk_connset_drain(w->conns);
 		tk_connset_drain(w->admin_conns);
+		tk_connset_drain(w->ops_conns);
 		if (w->http)
 			evhttp_free(w->http);
 		if (w->admin_http)
 			evhttp_free(w->admin_http);
+		if (w->ops_http)
+			evhttp_free(w->ops_http);
 		tk_connset_free(w->conns);
 		tk_connset_free(w->admin_conns);
+		tk_connset_free(w->ops_conns);
 		tk_mailbox_free(w->mbox);
 		tk_minter_free(w->minter);
 		tk_keyset_release(w->keys);

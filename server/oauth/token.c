@@ -165,6 +165,7 @@ static int issue(tk_authreq *ar, const tk_apikey *k)
 	evhttp_add_header(out, "Cache-Control", "no-store");
 	evhttp_add_header(out, "Pragma", "no-cache");
 	tk_metric_add(&w->metrics.tokens_issued, 1);
+	tk_acctcount_add(srv->acct_tokens, k->account);   /* NULL (the default): nothing */
 	tk_lastused_mark(w, k);
 	if (tk_log_enabled(TK_LOG_DEBUG))
 		tk_log(TK_LOG_DEBUG, "token.issued", "req", ar->ri.id, "client_id", k->id, "jti", jti, NULL);

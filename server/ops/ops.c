@@ -1,5 +1,7 @@
 /*
- * ops.c - /healthz, /readyz and /metrics (Prometheus text format).
+ * ops.c - /healthz, /readyz and /metrics (Prometheus text exposition format
+ * 0.0.4): tokend's own series, tokend_build_info, the standard process_*
+ * series (procstat.h) and, with metrics_per_account, tokens per account.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +11,7 @@
 #include <event2/http.h>
 
 #include "ops.h"
+#include "procstat.h"
 #include "server.h"
 
 void tk_healthz_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
@@ -38,11 +41,69 @@ void tk_readyz_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
 
 #define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
 
+/* A label value: backslash, double quote and line feed escaped. */
+static void add_label_value(struct evbuffer *b, const char *v)
+{
+	for (; *v; v++) {
+		if (*v == '\\' || *v == '"')
+			evbuffer_add_printf(b, "\\%c", *v);
+		else if (*v == '\n')
+			evbuffer_add(b, "\\n", 2);
+		else
+			evbuffer_add(b, v, 1);
+	}
+}
+
+static void emit_account(const char *account, uint64_t n, void *arg)
+{
+	struct evbuffer *b = arg;
+	evbuffer_add_printf(b, "tokend_account_tokens_issued_total{account=\"");
+	add_label_value(b, account);
+	evbuffer_add_printf(b, "\"} %llu\n", (unsigned long long)n);
+}
+
+static void emit_process(struct evbuffer *b)
+{
+	tk_procstat ps;
+	if (tk_procstat_read(&ps) != 0)
+		return;   /* no /proc: left out rather than published as zeros */
+	evbuffer_add_printf(b,
+		"# HELP process_cpu_seconds_total Total user and system CPU time spent in seconds.\n"
+		"# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total %.2f\n"
+		"# HELP process_resident_memory_bytes Resident memory size in bytes.\n"
+		"# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes %llu\n"
+		"# HELP process_virtual_memory_bytes Virtual memory size in bytes.\n"
+		"# TYPE process_virtual_memory_bytes gauge\nprocess_virtual_memory_bytes %llu\n"
+		"# HELP process_start_time_seconds Start time of the process since unix epoch in seconds.\n"
+		"# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %.2f\n"
+		"# HELP process_open_fds Number of open file descriptors.\n"
+		"# TYPE process_open_fds gauge\nprocess_open_fds %lld\n",
+		ps.cpu_seconds, (unsigned long long)ps.resident_bytes, (unsigned long long)ps.virtual_bytes,
+		ps.start_time, (long long)ps.open_fds);
+	if (ps.max_fds >= 0)
+		evbuffer_add_printf(b, "# HELP process_max_fds Maximum number of open file descriptors.\n"
+		                       "# TYPE process_max_fds gauge\nprocess_max_fds %lld\n", (long long)ps.max_fds);
+}
+
 void tk_metrics_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
 {
 	tk_server *srv = w->srv;
 	struct evbuffer *b = evbuffer_new();
 	uint64_t sum;
+
+	if (!b)
+		return tk_http_reply(w, req, ri, 500, "text/plain; charset=utf-8", "out of memory\n", 14);
+	evbuffer_add_printf(b, "# HELP tokend_build_info tokend's version (the value is always 1)\n"
+	                       "# TYPE tokend_build_info gauge\ntokend_build_info{version=\"%s\"} 1\n",
+	                    TOKEND_VERSION);
+	emit_process(b);
+	if (srv->acct_tokens) {
+		evbuffer_add_printf(b, "# HELP tokend_account_tokens_issued_total Access tokens issued per account "
+		                       "(metrics_per_account; account=\"\" counts the accounts past %d)\n"
+		                       "# TYPE tokend_account_tokens_issued_total counter\n",
+		                    TK_METRICS_ACCOUNTS_MAX);
+		tk_acctcount_foreach(srv->acct_tokens, emit_account, b);
+	}
 
 #define TK_EMIT_COUNTER(f, name, help) \
 	sum = 0; \
@@ -131,10 +192,10 @@ void tk_metrics_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
 	char *text = malloc(len + 1);
 	if (text) {
 		evbuffer_remove(b, text, len);
-		tk_http_reply(w, req, ri, 200, "text/plain; version=0.0.4", text, len);
+		tk_http_reply(w, req, ri, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
 		free(text);
 	} else {
-		tk_http_reply(w, req, ri, 500, "text/plain", "out of memory\n", 14);
+		tk_http_reply(w, req, ri, 500, "text/plain; charset=utf-8", "out of memory\n", 14);
 	}
 	evbuffer_free(b);
 }

@@ -287,6 +287,7 @@ def test_json_log_format(env, start_server):
     lines = [l for l in srv.stderr_text().splitlines() if l.strip()]
     assert lines
     events = [json.loads(l) for l in lines]   # every line one JSON object
-    assert any(e.get("event") == "http.request" and e.get("status") == "200" for e in events), events[-3:]
-    assert any(e.get("event") == "token.refused" or (e.get("event") == "http.request" and e.get("status") == "400")
+    # Typed values: the status is a JSON number (issue 17).
+    assert any(e.get("event") == "http.request" and e.get("status") == 200 for e in events), events[-3:]
+    assert any(e.get("event") == "token.refused" or (e.get("event") == "http.request" and e.get("status") == 400)
                for e in events)

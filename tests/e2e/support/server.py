@@ -179,6 +179,8 @@ class Server(Captured):
             else:
                 cfg[k] = str(v)
         self.settings = cfg
+        # With an ops listener, /readyz and /metrics answer there only.
+        self.ops_port = int(cfg["ops_listen_port"]) if int(cfg.get("ops_listen_port", "0") or 0) else None
         tag = uuid.uuid4().hex[:8]
         self.config = tokend.write_config([f"{k} = {v}" for k, v in cfg.items()], name=f"serve-{tag}.conf")
         self.err_path = tokend.tmp / f"serve-{tag}.err"
@@ -192,8 +194,9 @@ class Server(Captured):
             SERVERS.append(self)
 
     # -- lifecycle ----------------------------------------------------------
-    def start(self, wait=True, timeout=60.0):
-        self._launch([str(self.tokend.bin), "--config", str(self.config), "serve"], base_env())
+    def start(self, wait=True, timeout=60.0, env=None):
+        """`env`: extra environment variables for tokend (support.tokend.base_env)."""
+        self._launch([str(self.tokend.bin), "--config", str(self.config), "serve"], base_env(env))
         if wait:
             self.wait_ready(timeout)
         return self
@@ -204,7 +207,7 @@ class Server(Captured):
             if self.proc.poll() is not None:
                 raise AssertionError(f"tokend serve exited with {self.proc.returncode}:\n{self.stderr_text()[-3000:]}")
             try:
-                r = http_request(self.port, "GET", "/readyz", timeout=2)
+                r = http_request(self.ops_port or self.port, "GET", "/readyz", timeout=2)
             except OSError:
                 return False
             if r.status != 200:
@@ -278,7 +281,7 @@ class Server(Captured):
         return token_request(self.port, f, auth=auth, headers=headers, timeout=timeout, conn=conn)
 
     def metrics(self):
-        r = self.get("/metrics")
+        r = http_request(self.ops_port or self.port, "GET", "/metrics")
         assert r.status == 200, r
         return parse_metrics(r.body.decode())
 
@@ -297,12 +300,12 @@ class Starter:
         self.signing_keys = signing_keys
         self.started = []
 
-    def __call__(self, tokend, *, keys=("es256",), wait=True, check_exit=True, **settings):
+    def __call__(self, tokend, *, keys=("es256",), wait=True, check_exit=True, env=None, **settings):
         paths = [self.signing_keys[k] if k in self.signing_keys else k for k in keys]
         s = Server(tokend, paths, **settings)
         s.check_exit = check_exit
         self.started.append(s)
-        return s.start(wait=wait)
+        return s.start(wait=wait, env=env)
 
     def stop_all(self):
         errors = []

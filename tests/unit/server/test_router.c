@@ -34,7 +34,7 @@ static const tk_route *match(tk_router *r, const char *path, int on_admin)
 static void test_paths(void)
 {
 	const tk_route *tables[] = { oauth, ops, admin };
-	tk_router *r = tk_router_new(tables, 3, 0);
+	tk_router *r = tk_router_new(tables, 3, 0, 0);
 	TEST_ASSERT(r != NULL);
 	TEST_ASSERT(match(r, "/oauth2/token", 0) && match(r, "/oauth2/token", 0)->fn == h_token);
 	TEST_ASSERT(match(r, "/oauth2/token", 0)->ep == EP_TOKEN);
@@ -57,13 +57,13 @@ static void test_listeners(void)
 {
 	const tk_route *tables[] = { oauth, ops, admin };
 	/* No admin listener: everything on the main one, nothing on the admin one. */
-	tk_router *r = tk_router_new(tables, 3, 0);
+	tk_router *r = tk_router_new(tables, 3, 0, 0);
 	TEST_ASSERT(match(r, "/healthz", 0) != NULL);
 	TEST_ASSERT(match(r, "/admin/v1/keys", 0) != NULL);
 	TEST_ASSERT(match(r, "/healthz", 1) == NULL);
 	tk_router_free(r);
 	/* An admin listener: the admin API moves there; health on both; OAuth main only. */
-	r = tk_router_new(tables, 3, 1);
+	r = tk_router_new(tables, 3, 1, 0);
 	TEST_ASSERT(match(r, "/admin/v1/keys", 0) == NULL);
 	TEST_ASSERT(match(r, "/admin/v1/keys", 1) != NULL);
 	TEST_ASSERT(match(r, "/healthz", 0) != NULL && match(r, "/healthz", 1) != NULL);
@@ -83,16 +83,43 @@ static void test_duplicates_refused(void)
 		TK_ROUTES_END,
 	};
 	const tk_route *dup[] = { ops, again };
-	TEST_ASSERT(tk_router_new(dup, 2, 0) == NULL);
+	TEST_ASSERT(tk_router_new(dup, 2, 0, 0) == NULL);
 	const tk_route *overlap[] = { ops, admin_only };
-	TEST_ASSERT(tk_router_new(overlap, 2, 1) == NULL);       /* both on the admin listener */
-	tk_router *r = tk_router_new(overlap, 2, 0);              /* no admin listener: no clash */
+	TEST_ASSERT(tk_router_new(overlap, 2, 1, 0) == NULL);       /* both on the admin listener */
+	tk_router *r = tk_router_new(overlap, 2, 0, 0);              /* no admin listener: no clash */
 	TEST_ASSERT(r != NULL);
 	TEST_ASSERT(match(r, "/healthz", 0)->fn == h_health);
 	tk_router_free(r);
-	tk_router *empty = tk_router_new(NULL, 0, 0);
+	tk_router *empty = tk_router_new(NULL, 0, 0, 0);
 	TEST_ASSERT(empty != NULL && match(empty, "/healthz", 0) == NULL);
 	tk_router_free(empty);
+}
+
+/* TK_ON_OPS: the ops listener when there is one (and then not the main
+ * listener), else the main one. */
+static void test_ops_listener(void)
+{
+	static const tk_route ops_routes[] = {
+		{ "/healthz", 0, EP_HEALTH, h_health, TK_ON_OPS | TK_ON_ADMIN },
+		{ "/metrics", 0, EP_METRICS, h_health, TK_ON_OPS },
+		TK_ROUTES_END,
+	};
+	const tk_route *tables[] = { oauth, ops_routes, admin };
+	tk_router *r = tk_router_new(tables, 3, 0, 0);
+	TEST_ASSERT(r && match(r, "/metrics", TK_LISTENER_MAIN) && match(r, "/healthz", TK_LISTENER_MAIN));
+	TEST_ASSERT(match(r, "/metrics", TK_LISTENER_OPS) == NULL);
+	tk_router_free(r);
+	r = tk_router_new(tables, 3, 1, 1);
+	TEST_ASSERT(r != NULL);
+	TEST_ASSERT(match(r, "/metrics", TK_LISTENER_MAIN) == NULL);
+	TEST_ASSERT(match(r, "/healthz", TK_LISTENER_MAIN) == NULL);
+	TEST_ASSERT(match(r, "/metrics", TK_LISTENER_OPS) && match(r, "/healthz", TK_LISTENER_OPS));
+	TEST_ASSERT(match(r, "/healthz", TK_LISTENER_ADMIN) && !match(r, "/metrics", TK_LISTENER_ADMIN));
+	TEST_ASSERT(match(r, "/oauth2/token", TK_LISTENER_OPS) == NULL);      /* nothing else there */
+	TEST_ASSERT(match(r, "/admin/v1/keys", TK_LISTENER_OPS) == NULL);
+	TEST_ASSERT(match(r, "/oauth2/token", TK_LISTENER_MAIN) != NULL);
+	TEST_ASSERT(match(r, "/metrics", 3) == NULL && match(r, "/metrics", -1) == NULL);
+	tk_router_free(r);
 }
 
 int main(void)
@@ -100,5 +127,6 @@ int main(void)
 	TEST_RUN(test_paths);
 	TEST_RUN(test_listeners);
 	TEST_RUN(test_duplicates_refused);
+	TEST_RUN(test_ops_listener);
 	TEST_DONE();
 }
