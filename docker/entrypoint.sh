@@ -11,9 +11,12 @@
 # Environment:
 #   TOKEND_CONFIG              configuration file (default /etc/tokend/tokend.conf)
 #   TOKEND_DATABASE_URL        database URL (overrides database_url of the file)
-#   TOKEND_PEPPER              the pepper itself (overrides pepper / pepper_file)
-#   TOKEND_PEPPER_FILE         a file holding the pepper, e.g. a docker secret; read
-#                              into TOKEND_PEPPER when that is not set
+#   TOKEND_PEPPER_FILE         a file holding the pepper, e.g. a docker secret. Its
+#                              path is what tokend gets (tokend reads the file itself,
+#                              mode 600): the pepper never enters tokend's environment
+#   TOKEND_PEPPER              the pepper itself (overrides everything; discouraged:
+#                              the environment is visible to `docker inspect` and in
+#                              /proc - a warning says so)
 #   TOKEND_MIGRATE_DATABASE_URL  the schema owner's URL for `tokend migrate`
 #                              (overrides migrate_database_url; default: database_url)
 #   TOKEND_DB_PASSWORD_FILE    a file holding the password of database_url's user
@@ -59,17 +62,6 @@ conf_path() {
   esac
 }
 
-# Read a secret file into a variable (trailing newline and spaces removed).
-read_secret_file() {
-  local var=$1 file=$2 what=$3 value
-  [ -f "$file" ] || die "$what: $file does not exist (is the secret mounted?)"
-  [ -r "$file" ] || die "$what: $file is not readable by uid $(id -u) (chown it to $(id -u), mode 600)"
-  value=$(<"$file")
-  value=${value%"${value##*[![:space:]]}"}
-  [ -n "$value" ] || die "$what: $file is empty"
-  export "$var=$value"
-}
-
 # The user name of a postgresql:// URL, or of a `user=` conninfo ("" if none).
 url_user() {
   local u=$1
@@ -94,11 +86,31 @@ pgpass_line() {
   printf '*:*:*:%s:%s\n' "$user" "$pw"
 }
 
+# A database URL that carries a password (postgresql://user:PASSWORD@... or password=).
+url_has_password() {
+  [[ $1 =~ ^postgres(ql)?://[^:@/?]+:[^@]*@ || $1 =~ (^|[[:space:]?&])password[[:space:]]*= ]]
+}
+
 load_secrets() {
-  if [ -z "${TOKEND_PEPPER:-}" ] && [ -n "${TOKEND_PEPPER_FILE:-}" ]; then
-    read_secret_file TOKEND_PEPPER "$TOKEND_PEPPER_FILE" TOKEND_PEPPER_FILE
+  # The pepper stays in its file: tokend reads TOKEND_PEPPER_FILE itself.
+  if [ -n "${TOKEND_PEPPER:-}" ]; then
+    log "warning: TOKEND_PEPPER holds the pepper in the environment (docker inspect, /proc show it);" \
+        "mount it as a secret and set TOKEND_PEPPER_FILE instead"
+  elif [ -n "${TOKEND_PEPPER_FILE:-}" ]; then
+    local f=$TOKEND_PEPPER_FILE
+    [ -f "$f" ] || die "TOKEND_PEPPER_FILE: $f does not exist (is the secret mounted?)"
+    [ -r "$f" ] || die "TOKEND_PEPPER_FILE: $f is not readable by uid $(id -u) (chown it to $(id -u), mode 600)"
+    [ -s "$f" ] || die "TOKEND_PEPPER_FILE: $f is empty"
+    case "$f" in /*) ;; *) TOKEND_PEPPER_FILE=$PWD/$f ;; esac
+    export TOKEND_PEPPER_FILE
   fi
-  unset TOKEND_PEPPER_FILE
+  local u
+  for u in "${TOKEND_DATABASE_URL:-}" "${TOKEND_MIGRATE_DATABASE_URL:-}"; do
+    if [ -n "$u" ] && url_has_password "$u"; then
+      log "warning: a database URL in the environment carries a password; use TOKEND_DB_PASSWORD_FILE" \
+          "/ TOKEND_MIGRATE_DB_PASSWORD_FILE (a pgpass file) instead"
+    fi
+  done
   # Database passwords: a pgpass file with one line per role, the owner's last.
   if [ -n "${TOKEND_DB_PASSWORD_FILE:-}" ] || [ -n "${TOKEND_MIGRATE_DB_PASSWORD_FILE:-}" ]; then
     local app_url mig_url
@@ -135,9 +147,9 @@ check_config() {
     die "no database: set TOKEND_DATABASE_URL (or database_url in $CONFIG)"
   fi
 
-  # The pepper: TOKEND_PEPPER (possibly from TOKEND_PEPPER_FILE), pepper, or pepper_file.
+  # The pepper: TOKEND_PEPPER, TOKEND_PEPPER_FILE, pepper, or pepper_file.
   # tokend itself checks its length and the file's mode.
-  if [ -z "${TOKEND_PEPPER:-}" ] && [ -z "$(conf_get pepper)" ]; then
+  if [ -z "${TOKEND_PEPPER:-}" ] && [ -z "${TOKEND_PEPPER_FILE:-}" ] && [ -z "$(conf_get pepper)" ]; then
     local pf
     pf=$(conf_get pepper_file)
     [ -n "$pf" ] || die "no pepper configured. Give tokend its pepper (base64 of 32 random bytes,

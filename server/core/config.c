@@ -311,6 +311,17 @@ static int load_stream(tk_config *cfg, const char *name, FILE *f, char *err, siz
 		tk_config_free(cfg);
 		return -1;
 	}
+	/* The pepper's file (a path, not the secret: a container passes this, so
+	 * the pepper itself never sits in the process environment). It overrides
+	 * the file's pepper and pepper_file; TOKEND_PEPPER still wins over it. */
+	env = getenv("TOKEND_PEPPER_FILE");
+	if (env && *env && !(getenv("TOKEND_PEPPER") && *getenv("TOKEND_PEPPER")) &&
+	    (set_param(cfg, find_param("pepper_file"), env, &why) != 0 ||
+	     set_param(cfg, find_param("pepper"), "", &why) != 0)) {
+		snprintf(err, errlen, "TOKEND_PEPPER_FILE: %s", why);
+		tk_config_free(cfg);
+		return -1;
+	}
 	if (validate(cfg, err, errlen) != 0) {
 		tk_config_free(cfg);
 		return -1;

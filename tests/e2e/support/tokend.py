@@ -25,7 +25,7 @@ def binary_is_sanitized(path):
 
 def base_env(extra=None):
     env = dict(os.environ)
-    for k in ("TOKEND_DATABASE_URL", "TOKEND_PEPPER", "TOKEND_CONFIG"):
+    for k in ("TOKEND_DATABASE_URL", "TOKEND_PEPPER", "TOKEND_PEPPER_FILE", "TOKEND_CONFIG"):
         env.pop(k, None)
     env.setdefault("LC_ALL", "C.UTF-8")
     for k, v in (extra or {}).items():
