@@ -45,6 +45,7 @@
 #include "admin_int.h"
 #include "input.h"
 #include "log.h"
+#include "openapi.h"
 #include "server.h"
 
 static void adminreq_free(tk_adminreq *ar)
@@ -353,8 +354,20 @@ void tk_admin_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
 	/* The API's own description, public. */
 	const char *u = evhttp_request_get_uri(req);
 	if (strncmp(u, "/admin/v1/openapi.yaml", 22) == 0 && (u[22] == '\0' || u[22] == '?') &&
-	    evhttp_request_get_command(req) == EVHTTP_REQ_GET)
-		return tk_http_reply(w, req, ri, 200, "application/yaml", tk_openapi_yaml, tk_openapi_yaml_len);
+	    evhttp_request_get_command(req) == EVHTTP_REQ_GET) {
+		/* With this server's issuer as the server URL and the token URL. */
+		size_t n = 0;
+		char *doc = tk_openapi_render(tk_openapi_yaml, tk_openapi_yaml_len, w->srv->cfg->issuer, &n);
+		if (!doc) {
+			tk_log(TK_LOG_ERROR, "admin.openapi_failed", "req", ri->id,
+			       "detail", "out of memory, or docs/openapi.yaml lost its server or tokenUrl line", NULL);
+			static const char err[] = "{\"error\":\"server_error\"}";
+			return tk_http_reply(w, req, ri, 500, "application/json", err, sizeof(err) - 1);
+		}
+		tk_http_reply(w, req, ri, 200, "application/yaml", doc, n);
+		free(doc);
+		return;
+	}
 
 	tk_adminreq *ar = calloc(1, sizeof(*ar));
 	if (!ar) {

@@ -20,7 +20,13 @@ against the running code, so that the document cannot drift from it.
     unevaluatedProperties, items, min/max, pattern, format date-time, $ref,
     allOf, oneOf, anyOf).
 
-Needs python3-yaml (scripts/install-deps.sh installs it).
+And (issue 17, point 4) the document is one tools accept: the OAuth endpoints (tag
+oauth) are documented and answer as documented; the server URL is the issuer (substituted
+when served, with the oauth2 scheme's tokenUrl); two maintained npm validators
+(@seriousme/openapi-schema-validator, @apidevtools/swagger-parser, pinned by
+tests/interop/package-lock.json) accept the file and the served document.
+
+Needs python3-yaml (scripts/install-deps.sh installs it), node and npm.
 """
 import json
 import re
@@ -42,7 +48,14 @@ SPEC_PATH = ROOT / "docs" / "openapi.yaml"
 ADMIN_ROUTES_C = ROOT / "server" / "admin" / "route.c"
 SPEC_TEXT = SPEC_PATH.read_bytes()
 SPEC = yaml.safe_load(SPEC_TEXT)
-PREFIX = SPEC["servers"][0]["url"].rstrip("/")
+# The document's server URL is the issuer (tokend substitutes its own when serving;
+# the file names the default); the admin API's paths are under PREFIX, the OAuth
+# endpoints' (tag oauth) are not. The admin checks below see the admin paths
+# relative to PREFIX.
+DEFAULT_ISSUER = "http://127.0.0.1:8080"
+PREFIX = "/admin/v1"
+ADMIN_PATHS = {p[len(PREFIX):]: item for p, item in SPEC["paths"].items() if p.startswith(PREFIX + "/")}
+ADMIN_SPEC = {**SPEC, "paths": ADMIN_PATHS}
 METHODS = ("get", "post", "put", "patch", "delete")
 SCOPE_READ, SCOPE_WRITE, SCOPE_OPERATOR = "tokend:admin:read", "tokend:admin:write", "tokend:operator"
 SCOPE_ORDER = [None, SCOPE_READ, SCOPE_WRITE, SCOPE_OPERATOR]
@@ -67,7 +80,7 @@ def resolve(node, root=SPEC):
     return node
 
 
-def operations(spec=SPEC):
+def operations(spec=ADMIN_SPEC):
     out = []
     for path, item in spec["paths"].items():
         for m in METHODS:
@@ -81,7 +94,7 @@ OP_IDS = [op["operationId"] for _, _, op in OPS]
 
 
 def op_params(path, method):
-    item = SPEC["paths"][path]
+    item = ADMIN_PATHS[path]
     ps = [resolve(p) for p in item.get("parameters", [])] + \
          [resolve(p) for p in item[method].get("parameters", [])]
     return ps
@@ -249,10 +262,21 @@ def walk_refs(node, out):
 def test_document_is_well_formed():
     assert SPEC["openapi"].startswith("3.1."), SPEC["openapi"]
     assert SPEC["info"]["title"] and SPEC["info"]["version"]
-    assert PREFIX == "/admin/v1"
-    assert SPEC["components"]["securitySchemes"]["bearer"] == {
-        **SPEC["components"]["securitySchemes"]["bearer"], "type": "http", "scheme": "bearer"}
-    assert SPEC["security"] == [{"bearer": []}]
+    assert SPEC["servers"][0]["url"] == DEFAULT_ISSUER
+    schemes = SPEC["components"]["securitySchemes"]
+    assert schemes["bearer"] == {**schemes["bearer"], "type": "http", "scheme": "bearer"}
+    assert schemes["oauth2"]["type"] == "oauth2"
+    cc = schemes["oauth2"]["flows"]["clientCredentials"]
+    assert cc["tokenUrl"] == DEFAULT_ISSUER + "/oauth2/token"
+    assert set(cc["scopes"]) == {SCOPE_READ, SCOPE_WRITE, SCOPE_OPERATOR}
+    assert sorted(SPEC["security"], key=str) == [{"bearer": []}, {"oauth2": []}]
+    # Every path is the admin API's or an OAuth endpoint's (tag oauth, its own security).
+    for path, item in SPEC["paths"].items():
+        if path.startswith(PREFIX + "/"):
+            continue
+        for m in METHODS:
+            if m in item:
+                assert item[m]["tags"] == ["oauth"] and "security" in item[m], f"{m} {path}"
     for ref in walk_refs(SPEC, []):
         resolve({"$ref": ref})
     assert len(set(OP_IDS)) == len(OP_IDS), "duplicate operationId"
@@ -292,7 +316,7 @@ def test_document_is_well_formed():
             for ctype, media in r.get("content", {}).items():
                 assert "schema" in media, f"{name} {st} {ctype}: no schema"
     # Every path item says which other methods answer 405.
-    for path, item in SPEC["paths"].items():
+    for path, item in ADMIN_PATHS.items():
         listed = {m.upper() for m in METHODS if m in item}
         rest = {m.upper() for m in METHODS} - listed
         nal = set(item.get("x-methods-not-allowed", []))
@@ -504,10 +528,10 @@ def test_operation_answers_as_documented(env, path, method, op):
         assert r.status == 409, r
 
 
-@pytest.mark.parametrize("path", list(SPEC["paths"]))
+@pytest.mark.parametrize("path", list(ADMIN_PATHS))
 def test_undocumented_methods_are_refused(env, path):
     """Every method the document does not list for a path is 405 (the public document: 404)."""
-    item = SPEC["paths"][path]
+    item = ADMIN_PATHS[path]
     concrete = path.replace("{key_id}", make_key_id()).replace("{account_id}", "acme")
     for m in METHODS:
         if m in item:
@@ -532,11 +556,153 @@ def test_unknown_paths_are_404(env):
             assert r.status == 404, f"{m.upper()} {PREFIX}{p}: {r!r}"
 
 
+def served_text(issuer):
+    """docs/openapi.yaml as tokend serves it: the issuer as server URL and token URL."""
+    text = SPEC_TEXT.decode()
+    quoted = json.dumps(issuer.rstrip("/"))
+    token = json.dumps(issuer.rstrip("/") + "/oauth2/token")
+    assert text.count(f"\n  - url: {DEFAULT_ISSUER}\n") == 1
+    assert text.count(f"tokenUrl: {DEFAULT_ISSUER}/oauth2/token\n") == 1
+    text = text.replace(f"\n  - url: {DEFAULT_ISSUER}\n", f"\n  - url: {quoted}\n")
+    return text.replace(f"tokenUrl: {DEFAULT_ISSUER}/oauth2/token\n", f"tokenUrl: {token}\n").encode()
+
+
 def test_served_document_is_docs_openapi_yaml(env):
-    """GET /admin/v1/openapi.yaml (public) serves docs/openapi.yaml as built into the binary."""
+    """GET /admin/v1/openapi.yaml (public) serves docs/openapi.yaml as built into the binary, with
+    the issuer as its server URL and the oauth2 token URL."""
     r = http_request(env.srv.port, "GET", PREFIX + "/openapi.yaml")
     assert r.status == 200, r
     assert r.headers["content-type"].startswith("application/yaml"), r
-    assert r.body == SPEC_TEXT, ("the served OpenAPI document differs from docs/openapi.yaml: rebuild "
-                                 "(cmake --build build --target tokend-bin)")
-    assert yaml.safe_load(r.body) == SPEC
+    assert r.body == served_text(env.srv.issuer), (
+        "the served OpenAPI document differs from docs/openapi.yaml: rebuild "
+        "(cmake --build build --target tokend-bin)")
+    served = yaml.safe_load(r.body)
+    assert served["servers"][0]["url"] == env.srv.issuer
+    assert served["components"]["securitySchemes"]["oauth2"]["flows"]["clientCredentials"]["tokenUrl"] == \
+        env.srv.issuer + "/oauth2/token"
+    # Otherwise the same document.
+    served["servers"][0]["url"] = DEFAULT_ISSUER
+    served["components"]["securitySchemes"]["oauth2"]["flows"]["clientCredentials"]["tokenUrl"] = \
+        DEFAULT_ISSUER + "/oauth2/token"
+    assert served == SPEC
+
+
+# ---------------------------------------------------------------------------
+# The OAuth endpoints (tag oauth), sent for real (issue 17, point 4)
+# ---------------------------------------------------------------------------
+OAUTH_PATHS = {p: item for p, item in SPEC["paths"].items() if not p.startswith(PREFIX + "/")}
+
+
+def oauth_check(r, path, method):
+    """The answer's status is documented for the operation and its body matches the schema."""
+    op = SPEC["paths"][path][method]
+    st = str(r.status)
+    assert st in op["responses"], f"{method.upper()} {path}: {r.status} is not documented: {r!r}"
+    resp = resolve(op["responses"][st])
+    ctype = r.headers.get("content-type", "").split(";")[0]
+    if resp.get("content"):
+        assert ctype in resp["content"], f"{method.upper()} {path} {st}: {ctype} not documented"
+        validate(r.json(), resp["content"][ctype]["schema"], f"{method.upper()} {path} {st}")
+    return r
+
+
+def test_oauth_endpoints_are_documented_and_answer_as_documented(env):
+    assert set(OAUTH_PATHS) == {"/oauth2/token", "/oauth2/introspect", "/oauth2/revoke",
+                                "/.well-known/jwks.json", "/.well-known/oauth-authorization-server"}
+    srv = env.srv
+    # The metadata's endpoints are the documented paths at the issuer.
+    r = oauth_check(srv.get("/.well-known/oauth-authorization-server"), "/.well-known/oauth-authorization-server",
+                    "get")
+    meta = r.json()
+    for member, path in (("token_endpoint", "/oauth2/token"), ("introspection_endpoint", "/oauth2/introspect"),
+                         ("revocation_endpoint", "/oauth2/revoke"), ("jwks_uri", "/.well-known/jwks.json")):
+        assert meta[member] == srv.issuer + path, (member, meta[member])
+    r = oauth_check(srv.get("/.well-known/jwks.json"), "/.well-known/jwks.json", "get")
+    assert oauth_check(srv.get("/.well-known/jwks.json", headers={"If-None-Match": r.headers["etag"]}),
+                       "/.well-known/jwks.json", "get").status == 304
+    k = new_key(env.t, "acme", "openapi oauth", "orders:read tokend:introspect")
+    r = oauth_check(srv.token(k), "/oauth2/token", "post")
+    assert r.status == 200
+    tok = r.json()["access_token"]
+    remember_token(tok)
+    for bad in (dict(k, client_secret=k["client_secret"][:-2] + "xx"),):
+        assert oauth_check(srv.token(bad), "/oauth2/token", "post").status == 401
+    assert oauth_check(srv.token(k, scope="nope"), "/oauth2/token", "post").status == 400
+    assert oauth_check(srv.token(k, grant_type="password"), "/oauth2/token", "post").status == 400
+    form = f"token={tok}&client_id={k['client_id']}&client_secret={k['client_secret']}"
+    h = {"Content-Type": "application/x-www-form-urlencoded"}
+    r = oauth_check(srv.request("POST", "/oauth2/introspect", form, h), "/oauth2/introspect", "post")
+    assert r.json()["active"] is True
+    r = oauth_check(srv.request("POST", "/oauth2/revoke", form, h), "/oauth2/revoke", "post")
+    assert r.status == 200
+    r = oauth_check(srv.request("POST", "/oauth2/introspect", form, h), "/oauth2/introspect", "post")
+    assert r.json() == {"active": False}
+    assert oauth_check(srv.request("POST", "/oauth2/revoke", "token=x", h), "/oauth2/revoke", "post").status == 401
+
+
+# ---------------------------------------------------------------------------
+# Tools accept it: two maintained validators from the npm registry, pinned by
+# tests/interop/package-lock.json (tests/interop/validate-openapi.mjs)
+# ---------------------------------------------------------------------------
+INTEROP = ROOT / "tests" / "interop"
+VALIDATORS = ("@seriousme/openapi-schema-validator", "@apidevtools/swagger-parser", "yaml")
+
+
+@pytest.fixture(scope="module")
+def node():
+    import shutil
+    import subprocess
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if not node or not npm:
+        pytest.fail("node and npm are needed (Debian: apt-get install nodejs npm; "
+                    "scripts/install-deps.sh installs them)", pytrace=False)
+    nm = INTEROP / "node_modules"
+    if not all((nm / p / "package.json").is_file() for p in VALIDATORS):
+        r = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=INTEROP, capture_output=True, text=True,
+                           timeout=600, stdin=subprocess.DEVNULL)
+        assert r.returncode == 0, f"npm ci in {INTEROP} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}"
+    return node
+
+
+def run_validators(node, where):
+    import subprocess
+    r = subprocess.run([node, str(INTEROP / "validate-openapi.mjs"), str(where)], cwd=INTEROP,
+                       capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    try:
+        out = json.loads(r.stdout)
+    except ValueError:
+        raise AssertionError(f"validate-openapi.mjs (exit {r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    return r.returncode, out
+
+
+def test_validators_accept_the_document(node):
+    rc, out = run_validators(node, SPEC_PATH)
+    assert rc == 0 and out["seriousme"]["valid"] and out["swaggerParser"]["valid"], out
+
+
+def test_validators_accept_the_served_document(node, env):
+    url = f"http://127.0.0.1:{env.srv.port}{PREFIX}/openapi.yaml"
+    rc, out = run_validators(node, url)
+    assert rc == 0 and out["seriousme"]["valid"] and out["swaggerParser"]["valid"], out
+
+
+def test_validators_are_not_vacuous(node, tmp_path):
+    """What the issue reported (a license with a name only) and a dangling $ref are refused."""
+    lic = yaml.safe_load(SPEC_TEXT)
+    lic["info"]["license"] = {"name": "see the repository"}
+    p = tmp_path / "license.yaml"
+    p.write_text(yaml.safe_dump(lic))
+    rc, out = run_validators(node, p)
+    assert rc == 1 and not out["swaggerParser"]["valid"] and "license" in out["swaggerParser"]["error"], out
+    dangling = SPEC_TEXT.decode().replace('$ref: "#/components/schemas/TokenResponse"',
+                                          '$ref: "#/components/schemas/NoSuchSchema"')
+    p = tmp_path / "dangling.yaml"
+    p.write_text(dangling)
+    rc, out = run_validators(node, p)
+    assert rc == 1 and not out["swaggerParser"]["valid"], out
+    bad = yaml.safe_load(SPEC_TEXT)
+    bad["components"]["securitySchemes"]["oauth2"]["flows"]["clientCredentials"].pop("tokenUrl")
+    p = tmp_path / "notoken.yaml"
+    p.write_text(yaml.safe_dump(bad))
+    rc, out = run_validators(node, p)
+    assert rc == 1 and not out["seriousme"]["valid"], out
