@@ -32,6 +32,7 @@ typedef struct tk_config {
 	int ops_listen_port;      /* 0: /metrics, /healthz, /readyz on the main listener */
 	int metrics_per_account;  /* tokend_account_tokens_issued_total{account=...} (cardinality) */
 	int workers;
+	int console;              /* the web console at /console/ (server/console/) */
 	char *issuer;
 	char *signing_keys;       /* space-separated paths */
 	char *signing_key_active;
