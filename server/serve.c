@@ -21,6 +21,7 @@
 #include "conn.h"
 #include "migrate.h"
 #include "admin.h"
+#include "console.h"
 #include "oauth.h"
 #include "ops.h"
 #include "server.h"
@@ -179,8 +180,10 @@ int tk_serve_main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	/* The composition: every endpoint module's routes in one router. */
-	static const tk_route *const routes[] = { tk_oauth_routes, tk_ops_routes, tk_admin_routes };
-	srv.router = tk_router_new(routes, sizeof(routes) / sizeof(routes[0]), cfg->admin_listen_port != 0);
+	static const tk_route *const routes[] = { tk_oauth_routes, tk_ops_routes, tk_admin_routes,
+	                                          tk_console_routes };
+	size_t nroutes = sizeof(routes) / sizeof(routes[0]) - (cfg->console ? 0 : 1);   /* console last */
+	srv.router = tk_router_new(routes, nroutes, cfg->admin_listen_port != 0);
 	srv.cache = tk_keycache_new((size_t)cfg->key_cache_size, cfg->cache_ttl);
 	srv.rl_addr = tk_ratelimit_new(cfg->auth_failures_per_address, cfg->rate_limit_table_size);
 	srv.rl_key = tk_ratelimit_new(cfg->auth_failures_per_key, cfg->rate_limit_table_size);

@@ -52,6 +52,7 @@ static const cf_param params[] = {
 	{ "admin_listen_address",     S(admin_listen_address),   "127.0.0.1",   0, 0, 0, NULL },
 	{ "admin_listen_port",        I(admin_listen_port),      "0",           0, 0, 65535, NULL },
 	{ "workers",                  I(workers),                "2",           0, 1, 64, NULL },
+	{ "console",                  B(console),                "on",          0, 0, 1, NULL },
 	{ "issuer",                   S(issuer),                 "http://127.0.0.1:8080", 0, 0, 0, NULL },
 	{ "signing_keys",             S(signing_keys),           "",            CF_RELOAD, 0, 0, NULL },
 	{ "signing_key_active",       S(signing_key_active),     "",            CF_RELOAD, 0, 0, NULL },

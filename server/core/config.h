@@ -29,6 +29,7 @@ typedef struct tk_config {
 	char *admin_listen_address;
 	int admin_listen_port;    /* 0: the admin API shares the main listener */
 	int workers;
+	int console;              /* the web console at /console/ (server/console/) */
 	char *issuer;
 	char *signing_keys;       /* space-separated paths */
 	char *signing_key_active;

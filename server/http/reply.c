@@ -93,6 +93,7 @@ void tk_http_reply(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *r
 	switch (status) {
 	case 200: reason = "OK"; break;
 	case 201: reason = "Created"; break;
+	case 302: reason = "Found"; break;
 	case 304: reason = "Not Modified"; break;
 	case 400: reason = "Bad Request"; break;
 	case 401: reason = "Unauthorized"; break;

@@ -28,6 +28,11 @@ Layout
   start_server  (function) factory: start_server(tokend, **config) -> running Server,
                            stopped (SIGTERM, exit 0, no sanitizer report) at teardown
   module_start_server (module) the same for module-scoped servers
+  browser     (function) a headless Chromium (support.browser.make_driver), quit after;
+                         screenshots go to <basetemp>/screenshots
+  console_tokend (module) a running tokend with the console on, an account with an
+                         admin key (read+write), a read-only admin key, and an operator
+                         key (support.browser.ConsoleEnv)
 
 Temp directories (the cluster, signing keys, work files) go under
 $TOKEND_E2E_TMPDIR when set: scripts/test.sh gives each run a private one, and
@@ -54,12 +59,13 @@ from pathlib import Path
 
 import pytest
 
+from support import browser as browser_support
 from support.keys import SECRET_FIND_RE, make_signing_keys
 from support.leaks import leak_problems, session_texts
 from support.pg import Postgres
 from support.registry import (CURRENT_TEST, OUTPUTS, OUTPUTS_LOCK, SANITIZER_MARKERS, TIMINGS, TOKENS,
                               all_output_texts)
-from support.server import Starter
+from support.server import Starter, new_key
 from support.tokend import SPAWNED, Tokend, binary_is_sanitized
 from support.util import TOKEND_BIN, closed_port_url, tmp_base
 
@@ -242,6 +248,43 @@ def module_start_server(signing_keys):
     st = Starter(signing_keys)
     yield st
     st.stop_all()
+
+
+# --------------------------------------------------------------------------
+# The console: a browser, and a server with keys to sign in with
+# --------------------------------------------------------------------------
+@pytest.fixture
+def browser(tmp_path_factory):
+    """A headless Chromium at 1280x800 (support.browser.make_driver); quit after the test."""
+    browser_support.OUTPUT["screenshots"] = tmp_path_factory.getbasetemp() / "screenshots"
+    d = browser_support.make_driver()
+    try:
+        yield d
+    finally:
+        browser_support.quit_driver(d)
+
+
+@pytest.fixture(scope="module")
+def console_tokend(module_tokend, module_start_server):
+    """A running tokend (console = on) with account `acme` (scopes read, write, orders:read
+    granted) holding an admin key (read+write) and a read-only admin key, and an operator
+    key in account `ops`: a support.browser.ConsoleEnv."""
+    t = module_tokend
+    t.scopes("read", "write", "orders:read")
+    t.account("acme", "--name", "Acme Corp", "--key-limit", "20")
+    t.grant_scopes("acme", "read", "write", "orders:read")
+    t.account("ops", "--name", "Operators", "--key-limit", "20")
+    srv = module_start_server(t, console="on")
+
+    def key(account, name, scopes):
+        k = new_key(t, account, name, scopes)
+        return browser_support.ConsoleKey(k["client_id"], k["client_secret"], scopes)
+
+    return browser_support.ConsoleEnv(
+        srv=srv, t=t, base=srv.base, account="acme",
+        admin=key("acme", "console admin", browser_support.ADMIN_SCOPES),
+        reader=key("acme", "console reader", browser_support.READ_SCOPES),
+        operator=key("ops", "console operator", browser_support.OPERATOR_SCOPES))
 
 
 # --------------------------------------------------------------------------

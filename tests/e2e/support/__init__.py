@@ -13,4 +13,6 @@ only the fixtures and hooks) and by the test modules:
   server    `tokend serve` (Server, Starter), tokens, Load (threads asking for tokens)
   leaks     the scan for secrets, tokens and peppers in what the session produced
   admin     the admin API tests' helpers and their module-scoped `env` fixture
+  browser   the console's browser tests: headless Chromium (Selenium), screenshots,
+            CSP violations, axe-core checks, waits, the console_tokend environment
 """

@@ -6,10 +6,10 @@
 #   layers.sh BUILD_DIR
 set -euo pipefail
 B=$1
-order=(core state db http oauth ops admin cli)
+order=(core state db http oauth ops admin console cli)
 declare -A below=(
   [core]="" [state]="core" [db]="core state" [http]="core state db"
-  [oauth]="core state db http" [ops]="core state db http" [admin]="core state db http"
+  [oauth]="core state db http" [ops]="core state db http" [admin]="core state db http" [console]="core state db http"
   [cli]="core state db")
 defined() { nm --defined-only "$@" 2>/dev/null | awk '$2 ~ /[TDBR]/ {print $3}' | grep '^tk_' || true; }
 lib=$(ls "$B"/lib/libtokend.so* | head -1)

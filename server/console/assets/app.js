@@ -2,12 +2,12 @@
 // #/scopes). The URL fragment names the page only: never a key, a secret or a token.
 // Built only on /oauth2/token and /admin/v1 (same origin); see api.js for the session.
 
-import { signIn, signOut, signedIn, can, clientId, api, onSessionEnd, ApiError } from "./api.js";
-import { h, clear, $ } from "./dom.js";
-import { closeDialog } from "./dialog.js";
-import * as keys from "./keys.js";
-import * as audit from "./audit.js";
-import { renderAccounts, renderScopes } from "./operator.js";
+import { signIn, signOut, signedIn, can, clientId, api, onSessionEnd, ApiError } from "./js/api.js";
+import { h, clear, $ } from "./js/dom.js";
+import { closeDialog } from "./js/dialog.js";
+import * as keys from "./js/keys.js";
+import * as audit from "./js/audit.js";
+import { renderAccounts, renderScopes } from "./js/operator.js";
 
 const PAGES = {
 	keys: { title: "API Keys", render: keys.render },
