@@ -3,7 +3,7 @@
 // Built only on /oauth2/token and /admin/v1 (same origin); see api.js for the session.
 
 import { signIn, signOut, signedIn, can, clientId, api, onSessionEnd, ApiError } from "./js/api.js";
-import { h, clear, $ } from "./js/dom.js";
+import { h, clear, fill, $ } from "./js/dom.js";
 import { closeDialog } from "./js/dialog.js";
 import * as keys from "./js/keys.js";
 import * as audit from "./js/audit.js";
@@ -79,7 +79,7 @@ async function route() {
 	} catch (e) {
 		if (n !== routing || !signedIn())
 			return;
-		clear(root).append(h("h1", { id: "page-title", tabindex: "-1" }, page.title),
+		fill(root, h("h1", { id: "page-title", tabindex: "-1" }, page.title),
 			h("p", { class: "error", role: "alert", "data-testid": "page-error" },
 				e instanceof ApiError ? e.message : "Something went wrong."));
 	}

@@ -2,7 +2,7 @@
 // cursor; "Newer" walks back through the cursors already seen).
 
 import { api } from "./api.js";
-import { h, clear, timeEl } from "./dom.js";
+import { h, fill, timeEl } from "./dom.js";
 
 const PAGE = 25;
 
@@ -18,7 +18,7 @@ export async function render(root) {
 			on: { click: () => { page -= 1; show().then(() => focus("audit-newer")); } } }, "Newer");
 		const older = h("button", { type: "button", "data-testid": "audit-older", disabled: !data.next_cursor,
 			on: { click: () => { page += 1; show().then(() => focus("audit-older")); } } }, "Older");
-		clear(root).append(
+		fill(root, 
 			h("h1", { id: "page-title", tabindex: "-1" }, "Audit log"),
 			h("p", { class: "muted" }, "Every change to the account's keys, newest first."),
 			events.length === 0 ? h("p", { class: "muted" }, "No events.") :
@@ -40,12 +40,22 @@ export async function render(root) {
 		if (b && !b.disabled)
 			b.focus();
 	}
-	clear(root).append(h("p", { class: "muted" }, "Loading the audit log\u2026"));
+	fill(root, h("p", { class: "muted" }, "Loading the audit log\u2026"));
 	await show();
 }
 
 function detail(d) {
 	if (!d || typeof d !== "object" || Object.keys(d).length === 0)
 		return "";
-	return Object.entries(d).map(([k, v]) => `${k}: ${typeof v === "string" ? v : JSON.stringify(v)}`).join("; ");
+	return Object.entries(d).map(([k, v]) => `${k}: ${show(v)}`).join("; ");
+}
+
+function show(v) {
+	if (v === null || v === undefined)
+		return "none";
+	if (Array.isArray(v))
+		return v.length ? v.map(show).join(" ") : "none";
+	if (typeof v === "object")
+		return JSON.stringify(v);
+	return String(v);
 }

@@ -44,6 +44,12 @@ export function clear(el) {
 	return el;
 }
 
+// Replaces el's children (same rules as h: null and false are skipped).
+export function fill(el, ...children) {
+	el.replaceChildren();
+	return append(el, children);
+}
+
 export function $(sel, root) {
 	return (root || document).querySelector(sel);
 }

@@ -3,7 +3,7 @@
 // and delete dialogs. The table is described by COLUMNS: adding a column is one entry.
 
 import { api, all, can, serverMeta, ApiError } from "./api.js";
-import { h, clear, announce, timeEl, dateEl, exact, relative, newId } from "./dom.js";
+import { h, clear, fill, announce, timeEl, dateEl, exact, relative, newId } from "./dom.js";
 import { openDialog, actions } from "./dialog.js";
 import { snippets } from "./snippets.js";
 import { copyText } from "./copy.js";
@@ -165,7 +165,7 @@ export async function reload() {
 export async function render(root) {
 	view.root = root;
 	view.error = "";
-	clear(root).append(h("p", { class: "muted" }, "Loading keys\u2026"));
+	fill(root, h("p", { class: "muted" }, "Loading keys\u2026"));
 	const [account, catalogue, keys] = await Promise.all([
 		api("GET", "/account"), api("GET", "/scopes"), all("/keys", "keys")]);
 	view.account = account;
@@ -209,7 +209,7 @@ function draw() {
 		on: { change: (e) => { view.sort = e.target.value; drawSections(); } } },
 		h("option", { value: "last_used", selected: view.sort === "last_used" ? "" : null }, "Last used"),
 		h("option", { value: "created", selected: view.sort === "created" ? "" : null }, "Created"));
-	clear(root).append(
+	fill(root, 
 		h("div", { class: "page-head" },
 			h("div", {},
 				h("h1", { id: "page-title", tabindex: "-1" }, "API Keys"),
@@ -484,7 +484,7 @@ function deleteDialog(k) {
 							// keep what the list said
 						}
 						confirmed = true;
-						clear(warn).append(
+						fill(warn, 
 							h("strong", {}, "This key was used in the last 24 hours"),
 							last ? h("span", {}, " (last used ", h("time", { datetime: last, "data-testid": "recent-last-used" },
 								`${relative(last)}, ${exact(last)}`), ")") : null,

@@ -2,7 +2,7 @@
 // (everyone signed in reads it; an operator adds scopes).
 
 import { api, can } from "./api.js";
-import { h, clear, announce, timeEl, newId } from "./dom.js";
+import { h, fill, announce, timeEl, newId } from "./dom.js";
 
 function errorLine(testid) {
 	return h("p", { class: "error", role: "alert", "data-testid": testid });
@@ -10,7 +10,7 @@ function errorLine(testid) {
 
 export async function renderAccounts(root) {
 	if (!can().operator) {
-		clear(root).append(h("h1", { id: "page-title", tabindex: "-1" }, "Accounts"),
+		fill(root, h("h1", { id: "page-title", tabindex: "-1" }, "Accounts"),
 			h("p", { class: "note" }, "Only an operator (tokend:operator) can manage accounts."));
 		return;
 	}
@@ -80,7 +80,7 @@ export async function renderAccounts(root) {
 			err.textContent = e.message;
 		}
 	}
-	clear(root).append(
+	fill(root, 
 		h("h1", { id: "page-title", tabindex: "-1" }, "Accounts"),
 		err,
 		h("div", { class: "table-wrap" }, h("table", {},
@@ -122,7 +122,7 @@ export async function renderScopes(root) {
 			}
 		});
 	}
-	clear(root).append(
+	fill(root, 
 		h("h1", { id: "page-title", tabindex: "-1" }, "Scope catalogue"),
 		h("p", { class: "muted" }, "Every scope a key may hold. Scopes are never removed."),
 		err,
