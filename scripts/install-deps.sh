@@ -9,8 +9,15 @@
 #     unstable is derived from the mirror this machine already uses; the orig
 #     tarball is checked against a pinned SHA-256.
 #
+#  3. The npm packages the build embeds: Swagger UI for the console's API page
+#     (server/console, pinned by its package-lock.json; `npm ci --ignore-scripts`).
+#  4. Unless --build-only: the browser the console's tests drive (Debian's chromium,
+#     chromium-driver, python3-selenium) and axe-core for their accessibility checks
+#     (tests/interop, `npm ci`).
+#
 # A second run is a no-op in seconds. Prints the PKG_CONFIG_PATH to use on the
-# last line when run with --print-pkg-config-path.
+# last line when run with --print-pkg-config-path. --build-only (docker/Dockerfile):
+# only what building and the unit tests need.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -33,6 +40,18 @@ PACKAGES=(
 # conflicts with Debian's npm package).
 command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)
 command -v npm  >/dev/null 2>&1 || PACKAGES+=(npm)
+
+PRINT_PKG_CONFIG_PATH=0
+BUILD_ONLY=0
+for arg in "$@"; do
+  case "$arg" in
+    --print-pkg-config-path) PRINT_PKG_CONFIG_PATH=1 ;;
+    --build-only) BUILD_ONLY=1 ;;
+    *) printf 'install-deps: unknown option %s (--build-only, --print-pkg-config-path)\n' "$arg" >&2; exit 2 ;;
+  esac
+done
+# The console's browser tests (tests/e2e/test_console_*.py): headless Chromium via Selenium.
+[ "$BUILD_ONLY" -eq 1 ] || PACKAGES+=(chromium chromium-driver python3-selenium)
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
 die() { printf 'install-deps: error: %s\n' "$*" >&2; exit 1; }
@@ -126,12 +145,28 @@ build_libjwt() {
   have_libjwt3 || die "libjwt was built but pkg-config still finds no libjwt >= 3.2"
 }
 
+# `npm ci` in $1 unless its node_modules already matches its package-lock.json.
+# --ignore-scripts: nothing a package ships runs here (swagger-ui-dist's dependency
+# would otherwise run a telemetry install script).
+npm_ci() {
+  local dir=$1
+  [ -f "$dir/package-lock.json" ] || die "$dir/package-lock.json is missing"
+  if [ -f "$dir/node_modules/.package-lock.json" ] && [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then
+    log "npm packages of ${dir#"$ROOT"/}: present"
+    return
+  fi
+  log "npm ci in ${dir#"$ROOT"/}"
+  (cd "$dir" && npm ci --ignore-scripts --no-audit --no-fund >/dev/null) || die "npm ci in $dir failed (network or registry?)"
+}
+
 install_packages
+npm_ci "$ROOT/server/console"
+[ "$BUILD_ONLY" -eq 1 ] || npm_ci "$ROOT/tests/interop"
 if have_libjwt3; then
   log "libjwt: $(PKG_CONFIG_PATH="$JWT_PREFIX/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}" pkg-config --modversion libjwt) found"
 else
   build_libjwt
 fi
-if [ "${1:-}" = "--print-pkg-config-path" ]; then
+if [ "$PRINT_PKG_CONFIG_PATH" -eq 1 ]; then
   echo "$JWT_PREFIX/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 fi

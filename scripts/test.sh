@@ -65,10 +65,12 @@ for b in "${builds[@]}"; do
   log "unit tests ($b)"
   (cd "$ROOT/$dir" && ctest --output-on-failure -j2) || failures=$((failures + 1))
   log "end-to-end tests ($b)"
+  # The console's screenshots outlive the run's temp directory: $dir/screenshots.
   # setsid: pytest and everything it starts form a process group of their own,
   # led by pytest (a background job of a script is no group leader, so setsid
   # does not fork: $! is pytest's PID and the group's id).
   TOKEND_BIN="$ROOT/$dir/tokend" TOKEND_BUILD="$b" \
+  TOKEND_SCREENSHOT_DIR="${TOKEND_SCREENSHOT_DIR:-$ROOT/$dir/screenshots}" \
     setsid $PY -m pytest -c tests/e2e/pytest.ini tests/e2e --basetemp="$E2E_TMP/pytest-$b" \
       ${TOKEND_PYTEST_ARGS:-} &
   PYTEST_PGID=$!

@@ -252,7 +252,13 @@ def test_document_is_well_formed():
     assert PREFIX == "/admin/v1"
     assert SPEC["components"]["securitySchemes"]["bearer"] == {
         **SPEC["components"]["securitySchemes"]["bearer"], "type": "http", "scheme": "bearer"}
-    assert SPEC["security"] == [{"bearer": []}]
+    assert SPEC["security"] == [{"bearer": []}, {"oauth2": []}]
+    # The client credentials flow "Authorize" uses in the API documentation (/console/api).
+    oauth2 = SPEC["components"]["securitySchemes"]["oauth2"]
+    assert oauth2["type"] == "oauth2" and set(oauth2["flows"]) == {"clientCredentials"}, oauth2
+    flow = oauth2["flows"]["clientCredentials"]
+    assert flow["tokenUrl"].endswith("/oauth2/token"), flow
+    assert set(flow["scopes"]) == {s for s in SCOPE_ORDER if s}, flow["scopes"]
     for ref in walk_refs(SPEC, []):
         resolve({"$ref": ref})
     assert len(set(OP_IDS)) == len(OP_IDS), "duplicate operationId"

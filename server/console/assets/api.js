@@ -19,4 +19,27 @@ window.addEventListener('DOMContentLoaded', () => {
 		withCredentials: false,
 		defaultModelsExpandDepth: 0,
 	});
+	accessible(document.getElementById('swagger-ui'));
 });
+
+// Accessibility (found by axe-core): Swagger UI renders selects without an
+// accessible name and scrollable code samples that the keyboard cannot reach.
+// Name each select after what it chooses and make each sample focusable, as
+// Swagger UI renders them.
+function accessible(root) {
+	const fix = () => {
+		for (const sel of root.querySelectorAll('select:not([aria-label]):not([aria-labelledby])')) {
+			const row = sel.closest('tr[data-param-name]');
+			const name = sel.id === 'servers' ? 'Server'
+				: row ? `Value of parameter ${row.dataset.paramName}`
+				: sel.closest('.content-type-wrapper, .response-control-media-type') ? 'Media type'
+				: 'Choice';
+			sel.setAttribute('aria-label', name);
+		}
+		for (const pre of root.querySelectorAll('pre.microlight:not([tabindex]), .highlight-code > pre:not([tabindex])')) {
+			pre.setAttribute('tabindex', '0');
+		}
+	};
+	new MutationObserver(fix).observe(root, { childList: true, subtree: true });
+	fix();
+}
