@@ -115,6 +115,8 @@ async function onSubmit(ev) {
 	} catch (e) {
 		if (e.status === 401 || e.code === "invalid_client")
 			err.textContent = "Sign-in failed: the key ID or the secret is wrong, or the key is not usable.";
+		else if (e.status === 404)
+			err.textContent = "Sign-in failed: this address has no token endpoint (/oauth2/token answers 404 here).";
 		else
 			err.textContent = `Sign-in failed: ${e.message}`;
 		secretEl.focus();

@@ -51,7 +51,7 @@ function onNativeClose() {
 		if (c.onClose)
 			c.onClose();
 		let back = c.restore;
-		if (!back || !back.isConnected)
+		if (!back || !back.isConnected || back === document.body)
 			back = c.fallback ? c.fallback() : null;
 		if (back && back.isConnected)
 			back.focus();

@@ -447,6 +447,7 @@ function revokeDialog(k) {
 					close();
 					announce(`${k.name} revoked`);
 					await reload();
+					focusRow(k.client_id, "delete");
 				} catch (e) {
 					go.disabled = false;
 					err.textContent = e.message;
@@ -474,6 +475,9 @@ function deleteDialog(k) {
 					close();
 					announce(`${k.name} deleted`);
 					await reload();
+					const t = document.getElementById("page-title");
+					if (t)
+						t.focus();
 				} catch (e) {
 					go.disabled = false;
 					if (e.status === 409 && e.code === "recently_used" && !confirmed) {
