@@ -117,7 +117,7 @@ static void test_if_none_match(void)
 static void test_routes(void)
 {
 	const tk_route *tables[] = { tk_console_routes };
-	tk_router *r = tk_router_new(tables, 1, 0);
+	tk_router *r = tk_router_new(tables, 1, 0, 0);
 	TEST_ASSERT(r != NULL);
 	TEST_ASSERT(tk_router_match(r, "/", 1, 0)->fn == tk_console_redirect);
 	TEST_ASSERT(tk_router_match(r, "/console", 8, 0)->fn == tk_console_redirect);
@@ -127,7 +127,7 @@ static void test_routes(void)
 	TEST_ASSERT(tk_router_match(r, "/console/", 9, 0)->ep == EP_CONSOLE);
 	tk_router_free(r);
 	/* With an admin listener the console is there, beside the admin API, not on the main one. */
-	r = tk_router_new(tables, 1, 1);
+	r = tk_router_new(tables, 1, 1, 0);
 	TEST_ASSERT(r != NULL);
 	TEST_ASSERT(tk_router_match(r, "/console/", 9, 0) == NULL);
 	TEST_ASSERT(tk_router_match(r, "/console/", 9, 1) != NULL);
