@@ -606,6 +606,14 @@ static int dump_json(const tk_config *cfg, FILE *f)
 		else {
 			char *t = value_text(cfg, p);
 			v = t ? json_string(t) : NULL;
+			if (t && !v) {
+				/* Not UTF-8 (a file may hold any byte): shown with each
+				 * byte above 0x7f as '?', never dropped from the output. */
+				for (char *c = t; *c; c++)
+					if ((unsigned char)*c > 0x7f)
+						*c = '?';
+				v = json_string(t);
+			}
 			free(t);
 		}
 		const char *src = cfg->source[i] == TK_CONFIG_FROM_ENV ? "environment"

@@ -267,3 +267,11 @@ def test_example_config_lists_every_key_with_its_default(tokend):
     shown = dump(tokend.run("config", config=cfg, check=0).stdout)
     wrong = {k: (shown[k], defaults[k]) for k in defaults if shown[k] != defaults[k]}
     assert not wrong, f"commented-out keys whose value is not the default (shown, default): {wrong}"
+
+
+def test_json_config_with_a_value_that_is_not_utf8(tokend):
+    """A file may hold any byte (found by fuzz_config): --json still prints JSON."""
+    cfg = tokend.write_config(b"default_audience = caf\xe9\n".decode("latin-1"))
+    cfg.write_bytes(b"default_audience = caf\xe9\n")
+    doc = json.loads(tokend.run("--json", "config", config=cfg, check=0).stdout)
+    assert doc["settings"]["default_audience"]["value"] == "caf?"
