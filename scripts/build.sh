@@ -5,7 +5,11 @@
 # Assumes scripts/install-deps.sh has run.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-export PKG_CONFIG_PATH="$ROOT/.deps/libjwt/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+# libjwt: the one PKG_CONFIG_PATH (or the system) gives when it is libjwt 3
+# (>= 3.2), else the project-local build of scripts/install-deps.sh.
+if ! { v=$(pkg-config --modversion libjwt 2>/dev/null) && "$ROOT/scripts/libjwt-choose.sh" --installed "$v" >/dev/null 2>&1; }; then
+  export PKG_CONFIG_PATH="$ROOT/.deps/libjwt/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+fi
 JOBS=$(nproc)
 
 build_one() {

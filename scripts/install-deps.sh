@@ -2,12 +2,18 @@
 # Install what tokend needs to build and test on Debian 12 (bookworm) or later.
 #
 #  1. Debian packages (apt-get; as root, or through sudo).
-#  2. libjwt >= 3.2. Debian 12 ships only libjwt 1.10 (see shared/DESIGN.md), so
-#     when pkg-config finds no libjwt >= 3.2 we build libjwt 3.3.3 from Debian's
-#     own source package `libjwt3` into .deps/libjwt (project-local). The source
-#     comes through a private apt configuration whose deb-src entry for Debian
-#     unstable is derived from the mirror this machine already uses; the orig
-#     tarball is checked against a pinned SHA-256.
+#  2. libjwt 3 (>= 3.2). An installed one is used when pkg-config finds it
+#     (PKG_CONFIG_PATH is honoured: point it at a libjwt installed elsewhere).
+#     Otherwise (Debian 12 and 13 ship only libjwt 1.10) the newest `libjwt3`
+#     source that Debian unstable or experimental offers is built into
+#     .deps/libjwt (project-local). The source comes through a private apt
+#     configuration whose deb-src entries are derived from the mirror this
+#     machine already uses; apt-get source checks the files against the
+#     checksums of the signed Sources index (no hash is pinned here). A version
+#     below 3.2 or of a major version other than 3 is never taken; the choice
+#     is scripts/libjwt-choose.sh (tested offline by tests/unit/libjwt_choose.sh).
+#     TOKEND_LIBJWT_VERSION=3.3.3-1 asks for one Debian version (the newest is
+#     taken, with a warning, when it is no longer offered).
 #
 #  3. The npm packages the build embeds: Swagger UI for the console's API page
 #     (server/console, pinned by its package-lock.json; `npm ci --ignore-scripts`).
@@ -23,9 +29,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 DEPS="$ROOT/.deps"
 JWT_PREFIX="$DEPS/libjwt"
-JWT_VERSION=3.3.3
-JWT_DEB_VERSION=3.3.3-1
-JWT_SHA256=a562e5548a8e10ac6fcba64a5e6d326c15712211cb54d25242c15e8b3250b4f2
+# shellcheck source=libjwt-choose.sh
+. "$ROOT/scripts/libjwt-choose.sh"
 
 PACKAGES=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
@@ -84,9 +89,30 @@ install_packages() {
   "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
 }
 
-have_libjwt3() {
-  PKG_CONFIG_PATH="$JWT_PREFIX/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}" \
-    pkg-config --atleast-version=3.2 libjwt 2>/dev/null
+# The version of the libjwt pkg-config finds, or "": the one PKG_CONFIG_PATH
+# or the system gives when it is usable (3.x, >= 3.2), else the project-local
+# build's (scripts/build.sh takes the same order).
+installed_libjwt() {
+  local v
+  v=$(pkg-config --modversion libjwt 2>/dev/null || true)
+  if [ -n "$v" ] && choose --installed "$v" >/dev/null 2>&1; then
+    echo "$v"
+    return
+  fi
+  if [ -f "$JWT_PREFIX/lib/pkgconfig/libjwt.pc" ]; then
+    PKG_CONFIG_PATH="$JWT_PREFIX/lib/pkgconfig" pkg-config --modversion libjwt 2>/dev/null || true
+  else
+    echo "$v"
+  fi
+}
+
+# Where that libjwt is (for the log line).
+libjwt_dir() {
+  if pkg-config --atleast-version=3.2 libjwt 2>/dev/null && choose --installed "$(pkg-config --modversion libjwt)" >/dev/null 2>&1; then
+    pkg-config --variable=libdir libjwt
+  else
+    echo "$JWT_PREFIX/lib"
+  fi
 }
 
 # The mirror this machine already uses for Debian, read from its apt sources
@@ -113,28 +139,37 @@ debian_mirror() {
 }
 
 build_libjwt() {
-  local mirror work aptdir opts tarball
-  mirror=$(debian_mirror) || die "no Debian mirror found in /etc/apt/sources*; cannot fetch libjwt3 source. Install libjwt >= 3.2 (pkg-config libjwt) and re-run."
+  local mirror work aptdir opts candidates decision deb_version tarball src
+  mirror=$(debian_mirror) || die "no Debian mirror found in /etc/apt/sources*; cannot fetch libjwt3 source. Install libjwt 3 (>= 3.2), point PKG_CONFIG_PATH at it and re-run."
   work="$DEPS/src"
   aptdir="$work/apt"
   rm -rf "$work"
   mkdir -p "$aptdir/lists/partial" "$aptdir/cache/archives/partial" "$JWT_PREFIX"
-  echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${mirror%/} unstable main" >"$aptdir/sources.list"
+  {
+    echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${mirror%/} unstable main"
+    echo "deb-src [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${mirror%/} experimental main"
+  } >"$aptdir/sources.list"
   opts=(-o "Dir::Etc::SourceList=$aptdir/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
         -o "Dir::State::Lists=$aptdir/lists" -o "Dir::Cache=$aptdir/cache"
         -o "Debug::NoLocking=1" -o "APT::Sandbox::User=root" -qq)
-  log "fetching libjwt3 $JWT_DEB_VERSION source from Debian unstable (${mirror%/})"
+  log "reading the libjwt3 sources Debian unstable and experimental offer (${mirror%/})"
   (cd "$work" && apt-get "${opts[@]}" update >/dev/null 2>&1) \
     || die "apt-get update of the private deb-src list failed (network or mirror?)"
-  (cd "$work" && apt-get "${opts[@]}" source --download-only "libjwt3=$JWT_DEB_VERSION" >/dev/null 2>&1) \
-    || die "apt-get source libjwt3=$JWT_DEB_VERSION failed: the version may have left unstable"
-  tarball="$work/libjwt3_${JWT_VERSION}.orig.tar.gz"
-  [ -f "$tarball" ] || die "orig tarball $tarball not found after download"
-  echo "$JWT_SHA256  $tarball" | sha256sum -c --status \
-    || die "SHA-256 of $tarball does not match the pinned $JWT_SHA256"
-  tar -xzf "$tarball" -C "$work"
-  log "building libjwt $JWT_VERSION into $JWT_PREFIX"
-  cmake -S "$work/libjwt-$JWT_VERSION" -B "$work/build" -DCMAKE_BUILD_TYPE=Release \
+  candidates=$(cd "$work" && apt-cache "${opts[@]}" showsrc libjwt3 2>/dev/null \
+                 | awk '$1 == "Package:" { p = $2 } $1 == "Version:" && p == "libjwt3" { print $2 }' | sort -u)
+  decision=$(choose --installed "$1" --pinned "${TOKEND_LIBJWT_VERSION:-}" $candidates) || exit 1
+  deb_version=${decision#build }
+  log "building libjwt3 $deb_version (offered: $(echo $candidates))"
+  # apt-get source checks every file against the signed Sources index.
+  (cd "$work" && apt-get "${opts[@]}" source --download-only "libjwt3=$deb_version" >/dev/null 2>&1) \
+    || die "apt-get source libjwt3=$deb_version failed (download, or a checksum that does not match the signed index)"
+  tarball=$(ls "$work"/libjwt3_"$(upstream "$deb_version")".orig.tar.* 2>/dev/null | head -n1)
+  [ -n "$tarball" ] && [ -f "$tarball" ] || die "no orig tarball of libjwt3 $deb_version in $work after download"
+  src="$work/libjwt"
+  mkdir -p "$src"
+  tar -xf "$tarball" -C "$src" --strip-components=1
+  log "building libjwt $(upstream "$deb_version") into $JWT_PREFIX"
+  cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release \
     -DWITH_GNUTLS=OFF -DWITH_MBEDTLS=OFF -DWITH_LIBCURL=OFF -DWITH_TESTS=OFF \
     -DCMAKE_INSTALL_PREFIX="$JWT_PREFIX" -DCMAKE_INSTALL_LIBDIR=lib >"$work/configure.log" 2>&1 \
     || { tail -20 "$work/configure.log" >&2; die "libjwt configure failed"; }
@@ -142,7 +177,10 @@ build_libjwt() {
     || { tail -20 "$work/build.log" >&2; die "libjwt build failed"; }
   cmake --install "$work/build" >"$work/install.log" 2>&1 || die "libjwt install failed"
   rm -rf "$work"
-  have_libjwt3 || die "libjwt was built but pkg-config still finds no libjwt >= 3.2"
+  case $(choose --installed "$(installed_libjwt)" 2>/dev/null) in
+    installed*) ;;
+    *) die "libjwt was built but pkg-config finds no libjwt 3 (>= 3.2) in $JWT_PREFIX" ;;
+  esac
 }
 
 # `npm ci` in $1 unless its node_modules already matches its package-lock.json.
@@ -162,10 +200,11 @@ npm_ci() {
 install_packages
 npm_ci "$ROOT/server/console"
 [ "$BUILD_ONLY" -eq 1 ] || npm_ci "$ROOT/tests/interop"
-if have_libjwt3; then
-  log "libjwt: $(PKG_CONFIG_PATH="$JWT_PREFIX/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}" pkg-config --modversion libjwt) found"
+have=$(installed_libjwt)
+if decision=$(choose --installed "$have" 2>/dev/null) && [ "${decision%% *}" = installed ]; then
+  log "libjwt: $have found ($(libjwt_dir))"
 else
-  build_libjwt
+  build_libjwt "$have"
 fi
 if [ "$PRINT_PKG_CONFIG_PATH" -eq 1 ]; then
   echo "$JWT_PREFIX/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"

@@ -5,14 +5,22 @@
 # it started (even when a test fails), exit non-zero on any failure.
 #
 #   scripts/test.sh            everything
-#   scripts/test.sh --quick    normal build only
+#   scripts/test.sh --quick    normal build only (every test; no fuzzing)
+#   scripts/test.sh --fast     normal build only, without the tests marked slow
+#                              (pytest -m "not slow": those over ~5 s; no fuzzing)
 # Extra pytest arguments can be given in TOKEND_PYTEST_ARGS (e.g. "-k token -x").
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 PY=/usr/bin/python3
 QUICK=0
-[ "${1:-}" = "--quick" ] && QUICK=1
+MARKS=()
+case "${1:-}" in
+  "") ;;
+  --quick) QUICK=1 ;;
+  --fast) QUICK=1; MARKS=(-m "not slow") ;;
+  *) echo "usage: $0 [--quick | --fast]" >&2; exit 2 ;;
+esac
 
 STARTED=$(date +%s)
 log() { printf '\n=== test.sh: %s (%ss)\n' "$*" "$(( $(date +%s) - STARTED ))"; }
@@ -72,7 +80,7 @@ for b in "${builds[@]}"; do
   TOKEND_BIN="$ROOT/$dir/tokend" TOKEND_BUILD="$b" \
   TOKEND_SCREENSHOT_DIR="${TOKEND_SCREENSHOT_DIR:-$ROOT/$dir/screenshots}" \
     setsid $PY -m pytest -c tests/e2e/pytest.ini tests/e2e --basetemp="$E2E_TMP/pytest-$b" \
-      ${TOKEND_PYTEST_ARGS:-} &
+      "${MARKS[@]}" ${TOKEND_PYTEST_ARGS:-} &
   PYTEST_PGID=$!
   wait "$PYTEST_PGID" || failures=$((failures + 1))
   PYTEST_PGID=

@@ -36,7 +36,8 @@ static const char usage[] =
 	"  --help, -h            help; `tokend COMMAND --help` for a command\n"
 	"  --version             print the version\n"
 	"\n"
-	"Environment: TOKEND_DATABASE_URL and TOKEND_PEPPER override the file.\n"
+	"Environment: every setting can be given as TOKEND_<KEY> (e.g. TOKEND_LISTEN_PORT,\n"
+	"TOKEND_DATABASE_URL, TOKEND_PEPPER_FILE); the environment overrides the file.\n"
 	"Exit status: 0 done, 1 refused (with a one-line reason), 2 usage error.\n";
 
 /* Remove the global options (--config FILE, --config=FILE, --json) from argv,
@@ -103,10 +104,14 @@ int main(int argc, char **argv)
 		rc = cli_verify(argc - 1, argv + 1);
 	else if (strcmp(cmd, "config") == 0) {
 		if (cli_wants_help(argc - 1, argv + 1)) {
-			printf("usage: tokend config\n\nPrint the effective configuration, secrets masked.\n");
+			printf("usage: tokend [--json] config\n\nPrint the effective configuration, secrets and "
+			       "database passwords masked,\nand where each value came from (the environment "
+			       "TOKEND_<KEY> overrides the\nfile, which overrides the defaults). --json: one "
+			       "JSON object.\n");
 			return CLI_OK;
 		}
-		tk_config_dump(cli_config(), stdout);
+		if (tk_config_dump(cli_config(), stdout, cli.json) != 0)
+			cli_fail(CLI_REFUSED, "out of memory while printing the configuration");
 		rc = CLI_OK;
 	} else {
 		fprintf(stderr, "tokend: unknown command '%.40s'\n\n%s", cmd, usage);

@@ -22,6 +22,8 @@
 #include "log.h"
 #include "conn.h"
 #include "migrate.h"
+#include "peppercheck.h"
+#include "portowner.h"
 #include "admin.h"
 #include "console.h"
 #include "oauth.h"
@@ -109,11 +111,58 @@ static void reload_keys(tk_server *srv)
 	tk_server_set_keys(srv, ks);
 }
 
-/* At startup: refuse an old schema and a privileged database role; tolerate an
- * unreachable database (the server answers 503 until it returns; the role is
- * then not checked). */
-static int check_schema(tk_config *cfg, char *err, size_t errlen)
+/* Compare the pepper's check value with the database's (writing it on a
+ * database that has none) and set srv->pepper_ok. 0 (match, written, or the
+ * check could not run: pepper_ok stays 0 and serve retries), or -1 with err:
+ * the database holds another pepper's value. */
+static int check_pepper(tk_server *srv, PGconn *c, char *err, size_t errlen)
 {
+	char why[512];
+	switch (tk_pepper_check(c, srv->pepper_check, why, sizeof(why))) {
+	case TK_PEPPER_MATCH:
+		atomic_store(&srv->pepper_ok, 1);
+		return 0;
+	case TK_PEPPER_WRITTEN:
+		atomic_store(&srv->pepper_ok, 1);
+		tk_log(TK_LOG_INFO, "db.pepper_check_written",
+		       "detail", "the database had no pepper check value: this pepper's is stored now", NULL);
+		return 0;
+	case TK_PEPPER_MISMATCH:
+		atomic_store(&srv->pepper_ok, -1);
+		snprintf(err, errlen, "%s", why);
+		return -1;
+	case TK_PEPPER_ERROR:
+		break;
+	}
+	tk_log(TK_LOG_WARNING, "db.pepper_check_failed", "detail", why,
+	       "hint", "not ready until the pepper is checked", NULL);
+	return 0;
+}
+
+/* While the pepper is unchecked (the database was down at start): one try,
+ * from the main thread (never an event loop). A mismatch found now cannot
+ * refuse the start any more: it is logged and /readyz stays 503. */
+static void recheck_pepper(tk_server *srv)
+{
+	char cerr[512], err[600];
+	if (atomic_load(&srv->pepper_ok) != 0)
+		return;
+	PGconn *c = tk_db_connect(srv->cfg->database_url, "tokend", cerr, sizeof(cerr));
+	if (!c)
+		return;
+	if (check_pepper(srv, c, err, sizeof(err)) != 0)
+		tk_log(TK_LOG_ERROR, "db.pepper_mismatch", "detail", err,
+		       "hint", "not ready: restart with the right pepper", NULL);
+	PQfinish(c);
+}
+
+/* At startup: refuse an old schema, a privileged database role and another
+ * pepper than the database's; tolerate an unreachable database (the server
+ * answers 503 until it returns and the pepper is checked; the role is then
+ * not checked). */
+static int check_schema(tk_server *srv, char *err, size_t errlen)
+{
+	tk_config *cfg = srv->cfg;
 	char cerr[512];
 	PGconn *c = tk_db_connect(cfg->database_url, "tokend", cerr, sizeof(cerr));
 	if (!c) {
@@ -132,11 +181,15 @@ static int check_schema(tk_config *cfg, char *err, size_t errlen)
 	 * that cannot run refuses too. */
 	char why[512];
 	int priv = tk_migrate_role_check(c, why, sizeof(why));
-	PQfinish(c);
 	if (priv < 0) {
+		PQfinish(c);
 		snprintf(err, errlen, "%s", why);
 		return -1;
 	}
+	int pep = check_pepper(srv, c, err, errlen);
+	PQfinish(c);
+	if (pep != 0)
+		return -1;
 	if (priv > 0 && !cfg->allow_privileged_database_role) {
 		snprintf(err, errlen, "%s: it could switch off the rules the schema enforces. Connect as a "
 		         "member of tokend_app (see README, Database roles), or set "
@@ -146,6 +199,31 @@ static int check_schema(tk_config *cfg, char *err, size_t errlen)
 	if (priv > 0)
 		tk_log(TK_LOG_WARNING, "db.privileged_role", "detail", why,
 		       "hint", "allow_privileged_database_role = yes: the schema's rules are not enforced against tokend", NULL);
+	return 0;
+}
+
+/*
+ * Before binding: another process listening on `addr`:`port` would share the
+ * connections with this one (SO_REUSEPORT; wanted for a rolling restart):
+ * warn and name it, or with listen_exclusive refuse. 0, or -1 with err.
+ */
+static int check_port(const tk_config *cfg, const char *setting, const char *addr, int port,
+                      char *err, size_t errlen)
+{
+	char who[256], where[80];
+	if (tk_port_listener(addr, port, who, sizeof(who)) != 1)
+		return 0;
+	snprintf(where, sizeof(where), "%s:%d", addr, port);
+	if (cfg->listen_exclusive) {
+		snprintf(err, errlen, "another process already listens on %s (%s): %s; listen_exclusive = yes "
+		         "refuses to share the port. Stop it, or choose another %s",
+		         where, setting, who, setting);
+		return -1;
+	}
+	tk_log(TK_LOG_WARNING, "server.port_shared", "address", where, "other", who,
+	       "detail", "another process already listens here: the kernel will split new connections "
+	       "between it and this tokend (fine for a rolling restart; otherwise stop it, or set "
+	       "listen_exclusive = yes to refuse)", NULL);
 	return 0;
 }
 
@@ -169,11 +247,15 @@ int tk_serve_main(int argc, char **argv)
 	srv.started_at = (int64_t)time(NULL);
 	if (tk_config_pepper(cfg, srv.pepper, &srv.pepper_len, err, sizeof(err)) != 0)
 		cli_fail(CLI_REFUSED, "%s", err);
+	if (tk_pepper_check_value(srv.pepper, srv.pepper_len, srv.pepper_check) != 0) {
+		tk_wipe(srv.pepper, sizeof(srv.pepper));
+		cli_fail(CLI_REFUSED, "cannot compute the pepper's check value");
+	}
 	if (tk_server_keys_load(&srv, err, sizeof(err)) != 0) {
 		tk_wipe(srv.pepper, sizeof(srv.pepper));
 		cli_fail(CLI_REFUSED, "%s", err);
 	}
-	if (check_schema(cfg, err, sizeof(err)) != 0) {
+	if (check_schema(&srv, err, sizeof(err)) != 0) {
 		tk_wipe(srv.pepper, sizeof(srv.pepper));
 		tk_server_keys_free(&srv);
 		cli_fail(CLI_REFUSED, "%s", err);
@@ -224,6 +306,11 @@ int tk_serve_main(int argc, char **argv)
 	} else if (!(srv.listener = tk_listener_start(cfg->database_url, srv.cache, cfg->db_timeout * 1000,
 	                                              on_scopes_changed, &srv))) {
 		snprintf(err, sizeof(err), "cannot start the notification listener");
+	} else if (check_port(cfg, "listen_port", cfg->listen_address, cfg->listen_port, err, sizeof(err)) != 0 ||
+	           (cfg->admin_listen_port &&
+	            check_port(cfg, "admin_listen_port", cfg->admin_listen_address, cfg->admin_listen_port,
+	                       err, sizeof(err)) != 0)) {
+		rc = -1;
 	} else {
 		rc = tk_workers_start(&srv, err, sizeof(err));
 	}
@@ -252,8 +339,17 @@ int tk_serve_main(int argc, char **argv)
 		         cfg->listen_address, cfg->listen_port, (long)getpid());
 		notify(status);
 		for (;;) {
+			/* While the pepper is unchecked, try again every 2 s. */
+			struct timespec every = { 2, 0 };
 			int sig = 0;
-			sigwait(&set, &sig);
+			if (atomic_load(&srv.pepper_ok) == 0)
+				sig = sigtimedwait(&set, NULL, &every);
+			else if (sigwait(&set, &sig) != 0)
+				sig = -1;
+			if (sig <= 0) {
+				recheck_pepper(&srv);
+				continue;
+			}
 			if (sig == SIGHUP) {
 				notify_reloading();
 				reload_keys(&srv);

@@ -6,7 +6,9 @@
 
 #include <limits.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -16,6 +18,31 @@
 
 /* ------------------------------------------------------------------------ */
 /* Wiping and comparison                                                    */
+
+int tk_secret_file_mode_ok(unsigned int mode, long owner, const char *what, char *why, size_t wl)
+{
+	long me = (long)geteuid();
+	const char *accepted = "0600, 0400, or 0640/0440 owned by root or by tokend's user";
+	mode &= 07777;
+	if (mode & 007) {
+		snprintf(why, wl, "%s is %s by others (mode %04o, owner uid %ld): run chmod o-rwx on it "
+		         "(%s uid %ld are accepted)", what, (mode & 004) ? "readable" : "accessible",
+		         mode, owner, accepted, me);
+		return -1;
+	}
+	if (mode & 030) {
+		snprintf(why, wl, "%s is writable or executable by its group (mode %04o, owner uid %ld): "
+		         "run chmod g-wx on it (%s uid %ld are accepted)", what, mode, owner, accepted, me);
+		return -1;
+	}
+	if ((mode & 040) && owner != 0 && owner != me) {
+		snprintf(why, wl, "%s is readable by its group but owned by uid %ld, neither root nor "
+		         "tokend's user (uid %ld) (mode %04o): chown it to one of them, or chmod g-r it",
+		         what, owner, me, mode);
+		return -1;
+	}
+	return 0;
+}
 
 void tk_wipe(void *p, size_t n)
 {

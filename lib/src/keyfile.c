@@ -1,6 +1,6 @@
 /*
- * keyfile.c - reading a signing key file: a regular file that only its owner
- * may read, of bounded size, holding one private key as a JWK (our own strict
+ * keyfile.c - reading a signing key file: a regular file that others may not
+ * read (its group may, tk_secret_file_mode_ok), of bounded size, holding one private key as a JWK (our own strict
  * parse, jwk.c) or a PEM (OpenSSL's decoder with a passphrase callback that
  * never prompts); and the full OpenSSL validation of the key read.
  *
@@ -76,10 +76,9 @@ static char *read_key_file(const char *path, size_t *len_out, char *why, size_t 
 		tk_seterr(why, wl, "not a regular file");
 		goto fail;
 	}
-	if (st.st_mode & 077) {
-		tk_seterr(why, wl, "private key file is readable by others (chmod 600)");
+	if (tk_secret_file_mode_ok((unsigned int)st.st_mode, (long)st.st_uid, "private key file",
+	                           why, wl) != 0)
 		goto fail;
-	}
 	if (st.st_size <= 0 || st.st_size > KEY_FILE_MAX) {
 		tk_seterr(why, wl, st.st_size <= 0 ? "file is empty" : "file is too large for a key");
 		goto fail;

@@ -140,8 +140,16 @@ void tk_admin_key_create(tk_adminreq *ar)
 	if (tk_admin_get_rate_limit(ar, rate_text) < 0)
 		return;
 	const char *idem = evhttp_find_header(evhttp_request_get_input_headers(ar->req), "Idempotency-Key");
+	/* An empty key would make the create silently non-idempotent: refused,
+	 * as is a header given twice (which one would count?). */
+	if (idem && !*idem)
+		return tk_admin_send_error(ar, 400, "invalid_request", "Idempotency-Key is empty: leave the header "
+		                           "out, or give 1-255 printable characters", "Idempotency-Key");
 	if (idem && tk_admin_check_text(idem, 255))
 		return tk_admin_send_error(ar, 400, "invalid_request", "Idempotency-Key must be 1-255 printable characters",
+		                           "Idempotency-Key");
+	if (idem && tk_header_count(evhttp_request_get_input_headers(ar->req), "Idempotency-Key") > 1)
+		return tk_admin_send_error(ar, 400, "invalid_request", "Idempotency-Key is given more than once",
 		                           "Idempotency-Key");
 	/* The request's fingerprint: a retry must be the same request. */
 	char *canon = json_dumps(ar->body, JSON_COMPACT | JSON_SORT_KEYS);

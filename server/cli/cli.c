@@ -14,6 +14,7 @@
 
 #include "db.h"
 #include "migrate.h"
+#include "peppercheck.h"
 
 tk_cli cli;
 
@@ -158,6 +159,17 @@ int cli_wants_help(int argc, char **argv)
 	return 0;
 }
 
+void cli_check_pepper(PGconn *c, const unsigned char *pepper, size_t len)
+{
+	unsigned char value[TK_HASH_LEN];
+	char err[600];
+	if (tk_pepper_check_value(pepper, len, value) != 0)
+		cli_fail(CLI_REFUSED, "cannot compute the pepper's check value");
+	tk_pepper_result res = tk_pepper_check(c, value, err, sizeof(err));
+	if (res == TK_PEPPER_MISMATCH || res == TK_PEPPER_ERROR)
+		cli_fail(CLI_REFUSED, "%s", err);
+}
+
 int cli_migrate(int argc, char **argv)
 {
 	if (cli_wants_help(argc, argv)) {
@@ -183,6 +195,26 @@ int cli_migrate(int argc, char **argv)
 	if (tk_migrate(cli.db, applied, &current, err, sizeof(err)) != 0) {
 		json_decref(applied);
 		cli_fail(CLI_REFUSED, "%s", err);
+	}
+	/* With a pepper configured, its check value is stored now (or compared
+	 * with the stored one); without, the first `tokend serve` stores it. */
+	if ((cfg->pepper && *cfg->pepper) || (cfg->pepper_file && *cfg->pepper_file)) {
+		unsigned char pepper[TK_PEPPER_MAX];
+		size_t pepper_len = 0;
+		if (tk_config_pepper(cfg, pepper, &pepper_len, err, sizeof(err)) != 0) {
+			json_decref(applied);
+			cli_fail(CLI_REFUSED, "migrations applied (schema version %d), but the pepper: %s", current, err);
+		}
+		unsigned char value[TK_HASH_LEN];
+		int vrc = tk_pepper_check_value(pepper, pepper_len, value);
+		tk_wipe(pepper, sizeof(pepper));
+		tk_pepper_result res = vrc == 0 ? tk_pepper_check(cli.db, value, err, sizeof(err)) : TK_PEPPER_ERROR;
+		if (vrc != 0)
+			snprintf(err, sizeof(err), "cannot compute its check value");
+		if (res == TK_PEPPER_MISMATCH || res == TK_PEPPER_ERROR) {
+			json_decref(applied);
+			cli_fail(CLI_REFUSED, "migrations applied (schema version %d), but: %s", current, err);
+		}
 	}
 	if (cli.json) {
 		json_t *o = json_object();

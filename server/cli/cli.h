@@ -36,6 +36,11 @@ tk_config *cli_config(void);
 /* Connect once and set tokend.actor for the session (exits 1 on error). */
 PGconn *cli_db(void);
 
+/* Compare the pepper's check value with the one stored in the database
+ * through `c`, storing it when none is (peppercheck.h). Exits 1 with the
+ * reason on a mismatch or when the check cannot run. */
+void cli_check_pepper(PGconn *c, const unsigned char *pepper, size_t len);
+
 /* Run a statement; on error exits 1 with the database's message. Caller PQclear()s. */
 PGresult *cli_exec(const char *sql, int nparams, const char *const *params);
 

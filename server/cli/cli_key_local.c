@@ -90,6 +90,9 @@ static int local_create(const tk_key_request *rq, json_t **key, char secret[TK_S
 	char err[600];
 	if (tk_config_pepper(cfg, pepper, &pepper_len, err, sizeof(err)) != 0)
 		cli_fail(CLI_REFUSED, "%s", err);
+	/* A key hashed under another pepper than the server's could never be
+	 * used: the database's check value must match (stored if none is). */
+	cli_check_pepper(cli_db(), pepper, pepper_len);
 	tk_hasher *hasher = tk_hasher_new(pepper, pepper_len);
 	tk_wipe(pepper, sizeof(pepper));
 	if (!hasher)

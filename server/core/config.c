@@ -13,6 +13,8 @@
 #include <strings.h>
 #include <sys/stat.h>
 
+#include <jansson.h>
+
 #include <tokend/timefmt.h>
 
 typedef enum { CF_STRING, CF_INT, CF_DURATION, CF_BOOL } cf_type;
@@ -85,6 +87,7 @@ static const cf_param params[] = {
 	{ "db_queue_size",            I(db_queue_size),          "4096",        0, 1, 1000000, NULL },
 	{ "key_cache_size",           I(key_cache_size),         "1000000",     0, 1, 100000000, NULL },
 	{ "rate_limit_table_size",    I(rate_limit_table_size),  "100000",      0, 1, 10000000, NULL },
+	{ "listen_exclusive",         B(listen_exclusive),       "no",          0, 0, 1, NULL },
 };
 #undef S
 #undef I
@@ -92,6 +95,7 @@ static const cf_param params[] = {
 #undef B
 
 #define NPARAMS (sizeof(params) / sizeof(params[0]))
+_Static_assert(NPARAMS <= TK_CONFIG_MAX_KEYS, "tk_config.source is too small for the table");
 
 static char **str_field(tk_config *cfg, const cf_param *p)
 {
@@ -241,6 +245,7 @@ static int parse_stream(tk_config *cfg, FILE *f, const char *path, char *err, si
 			rc = -1;
 			break;
 		}
+		cfg->source[idx] = TK_CONFIG_FROM_FILE;
 	}
 	tk_wipe(line, sizeof(line));
 	return rc;
@@ -263,6 +268,14 @@ static int validate(tk_config *cfg, char *err, size_t errlen)
 		return -1;
 	}
 	return 0;
+}
+
+/* The environment variable of a key: TOKEND_ and the key in upper case. */
+static void env_name(const cf_param *p, char out[80])
+{
+	size_t n = (size_t)snprintf(out, 80, "TOKEND_%s", p->name);
+	for (size_t i = 7; i < n && i < 79; i++)
+		out[i] = (char)toupper((unsigned char)out[i]);
 }
 
 /* Every key at its default. 0, or -1 with err set and *cfg freed. */
@@ -293,35 +306,33 @@ static int load_stream(tk_config *cfg, const char *name, FILE *f, char *err, siz
 			return -1;
 		}
 	}
-	const char *why = NULL;
-	const char *env = getenv("TOKEND_DATABASE_URL");
-	if (env && *env && set_param(cfg, find_param("database_url"), env, &why) != 0) {
-		snprintf(err, errlen, "TOKEND_DATABASE_URL: %s", why);
-		tk_config_free(cfg);
-		return -1;
-	}
-	env = getenv("TOKEND_MIGRATE_DATABASE_URL");
-	if (env && *env && set_param(cfg, find_param("migrate_database_url"), env, &why) != 0) {
-		snprintf(err, errlen, "TOKEND_MIGRATE_DATABASE_URL: %s", why);
-		tk_config_free(cfg);
-		return -1;
-	}
-	env = getenv("TOKEND_PEPPER");
-	if (env && *env && set_param(cfg, find_param("pepper"), env, &why) != 0) {
-		snprintf(err, errlen, "TOKEND_PEPPER: %s", why);
-		tk_config_free(cfg);
-		return -1;
+	/* Then the environment: TOKEND_<KEY> for every key, over the file. */
+	for (size_t i = 0; i < NPARAMS; i++) {
+		char var[80];
+		env_name(&params[i], var);
+		const char *env = getenv(var);
+		if (!env || !*env)
+			continue;
+		const char *why = NULL;
+		if (set_param(cfg, &params[i], env, &why) != 0) {
+			snprintf(err, errlen, "%s: %s", var, why);
+			tk_config_free(cfg);
+			return -1;
+		}
+		cfg->source[i] = TK_CONFIG_FROM_ENV;
 	}
 	/* The pepper's file (a path, not the secret: a container passes this, so
-	 * the pepper itself never sits in the process environment). It overrides
-	 * the file's pepper and pepper_file; TOKEND_PEPPER still wins over it. */
-	env = getenv("TOKEND_PEPPER_FILE");
-	if (env && *env && !(getenv("TOKEND_PEPPER") && *getenv("TOKEND_PEPPER")) &&
-	    (set_param(cfg, find_param("pepper_file"), env, &why) != 0 ||
-	     set_param(cfg, find_param("pepper"), "", &why) != 0)) {
-		snprintf(err, errlen, "TOKEND_PEPPER_FILE: %s", why);
-		tk_config_free(cfg);
-		return -1;
+	 * the pepper itself never sits in the process environment): set above as
+	 * TOKEND_PEPPER_FILE, it also beats a `pepper` from the file, which would
+	 * otherwise win over any pepper_file; TOKEND_PEPPER still wins over it. */
+	const char *pf = getenv("TOKEND_PEPPER_FILE"), *pv = getenv("TOKEND_PEPPER");
+	if (pf && *pf && !(pv && *pv)) {
+		const char *why = NULL;
+		if (set_param(cfg, find_param("pepper"), "", &why) != 0) {
+			snprintf(err, errlen, "TOKEND_PEPPER_FILE: %s", why);
+			tk_config_free(cfg);
+			return -1;
+		}
 	}
 	if (validate(cfg, err, errlen) != 0) {
 		tk_config_free(cfg);
@@ -416,15 +427,18 @@ int tk_config_pepper(const tk_config *cfg, unsigned char out[TK_PEPPER_MAX], siz
 		source = getenv("TOKEND_PEPPER") && *getenv("TOKEND_PEPPER") ? "TOKEND_PEPPER" : "pepper";
 	} else if (cfg->pepper_file && *cfg->pepper_file) {
 		char *path = tk_config_resolve(cfg, cfg->pepper_file);
-		struct stat st;
+		struct stat st = { 0 };
 		FILE *f = path ? fopen(path, "r") : NULL;
 		if (!f) {
 			snprintf(err, errlen, "pepper_file: %s: cannot open: %s", path ? path : "?", strerror(errno));
 			free(path);
 			return -1;
 		}
-		if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077)) {
-			snprintf(err, errlen, "pepper_file: %s: readable by group or others (chmod 600)", path);
+		char mwhy[300];
+		if (fstat(fileno(f), &st) != 0 ||
+		    tk_secret_file_mode_ok((unsigned int)st.st_mode, (long)st.st_uid, "the pepper file",
+		                           mwhy, sizeof(mwhy)) != 0) {
+			snprintf(err, errlen, "pepper_file: %s: %s", path, st.st_mode ? mwhy : "cannot stat");
 			fclose(f);
 			free(path);
 			return -1;
@@ -544,39 +558,120 @@ whole:
 	fputs("********", f);
 }
 
-void tk_config_dump(const tk_config *cfg, void *file)
+/* The value of `p` as text, as the file would hold it (secrets masked):
+ * a malloc'd string, or NULL (out of memory). */
+static char *value_text(const tk_config *cfg, const cf_param *p)
 {
-	FILE *f = file;
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return NULL;
+	const void *field = (const char *)cfg + p->offset;
+	switch (p->type) {
+	case CF_STRING: {
+		const char *v = *(char *const *)field;
+		if ((p->flags & CF_SENSITIVE) && v && *v)
+			fputs("********", f);
+		else if ((p->flags & CF_CONNINFO) && v && *v)
+			dump_conninfo(f, v);
+		else
+			fputs(v ? v : "", f);
+		break;
+	}
+	case CF_BOOL:
+		fputs(*(const int *)field ? "yes" : "no", f);
+		break;
+	case CF_INT:
+		fprintf(f, "%d", *(const int *)field);
+		break;
+	case CF_DURATION: {
+		char d[32];
+		tk_duration_format(*(const int64_t *)field, d);
+		fputs(d, f);
+		break;
+	}
+	}
+	if (fclose(f) != 0) {
+		free(buf);
+		return NULL;
+	}
+	return buf;
+}
+
+static const char precedence[] =
+	"environment (TOKEND_<KEY>) over the configuration file over the defaults";
+
+static int dump_json(const tk_config *cfg, FILE *f)
+{
+	int rc = -1;
+	json_t *settings = json_object();
+	json_t *o = json_pack("{s:s?, s:s, s:o}", "config_file", cfg->path, "precedence", precedence,
+	                      "settings", settings);
+	if (!o)
+		return -1;
 	for (size_t i = 0; i < NPARAMS; i++) {
 		const cf_param *p = &params[i];
-		switch (p->type) {
-		case CF_STRING: {
-			const char *v = *(char *const *)((const char *)cfg + p->offset);
-			if ((p->flags & CF_SENSITIVE) && v && *v)
-				v = "********";
-			if ((p->flags & CF_CONNINFO) && v && *v) {
-				fprintf(f, "%s = ", p->name);
-				dump_conninfo(f, v);
-				fputc('\n', f);
-				break;
+		const void *field = (const char *)cfg + p->offset;
+		json_t *v;
+		char var[80];
+		env_name(p, var);
+		if (p->type == CF_INT)
+			v = json_integer(*(const int *)field);
+		else if (p->type == CF_BOOL)
+			v = json_boolean(*(const int *)field);
+		else {
+			char *t = value_text(cfg, p);
+			v = t ? json_string(t) : NULL;
+			if (t && !v) {
+				/* Not UTF-8 (a file may hold any byte): shown with each
+				 * byte above 0x7f as '?', never dropped from the output. */
+				for (char *c = t; *c; c++)
+					if ((unsigned char)*c > 0x7f)
+						*c = '?';
+				v = json_string(t);
 			}
-			fprintf(f, "%s = %s\n", p->name, v ? v : "");
-			break;
+			free(t);
 		}
-		case CF_BOOL:
-			fprintf(f, "%s = %s\n", p->name, *(const int *)((const char *)cfg + p->offset) ? "yes" : "no");
-			break;
-		case CF_INT:
-			fprintf(f, "%s = %d\n", p->name, *(const int *)((const char *)cfg + p->offset));
-			break;
-		case CF_DURATION: {
-			char d[32];
-			tk_duration_format(*(const int64_t *)((const char *)cfg + p->offset), d);
-			fprintf(f, "%s = %s\n", p->name, d);
-			break;
-		}
-		}
+		const char *src = cfg->source[i] == TK_CONFIG_FROM_ENV ? "environment"
+		                  : cfg->source[i] == TK_CONFIG_FROM_FILE ? "file" : "default";
+		json_t *entry = v ? json_pack("{s:o, s:s, s:s}", "value", v, "source", src, "env", var) : NULL;
+		if (!entry || json_object_set_new(settings, p->name, entry) != 0)
+			goto out;
 	}
+	char *text = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	if (!text)
+		goto out;
+	fprintf(f, "%s\n", text);
+	free(text);
+	rc = 0;
+out:
+	json_decref(o);
+	return rc;
+}
+
+int tk_config_dump(const tk_config *cfg, void *file, int json)
+{
+	FILE *f = file;
+	if (json)
+		return dump_json(cfg, f);
+	fprintf(f, "# precedence: %s\n", precedence);
+	for (size_t i = 0; i < NPARAMS; i++) {
+		const cf_param *p = &params[i];
+		char *t = value_text(cfg, p);
+		if (!t)
+			return -1;
+		if (cfg->source[i] == TK_CONFIG_FROM_ENV) {
+			char var[80];
+			env_name(p, var);
+			fprintf(f, "# from the environment: %s\n", var);
+		} else if (cfg->source[i] == TK_CONFIG_FROM_FILE) {
+			fprintf(f, "# from %s\n", cfg->path ? cfg->path : "the file");
+		}
+		fprintf(f, "%s = %s\n", p->name, t);
+		free(t);
+	}
+	return 0;
 }
 
 int tk_config_reloadable(const char *name)

@@ -2,8 +2,9 @@
  * config.h - tokend's configuration: one file of `key = value` lines.
  *
  * The table in config.c defines every key (type, default, flags, bounds).
- * Environment overrides: TOKEND_DATABASE_URL, TOKEND_MIGRATE_DATABASE_URL,
- * TOKEND_PEPPER.
+ * Every key can also come from the environment as TOKEND_<KEY> (the key in
+ * upper case, e.g. TOKEND_LISTEN_PORT): the environment overrides the file,
+ * the file overrides the defaults; an empty variable counts as unset.
  * Errors read "FILE:LINE: KEY: reason". Relative paths resolve against the
  * directory of the config file.
  */
@@ -16,6 +17,12 @@
 #include <tokend/crypto.h>
 
 #include "proxy.h"
+
+/* Where a setting's value came from (tk_config.source, by table order). */
+#define TK_CONFIG_FROM_DEFAULT 0
+#define TK_CONFIG_FROM_FILE    1
+#define TK_CONFIG_FROM_ENV     2
+#define TK_CONFIG_MAX_KEYS     96
 
 typedef struct tk_config {
 	char *path;               /* the file read, or NULL when none */
@@ -63,6 +70,8 @@ typedef struct tk_config {
 	int db_queue_size;        /* database jobs waiting for a pool thread, at most (503 beyond) */
 	int key_cache_size;       /* API-key records cached, at most */
 	int rate_limit_table_size; /* addresses or keys each rate limiter follows, at most */
+	int listen_exclusive;     /* refuse to start when another process listens on the port */
+	unsigned char source[TK_CONFIG_MAX_KEYS]; /* TK_CONFIG_FROM_* of each key, in table order */
 } tk_config;
 
 /*
@@ -104,7 +113,11 @@ int tk_config_reloadable(const char *name);
  * from the running configuration at startup) are not compared. */
 size_t tk_config_restart_needed(const tk_config *running, const tk_config *fresh, char *buf, size_t len);
 
-/* Print every key with its effective value (SENSITIVE ones masked). */
-void tk_config_dump(const tk_config *cfg, void *file);
+/* Print every key with its effective value (SENSITIVE ones masked, database
+ * passwords masked), as `key = value` lines a config file could hold; a key
+ * set by the file or the environment is preceded by a `# from ...` line.
+ * json: one JSON object instead ({"config_file", "precedence", "settings":
+ * {key: {"value", "source", "env"}}}, typed values). 0, or -1 (out of memory). */
+int tk_config_dump(const tk_config *cfg, void *file, int json);
 
 #endif

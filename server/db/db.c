@@ -38,7 +38,18 @@ PGconn *tk_db_connect(const char *url, const char *appname, char *err, size_t er
 	if (PQstatus(c) != CONNECTION_OK) {
 		char line[512];
 		one_line(line, sizeof(line), PQerrorMessage(c));
-		snprintf(err, errlen, "cannot connect to the database: %s", line);
+		/* Where it tried (libpq's host and port, never the password): the
+		 * reason alone ("Connection refused") does not say which server. */
+		const char *host = PQhost(c), *port = PQport(c);
+		if (!host || !*host)
+			host = "localhost (the default socket)";
+		if (!port || !*port)
+			port = "5432";
+		if (host[0] == '/')
+			snprintf(err, errlen, "cannot connect to the database at socket %.200s, port %.20s: %s",
+			         host, port, line);
+		else
+			snprintf(err, errlen, "cannot connect to the database at %.200s:%.20s: %s", host, port, line);
 		PQfinish(c);
 		return NULL;
 	}

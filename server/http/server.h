@@ -59,6 +59,12 @@ typedef struct tk_server {
 	/* Held only while the workers' hashers are made, then wiped. */
 	unsigned char pepper[TK_PEPPER_MAX];
 	size_t pepper_len;
+	/* The pepper's check value (peppercheck.h; not secret: the database
+	 * holds it) and whether the database's matched it: 1 yes, 0 not known
+	 * yet (the database was down at start; serve.c retries), -1 it differs.
+	 * /readyz is 503 unless 1. */
+	unsigned char pepper_check[TK_HASH_LEN];
+	_Atomic int pepper_ok;
 	int nworkers;
 	tk_worker *workers;
 	_Atomic int stopping;

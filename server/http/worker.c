@@ -19,6 +19,7 @@
 
 #include "clock.h"
 #include "conn.h"
+#include "portowner.h"
 #include "log.h"
 #include "router.h"
 #include "server.h"
@@ -278,9 +279,15 @@ static evutil_socket_t bind_reuseport(const char *addr, int port, int backlog, c
 	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
 	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
 	    bind(fd, sa, salen) != 0 || listen(fd, backlog) != 0) {
-		snprintf(err, errlen, "cannot listen on %s:%d: %s", addr, port, strerror(errno));
+		int e = errno;
+		char who[256];
 		if (fd >= 0)
 			close(fd);
+		/* A holder without SO_REUSEPORT: name it when it can be found. */
+		if (e == EADDRINUSE && tk_port_listener(addr, port, who, sizeof(who)) == 1)
+			snprintf(err, errlen, "cannot listen on %s:%d: %s by %s", addr, port, strerror(e), who);
+		else
+			snprintf(err, errlen, "cannot listen on %s:%d: %s", addr, port, strerror(e));
 		return -1;
 	}
 	return fd;

@@ -26,14 +26,16 @@ void tk_readyz_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
 	int db = tk_dbpool_connected(srv->db) > 0;
 	int listen = tk_listener_up(srv->listener);
 	int signer = tk_signer_count(w->keys->signer) > 0;
-	/* Ready: the database answers (pool and notification connection) and a
-	 * signing key is loaded. */
-	int ready = db && listen && signer;
-	char body[200];
+	int pepper = atomic_load(&srv->pepper_ok) == 1;
+	/* Ready: the database answers (pool and notification connection), it
+	 * holds this pepper's check value, and a signing key is loaded. */
+	int ready = db && listen && signer && pepper;
+	char body[240];
 	int n = snprintf(body, sizeof(body),
-	                 "{\"status\":\"%s\",\"database\":%s,\"notifications\":%s,\"signing_key\":%s}",
+	                 "{\"status\":\"%s\",\"database\":%s,\"notifications\":%s,\"signing_key\":%s,"
+	                 "\"pepper\":%s}",
 	                 ready ? "ready" : "not_ready", db ? "true" : "false", listen ? "true" : "false",
-	                 signer ? "true" : "false");
+	                 signer ? "true" : "false", pepper ? "true" : "false");
 	if (!ready)
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
 	tk_http_reply(w, req, ri, ready ? 200 : 503, "application/json", body, (size_t)n);

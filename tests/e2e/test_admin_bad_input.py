@@ -115,6 +115,14 @@ CASES = [
     ("account-number", "w", "POST", "keys", K(account=5), None, 400, "invalid_request", "account"),
     ("idempotency-key-256", "w", "POST", "keys", K(), {"Idempotency-Key": "i" * 256}, 400, "invalid_request",
      "Idempotency-Key"),
+    # Empty (or blank: evhttp trims the value): refused, never a silently non-idempotent create.
+    ("idempotency-key-empty", "w", "POST", "keys", K(), {"Idempotency-Key": ""}, 400, "invalid_request",
+     "Idempotency-Key"),
+    ("idempotency-key-blank", "w", "POST", "keys", K(), {"Idempotency-Key": "   "}, 400, "invalid_request",
+     "Idempotency-Key"),
+    # Given twice (two spellings of one name: both are sent): which one would count?
+    ("idempotency-key-twice", "w", "POST", "keys", K(), {"Idempotency-Key": "t-a", "idempotency-key": "t-b"}, 400,
+     "invalid_request", "Idempotency-Key"),
     # A control byte in any header value is refused before the request is parsed (conn.c).
     ("idempotency-key-control", "w", "POST", "keys", K(), {"Idempotency-Key": "a\x01b"}, 400, "invalid_request",
      None),

@@ -8,6 +8,8 @@ import json
 import threading
 import time
 
+import pytest
+
 from support.http import basic, metric
 from support.server import new_key
 
@@ -35,6 +37,7 @@ def wrong(secret):
     return s
 
 
+@pytest.mark.slow
 def test_address_over_limit_gets_429_for_wrong_secrets(tokend, start_server):
     tokend.account("acme", "--key-limit", "5")
     tokend.scopes("read")
@@ -71,6 +74,7 @@ def test_address_over_limit_gets_429_for_wrong_secrets(tokend, start_server):
     assert k["client_secret"] not in log
 
 
+@pytest.mark.slow
 def test_holder_keeps_getting_tokens_while_its_key_id_is_hammered(tokend, start_server):
     """An attacker hammering one key ID with wrong secrets never locks its holder out."""
     tokend.account("acme", "--key-limit", "5")

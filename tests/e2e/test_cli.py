@@ -577,6 +577,7 @@ def test_key_create_bad_arguments(acme, args):
 # ===========================================================================
 # key list / show and the life cycle
 # ===========================================================================
+@pytest.mark.slow
 def test_key_list(acme):
     acme.run("account", "set-limit", "acme", "10", check=0)
     acme.account("beta")
@@ -708,6 +709,7 @@ def test_key_revoke_disabled_then_enable_refused(acme):
     assert acme.json("key", "show", k["client_id"])["state"] == "revoked"
 
 
+@pytest.mark.slow
 def test_key_delete(acme):
     k = acme.create_key("acme", "doomed")
     keep = acme.create_key("acme", "kept")
@@ -791,6 +793,7 @@ def test_unknown_key_id(acme, verb):
 # ===========================================================================
 # The active-key limit
 # ===========================================================================
+@pytest.mark.slow
 def test_limit_counts_enabled_and_disabled_not_revoked_deleted_expired(acme):
     acme.run("account", "set-limit", "acme", "2", check=0)
     a = acme.create_key("acme", "a")
@@ -815,6 +818,7 @@ def test_limit_zero(tokend):
     tokend.refused("key", "create", "--account", "zero", "--name", "k", "--scopes", "read", match="limit")
 
 
+@pytest.mark.slow
 def test_concurrent_creates_respect_limit(acme, sanitized):
     # 50 processes at once; 25 under ASan, where each one's start and SCRAM
     # exchange cost several times more on the 2 cores.
@@ -850,6 +854,7 @@ def test_concurrent_creates_respect_limit(acme, sanitized):
 # ===========================================================================
 # Audit trail
 # ===========================================================================
+@pytest.mark.slow
 def test_audit_one_row_per_change(tokend):
     tk = tokend
     tk.account("acme")
@@ -929,6 +934,7 @@ def _pepper_needles(raw, b64):
             raw.hex(): "pepper (hex)"}
 
 
+@pytest.mark.slow
 def test_secrets_never_leak(pg, acme):
     tk = acme
     tk.run("account", "set-limit", "acme", "20", check=0)
@@ -998,6 +1004,7 @@ def test_secrets_never_leak(pg, acme):
 # every key creation follows, through the command line. Before the fix the
 # first refusals below were successful creations.
 # ---------------------------------------------------------------------------
+@pytest.mark.slow
 def test_key_create_needs_the_scope_granted_to_the_account(acme):
     acme.seed_scopes("billing:admin")
     acme.refused("key", "create", "--account", "acme", "--name", "x", "--scopes", "read billing:admin",
@@ -1039,6 +1046,7 @@ def test_key_subject_never_looks_like_a_key_id(acme):
     assert acme.query("SELECT count(*) FROM api_keys")[0][0] == 1
 
 
+@pytest.mark.slow
 def test_invisible_characters_refused_in_names_subjects_reasons(acme):
     k = acme.create_key("acme", "plain")
     kid = k["client_id"]

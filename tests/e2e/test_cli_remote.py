@@ -739,6 +739,7 @@ def test_remote_admin_grants_only_what_it_holds(env):
     assert k["scopes"] == ["read", "billing:admin"]
 
 
+@pytest.mark.slow
 def test_local_and_remote_agree_on_refusals_and_reasons(env):
     """Both modes parse the command once and leave the key-state rules to the same SQL
     functions: the same refusal for the same request, the same stored result."""

@@ -108,6 +108,7 @@ def test_trickled_body_closed_at_body_deadline(tokend, start_server):
     assert metric(srv.metrics(), "tokend_connections_timed_out_total", phase="body") >= 1
 
 
+@pytest.mark.slow
 def test_idle_then_next_request_deadlines(srv):
     """After a response: idle deadline; the next request's first byte starts its
     header deadline (the idle time before it does not count)."""
@@ -142,6 +143,7 @@ def test_idle_then_next_request_deadlines(srv):
     assert metric(srv.metrics(), "tokend_connections_timed_out_total", phase="idle") >= 1
 
 
+@pytest.mark.slow
 def test_keepalive_requests_each_get_a_fresh_deadline(srv):
     """Deadlines are per request: a client sending a request every second keeps
     its connection for longer than any single deadline."""
@@ -246,6 +248,7 @@ def _socket_fds(pid):
     return n
 
 
+@pytest.mark.slow
 def test_connection_cap(tokend, start_server):
     """max_connections: the server never holds more; the rest wait in the
     kernel's backlog and are served as deadlines free places."""

@@ -98,6 +98,7 @@ def report(title, lines):
 # ===========================================================================
 # E1/E2: 20 restarts, fast and immediate, under load
 # ===========================================================================
+@pytest.mark.slow
 def test_postgres_restarted_20_times_under_load(tokend, start_server, pg_restarter, sanitized):
     pg = pg_restarter
     hang = hang_bound(sanitized)
@@ -249,6 +250,7 @@ KILL_ALL = ("SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)), "
             "AND application_name IN ('tokend', 'tokend-listener')")
 
 
+@pytest.mark.slow
 def test_backends_terminated_20_times_under_load(tokend, start_server, sanitized):
     hang = hang_bound(sanitized)
     tokend.account("acme", "--key-limit", "20")
@@ -327,6 +329,7 @@ KILL_LISTENER = ("SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM 
                  "WHERE datname = current_database() AND application_name = 'tokend-listener'")
 
 
+@pytest.mark.slow
 def test_listener_killed_around_disable_repeatedly(tokend, start_server, sanitized):
     hang = hang_bound(sanitized)
     tokend.account("acme", "--key-limit", "20")

@@ -277,6 +277,7 @@ def test_example_issuer_and_audience(acme, start_server, start_rs):
 # ===========================================================================
 # Key rotation: refetch on an unknown kid
 # ===========================================================================
+@pytest.mark.slow
 def test_example_follows_key_rotation(acme, start_server, start_rs, signing_keys):
     t = acme
     k = new_key(t, "acme", "rotating", "orders:read")
@@ -330,6 +331,7 @@ def test_example_follows_key_rotation(acme, start_server, start_rs, signing_keys
     assert rs.fetch_failures() == 0, rs.stderr()
 
 
+@pytest.mark.slow
 def test_example_refetch_is_rate_limited(acme, start_server, start_rs, signing_keys):
     t = acme
     k = new_key(t, "acme", "rate", "orders:read")

@@ -611,6 +611,7 @@ def test_revoke_foreign_token_refused(env):
 # ===========================================================================
 # SECURITY E5: PostgreSQL down
 # ===========================================================================
+@pytest.mark.slow
 def test_introspection_and_revocation_while_postgres_is_down(tokend, start_server, pg_restarter):
     pg = pg_restarter
     t = tokend

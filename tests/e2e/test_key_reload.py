@@ -125,6 +125,7 @@ def test_rotation_by_sighup(tokend, start_server, signing_keys):
     assert any("/nonexistent/key.pem" in f.get("detail", "") for f in fails), fails
 
 
+@pytest.mark.slow
 def test_reload_under_load(tokend, start_server, signing_keys):
     """Tokens keep flowing while the keys are swapped back and forth: every
     answer is a 200 whose token verifies against the JWKS published at its time."""

@@ -48,6 +48,7 @@ def warm(srv, key, times=2):
 # Point 6: disable / revoke / delete -> no token anywhere 1 s after the command returns
 # ===========================================================================
 @pytest.mark.parametrize("action", ["disable", "revoke", "delete"])
+@pytest.mark.slow
 def test_revocation_reaches_every_instance_within_1s(tokend, start_server, action):
     tokend.account("acme", "--key-limit", "20")
     tokend.scopes("read")
@@ -99,6 +100,7 @@ def test_revocation_reaches_every_instance_within_1s(tokend, start_server, actio
 # Point 7: PostgreSQL stops and comes back under load
 # ===========================================================================
 @pytest.mark.parametrize("mode", ["fast", "immediate"])
+@pytest.mark.slow
 def test_postgres_outage_under_load(tokend, start_server, pg_restarter, mode):
     pg = pg_restarter
     tokend.account("acme", "--key-limit", "20")
@@ -226,6 +228,7 @@ def _backend_pids(tokend, apps):
     return rows
 
 
+@pytest.mark.slow
 def test_all_tokend_backends_terminated(tokend, start_server):
     tokend.account("acme", "--key-limit", "20")
     tokend.scopes("read")
@@ -262,6 +265,7 @@ def test_all_tokend_backends_terminated(tokend, start_server):
     assert len(_backend_pids(tokend, ("tokend",))) >= 1
 
 
+@pytest.mark.slow
 def test_listener_killed_then_key_disabled(tokend, start_server):
     """Kill only the LISTEN connection, disable a cached key right after: refused within 1 s."""
     tokend.account("acme", "--key-limit", "20")
@@ -365,6 +369,7 @@ def _closed_after(port, data, limit):
         s.close()
 
 
+@pytest.mark.slow
 def test_slow_and_idle_connections_closed(tokend, start_server):
     tokend.account("acme")
     tokend.scopes("read")
@@ -418,6 +423,7 @@ def test_slow_and_idle_connections_closed(tokend, start_server):
 # ===========================================================================
 # Shutdown: SIGTERM while tokens are being issued
 # ===========================================================================
+@pytest.mark.slow
 def test_sigterm_under_load_exits_cleanly(tokend, start_server):
     """SIGTERM with requests in flight and last-used marks pending: exit 0, no sanitizer
     report. Repeated at several offsets, so that the last-used flush timer (1 s) falls

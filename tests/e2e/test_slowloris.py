@@ -8,6 +8,8 @@ import socket
 import threading
 import time
 
+import pytest
+
 from support.http import metric
 from support.server import new_key
 
@@ -19,6 +21,7 @@ def percentile(values, p):
     return v[min(len(v) - 1, int(round(p / 100.0 * (len(v) - 1))))]
 
 
+@pytest.mark.slow
 def test_normal_clients_fast_with_1000_slow_connections(tokend, start_server):
     tokend.account("acme", "--key-limit", "5")
     tokend.scopes("read")

@@ -631,6 +631,7 @@ def test_authlib_oauth2session(env, monkeypatch, method):
 # Point 8: no secret, token or pepper in any log line or CLI output
 # (keep this test last in the module: it checks everything the session produced)
 # ===========================================================================
+@pytest.mark.slow
 def test_zz_no_secret_token_or_pepper_in_any_output(env):
     # Exercise the error paths once more with a canary key, then scan.
     canary = new_key(env.t, "acme", "canary", "read")

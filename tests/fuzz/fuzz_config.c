@@ -17,9 +17,19 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	/* The environment overrides apply to files too; keep them out. */
-	unsetenv("TOKEND_DATABASE_URL");
-	unsetenv("TOKEND_PEPPER");
+	/* The environment overrides (TOKEND_<KEY>) apply to files too; keep them out. */
+	extern char **environ;
+	for (size_t i = 0; environ[i];) {
+		char name[128];
+		size_t n = strcspn(environ[i], "=");
+		if (strncmp(environ[i], "TOKEND_", 7) == 0 && n < sizeof(name)) {
+			memcpy(name, environ[i], n);
+			name[n] = '\0';
+			unsetenv(name);
+			continue;          /* environ shifted: look at slot i again */
+		}
+		i++;
+	}
 	return 0;
 }
 
@@ -63,12 +73,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t dlen = 0;
 	FILE *f = open_memstream(&dump, &dlen);
 	FUZZ_CHECK(f != NULL);
-	tk_config_dump(&cfg, f);
+	FUZZ_CHECK(tk_config_dump(&cfg, f, 0) == 0);
 	fclose(f);
 	const char *line = strstr(dump, "\npepper = ");
 	FUZZ_CHECK(line != NULL);
 	line += strlen("\npepper = ");
 	FUZZ_CHECK(strncmp(line, cfg.pepper[0] ? "********\n" : "\n", cfg.pepper[0] ? 9 : 1) == 0);
+	free(dump);
+	/* The JSON form is made from the same masked texts. */
+	dump = NULL;
+	f = open_memstream(&dump, &dlen);
+	FUZZ_CHECK(f != NULL);
+	FUZZ_CHECK(tk_config_dump(&cfg, f, 1) == 0);
+	fclose(f);
+	FUZZ_CHECK(cfg.pepper[0] == '\0' || strstr(dump, "\"pepper\": {\n      \"value\": \"********\"") != NULL);
 	free(dump);
 
 	/* Relative paths resolve against the file's directory. */

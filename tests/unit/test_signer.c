@@ -622,10 +622,36 @@ static void test_refusals(void)
 	/* Permissions. */
 	const char *p644 = write_pem("open.pem", ec, PKCS8, 0644);
 	expect_refused(p644, "readable by others");
-	snprintf(msg, sizeof(msg), "%s: private key file is readable by others (chmod 600)", p644);
+	snprintf(msg, sizeof(msg), "%s: private key file is readable by others (mode 0644, owner uid %ld): "
+	         "run chmod o-rwx on it (0600, 0400, or 0640/0440 owned by root or by tokend's user uid %ld "
+	         "are accepted)", p644, (long)geteuid(), (long)geteuid());
 	TEST_ASSERT_STR(errbuf, msg);
-	expect_refused(write_pem("group.pem", ec, PKCS8, 0640), "(chmod 600)");
-	expect_refused(write_pem("gwrite.pem", ec, PKCS8, 0620), "(chmod 600)");
+	expect_refused(write_pem("oread.pem", ec, PKCS8, 0604), "readable by others (mode 0604");
+	expect_refused(write_pem("owrite.pem", ec, PKCS8, 0602), "accessible by others (mode 0602");
+	expect_refused(write_pem("gwrite.pem", ec, PKCS8, 0620), "writable or executable by its group (mode 0620");
+	expect_refused(write_pem("gwrite2.pem", ec, PKCS8, 0660), "run chmod g-wx on it");
+	/* Group-readable, owned by this process's user: a Kubernetes secret volume with fsGroup. */
+	{
+		tk_signer *s = tk_signer_new();
+		const char *p640 = write_pem("group.pem", ec, PKCS8, 0640);
+		TEST_ASSERT(tk_signer_add_file(s, p640, errbuf, sizeof(errbuf)) == 0);
+		tk_signer_free(s);
+		s = tk_signer_new();
+		TEST_ASSERT(tk_signer_add_file(s, write_pem("group440.pem", ec, PKCS8, 0440), errbuf,
+		                               sizeof(errbuf)) == 0);
+		tk_signer_free(s);
+	}
+	/* The owner rule alone (a file cannot be given away without privileges). */
+	TEST_ASSERT(tk_secret_file_mode_ok(0100640, 0, "f", errbuf, sizeof(errbuf)) == 0);
+	TEST_ASSERT(tk_secret_file_mode_ok(0100640, (long)geteuid(), "f", errbuf, sizeof(errbuf)) == 0);
+	TEST_ASSERT(tk_secret_file_mode_ok(0100600, 4242, "f", errbuf, sizeof(errbuf)) == 0);
+	if (geteuid() != 4242) {
+		TEST_ASSERT(tk_secret_file_mode_ok(0100640, 4242, "f", errbuf, sizeof(errbuf)) == -1);
+		snprintf(msg, sizeof(msg), "f is readable by its group but owned by uid 4242, neither root nor "
+		         "tokend's user (uid %ld) (mode 0640): chown it to one of them, or chmod g-r it",
+		         (long)geteuid());
+		TEST_ASSERT_STR(errbuf, msg);
+	}
 
 	/* Missing, directory, empty, garbage, public key only. */
 	expect_refused(tmp_path("missing.pem"), "cannot open");

@@ -55,6 +55,20 @@ TK_API int tk_pepper_decode(const char *text, unsigned char out[TK_PEPPER_MAX], 
 TK_API int tk_random_bytes(void *buf, size_t n);
 TK_API void tk_random_fail_for_testing(int n);
 
+/*
+ * Whether a file holding a secret (a signing key, the pepper) may be used,
+ * from its mode and owner (fstat): others must have no access at all; its
+ * group may read it (0640, 0440: e.g. a Kubernetes secret volume with an
+ * fsGroup) when the file is owned by root or by this process's effective
+ * user, never write or run it. 0 if fine; -1 with the reason in `why`, which
+ * names `what`, the mode, the owner and the fix, e.g.
+ *   "private key file is readable by others (mode 0644, owner uid 1000):
+ *    run chmod o-rwx on it (0600, 0400, or 0640/0440 owned by root or by
+ *    tokend's user uid 998 are accepted)"
+ */
+TK_API int tk_secret_file_mode_ok(unsigned int mode, long owner, const char *what,
+                                  char *why, size_t wl);
+
 /* Wipe memory so the compiler cannot elide it (OPENSSL_cleanse). */
 TK_API void tk_wipe(void *p, size_t n);
 
