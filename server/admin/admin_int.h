@@ -124,4 +124,13 @@ void tk_admin_scopes_list(tk_adminreq *ar);
 void tk_admin_scope_add(tk_adminreq *ar);
 void tk_admin_audit(tk_adminreq *ar);
 
+/* members.c */
+void tk_admin_roles_list(tk_adminreq *ar);
+void tk_admin_role_get(tk_adminreq *ar);
+void tk_admin_role_put(tk_adminreq *ar);     /* POST /roles, PATCH /roles/{name} */
+void tk_admin_members_list(tk_adminreq *ar);
+void tk_admin_member_get(tk_adminreq *ar);
+void tk_admin_member_add(tk_adminreq *ar);
+void tk_admin_member_deactivate(tk_adminreq *ar);
+
 #endif

@@ -389,7 +389,16 @@ static int remote_create(const tk_key_request *rq, json_t **key, char secret[TK_
 	if (!body)
 		cli_fail(CLI_REFUSED, "out of memory: no key was created");
 	json_object_set_new(body, "name", json_string(rq->name));
-	json_object_set(body, "scopes", rq->scopes);
+	if (!rq->role)
+		json_object_set(body, "scopes", rq->scopes);
+	else
+		json_object_set_new(body, "role", json_string(rq->role));
+	if (rq->member)
+		json_object_set_new(body, "member", json_string(rq->member));
+	if (rq->environment)
+		json_object_set_new(body, "environment", json_string(rq->environment));
+	if (rq->claims)
+		json_object_set(body, "claims", rq->claims);
 	if (json_array_size(rq->audiences))
 		json_object_set(body, "audiences", rq->audiences);
 	if (rq->subject)
@@ -437,6 +446,12 @@ static int list_account(json_t *out, const char *account, const tk_key_request *
 		}
 		if (rq->state)
 			n += (size_t)snprintf(path + n, sizeof(path) - n, "state=%s&", rq->state);
+		for (int f = 0; f < TK_KEY_LIST_FILTERS; f++)
+			if (rq->filters[f]) {
+				e = enc(rq->filters[f]);
+				n += (size_t)snprintf(path + n, sizeof(path) - n, "%s=%s&", tk_key_list_filters[f], e);
+				free(e);
+			}
 		if (cursor) {
 			e = enc(cursor);
 			n += (size_t)snprintf(path + n, sizeof(path) - n, "cursor=%s&", e);
