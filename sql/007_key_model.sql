@@ -17,6 +17,9 @@
 --   * claims: an immutable JSON object of custom claims every token of the key
 --     carries: strings, numbers, booleans and arrays of strings; at most 1024
 --     bytes as stored text; no name of a registered JWT claim or of tokend's.
+--   * key IDs may carry any operator-configured prefix (tokend.conf
+--     key_id_prefix_live / key_id_prefix_test; the secret's is secret_prefix):
+--     keys made under an earlier prefix keep working.
 -- Refusal HINTs added: unknown_role (400, role), role_and_scopes (400, role),
 -- unknown_member (400, member), member_inactive (409), invalid_claims (400,
 -- claims), invalid_environment (400, environment), conflict (409).
@@ -48,6 +51,10 @@ ALTER TABLE api_keys
     ADD COLUMN environment text NOT NULL DEFAULT 'live' CHECK (environment IN ('live', 'test')),
     ADD COLUMN claims jsonb NOT NULL DEFAULT '{}',
     ADD FOREIGN KEY (account_id, member_id) REFERENCES members (account_id, id);
+-- Key IDs under any operator-configured prefix (lib keyfmt.h: 2-16 characters
+-- [a-z0-9_], a letter first, '_' last; then 22 random and 6 checksum base62).
+ALTER TABLE api_keys DROP CONSTRAINT api_keys_id_check,
+    ADD CONSTRAINT api_keys_id_check CHECK (id ~ '^[a-z][a-z0-9_]{0,14}_[0-9A-Za-z]{28}$');
 CREATE INDEX api_keys_member_idx ON api_keys (account_id, member_id) WHERE member_id IS NOT NULL;
 
 -- Claim names a key may not set: the registered JWT claims (RFC 7519), the
@@ -538,4 +545,54 @@ BEGIN
         RAISE EXCEPTION 'unknown action %', p_action USING HINT = 'invalid';
     END IF;
     RETURN tokend_key_json(k);
+END $$;
+
+-- tokend_app's privileges (sql/006_roles.sql), now with the new tables: roles
+-- and members are never deleted, and only their changeable columns update.
+CREATE OR REPLACE FUNCTION tokend_grant_app() RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    nsp   oid := (SELECT relnamespace FROM pg_class WHERE oid = 'api_keys'::regclass);
+    sch   text := (SELECT nspname FROM pg_namespace WHERE oid = nsp);
+    t     record;
+    privs text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'tokend_app') THEN
+        RAISE EXCEPTION 'the role tokend_app does not exist'
+            USING HINT = 'as a superuser: CREATE ROLE tokend_app NOLOGIN';
+    END IF;
+    IF (SELECT rolsuper FROM pg_roles WHERE rolname = 'tokend_app')
+       OR pg_has_role('tokend_app', current_user, 'MEMBER') THEN
+        RAISE EXCEPTION 'tokend_app must be neither a superuser nor a member of the schema owner %', current_user;
+    END IF;
+    EXECUTE format('GRANT USAGE ON SCHEMA %I TO tokend_app', sch);
+    EXECUTE format('REVOKE CREATE ON SCHEMA %I FROM tokend_app', sch);
+    IF pg_has_role(current_user, (SELECT nspowner FROM pg_namespace WHERE oid = nsp), 'USAGE') THEN
+        EXECUTE format('REVOKE CREATE ON SCHEMA %I FROM PUBLIC', sch);
+    END IF;
+    FOR t IN SELECT c.relname, c.relkind FROM pg_class c
+              WHERE c.relnamespace = nsp AND c.relkind IN ('r', 'p', 'v', 'S')
+                AND pg_has_role(current_user, c.relowner, 'USAGE')
+              ORDER BY c.relname LOOP
+        IF t.relkind = 'S' THEN
+            EXECUTE format('REVOKE ALL ON SEQUENCE %I.%I FROM tokend_app', sch, t.relname);
+            EXECUTE format('GRANT USAGE, SELECT ON SEQUENCE %I.%I TO tokend_app', sch, t.relname);
+            CONTINUE;
+        END IF;
+        -- Also revokes the column privileges.
+        EXECUTE format('REVOKE ALL ON TABLE %I.%I FROM tokend_app', sch, t.relname);
+        privs := CASE t.relname
+            WHEN 'api_keys' THEN 'SELECT, INSERT, UPDATE (name, disabled_at, revoked_at, revoked_by, '
+                                 'revoke_reason, deleted_at, last_used_at, rate_limit)'
+            WHEN 'accounts' THEN 'SELECT, INSERT, UPDATE (name, key_limit, disabled_at)'
+            WHEN 'scopes' THEN 'SELECT, INSERT'
+            WHEN 'audit_log' THEN 'SELECT, INSERT'
+            WHEN 'revoked_tokens' THEN 'SELECT, INSERT, DELETE'
+            WHEN 'idempotency_keys' THEN 'SELECT, INSERT'
+            WHEN 'roles' THEN 'SELECT, INSERT, UPDATE (description, scopes, updated_at)'
+            WHEN 'members' THEN 'SELECT, INSERT, UPDATE (name, deactivated_at)'
+            WHEN 'tokend_migrations' THEN 'SELECT'
+            ELSE 'SELECT, INSERT, UPDATE, DELETE' END;
+        EXECUTE format('GRANT %s ON TABLE %I.%I TO tokend_app', privs, sch, t.relname);
+    END LOOP;
+    EXECUTE format('GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA %I TO tokend_app', sch);
 END $$;

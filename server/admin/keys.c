@@ -199,10 +199,13 @@ void tk_admin_key_create(tk_adminreq *ar)
 		free(canon);
 	}
 	/* The new key's ID, secret and hash. */
-	char id[TK_KEY_ID_LEN + 1], hint[TK_HINT_LEN + 1];
+	char id[TK_KEY_ID_MAX + 1], hint[TK_HINT_LEN + 1];
 	unsigned char hash[TK_HASH_LEN];
-	if (tk_key_id_generate(id) != TK_KEYFMT_OK || tk_secret_generate(ar->secret) != TK_KEYFMT_OK ||
-	    tk_hasher_hash(ar->w->hasher, ar->secret, TK_SECRET_LEN, hash) != 0) {
+	const tk_config *cfg = ar->w->srv->cfg;
+	const char *id_prefix = env && strcmp(env, "test") == 0 ? cfg->key_id_prefix_test : cfg->key_id_prefix_live;
+	if (tk_key_id_generate_prefixed(id_prefix, id) != TK_KEYFMT_OK ||
+	    tk_secret_generate_prefixed(cfg->secret_prefix, ar->secret) != TK_KEYFMT_OK ||
+	    tk_hasher_hash(ar->w->hasher, ar->secret, strlen(ar->secret), hash) != 0) {
 		tk_wipe(ar->secret, sizeof(ar->secret));
 		return tk_admin_send_error(ar, 500, "server_error", "could not generate a key", NULL);
 	}

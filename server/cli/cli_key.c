@@ -178,7 +178,7 @@ static void check_key_id(const char *id)
 	if (st == TK_KEYFMT_OK)
 		return;
 	/* Never echo the value: it may be a secret pasted in the wrong place. */
-	if (strncmp(id, TK_SECRET_PREFIX, strlen(TK_SECRET_PREFIX)) == 0)
+	if (tk_secret_check(id, strlen(id)) == TK_KEYFMT_OK || strncmp(id, TK_SECRET_PREFIX, strlen(TK_SECRET_PREFIX)) == 0)
 		cli_fail(CLI_REFUSED, "that is not a key ID but looks like a secret (tks_...): give the key ID "
 		         "(tk_...); if the secret was exposed, revoke the key");
 	cli_fail(CLI_REFUSED, "malformed key ID (%s): key IDs are tk_ followed by 28 letters and digits", tk_keyfmt_strerror(st));
@@ -472,13 +472,13 @@ static int run(const tk_keys_backend *be, tk_key_request *rq)
 	int rc;
 	be->open(rq);
 	if (strcmp(rq->verb, "create") == 0) {
-		char secret[TK_SECRET_LEN + 1] = "";
+		char secret[TK_SECRET_MAX + 1] = "";
 		if (be->create(rq, &k, secret, &ref) != 0)
 			refused(rq, &ref);
 		k = normalised(k, be);
 		if (!secret[0]) {
 			/* An idempotent replay: this key was made by an earlier request. */
-			char id[TK_KEY_ID_LEN + 1];
+			char id[TK_KEY_ID_MAX + 1];
 			snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(k, "client_id")));
 			cli_key_print_changed(k, NULL);
 			fflush(stdout);

@@ -79,7 +79,7 @@ typedef struct tk_keys_backend {
 	void (*close)(void);
 	/* `secret` receives the new key's secret; "" when the answer is an
 	 * idempotent replay of an earlier create (the secret was shown then). */
-	int (*create)(const tk_key_request *rq, json_t **key, char secret[TK_SECRET_LEN + 1], tk_key_refusal *ref);
+	int (*create)(const tk_key_request *rq, json_t **key, char secret[TK_SECRET_MAX + 1], tk_key_refusal *ref);
 	int (*list)(const tk_key_request *rq, json_t **keys, tk_key_refusal *ref);
 	int (*show)(const tk_key_request *rq, json_t **key, tk_key_refusal *ref);
 	int (*rename)(const tk_key_request *rq, json_t **key, tk_key_refusal *ref);

@@ -67,7 +67,7 @@ static void local_close(void)
 {
 }
 
-static int local_create(const tk_key_request *rq, json_t **key, char secret[TK_SECRET_LEN + 1],
+static int local_create(const tk_key_request *rq, json_t **key, char secret[TK_SECRET_MAX + 1],
                         tk_key_refusal *ref)
 {
 	tk_config *cfg = cli_config();
@@ -108,16 +108,19 @@ static int local_create(const tk_key_request *rq, json_t **key, char secret[TK_S
 	}
 
 	PGresult *r = NULL;
-	char key_id[TK_KEY_ID_LEN + 1], hint[TK_HINT_LEN + 1];
+	char key_id[TK_KEY_ID_MAX + 1], hint[TK_HINT_LEN + 1];
 	unsigned char hash[TK_HASH_LEN];
 	char hash_hex[2 * TK_HASH_LEN + 3];
 	const char *fail = NULL;
 	for (int attempt = 0; attempt < 3; attempt++) {
-		if (tk_key_id_generate(key_id) != TK_KEYFMT_OK || tk_secret_generate(secret) != TK_KEYFMT_OK) {
+		const char *id_prefix = rq->environment && strcmp(rq->environment, "test") == 0
+		                        ? cfg->key_id_prefix_test : cfg->key_id_prefix_live;
+		if (tk_key_id_generate_prefixed(id_prefix, key_id) != TK_KEYFMT_OK ||
+		    tk_secret_generate_prefixed(cfg->secret_prefix, secret) != TK_KEYFMT_OK) {
 			fail = "the random number generator failed: no key was created";
 			break;
 		}
-		if (tk_hasher_hash(hasher, secret, TK_SECRET_LEN, hash) != 0) {
+		if (tk_hasher_hash(hasher, secret, strlen(secret), hash) != 0) {
 			fail = "hashing the secret failed: no key was created";
 			break;
 		}
@@ -149,7 +152,7 @@ static int local_create(const tk_key_request *rq, json_t **key, char secret[TK_S
 	free(aud_arr);
 	free(claims);
 	if (fail || !r || !tk_db_ok(r)) {
-		tk_wipe(secret, TK_SECRET_LEN + 1);
+		tk_wipe(secret, TK_SECRET_MAX + 1);
 		secret[0] = '\0';
 		if (fail)
 			cli_fail(CLI_REFUSED, "%s", fail);

@@ -30,6 +30,9 @@ typedef struct tk_config {
 	int admin_listen_port;    /* 0: the admin API shares the main listener */
 	int workers;
 	char *issuer;
+	char *key_id_prefix_live; /* prefixes of new keys (keyfmt.h); old prefixes keep working */
+	char *key_id_prefix_test;
+	char *secret_prefix;
 	char *signing_keys;       /* space-separated paths */
 	char *signing_key_active;
 	int64_t token_lifetime;   /* seconds */

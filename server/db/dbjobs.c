@@ -40,7 +40,7 @@ const size_t tk_dbstatements_count = sizeof(tk_dbstatements) / sizeof(tk_dbstate
 /* Two array literals for last_used: {id,...} and {time,...}. IDs are [0-9A-Za-z_]. */
 static int last_used_params(const tk_dbjob *j, tk_dbcall *c)
 {
-	size_t cap = j->n * (TK_KEY_ID_LEN + 24) + 3, a = 0, b = 0;
+	size_t cap = j->n * (TK_KEY_ID_MAX + 24) + 3, a = 0, b = 0;
 	char *ids = malloc(cap), *times = malloc(cap);
 
 	if (!ids || !times) {

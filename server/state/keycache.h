@@ -30,7 +30,7 @@
 typedef struct tk_apikey {
 	_Atomic int refs;
 	int found;                        /* 0: a negative entry (no such key) */
-	char id[TK_KEY_ID_LEN + 1];
+	char id[TK_KEY_ID_MAX + 1];
 	char account[64];
 	unsigned char hash[TK_HASH_LEN];
 	int pepper_id;
