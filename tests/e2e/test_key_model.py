@@ -11,7 +11,7 @@ import jwt
 import psycopg2
 import pytest
 
-from support.admin import (Admin, OPERATOR, READ, WRITE, audit_since, create, env, max_audit, ok, pair,  # noqa: F401
+from support.admin import (OPERATOR, audit_since, create, env, max_audit, ok, pair,  # noqa: F401
                            refused, snapshot)
 from support.registry import remember_secret
 from support.server import get_token
