@@ -25,6 +25,8 @@ static const char usage[] =
 	"  migrate               Apply the database migrations (idempotent).\n"
 	"  account ...           Accounts: create, list, show, set-limit, disable, enable.\n"
 	"  scope ...             The scope catalogue: add, list.\n"
+	"  role ...              The role catalogue (named scope sets): add, update, list, show.\n"
+	"  member ...            An account's members (member keys): add, list, show, deactivate.\n"
 	"  key ...               API keys: create, list, show, rename, disable, enable,\n"
 	"                        revoke, delete; with --url URL over a server's admin API.\n"
 	"  config                Print the effective configuration (secrets masked).\n"
@@ -98,6 +100,10 @@ int main(int argc, char **argv)
 		rc = cli_account(argc - 1, argv + 1);
 	else if (strcmp(cmd, "scope") == 0)
 		rc = cli_scope(argc - 1, argv + 1);
+	else if (strcmp(cmd, "role") == 0)
+		rc = cli_role(argc - 1, argv + 1);
+	else if (strcmp(cmd, "member") == 0)
+		rc = cli_member(argc - 1, argv + 1);
 	else if (strcmp(cmd, "key") == 0)
 		rc = cli_key(argc - 1, argv + 1);
 	else if (strcmp(cmd, "verify") == 0)

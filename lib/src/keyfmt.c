@@ -155,6 +155,22 @@ static tk_keyfmt_status generate(char *out, size_t total, const char *prefix,
 	return TK_KEYFMT_OK;
 }
 
+/* A prefix of n bytes: [a-z][a-z0-9_]*_ with 2 <= n <= TK_PREFIX_MAX. */
+static int prefix_ok(const char *p, size_t n)
+{
+	if (n < 2 || n > TK_PREFIX_MAX || p[0] < 'a' || p[0] > 'z' || p[n - 1] != '_')
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if (!((p[i] >= 'a' && p[i] <= 'z') || (p[i] >= '0' && p[i] <= '9') || p[i] == '_'))
+			return 0;
+	return 1;
+}
+
+int tk_prefix_valid(const char *p)
+{
+	return p != NULL && prefix_ok(p, strnlen(p, TK_PREFIX_MAX + 1));
+}
+
 tk_keyfmt_status tk_key_id_generate(char out[TK_KEY_ID_LEN + 1])
 {
 	return generate(out, TK_KEY_ID_LEN, TK_KEY_ID_PREFIX, sizeof(TK_KEY_ID_PREFIX) - 1,
@@ -167,12 +183,36 @@ tk_keyfmt_status tk_secret_generate(char out[TK_SECRET_LEN + 1])
 	                TK_SECRET_RANDOM);
 }
 
-static tk_keyfmt_status check(const char *s, size_t len, size_t want_len, const char *prefix,
-                              size_t prefix_len)
+tk_keyfmt_status tk_key_id_generate_prefixed(const char *prefix, char out[TK_KEY_ID_MAX + 1])
 {
-	if (s == NULL || len != want_len)
+	if (prefix == NULL)
+		prefix = TK_KEY_ID_PREFIX;
+	out[0] = '\0';
+	if (!tk_prefix_valid(prefix))
+		return TK_KEYFMT_PREFIX;
+	size_t n = strlen(prefix);
+	return generate(out, n + TK_KEY_ID_RANDOM + TK_CHECKSUM_LEN, prefix, n, TK_KEY_ID_RANDOM);
+}
+
+tk_keyfmt_status tk_secret_generate_prefixed(const char *prefix, char out[TK_SECRET_MAX + 1])
+{
+	if (prefix == NULL)
+		prefix = TK_SECRET_PREFIX;
+	out[0] = '\0';
+	if (!tk_prefix_valid(prefix))
+		return TK_KEYFMT_PREFIX;
+	size_t n = strlen(prefix);
+	return generate(out, n + TK_SECRET_RANDOM + TK_CHECKSUM_LEN, prefix, n, TK_SECRET_RANDOM);
+}
+
+/* A value: a valid prefix, then `tail` base62 characters of which the last
+ * TK_CHECKSUM_LEN are the CRC of everything before them. */
+static tk_keyfmt_status check(const char *s, size_t len, size_t tail)
+{
+	if (s == NULL || len < tail + 2 || len > tail + TK_PREFIX_MAX)
 		return TK_KEYFMT_LENGTH;
-	if (memcmp(s, prefix, prefix_len) != 0)
+	size_t prefix_len = len - tail;
+	if (!prefix_ok(s, prefix_len))
 		return TK_KEYFMT_PREFIX;
 	for (size_t i = prefix_len; i < len; i++)
 		if (b62_value((unsigned char)s[i]) < 0)
@@ -190,23 +230,24 @@ static tk_keyfmt_status check(const char *s, size_t len, size_t want_len, const 
 
 tk_keyfmt_status tk_key_id_check(const char *s, size_t len)
 {
-	return check(s, len, TK_KEY_ID_LEN, TK_KEY_ID_PREFIX, sizeof(TK_KEY_ID_PREFIX) - 1);
+	return check(s, len, TK_KEY_ID_RANDOM + TK_CHECKSUM_LEN);
 }
 
 tk_keyfmt_status tk_secret_check(const char *s, size_t len)
 {
-	return check(s, len, TK_SECRET_LEN, TK_SECRET_PREFIX, sizeof(TK_SECRET_PREFIX) - 1);
+	return check(s, len, TK_SECRET_RANDOM + TK_CHECKSUM_LEN);
 }
 
 void tk_secret_hint(const char *secret, char out[TK_HINT_LEN + 1])
 {
-	/* Only a NUL-terminated string of exactly TK_SECRET_LEN gets a hint;
-	 * anything else gets "" rather than some other 4 characters of it. */
-	if (secret == NULL || strnlen(secret, TK_SECRET_LEN + 1) != TK_SECRET_LEN) {
+	/* Only a NUL-terminated well-formed secret gets a hint; anything else
+	 * gets "" rather than some other 4 characters of it. */
+	size_t n = secret ? strnlen(secret, TK_SECRET_MAX + 1) : 0;
+	if (secret == NULL || n > TK_SECRET_MAX || tk_secret_check(secret, n) != TK_KEYFMT_OK) {
 		out[0] = '\0';
 		return;
 	}
-	memcpy(out, secret + TK_SECRET_LEN - TK_HINT_LEN, TK_HINT_LEN);
+	memcpy(out, secret + n - TK_HINT_LEN, TK_HINT_LEN);
 	out[TK_HINT_LEN] = '\0';
 }
 

@@ -103,6 +103,21 @@ static int claim_int(jwt_t *jwt, const char *name, int64_t value)
 	return claim_set(jwt, &v, name);
 }
 
+/* The members of the JSON object `json` as claims, none replacing a claim
+ * already set (libjwt: a JSON value without a name, replace off). */
+static int claims_merge(jwt_t *jwt, const char *json)
+{
+	jwt_value_t v;
+
+	memset(&v, 0, sizeof(v));
+	v.type = JWT_VALUE_JSON;
+	v.name = NULL;
+	/* libjwt reads json_val on a set (its field is not const-qualified). */
+	memcpy(&v.json_val, &json, sizeof(json));
+	v.replace = 0;
+	return jwt_claim_set(jwt, &v) == JWT_VALUE_ERR_NONE ? 0 : -1;
+}
+
 /* aud as a JSON array (2..n audiences). */
 static int claim_aud_array(jwt_t *jwt, const char *const *aud, size_t count)
 {
@@ -166,6 +181,10 @@ static int mint_cb(jwt_t *jwt, jwt_config_t *cfg)
 		bad = "exp";
 	else if (claim_str(jwt, "jti", m->jti) != 0)
 		bad = "jti";
+	else if (c->env != NULL && claim_str(jwt, "env", c->env) != 0)
+		bad = "env";
+	else if (c->extra != NULL && c->extra[0] != '\0' && claims_merge(jwt, c->extra) != 0)
+		bad = "(custom claims)";
 	if (bad != NULL) {
 		snprintf(m->cb_err, sizeof(m->cb_err),
 		         "cannot set claim %s (not valid UTF-8?)", bad);

@@ -48,7 +48,7 @@ typedef struct tk_adminreq {
 	char path[TK_ADMIN_PATH_MAX];     /* the request's path, never its query (logged) */
 	char id[TK_ADMIN_ID_MAX];         /* {id} from the path */
 	char account[64];                 /* the caller's account */
-	char caller_key[TK_KEY_ID_LEN + 1];
+	char caller_key[TK_KEY_ID_MAX + 1];
 	char caller_jti[72];
 	char caller_scope[TK_SCOPE_STRING_MAX + 1];   /* the token's scope claim ("" if none) */
 	int operator;
@@ -61,7 +61,7 @@ typedef struct tk_adminreq {
 	char *own[TK_DBJOB_MAX_PARAMS];   /* strings owned for the job's params (wiped, freed) */
 	int nown;
 	int oom;                          /* tk_admin_own() failed: run answers 500, never queries */
-	char secret[TK_SECRET_LEN + 1];   /* key create: shown once */
+	char secret[TK_SECRET_MAX + 1];   /* key create: shown once */
 	char hash_hex[2 * TK_HASH_LEN + 3];   /* key create: the secret's hash, "\\x..." (wiped) */
 	tk_dbjob job;
 	int stage;                        /* 0: checking the caller; 1: the operation */
@@ -123,5 +123,14 @@ void tk_admin_account_scopes(tk_adminreq *ar);
 void tk_admin_scopes_list(tk_adminreq *ar);
 void tk_admin_scope_add(tk_adminreq *ar);
 void tk_admin_audit(tk_adminreq *ar);
+
+/* members.c */
+void tk_admin_roles_list(tk_adminreq *ar);
+void tk_admin_role_get(tk_adminreq *ar);
+void tk_admin_role_put(tk_adminreq *ar);     /* POST /roles, PATCH /roles/{name} */
+void tk_admin_members_list(tk_adminreq *ar);
+void tk_admin_member_get(tk_adminreq *ar);
+void tk_admin_member_add(tk_adminreq *ar);
+void tk_admin_member_deactivate(tk_adminreq *ar);
 
 #endif

@@ -183,6 +183,14 @@ static void send_db_error(tk_adminreq *ar, PGresult *r)
 		snprintf(field, sizeof(field), "expires_at");
 	else if (hint && strcmp(hint, "subject_reserved") == 0)
 		snprintf(field, sizeof(field), "subject");
+	else if (hint && (strcmp(hint, "unknown_role") == 0 || strcmp(hint, "role_and_scopes") == 0))
+		snprintf(field, sizeof(field), "role");
+	else if (hint && strcmp(hint, "unknown_member") == 0)
+		snprintf(field, sizeof(field), "member");
+	else if (hint && strcmp(hint, "invalid_claims") == 0)
+		snprintf(field, sizeof(field), "claims");
+	else if (hint && strcmp(hint, "invalid_environment") == 0)
+		snprintf(field, sizeof(field), "environment");
 	if (strcmp(field, "revoke_reason") == 0)
 		snprintf(field, sizeof(field), "reason");
 	if (field[0] && state && strcmp(state, "23514") == 0) {
@@ -205,6 +213,13 @@ static void send_db_error(tk_adminreq *ar, PGresult *r)
 		{ "scopes_too_long", 400, "invalid_request" },
 		{ "idempotency_mismatch", 422, "idempotency_mismatch" },
 		{ "invalid", 400, "invalid_request" },
+		{ "unknown_role", 400, "invalid_request" },
+		{ "role_and_scopes", 400, "invalid_request" },
+		{ "unknown_member", 400, "invalid_request" },
+		{ "member_inactive", 409, "member_inactive" },
+		{ "invalid_claims", 400, "invalid_request" },
+		{ "invalid_environment", 400, "invalid_request" },
+		{ "conflict", 409, "conflict" },
 		{ "tokend_revoked", 409, "revoked" },
 		{ "tokend_deleted", 404, "not_found" },
 	};
@@ -243,6 +258,14 @@ static const tk_admin_op_fn operations[TK_ADMIN_OP_COUNT] = {
 	[TK_ADMIN_OP_KEY_REVOKE] = tk_admin_key_action,
 	[TK_ADMIN_OP_KEY_DELETE] = tk_admin_key_action,
 	[TK_ADMIN_OP_AUDIT] = tk_admin_audit,
+	[TK_ADMIN_OP_ROLES_LIST] = tk_admin_roles_list,
+	[TK_ADMIN_OP_ROLES_ADD] = tk_admin_role_put,
+	[TK_ADMIN_OP_ROLE_GET] = tk_admin_role_get,
+	[TK_ADMIN_OP_ROLE_PATCH] = tk_admin_role_put,
+	[TK_ADMIN_OP_MEMBERS_LIST] = tk_admin_members_list,
+	[TK_ADMIN_OP_MEMBERS_ADD] = tk_admin_member_add,
+	[TK_ADMIN_OP_MEMBER_GET] = tk_admin_member_get,
+	[TK_ADMIN_OP_MEMBER_DEACTIVATE] = tk_admin_member_deactivate,
 };
 
 /* Stage 1: the operation (it answers, or submits its one job). */
@@ -293,6 +316,7 @@ static void op_done(tk_dbjob *job)
 		 * once (other instances follow by NOTIFY). */
 		tk_keycache_invalidate(ar->w->srv->cache, ar->id);
 	}
+
 	if (PQntuples(r) == 0 || PQgetisnull(r, 0, 0)) {
 		tk_admin_send_error(ar, 404, "not_found", "no such resource", NULL);
 		return adminreq_free(ar);
@@ -302,6 +326,9 @@ static void op_done(tk_dbjob *job)
 		tk_admin_send_error(ar, 500, "server_error", "internal error", NULL);
 		return adminreq_free(ar);
 	}
+	if (ar->op == TK_ADMIN_OP_MEMBER_DEACTIVATE && json_is_string(json_object_get(o, "account")))
+		/* Its keys were disabled: forgotten here before the answer. */
+		tk_keycache_invalidate_account(ar->w->srv->cache, json_string_value(json_object_get(o, "account")));
 	if ((ar->op == TK_ADMIN_OP_KEYS_LIST || ar->op == TK_ADMIN_OP_AUDIT) && PQnfields(r) > 1) {
 		const char *next = PQgetisnull(r, 0, 1) ? NULL : PQgetvalue(r, 0, 1);
 		if (next && ar->op == TK_ADMIN_OP_KEYS_LIST) {
@@ -326,7 +353,8 @@ static void op_done(tk_dbjob *job)
 			return adminreq_free(ar);
 		}
 		o = key;
-	} else if (ar->op == TK_ADMIN_OP_ACCOUNTS_CREATE || ar->op == TK_ADMIN_OP_SCOPES_ADD) {
+	} else if (ar->op == TK_ADMIN_OP_ACCOUNTS_CREATE || ar->op == TK_ADMIN_OP_SCOPES_ADD ||
+	           ar->op == TK_ADMIN_OP_ROLES_ADD || ar->op == TK_ADMIN_OP_MEMBERS_ADD) {
 		status = 201;
 	}
 	/* The path only: a query string may carry what must not be logged
@@ -461,7 +489,8 @@ void tk_admin_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
 		}
 		if (len > 0 || ar->op == TK_ADMIN_OP_KEYS_CREATE || ar->op == TK_ADMIN_OP_KEY_PATCH ||
 		    ar->op == TK_ADMIN_OP_ACCOUNTS_CREATE || ar->op == TK_ADMIN_OP_ACCOUNT_PATCH ||
-		    ar->op == TK_ADMIN_OP_SCOPES_ADD || ar->op == TK_ADMIN_OP_ACCOUNT_SCOPES) {
+		    ar->op == TK_ADMIN_OP_SCOPES_ADD || ar->op == TK_ADMIN_OP_ACCOUNT_SCOPES ||
+		    ar->op == TK_ADMIN_OP_ROLES_ADD || ar->op == TK_ADMIN_OP_ROLE_PATCH || ar->op == TK_ADMIN_OP_MEMBERS_ADD) {
 			const char *data = len ? (const char *)evbuffer_pullup(b, -1) : "";
 			const char *why = NULL;
 			if (tk_input_json_body(data, len, &ar->body, &why) != 0) {

@@ -33,6 +33,21 @@ void tk_admin_keys_list(tk_adminreq *ar)
 		                           "state");
 	if (name && tk_admin_check_text(name, 100))
 		return tk_admin_send_error(ar, 400, "invalid_request", "name filter must be 1-100 printable characters", "name");
+	/* Issue 13's filters: the key's role, member, environment and kind. */
+	static const char *const filters[] = { "role", "member", "environment", "kind" };
+	const char *fv[4];
+	for (int i = 0; i < 4; i++) {
+		fv[i] = evhttp_find_header(&ar->query, filters[i]);
+		if (fv[i] && tk_admin_check_text(fv[i], 128)) {
+			char d[80];
+			snprintf(d, sizeof(d), "%s filter must be 1-128 printable characters", filters[i]);
+			return tk_admin_send_error(ar, 400, "invalid_request", d, filters[i]);
+		}
+	}
+	if (fv[2] && strcmp(fv[2], "live") && strcmp(fv[2], "test"))
+		return tk_admin_send_error(ar, 400, "invalid_request", "environment must be live or test", "environment");
+	if (fv[3] && strcmp(fv[3], "account") && strcmp(fv[3], "member"))
+		return tk_admin_send_error(ar, 400, "invalid_request", "kind must be account or member", "kind");
 	int limit;
 	if (tk_admin_parse_limit(ar, &limit) != 0)
 		return;
@@ -50,32 +65,62 @@ void tk_admin_keys_list(tk_adminreq *ar)
 	}
 	snprintf(lim, sizeof(lim), "%d", limit);
 	const char *p[] = { tk_admin_own(ar, account), tk_admin_own(ar, state), tk_admin_own(ar, name), cursor ? tk_admin_own(ar, ts) : NULL,
-	                    cursor ? tk_admin_own(ar, cid) : NULL, tk_admin_own(ar, lim) };
+	                    cursor ? tk_admin_own(ar, cid) : NULL, tk_admin_own(ar, lim), tk_admin_own(ar, fv[0]),
+	                    tk_admin_own(ar, fv[1]), tk_admin_own(ar, fv[2]), tk_admin_own(ar, fv[3]) };
 	tk_admin_run(ar,
 	             "WITH page AS ("
 	             " SELECT k.* FROM api_keys k WHERE k.deleted_at IS NULL AND k.account_id = $1"
 	             "  AND ($2::text IS NULL OR tokend_key_state(k) = $2)"
 	             "  AND ($3::text IS NULL OR strpos(lower(k.name), lower($3)) > 0)"
 	             "  AND ($4::text IS NULL OR (k.created_at, k.id) > ($4::timestamptz, $5::text))"
+	             "  AND ($7::text IS NULL OR k.role = $7) AND ($8::text IS NULL OR k.member_id = $8)"
+	             "  AND ($9::text IS NULL OR k.environment = $9)"
+	             "  AND ($10::text IS NULL OR $10 = CASE WHEN k.member_id IS NULL THEN 'account' ELSE 'member' END)"
 	             " ORDER BY k.created_at, k.id LIMIT $6::int + 1),"
 	             " shown AS (SELECT * FROM page ORDER BY created_at, id LIMIT $6::int)"
 	             " SELECT jsonb_build_object('keys', coalesce((SELECT jsonb_agg(tokend_key_json(s) ORDER BY s.created_at, s.id)"
 	             "   FROM shown s), '[]'::jsonb))::text,"
 	             " CASE WHEN (SELECT count(*) FROM page) > $6::int THEN"
 	             "  (SELECT created_at::text || '|' || id FROM shown ORDER BY created_at DESC, id DESC LIMIT 1) END",
-	             6, p, 0);
+	             10, p, 0);
 }
 
 void tk_admin_key_create(tk_adminreq *ar)
 {
 	static const char *const allowed[] = { "name", "scopes", "audiences", "subject", "expires_at",
-	                                       "token_lifetime", "account", "rate_limit", NULL };
+	                                       "token_lifetime", "account", "rate_limit", "role", "member",
+	                                       "environment", "claims", NULL };
 	if (tk_admin_only_fields(ar, allowed) != 0)
 		return;
-	const char *name, *subject, *expires_at, *account = ar->account;
+	const char *name, *subject, *expires_at, *account = ar->account, *role, *member, *env;
 	if (tk_admin_get_string(ar, "name", 1, 100, &name) != 0 || tk_admin_get_string(ar, "subject", 0, 255, &subject) != 0 ||
-	    tk_admin_get_string(ar, "expires_at", 0, 64, &expires_at) != 0)
+	    tk_admin_get_string(ar, "expires_at", 0, 64, &expires_at) != 0 ||
+	    tk_admin_get_string(ar, "role", 0, 63, &role) != 0 || tk_admin_get_string(ar, "member", 0, 128, &member) != 0 ||
+	    tk_admin_get_string(ar, "environment", 0, 8, &env) != 0)
 		return;
+	/* A role or scopes, never both (the role's scopes are copied in SQL). */
+	json_t *sc = json_object_get(ar->body, "scopes");
+	if (role && sc && !json_is_null(sc))
+		return tk_admin_send_error(ar, 400, "invalid_request", "give a role or scopes, not both", "role");
+	if (env && strcmp(env, "live") != 0 && strcmp(env, "test") != 0)
+		return tk_admin_send_error(ar, 400, "invalid_request", "environment must be live or test", "environment");
+	/* Custom claims: an object, checked in full by the database function. */
+	json_t *cl = json_object_get(ar->body, "claims");
+	char *claims_text = NULL;
+	if (cl && !json_is_null(cl)) {
+		if (!json_is_object(cl))
+			return tk_admin_send_error(ar, 400, "invalid_request", "claims must be a JSON object", "claims");
+		claims_text = json_dumps(cl, JSON_COMPACT);
+		if (!claims_text)
+			return tk_admin_send_error(ar, 500, "server_error", "out of memory", NULL);
+		if (strlen(claims_text) > 1024) {
+			free(claims_text);
+			return tk_admin_send_error(ar, 400, "invalid_request", "claims must be at most 1024 bytes of JSON",
+			                           "claims");
+		}
+	}
+	const char *p_claims = claims_text ? tk_admin_own(ar, claims_text) : NULL;
+	free(claims_text);
 	/* A subject is never shaped like a key ID or a secret: tokens' sub must
 	 * never read as another key's identity (and a secret is never stored). */
 	if (subject && (strncmp(subject, TK_KEY_ID_PREFIX, strlen(TK_KEY_ID_PREFIX)) == 0 ||
@@ -92,7 +137,7 @@ void tk_admin_key_create(tk_adminreq *ar)
 	}
 	char *scopes = NULL, *auds = NULL;
 	size_t nscopes, nauds;
-	if (tk_admin_get_string_array(ar, "scopes", 1, TK_SCOPES_MAX, 1, &scopes, &nscopes) != 0)
+	if (tk_admin_get_string_array(ar, "scopes", !role, TK_SCOPES_MAX, 1, &scopes, &nscopes) != 0)
 		return;
 	if (tk_admin_get_string_array(ar, "audiences", 0, TK_MAX_AUDIENCES, 0, &auds, &nauds) != 0) {
 		free(scopes);
@@ -113,7 +158,7 @@ void tk_admin_key_create(tk_adminreq *ar)
 		         TK_SCOPE_STRING_MAX, joined);
 		return tk_admin_send_error(ar, 400, "invalid_request", d, "scopes");
 	}
-	const char *p_scopes = tk_admin_own(ar, scopes), *p_auds = tk_admin_own(ar, auds);
+	const char *p_scopes = scopes ? tk_admin_own(ar, scopes) : "[]", *p_auds = tk_admin_own(ar, auds);
 	free(scopes);
 	free(auds);
 	char exp_text[32] = "", life_text[16] = "";
@@ -162,10 +207,13 @@ void tk_admin_key_create(tk_adminreq *ar)
 		free(canon);
 	}
 	/* The new key's ID, secret and hash. */
-	char id[TK_KEY_ID_LEN + 1], hint[TK_HINT_LEN + 1];
+	char id[TK_KEY_ID_MAX + 1], hint[TK_HINT_LEN + 1];
 	unsigned char hash[TK_HASH_LEN];
-	if (tk_key_id_generate(id) != TK_KEYFMT_OK || tk_secret_generate(ar->secret) != TK_KEYFMT_OK ||
-	    tk_hasher_hash(ar->w->hasher, ar->secret, TK_SECRET_LEN, hash) != 0) {
+	const tk_config *cfg = ar->w->srv->cfg;
+	const char *id_prefix = env && strcmp(env, "test") == 0 ? cfg->key_id_prefix_test : cfg->key_id_prefix_live;
+	if (tk_key_id_generate_prefixed(id_prefix, id) != TK_KEYFMT_OK ||
+	    tk_secret_generate_prefixed(cfg->secret_prefix, ar->secret) != TK_KEYFMT_OK ||
+	    tk_hasher_hash(ar->w->hasher, ar->secret, strlen(ar->secret), hash) != 0) {
 		tk_wipe(ar->secret, sizeof(ar->secret));
 		return tk_admin_send_error(ar, 500, "server_error", "could not generate a key", NULL);
 	}
@@ -185,15 +233,17 @@ void tk_admin_key_create(tk_adminreq *ar)
 	                    ar->hash_hex, tk_admin_own(ar, hint), p_scopes, p_auds, subject,
 	                    expires_at ? tk_admin_own(ar, exp_text) : NULL, lt && !json_is_null(lt) ? tk_admin_own(ar, life_text) : NULL,
 	                    idem ? tk_admin_own(ar, idem) : NULL, tk_admin_own(ar, fp), rate_text[0] ? tk_admin_own(ar, rate_text) : NULL,
-	                    ar->operator ? "t" : "f", tk_admin_own(ar, ar->caller_scope), tk_admin_own(ar, ar->caller_key) };
+	                    ar->operator ? "t" : "f", tk_admin_own(ar, ar->caller_scope), tk_admin_own(ar, ar->caller_key),
+	                    role, member, env, p_claims };
 	tk_admin_run(ar,
 	             "SELECT tokend_admin_create_key($1, $2, $3, $4, $5, $6::bytea, $7,"
 	             " ARRAY(SELECT jsonb_array_elements_text($8::jsonb)), ARRAY(SELECT jsonb_array_elements_text($9::jsonb)),"
 	             " $10, $11::timestamptz, $12::int, $13, $14, $15::int, $16::boolean,"
 	             " string_to_array(nullif($17, ''), ' ') || '{}'::text[],"
 	             " nullif(coalesce((SELECT coalesce(c.expires_at, 'infinity'::timestamptz) FROM api_keys c WHERE c.id = $18),"
-	             "  '-infinity'::timestamptz), 'infinity'::timestamptz))::text",
-	             18, p, 1);
+	             "  '-infinity'::timestamptz), 'infinity'::timestamptz),"
+	             " $19, $20, $21, $22::jsonb)::text",
+	             22, p, 1);
 }
 
 /*

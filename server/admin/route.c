@@ -21,6 +21,14 @@ const tk_admin_route tk_admin_route_table[] = {
 	{ EVHTTP_REQ_POST, "keys/{id}/enable", TK_ADMIN_OP_KEY_ENABLE, TK_ADMIN_NEED_WRITE },
 	{ EVHTTP_REQ_POST, "keys/{id}/revoke", TK_ADMIN_OP_KEY_REVOKE, TK_ADMIN_NEED_WRITE },
 	{ EVHTTP_REQ_GET, "audit", TK_ADMIN_OP_AUDIT, TK_ADMIN_NEED_READ },
+	{ EVHTTP_REQ_GET, "roles", TK_ADMIN_OP_ROLES_LIST, TK_ADMIN_NEED_READ },
+	{ EVHTTP_REQ_POST, "roles", TK_ADMIN_OP_ROLES_ADD, TK_ADMIN_NEED_OPERATOR },
+	{ EVHTTP_REQ_GET, "roles/{id}", TK_ADMIN_OP_ROLE_GET, TK_ADMIN_NEED_READ },
+	{ EVHTTP_REQ_PATCH, "roles/{id}", TK_ADMIN_OP_ROLE_PATCH, TK_ADMIN_NEED_OPERATOR },
+	{ EVHTTP_REQ_GET, "members", TK_ADMIN_OP_MEMBERS_LIST, TK_ADMIN_NEED_READ },
+	{ EVHTTP_REQ_POST, "members", TK_ADMIN_OP_MEMBERS_ADD, TK_ADMIN_NEED_WRITE },
+	{ EVHTTP_REQ_GET, "members/{id}", TK_ADMIN_OP_MEMBER_GET, TK_ADMIN_NEED_READ },
+	{ EVHTTP_REQ_POST, "members/{id}/deactivate", TK_ADMIN_OP_MEMBER_DEACTIVATE, TK_ADMIN_NEED_WRITE },
 };
 const size_t tk_admin_route_count = sizeof(tk_admin_route_table) / sizeof(tk_admin_route_table[0]);
 

@@ -59,6 +59,8 @@ const char *cli_check_name(const char *s);
 /* Subcommand entry points: argc/argv start at the subcommand's verb. */
 int cli_account(int argc, char **argv);
 int cli_scope(int argc, char **argv);
+int cli_role(int argc, char **argv);     /* cli_role.c: the role catalogue */
+int cli_member(int argc, char **argv);   /* cli_member.c: an account's members */
 /* `tokend key ...` (cli_key.c: parsing, then the local or remote backend). */
 int cli_key(int argc, char **argv);
 int cli_migrate(int argc, char **argv);

@@ -42,7 +42,15 @@ static const char key_usage[] =
 	"                            server's token_lifetime_max; default token_lifetime)\n"
 	"      --rate-limit N        at most N tokens per minute from each tokend instance\n"
 	"                            (429 + Retry-After beyond; default: no limit)\n"
-	"  list [--account ID] [--state enabled|disabled|revoked|expired]\n"
+	"      --role ROLE           take the scopes of ROLE (copied now: later changes of\n"
+	"                            the role never reach the key); instead of --scopes\n"
+	"      --member ID           a member key: tokens' sub is <account>:<member>\n"
+	"                            (instead of --subject; see tokend member)\n"
+	"      --environment E       live (default) or test; fixed, in tokens' \"env\" claim\n"
+	"      --claims JSON         custom claims every token carries, a JSON object of\n"
+	"                            strings, numbers, booleans and string arrays (<= 1 KiB)\n"
+	"  list [--account ID] [--state enabled|disabled|revoked|expired] [--role R]\n"
+	"       [--member ID] [--environment live|test] [--kind account|member]\n"
 	"      List keys (masked). Revoked keys stay listed; deleted keys are not shown.\n"
 	"  show KEY_ID               Show one key.\n"
 	"  rename KEY_ID NAME        Change a key's display name.\n"
@@ -80,8 +88,11 @@ static const char key_usage[] =
 enum {
 	OPT_URL = 256, OPT_TOKEN_URL, OPT_PAGE_SIZE, OPT_IDEM, OPT_FORCE, OPT_ACCOUNT, OPT_NAME,
 	OPT_SCOPES, OPT_AUDIENCE, OPT_SUBJECT, OPT_EXPIRES_IN, OPT_EXPIRES_AT, OPT_LIFETIME, OPT_STATE,
-	OPT_REASON, OPT_CREDENTIAL, OPT_RATE_LIMIT,
+	OPT_REASON, OPT_CREDENTIAL, OPT_RATE_LIMIT, OPT_ROLE, OPT_MEMBER, OPT_ENVIRONMENT, OPT_KIND,
+	OPT_CLAIMS,
 };
+
+const char *const tk_key_list_filters[TK_KEY_LIST_FILTERS] = { "role", "member", "environment", "kind" };
 
 static const struct option key_opts[] = {
 	{ "url", required_argument, NULL, OPT_URL },
@@ -101,6 +112,12 @@ static const struct option key_opts[] = {
 	{ "rate-limit", required_argument, NULL, OPT_RATE_LIMIT },
 	{ "state", required_argument, NULL, OPT_STATE },
 	{ "reason", required_argument, NULL, OPT_REASON },
+	{ "role", required_argument, NULL, OPT_ROLE },
+	{ "member", required_argument, NULL, OPT_MEMBER },
+	{ "environment", required_argument, NULL, OPT_ENVIRONMENT },
+	{ "env", required_argument, NULL, OPT_ENVIRONMENT },
+	{ "kind", required_argument, NULL, OPT_KIND },
+	{ "claims", required_argument, NULL, OPT_CLAIMS },
 	/* Credentials are never taken from the command line. */
 	{ "client-id", required_argument, NULL, OPT_CREDENTIAL },
 	{ "client-secret", required_argument, NULL, OPT_CREDENTIAL },
@@ -131,11 +148,13 @@ static const struct verb_spec {
 	const char *verb;
 	int nargs;
 	const char *wrong_count;
-	int opts[12];   /* 0-terminated; --url and --token-url go with every command (remote) */
+	int opts[16];   /* 0-terminated; --url and --token-url go with every command (remote) */
 } verbs[] = {
 	{ "create", 0, NULL, { OPT_IDEM, OPT_ACCOUNT, OPT_NAME, OPT_SCOPES, OPT_AUDIENCE, OPT_SUBJECT,
-	                       OPT_EXPIRES_IN, OPT_EXPIRES_AT, OPT_LIFETIME, OPT_RATE_LIMIT, 0 } },
-	{ "list", 0, NULL, { OPT_ACCOUNT, OPT_STATE, OPT_PAGE_SIZE, 0 } },
+	                       OPT_EXPIRES_IN, OPT_EXPIRES_AT, OPT_LIFETIME, OPT_RATE_LIMIT, OPT_ROLE,
+	                       OPT_MEMBER, OPT_ENVIRONMENT, OPT_CLAIMS, 0 } },
+	{ "list", 0, NULL, { OPT_ACCOUNT, OPT_STATE, OPT_PAGE_SIZE, OPT_ROLE, OPT_MEMBER, OPT_ENVIRONMENT,
+	                     OPT_KIND, 0 } },
 	{ "show", 1, "expected exactly one key ID", { 0 } },
 	{ "rename", 2, "expected KEY_ID and NAME", { 0 } },
 	{ "set-rate-limit", 2, "expected KEY_ID and a number of tokens per minute (or none)", { 0 } },
@@ -148,6 +167,7 @@ static const struct verb_spec {
 /* The options and operands as given, before each command's own checks. */
 typedef struct key_args {
 	const char *account, *name, *scopes, *subject, *expires_in, *expires_at, *lifetime, *rate_limit;
+	const char *role, *member, *environment, *kind, *claims;
 	const char *pos[2];
 } key_args;
 
@@ -158,7 +178,7 @@ static void check_key_id(const char *id)
 	if (st == TK_KEYFMT_OK)
 		return;
 	/* Never echo the value: it may be a secret pasted in the wrong place. */
-	if (strncmp(id, TK_SECRET_PREFIX, strlen(TK_SECRET_PREFIX)) == 0)
+	if (tk_secret_check(id, strlen(id)) == TK_KEYFMT_OK || strncmp(id, TK_SECRET_PREFIX, strlen(TK_SECRET_PREFIX)) == 0)
 		cli_fail(CLI_REFUSED, "that is not a key ID but looks like a secret (tks_...): give the key ID "
 		         "(tk_...); if the secret was exposed, revoke the key");
 	cli_fail(CLI_REFUSED, "malformed key ID (%s): key IDs are tk_ followed by 28 letters and digits", tk_keyfmt_strerror(st));
@@ -198,6 +218,29 @@ static void check_account(const char *account)
 {
 	if (account && (!*account || strlen(account) > 63))
 		cli_fail(CLI_USAGE, "--account: 1-63 characters");
+}
+
+/* --role, --member, --environment, --claims: their shape (the rules are the
+ * database's: an unknown role or member, a reserved claim name...). */
+static void check_model_options(tk_key_request *rq, const key_args *a)
+{
+	const char *why;
+	if (a->role && (!*a->role || strlen(a->role) > 63 || strspn(a->role, "abcdefghijklmnopqrstuvwxyz0123456789_.-") != strlen(a->role)))
+		cli_fail(CLI_USAGE, "--role: 1-63 characters [a-z0-9_.-]");
+	if (a->member && (!*a->member || strlen(a->member) > 128 || (why = cli_check_name(a->member)) != NULL))
+		cli_fail(CLI_USAGE, "--member: 1-128 printable characters");
+	if (a->environment && strcmp(a->environment, "live") && strcmp(a->environment, "test"))
+		cli_fail(CLI_USAGE, "--environment: live or test");
+	rq->role = a->role;
+	rq->member = a->member;
+	rq->environment = a->environment;
+	if (a->claims) {
+		json_error_t e;
+		rq->claims = json_loads(a->claims, JSON_REJECT_DUPLICATES, &e);
+		if (!json_is_object(rq->claims))
+			cli_fail(CLI_USAGE, "--claims: a JSON object, e.g. '{\"plan\":\"pro\"}'%s%s",
+			         rq->claims ? "" : ": ", rq->claims ? "" : e.text);
+	}
 }
 
 /* The options of every command: which ones this command and backend take. */
@@ -242,6 +285,11 @@ static void parse_options(int argc, char **argv, const struct verb_spec *vs, con
 		case OPT_STATE: rq->state = optarg; break;
 		case OPT_REASON: rq->reason = optarg; break;
 		case OPT_RATE_LIMIT: a->rate_limit = optarg; break;
+		case OPT_ROLE: a->role = optarg; break;
+		case OPT_MEMBER: a->member = optarg; break;
+		case OPT_ENVIRONMENT: a->environment = optarg; break;
+		case OPT_KIND: a->kind = optarg; break;
+		case OPT_CLAIMS: a->claims = optarg; break;
 		case OPT_PAGE_SIZE: {
 			char *end;
 			long v = strtol(optarg, &end, 10);
@@ -271,17 +319,22 @@ static void parse_create(tk_key_request *rq, const key_args *a, const tk_keys_ba
 		cli_fail(CLI_USAGE, "key create: --account is required");
 	if (!a->name)
 		cli_fail(CLI_USAGE, "key create: --name is required");
-	if (!a->scopes)
-		cli_fail(CLI_USAGE, "key create: --scopes is required (e.g. --scopes \"api:read api:write\")");
+	if (a->role && a->scopes)
+		cli_fail(CLI_USAGE, "key create: give --role or --scopes, not both");
+	if (!a->scopes && !a->role)
+		cli_fail(CLI_USAGE, "key create: --scopes is required (e.g. --scopes \"api:read api:write\"), or --role");
+	if (a->member && a->subject)
+		cli_fail(CLI_USAGE, "key create: a member key's subject is its member: give --member or --subject, not both");
+	check_model_options(rq, a);
 	check_account(a->account);
 	rq->account = a->account;
 	if ((why = cli_check_name(a->name)) != NULL)
 		cli_fail(CLI_USAGE, "--name: %s", why);
 	rq->name = a->name;
 	tk_scopes set = { 0 };
-	if (tk_scopes_parse(a->scopes, strlen(a->scopes), &set, &why) != 0)
+	if (a->scopes && tk_scopes_parse(a->scopes, strlen(a->scopes), &set, &why) != 0)
 		cli_fail(CLI_USAGE, "--scopes: %s", why);
-	if (set.n == 0) {
+	if (a->scopes && set.n == 0) {
 		tk_scopes_free(&set);
 		cli_fail(CLI_USAGE, "--scopes: a key needs at least one scope");
 	}
@@ -336,6 +389,12 @@ static void parse_create(tk_key_request *rq, const key_args *a, const tk_keys_ba
 
 static void parse_list(tk_key_request *rq, const key_args *a)
 {
+	if (a->kind && strcmp(a->kind, "account") && strcmp(a->kind, "member"))
+		cli_fail(CLI_USAGE, "--kind: account or member");
+	check_model_options(rq, a);
+	const char *given[TK_KEY_LIST_FILTERS] = { a->role, a->member, a->environment, a->kind };
+	for (int i = 0; i < TK_KEY_LIST_FILTERS; i++)
+		rq->filters[i] = given[i];
 	if (rq->state && strcmp(rq->state, "enabled") && strcmp(rq->state, "disabled") &&
 	    strcmp(rq->state, "revoked") && strcmp(rq->state, "expired"))
 		cli_fail(CLI_USAGE, "--state: one of enabled, disabled, revoked, expired");
@@ -413,13 +472,13 @@ static int run(const tk_keys_backend *be, tk_key_request *rq)
 	int rc;
 	be->open(rq);
 	if (strcmp(rq->verb, "create") == 0) {
-		char secret[TK_SECRET_LEN + 1] = "";
+		char secret[TK_SECRET_MAX + 1] = "";
 		if (be->create(rq, &k, secret, &ref) != 0)
 			refused(rq, &ref);
 		k = normalised(k, be);
 		if (!secret[0]) {
 			/* An idempotent replay: this key was made by an earlier request. */
-			char id[TK_KEY_ID_LEN + 1];
+			char id[TK_KEY_ID_MAX + 1];
 			snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(k, "client_id")));
 			cli_key_print_changed(k, NULL);
 			fflush(stdout);
@@ -512,5 +571,6 @@ int cli_key(int argc, char **argv)
 	be->close();
 	json_decref(rq.scopes);
 	json_decref(rq.audiences);
+	json_decref(rq.claims);
 	return rc;
 }

@@ -36,8 +36,13 @@ typedef struct tk_key_request {
 	const char *lifetime_arg;     /* --token-lifetime as given, or NULL */
 	int64_t lifetime;             /* its seconds (when lifetime_arg) */
 	int rate_limit;               /* create and set-rate-limit: per minute, 0 = none */
+	const char *role;             /* --role: scopes copied from the role (then scopes is empty) */
+	const char *member;           /* --member: a member key (tokens' sub is the member) */
+	const char *environment;      /* --environment live|test, NULL: live */
+	json_t *claims;               /* --claims: a JSON object (owned), or NULL */
 	/* list */
 	const char *state;            /* NULL or enabled|disabled|revoked|expired */
+	const char *filters[4];       /* NULL or the value of each of tk_key_list_filters */
 	int page_size;                /* --page-size (remote only), 0 = the server's */
 	/* revoke, delete */
 	const char *reason;           /* NULL or non-empty */
@@ -45,6 +50,11 @@ typedef struct tk_key_request {
 	/* remote mode */
 	const char *url, *token_url;
 } tk_key_request;
+
+/* The list filters of issue 13 (role, member, environment, kind): the CLI
+ * option, the admin API's query parameter and the key column are one name. */
+#define TK_KEY_LIST_FILTERS 4
+extern const char *const tk_key_list_filters[TK_KEY_LIST_FILTERS];
 
 /* Why a backend refused: the admin API's error code (the SQL HINT locally:
  * not_found, revoked, recently_used, forbidden, ...) and its description. */
@@ -69,7 +79,7 @@ typedef struct tk_keys_backend {
 	void (*close)(void);
 	/* `secret` receives the new key's secret; "" when the answer is an
 	 * idempotent replay of an earlier create (the secret was shown then). */
-	int (*create)(const tk_key_request *rq, json_t **key, char secret[TK_SECRET_LEN + 1], tk_key_refusal *ref);
+	int (*create)(const tk_key_request *rq, json_t **key, char secret[TK_SECRET_MAX + 1], tk_key_refusal *ref);
 	int (*list)(const tk_key_request *rq, json_t **keys, tk_key_refusal *ref);
 	int (*show)(const tk_key_request *rq, json_t **key, tk_key_refusal *ref);
 	int (*rename)(const tk_key_request *rq, json_t **key, tk_key_refusal *ref);

@@ -67,7 +67,7 @@ static void local_close(void)
 {
 }
 
-static int local_create(const tk_key_request *rq, json_t **key, char secret[TK_SECRET_LEN + 1],
+static int local_create(const tk_key_request *rq, json_t **key, char secret[TK_SECRET_MAX + 1],
                         tk_key_refusal *ref)
 {
 	tk_config *cfg = cli_config();
@@ -101,24 +101,29 @@ static int local_create(const tk_key_request *rq, json_t **key, char secret[TK_S
 	/* Arrays as JSON text: the server converts them. */
 	char *scope_arr = json_dumps(rq->scopes, JSON_COMPACT);
 	char *aud_arr = json_dumps(rq->audiences, JSON_COMPACT);
-	if (!scope_arr || !aud_arr) {
+	char *claims = rq->claims ? json_dumps(rq->claims, JSON_COMPACT) : NULL;
+	if (!scope_arr || !aud_arr || (rq->claims && !claims)) {
 		free(scope_arr);
 		free(aud_arr);
+		free(claims);
 		tk_hasher_free(hasher);
 		cli_fail(CLI_REFUSED, "out of memory: no key was created");
 	}
 
 	PGresult *r = NULL;
-	char key_id[TK_KEY_ID_LEN + 1], hint[TK_HINT_LEN + 1];
+	char key_id[TK_KEY_ID_MAX + 1], hint[TK_HINT_LEN + 1];
 	unsigned char hash[TK_HASH_LEN];
 	char hash_hex[2 * TK_HASH_LEN + 3];
 	const char *fail = NULL;
 	for (int attempt = 0; attempt < 3; attempt++) {
-		if (tk_key_id_generate(key_id) != TK_KEYFMT_OK || tk_secret_generate(secret) != TK_KEYFMT_OK) {
+		const char *id_prefix = rq->environment && strcmp(rq->environment, "test") == 0
+		                        ? cfg->key_id_prefix_test : cfg->key_id_prefix_live;
+		if (tk_key_id_generate_prefixed(id_prefix, key_id) != TK_KEYFMT_OK ||
+		    tk_secret_generate_prefixed(cfg->secret_prefix, secret) != TK_KEYFMT_OK) {
 			fail = "the random number generator failed: no key was created";
 			break;
 		}
-		if (tk_hasher_hash(hasher, secret, TK_SECRET_LEN, hash) != 0) {
+		if (tk_hasher_hash(hasher, secret, strlen(secret), hash) != 0) {
 			fail = "hashing the secret failed: no key was created";
 			break;
 		}
@@ -131,12 +136,13 @@ static int local_create(const tk_key_request *rq, json_t **key, char secret[TK_S
 		 * (no caller scopes or expiry to bound it): the rules live once. */
 		const char *p[] = { key_id, rq->account, rq->name, hash_hex, hint, scope_arr, aud_arr,
 		                    rq->subject, rq->expires_at[0] ? rq->expires_at : NULL,
-		                    lifetime_text[0] ? lifetime_text : NULL, rate_text[0] ? rate_text : NULL };
+		                    lifetime_text[0] ? lifetime_text : NULL, rate_text[0] ? rate_text : NULL,
+		                    rq->role, rq->member, rq->environment, claims };
 		r = tk_db_exec(cli_db(),
 			"SELECT (tokend_admin_create_key(tokend_actor(), NULL, $2, $1, $3, $4::bytea, $5,"
 			"  ARRAY(SELECT jsonb_array_elements_text($6::jsonb)),"
 			"  ARRAY(SELECT jsonb_array_elements_text($7::jsonb)), $8, $9::timestamptz, $10::integer,"
-			"  NULL, NULL, $11::integer, true, NULL, NULL) -> 'key')::text", 11, p);
+			"  NULL, NULL, $11::integer, true, NULL, NULL, $12, $13, $14, $15::jsonb) -> 'key')::text", 15, p);
 		tk_wipe(hash_hex, sizeof(hash_hex));
 		tk_wipe(hash, sizeof(hash));
 		if (tk_db_ok(r) || strcmp(tk_db_sqlstate(r), "23505") != 0)   /* retry only an ID collision */
@@ -147,8 +153,9 @@ static int local_create(const tk_key_request *rq, json_t **key, char secret[TK_S
 	tk_hasher_free(hasher);
 	free(scope_arr);
 	free(aud_arr);
+	free(claims);
 	if (fail || !r || !tk_db_ok(r)) {
-		tk_wipe(secret, TK_SECRET_LEN + 1);
+		tk_wipe(secret, TK_SECRET_MAX + 1);
 		secret[0] = '\0';
 		if (fail)
 			cli_fail(CLI_REFUSED, "%s", fail);
@@ -176,11 +183,16 @@ static int local_list(const tk_key_request *rq, json_t **keys, tk_key_refusal *r
 		if (!found)
 			return cli_key_refuse(ref, "not_found", "no account '%s'", rq->account);
 	}
-	const char *p[] = { rq->account, rq->state };
+	/* The filters of tk_key_list_filters, in its order, are $3..$6. */
+	const char *p[] = { rq->account, rq->state, rq->filters[0], rq->filters[1], rq->filters[2], rq->filters[3] };
 	return json_row("SELECT coalesce(jsonb_agg(tokend_key_json(k) ORDER BY k.account_id, k.created_at, k.id),"
 	                " '[]')::text FROM api_keys k"
 	                " WHERE k.deleted_at IS NULL AND ($1::text IS NULL OR k.account_id = $1)"
-	                " AND ($2::text IS NULL OR tokend_key_state(k) = $2)", 2, p, keys, ref);
+	                " AND ($2::text IS NULL OR tokend_key_state(k) = $2)"
+	                " AND ($3::text IS NULL OR k.role = $3) AND ($4::text IS NULL OR k.member_id = $4)"
+	                " AND ($5::text IS NULL OR k.environment = $5)"
+	                " AND ($6::text IS NULL OR $6 = CASE WHEN k.member_id IS NULL THEN 'account' ELSE 'member' END)",
+	                6, p, keys, ref);
 }
 
 static int local_show(const tk_key_request *rq, json_t **key, tk_key_refusal *ref)

@@ -2,6 +2,7 @@
  * cli_key_print.c - the output of `tokend key ...` (cli_key_print.h).
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <tokend/keyfmt.h>
@@ -14,7 +15,8 @@ json_t *cli_key_normalise(json_t *k)
 	static const char *const fields[] = {
 		"client_id", "account", "name", "hint", "masked", "scopes", "audiences", "subject", "state",
 		"created_at", "created_by", "expires_at", "last_used_at", "disabled_at", "revoked_at", "revoked_by",
-		"revoke_reason", "token_lifetime", "rate_limit", NULL,
+		"revoke_reason", "token_lifetime", "rate_limit", "kind", "role", "member", "member_name", "environment",
+		"claims", NULL,
 	};
 	if (!json_is_object(k) || !json_is_string(json_object_get(k, "client_id")))
 		return NULL;
@@ -48,6 +50,22 @@ static void print_text(json_t *k)
 	printf("Name:           %s\n", jstr(k, "name", ""));
 	printf("Secret:         %s...%s\n", TK_SECRET_PREFIX, jstr(k, "hint", ""));
 	printf("State:          %s\n", jstr(k, "state", ""));
+	printf("Kind:           %s\n", jstr(k, "kind", "account"));
+	if (jstr(k, "member", NULL))
+		printf("Member:         %s (%s)\n", jstr(k, "member", ""), jstr(k, "member_name", ""));
+	printf("Environment:    %s\n", jstr(k, "environment", "live"));
+	printf("Role:           %s\n", jstr(k, "role", "(none: explicit scopes)"));
+	json_t *cl = json_object_get(k, "claims");
+	if (json_object_size(cl)) {
+		char *t = json_dumps(cl, JSON_COMPACT | JSON_SORT_KEYS);
+		char safe[1100];
+		snprintf(safe, sizeof(safe), "%s", t ? t : "?");
+		free(t);
+		for (char *c = safe; *c; c++)   /* one printable line whatever the values hold */
+			if ((unsigned char)*c < 0x20 || *c == 0x7f)
+				*c = '?';
+		printf("Claims:         %s\n", safe);
+	}
 	printf("Scopes:        ");
 	json_array_foreach(scopes, j, v)
 		printf(" %s", json_string_value(v));
@@ -82,16 +100,17 @@ static void print_table(json_t *keys)
 {
 	json_t *k;
 	size_t i;
-	printf("%-31s %-16s %-20s %-12s %-9s %-20s %-20s %s\n", "KEY", "ACCOUNT", "NAME", "SECRET",
-	       "STATE", "CREATED", "LAST USED", "SCOPES");
+	printf("%-31s %-16s %-20s %-12s %-9s %-7s %-16s %-12s %-4s %-20s %-20s %s\n", "KEY", "ACCOUNT", "NAME",
+	       "SECRET", "STATE", "KIND", "MEMBER", "ROLE", "ENV", "CREATED", "LAST USED", "SCOPES");
 	json_array_foreach(keys, i, k) {
 		json_t *v;
 		size_t j;
 		char masked[16];
 		snprintf(masked, sizeof(masked), "tks_...%s", jstr(k, "hint", ""));
-		printf("%-31s %-16.16s %-20.20s %-12s %-9s %-20s %-20s", jstr(k, "client_id", ""),
+		printf("%-31s %-16.16s %-20.20s %-12s %-9s %-7s %-16.16s %-12.12s %-4s %-20s %-20s", jstr(k, "client_id", ""),
 		       jstr(k, "account", ""), jstr(k, "name", ""), masked, jstr(k, "state", ""),
-		       jstr(k, "created_at", ""), jstr(k, "last_used_at", "never"));
+		       jstr(k, "kind", "account"), jstr(k, "member", "-"), jstr(k, "role", "-"),
+		       jstr(k, "environment", "live"), jstr(k, "created_at", ""), jstr(k, "last_used_at", "never"));
 		json_array_foreach(json_object_get(k, "scopes"), j, v)
 			printf(" %s", json_string_value(v));
 		printf("\n");

@@ -105,7 +105,7 @@ static void get_credentials(const char **id, const char **secret)
 		cli_fail(CLI_USAGE, "remote mode needs an API key with the tokend:admin scopes in the environment: "
 		         "set TOKEND_CLIENT_ID and TOKEND_CLIENT_SECRET");
 	if (tk_key_id_check(*id, strlen(*id)) != TK_KEYFMT_OK) {
-		if (strncmp(*id, TK_SECRET_PREFIX, strlen(TK_SECRET_PREFIX)) == 0)
+		if (tk_secret_check(*id, strlen(*id)) == TK_KEYFMT_OK || strncmp(*id, TK_SECRET_PREFIX, strlen(TK_SECRET_PREFIX)) == 0)
 			cli_fail(CLI_REFUSED, "TOKEND_CLIENT_ID holds what looks like a secret (tks_...), not a key ID (tk_...)");
 		cli_fail(CLI_REFUSED, "TOKEND_CLIENT_ID is not a key ID (tk_ followed by 28 letters and digits)");
 	}
@@ -182,7 +182,7 @@ static void get_token(void)
 	get_credentials(&id, &secret);
 
 	/* Basic base64(form(id) ":" form(secret)). */
-	char eid[3 * TK_KEY_ID_LEN + 8], esecret[3 * TK_SECRET_LEN + 8], pair[sizeof(eid) + sizeof(esecret) + 2];
+	char eid[3 * TK_KEY_ID_MAX + 8], esecret[3 * TK_SECRET_MAX + 8], pair[sizeof(eid) + sizeof(esecret) + 2];
 	unsigned char b64[4 * (sizeof(pair) / 3 + 2)];
 	char authz[sizeof(b64) + 8];
 	form_encode(id, eid, sizeof(eid));
@@ -372,7 +372,7 @@ static void remote_open(const tk_key_request *rq)
 	get_token();
 }
 
-static int remote_create(const tk_key_request *rq, json_t **key, char secret[TK_SECRET_LEN + 1],
+static int remote_create(const tk_key_request *rq, json_t **key, char secret[TK_SECRET_MAX + 1],
                          tk_key_refusal *ref)
 {
 	char idem[64];
@@ -389,7 +389,16 @@ static int remote_create(const tk_key_request *rq, json_t **key, char secret[TK_
 	if (!body)
 		cli_fail(CLI_REFUSED, "out of memory: no key was created");
 	json_object_set_new(body, "name", json_string(rq->name));
-	json_object_set(body, "scopes", rq->scopes);
+	if (!rq->role)
+		json_object_set(body, "scopes", rq->scopes);
+	else
+		json_object_set_new(body, "role", json_string(rq->role));
+	if (rq->member)
+		json_object_set_new(body, "member", json_string(rq->member));
+	if (rq->environment)
+		json_object_set_new(body, "environment", json_string(rq->environment));
+	if (rq->claims)
+		json_object_set(body, "claims", rq->claims);
 	if (json_array_size(rq->audiences))
 		json_object_set(body, "audiences", rq->audiences);
 	if (rq->subject)
@@ -411,9 +420,10 @@ static int remote_create(const tk_key_request *rq, json_t **key, char secret[TK_
 	json_t *s = json_object_get(*key, "client_secret");
 	secret[0] = '\0';
 	if (json_is_string(s)) {
-		if (json_string_length(s) != TK_SECRET_LEN)
+		if (json_string_length(s) > TK_SECRET_MAX ||
+		    tk_secret_check(json_string_value(s), json_string_length(s)) != TK_KEYFMT_OK)
 			cli_fail(CLI_REFUSED, "unexpected answer from %s: not a client secret", rs.base);
-		memcpy(secret, json_string_value(s), TK_SECRET_LEN + 1);
+		memcpy(secret, json_string_value(s), json_string_length(s) + 1);
 		tk_wipe((void *)(uintptr_t)json_string_value(s), json_string_length(s));   /* jansson's copy */
 		json_object_del(*key, "client_secret");
 	}
@@ -437,6 +447,12 @@ static int list_account(json_t *out, const char *account, const tk_key_request *
 		}
 		if (rq->state)
 			n += (size_t)snprintf(path + n, sizeof(path) - n, "state=%s&", rq->state);
+		for (int f = 0; f < TK_KEY_LIST_FILTERS; f++)
+			if (rq->filters[f]) {
+				e = enc(rq->filters[f]);
+				n += (size_t)snprintf(path + n, sizeof(path) - n, "%s=%s&", tk_key_list_filters[f], e);
+				free(e);
+			}
 		if (cursor) {
 			e = enc(cursor);
 			n += (size_t)snprintf(path + n, sizeof(path) - n, "cursor=%s&", e);

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 
 #include <jansson.h>
+#include <tokend/keyfmt.h>
 
 #include <tokend/timefmt.h>
 
@@ -59,6 +60,9 @@ static const cf_param params[] = {
 	{ "workers",                  I(workers),                "2",           0, 1, 64, NULL },
 	{ "console",                  B(console),                "on",          0, 0, 1, NULL },
 	{ "issuer",                   S(issuer),                 "http://127.0.0.1:8080", 0, 0, 0, NULL },
+	{ "key_id_prefix_live",       S(key_id_prefix_live),     "tk_",         0, 0, 0, NULL },
+	{ "key_id_prefix_test",       S(key_id_prefix_test),     "tk_test_",    0, 0, 0, NULL },
+	{ "secret_prefix",            S(secret_prefix),          "tks_",        0, 0, 0, NULL },
 	{ "signing_keys",             S(signing_keys),           "",            CF_RELOAD, 0, 0, NULL },
 	{ "signing_key_active",       S(signing_key_active),     "",            CF_RELOAD, 0, 0, NULL },
 	{ "token_lifetime",           D(token_lifetime),         "10m",         0, 1, 86400, NULL },
@@ -261,6 +265,22 @@ static int validate(tk_config *cfg, char *err, size_t errlen)
 	if (strncmp(cfg->issuer, "https://", 8) != 0 && strncmp(cfg->issuer, "http://", 7) != 0) {
 		snprintf(err, errlen, "%s: issuer: must be an http(s) URL", where);
 		return -1;
+	}
+	/* Key prefixes (keyfmt.h): each valid, and all three distinct, so that an
+	 * ID tells its environment and a secret never reads as a key ID. */
+	const char *const prefixes[] = { cfg->key_id_prefix_live, cfg->key_id_prefix_test, cfg->secret_prefix };
+	const char *const pnames[] = { "key_id_prefix_live", "key_id_prefix_test", "secret_prefix" };
+	for (int i = 0; i < 3; i++) {
+		if (!tk_prefix_valid(prefixes[i])) {
+			snprintf(err, errlen, "%s: %s: 2-%d characters [a-z0-9_], starting with a letter and ending with '_'",
+			         where, pnames[i], TK_PREFIX_MAX);
+			return -1;
+		}
+		for (int j = 0; j < i; j++)
+			if (strcmp(prefixes[i], prefixes[j]) == 0) {
+				snprintf(err, errlen, "%s: %s: must differ from %s", where, pnames[i], pnames[j]);
+				return -1;
+			}
 	}
 	char why[160];
 	if (tk_proxies_parse(cfg->trusted_proxies, &cfg->proxies, why, sizeof(why)) != 0) {

@@ -41,6 +41,9 @@ typedef struct tk_config {
 	int workers;
 	int console;              /* the web console at /console/ (server/console/) */
 	char *issuer;
+	char *key_id_prefix_live; /* prefixes of new keys (keyfmt.h); old prefixes keep working */
+	char *key_id_prefix_test;
+	char *secret_prefix;
 	char *signing_keys;       /* space-separated paths */
 	char *signing_key_active;
 	int64_t token_lifetime;   /* seconds */

@@ -20,7 +20,8 @@ const tk_dbstmt tk_dbstatements[] = {
 	  " CASE WHEN k.deleted_at IS NOT NULL THEN 'key_deleted' WHEN k.revoked_at IS NOT NULL THEN 'key_revoked'"
 	  "  WHEN k.disabled_at IS NOT NULL THEN 'key_disabled' WHEN a.disabled_at IS NOT NULL THEN 'account_disabled'"
 	  "  ELSE '' END, coalesce(k.rate_limit, 0),"
-	  " coalesce(floor(extract(epoch FROM k.last_used_at))::bigint, 0)"
+	  " coalesce(floor(extract(epoch FROM k.last_used_at))::bigint, 0),"
+	  " k.environment, CASE WHEN k.claims = '{}'::jsonb THEN NULL ELSE k.claims::text END"
 	  " FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.id = $1" },
 	{ "last_used", 2,
 	  "UPDATE api_keys k SET last_used_at = to_timestamp(v.t)"
@@ -39,7 +40,7 @@ const size_t tk_dbstatements_count = sizeof(tk_dbstatements) / sizeof(tk_dbstate
 /* Two array literals for last_used: {id,...} and {time,...}. IDs are [0-9A-Za-z_]. */
 static int last_used_params(const tk_dbjob *j, tk_dbcall *c)
 {
-	size_t cap = j->n * (TK_KEY_ID_LEN + 24) + 3, a = 0, b = 0;
+	size_t cap = j->n * (TK_KEY_ID_MAX + 24) + 3, a = 0, b = 0;
 	char *ids = malloc(cap), *times = malloc(cap);
 
 	if (!ids || !times) {
@@ -157,6 +158,18 @@ static int parse_key_row(tk_apikey *k, PGresult *r)
 		if (!k->subject)
 			copies_ok = 0;   /* NULL would mean "the key ID": another identity */
 	}
+	/* Environment and custom claims (sql/007): an unknown environment or an
+	 * unreadable claim set makes the key unusable, never a token without them. */
+	const char *env = PQgetvalue(r, 0, 11);
+	int model_ok = 1;
+	k->environment = strcmp(env, "live") == 0 ? "live" : strcmp(env, "test") == 0 ? "test" : NULL;
+	if (!k->environment)
+		model_ok = 0;
+	if (!PQgetisnull(r, 0, 12)) {
+		k->claims = strdup(PQgetvalue(r, 0, 12));
+		if (!k->claims)
+			copies_ok = 0;
+	}
 	k->lifetime = atoi(PQgetvalue(r, 0, 6));
 	k->rate_limit = atoi(PQgetvalue(r, 0, 9));
 	k->expires_at = strtoll(PQgetvalue(r, 0, 7), NULL, 10);
@@ -169,7 +182,7 @@ static int parse_key_row(tk_apikey *k, PGresult *r)
 			k->unusable_reason = reasons[i];
 	if (!k->unusable_reason && *why_not)
 		k->unusable_reason = "key_not_usable";
-	if (!k->unusable_reason && !(h && hlen == TK_HASH_LEN && scopes_ok))
+	if (!k->unusable_reason && !(h && hlen == TK_HASH_LEN && scopes_ok && model_ok))
 		k->unusable_reason = "key_corrupt";
 	k->usable = k->unusable_reason == NULL;
 	return copies_ok ? 0 : -1;

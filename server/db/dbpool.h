@@ -65,11 +65,11 @@ struct tk_dbjob {
 	tk_dbjob *next;
 	int64_t deadline_ms;   /* set by tk_dbpool_submit: monotonic ms; past it the job fails */
 	/* TK_DBJOB_KEY */
-	char key_id[TK_KEY_ID_LEN + 1];
+	char key_id[TK_KEY_ID_MAX + 1];
 	tk_apikey *key;           /* result, one reference, owned by the job's owner */
 	/* TK_DBJOB_LAST_USED: parallel arrays owned by the job's owner */
 	size_t n;
-	char (*ids)[TK_KEY_ID_LEN + 1];
+	char (*ids)[TK_KEY_ID_MAX + 1];
 	int64_t *times;
 	/* TK_DBJOB_SCOPES: malloc'd space-separated names, owned by the job's owner */
 	char *text;

@@ -257,7 +257,7 @@ void tk_auth_start(tk_authreq *ar, const tk_form *form)
 	}
 	/* A mistyped or forged ID or secret is refused before any hashing or database work. */
 	if (tk_key_id_check(body_id, strlen(body_id)) == TK_KEYFMT_OK) {
-		memcpy(ar->client_id, body_id, TK_KEY_ID_LEN + 1);
+		memcpy(ar->client_id, body_id, strlen(body_id) + 1);   /* checked: at most TK_KEY_ID_MAX */
 		ar->ri.client_id = ar->client_id;
 	}
 	if (!ar->ri.client_id || tk_secret_check(secret, strlen(secret)) != TK_KEYFMT_OK) {

@@ -37,7 +37,7 @@ struct tk_authreq {
 	tk_worker *w;
 	struct evhttp_request *req;
 	tk_reqinfo ri;
-	char client_id[TK_KEY_ID_LEN + 1];
+	char client_id[TK_KEY_ID_MAX + 1];
 	unsigned char digest[TK_HASH_LEN];
 	int basic;                         /* Basic was used: 401 carries WWW-Authenticate */
 	char peer[64];                     /* client address (tk_http_client: the TCP peer, or

@@ -38,7 +38,7 @@ typedef struct introreq {
 	tk_authreq auth;                  /* first member (see auth.h) */
 	char *token;                      /* the token asked about (wiped on free) */
 	char caller_account[64];
-	char caller_key[TK_KEY_ID_LEN + 1];
+	char caller_key[TK_KEY_ID_MAX + 1];
 	char caller_jti[72];              /* bearer caller: its own token's jti */
 	int bearer;
 	int revoke;                       /* 1: /oauth2/revoke */

@@ -141,6 +141,8 @@ static int issue(tk_authreq *ar, const tk_apikey *k)
 		.acct = k->account,
 		.iat = now,
 		.exp = exp,
+		.env = k->environment,
+		.extra = k->claims,
 	};
 	char err[256], jti[TK_JTI_LEN + 1];
 	char *token = scope ? tk_minter_mint(w->minter, &c, jti, err, sizeof(err)) : NULL;

@@ -58,6 +58,7 @@ void tk_apikey_release(tk_apikey *k)
 		return;
 	tk_wipe(k->hash, sizeof(k->hash));
 	free(k->subject);
+	free(k->claims);
 	tk_scopes_free(&k->scopes);
 	for (size_t i = 0; i < k->naud; i++)
 		free(k->aud[i]);

@@ -30,7 +30,7 @@
 typedef struct tk_apikey {
 	_Atomic int refs;
 	int found;                        /* 0: a negative entry (no such key) */
-	char id[TK_KEY_ID_LEN + 1];
+	char id[TK_KEY_ID_MAX + 1];
 	char account[64];
 	unsigned char hash[TK_HASH_LEN];
 	int pepper_id;
@@ -39,7 +39,9 @@ typedef struct tk_apikey {
 	int64_t expires_at;               /* epoch seconds; 0: never */
 	int lifetime;                     /* seconds; 0: server default */
 	int rate_limit;                   /* tokens per minute; 0: none */
-	char *subject;                    /* NULL: the key ID */
+	char *subject;                    /* NULL: the key ID (a member key: its member) */
+	const char *environment;          /* static "live" or "test": the token's "env" */
+	char *claims;                     /* custom claims, a JSON object's text; NULL: none */
 	tk_scopes scopes;
 	size_t naud;
 	char *aud[TK_MAX_AUDIENCES];

@@ -16,7 +16,7 @@ static int grow(tk_lastused *lu)
 
 	if (lu->cap && cap > TK_LASTUSED_MAX * 2)
 		return 0;
-	char (*ids)[TK_KEY_ID_LEN + 1] = calloc(cap, sizeof(*ids));
+	char (*ids)[TK_KEY_ID_MAX + 1] = calloc(cap, sizeof(*ids));
 	int64_t *times = calloc(cap, sizeof(*times));
 	if (!ids || !times) {
 		free(ids);
@@ -42,7 +42,7 @@ static int grow(tk_lastused *lu)
 
 int tk_lastused_put(tk_lastused *lu, const char *key_id, int64_t t)
 {
-	if (!key_id || !*key_id || strlen(key_id) > TK_KEY_ID_LEN)
+	if (!key_id || !*key_id || strlen(key_id) > TK_KEY_ID_MAX)
 		return -1;
 	if ((lu->cap == 0 || (lu->n + 1) * 4 > lu->cap * 3) && grow(lu) != 0)
 		return -1;
@@ -73,7 +73,7 @@ int64_t tk_lastused_get(const tk_lastused *lu, const char *key_id)
 	return 0;
 }
 
-size_t tk_lastused_export(const tk_lastused *lu, char (*ids)[TK_KEY_ID_LEN + 1], int64_t *times)
+size_t tk_lastused_export(const tk_lastused *lu, char (*ids)[TK_KEY_ID_MAX + 1], int64_t *times)
 {
 	size_t k = 0;
 

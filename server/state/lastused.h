@@ -16,7 +16,7 @@
 
 typedef struct tk_lastused {
 	size_t n, cap;                         /* cap: a power of two, 0 before first use */
-	char (*ids)[TK_KEY_ID_LEN + 1];        /* "" = empty slot */
+	char (*ids)[TK_KEY_ID_MAX + 1];        /* "" = empty slot */
 	int64_t *times;
 } tk_lastused;
 
@@ -28,7 +28,7 @@ int tk_lastused_put(tk_lastused *lu, const char *key_id, int64_t t);
 int64_t tk_lastused_get(const tk_lastused *lu, const char *key_id);
 
 /* Copy every mark into `ids`/`times` (room for lu->n each); returns how many. */
-size_t tk_lastused_export(const tk_lastused *lu, char (*ids)[TK_KEY_ID_LEN + 1], int64_t *times);
+size_t tk_lastused_export(const tk_lastused *lu, char (*ids)[TK_KEY_ID_MAX + 1], int64_t *times);
 
 /* Forget every mark (the table keeps its size). */
 void tk_lastused_clear(tk_lastused *lu);

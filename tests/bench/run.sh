@@ -9,6 +9,8 @@
 # user tokendpg), migrates, provisions keys, runs `tokend serve` (workers=2,
 # log_level=warning) and drives POST /oauth2/token with wrk (keep-alive):
 #   run 1  one key (client_secret_basic), after a short warm-up
+#   run 1b (BENCH_MODEL=1) the one key against a key made from a role, bound to a member and
+#          carrying custom claims (issue 13), interleaved twice each: CPU per token of both
 #   run 2  BENCH_KEYS keys (default 100,000) inserted with one COPY, first loaded into
 #          the cache by one sequential pass (cold-cache figure), then requested at random
 # plus `openssl speed ecdsap256` on one core and on 2 (-multi 2) for the ratio
@@ -21,6 +23,7 @@
 #   BENCH_WORKERS [2]        tokend worker threads
 #   BENCH_KEYS [100000]      keys for run 2         BENCH_ACCOUNTS [1000] accounts they are spread over
 #   BENCH_WARM_MAX [120]     upper bound (s) of run 2's cache-loading pass
+#   BENCH_MODEL [1]          0: no run 1b          BENCH_RUN2 [1]  0: skip run 2
 #   BENCH_PERF [1]           0: no perf profile     BENCH_VERBOSE [0] 1: also print wrk's own output
 #   BENCH_KEEP               set: keep the temp dir (logs, wrk output, perf.data)
 #   TOKEND_BIN [build/tokend]
@@ -49,8 +52,8 @@ bench_tmp tokend-bench
 # --------------------------------------------------------------------------
 # Helpers (the common ones are in lib.sh)
 # --------------------------------------------------------------------------
-metric() {   # value of an unlabelled metric
-  curl -s "$BASE/metrics" | awk -v n="$1" '$1 == n { print $2; exit }'
+metric() {   # value of an unlabelled metric (awk reads to the end: an early exit can fail curl, 23)
+  curl -s "$BASE/metrics" | awk -v n="$1" '$1 == n && !f { print $2; f = 1 }'
 }
 
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$TOKEND_PID/status"; }
@@ -132,6 +135,36 @@ TPS1=$TPS
 printf '  tokend RSS          %s kB\n' "$(rss_kb)"
 profile run1 "$HERE/token.lua" BENCH_AUTH="$AUTH"
 
+# --------------------------------------------------------------------------
+# Run 1b: plain key vs role + member + custom claims, interleaved
+# --------------------------------------------------------------------------
+if [ "${BENCH_MODEL:-1}" = 1 ]; then
+  echo
+  echo "== run 1b: plain key vs a key with a role, a member and custom claims (interleaved, ${RUN_S} s each) =="
+  tokend role add bench-dev --scopes bench:read >/dev/null
+  tokend member add bench jane --name "Jane Bench" >/dev/null
+  MKEY_JSON=$(tokend key create --account bench --name "bench model key" --role bench-dev --member jane \
+    --claims '{"plan":"pro","seats":5,"ratio":1.5,"beta":true,"regions":["eu","us"],"tenant_ref":"t-000123"}' --json)
+  MAUTH=$(printf '%s' "$MKEY_JSON" | b64auth)
+  unset MKEY_JSON
+  wrk_start warm1b "$HERE/token.lua" 2 BENCH_AUTH="$MAUTH"; wrk_wait warm1b >/dev/null
+  declare -A CPU_SUM=()
+  for round in 1 2; do
+    for variant in plain model; do
+      a=$AUTH; [ "$variant" = model ] && a=$MAUTH
+      before=$(metric tokend_tokens_issued_total); c0=$(cpu_ticks)
+      wrk_start "1b-$variant-$round" "$HERE/token.lua" "$RUN_S" BENCH_AUTH="$a"; wrk_wait "1b-$variant-$round"
+      after=$(metric tokend_tokens_issued_total); c1=$(cpu_ticks)
+      us=$(awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" -v n=$((after - before)) 'BEGIN { printf "%.2f", (n > 0 ? t / hz / n * 1e6 : 0) }')
+      printf '  %-6s round %s   %s tokens, %s us of CPU per token\n' "$variant" "$round" $((after - before)) "$us"
+      CPU_SUM[$variant]=$(awk -v a="${CPU_SUM[$variant]:-0}" -v b="$us" 'BEGIN { print a + b }')
+    done
+  done
+  awk -v p="${CPU_SUM[plain]}" -v m="${CPU_SUM[model]}" 'BEGIN {
+    printf "  mean CPU per token  plain %.2f us, role+member+claims %.2f us (%+.1f%%)\n", p / 2, m / 2, (m - p) / p * 100 }'
+  unset MAUTH
+fi
+
 echo
 echo "== openssl speed ecdsap256 (5 s each; tokend idle) =="
 SIGN1=$(sign_per_s)
@@ -146,6 +179,9 @@ stop_tokend
 # --------------------------------------------------------------------------
 # Run 2: NKEYS keys, requested at random
 # --------------------------------------------------------------------------
+if [ "${BENCH_RUN2:-1}" = 0 ]; then
+  echo; echo "(run 2 skipped: BENCH_RUN2=0)"; exit 0
+fi
 echo
 echo "== run 2: $NKEYS keys over $NACCOUNTS accounts, each request with a random key =="
 t0=$(date +%s.%N)

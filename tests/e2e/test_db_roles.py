@@ -130,6 +130,7 @@ def test_grants_are_exactly_what_tokend_needs(keyed):
     assert grants["tokend_migrations"] == "SELECT", grants
     assert grants["api_keys"] == "INSERT,SELECT", grants
     assert grants["revoked_tokens"] == "DELETE,INSERT,SELECT", grants
+    assert grants["roles"] == grants["members"] == "INSERT,SELECT", grants   # UPDATE: some columns only
     for table, privs in grants.items():
         for bad in ("TRUNCATE", "TRIGGER", "REFERENCES"):
             assert bad not in privs, (table, privs)
@@ -138,6 +139,11 @@ def test_grants_are_exactly_what_tokend_needs(keyed):
         " WHERE grantee = 'tokend_app' AND table_name = 'api_keys' AND privilege_type = 'UPDATE'")}
     assert cols == {"name", "disabled_at", "revoked_at", "revoked_by", "revoke_reason",
                     "deleted_at", "last_used_at", "rate_limit"}, cols
+    for table, want in (("roles", {"description", "scopes", "updated_at"}), ("members", {"name", "deactivated_at"})):
+        cols = {c for (c,) in keyed.query(
+            "SELECT column_name FROM information_schema.column_privileges"
+            " WHERE grantee = 'tokend_app' AND table_name = %s AND privilege_type = 'UPDATE'", (table,))}
+        assert cols == want, (table, cols)
 
 
 def test_allowed_changes_still_work_as_the_serving_role(keyed):

@@ -343,8 +343,19 @@ def test_schemas_reject_what_the_server_refuses():
               "scopes": ["s"], "audiences": [], "subject": None, "state": "enabled",
               "created_at": "2026-01-02T03:04:05Z", "created_by": "cli:x", "expires_at": None,
               "last_used_at": None, "disabled_at": None, "revoked_at": None, "revoked_by": None,
-              "revoke_reason": None, "token_lifetime": None, "rate_limit": None}
+              "revoke_reason": None, "token_lifetime": None, "rate_limit": None, "kind": "account", "role": None,
+              "member": None, "member_name": None, "environment": "live", "claims": {}}
     validate(sample, key)
+    validate({**sample, "kind": "member", "member": "jane", "member_name": "Jane", "role": "dev",
+              "environment": "test", "claims": {"plan": "pro", "n": 1.5, "b": True, "l": ["a"]}}, key)
+    for bad in ({**sample, "kind": "robot"}, {**sample, "environment": "prod"},
+                {**sample, "claims": {"nested": {"a": 1}}}, {**sample, "claims": {"l": [1]}}):
+        with pytest.raises(Invalid):
+            validate(bad, key)
+    validate({"name": "n", "role": "dev"}, kc)
+    for bad in ({**good, "role": "dev"}, {**good, "environment": "prod"}, {**good, "claims": []}):
+        with pytest.raises(Invalid):
+            validate(bad, kc)
     validate({**sample, "rate_limit": 60}, key)
     for bad in ({**sample, "secret_hash": "\\x00"}, {**sample, "client_secret": "tks_x"},
                 {k: v for k, v in sample.items() if k != "masked"}, {**sample, "state": "gone"}):
@@ -361,9 +372,10 @@ def test_route_table_matches_the_source():
     assert len(table) >= 17, "could not read the route table of server/admin/route.c"
     documented = {(m.upper(), p): op["x-required-scope"] for p, m, op in OPS}
 
-    def doc_path(pattern):   # the table's {id} is the document's {account_id} or {key_id}
-        if pattern.startswith("accounts/"):
-            return "/" + pattern.replace("{id}", "{account_id}")
+    def doc_path(pattern):   # the table's {id} is the document's {account_id}, {role_name}, ... or {key_id}
+        for prefix, name in (("accounts/", "account_id"), ("roles/", "role_name"), ("members/", "member_id")):
+            if pattern.startswith(prefix):
+                return "/" + pattern.replace("{id}", "{" + name + "}")
         return "/" + pattern.replace("{id}", "{key_id}")
 
     routed = set()
@@ -434,7 +446,23 @@ def fill_path(env, path, method):
     if "{account_id}" in path:
         # GET: the read token's own account; PATCH (operator): another one.
         path = path.replace("{account_id}", "acme" if method == "get" else "other")
+    if "{role_name}" in path:
+        env.t.run("role", "add", "openapi-role", "--scopes", "orders:read")   # once; later runs: exists
+        path = path.replace("{role_name}", "openapi-role")
+    if "{member_id}" in path:
+        FILLED[0] += 1
+        mid = f"openapi-m{FILLED[0]}"
+        env.t.json("member", "add", "acme", mid, "--name", "OpenAPI member")
+        path = path.replace("{member_id}", mid)
     return path
+
+
+FILLED = [0]
+
+
+def unknown_ids(path):
+    return (path.replace("{key_id}", make_key_id()).replace("{account_id}", "no-such-account")
+            .replace("{role_name}", "no-such-role").replace("{member_id}", "no-such-member"))
 
 
 def below(scope):
@@ -473,8 +501,8 @@ def test_operation_answers_as_documented(env, path, method, op):
     assert r.status == 400, r
 
     # 4. Generic refusals, before the real call (they must change nothing).
-    if "{key_id}" in path or "{account_id}" in path:
-        unknown = path.replace("{key_id}", make_key_id()).replace("{account_id}", "no-such-account")
+    if "{" in path:
+        unknown = unknown_ids(path)
         r = check_response(send(env, method, unknown, token=env.tokens[SCOPE_OPERATOR], body=body), op, "unknown ID")
         assert r.status == 404, r
         assert r.json()["error"] == "not_found"
@@ -521,7 +549,7 @@ def test_operation_answers_as_documented(env, path, method, op):
         r = check_response(send(env, method, concrete, token=tok, body={**body, "name": "other"}, headers=headers),
                            op, "idempotency mismatch")
         assert r.status == 422, r
-    if op["operationId"] in ("createAccount", "addScope"):
+    if op["operationId"] in ("createAccount", "addScope", "addRole", "addMember"):
         assert r.status == 201, r
         # The same again: 409 conflict (documented).
         r = check_response(send(env, method, concrete, token=tok, body=body), op, "again")

@@ -30,7 +30,7 @@ from support.util import parse_ts, wait_until
 pytestmark = pytest.mark.binary
 
 AUTH_FAILED = {"error": "invalid_client", "error_description": "client authentication failed"}
-CLAIMS = {"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "acct"}
+CLAIMS = {"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "acct", "env"}
 TOKEN_FIELDS = {"access_token", "token_type", "expires_in", "scope"}
 
 

@@ -35,14 +35,19 @@ static void ref_checksum(const char *p, size_t n, char out[TK_CHECKSUM_LEN])
 	}
 }
 
-static tk_keyfmt_status ref_check(const char *s, size_t len, size_t want, const char *prefix)
+/* Any prefix of 2..TK_PREFIX_MAX bytes [a-z][a-z0-9_]*_ before `tail`
+ * base62 characters (keyfmt.h). */
+static tk_keyfmt_status ref_check(const char *s, size_t len, size_t tail)
 {
-	size_t pl = strlen(prefix);
 	char sum[TK_CHECKSUM_LEN];
-	if (len != want)
+	if (len < tail + 2 || len > tail + TK_PREFIX_MAX)
 		return TK_KEYFMT_LENGTH;
-	if (memcmp(s, prefix, pl) != 0)
+	size_t pl = len - tail;
+	if (s[0] < 'a' || s[0] > 'z' || s[pl - 1] != '_')
 		return TK_KEYFMT_PREFIX;
+	for (size_t i = 1; i < pl; i++)
+		if (s[i] == '\0' || strchr("abcdefghijklmnopqrstuvwxyz0123456789_", s[i]) == NULL)
+			return TK_KEYFMT_PREFIX;
 	for (size_t i = pl; i < len; i++)
 		if (s[i] == '\0' || strchr(B62, s[i]) == NULL)
 			return TK_KEYFMT_CHARSET;
@@ -54,15 +59,17 @@ static tk_keyfmt_status ref_check(const char *s, size_t len, size_t want, const 
 static void keyfmt(const char *s, size_t len)
 {
 	tk_keyfmt_status a = tk_key_id_check(s, len), b = tk_secret_check(s, len);
-	FUZZ_CHECK(a == ref_check(s, len, TK_KEY_ID_LEN, TK_KEY_ID_PREFIX));
-	FUZZ_CHECK(b == ref_check(s, len, TK_SECRET_LEN, TK_SECRET_PREFIX));
+	FUZZ_CHECK(a == ref_check(s, len, TK_KEY_ID_RANDOM + TK_CHECKSUM_LEN));
+	FUZZ_CHECK(b == ref_check(s, len, TK_SECRET_RANDOM + TK_CHECKSUM_LEN));
 	FUZZ_CHECK(tk_keyfmt_strerror(a) != NULL && tk_keyfmt_strerror(b) != NULL);
 	FUZZ_CHECK(tk_crc32(s, len) == ref_crc32(s, len));
-	if (b == TK_KEYFMT_OK) {
-		char hint[TK_HINT_LEN + 1];
-		tk_secret_hint(s, hint);
+	if (b == TK_KEYFMT_OK && memchr(s, '\0', len) == NULL) {
+		char hint[TK_HINT_LEN + 1], copy[TK_SECRET_MAX + 1];
+		memcpy(copy, s, len);
+		copy[len] = '\0';
+		tk_secret_hint(copy, hint);
 		FUZZ_CHECK(strlen(hint) == TK_HINT_LEN &&
-		           memcmp(hint, s + TK_SECRET_LEN - TK_HINT_LEN, TK_HINT_LEN) == 0);
+		           memcmp(hint, s + len - TK_HINT_LEN, TK_HINT_LEN) == 0);
 	}
 
 	/* The same text with its checksum made right (when the length fits): it
@@ -73,7 +80,7 @@ static void keyfmt(const char *s, size_t len)
 		ref_checksum(fixed, len - TK_CHECKSUM_LEN, fixed + len - TK_CHECKSUM_LEN);
 		int id = len == TK_KEY_ID_LEN;
 		tk_keyfmt_status st = id ? tk_key_id_check(fixed, len) : tk_secret_check(fixed, len);
-		tk_keyfmt_status want = ref_check(fixed, len, len, id ? TK_KEY_ID_PREFIX : TK_SECRET_PREFIX);
+		tk_keyfmt_status want = ref_check(fixed, len, (id ? TK_KEY_ID_RANDOM : TK_SECRET_RANDOM) + TK_CHECKSUM_LEN);
 		FUZZ_CHECK(want != TK_KEYFMT_CHECKSUM && st == want);
 	}
 }

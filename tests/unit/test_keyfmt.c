@@ -198,29 +198,74 @@ static void test_typos(void)
 	typo_sweep(0, 40);
 }
 
+/* Configured prefixes: generation, validation, lengths, one checker for all. */
+static void test_prefixes(void)
+{
+	char id[TK_KEY_ID_MAX + 1], sec[TK_SECRET_MAX + 1];
+	TEST_ASSERT(tk_prefix_valid("tk_") && tk_prefix_valid("ms_live_") && tk_prefix_valid("a_"));
+	TEST_ASSERT(tk_prefix_valid("abcdefghijklmno_"));                       /* 16 */
+	TEST_ASSERT(!tk_prefix_valid("abcdefghijklmnop_"));                     /* 17 */
+	TEST_ASSERT(!tk_prefix_valid(NULL) && !tk_prefix_valid("") && !tk_prefix_valid("_") &&
+	            !tk_prefix_valid("tk") && !tk_prefix_valid("Tk_") && !tk_prefix_valid("9k_") &&
+	            !tk_prefix_valid("t-k_") && !tk_prefix_valid("t k_") && !tk_prefix_valid("tk\n_"));
+	TEST_ASSERT(tk_key_id_generate_prefixed("ms_live_", id) == TK_KEYFMT_OK);
+	TEST_ASSERT(strncmp(id, "ms_live_", 8) == 0 && strlen(id) == 8 + 28);
+	TEST_ASSERT(tk_key_id_check(id, strlen(id)) == TK_KEYFMT_OK);
+	TEST_ASSERT(tk_secret_check(id, strlen(id)) != TK_KEYFMT_OK);
+	TEST_ASSERT(tk_secret_generate_prefixed("ms_sk_", sec) == TK_KEYFMT_OK);
+	TEST_ASSERT(strncmp(sec, "ms_sk_", 6) == 0 && strlen(sec) == 6 + 49);
+	TEST_ASSERT(tk_secret_check(sec, strlen(sec)) == TK_KEYFMT_OK);
+	TEST_ASSERT(tk_key_id_check(sec, strlen(sec)) != TK_KEYFMT_OK);
+	char hint[TK_HINT_LEN + 1];
+	tk_secret_hint(sec, hint);
+	TEST_ASSERT(strlen(hint) == 4 && memcmp(hint, sec + strlen(sec) - 4, 4) == 0);
+	TEST_ASSERT(tk_key_id_generate_prefixed("abcdefghijklmno_", id) == TK_KEYFMT_OK && strlen(id) == TK_KEY_ID_MAX);
+	TEST_ASSERT(tk_secret_generate_prefixed("abcdefghijklmno_", sec) == TK_KEYFMT_OK && strlen(sec) == TK_SECRET_MAX);
+	TEST_ASSERT(tk_key_id_generate_prefixed("Bad", id) == TK_KEYFMT_PREFIX && id[0] == '\0');
+	TEST_ASSERT(tk_secret_generate_prefixed("abcdefghijklmnop_", sec) == TK_KEYFMT_PREFIX && sec[0] == '\0');
+	TEST_ASSERT(tk_key_id_generate_prefixed(NULL, id) == TK_KEYFMT_OK && strncmp(id, "tk_", 3) == 0 &&
+	            strlen(id) == TK_KEY_ID_LEN);
+	/* A typo in the prefix is caught by the checksum. */
+	TEST_ASSERT(tk_key_id_generate_prefixed("ms_live_", id) == TK_KEYFMT_OK);
+	id[3] = 'j';
+	TEST_ASSERT(tk_key_id_check(id, strlen(id)) == TK_KEYFMT_CHECKSUM);
+}
+
 static void test_hostile(void)
 {
 	char sec[TK_SECRET_LEN + 1], id[TK_KEY_ID_LEN + 1], buf[TK_SECRET_LEN + 8];
 	TEST_ASSERT(tk_secret_generate(sec) == TK_KEYFMT_OK);
 	TEST_ASSERT(tk_key_id_generate(id) == TK_KEYFMT_OK);
 
-	/* Length +-1. */
-	TEST_ASSERT(tk_secret_check(sec, TK_SECRET_LEN - 1) == TK_KEYFMT_LENGTH);
+	/* Length +-1: the prefix boundary moves, so the prefix no longer ends in
+	 * '_' (or holds a body character): refused as a prefix. */
+	TEST_ASSERT(tk_secret_check(sec, TK_SECRET_LEN - 1) == TK_KEYFMT_PREFIX);
 	memcpy(buf, sec, TK_SECRET_LEN);
 	buf[TK_SECRET_LEN] = 'A';
-	TEST_ASSERT(tk_secret_check(buf, TK_SECRET_LEN + 1) == TK_KEYFMT_LENGTH);
-	TEST_ASSERT(tk_secret_check(sec, TK_SECRET_LEN + 1) == TK_KEYFMT_LENGTH); /* incl. NUL */
-	TEST_ASSERT(tk_key_id_check(id, TK_KEY_ID_LEN - 1) == TK_KEYFMT_LENGTH);
-	TEST_ASSERT(tk_key_id_check(id, TK_KEY_ID_LEN + 1) == TK_KEYFMT_LENGTH);
+	TEST_ASSERT(tk_secret_check(buf, TK_SECRET_LEN + 1) == TK_KEYFMT_PREFIX);
+	TEST_ASSERT(tk_secret_check(sec, TK_SECRET_LEN + 1) == TK_KEYFMT_PREFIX); /* incl. NUL */
+	TEST_ASSERT(tk_key_id_check(id, TK_KEY_ID_LEN - 1) == TK_KEYFMT_PREFIX);
+	TEST_ASSERT(tk_key_id_check(id, TK_KEY_ID_LEN + 1) == TK_KEYFMT_PREFIX);
+	/* Too short or long for any prefix. */
+	TEST_ASSERT(tk_key_id_check(id + 2, TK_KEY_ID_LEN - 2) == TK_KEYFMT_LENGTH);
+	TEST_ASSERT(tk_secret_check(sec, TK_SECRET_MAX + 1) == TK_KEYFMT_LENGTH);
 
 	/* A key ID where a secret is expected, and vice versa. */
 	TEST_ASSERT(tk_secret_check(id, strlen(id)) == TK_KEYFMT_LENGTH);
 	TEST_ASSERT(tk_key_id_check(sec, strlen(sec)) == TK_KEYFMT_LENGTH);
 
-	/* Right length, wrong prefix, with a checksum that is correct for the
-	 * whole string: refused for the prefix, not accepted. */
+	/* Another valid prefix with a checksum over it: accepted (a key made
+	 * under an earlier configured prefix keeps working); the same string
+	 * with the old checksum is refused (the checksum covers the prefix). */
 	memcpy(buf, sec, TK_SECRET_LEN + 1);
 	memcpy(buf, "tkx_", 4);
+	TEST_ASSERT(tk_secret_check(buf, TK_SECRET_LEN) == TK_KEYFMT_CHECKSUM);
+	checksum_for(buf, TK_SECRET_LEN - TK_CHECKSUM_LEN, buf + TK_SECRET_LEN - TK_CHECKSUM_LEN);
+	TEST_ASSERT(tk_secret_check(buf, TK_SECRET_LEN) == TK_KEYFMT_OK);
+	memcpy(buf, "tk-_", 4);
+	checksum_for(buf, TK_SECRET_LEN - TK_CHECKSUM_LEN, buf + TK_SECRET_LEN - TK_CHECKSUM_LEN);
+	TEST_ASSERT(tk_secret_check(buf, TK_SECRET_LEN) == TK_KEYFMT_PREFIX);
+	memcpy(buf, "1ks_", 4);
 	checksum_for(buf, TK_SECRET_LEN - TK_CHECKSUM_LEN, buf + TK_SECRET_LEN - TK_CHECKSUM_LEN);
 	TEST_ASSERT(tk_secret_check(buf, TK_SECRET_LEN) == TK_KEYFMT_PREFIX);
 	/* "tk_" + 50 chars: a key-ID-prefixed string of secret length. */
@@ -400,6 +445,7 @@ int main(void)
 	TEST_RUN(test_no_overread);
 	TEST_RUN(test_typos);
 	TEST_RUN(test_hostile);
+	TEST_RUN(test_prefixes);
 	TEST_RUN(test_unique);
 	TEST_RUN(test_uniform);
 	TEST_RUN(test_hint);

@@ -150,6 +150,9 @@ typedef struct tk_token_claims {
 	const char *acct;         /* required, non-empty: account id, claim "acct" */
 	int64_t iat;              /* required, > 0 (seconds since the epoch); nbf = iat */
 	int64_t exp;              /* required, > iat */
+	const char *env;          /* optional: the key's environment, claim "env"; NULL omits it */
+	const char *extra;        /* optional: a JSON object of custom claims added last; a name
+	                           * already set above is never replaced; NULL or "" adds none */
 } tk_token_claims;
 
 /*
@@ -163,8 +166,9 @@ TK_API tk_minter *tk_minter_new(const tk_signer *s, char *err, size_t errlen);
 /*
  * Mint a compact JWS access token signed with the signer's active key.
  *   header: {"alg":<alg>,"kid":<kid>,"typ":"at+jwt"}
- *   claims: iss, sub, aud, client_id, scope (if any), acct, iat, nbf (= iat),
- *           exp, jti (128 bits from the CSPRNG, base64url, 22 chars)
+ *   claims: iss, sub, aud, client_id, scope (if any), acct, env (if any),
+ *           iat, nbf (= iat), exp, jti (128 bits from the CSPRNG, base64url,
+ *           22 chars), then the members of `extra` (if any) not named above
  * Exactly the claims of `c` appear: nothing carries over from a previous
  * mint. Returns a malloc'd NUL-terminated token the caller frees with free(),
  * and, when `jti_out` is not NULL, copies the jti there. Returns NULL with

@@ -28,7 +28,8 @@ A = "/admin/v1"
 READ, WRITE, OPERATOR = "tokend:admin:read", "tokend:admin:write", "tokend:operator"
 KEY_FIELDS = {"client_id", "account", "name", "hint", "masked", "scopes", "audiences", "subject", "state",
               "created_at", "created_by", "expires_at", "last_used_at", "disabled_at", "revoked_at",
-              "revoked_by", "revoke_reason", "token_lifetime", "rate_limit"}
+              "revoked_by", "revoke_reason", "token_lifetime", "rate_limit",
+              "kind", "role", "member", "member_name", "environment", "claims"}
 ACCOUNT_FIELDS = {"id", "name", "key_limit", "active_keys", "scopes", "created_at", "disabled_at"}
 EVENT_FIELDS = {"id", "at", "actor", "action", "account", "key", "address", "detail"}
 
@@ -155,11 +156,16 @@ SNAPSHOT_SQL = ("""
                (SELECT count(*) FROM idempotency_keys), (SELECT count(*) FROM revoked_tokens),
                (SELECT md5(coalesce(string_agg(concat_ws('|', id, account_id, name, scopes, audiences, subject,
                         expires_at, token_lifetime, disabled_at, revoked_at, revoked_by, revoke_reason,
-                        deleted_at, rate_limit), ',' ORDER BY id), '')) FROM api_keys),
+                        deleted_at, rate_limit, role, member_id, environment, claims), ',' ORDER BY id), ''))
+                  FROM api_keys),
                (SELECT md5(coalesce(string_agg(concat_ws('|', id, name, key_limit, disabled_at), ','
                         ORDER BY id), '')) FROM accounts),
                (SELECT md5(coalesce(string_agg(concat_ws('|', name, description), ',' ORDER BY name), ''))
-                  FROM scopes)""")
+                  FROM scopes),
+               (SELECT md5(coalesce(string_agg(concat_ws('|', name, description, scopes), ',' ORDER BY name), ''))
+                  FROM roles),
+               (SELECT md5(coalesce(string_agg(concat_ws('|', account_id, id, name, deactivated_at), ','
+                        ORDER BY account_id, id), '')) FROM members)""")
 
 
 def audit_since(t, after_id):

@@ -10,7 +10,7 @@ import zlib
 from pathlib import Path
 
 B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-KEY_ID_RE = re.compile(r"^tk_[0-9A-Za-z]{28}$")
+KEY_ID_RE = re.compile(r"^tk_(test_)?[0-9A-Za-z]{28}$")   # live and test keys (default prefixes)
 SECRET_RE = re.compile(r"^tks_[0-9A-Za-z]{49}$")
 SECRET_FIND_RE = re.compile(r"tks_[0-9A-Za-z]{49}")
 

@@ -44,7 +44,7 @@ static void test_growth_export_clear(void)
 		all &= tk_lastused_get(&lu, id) == 1000 + (int64_t)i;
 	}
 	TEST_ASSERT(all);
-	char (*ids)[TK_KEY_ID_LEN + 1] = malloc(lu.n * sizeof(*ids));
+	char (*ids)[TK_KEY_ID_MAX + 1] = malloc(lu.n * sizeof(*ids));
 	int64_t *times = malloc(lu.n * sizeof(*times));
 	size_t n = tk_lastused_export(&lu, ids, times);
 	TEST_ASSERT(n == 5000);
