@@ -182,6 +182,8 @@ static void send_db_error(tk_adminreq *ar, PGresult *r)
 		snprintf(field, sizeof(field), "expires_at");
 	else if (hint && strcmp(hint, "subject_reserved") == 0)
 		snprintf(field, sizeof(field), "subject");
+	else if (hint && strcmp(hint, "overlap") == 0)
+		snprintf(field, sizeof(field), "overlap_seconds");
 	if (strcmp(field, "revoke_reason") == 0)
 		snprintf(field, sizeof(field), "reason");
 	if (field[0] && state && strcmp(state, "23514") == 0) {
@@ -192,6 +194,8 @@ static void send_db_error(tk_adminreq *ar, PGresult *r)
 	static const struct { const char *hint; int status; const char *error; } map[] = {
 		{ "not_found", 404, "not_found" },
 		{ "revoked", 409, "revoked" },
+		{ "expired", 409, "expired" },
+		{ "overlap", 400, "invalid_request" },
 		{ "deleted", 404, "not_found" },
 		{ "recently_used", 409, "recently_used" },
 		{ "key_limit", 409, "key_limit_reached" },
@@ -241,6 +245,7 @@ static const tk_admin_op_fn operations[TK_ADMIN_OP_COUNT] = {
 	[TK_ADMIN_OP_KEY_ENABLE] = tk_admin_key_action,
 	[TK_ADMIN_OP_KEY_REVOKE] = tk_admin_key_action,
 	[TK_ADMIN_OP_KEY_DELETE] = tk_admin_key_action,
+	[TK_ADMIN_OP_KEY_ROTATE] = tk_admin_key_rotate,
 	[TK_ADMIN_OP_AUDIT] = tk_admin_audit,
 };
 
@@ -286,7 +291,7 @@ static void op_done(tk_dbjob *job)
 	}
 	if (ar->op == TK_ADMIN_OP_KEY_PATCH || ar->op == TK_ADMIN_OP_KEY_DISABLE ||
 	    ar->op == TK_ADMIN_OP_KEY_ENABLE || ar->op == TK_ADMIN_OP_KEY_REVOKE ||
-	    ar->op == TK_ADMIN_OP_KEY_DELETE) {
+	    ar->op == TK_ADMIN_OP_KEY_DELETE || ar->op == TK_ADMIN_OP_KEY_ROTATE) {
 		/* Committed: this instance forgets the key now, before it answers, so
 		 * that a token request right after the answer sees the change here at
 		 * once (other instances follow by NOTIFY). */
@@ -327,6 +332,10 @@ static void op_done(tk_dbjob *job)
 		o = key;
 	} else if (ar->op == TK_ADMIN_OP_ACCOUNTS_CREATE || ar->op == TK_ADMIN_OP_SCOPES_ADD) {
 		status = 201;
+	} else if (ar->op == TK_ADMIN_OP_KEY_ROTATE) {
+		/* The new secret, shown once (this answer only). */
+		json_object_set_new(o, "client_secret", json_string(ar->secret));
+		tk_wipe(ar->secret, sizeof(ar->secret));
 	}
 	/* The path only: a query string may carry what must not be logged
 	 * (the same rule as http/reply.c's request line). */
@@ -448,7 +457,8 @@ void tk_admin_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
 		}
 		if (len > 0 || ar->op == TK_ADMIN_OP_KEYS_CREATE || ar->op == TK_ADMIN_OP_KEY_PATCH ||
 		    ar->op == TK_ADMIN_OP_ACCOUNTS_CREATE || ar->op == TK_ADMIN_OP_ACCOUNT_PATCH ||
-		    ar->op == TK_ADMIN_OP_SCOPES_ADD || ar->op == TK_ADMIN_OP_ACCOUNT_SCOPES) {
+		    ar->op == TK_ADMIN_OP_SCOPES_ADD || ar->op == TK_ADMIN_OP_ACCOUNT_SCOPES ||
+		    ar->op == TK_ADMIN_OP_KEY_ROTATE) {
 			const char *data = len ? (const char *)evbuffer_pullup(b, -1) : "";
 			const char *why = NULL;
 			if (tk_input_json_body(data, len, &ar->body, &why) != 0) {

@@ -314,3 +314,48 @@ json_t *tk_admin_key_created(tk_adminreq *ar, json_t *answer, int *status)
 	}
 	return key;
 }
+
+/*
+ * POST keys/{id}/rotate-secret {"overlap_seconds": N}: a new secret for the
+ * key (shown once, in this answer); the current one keeps working for N
+ * seconds (0: it stops now), then stops. The rules (active key, at most 30
+ * days, not past the key's expiry, only the previous secret survives) are
+ * tokend_admin_rotate_secret's (sql/008_secret_rotation.sql); this checks the
+ * input's shape and makes the secret.
+ */
+void tk_admin_key_rotate(tk_adminreq *ar)
+{
+	static const char *const allowed[] = { "overlap_seconds", NULL };
+	if (tk_admin_only_fields(ar, allowed) != 0)
+		return;
+	json_t *ov = json_object_get(ar->body, "overlap_seconds");
+	if (!ov || json_is_null(ov))
+		return tk_admin_send_error(ar, 400, "invalid_request",
+		                           "overlap_seconds is required: how long the current secret keeps working "
+		                           "(0: it stops now)", "overlap_seconds");
+	if (!json_is_integer(ov) || json_integer_value(ov) < 0 || json_integer_value(ov) > TK_ROTATE_OVERLAP_MAX)
+		return tk_admin_send_error(ar, 400, "invalid_request",
+		                           "overlap_seconds must be a whole number from 0 to 2592000 (30 days)",
+		                           "overlap_seconds");
+	if (tk_key_id_check(ar->id, strlen(ar->id)) != TK_KEYFMT_OK)
+		return tk_admin_send_error(ar, 404, "not_found", "no such key", NULL);
+	char overlap[24], hint[TK_HINT_LEN + 1];
+	unsigned char hash[TK_HASH_LEN];
+	snprintf(overlap, sizeof(overlap), "%lld", (long long)json_integer_value(ov));
+	if (tk_secret_generate(ar->secret) != TK_KEYFMT_OK ||
+	    tk_hasher_hash(ar->w->hasher, ar->secret, TK_SECRET_LEN, hash) != 0) {
+		tk_wipe(ar->secret, sizeof(ar->secret));
+		return tk_admin_send_error(ar, 500, "server_error", "could not generate a secret", NULL);
+	}
+	tk_secret_hint(ar->secret, hint);
+	ar->hash_hex[0] = '\\';
+	ar->hash_hex[1] = 'x';
+	for (int i = 0; i < TK_HASH_LEN; i++)
+		snprintf(ar->hash_hex + 2 + 2 * i, 3, "%02x", hash[i]);
+	tk_wipe(hash, sizeof(hash));
+	const char *p[] = { tk_admin_own(ar, ar->actor), tk_admin_own(ar, ar->address),
+	                    ar->operator ? NULL : tk_admin_own(ar, ar->account), tk_admin_own(ar, ar->id),
+	                    ar->hash_hex, tk_admin_own(ar, hint), tk_admin_own(ar, overlap), ar->operator ? "t" : "f" };
+	tk_admin_run(ar, "SELECT tokend_admin_rotate_secret($1, $2, $3, $4, $5::bytea, $6, $7::int, $8::boolean)::text",
+	             8, p, 1);
+}

@@ -20,6 +20,7 @@ const tk_admin_route tk_admin_route_table[] = {
 	{ EVHTTP_REQ_POST, "keys/{id}/disable", TK_ADMIN_OP_KEY_DISABLE, TK_ADMIN_NEED_WRITE },
 	{ EVHTTP_REQ_POST, "keys/{id}/enable", TK_ADMIN_OP_KEY_ENABLE, TK_ADMIN_NEED_WRITE },
 	{ EVHTTP_REQ_POST, "keys/{id}/revoke", TK_ADMIN_OP_KEY_REVOKE, TK_ADMIN_NEED_WRITE },
+	{ EVHTTP_REQ_POST, "keys/{id}/rotate-secret", TK_ADMIN_OP_KEY_ROTATE, TK_ADMIN_NEED_WRITE },
 	{ EVHTTP_REQ_GET, "audit", TK_ADMIN_OP_AUDIT, TK_ADMIN_NEED_READ },
 };
 const size_t tk_admin_route_count = sizeof(tk_admin_route_table) / sizeof(tk_admin_route_table[0]);

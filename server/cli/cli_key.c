@@ -52,6 +52,13 @@ static const char key_usage[] =
 	"  enable KEY_ID             Re-enable a disabled key (never a revoked one).\n"
 	"  revoke KEY_ID [--reason TEXT]\n"
 	"                            Revoke for good: the key stays listed as revoked.\n"
+	"  rotate-secret KEY_ID --overlap DURATION\n"
+	"                            Give the key a new secret (shown once); the current\n"
+	"                            one keeps working for DURATION (e.g. 24h; 0: it stops\n"
+	"                            now; at most 30d, never past the key's expiry), then\n"
+	"                            stops. Only the current and the previous secret ever\n"
+	"                            work: rotating again during an overlap ends the older\n"
+	"                            one at once. Revoked and expired keys do not rotate.\n"
 	"  delete KEY_ID [--force]   Remove from listings; the ID is never reused and the\n"
 	"                            audit log keeps its history. A key used in the last\n"
 	"                            24 hours is kept unless --force is given.\n"
@@ -80,7 +87,7 @@ static const char key_usage[] =
 enum {
 	OPT_URL = 256, OPT_TOKEN_URL, OPT_PAGE_SIZE, OPT_IDEM, OPT_FORCE, OPT_ACCOUNT, OPT_NAME,
 	OPT_SCOPES, OPT_AUDIENCE, OPT_SUBJECT, OPT_EXPIRES_IN, OPT_EXPIRES_AT, OPT_LIFETIME, OPT_STATE,
-	OPT_REASON, OPT_CREDENTIAL, OPT_RATE_LIMIT,
+	OPT_REASON, OPT_CREDENTIAL, OPT_RATE_LIMIT, OPT_OVERLAP,
 };
 
 static const struct option key_opts[] = {
@@ -101,6 +108,7 @@ static const struct option key_opts[] = {
 	{ "rate-limit", required_argument, NULL, OPT_RATE_LIMIT },
 	{ "state", required_argument, NULL, OPT_STATE },
 	{ "reason", required_argument, NULL, OPT_REASON },
+	{ "overlap", required_argument, NULL, OPT_OVERLAP },
 	/* Credentials are never taken from the command line. */
 	{ "client-id", required_argument, NULL, OPT_CREDENTIAL },
 	{ "client-secret", required_argument, NULL, OPT_CREDENTIAL },
@@ -143,6 +151,7 @@ static const struct verb_spec {
 	{ "enable", 1, "expected exactly one key ID", { 0 } },
 	{ "revoke", 1, "expected exactly one key ID", { OPT_REASON, 0 } },
 	{ "delete", 1, "expected exactly one key ID", { OPT_FORCE, 0 } },
+	{ "rotate-secret", 1, "expected exactly one key ID", { OPT_OVERLAP, 0 } },
 };
 
 /* The options and operands as given, before each command's own checks. */
@@ -241,6 +250,7 @@ static void parse_options(int argc, char **argv, const struct verb_spec *vs, con
 		case OPT_LIFETIME: a->lifetime = optarg; break;
 		case OPT_STATE: rq->state = optarg; break;
 		case OPT_REASON: rq->reason = optarg; break;
+		case OPT_OVERLAP: rq->overlap_arg = optarg; break;
 		case OPT_RATE_LIMIT: a->rate_limit = optarg; break;
 		case OPT_PAGE_SIZE: {
 			char *end;
@@ -353,6 +363,16 @@ static void parse_key_op(tk_key_request *rq, const key_args *a)
 		rq->name = a->pos[1];
 	} else if (strcmp(rq->verb, "set-rate-limit") == 0) {
 		rq->rate_limit = cli_parse_rate_limit(a->pos[1]);
+	} else if (strcmp(rq->verb, "rotate-secret") == 0) {
+		if (!rq->overlap_arg)
+			cli_fail(CLI_USAGE, "key rotate-secret: --overlap is required: how long the current secret keeps "
+			         "working, e.g. --overlap 24h (0: it stops now)");
+		if (strcmp(rq->overlap_arg, "0") == 0)
+			rq->overlap = 0;
+		else if (tk_duration_parse(rq->overlap_arg, &rq->overlap, &why) != 0)
+			cli_fail(CLI_USAGE, "--overlap '%.40s': %s", rq->overlap_arg, why);
+		if (rq->overlap < 0 || rq->overlap > TK_ROTATE_OVERLAP_MAX)
+			cli_fail(CLI_USAGE, "--overlap '%.40s': at most 30 days", rq->overlap_arg);
 	} else if (strcmp(rq->verb, "revoke") == 0 && rq->reason) {
 		size_t n = strlen(rq->reason);
 		if (n > 500)
@@ -444,6 +464,16 @@ static int run(const tk_keys_backend *be, tk_key_request *rq)
 		json_decref(keys);
 		cli_key_print_list(out);
 		json_decref(out);
+		return CLI_OK;
+	}
+	if (strcmp(rq->verb, "rotate-secret") == 0) {
+		char secret[TK_SECRET_LEN + 1] = "";
+		if (be->rotate_secret(rq, &k, secret, &ref) != 0)
+			refused(rq, &ref);
+		k = normalised(k, be);
+		cli_key_print_rotated(k, secret);
+		tk_wipe(secret, sizeof(secret));
+		json_decref(k);
 		return CLI_OK;
 	}
 	if (strcmp(rq->verb, "show") == 0)

@@ -39,6 +39,9 @@ typedef struct tk_key_request {
 	/* list */
 	const char *state;            /* NULL or enabled|disabled|revoked|expired */
 	int page_size;                /* --page-size (remote only), 0 = the server's */
+	/* rotate-secret */
+	const char *overlap_arg;      /* --overlap as given (required) */
+	int64_t overlap;              /* its seconds, 0..TK_ROTATE_OVERLAP_MAX */
 	/* revoke, delete */
 	const char *reason;           /* NULL or non-empty */
 	int force;
@@ -77,6 +80,10 @@ typedef struct tk_keys_backend {
 	int (*disable)(const tk_key_request *rq, json_t **key, tk_key_refusal *ref);
 	int (*enable)(const tk_key_request *rq, json_t **key, tk_key_refusal *ref);
 	int (*revoke)(const tk_key_request *rq, json_t **key, tk_key_refusal *ref);
+	/* A new secret for the key (`secret`, shown once); the previous one
+	 * works until rq->overlap seconds from now. Never retried remotely. */
+	int (*rotate_secret)(const tk_key_request *rq, json_t **key, char secret[TK_SECRET_LEN + 1],
+	                     tk_key_refusal *ref);
 	/* *key may stay NULL: a deleted key is printed by its ID. */
 	int (*delete_key)(const tk_key_request *rq, json_t **key, tk_key_refusal *ref);
 } tk_keys_backend;

@@ -67,6 +67,21 @@ static void local_close(void)
 {
 }
 
+/* The secret hasher under the configured pepper (exits 1 without one). */
+static tk_hasher *local_hasher(void)
+{
+	unsigned char pepper[TK_PEPPER_MAX];
+	size_t pepper_len = 0;
+	char err[600];
+	if (tk_config_pepper(cli_config(), pepper, &pepper_len, err, sizeof(err)) != 0)
+		cli_fail(CLI_REFUSED, "%s", err);
+	tk_hasher *hasher = tk_hasher_new(pepper, pepper_len);
+	tk_wipe(pepper, sizeof(pepper));
+	if (!hasher)
+		cli_fail(CLI_REFUSED, "cannot set up secret hashing");
+	return hasher;
+}
+
 static int local_create(const tk_key_request *rq, json_t **key, char secret[TK_SECRET_LEN + 1],
                         tk_key_refusal *ref)
 {
@@ -85,15 +100,7 @@ static int local_create(const tk_key_request *rq, json_t **key, char secret[TK_S
 		snprintf(rate_text, sizeof(rate_text), "%d", rq->rate_limit);
 
 	/* The pepper is needed before anything is generated. */
-	unsigned char pepper[TK_PEPPER_MAX];
-	size_t pepper_len = 0;
-	char err[600];
-	if (tk_config_pepper(cfg, pepper, &pepper_len, err, sizeof(err)) != 0)
-		cli_fail(CLI_REFUSED, "%s", err);
-	tk_hasher *hasher = tk_hasher_new(pepper, pepper_len);
-	tk_wipe(pepper, sizeof(pepper));
-	if (!hasher)
-		cli_fail(CLI_REFUSED, "cannot set up secret hashing");
+	tk_hasher *hasher = local_hasher();
 
 	/* Arrays as JSON text: the server converts them. */
 	char *scope_arr = json_dumps(rq->scopes, JSON_COMPACT);
@@ -230,6 +237,35 @@ static int local_set_rate_limit(const tk_key_request *rq, json_t **key, tk_key_r
 	                2, p, key, ref);
 }
 
+/* tokend_admin_rotate_secret as the operator, with a secret made here. */
+static int local_rotate_secret(const tk_key_request *rq, json_t **key, char secret[TK_SECRET_LEN + 1],
+                               tk_key_refusal *ref)
+{
+	tk_hasher *hasher = local_hasher();
+	unsigned char hash[TK_HASH_LEN];
+	char hash_hex[2 * TK_HASH_LEN + 3], hint[TK_HINT_LEN + 1], overlap[24];
+	int ok = tk_secret_generate(secret) == TK_KEYFMT_OK && tk_hasher_hash(hasher, secret, TK_SECRET_LEN, hash) == 0;
+	tk_hasher_free(hasher);
+	if (!ok) {
+		tk_wipe(secret, TK_SECRET_LEN + 1);
+		cli_fail(CLI_REFUSED, "could not generate a secret: nothing changed");
+	}
+	tk_secret_hint(secret, hint);
+	hash_hex[0] = '\\';
+	hash_hex[1] = 'x';
+	for (int j = 0; j < TK_HASH_LEN; j++)
+		snprintf(hash_hex + 2 + 2 * j, 3, "%02x", hash[j]);
+	tk_wipe(hash, sizeof(hash));
+	snprintf(overlap, sizeof(overlap), "%lld", (long long)rq->overlap);
+	const char *p[] = { rq->id, hash_hex, hint, overlap };
+	int rc = json_row("SELECT tokend_admin_rotate_secret(tokend_actor(), NULL, NULL, $1, $2::bytea, $3, $4::integer,"
+	                  " true)::text", 4, p, key, ref);
+	tk_wipe(hash_hex, sizeof(hash_hex));
+	if (rc != 0)
+		tk_wipe(secret, TK_SECRET_LEN + 1);
+	return rc;
+}
+
 const tk_keys_backend tk_keys_local = {
 	.name = "local",
 	.remote_options = 0,
@@ -245,4 +281,5 @@ const tk_keys_backend tk_keys_local = {
 	.enable = local_enable,
 	.revoke = local_revoke,
 	.delete_key = local_delete,
+	.rotate_secret = local_rotate_secret,
 };

@@ -584,6 +584,25 @@ static int remote_delete(const tk_key_request *rq, json_t **key, tk_key_refusal 
 	return 0;
 }
 
+static int remote_rotate_secret(const tk_key_request *rq, json_t **key, char secret[TK_SECRET_LEN + 1],
+                                tk_key_refusal *ref)
+{
+	/* Not retried: a second rotation would end the first one's new secret
+	 * (never shown) and the overlap of the old one. */
+	int rc = key_call(rq, "POST", "/rotate-secret", json_pack("{s:I}", "overlap_seconds", (json_int_t)rq->overlap),
+	                  0, key, ref);
+	if (rc != 0)
+		return rc;
+	json_t *s = json_object_get(*key, "client_secret");
+	if (!json_is_string(s) || json_string_length(s) != TK_SECRET_LEN)
+		cli_fail(CLI_REFUSED, "unexpected answer from %s: no new client secret (the secret may have rotated: "
+		         "see tokend key show %s)", rs.base, rq->id);
+	memcpy(secret, json_string_value(s), TK_SECRET_LEN + 1);
+	tk_wipe((void *)(uintptr_t)json_string_value(s), json_string_length(s));   /* jansson's copy */
+	json_object_del(*key, "client_secret");
+	return 0;
+}
+
 const tk_keys_backend tk_keys_remote = {
 	.name = "remote",
 	.remote_options = 1,
@@ -599,4 +618,5 @@ const tk_keys_backend tk_keys_remote = {
 	.enable = remote_enable,
 	.revoke = remote_revoke,
 	.delete_key = remote_delete,
+	.rotate_secret = remote_rotate_secret,
 };

@@ -28,6 +28,9 @@
 #define TK_KEY_ID_LEN      (3 + TK_KEY_ID_RANDOM + TK_CHECKSUM_LEN)   /* 31 */
 #define TK_SECRET_LEN      (4 + TK_SECRET_RANDOM + TK_CHECKSUM_LEN)   /* 53 */
 #define TK_HINT_LEN        4
+/* A secret rotation keeps the previous secret working at most this long
+ * (seconds: 30 days; the database enforces it, sql/008_secret_rotation.sql). */
+#define TK_ROTATE_OVERLAP_MAX 2592000
 
 /* Result of generating or checking a key ID or secret. */
 typedef enum tk_keyfmt_status {
