@@ -309,9 +309,9 @@ static void op_done(tk_dbjob *job)
 	if ((ar->op == TK_ADMIN_OP_KEYS_LIST || ar->op == TK_ADMIN_OP_AUDIT) && PQnfields(r) > 1) {
 		const char *next = PQgetisnull(r, 0, 1) ? NULL : PQgetvalue(r, 0, 1);
 		if (next && ar->op == TK_ADMIN_OP_KEYS_LIST) {
-			char enc[256];
+			char enc[832];
 			size_t n = strlen(next);
-			if (n < 180) {
+			if (n < 620) {
 				tk_b64url_encode(next, n, enc);
 				json_object_set_new(o, "next_cursor", json_string(enc));
 			}

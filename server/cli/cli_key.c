@@ -42,8 +42,15 @@ static const char key_usage[] =
 	"                            server's token_lifetime_max; default token_lifetime)\n"
 	"      --rate-limit N        at most N tokens per minute from each tokend instance\n"
 	"                            (429 + Retry-After beyond; default: no limit)\n"
-	"  list [--account ID] [--state enabled|disabled|revoked|expired]\n"
+	"  list [--account ID] [--state enabled|disabled|revoked|expired] [--subject S]\n"
+	"       [--unused-since never|DURATION] [--sort created_at|last_used_at|name]\n"
+	"       [--order asc|desc]\n"
 	"      List keys (masked). Revoked keys stay listed; deleted keys are not shown.\n"
+	"      --subject S           only keys acting for this subject (exact)\n"
+	"      --unused-since D      only keys not used in the last D (e.g. 30d; never-used\n"
+	"                            keys included), or never used at all (never)\n"
+	"      --sort FIELD          order by creation (default), last use (never used\n"
+	"                            first) or name; --order desc reverses\n"
 	"  show KEY_ID               Show one key.\n"
 	"  rename KEY_ID NAME        Change a key's display name.\n"
 	"  set-rate-limit KEY_ID N|none\n"
@@ -87,7 +94,7 @@ static const char key_usage[] =
 enum {
 	OPT_URL = 256, OPT_TOKEN_URL, OPT_PAGE_SIZE, OPT_IDEM, OPT_FORCE, OPT_ACCOUNT, OPT_NAME,
 	OPT_SCOPES, OPT_AUDIENCE, OPT_SUBJECT, OPT_EXPIRES_IN, OPT_EXPIRES_AT, OPT_LIFETIME, OPT_STATE,
-	OPT_REASON, OPT_CREDENTIAL, OPT_RATE_LIMIT, OPT_OVERLAP,
+	OPT_REASON, OPT_CREDENTIAL, OPT_RATE_LIMIT, OPT_OVERLAP, OPT_UNUSED_SINCE, OPT_SORT, OPT_ORDER,
 };
 
 static const struct option key_opts[] = {
@@ -109,6 +116,9 @@ static const struct option key_opts[] = {
 	{ "state", required_argument, NULL, OPT_STATE },
 	{ "reason", required_argument, NULL, OPT_REASON },
 	{ "overlap", required_argument, NULL, OPT_OVERLAP },
+	{ "unused-since", required_argument, NULL, OPT_UNUSED_SINCE },
+	{ "sort", required_argument, NULL, OPT_SORT },
+	{ "order", required_argument, NULL, OPT_ORDER },
 	/* Credentials are never taken from the command line. */
 	{ "client-id", required_argument, NULL, OPT_CREDENTIAL },
 	{ "client-secret", required_argument, NULL, OPT_CREDENTIAL },
@@ -143,7 +153,8 @@ static const struct verb_spec {
 } verbs[] = {
 	{ "create", 0, NULL, { OPT_IDEM, OPT_ACCOUNT, OPT_NAME, OPT_SCOPES, OPT_AUDIENCE, OPT_SUBJECT,
 	                       OPT_EXPIRES_IN, OPT_EXPIRES_AT, OPT_LIFETIME, OPT_RATE_LIMIT, 0 } },
-	{ "list", 0, NULL, { OPT_ACCOUNT, OPT_STATE, OPT_PAGE_SIZE, 0 } },
+	{ "list", 0, NULL, { OPT_ACCOUNT, OPT_STATE, OPT_PAGE_SIZE, OPT_SUBJECT, OPT_UNUSED_SINCE, OPT_SORT,
+	                     OPT_ORDER, 0 } },
 	{ "show", 1, "expected exactly one key ID", { 0 } },
 	{ "rename", 2, "expected KEY_ID and NAME", { 0 } },
 	{ "set-rate-limit", 2, "expected KEY_ID and a number of tokens per minute (or none)", { 0 } },
@@ -157,6 +168,7 @@ static const struct verb_spec {
 /* The options and operands as given, before each command's own checks. */
 typedef struct key_args {
 	const char *account, *name, *scopes, *subject, *expires_in, *expires_at, *lifetime, *rate_limit;
+	const char *unused_since, *sort, *order;
 	const char *pos[2];
 } key_args;
 
@@ -251,6 +263,9 @@ static void parse_options(int argc, char **argv, const struct verb_spec *vs, con
 		case OPT_STATE: rq->state = optarg; break;
 		case OPT_REASON: rq->reason = optarg; break;
 		case OPT_OVERLAP: rq->overlap_arg = optarg; break;
+		case OPT_UNUSED_SINCE: a->unused_since = optarg; break;
+		case OPT_SORT: a->sort = optarg; break;
+		case OPT_ORDER: a->order = optarg; break;
 		case OPT_RATE_LIMIT: a->rate_limit = optarg; break;
 		case OPT_PAGE_SIZE: {
 			char *end;
@@ -351,6 +366,26 @@ static void parse_list(tk_key_request *rq, const key_args *a)
 		cli_fail(CLI_USAGE, "--state: one of enabled, disabled, revoked, expired");
 	check_account(a->account);
 	rq->account = a->account;
+	/* The filters, checked by the table the server uses (db/keylist.c). */
+	const char *given[][2] = { { "state", rq->state }, { "subject", a->subject },
+	                           { "unused_since", a->unused_since } };
+	for (size_t i = 0; i < sizeof(given) / sizeof(given[0]); i++) {
+		if (!given[i][1])
+			continue;
+		const tk_keyfilter *f = tk_keyfilter_find(given[i][0]);
+		char param[TK_KEYLIST_VALUE_MAX];
+		const char *why = f ? f->check(given[i][1], param) : "is not a filter";
+		if (why)
+			cli_fail(CLI_USAGE, "--%s: %s", strcmp(given[i][0], "unused_since") == 0 ? "unused-since" : given[i][0],
+			         why);
+		rq->filters[f - tk_keyfilters] = given[i][1];
+	}
+	if (a->sort && !tk_keysort_find(a->sort))
+		cli_fail(CLI_USAGE, "--sort: one of created_at, last_used_at, name");
+	if (a->order && strcmp(a->order, "asc") && strcmp(a->order, "desc"))
+		cli_fail(CLI_USAGE, "--order: asc or desc");
+	rq->sort = a->sort ? a->sort : a->order ? "created_at" : NULL;
+	rq->desc = a->order && strcmp(a->order, "desc") == 0;
 }
 
 /* The commands on one key: show, rename, set-rate-limit, disable, enable, revoke, delete. */

@@ -21,6 +21,8 @@
 
 #include <tokend/keyfmt.h>
 
+#include "keylist.h"
+
 /* One parsed `tokend key` command. Strings point into argv. */
 typedef struct tk_key_request {
 	const char *verb;             /* "create", "list", "show", ... */
@@ -38,6 +40,11 @@ typedef struct tk_key_request {
 	int rate_limit;               /* create and set-rate-limit: per minute, 0 = none */
 	/* list */
 	const char *state;            /* NULL or enabled|disabled|revoked|expired */
+	/* The listing's filters by db/keylist.h's table: filters[i] is the value
+	 * of tk_keyfilters[i] (NULL: not given; state is one of them), checked. */
+	const char *filters[TK_KEYLIST_FILTERS_MAX];
+	const char *sort;             /* NULL (the default order) or a tk_keysorts name */
+	int desc;                     /* --order desc */
 	int page_size;                /* --page-size (remote only), 0 = the server's */
 	/* rotate-secret */
 	const char *overlap_arg;      /* --overlap as given (required) */

@@ -21,6 +21,7 @@
 #include "cli.h"
 #include "cli_key.h"
 #include "db.h"
+#include "keylist.h"
 
 /* A refusal from the database: its HINT names the API error. */
 static int db_refusal(PGresult *r, tk_key_refusal *ref)
@@ -180,11 +181,23 @@ static int local_list(const tk_key_request *rq, json_t **keys, tk_key_refusal *r
 		if (!found)
 			return cli_key_refuse(ref, "not_found", "no account '%s'", rq->account);
 	}
-	const char *p[] = { rq->account, rq->state };
-	return json_row("SELECT coalesce(jsonb_agg(tokend_key_json(k) ORDER BY k.account_id, k.created_at, k.id),"
-	                " '[]')::text FROM api_keys k"
-	                " WHERE k.deleted_at IS NULL AND ($1::text IS NULL OR k.account_id = $1)"
-	                " AND ($2::text IS NULL OR tokend_key_state(k) = $2)", 2, p, keys, ref);
+	/* $1 the account, then the filters (db/keylist.c: the admin API's). */
+	char sql[3072], fparams[TK_KEYLIST_FILTERS_MAX][TK_KEYLIST_VALUE_MAX];
+	const char *p[1 + TK_KEYLIST_FILTERS_MAX] = { rq->account }, *bad, *why;
+	const tk_keysort *sort = rq->sort ? tk_keysort_find(rq->sort) : NULL;
+	const char *dir = rq->desc ? "DESC" : "ASC";
+	char order[512];
+	if (sort)
+		snprintf(order, sizeof(order), "%s %s, k.id %s", sort->sql, dir, dir);
+	else
+		snprintf(order, sizeof(order), "k.account_id, k.created_at, k.id");
+	snprintf(sql, sizeof(sql), "FROM api_keys k WHERE k.deleted_at IS NULL AND ($1::text IS NULL OR k.account_id = $1)");
+	int nf = tk_keylist_where(rq->filters, 2, sql, sizeof(sql), fparams, p + 1, &bad, &why);
+	if (nf < 0)
+		cli_fail(CLI_USAGE, "--%s: %s", bad, why);
+	char full[4096];
+	snprintf(full, sizeof(full), "SELECT coalesce(jsonb_agg(tokend_key_json(k) ORDER BY %s), '[]')::text %s", order, sql);
+	return json_row(full, 1 + nf, p, keys, ref);
 }
 
 static int local_show(const tk_key_request *rq, json_t **key, tk_key_refusal *ref)

@@ -425,7 +425,7 @@ static int list_account(json_t *out, const char *account, const tk_key_request *
 {
 	char *cursor = NULL;
 	for (int page = 0; page < LIST_PAGES_MAX; page++) {
-		char path[1024];
+		char path[4096];
 		size_t n = (size_t)snprintf(path, sizeof(path), "keys?");
 		char *e;
 		if (rq->page_size)
@@ -435,8 +435,15 @@ static int list_account(json_t *out, const char *account, const tk_key_request *
 			n += (size_t)snprintf(path + n, sizeof(path) - n, "account=%s&", e);
 			free(e);
 		}
-		if (rq->state)
-			n += (size_t)snprintf(path + n, sizeof(path) - n, "state=%s&", rq->state);
+		for (size_t f = 0; f < tk_keyfilters_count; f++) {
+			if (!rq->filters[f] || n >= sizeof(path))
+				continue;
+			e = enc(rq->filters[f]);
+			n += (size_t)snprintf(path + n, sizeof(path) - n, "%s=%s&", tk_keyfilters[f].name, e);
+			free(e);
+		}
+		if (rq->sort && n < sizeof(path))
+			n += (size_t)snprintf(path + n, sizeof(path) - n, "sort=%s&order=%s&", rq->sort, rq->desc ? "desc" : "asc");
 		if (cursor) {
 			e = enc(cursor);
 			n += (size_t)snprintf(path + n, sizeof(path) - n, "cursor=%s&", e);
@@ -471,6 +478,50 @@ static int list_account(json_t *out, const char *account, const tk_key_request *
 			return 0;
 	}
 	cli_fail(CLI_REFUSED, "the key list has too many pages");
+}
+
+/* The order of --sort across accounts (each account's pages come sorted by
+ * the server; an operator's listing of every account is merged here). The
+ * same order as db/keylist.c's: never used first, names without case. */
+static const tk_key_request *sort_rq;
+
+/* Entries of the merge: a key and its place in the list (ties keep the
+ * server's order, which knows sub-second times). */
+typedef struct sort_item {
+	json_t *key;
+	size_t pos;
+} sort_item;
+
+static int sort_cmp(const void *pa, const void *pb)
+{
+	const sort_item *a = pa, *b = pb;
+	const char *field = sort_rq->sort;
+	const char *x = json_string_value(json_object_get(a->key, field));
+	const char *y = json_string_value(json_object_get(b->key, field));
+	int c = strcmp(field, "name") == 0 ? strcasecmp(x ? x : "", y ? y : "") : strcmp(x ? x : "", y ? y : "");
+	if (sort_rq->desc)
+		c = -c;
+	return c ? c : (a->pos > b->pos) - (a->pos < b->pos);
+}
+
+static void sort_keys(json_t *arr, const tk_key_request *rq)
+{
+	size_t n = json_array_size(arr);
+	if (!rq->sort || n < 2)
+		return;
+	sort_item *v = calloc(n, sizeof(*v));
+	if (!v)
+		cli_fail(CLI_REFUSED, "out of memory");
+	for (size_t i = 0; i < n; i++) {
+		v[i].key = json_incref(json_array_get(arr, i));
+		v[i].pos = i;
+	}
+	sort_rq = rq;
+	qsort(v, n, sizeof(*v), sort_cmp);
+	json_array_clear(arr);
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, v[i].key);
+	free(v);
 }
 
 static int remote_list(const tk_key_request *rq, json_t **keys, tk_key_refusal *ref)
@@ -513,6 +564,7 @@ static int remote_list(const tk_key_request *rq, json_t **keys, tk_key_refusal *
 				break;
 		}
 		json_decref(r.json);
+		sort_keys(out, rq);
 	} else {
 		rc = list_account(out, NULL, rq, ref);
 	}
