@@ -22,6 +22,7 @@
 #include "cli.h"
 #include "cli_key.h"
 #include "cli_key_print.h"
+#include "cli_remote.h"
 
 static const char key_usage[] =
 	"usage: tokend key COMMAND [OPTIONS]\n"
@@ -421,19 +422,6 @@ static void parse_key_op(tk_key_request *rq, const key_args *a)
 	rq->id = a->pos[0];
 }
 
-/* 1 if the key commands run in remote mode (--url, or a non-empty $TOKEND_URL). */
-static int wants_remote(int argc, char **argv)
-{
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--") == 0)
-			break;
-		if (strcmp(argv[i], "--url") == 0 || strncmp(argv[i], "--url=", 6) == 0)
-			return 1;
-	}
-	const char *env = getenv("TOKEND_URL");
-	return env && *env;
-}
-
 /* Exit 1 with the reason of a refusal, worded for the command line. */
 static _Noreturn void refused(const tk_key_request *rq, const tk_key_refusal *ref)
 {
@@ -556,7 +544,7 @@ int cli_key(int argc, char **argv)
 			         "(see tokend key --help)");
 		cli_fail(CLI_USAGE, "key: unknown command '%.40s' (see tokend key --help)", verb);
 	}
-	const tk_keys_backend *be = wants_remote(argc, argv) ? &tk_keys_remote : &tk_keys_local;
+	const tk_keys_backend *be = cli_wants_remote(argc, argv) ? &tk_keys_remote : &tk_keys_local;
 	tk_key_request rq;
 	key_args a;
 	memset(&rq, 0, sizeof(rq));
