@@ -82,6 +82,8 @@ static const char key_usage[] =
 	"  create --idempotency-key K  a retried create returns the first key, never a\n"
 	"                            second one (a key is generated for every run)\n"
 	"  create --account ID       optional: default the credentials' own account\n"
+	"$TOKEND_ACCOUNT gives create and list their --account when it is absent\n"
+	"(locally and remotely).\n"
 	"  delete --force            (as locally) also delete a key used in the last 24 hours\n"
 	"  list                      every account the credentials may read\n"
 	"The credentials are an API key with the scopes tokend:admin:read and\n"
@@ -555,6 +557,10 @@ int cli_key(int argc, char **argv)
 	if (!rq.scopes || !rq.audiences)
 		cli_fail(CLI_REFUSED, "out of memory");
 	parse_options(argc - 1, argv + 1, vs, be, &rq, &a);
+	/* $TOKEND_ACCOUNT: the account of create and list when --account is absent. */
+	const char *env_account = getenv("TOKEND_ACCOUNT");
+	if (!a.account && env_account && *env_account && (strcmp(verb, "create") == 0 || strcmp(verb, "list") == 0))
+		a.account = env_account;
 	if (strcmp(verb, "create") == 0)
 		parse_create(&rq, &a, be);
 	else if (strcmp(verb, "list") == 0)
