@@ -405,8 +405,10 @@ static void parse_key_op(tk_key_request *rq, const key_args *a)
 		if (!rq->overlap_arg)
 			cli_fail(CLI_USAGE, "key rotate-secret: --overlap is required: how long the current secret keeps "
 			         "working, e.g. --overlap 24h (0: it stops now)");
-		if (strcmp(rq->overlap_arg, "0") == 0)
-			rq->overlap = 0;
+		size_t zeros = strspn(rq->overlap_arg, "0");
+		if (zeros > 0 && (rq->overlap_arg[zeros] == '\0' ||
+		                  (strchr("smhdw", rq->overlap_arg[zeros]) && rq->overlap_arg[zeros + 1] == '\0')))
+			rq->overlap = 0;   /* 0, 0s, 0h, ...: the old secret stops now */
 		else if (tk_duration_parse(rq->overlap_arg, &rq->overlap, &why) != 0)
 			cli_fail(CLI_USAGE, "--overlap '%.40s': %s", rq->overlap_arg, why);
 		if (rq->overlap < 0 || rq->overlap > TK_ROTATE_OVERLAP_MAX)

@@ -252,7 +252,7 @@ def test_attack_database_writes_cannot_bring_a_secret_back(env):
     acct = new_account(env, "rotdb")
     k = new_key(t, acct, "k", "read")
     kid = k["client_id"]
-    rotate_cli(t, kid, "0")
+    rotate_cli(t, kid, "0s")
     before = snapshot(t)
     for sql in ("DELETE FROM api_key_secrets WHERE key_id = %s",
                 "UPDATE api_key_secrets SET previous_until = now() + interval '1 day' WHERE key_id = %s",
