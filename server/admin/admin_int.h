@@ -61,8 +61,8 @@ typedef struct tk_adminreq {
 	char *own[TK_DBJOB_MAX_PARAMS];   /* strings owned for the job's params (wiped, freed) */
 	int nown;
 	int oom;                          /* tk_admin_own() failed: run answers 500, never queries */
-	char secret[TK_SECRET_MAX + 1];   /* key create: shown once */
-	char hash_hex[2 * TK_HASH_LEN + 3];   /* key create: the secret's hash, "\\x..." (wiped) */
+	char secret[TK_SECRET_MAX + 1];   /* key create, rotate-secret: shown once */
+	char hash_hex[2 * TK_HASH_LEN + 3];   /* key create, rotate-secret: the secret's hash, "\\x..." (wiped) */
 	tk_dbjob job;
 	int stage;                        /* 0: checking the caller; 1: the operation */
 	int queued;                       /* a job is out: op_done answers and frees */
@@ -106,6 +106,7 @@ void tk_admin_keys_list(tk_adminreq *ar);
 void tk_admin_key_create(tk_adminreq *ar);
 void tk_admin_key_get(tk_adminreq *ar);
 void tk_admin_key_action(tk_adminreq *ar);   /* patch, disable, enable, revoke, delete */
+void tk_admin_key_rotate(tk_adminreq *ar);   /* a new secret; the previous one until the overlap ends */
 
 /* Key creation's database answer {key, replayed} -> the response body (the
  * secret added once, or a replay note); *status 201 or 200, Location set.

@@ -191,6 +191,8 @@ static void send_db_error(tk_adminreq *ar, PGresult *r)
 		snprintf(field, sizeof(field), "claims");
 	else if (hint && strcmp(hint, "invalid_environment") == 0)
 		snprintf(field, sizeof(field), "environment");
+	else if (hint && strcmp(hint, "overlap") == 0)
+		snprintf(field, sizeof(field), "overlap_seconds");
 	if (strcmp(field, "revoke_reason") == 0)
 		snprintf(field, sizeof(field), "reason");
 	if (field[0] && state && strcmp(state, "23514") == 0) {
@@ -201,6 +203,8 @@ static void send_db_error(tk_adminreq *ar, PGresult *r)
 	static const struct { const char *hint; int status; const char *error; } map[] = {
 		{ "not_found", 404, "not_found" },
 		{ "revoked", 409, "revoked" },
+		{ "expired", 409, "expired" },
+		{ "overlap", 400, "invalid_request" },
 		{ "deleted", 404, "not_found" },
 		{ "recently_used", 409, "recently_used" },
 		{ "key_limit", 409, "key_limit_reached" },
@@ -257,6 +261,7 @@ static const tk_admin_op_fn operations[TK_ADMIN_OP_COUNT] = {
 	[TK_ADMIN_OP_KEY_ENABLE] = tk_admin_key_action,
 	[TK_ADMIN_OP_KEY_REVOKE] = tk_admin_key_action,
 	[TK_ADMIN_OP_KEY_DELETE] = tk_admin_key_action,
+	[TK_ADMIN_OP_KEY_ROTATE] = tk_admin_key_rotate,
 	[TK_ADMIN_OP_AUDIT] = tk_admin_audit,
 	[TK_ADMIN_OP_ROLES_LIST] = tk_admin_roles_list,
 	[TK_ADMIN_OP_ROLES_ADD] = tk_admin_role_put,
@@ -310,7 +315,7 @@ static void op_done(tk_dbjob *job)
 	}
 	if (ar->op == TK_ADMIN_OP_KEY_PATCH || ar->op == TK_ADMIN_OP_KEY_DISABLE ||
 	    ar->op == TK_ADMIN_OP_KEY_ENABLE || ar->op == TK_ADMIN_OP_KEY_REVOKE ||
-	    ar->op == TK_ADMIN_OP_KEY_DELETE) {
+	    ar->op == TK_ADMIN_OP_KEY_DELETE || ar->op == TK_ADMIN_OP_KEY_ROTATE) {
 		/* Committed: this instance forgets the key now, before it answers, so
 		 * that a token request right after the answer sees the change here at
 		 * once (other instances follow by NOTIFY). */
@@ -332,9 +337,9 @@ static void op_done(tk_dbjob *job)
 	if ((ar->op == TK_ADMIN_OP_KEYS_LIST || ar->op == TK_ADMIN_OP_AUDIT) && PQnfields(r) > 1) {
 		const char *next = PQgetisnull(r, 0, 1) ? NULL : PQgetvalue(r, 0, 1);
 		if (next && ar->op == TK_ADMIN_OP_KEYS_LIST) {
-			char enc[256];
+			char enc[832];
 			size_t n = strlen(next);
-			if (n < 180) {
+			if (n < 620) {
 				tk_b64url_encode(next, n, enc);
 				json_object_set_new(o, "next_cursor", json_string(enc));
 			}
@@ -356,6 +361,10 @@ static void op_done(tk_dbjob *job)
 	} else if (ar->op == TK_ADMIN_OP_ACCOUNTS_CREATE || ar->op == TK_ADMIN_OP_SCOPES_ADD ||
 	           ar->op == TK_ADMIN_OP_ROLES_ADD || ar->op == TK_ADMIN_OP_MEMBERS_ADD) {
 		status = 201;
+	} else if (ar->op == TK_ADMIN_OP_KEY_ROTATE) {
+		/* The new secret, shown once (this answer only). */
+		json_object_set_new(o, "client_secret", json_string(ar->secret));
+		tk_wipe(ar->secret, sizeof(ar->secret));
 	}
 	/* The path only: a query string may carry what must not be logged
 	 * (the same rule as http/reply.c's request line). */
@@ -490,7 +499,8 @@ void tk_admin_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
 		if (len > 0 || ar->op == TK_ADMIN_OP_KEYS_CREATE || ar->op == TK_ADMIN_OP_KEY_PATCH ||
 		    ar->op == TK_ADMIN_OP_ACCOUNTS_CREATE || ar->op == TK_ADMIN_OP_ACCOUNT_PATCH ||
 		    ar->op == TK_ADMIN_OP_SCOPES_ADD || ar->op == TK_ADMIN_OP_ACCOUNT_SCOPES ||
-		    ar->op == TK_ADMIN_OP_ROLES_ADD || ar->op == TK_ADMIN_OP_ROLE_PATCH || ar->op == TK_ADMIN_OP_MEMBERS_ADD) {
+		    ar->op == TK_ADMIN_OP_ROLES_ADD || ar->op == TK_ADMIN_OP_ROLE_PATCH || ar->op == TK_ADMIN_OP_MEMBERS_ADD ||
+		    ar->op == TK_ADMIN_OP_KEY_ROTATE) {
 			const char *data = len ? (const char *)evbuffer_pullup(b, -1) : "";
 			const char *why = NULL;
 			if (tk_input_json_body(data, len, &ar->body, &why) != 0) {

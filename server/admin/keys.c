@@ -17,72 +17,96 @@
 #include <tokend/timefmt.h>
 
 #include "admin_int.h"
+#include "keylist.h"
 #include "log.h"
 
+/*
+ * GET keys: the filters of db/keylist.c (state, name, subject, unused_since,
+ * ...), sort (created_at, last_used_at, name) and order (asc, desc), pages of
+ * `limit` with a cursor (the last key's sort text and ID). Any other query
+ * parameter is refused, naming it: a misspelt filter never lists everything.
+ */
 void tk_admin_keys_list(tk_adminreq *ar)
 {
-	const char *state = evhttp_find_header(&ar->query, "state");
-	const char *name = evhttp_find_header(&ar->query, "name");
+	static const char *const fixed[] = { "account", "limit", "cursor", "sort", "order", NULL };
+	struct evkeyval *q;
+	TAILQ_FOREACH(q, &ar->query, next) {
+		int known = tk_keyfilter_find(q->key) != NULL;
+		for (int i = 0; fixed[i] && !known; i++)
+			known = strcmp(q->key, fixed[i]) == 0;
+		if (!known) {
+			char d[160], field[64];
+			snprintf(d, sizeof(d), "unknown query parameter '%.60s'", q->key);
+			tk_log_escape(q->key, strlen(q->key), field, sizeof(field));
+			return tk_admin_send_error(ar, 400, "invalid_request", d, field);
+		}
+	}
 	const char *cursor = evhttp_find_header(&ar->query, "cursor");
+	const char *sort_name = evhttp_find_header(&ar->query, "sort");
+	const char *order = evhttp_find_header(&ar->query, "order");
 	const char *account = ar->account;
 	if (ar->operator && evhttp_find_header(&ar->query, "account"))
 		account = evhttp_find_header(&ar->query, "account");
-	if (state && strcmp(state, "enabled") && strcmp(state, "disabled") && strcmp(state, "revoked") &&
-	    strcmp(state, "expired"))
-		return tk_admin_send_error(ar, 400, "invalid_request", "state must be enabled, disabled, revoked or expired",
-		                           "state");
-	if (name && tk_admin_check_text(name, 100))
-		return tk_admin_send_error(ar, 400, "invalid_request", "name filter must be 1-100 printable characters", "name");
-	/* Issue 13's filters: the key's role, member, environment and kind. */
-	static const char *const filters[] = { "role", "member", "environment", "kind" };
-	const char *fv[4];
-	for (int i = 0; i < 4; i++) {
-		fv[i] = evhttp_find_header(&ar->query, filters[i]);
-		if (fv[i] && tk_admin_check_text(fv[i], 128)) {
-			char d[80];
-			snprintf(d, sizeof(d), "%s filter must be 1-128 printable characters", filters[i]);
-			return tk_admin_send_error(ar, 400, "invalid_request", d, filters[i]);
-		}
-	}
-	if (fv[2] && strcmp(fv[2], "live") && strcmp(fv[2], "test"))
-		return tk_admin_send_error(ar, 400, "invalid_request", "environment must be live or test", "environment");
-	if (fv[3] && strcmp(fv[3], "account") && strcmp(fv[3], "member"))
-		return tk_admin_send_error(ar, 400, "invalid_request", "kind must be account or member", "kind");
+	const tk_keysort *sort = tk_keysort_find(sort_name ? sort_name : "created_at");
+	if (!sort)
+		return tk_admin_send_error(ar, 400, "invalid_request", "sort must be created_at, last_used_at or name",
+		                           "sort");
+	if (order && strcmp(order, "asc") && strcmp(order, "desc"))
+		return tk_admin_send_error(ar, 400, "invalid_request", "order must be asc or desc", "order");
+	int desc = order && strcmp(order, "desc") == 0;
 	int limit;
 	if (tk_admin_parse_limit(ar, &limit) != 0)
 		return;
-	char ts[64] = "", cid[64] = "", lim[16];
+	char skey[TK_KEYLIST_VALUE_MAX] = "", cid[64] = "", lim[16];
 	if (cursor) {
-		unsigned char raw[128];
-		long n = strlen(cursor) < 160 ? tk_b64url_decode(cursor, strlen(cursor), raw) : -1;
-		char *bar = n > 0 ? memchr(raw, '|', (size_t)n) : NULL;
-		if (!bar || (size_t)(bar - (char *)raw) >= sizeof(ts) || (size_t)(n - (bar - (char *)raw) - 1) >= sizeof(cid))
+		unsigned char raw[640];
+		long n = strlen(cursor) < 820 ? tk_b64url_decode(cursor, strlen(cursor), raw) : -1;
+		char *bar = NULL;
+		for (long i = n - 1; i >= 0 && !bar; i--)
+			if (raw[i] == '|')
+				bar = (char *)raw + i;
+		if (!bar || (size_t)(bar - (char *)raw) >= sizeof(skey) || (size_t)(n - (bar - (char *)raw) - 1) >= sizeof(cid))
 			return tk_admin_send_error(ar, 400, "invalid_request", "malformed cursor", "cursor");
-		memcpy(ts, raw, (size_t)(bar - (char *)raw));
+		memcpy(skey, raw, (size_t)(bar - (char *)raw));
 		memcpy(cid, bar + 1, (size_t)(n - (bar - (char *)raw) - 1));
-		if (tk_key_id_check(cid, strlen(cid)) != TK_KEYFMT_OK)
+		if (tk_key_id_check(cid, strlen(cid)) != TK_KEYFMT_OK || memchr(skey, '\0', (size_t)(bar - (char *)raw)))
 			return tk_admin_send_error(ar, 400, "invalid_request", "malformed cursor", "cursor");
 	}
 	snprintf(lim, sizeof(lim), "%d", limit);
-	const char *p[] = { tk_admin_own(ar, account), tk_admin_own(ar, state), tk_admin_own(ar, name), cursor ? tk_admin_own(ar, ts) : NULL,
-	                    cursor ? tk_admin_own(ar, cid) : NULL, tk_admin_own(ar, lim), tk_admin_own(ar, fv[0]),
-	                    tk_admin_own(ar, fv[1]), tk_admin_own(ar, fv[2]), tk_admin_own(ar, fv[3]) };
-	tk_admin_run(ar,
+	/* $1 account, $2 $3 the cursor, $4 the page size, then the filters. */
+	const char *values[TK_KEYLIST_FILTERS_MAX] = { 0 };
+	for (size_t i = 0; i < tk_keyfilters_count; i++)
+		values[i] = evhttp_find_header(&ar->query, tk_keyfilters[i].name);
+	char where[2048] = "", fparams[TK_KEYLIST_FILTERS_MAX][TK_KEYLIST_VALUE_MAX];
+	const char *fp[TK_KEYLIST_FILTERS_MAX], *bad, *why;
+	int nf = tk_keylist_where(values, 5, where, sizeof(where), fparams, fp, &bad, &why);
+	if (nf < 0) {
+		char d[200];
+		snprintf(d, sizeof(d), "%s %s", bad, why);
+		return tk_admin_send_error(ar, 400, "invalid_request", d, bad);
+	}
+	const char *p[4 + TK_KEYLIST_FILTERS_MAX] = { tk_admin_own(ar, account), cursor ? tk_admin_own(ar, skey) : NULL,
+	                                             cursor ? tk_admin_own(ar, cid) : NULL, tk_admin_own(ar, lim) };
+	for (int i = 0; i < nf; i++)
+		p[4 + i] = tk_admin_own(ar, fp[i]);
+	const char *dir = desc ? "DESC" : "ASC", *back = desc ? "ASC" : "DESC";
+	char *sql = NULL;
+	if (asprintf(&sql,
 	             "WITH page AS ("
-	             " SELECT k.* FROM api_keys k WHERE k.deleted_at IS NULL AND k.account_id = $1"
-	             "  AND ($2::text IS NULL OR tokend_key_state(k) = $2)"
-	             "  AND ($3::text IS NULL OR strpos(lower(k.name), lower($3)) > 0)"
-	             "  AND ($4::text IS NULL OR (k.created_at, k.id) > ($4::timestamptz, $5::text))"
-	             "  AND ($7::text IS NULL OR k.role = $7) AND ($8::text IS NULL OR k.member_id = $8)"
-	             "  AND ($9::text IS NULL OR k.environment = $9)"
-	             "  AND ($10::text IS NULL OR $10 = CASE WHEN k.member_id IS NULL THEN 'account' ELSE 'member' END)"
-	             " ORDER BY k.created_at, k.id LIMIT $6::int + 1),"
-	             " shown AS (SELECT * FROM page ORDER BY created_at, id LIMIT $6::int)"
-	             " SELECT jsonb_build_object('keys', coalesce((SELECT jsonb_agg(tokend_key_json(s) ORDER BY s.created_at, s.id)"
-	             "   FROM shown s), '[]'::jsonb))::text,"
-	             " CASE WHEN (SELECT count(*) FROM page) > $6::int THEN"
-	             "  (SELECT created_at::text || '|' || id FROM shown ORDER BY created_at DESC, id DESC LIMIT 1) END",
-	             10, p, 0);
+	             " SELECT k AS key, k.id, %s AS sort_key FROM api_keys k WHERE k.deleted_at IS NULL AND k.account_id = $1"
+	             "  AND ($2::text IS NULL OR (%s, k.id) %s ($2::text, $3::text))%s"
+	             " ORDER BY 3 %s, 2 %s LIMIT $4::int + 1),"
+	             " shown AS (SELECT * FROM page ORDER BY sort_key %s, id %s LIMIT $4::int)"
+	             " SELECT jsonb_build_object('keys', coalesce((SELECT jsonb_agg(tokend_key_json(s.key)"
+	             "   ORDER BY s.sort_key %s, s.id %s) FROM shown s), '[]'::jsonb))::text,"
+	             " CASE WHEN (SELECT count(*) FROM page) > $4::int THEN"
+	             "  (SELECT sort_key || '|' || id FROM shown ORDER BY sort_key %s, id %s LIMIT 1) END",
+	             sort->sql, sort->sql, desc ? "<" : ">", where, dir, dir, dir, dir, dir, dir, back, back) < 0)
+		return tk_admin_send_error(ar, 500, "server_error", "internal error", NULL);
+	/* The statement must outlive this call: the request owns it. */
+	const char *owned = tk_admin_own(ar, sql);
+	free(sql);
+	tk_admin_run(ar, owned, 4 + nf, p, 0);
 }
 
 void tk_admin_key_create(tk_adminreq *ar)
@@ -371,4 +395,49 @@ json_t *tk_admin_key_created(tk_adminreq *ar, json_t *answer, int *status)
 		*status = 201;
 	}
 	return key;
+}
+
+/*
+ * POST keys/{id}/rotate-secret {"overlap_seconds": N}: a new secret for the
+ * key (shown once, in this answer); the current one keeps working for N
+ * seconds (0: it stops now), then stops. The rules (active key, at most 30
+ * days, not past the key's expiry, only the previous secret survives) are
+ * tokend_admin_rotate_secret's (sql/008_secret_rotation.sql); this checks the
+ * input's shape and makes the secret.
+ */
+void tk_admin_key_rotate(tk_adminreq *ar)
+{
+	static const char *const allowed[] = { "overlap_seconds", NULL };
+	if (tk_admin_only_fields(ar, allowed) != 0)
+		return;
+	json_t *ov = json_object_get(ar->body, "overlap_seconds");
+	if (!ov || json_is_null(ov))
+		return tk_admin_send_error(ar, 400, "invalid_request",
+		                           "overlap_seconds is required: how long the current secret keeps working "
+		                           "(0: it stops now)", "overlap_seconds");
+	if (!json_is_integer(ov) || json_integer_value(ov) < 0 || json_integer_value(ov) > TK_ROTATE_OVERLAP_MAX)
+		return tk_admin_send_error(ar, 400, "invalid_request",
+		                           "overlap_seconds must be a whole number from 0 to 2592000 (30 days)",
+		                           "overlap_seconds");
+	if (tk_key_id_check(ar->id, strlen(ar->id)) != TK_KEYFMT_OK)
+		return tk_admin_send_error(ar, 404, "not_found", "no such key", NULL);
+	char overlap[24], hint[TK_HINT_LEN + 1];
+	unsigned char hash[TK_HASH_LEN];
+	snprintf(overlap, sizeof(overlap), "%lld", (long long)json_integer_value(ov));
+	if (tk_secret_generate_prefixed(ar->w->srv->cfg->secret_prefix, ar->secret) != TK_KEYFMT_OK ||
+	    tk_hasher_hash(ar->w->hasher, ar->secret, strlen(ar->secret), hash) != 0) {
+		tk_wipe(ar->secret, sizeof(ar->secret));
+		return tk_admin_send_error(ar, 500, "server_error", "could not generate a secret", NULL);
+	}
+	tk_secret_hint(ar->secret, hint);
+	ar->hash_hex[0] = '\\';
+	ar->hash_hex[1] = 'x';
+	for (int i = 0; i < TK_HASH_LEN; i++)
+		snprintf(ar->hash_hex + 2 + 2 * i, 3, "%02x", hash[i]);
+	tk_wipe(hash, sizeof(hash));
+	const char *p[] = { tk_admin_own(ar, ar->actor), tk_admin_own(ar, ar->address),
+	                    ar->operator ? NULL : tk_admin_own(ar, ar->account), tk_admin_own(ar, ar->id),
+	                    ar->hash_hex, tk_admin_own(ar, hint), tk_admin_own(ar, overlap), ar->operator ? "t" : "f" };
+	tk_admin_run(ar, "SELECT tokend_admin_rotate_secret($1, $2, $3, $4, $5::bytea, $6, $7::int, $8::boolean)::text",
+	             8, p, 1);
 }

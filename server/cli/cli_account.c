@@ -16,6 +16,7 @@
 #include <tokend/scope.h>
 
 #include "cli.h"
+#include "cli_remote.h"
 #include "db.h"
 
 static const char account_usage[] =
@@ -27,7 +28,7 @@ static const char account_usage[] =
 	"                      1-63 characters, starting with a letter or digit. NAME: display\n"
 	"                      name (default: empty). N: active-key limit (default 3).\n"
 	"  list                List accounts with their limits and active key counts.\n"
-	"  show ID             Show one account.\n"
+	"  show [ID]           Show one account (default: $TOKEND_ACCOUNT).\n"
 	"  set-limit ID N      Set the account's active-key limit (0..100000).\n"
 	"  disable ID          Disable the account: none of its keys gets a token.\n"
 	"  enable ID           Re-enable a disabled account.\n"
@@ -39,7 +40,12 @@ static const char account_usage[] =
 	"                      Remove scopes from the account's list: no new key gets\n"
 	"                      them; existing keys keep theirs (revoke those keys).\n"
 	"\n"
-	"Options for every command: --json (machine-readable output), --config FILE.\n";
+	"Options for every command: --json (machine-readable output), --config FILE.\n"
+	"\n"
+	"Remote mode: with --url URL (or $TOKEND_URL) list and show run over the admin\n"
+	"REST API of a running tokend, with the credentials of `tokend key --help`\n"
+	"($TOKEND_CLIENT_ID, $TOKEND_CLIENT_SECRET; --token-url as there). An operator's\n"
+	"list shows every account; an account administrator's, its own.\n";
 
 #define ACCOUNT_COLUMNS \
 	"a.id, a.name, a.key_limit, " \
@@ -60,22 +66,57 @@ static json_t *account_json(const PGresult *r, int i)
 	return o;
 }
 
-static void print_account_text(const PGresult *r, int i)
+static const char *jstr(json_t *o, const char *k, const char *dflt)
 {
-	printf("Account:     %s\n", PQgetvalue(r, i, 0));
-	printf("Name:        %s\n", PQgetvalue(r, i, 1));
-	printf("Key limit:   %s (active keys: %s)\n", PQgetvalue(r, i, 2), PQgetvalue(r, i, 3));
-	printf("Created:     %s\n", PQgetvalue(r, i, 4));
-	printf("State:       %s\n", PQgetisnull(r, i, 5) ? "active" : "disabled");
-	json_t *scopes = cli_col_json(r, i, 6), *v;
+	const char *v = json_string_value(json_object_get(o, k));
+	return v ? v : dflt;
+}
+
+/* The text view of an account object (the admin API's, or account_json's). */
+static void print_account_text(json_t *a)
+{
+	json_t *v;
 	size_t j;
+	printf("Account:     %s\n", jstr(a, "id", ""));
+	printf("Name:        %s\n", jstr(a, "name", ""));
+	printf("Key limit:   %lld (active keys: %lld)\n", (long long)json_integer_value(json_object_get(a, "key_limit")),
+	       (long long)json_integer_value(json_object_get(a, "active_keys")));
+	printf("Created:     %s\n", jstr(a, "created_at", ""));
+	printf("State:       %s\n", jstr(a, "disabled_at", NULL) ? "disabled" : "active");
 	printf("Scopes:     ");
-	if (json_array_size(scopes) == 0)
+	if (json_array_size(json_object_get(a, "scopes")) == 0)
 		printf(" (none granted)");
-	json_array_foreach(scopes, j, v)
+	json_array_foreach(json_object_get(a, "scopes"), j, v)
 		printf(" %s", json_string_value(v));
 	printf("\n");
-	json_decref(scopes);
+}
+
+static void print_account(json_t *a, const char *verb)
+{
+	if (cli.json) {
+		cli_print_json(json_incref(a));
+		return;
+	}
+	if (verb)
+		printf("%s account %s.\n", verb, jstr(a, "id", ""));
+	print_account_text(a);
+}
+
+/* `account list`: a JSON array of account objects. */
+static void print_accounts(json_t *arr)
+{
+	json_t *a;
+	size_t i;
+	if (cli.json) {
+		cli_print_json(json_incref(arr));
+		return;
+	}
+	printf("%-24s %-30s %6s %6s %-20s %s\n", "ACCOUNT", "NAME", "LIMIT", "ACTIVE", "CREATED", "STATE");
+	json_array_foreach(arr, i, a)
+		printf("%-24s %-30.30s %6lld %6lld %-20s %s\n", jstr(a, "id", ""), jstr(a, "name", ""),
+		       (long long)json_integer_value(json_object_get(a, "key_limit")),
+		       (long long)json_integer_value(json_object_get(a, "active_keys")), jstr(a, "created_at", ""),
+		       jstr(a, "disabled_at", NULL) ? "disabled" : "active");
 }
 
 static void check_account_id(const char *id)
@@ -87,6 +128,13 @@ static void check_account_id(const char *id)
 	if (bad)
 		cli_fail(CLI_USAGE, "invalid account ID '%.80s': use 1-63 lowercase letters, digits, '-' "
 		         "or '_', starting with a letter or digit", id);
+}
+
+/* $TOKEND_ACCOUNT when set and non-empty, else NULL. */
+static const char *account_from_env(void)
+{
+	const char *a = getenv("TOKEND_ACCOUNT");
+	return a && *a ? a : NULL;
 }
 
 static int parse_limit(const char *s)
@@ -107,14 +155,10 @@ static int show_one(const char *id, const char *verb)
 		PQclear(r);
 		cli_fail(CLI_REFUSED, "no account '%s'", id);
 	}
-	if (cli.json)
-		cli_print_json(account_json(r, 0));
-	else {
-		if (verb)
-			printf("%s account %s.\n", verb, id);
-		print_account_text(r, 0);
-	}
+	json_t *a = account_json(r, 0);
 	PQclear(r);
+	print_account(a, verb);
+	json_decref(a);
 	return CLI_OK;
 }
 
@@ -162,21 +206,86 @@ static int account_list(int argc, char **argv)
 	if (argc > 1)
 		cli_fail(CLI_USAGE, "account list: unexpected argument");
 	PGresult *r = cli_exec("SELECT " ACCOUNT_COLUMNS " FROM accounts a ORDER BY a.id", 0, NULL);
-	int n = PQntuples(r);
-	if (cli.json) {
-		json_t *arr = json_array();
-		for (int i = 0; i < n; i++)
-			json_array_append_new(arr, account_json(r, i));
-		cli_print_json(arr);
-	} else {
-		printf("%-24s %-30s %6s %6s %-20s %s\n", "ACCOUNT", "NAME", "LIMIT", "ACTIVE", "CREATED", "STATE");
-		for (int i = 0; i < n; i++)
-			printf("%-24s %-30.30s %6s %6s %-20s %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
-			       PQgetvalue(r, i, 2), PQgetvalue(r, i, 3), PQgetvalue(r, i, 4),
-			       PQgetisnull(r, i, 5) ? "active" : "disabled");
-	}
+	json_t *arr = json_array();
+	for (int i = 0; i < PQntuples(r); i++)
+		json_array_append_new(arr, account_json(r, i));
 	PQclear(r);
+	print_accounts(arr);
+	json_decref(arr);
 	return CLI_OK;
+}
+
+/* ---- remote mode (the admin API): list and show ---- */
+
+/* GET `path`: the JSON object, or exit 1 with the API's reason. */
+static json_t *remote_get(const char *path, const char *what)
+{
+	cli_api_result r = cli_remote_call("GET", path, NULL, NULL, 1);
+	if (r.status >= 300) {
+		cli_remote_check_refusal(&r);
+		json_decref(r.json);
+		if (r.status == 404)
+			cli_fail(CLI_REFUSED, "no account '%s'", what);
+		cli_fail(CLI_REFUSED, "%s", r.why);
+	}
+	return r.json;
+}
+
+static json_t *remote_account(const char *id)
+{
+	char path[256], *e = cli_remote_enc(id);
+	snprintf(path, sizeof(path), "accounts/%s", e);
+	free(e);
+	json_t *a = remote_get(path, id);
+	if (!json_is_string(json_object_get(a, "id")))
+		cli_fail(CLI_REFUSED, "unexpected answer from %s: not an account", cli_remote_base());
+	return a;
+}
+
+/* list: every account for an operator; an account administrator's own. */
+static int remote_list(void)
+{
+	json_t *arr;
+	if (cli_remote_operator()) {
+		json_t *o = remote_get("accounts", "");
+		arr = json_incref(json_object_get(o, "accounts"));
+		json_decref(o);
+		if (!json_is_array(arr))
+			cli_fail(CLI_REFUSED, "unexpected answer from %s: no account list", cli_remote_base());
+	} else {
+		json_t *own = remote_get("account", "");
+		arr = json_array();
+		json_array_append_new(arr, own);
+	}
+	print_accounts(arr);
+	json_decref(arr);
+	return CLI_OK;
+}
+
+static int account_remote(int argc, char **argv)
+{
+	const char *url = NULL, *token_url = NULL;
+	cli_remote_take_options(&argc, argv, &url, &token_url);
+	const char *verb = argv[1];
+	if (strcmp(verb, "list") == 0) {
+		if (argc != 2)
+			cli_fail(CLI_USAGE, "account list: unexpected argument");
+		cli_remote_open(url, token_url);
+		return remote_list();
+	}
+	if (strcmp(verb, "show") == 0) {
+		const char *id = argc == 3 ? argv[2] : account_from_env();
+		if (argc > 3 || !id)
+			cli_fail(CLI_USAGE, "account show: expected exactly one account ID (or $TOKEND_ACCOUNT)");
+		check_account_id(id);
+		cli_remote_open(url, token_url);
+		json_t *a = remote_account(id);
+		print_account(a, NULL);
+		json_decref(a);
+		return CLI_OK;
+	}
+	cli_fail(CLI_USAGE, "account %.40s: not available in remote mode (--url, $TOKEND_URL): remotely, account "
+	         "list and show; run it locally as the operator", verb);
 }
 
 static int account_update(int argc, char **argv, const char *verb)
@@ -252,14 +361,17 @@ int cli_account(int argc, char **argv)
 		return CLI_OK;
 	}
 	const char *verb = argv[1];
+	if (cli_wants_remote(argc, argv))
+		return account_remote(argc, argv);
 	if (strcmp(verb, "create") == 0)
 		return account_create(argc - 1, argv + 1);
 	if (strcmp(verb, "list") == 0)
 		return account_list(argc - 1, argv + 1);
 	if (strcmp(verb, "show") == 0) {
-		if (argc != 3)
-			cli_fail(CLI_USAGE, "account show: expected exactly one account ID");
-		return show_one(argv[2], NULL);
+		const char *id = argc == 3 ? argv[2] : account_from_env();
+		if (argc > 3 || !id)
+			cli_fail(CLI_USAGE, "account show: expected exactly one account ID (or $TOKEND_ACCOUNT)");
+		return show_one(id, NULL);
 	}
 	if (strcmp(verb, "grant-scopes") == 0 || strcmp(verb, "revoke-scopes") == 0)
 		return account_scopes(argc - 1, argv + 1, verb[0] == 'g');

@@ -22,6 +22,7 @@
 #include "cli.h"
 #include "cli_key.h"
 #include "cli_key_print.h"
+#include "cli_remote.h"
 
 static const char key_usage[] =
 	"usage: tokend key COMMAND [OPTIONS]\n"
@@ -49,9 +50,16 @@ static const char key_usage[] =
 	"      --environment E       live (default) or test; fixed, in tokens' \"env\" claim\n"
 	"      --claims JSON         custom claims every token carries, a JSON object of\n"
 	"                            strings, numbers, booleans and string arrays (<= 1 KiB)\n"
-	"  list [--account ID] [--state enabled|disabled|revoked|expired] [--role R]\n"
-	"       [--member ID] [--environment live|test] [--kind account|member]\n"
+		"  list [--account ID] [--state enabled|disabled|revoked|expired] [--subject S]\n"
+	"       [--role R] [--member ID] [--environment live|test] [--kind account|member]\n"
+	"       [--unused-since never|DURATION] [--sort created_at|last_used_at|name]\n"
+	"       [--order asc|desc]\n"
 	"      List keys (masked). Revoked keys stay listed; deleted keys are not shown.\n"
+	"      --subject S           only keys acting for this subject (exact)\n"
+	"      --unused-since D      only keys not used in the last D (e.g. 30d; never-used\n"
+	"                            keys included), or never used at all (never)\n"
+	"      --sort FIELD          order by creation (default), last use (never used\n"
+	"                            first) or name; --order desc reverses\n"
 	"  show KEY_ID               Show one key.\n"
 	"  rename KEY_ID NAME        Change a key's display name.\n"
 	"  set-rate-limit KEY_ID N|none\n"
@@ -60,6 +68,13 @@ static const char key_usage[] =
 	"  enable KEY_ID             Re-enable a disabled key (never a revoked one).\n"
 	"  revoke KEY_ID [--reason TEXT]\n"
 	"                            Revoke for good: the key stays listed as revoked.\n"
+	"  rotate-secret KEY_ID --overlap DURATION\n"
+	"                            Give the key a new secret (shown once); the current\n"
+	"                            one keeps working for DURATION (e.g. 24h; 0: it stops\n"
+	"                            now; at most 30d, never past the key's expiry), then\n"
+	"                            stops. Only the current and the previous secret ever\n"
+	"                            work: rotating again during an overlap ends the older\n"
+	"                            one at once. Revoked and expired keys do not rotate.\n"
 	"  delete KEY_ID [--force]   Remove from listings; the ID is never reused and the\n"
 	"                            audit log keeps its history. A key used in the last\n"
 	"                            24 hours is kept unless --force is given.\n"
@@ -75,6 +90,8 @@ static const char key_usage[] =
 	"  create --idempotency-key K  a retried create returns the first key, never a\n"
 	"                            second one (a key is generated for every run)\n"
 	"  create --account ID       optional: default the credentials' own account\n"
+	"$TOKEND_ACCOUNT gives create and list their --account when it is absent\n"
+	"(locally and remotely).\n"
 	"  delete --force            (as locally) also delete a key used in the last 24 hours\n"
 	"  list                      every account the credentials may read\n"
 	"The credentials are an API key with the scopes tokend:admin:read and\n"
@@ -89,10 +106,8 @@ enum {
 	OPT_URL = 256, OPT_TOKEN_URL, OPT_PAGE_SIZE, OPT_IDEM, OPT_FORCE, OPT_ACCOUNT, OPT_NAME,
 	OPT_SCOPES, OPT_AUDIENCE, OPT_SUBJECT, OPT_EXPIRES_IN, OPT_EXPIRES_AT, OPT_LIFETIME, OPT_STATE,
 	OPT_REASON, OPT_CREDENTIAL, OPT_RATE_LIMIT, OPT_ROLE, OPT_MEMBER, OPT_ENVIRONMENT, OPT_KIND,
-	OPT_CLAIMS,
+	OPT_CLAIMS, OPT_OVERLAP, OPT_UNUSED_SINCE, OPT_SORT, OPT_ORDER,
 };
-
-const char *const tk_key_list_filters[TK_KEY_LIST_FILTERS] = { "role", "member", "environment", "kind" };
 
 static const struct option key_opts[] = {
 	{ "url", required_argument, NULL, OPT_URL },
@@ -118,6 +133,10 @@ static const struct option key_opts[] = {
 	{ "env", required_argument, NULL, OPT_ENVIRONMENT },
 	{ "kind", required_argument, NULL, OPT_KIND },
 	{ "claims", required_argument, NULL, OPT_CLAIMS },
+	{ "overlap", required_argument, NULL, OPT_OVERLAP },
+	{ "unused-since", required_argument, NULL, OPT_UNUSED_SINCE },
+	{ "sort", required_argument, NULL, OPT_SORT },
+	{ "order", required_argument, NULL, OPT_ORDER },
 	/* Credentials are never taken from the command line. */
 	{ "client-id", required_argument, NULL, OPT_CREDENTIAL },
 	{ "client-secret", required_argument, NULL, OPT_CREDENTIAL },
@@ -153,8 +172,8 @@ static const struct verb_spec {
 	{ "create", 0, NULL, { OPT_IDEM, OPT_ACCOUNT, OPT_NAME, OPT_SCOPES, OPT_AUDIENCE, OPT_SUBJECT,
 	                       OPT_EXPIRES_IN, OPT_EXPIRES_AT, OPT_LIFETIME, OPT_RATE_LIMIT, OPT_ROLE,
 	                       OPT_MEMBER, OPT_ENVIRONMENT, OPT_CLAIMS, 0 } },
-	{ "list", 0, NULL, { OPT_ACCOUNT, OPT_STATE, OPT_PAGE_SIZE, OPT_ROLE, OPT_MEMBER, OPT_ENVIRONMENT,
-	                     OPT_KIND, 0 } },
+	{ "list", 0, NULL, { OPT_ACCOUNT, OPT_STATE, OPT_PAGE_SIZE, OPT_SUBJECT, OPT_ROLE, OPT_MEMBER,
+	                     OPT_ENVIRONMENT, OPT_KIND, OPT_UNUSED_SINCE, OPT_SORT, OPT_ORDER, 0 } },
 	{ "show", 1, "expected exactly one key ID", { 0 } },
 	{ "rename", 2, "expected KEY_ID and NAME", { 0 } },
 	{ "set-rate-limit", 2, "expected KEY_ID and a number of tokens per minute (or none)", { 0 } },
@@ -162,12 +181,14 @@ static const struct verb_spec {
 	{ "enable", 1, "expected exactly one key ID", { 0 } },
 	{ "revoke", 1, "expected exactly one key ID", { OPT_REASON, 0 } },
 	{ "delete", 1, "expected exactly one key ID", { OPT_FORCE, 0 } },
+	{ "rotate-secret", 1, "expected exactly one key ID", { OPT_OVERLAP, 0 } },
 };
 
 /* The options and operands as given, before each command's own checks. */
 typedef struct key_args {
 	const char *account, *name, *scopes, *subject, *expires_in, *expires_at, *lifetime, *rate_limit;
 	const char *role, *member, *environment, *kind, *claims;
+	const char *unused_since, *sort, *order;
 	const char *pos[2];
 } key_args;
 
@@ -284,6 +305,10 @@ static void parse_options(int argc, char **argv, const struct verb_spec *vs, con
 		case OPT_LIFETIME: a->lifetime = optarg; break;
 		case OPT_STATE: rq->state = optarg; break;
 		case OPT_REASON: rq->reason = optarg; break;
+		case OPT_OVERLAP: rq->overlap_arg = optarg; break;
+		case OPT_UNUSED_SINCE: a->unused_since = optarg; break;
+		case OPT_SORT: a->sort = optarg; break;
+		case OPT_ORDER: a->order = optarg; break;
 		case OPT_RATE_LIMIT: a->rate_limit = optarg; break;
 		case OPT_ROLE: a->role = optarg; break;
 		case OPT_MEMBER: a->member = optarg; break;
@@ -389,17 +414,31 @@ static void parse_create(tk_key_request *rq, const key_args *a, const tk_keys_ba
 
 static void parse_list(tk_key_request *rq, const key_args *a)
 {
-	if (a->kind && strcmp(a->kind, "account") && strcmp(a->kind, "member"))
-		cli_fail(CLI_USAGE, "--kind: account or member");
 	check_model_options(rq, a);
-	const char *given[TK_KEY_LIST_FILTERS] = { a->role, a->member, a->environment, a->kind };
-	for (int i = 0; i < TK_KEY_LIST_FILTERS; i++)
-		rq->filters[i] = given[i];
-	if (rq->state && strcmp(rq->state, "enabled") && strcmp(rq->state, "disabled") &&
-	    strcmp(rq->state, "revoked") && strcmp(rq->state, "expired"))
-		cli_fail(CLI_USAGE, "--state: one of enabled, disabled, revoked, expired");
 	check_account(a->account);
 	rq->account = a->account;
+	/* The filters, checked by the table the server uses (db/keylist.c). */
+	const char *given[][2] = { { "state", rq->state }, { "subject", a->subject },
+	                           { "unused_since", a->unused_since }, { "role", a->role },
+	                           { "member", a->member }, { "environment", a->environment },
+	                           { "kind", a->kind } };
+	for (size_t i = 0; i < sizeof(given) / sizeof(given[0]); i++) {
+		if (!given[i][1])
+			continue;
+		const tk_keyfilter *f = tk_keyfilter_find(given[i][0]);
+		char param[TK_KEYLIST_VALUE_MAX];
+		const char *why = f ? f->check(given[i][1], param) : "is not a filter";
+		if (why)
+			cli_fail(CLI_USAGE, "--%s: %s", strcmp(given[i][0], "unused_since") == 0 ? "unused-since" : given[i][0],
+			         why);
+		rq->filters[f - tk_keyfilters] = given[i][1];
+	}
+	if (a->sort && !tk_keysort_find(a->sort))
+		cli_fail(CLI_USAGE, "--sort: one of created_at, last_used_at, name");
+	if (a->order && strcmp(a->order, "asc") && strcmp(a->order, "desc"))
+		cli_fail(CLI_USAGE, "--order: asc or desc");
+	rq->sort = a->sort ? a->sort : a->order ? "created_at" : NULL;
+	rq->desc = a->order && strcmp(a->order, "desc") == 0;
 }
 
 /* The commands on one key: show, rename, set-rate-limit, disable, enable, revoke, delete. */
@@ -412,6 +451,18 @@ static void parse_key_op(tk_key_request *rq, const key_args *a)
 		rq->name = a->pos[1];
 	} else if (strcmp(rq->verb, "set-rate-limit") == 0) {
 		rq->rate_limit = cli_parse_rate_limit(a->pos[1]);
+	} else if (strcmp(rq->verb, "rotate-secret") == 0) {
+		if (!rq->overlap_arg)
+			cli_fail(CLI_USAGE, "key rotate-secret: --overlap is required: how long the current secret keeps "
+			         "working, e.g. --overlap 24h (0: it stops now)");
+		size_t zeros = strspn(rq->overlap_arg, "0");
+		if (zeros > 0 && (rq->overlap_arg[zeros] == '\0' ||
+		                  (strchr("smhdw", rq->overlap_arg[zeros]) && rq->overlap_arg[zeros + 1] == '\0')))
+			rq->overlap = 0;   /* 0, 0s, 0h, ...: the old secret stops now */
+		else if (tk_duration_parse(rq->overlap_arg, &rq->overlap, &why) != 0)
+			cli_fail(CLI_USAGE, "--overlap '%.40s': %s", rq->overlap_arg, why);
+		if (rq->overlap < 0 || rq->overlap > TK_ROTATE_OVERLAP_MAX)
+			cli_fail(CLI_USAGE, "--overlap '%.40s': at most 30 days", rq->overlap_arg);
 	} else if (strcmp(rq->verb, "revoke") == 0 && rq->reason) {
 		size_t n = strlen(rq->reason);
 		if (n > 500)
@@ -423,19 +474,6 @@ static void parse_key_op(tk_key_request *rq, const key_args *a)
 	}
 	check_key_id(a->pos[0]);
 	rq->id = a->pos[0];
-}
-
-/* 1 if the key commands run in remote mode (--url, or a non-empty $TOKEND_URL). */
-static int wants_remote(int argc, char **argv)
-{
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--") == 0)
-			break;
-		if (strcmp(argv[i], "--url") == 0 || strncmp(argv[i], "--url=", 6) == 0)
-			return 1;
-	}
-	const char *env = getenv("TOKEND_URL");
-	return env && *env;
 }
 
 /* Exit 1 with the reason of a refusal, worded for the command line. */
@@ -505,6 +543,16 @@ static int run(const tk_keys_backend *be, tk_key_request *rq)
 		json_decref(out);
 		return CLI_OK;
 	}
+	if (strcmp(rq->verb, "rotate-secret") == 0) {
+		char secret[TK_SECRET_MAX + 1] = "";
+		if (be->rotate_secret(rq, &k, secret, &ref) != 0)
+			refused(rq, &ref);
+		k = normalised(k, be);
+		cli_key_print_rotated(k, secret);
+		tk_wipe(secret, sizeof(secret));
+		json_decref(k);
+		return CLI_OK;
+	}
 	if (strcmp(rq->verb, "show") == 0)
 		rc = be->show(rq, &k, &ref);
 	else if (strcmp(rq->verb, "rename") == 0)
@@ -550,7 +598,7 @@ int cli_key(int argc, char **argv)
 			         "(see tokend key --help)");
 		cli_fail(CLI_USAGE, "key: unknown command '%.40s' (see tokend key --help)", verb);
 	}
-	const tk_keys_backend *be = wants_remote(argc, argv) ? &tk_keys_remote : &tk_keys_local;
+	const tk_keys_backend *be = cli_wants_remote(argc, argv) ? &tk_keys_remote : &tk_keys_local;
 	tk_key_request rq;
 	key_args a;
 	memset(&rq, 0, sizeof(rq));
@@ -561,6 +609,10 @@ int cli_key(int argc, char **argv)
 	if (!rq.scopes || !rq.audiences)
 		cli_fail(CLI_REFUSED, "out of memory");
 	parse_options(argc - 1, argv + 1, vs, be, &rq, &a);
+	/* $TOKEND_ACCOUNT: the account of create and list when --account is absent. */
+	const char *env_account = getenv("TOKEND_ACCOUNT");
+	if (!a.account && env_account && *env_account && (strcmp(verb, "create") == 0 || strcmp(verb, "list") == 0))
+		a.account = env_account;
 	if (strcmp(verb, "create") == 0)
 		parse_create(&rq, &a, be);
 	else if (strcmp(verb, "list") == 0)

@@ -21,6 +21,8 @@
 
 #include <tokend/keyfmt.h>
 
+#include "keylist.h"
+
 /* One parsed `tokend key` command. Strings point into argv. */
 typedef struct tk_key_request {
 	const char *verb;             /* "create", "list", "show", ... */
@@ -42,19 +44,21 @@ typedef struct tk_key_request {
 	json_t *claims;               /* --claims: a JSON object (owned), or NULL */
 	/* list */
 	const char *state;            /* NULL or enabled|disabled|revoked|expired */
-	const char *filters[4];       /* NULL or the value of each of tk_key_list_filters */
+	/* The listing's filters by db/keylist.h's table: filters[i] is the value
+	 * of tk_keyfilters[i] (NULL: not given; state is one of them), checked. */
+	const char *filters[TK_KEYLIST_FILTERS_MAX];
+	const char *sort;             /* NULL (the default order) or a tk_keysorts name */
+	int desc;                     /* --order desc */
 	int page_size;                /* --page-size (remote only), 0 = the server's */
+	/* rotate-secret */
+	const char *overlap_arg;      /* --overlap as given (required) */
+	int64_t overlap;              /* its seconds, 0..TK_ROTATE_OVERLAP_MAX */
 	/* revoke, delete */
 	const char *reason;           /* NULL or non-empty */
 	int force;
 	/* remote mode */
 	const char *url, *token_url;
 } tk_key_request;
-
-/* The list filters of issue 13 (role, member, environment, kind): the CLI
- * option, the admin API's query parameter and the key column are one name. */
-#define TK_KEY_LIST_FILTERS 4
-extern const char *const tk_key_list_filters[TK_KEY_LIST_FILTERS];
 
 /* Why a backend refused: the admin API's error code (the SQL HINT locally:
  * not_found, revoked, recently_used, forbidden, ...) and its description. */
@@ -87,6 +91,10 @@ typedef struct tk_keys_backend {
 	int (*disable)(const tk_key_request *rq, json_t **key, tk_key_refusal *ref);
 	int (*enable)(const tk_key_request *rq, json_t **key, tk_key_refusal *ref);
 	int (*revoke)(const tk_key_request *rq, json_t **key, tk_key_refusal *ref);
+	/* A new secret for the key (`secret`, shown once); the previous one
+	 * works until rq->overlap seconds from now. Never retried remotely. */
+	int (*rotate_secret)(const tk_key_request *rq, json_t **key, char secret[TK_SECRET_MAX + 1],
+	                     tk_key_refusal *ref);
 	/* *key may stay NULL: a deleted key is printed by its ID. */
 	int (*delete_key)(const tk_key_request *rq, json_t **key, tk_key_refusal *ref);
 } tk_keys_backend;

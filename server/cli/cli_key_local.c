@@ -21,6 +21,7 @@
 #include "cli.h"
 #include "cli_key.h"
 #include "db.h"
+#include "keylist.h"
 
 /* A refusal from the database: its HINT names the API error. */
 static int db_refusal(PGresult *r, tk_key_refusal *ref)
@@ -67,6 +68,24 @@ static void local_close(void)
 {
 }
 
+/* The secret hasher under the configured pepper (exits 1 without one). */
+static tk_hasher *local_hasher(void)
+{
+	unsigned char pepper[TK_PEPPER_MAX];
+	size_t pepper_len = 0;
+	char err[600];
+	if (tk_config_pepper(cli_config(), pepper, &pepper_len, err, sizeof(err)) != 0)
+		cli_fail(CLI_REFUSED, "%s", err);
+	/* A key hashed under another pepper than the server's could never be
+	 * used: the database's check value must match (stored if none is). */
+	cli_check_pepper(cli_db(), pepper, pepper_len);
+	tk_hasher *hasher = tk_hasher_new(pepper, pepper_len);
+	tk_wipe(pepper, sizeof(pepper));
+	if (!hasher)
+		cli_fail(CLI_REFUSED, "cannot set up secret hashing");
+	return hasher;
+}
+
 static int local_create(const tk_key_request *rq, json_t **key, char secret[TK_SECRET_MAX + 1],
                         tk_key_refusal *ref)
 {
@@ -85,18 +104,7 @@ static int local_create(const tk_key_request *rq, json_t **key, char secret[TK_S
 		snprintf(rate_text, sizeof(rate_text), "%d", rq->rate_limit);
 
 	/* The pepper is needed before anything is generated. */
-	unsigned char pepper[TK_PEPPER_MAX];
-	size_t pepper_len = 0;
-	char err[600];
-	if (tk_config_pepper(cfg, pepper, &pepper_len, err, sizeof(err)) != 0)
-		cli_fail(CLI_REFUSED, "%s", err);
-	/* A key hashed under another pepper than the server's could never be
-	 * used: the database's check value must match (stored if none is). */
-	cli_check_pepper(cli_db(), pepper, pepper_len);
-	tk_hasher *hasher = tk_hasher_new(pepper, pepper_len);
-	tk_wipe(pepper, sizeof(pepper));
-	if (!hasher)
-		cli_fail(CLI_REFUSED, "cannot set up secret hashing");
+	tk_hasher *hasher = local_hasher();
 
 	/* Arrays as JSON text: the server converts them. */
 	char *scope_arr = json_dumps(rq->scopes, JSON_COMPACT);
@@ -183,16 +191,23 @@ static int local_list(const tk_key_request *rq, json_t **keys, tk_key_refusal *r
 		if (!found)
 			return cli_key_refuse(ref, "not_found", "no account '%s'", rq->account);
 	}
-	/* The filters of tk_key_list_filters, in its order, are $3..$6. */
-	const char *p[] = { rq->account, rq->state, rq->filters[0], rq->filters[1], rq->filters[2], rq->filters[3] };
-	return json_row("SELECT coalesce(jsonb_agg(tokend_key_json(k) ORDER BY k.account_id, k.created_at, k.id),"
-	                " '[]')::text FROM api_keys k"
-	                " WHERE k.deleted_at IS NULL AND ($1::text IS NULL OR k.account_id = $1)"
-	                " AND ($2::text IS NULL OR tokend_key_state(k) = $2)"
-	                " AND ($3::text IS NULL OR k.role = $3) AND ($4::text IS NULL OR k.member_id = $4)"
-	                " AND ($5::text IS NULL OR k.environment = $5)"
-	                " AND ($6::text IS NULL OR $6 = CASE WHEN k.member_id IS NULL THEN 'account' ELSE 'member' END)",
-	                6, p, keys, ref);
+	/* $1 the account, then the filters (db/keylist.c: the admin API's). */
+	char sql[3072], fparams[TK_KEYLIST_FILTERS_MAX][TK_KEYLIST_VALUE_MAX];
+	const char *p[1 + TK_KEYLIST_FILTERS_MAX] = { rq->account }, *bad, *why;
+	const tk_keysort *sort = rq->sort ? tk_keysort_find(rq->sort) : NULL;
+	const char *dir = rq->desc ? "DESC" : "ASC";
+	char order[512];
+	if (sort)
+		snprintf(order, sizeof(order), "%s %s, k.id %s", sort->sql, dir, dir);
+	else
+		snprintf(order, sizeof(order), "k.account_id, k.created_at, k.id");
+	snprintf(sql, sizeof(sql), "FROM api_keys k WHERE k.deleted_at IS NULL AND ($1::text IS NULL OR k.account_id = $1)");
+	int nf = tk_keylist_where(rq->filters, 2, sql, sizeof(sql), fparams, p + 1, &bad, &why);
+	if (nf < 0)
+		cli_fail(CLI_USAGE, "--%s: %s", bad, why);
+	char full[4096];
+	snprintf(full, sizeof(full), "SELECT coalesce(jsonb_agg(tokend_key_json(k) ORDER BY %s), '[]')::text %s", order, sql);
+	return json_row(full, 1 + nf, p, keys, ref);
 }
 
 static int local_show(const tk_key_request *rq, json_t **key, tk_key_refusal *ref)
@@ -245,6 +260,36 @@ static int local_set_rate_limit(const tk_key_request *rq, json_t **key, tk_key_r
 	                2, p, key, ref);
 }
 
+/* tokend_admin_rotate_secret as the operator, with a secret made here. */
+static int local_rotate_secret(const tk_key_request *rq, json_t **key, char secret[TK_SECRET_MAX + 1],
+                               tk_key_refusal *ref)
+{
+	tk_hasher *hasher = local_hasher();
+	unsigned char hash[TK_HASH_LEN];
+	char hash_hex[2 * TK_HASH_LEN + 3], hint[TK_HINT_LEN + 1], overlap[24];
+	int ok = tk_secret_generate_prefixed(cli_config()->secret_prefix, secret) == TK_KEYFMT_OK &&
+	         tk_hasher_hash(hasher, secret, strlen(secret), hash) == 0;
+	tk_hasher_free(hasher);
+	if (!ok) {
+		tk_wipe(secret, TK_SECRET_MAX + 1);
+		cli_fail(CLI_REFUSED, "could not generate a secret: nothing changed");
+	}
+	tk_secret_hint(secret, hint);
+	hash_hex[0] = '\\';
+	hash_hex[1] = 'x';
+	for (int j = 0; j < TK_HASH_LEN; j++)
+		snprintf(hash_hex + 2 + 2 * j, 3, "%02x", hash[j]);
+	tk_wipe(hash, sizeof(hash));
+	snprintf(overlap, sizeof(overlap), "%lld", (long long)rq->overlap);
+	const char *p[] = { rq->id, hash_hex, hint, overlap };
+	int rc = json_row("SELECT tokend_admin_rotate_secret(tokend_actor(), NULL, NULL, $1, $2::bytea, $3, $4::integer,"
+	                  " true)::text", 4, p, key, ref);
+	tk_wipe(hash_hex, sizeof(hash_hex));
+	if (rc != 0)
+		tk_wipe(secret, TK_SECRET_MAX + 1);
+	return rc;
+}
+
 const tk_keys_backend tk_keys_local = {
 	.name = "local",
 	.remote_options = 0,
@@ -260,4 +305,5 @@ const tk_keys_backend tk_keys_local = {
 	.enable = local_enable,
 	.revoke = local_revoke,
 	.delete_key = local_delete,
+	.rotate_secret = local_rotate_secret,
 };

@@ -16,7 +16,7 @@ json_t *cli_key_normalise(json_t *k)
 		"client_id", "account", "name", "hint", "masked", "scopes", "audiences", "subject", "state",
 		"created_at", "created_by", "expires_at", "last_used_at", "disabled_at", "revoked_at", "revoked_by",
 		"revoke_reason", "token_lifetime", "rate_limit", "kind", "role", "member", "member_name", "environment",
-		"claims", NULL,
+		"claims", "secret_rotated_at", "previous_hint", "previous_secret_until", NULL,
 	};
 	if (!json_is_object(k) || !json_is_string(json_object_get(k, "client_id")))
 		return NULL;
@@ -48,7 +48,13 @@ static void print_text(json_t *k)
 	printf("Key:            %s\n", jstr(k, "client_id", ""));
 	printf("Account:        %s\n", jstr(k, "account", ""));
 	printf("Name:           %s\n", jstr(k, "name", ""));
-	printf("Secret:         %s...%s\n", TK_SECRET_PREFIX, jstr(k, "hint", ""));
+	printf("Secret:         %s...%s", TK_SECRET_PREFIX, jstr(k, "hint", ""));
+	if (jstr(k, "secret_rotated_at", NULL))
+		printf(" (rotated %s)", jstr(k, "secret_rotated_at", ""));
+	printf("\n");
+	if (jstr(k, "previous_secret_until", NULL))
+		printf("Old secret:     %s...%s works until %s\n", TK_SECRET_PREFIX, jstr(k, "previous_hint", ""),
+		       jstr(k, "previous_secret_until", ""));
 	printf("State:          %s\n", jstr(k, "state", ""));
 	printf("Kind:           %s\n", jstr(k, "kind", "account"));
 	if (jstr(k, "member", NULL))
@@ -130,6 +136,27 @@ void cli_key_print_created(json_t *k, const char *secret)
 		printf("  client_secret: %s\n\n", secret);
 		printf("The secret is shown only this once: store it now. It cannot be recovered;\n"
 		       "if it is lost, create a new key and delete this one.\n\n");
+		print_text(k);
+	}
+	fflush(stdout);
+}
+
+void cli_key_print_rotated(json_t *k, const char *secret)
+{
+	if (cli.json) {
+		json_t *o = json_deep_copy(k);
+		json_object_set_new(o, "client_secret", json_string(secret));
+		cli_print_json(o);
+	} else {
+		printf("Rotated the secret of key %s.\n\n", jstr(k, "client_id", ""));
+		printf("  client_id:     %s\n", jstr(k, "client_id", ""));
+		printf("  client_secret: %s\n\n", secret);
+		printf("The new secret is shown only this once: store it now.\n");
+		if (jstr(k, "previous_secret_until", NULL))
+			printf("The previous secret keeps working until %s, then stops.\n\n",
+			       jstr(k, "previous_secret_until", ""));
+		else
+			printf("The previous secret has stopped working.\n\n");
 		print_text(k);
 	}
 	fflush(stdout);

@@ -16,6 +16,9 @@ json_t *cli_key_normalise(json_t *k);
 
 /* A new key with its secret, shown once (JSON: the key object plus client_secret). */
 void cli_key_print_created(json_t *k, const char *secret);
+/* A key after rotate-secret with its new secret, shown once, and when the
+ * previous secret stops (JSON: the key object plus client_secret). */
+void cli_key_print_rotated(json_t *k, const char *secret);
 /* A key after a change: "<verb> key ID." then the key; verb NULL for `show`. */
 void cli_key_print_changed(json_t *k, const char *verb);
 /* `key list`: a JSON array of key objects. */

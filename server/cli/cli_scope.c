@@ -8,6 +8,7 @@
 #include <tokend/scope.h>
 
 #include "cli.h"
+#include "cli_remote.h"
 
 static const char scope_usage[] =
 	"usage: tokend scope COMMAND [OPTIONS]\n"
@@ -19,7 +20,9 @@ static const char scope_usage[] =
 	"  list                List the catalogue.\n"
 	"\n"
 	"Scopes are never removed: keys that hold them are immutable.\n"
-	"Options for every command: --json (machine-readable output), --config FILE.\n";
+	"Options for every command: --json (machine-readable output), --config FILE.\n"
+	"Remote mode: with --url URL (or $TOKEND_URL) list runs over the admin REST API\n"
+	"(credentials as for `tokend key --help`).\n";
 
 static json_t *scope_json(const PGresult *r, int i)
 {
@@ -28,6 +31,23 @@ static json_t *scope_json(const PGresult *r, int i)
 	json_object_set_new(o, "description", cli_col_str(r, i, 1));
 	json_object_set_new(o, "created_at", cli_col_str(r, i, 2));
 	return o;
+}
+
+/* Takes `arr` (a JSON array of scope objects). */
+static void print_scopes(json_t *arr)
+{
+	json_t *v;
+	size_t i;
+	if (cli.json) {
+		cli_print_json(arr);
+		return;
+	}
+	printf("%-32s %s\n", "SCOPE", "DESCRIPTION");
+	json_array_foreach(arr, i, v) {
+		const char *d = json_string_value(json_object_get(v, "description"));
+		printf("%-32s %s\n", json_string_value(json_object_get(v, "name")), d ? d : "");
+	}
+	json_decref(arr);
 }
 
 static int scope_add(int argc, char **argv)
@@ -83,18 +103,33 @@ static int scope_list(int argc, char **argv)
 		cli_fail(CLI_USAGE, "scope list: unexpected argument");
 	PGresult *r = cli_exec("SELECT name, description, tokend_ts(created_at) FROM scopes ORDER BY name",
 	                       0, NULL);
-	int n = PQntuples(r);
-	if (cli.json) {
-		json_t *arr = json_array();
-		for (int i = 0; i < n; i++)
-			json_array_append_new(arr, scope_json(r, i));
-		cli_print_json(arr);
-	} else {
-		printf("%-32s %s\n", "SCOPE", "DESCRIPTION");
-		for (int i = 0; i < n; i++)
-			printf("%-32s %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
-	}
+	json_t *arr = json_array();
+	for (int i = 0; i < PQntuples(r); i++)
+		json_array_append_new(arr, scope_json(r, i));
 	PQclear(r);
+	print_scopes(arr);
+	return CLI_OK;
+}
+
+/* `scope list --url URL`: GET scopes of the admin API (cli_remote.c). */
+static int scope_list_remote(int argc, char **argv)
+{
+	const char *url = NULL, *token_url = NULL;
+	cli_remote_take_options(&argc, argv, &url, &token_url);
+	if (argc > 1)
+		cli_fail(CLI_USAGE, "scope list: unexpected argument");
+	cli_remote_open(url, token_url);
+	cli_api_result r = cli_remote_call("GET", "scopes", NULL, NULL, 1);
+	if (r.status >= 300) {
+		cli_remote_check_refusal(&r);
+		json_decref(r.json);
+		cli_fail(CLI_REFUSED, "%s", r.why);
+	}
+	json_t *arr = json_incref(json_object_get(r.json, "scopes"));
+	json_decref(r.json);
+	if (!json_is_array(arr))
+		cli_fail(CLI_REFUSED, "unexpected answer from %s: no scope list", cli_remote_base());
+	print_scopes(arr);
 	return CLI_OK;
 }
 
@@ -104,9 +139,12 @@ int cli_scope(int argc, char **argv)
 		fputs(scope_usage, argc < 2 ? stderr : stdout);
 		return argc < 2 ? CLI_USAGE : CLI_OK;
 	}
+	if (strcmp(argv[1], "list") == 0)
+		return cli_wants_remote(argc, argv) ? scope_list_remote(argc - 1, argv + 1) : scope_list(argc - 1, argv + 1);
+	if (cli_wants_remote(argc, argv))
+		cli_fail(CLI_USAGE, "scope %.40s: not available in remote mode (--url, $TOKEND_URL): remotely, scope list; "
+		         "run it locally as the operator", argv[1]);
 	if (strcmp(argv[1], "add") == 0)
 		return scope_add(argc - 1, argv + 1);
-	if (strcmp(argv[1], "list") == 0)
-		return scope_list(argc - 1, argv + 1);
 	cli_fail(CLI_USAGE, "scope: unknown command '%.40s' (see tokend scope --help)", argv[1]);
 }

@@ -14,15 +14,17 @@
 
 const tk_dbstmt tk_dbstatements[] = {
 	{ "key", 1,
-	  "SELECT k.account_id, k.secret_hash, k.pepper_id, array_to_string(k.scopes, ' '),"
+	  "SELECT k.account_id, coalesce(s.secret_hash, k.secret_hash), k.pepper_id, array_to_string(k.scopes, ' '),"
 	  " array_to_string(k.audiences, ' '), k.subject, coalesce(k.token_lifetime, 0),"
 	  " coalesce(floor(extract(epoch FROM k.expires_at))::bigint, 0),"
 	  " CASE WHEN k.deleted_at IS NOT NULL THEN 'key_deleted' WHEN k.revoked_at IS NOT NULL THEN 'key_revoked'"
 	  "  WHEN k.disabled_at IS NOT NULL THEN 'key_disabled' WHEN a.disabled_at IS NOT NULL THEN 'account_disabled'"
 	  "  ELSE '' END, coalesce(k.rate_limit, 0),"
 	  " coalesce(floor(extract(epoch FROM k.last_used_at))::bigint, 0),"
-	  " k.environment, CASE WHEN k.claims = '{}'::jsonb THEN NULL ELSE k.claims::text END"
-	  " FROM api_keys k JOIN accounts a ON a.id = k.account_id WHERE k.id = $1" },
+	  " k.environment, CASE WHEN k.claims = '{}'::jsonb THEN NULL ELSE k.claims::text END,"
+	  " s.previous_hash, coalesce(floor(extract(epoch FROM s.previous_until))::bigint, 0)"
+	  " FROM api_keys k JOIN accounts a ON a.id = k.account_id"
+	  " LEFT JOIN api_key_secrets s ON s.key_id = k.id WHERE k.id = $1" },
 	{ "last_used", 2,
 	  "UPDATE api_keys k SET last_used_at = to_timestamp(v.t)"
 	  " FROM unnest($1::text[], $2::bigint[]) AS v(id, t)"
@@ -137,6 +139,21 @@ static int parse_key_row(tk_apikey *k, PGresult *r)
 		PQfreemem(h);
 	}
 	k->pepper_id = atoi(PQgetvalue(r, 0, 2));
+	/* The previous secret of a rotation, until its overlap ends; without one
+	 * (or unreadable) prev_until stays 0 and only the current secret works. */
+	k->prev_until = 0;
+	if (!PQgetisnull(r, 0, 13)) {
+		size_t plen = 0;
+		unsigned char *ph = PQunescapeBytea((const unsigned char *)PQgetvalue(r, 0, 13), &plen);
+		if (ph && plen == TK_HASH_LEN) {
+			memcpy(k->prev_hash, ph, TK_HASH_LEN);
+			k->prev_until = strtoll(PQgetvalue(r, 0, 14), NULL, 10);
+		}
+		if (ph) {
+			tk_wipe(ph, plen);
+			PQfreemem(ph);
+		}
+	}
 	const char *why;
 	const char *sc = PQgetvalue(r, 0, 3);
 	int scopes_ok = tk_scopes_parse(sc, strlen(sc), &k->scopes, &why) == 0;

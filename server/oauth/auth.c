@@ -91,16 +91,28 @@ void tk_auth_refuse(tk_authreq *ar, int status, const char *error, const char *d
 static int decide(tk_authreq *ar, const tk_apikey *k)
 {
 	tk_server *srv = ar->w->srv;
-	/* Same work whatever the outcome: one constant-time compare. */
-	int equal = tk_digest_equal(ar->digest, k->found ? k->hash : srv->dummy_hash);
+	/* Same work whatever the outcome: two constant-time compares, the
+	 * current secret and the previous one of a rotation (a key without one,
+	 * and an unknown key, compare against the dummy digest instead). The
+	 * previous secret counts only before its overlap ends, decided here at
+	 * each request from the cached end time: no instance needs a message to
+	 * stop accepting it. */
+	int64_t now = (int64_t)time(NULL);
+	int has_prev = k->found && k->prev_until != 0;
+	int eq_cur = tk_digest_equal(ar->digest, k->found ? k->hash : srv->dummy_hash);
+	int eq_prev = tk_digest_equal(ar->digest, has_prev ? k->prev_hash : srv->dummy_hash);
+	int prev_live = has_prev && now < k->prev_until;
+	int equal = eq_cur | (eq_prev & prev_live);
 	const char *reason = NULL;
 	if (!k->found)
 		reason = "unknown_key";
+	else if (!equal && has_prev && eq_prev)
+		reason = "previous_secret_ended";
 	else if (!equal || k->pepper_id != 1)
 		reason = "wrong_secret";
 	else if (!k->usable)
 		reason = k->unusable_reason ? k->unusable_reason : "key_not_usable";
-	else if (k->expires_at && (int64_t)time(NULL) >= k->expires_at)
+	else if (k->expires_at && now >= k->expires_at)
 		reason = "key_expired";
 	if (reason) {
 		/* An address over its limit (behind a proxy: everyone's address):

@@ -57,6 +57,7 @@ void tk_apikey_release(tk_apikey *k)
 	if (!k || atomic_fetch_sub_explicit(&k->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	tk_wipe(k->hash, sizeof(k->hash));
+	tk_wipe(k->prev_hash, sizeof(k->prev_hash));
 	free(k->subject);
 	free(k->claims);
 	tk_scopes_free(&k->scopes);

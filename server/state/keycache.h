@@ -34,6 +34,10 @@ typedef struct tk_apikey {
 	char account[64];
 	unsigned char hash[TK_HASH_LEN];
 	int pepper_id;
+	/* A rotated key's previous secret (sql/008): accepted while the clock is
+	 * before prev_until (epoch seconds; 0: no previous secret). */
+	unsigned char prev_hash[TK_HASH_LEN];
+	int64_t prev_until;
 	int usable;                       /* enabled, not revoked/deleted, account enabled */
 	const char *unusable_reason;      /* static: why not usable (for the log only) */
 	int64_t expires_at;               /* epoch seconds; 0: never */

@@ -344,7 +344,8 @@ def test_schemas_reject_what_the_server_refuses():
               "created_at": "2026-01-02T03:04:05Z", "created_by": "cli:x", "expires_at": None,
               "last_used_at": None, "disabled_at": None, "revoked_at": None, "revoked_by": None,
               "revoke_reason": None, "token_lifetime": None, "rate_limit": None, "kind": "account", "role": None,
-              "member": None, "member_name": None, "environment": "live", "claims": {}}
+              "member": None, "member_name": None, "environment": "live", "claims": {,
+              "secret_rotated_at": None, "previous_hint": None, "previous_secret_until": None}
     validate(sample, key)
     validate({**sample, "kind": "member", "member": "jane", "member_name": "Jane", "role": "dev",
               "environment": "test", "claims": {"plan": "pro", "n": 1.5, "b": True, "l": ["a"]}}, key)
@@ -368,7 +369,7 @@ def test_route_table_matches_the_source():
     """server/admin/route.c's route table and the document name the same routes and scopes."""
     src = ADMIN_ROUTES_C.read_text()
     need_scope = {"READ": SCOPE_READ, "WRITE": SCOPE_WRITE, "OPERATOR": SCOPE_OPERATOR}
-    table = re.findall(r'\{ EVHTTP_REQ_(\w+), "([a-z/{}]+)", TK_ADMIN_OP_\w+, TK_ADMIN_NEED_(\w+) \}', src)
+    table = re.findall(r'\{ EVHTTP_REQ_(\w+), "([a-z/{}-]+)", TK_ADMIN_OP_\w+, TK_ADMIN_NEED_(\w+) \}', src)
     assert len(table) >= 17, "could not read the route table of server/admin/route.c"
     documented = {(m.upper(), p): op["x-required-scope"] for p, m, op in OPS}
 

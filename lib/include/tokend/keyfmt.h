@@ -41,6 +41,9 @@
 /* The longest key ID and secret any prefix makes (buffers: + 1 for the NUL). */
 #define TK_KEY_ID_MAX      (TK_PREFIX_MAX + TK_KEY_ID_RANDOM + TK_CHECKSUM_LEN)   /* 44 */
 #define TK_SECRET_MAX      (TK_PREFIX_MAX + TK_SECRET_RANDOM + TK_CHECKSUM_LEN)   /* 65 */
+/* A secret rotation keeps the previous secret working at most this long
+ * (seconds: 30 days; the database enforces it, sql/008_secret_rotation.sql). */
+#define TK_ROTATE_OVERLAP_MAX 2592000
 
 /* Result of generating or checking a key ID or secret. */
 typedef enum tk_keyfmt_status {

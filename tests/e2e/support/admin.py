@@ -29,7 +29,8 @@ READ, WRITE, OPERATOR = "tokend:admin:read", "tokend:admin:write", "tokend:opera
 KEY_FIELDS = {"client_id", "account", "name", "hint", "masked", "scopes", "audiences", "subject", "state",
               "created_at", "created_by", "expires_at", "last_used_at", "disabled_at", "revoked_at",
               "revoked_by", "revoke_reason", "token_lifetime", "rate_limit",
-              "kind", "role", "member", "member_name", "environment", "claims"}
+              "kind", "role", "member", "member_name", "environment", "claims", "secret_rotated_at", "previous_hint",
+              "previous_secret_until"}
 ACCOUNT_FIELDS = {"id", "name", "key_limit", "active_keys", "scopes", "created_at", "disabled_at"}
 EVENT_FIELDS = {"id", "at", "actor", "action", "account", "key", "address", "detail"}
 
@@ -55,11 +56,16 @@ def send(port, method, path, body=NOBODY, *, token=None, headers=None):
         h.setdefault("Content-Type", "application/json")
     r = http_request(port, method, path if path.startswith("/") else f"{A}/{path}", data, h)
     RESPONSES.append((f"{method} {path}", r.status, r.body))
-    if r.status == 201 and r.body.startswith(b"{"):
+    if (r.status == 201 or (r.status == 200 and is_rotation(method, path))) and r.body.startswith(b"{"):
         s = r.json().get("client_secret")
         if s:
             API_SECRETS.append(s)
     return r
+
+
+def is_rotation(method, label_path):
+    """A secret rotation's answer: the one other place a secret is shown."""
+    return method == "POST" and re.fullmatch(r"(/admin/v1/)?keys/[^/?]+/rotate-secret", label_path) is not None
 
 
 class Admin:
@@ -165,7 +171,9 @@ SNAPSHOT_SQL = ("""
                (SELECT md5(coalesce(string_agg(concat_ws('|', name, description, scopes), ',' ORDER BY name), ''))
                   FROM roles),
                (SELECT md5(coalesce(string_agg(concat_ws('|', account_id, id, name, deactivated_at), ','
-                        ORDER BY account_id, id), '')) FROM members)""")
+                        ORDER BY account_id, id), '')) FROM members),
+               (SELECT md5(coalesce(string_agg(concat_ws('|', key_id, secret_hash, previous_hash, previous_until,
+                        rotations), ',' ORDER BY key_id), '')) FROM api_key_secrets)""")
 
 
 def audit_since(t, after_id):
@@ -251,7 +259,9 @@ def admin_leak_problems(env):
     t = env.t
     responses = RESPONSES[env.first_response:]
     api_secrets = API_SECRETS[env.first_secret:]
-    hashes = [bytes(h) for (h,) in t.query("SELECT secret_hash FROM api_keys")]
+    hashes = [bytes(h) for (h,) in t.query("SELECT secret_hash FROM api_keys UNION ALL "
+                                            "SELECT secret_hash FROM api_key_secrets UNION ALL "
+                                            "SELECT previous_hash FROM api_key_secrets")]
     forbidden = set()
     for h in hashes:
         forbidden |= _forms(h)
@@ -263,7 +273,8 @@ def admin_leak_problems(env):
         text = body.decode("utf-8", "replace")
         for s in SECRET_FIND_RE.findall(text):
             seen.setdefault(s, []).append((label, status))
-            if not (status == 201 and label == "POST keys"):
+            method, _, path = label.partition(" ")
+            if not (status == 201 and label == "POST keys") and not (status == 200 and is_rotation(method, path)):
                 problems.append(f"a secret in the {status} answer to {label}")
         for f in forbidden:
             if f in text:

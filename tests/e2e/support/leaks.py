@@ -21,7 +21,7 @@ def session_texts():
 
 def leak_problems(texts):
     """Secrets (or 12-character pieces), tokens (or their payload/signature) and peppers
-    found in `texts` ([(record, text)]), except each secret's one creation output."""
+    found in `texts` ([(record, text)]), except each secret's one creation (or rotation) output."""
     secrets = set(SECRETS)
     for _, text in texts:
         secrets.update(SECRET_FIND_RE.findall(text))
@@ -33,7 +33,9 @@ def leak_problems(texts):
     problems = []
     run_re = re.compile(r"[0-9A-Za-z]{12,}")
     for rec, text in texts:
-        is_create = rec.get("kind") == "run" and "key" in rec["args"] and "create" in rec["args"]
+        # A key's secret is shown by its creation, or by the rotation that made it.
+        is_create = rec.get("kind") == "run" and "key" in rec["args"] and \
+            ("create" in rec["args"] or "rotate-secret" in rec["args"])
         hits = set()
         for m in run_re.finditer(text):
             run = m.group(0)

@@ -63,6 +63,7 @@ static void test_every_route(void)
 	routes_to(POST, "/admin/v1/keys/tk_abc/disable", TK_ADMIN_OP_KEY_DISABLE, TK_ADMIN_NEED_WRITE, "tk_abc");
 	routes_to(POST, "/admin/v1/keys/tk_abc/enable", TK_ADMIN_OP_KEY_ENABLE, TK_ADMIN_NEED_WRITE, "tk_abc");
 	routes_to(POST, "/admin/v1/keys/tk_abc/revoke", TK_ADMIN_OP_KEY_REVOKE, TK_ADMIN_NEED_WRITE, "tk_abc");
+	routes_to(POST, "/admin/v1/keys/tk_abc/rotate-secret", TK_ADMIN_OP_KEY_ROTATE, TK_ADMIN_NEED_WRITE, "tk_abc");
 	routes_to(GET, "/admin/v1/audit", TK_ADMIN_OP_AUDIT, TK_ADMIN_NEED_READ, "");
 	routes_to(GET, "/admin/v1/roles", TK_ADMIN_OP_ROLES_LIST, TK_ADMIN_NEED_READ, "");
 	routes_to(POST, "/admin/v1/roles", TK_ADMIN_OP_ROLES_ADD, TK_ADMIN_NEED_OPERATOR, "");
@@ -73,7 +74,7 @@ static void test_every_route(void)
 	routes_to(GET, "/admin/v1/members/jane", TK_ADMIN_OP_MEMBER_GET, TK_ADMIN_NEED_READ, "jane");
 	routes_to(POST, "/admin/v1/members/jane/deactivate", TK_ADMIN_OP_MEMBER_DEACTIVATE, TK_ADMIN_NEED_WRITE, "jane");
 	/* The table has no more routes than those, and each op once per method. */
-	TEST_ASSERT(tk_admin_route_count == 25);
+	TEST_ASSERT(tk_admin_route_count == 26);
 	int seen[TK_ADMIN_OP_COUNT] = { 0 };
 	for (size_t i = 0; i < tk_admin_route_count; i++)
 		seen[tk_admin_route_table[i].op]++;
