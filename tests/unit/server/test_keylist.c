@@ -87,7 +87,15 @@ static void test_sorts(void)
 {
 	TEST_ASSERT(tk_keysort_find("created_at") && tk_keysort_find("last_used_at") && tk_keysort_find("name"));
 	TEST_ASSERT(tk_keysort_find("id") == NULL && tk_keysort_find("") == NULL);
-	TEST_ASSERT(tk_keyfilter_find("member") == NULL && tk_keyfilter_find("limit") == NULL);
+	TEST_ASSERT(tk_keyfilter_find("owner") == NULL && tk_keyfilter_find("limit") == NULL);
+	/* The key model's filters are rows of the same table. */
+	TEST_ASSERT(tk_keyfilter_find("member") && tk_keyfilter_find("role") && tk_keyfilter_find("environment") &&
+	            tk_keyfilter_find("kind"));
+	char out[TK_KEYLIST_VALUE_MAX];
+	TEST_ASSERT(tk_keyfilter_find("environment")->check("staging", out) != NULL);
+	TEST_ASSERT(tk_keyfilter_find("environment")->check("test", out) == NULL && strcmp(out, "test") == 0);
+	TEST_ASSERT(tk_keyfilter_find("kind")->check("team", out) != NULL);
+	TEST_ASSERT(tk_keyfilter_find("kind")->check("member", out) == NULL);
 }
 
 int main(void)
