@@ -113,6 +113,11 @@ def test_authorize_with_a_key_and_try_it_out(browser, console_tokend):
 
     # The right one: a token, and Try it out answers 200 with it.
     open_api_page(browser, env)
+    browser.find_element("css selector", "#swagger-ui .auth-wrapper .authorize").click()
+    wait_for(browser, "#client_id_clientCredentials")
+    problems = axe_check(browser)       # the Authorize dialog, open
+    assert problems == [], json.dumps(problems, indent=1)
+    close_dialog(browser)
     authorize(browser, env.admin)
     wait_until_true(browser, lambda d: "Logout" in [b.text.strip() for b in oauth2_buttons(d)],
                     10, "the oauth2 dialog to show Logout (token obtained)")

@@ -22,10 +22,10 @@ window.addEventListener('DOMContentLoaded', () => {
 	accessible(document.getElementById('swagger-ui'));
 });
 
-// Accessibility (found by axe-core): Swagger UI renders selects without an
-// accessible name and scrollable code samples that the keyboard cannot reach.
-// Name each select after what it chooses and make each sample focusable, as
-// Swagger UI renders them.
+// Accessibility (found by axe-core): Swagger UI renders selects and the dialog's
+// close button without an accessible name, buttons whose name omits their
+// visible text, and scrollable code samples the keyboard cannot reach. Fixed
+// as Swagger UI renders them.
 function accessible(root) {
 	const fix = () => {
 		for (const sel of root.querySelectorAll('select:not([aria-label]):not([aria-labelledby])')) {
@@ -39,7 +39,19 @@ function accessible(root) {
 		for (const pre of root.querySelectorAll('pre.microlight:not([tabindex]), .highlight-code > pre:not([tabindex])')) {
 			pre.setAttribute('tabindex', '0');
 		}
+		for (const b of root.querySelectorAll('button.close-modal:not([aria-label])'))
+			b.setAttribute('aria-label', 'Close');
+		// A button's accessible name must contain its visible text ("Authorize"
+		// is labelled "Apply credentials"): both, visible text first.
+		for (const b of root.querySelectorAll('button[aria-label]')) {
+			const text = b.textContent.trim();
+			const label = b.getAttribute('aria-label');
+			if (text && !label.toLowerCase().includes(text.toLowerCase()))
+				b.setAttribute('aria-label', `${text} (${label})`);
+		}
 	};
-	new MutationObserver(fix).observe(root, { childList: true, subtree: true });
+	new MutationObserver(fix).observe(root, {
+		childList: true, subtree: true, attributes: true, attributeFilter: ['aria-label'],
+	});
 	fix();
 }
