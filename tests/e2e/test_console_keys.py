@@ -180,6 +180,8 @@ def test_revoke_with_reason(w, browser):
     until(d, lambda d: dialog_kind(d) is None, what="revoke dialog closed")
     r = wait_row(d, k["client_id"], "revoked")
     assert section_of(r) == "section-revoked"
+    # The focus stays on the key (its Delete button), not lost to the page.
+    until(d, lambda d: active_testid(d) == "delete", what="focus after revoke")
     assert r.find_elements(By.CSS_SELECTOR, "[data-testid=key-toggle]") == []
     assert r.find_elements(By.CSS_SELECTOR, "[data-testid=revoke]") == []
     got = api_key(w.port, w.tok, k["client_id"])
@@ -219,6 +221,7 @@ def test_delete_recently_used_needs_second_confirmation(w, browser):
     wait_dialog(d, "delete")
     one(d, "[data-testid=delete-confirm]").click()
     until(d, lambda d: dialog_kind(d) is None and row(d, idle["client_id"]) is None, what="idle key gone")
+    until(d, lambda d: d.switch_to.active_element.get_attribute("id") == "page-title", what="focus after delete")
     assert api_key(w.port, w.tok, idle["client_id"]) is None
 
 
@@ -270,3 +273,41 @@ def test_search_and_sort(w, browser):
     s.send_keys(b["client_id"][:20])
     until(d, lambda _: order() == [b["client_id"]], what="search by ID")
     assert "No key matches" in one(d, "[data-testid=section-disabled]").text
+
+
+def test_keyboard_only(w, browser):
+    """Sign in, generate a key, close the one-time dialog and rename the key with the keyboard alone."""
+    d = browser
+    from support.console import open_console
+    open_console(d, w.base)
+    assert active_testid(d) == "signin-id"
+    ae = d.switch_to.active_element
+    ae.send_keys(w.admin[0], Keys.TAB)
+    d.switch_to.active_element.send_keys(w.admin[1], Keys.ENTER)
+    one(d, "#key-sections", timeout=15)
+    until(d, lambda d: d.switch_to.active_element.get_attribute("id") == "page-title", what="focus on the title")
+    d.switch_to.active_element.send_keys(Keys.TAB)
+    assert active_testid(d) == "generate"
+    d.switch_to.active_element.send_keys(Keys.ENTER)
+    wait_dialog(d, "generate")
+    assert active_testid(d) == "gen-name"
+    d.switch_to.active_element.send_keys("typed key", Keys.TAB)
+    assert active_testid(d) == "gen-scope"
+    d.switch_to.active_element.send_keys(Keys.SPACE)
+    d.switch_to.active_element.send_keys(Keys.SHIFT, Keys.TAB)
+    assert active_testid(d) == "gen-name"
+    d.switch_to.active_element.send_keys(Keys.ENTER)
+    wait_dialog(d, "secret")
+    key_id = one(d, "[data-testid=new-key-id]").text
+    d.switch_to.active_element.send_keys(Keys.ESCAPE)
+    until(d, lambda d: dialog_kind(d) is None, what="one-time dialog closed by Escape")
+    # The focus lands on the new key's row (the button that opened the dialogs is gone).
+    until(d, lambda d: d.execute_script("const r = document.activeElement.closest('[data-testid=key-row]');"
+                                        "return r && r.dataset.keyId;") == key_id, what="focus on the new row")
+    assert active_testid(d) == "key-name"
+    d.switch_to.active_element.send_keys(Keys.ENTER)
+    assert active_testid(d) == "rename-input"
+    d.switch_to.active_element.send_keys(Keys.CONTROL, "a")
+    d.switch_to.active_element.send_keys("typed key (renamed)", Keys.ENTER)
+    until(d, lambda _: api_key(w.port, w.tok, key_id)["name"] == "typed key (renamed)", what="renamed by keyboard")
+    assert api_key(w.port, w.tok, key_id)["scopes"] == ["orders:read"]

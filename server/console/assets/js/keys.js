@@ -266,6 +266,15 @@ function generateFallback() {
 }
 
 // ---------------------------------------------------------------- generate
+// A fresh Idempotency-Key per submission (crypto.randomUUID needs a secure context;
+// getRandomValues works on plain http too).
+function idempotencyKey() {
+	if (typeof crypto.randomUUID === "function")
+		return crypto.randomUUID();
+	const b = crypto.getRandomValues(new Uint8Array(16));
+	return "console-" + [...b].map((x) => x.toString(16).padStart(2, "0")).join("");
+}
+
 function isoIn(ms) {
 	return new Date(Date.now() + ms).toISOString().replace(/\.\d{3}Z$/, "Z");
 }
@@ -342,7 +351,7 @@ function generateDialog() {
 				submit.disabled = true;
 				try {
 					const created = await api("POST", "/keys", { body: req,
-						headers: { "Idempotency-Key": crypto.randomUUID() } });
+						headers: { "Idempotency-Key": idempotencyKey() } });
 					const meta = await serverMeta();
 					close();
 					await reload().catch(showError);
