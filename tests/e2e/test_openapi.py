@@ -344,7 +344,7 @@ def test_schemas_reject_what_the_server_refuses():
               "created_at": "2026-01-02T03:04:05Z", "created_by": "cli:x", "expires_at": None,
               "last_used_at": None, "disabled_at": None, "revoked_at": None, "revoked_by": None,
               "revoke_reason": None, "token_lifetime": None, "rate_limit": None, "kind": "account", "role": None,
-              "member": None, "member_name": None, "environment": "live", "claims": {,
+              "member": None, "member_name": None, "environment": "live", "claims": {},
               "secret_rotated_at": None, "previous_hint": None, "previous_secret_until": None}
     validate(sample, key)
     validate({**sample, "kind": "member", "member": "jane", "member_name": "Jane", "role": "dev",
