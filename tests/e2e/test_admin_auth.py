@@ -29,7 +29,7 @@ import pytest
 # env: the module-scoped fixture shared by the admin modules (support/admin.py)
 from support.admin import (A, Admin, NOBODY, OPERATOR, READ, WRITE, env, insufficient, new_account, ok, pair,
                            send, snapshot, unauthenticated)
-from support.http import http_request
+from support.http import http_request, token_request
 from support.keys import make_key_id, thumbprint
 from support.registry import remember_token
 from support.server import get_token, new_key
@@ -203,5 +203,14 @@ def test_admin_api_on_its_own_listener(env, start_server):
     r = http_request(aport, "GET", f"{A}/openapi.yaml")
     assert r.status == 200 and r.body.startswith(b"openapi: 3.1"), r
     assert http_request(aport, "GET", "/healthz").status == 200
+    # The token endpoint answers there too (the console signs in beside the API):
+    # the same checks, so no credentials is a 401 and the key gets its token.
     assert http_request(aport, "POST", "/oauth2/token", "grant_type=client_credentials",
+                        {"Content-Type": "application/x-www-form-urlencoded"}).status == 401
+    r = token_request(aport, {"grant_type": "client_credentials"}, auth=(k["client_id"], k["client_secret"]))
+    assert r.status == 200, r
+    atok = r.json()["access_token"]
+    remember_token(atok)
+    assert ok(send(aport, "GET", "account", token=atok))["id"] == acct
+    assert http_request(aport, "POST", "/oauth2/introspect", "token=x",
                         {"Content-Type": "application/x-www-form-urlencoded"}).status == 404

@@ -243,3 +243,10 @@ def test_console_beside_the_admin_api_on_its_listener(module_tokend, start_serve
     secure(r)
     assert get(s, "/console/api").status == 404
     assert get(s, "/").status == 404
+    # The console signs in where it is served: the token endpoint and the
+    # metadata answer on that listener too (connect-src 'self').
+    r = http_request(aport, "POST", "/oauth2/token", "grant_type=client_credentials",
+                     {"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status == 401 and b"invalid_client" in r.body, r
+    r = http_request(aport, "GET", "/.well-known/oauth-authorization-server")
+    assert r.status == 200 and b"token_endpoint" in r.body, r
