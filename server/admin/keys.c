@@ -109,6 +109,32 @@ void tk_admin_keys_list(tk_adminreq *ar)
 	tk_admin_run(ar, owned, 4 + nf, p, 0);
 }
 
+/*
+ * A new secret for a key create or a rotation: generated with the configured
+ * secret prefix into ar->secret (shown once), its hint in `hint`, its hash as
+ * "\\x<hex>" in ar->hash_hex (a job parameter that stays in the request and
+ * is wiped when the request is freed: never a heap copy freed unwiped).
+ * 0, or -1 with ar->secret wiped.
+ */
+static int new_secret(tk_adminreq *ar, char hint[TK_HINT_LEN + 1])
+{
+	unsigned char hash[TK_HASH_LEN];
+	if (tk_secret_generate_prefixed(ar->w->srv->cfg->secret_prefix, ar->secret) != TK_KEYFMT_OK ||
+	    tk_hasher_hash(ar->w->hasher, ar->secret, strlen(ar->secret), hash) != 0) {
+		tk_wipe(ar->secret, sizeof(ar->secret));
+		tk_wipe(hash, sizeof(hash));
+		return -1;
+	}
+	tk_secret_hint(ar->secret, hint);
+	ar->hash_hex[0] = '\\';
+	ar->hash_hex[1] = 'x';
+	for (int i = 0; i < TK_HASH_LEN; i++)
+		snprintf(ar->hash_hex + 2 + 2 * i, 3, "%02x", hash[i]);
+	tk_wipe(hash, sizeof(hash));
+	return 0;
+}
+
+
 void tk_admin_key_create(tk_adminreq *ar)
 {
 	static const char *const allowed[] = { "name", "scopes", "audiences", "subject", "expires_at",
@@ -232,23 +258,10 @@ void tk_admin_key_create(tk_adminreq *ar)
 	}
 	/* The new key's ID, secret and hash. */
 	char id[TK_KEY_ID_MAX + 1], hint[TK_HINT_LEN + 1];
-	unsigned char hash[TK_HASH_LEN];
 	const tk_config *cfg = ar->w->srv->cfg;
 	const char *id_prefix = env && strcmp(env, "test") == 0 ? cfg->key_id_prefix_test : cfg->key_id_prefix_live;
-	if (tk_key_id_generate_prefixed(id_prefix, id) != TK_KEYFMT_OK ||
-	    tk_secret_generate_prefixed(cfg->secret_prefix, ar->secret) != TK_KEYFMT_OK ||
-	    tk_hasher_hash(ar->w->hasher, ar->secret, strlen(ar->secret), hash) != 0) {
-		tk_wipe(ar->secret, sizeof(ar->secret));
+	if (tk_key_id_generate_prefixed(id_prefix, id) != TK_KEYFMT_OK || new_secret(ar, hint) != 0)
 		return tk_admin_send_error(ar, 500, "server_error", "could not generate a key", NULL);
-	}
-	tk_secret_hint(ar->secret, hint);
-	/* The hash's text stays in the request (a job parameter), wiped when
-	 * the request is freed: never a heap copy freed unwiped. */
-	ar->hash_hex[0] = '\\';
-	ar->hash_hex[1] = 'x';
-	for (int i = 0; i < TK_HASH_LEN; i++)
-		snprintf(ar->hash_hex + 2 + 2 * i, 3, "%02x", hash[i]);
-	tk_wipe(hash, sizeof(hash));
 	/* The caller's own token scopes, operator flag and key expiry go to the
 	 * database function, which applies the delegation rules. The key's expiry
 	 * is read in the same statement: none = NULL, a missing key = -infinity
@@ -422,19 +435,9 @@ void tk_admin_key_rotate(tk_adminreq *ar)
 	if (tk_key_id_check(ar->id, strlen(ar->id)) != TK_KEYFMT_OK)
 		return tk_admin_send_error(ar, 404, "not_found", "no such key", NULL);
 	char overlap[24], hint[TK_HINT_LEN + 1];
-	unsigned char hash[TK_HASH_LEN];
 	snprintf(overlap, sizeof(overlap), "%lld", (long long)json_integer_value(ov));
-	if (tk_secret_generate_prefixed(ar->w->srv->cfg->secret_prefix, ar->secret) != TK_KEYFMT_OK ||
-	    tk_hasher_hash(ar->w->hasher, ar->secret, strlen(ar->secret), hash) != 0) {
-		tk_wipe(ar->secret, sizeof(ar->secret));
+	if (new_secret(ar, hint) != 0)
 		return tk_admin_send_error(ar, 500, "server_error", "could not generate a secret", NULL);
-	}
-	tk_secret_hint(ar->secret, hint);
-	ar->hash_hex[0] = '\\';
-	ar->hash_hex[1] = 'x';
-	for (int i = 0; i < TK_HASH_LEN; i++)
-		snprintf(ar->hash_hex + 2 + 2 * i, 3, "%02x", hash[i]);
-	tk_wipe(hash, sizeof(hash));
 	const char *p[] = { tk_admin_own(ar, ar->actor), tk_admin_own(ar, ar->address),
 	                    ar->operator ? NULL : tk_admin_own(ar, ar->account), tk_admin_own(ar, ar->id),
 	                    ar->hash_hex, tk_admin_own(ar, hint), tk_admin_own(ar, overlap), ar->operator ? "t" : "f" };
