@@ -247,6 +247,32 @@ def test_hostile_names_are_text(w, browser):
     check_page(d, "audit-hostile")
 
 
+def test_member_role_and_environment_shown(w, browser):
+    """Issue 13 in the console: a member key shows its member (by name), its kind, its
+    role and its environment; an account key shows kind account and its subject."""
+    d = browser
+    st, _ = admin(w.port, w.op, "POST", "/roles", {"name": "console-dev", "description": "Developers",
+                                                   "scopes": ["orders:read"]})
+    assert st in (201, 409), st
+    st, m = admin(w.port, w.tok, "POST", "/members", {"id": "jane", "name": "Jane <i>Smith</i>"})
+    assert st in (201, 409), (st, m)
+    st, mk = admin(w.port, w.tok, "POST", "/keys", {"name": "jane laptop", "member": "jane", "role": "console-dev",
+                                                    "environment": "test"})
+    assert st == 201, (st, mk)
+    ak = make_key(w.port, w.tok, "batch job", ["orders:read"], subject="svc-batch")
+    sign_in(d, w.base, *w.admin)
+    r = wait_row(d, mk["client_id"])
+    assert r.find_element(By.CSS_SELECTOR, "[data-testid=key-member]").text == "member Jane <i>Smith</i>"
+    chips = [li.text for li in r.find_elements(By.CSS_SELECTOR, "[data-testid=key-kind] li")]
+    assert chips == ["member", "role console-dev", "test"], chips
+    r = wait_row(d, ak["client_id"])
+    assert "svc-batch" in r.text
+    chips = [li.text for li in r.find_elements(By.CSS_SELECTOR, "[data-testid=key-kind] li")]
+    assert chips == ["account", "live"], chips
+    assert css(d, "#page i") == []
+    check_page(d, "keys-members")
+
+
 def test_search_and_sort(w, browser):
     d = browser
     a = make_key(w.port, w.tok, "alpha worker", ["orders:read"])

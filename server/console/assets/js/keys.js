@@ -41,7 +41,12 @@ const COLUMNS = [
 	{ id: "secret", title: "Secret", cell: (k) => h("code", { "data-testid": "key-masked" }, k.masked) },
 	{ id: "scopes", title: "Scopes", cell: (k) => h("ul", { class: "chips" },
 		k.scopes.map((s) => h("li", {}, s))) },
-	{ id: "subject", title: "Subject", cell: (k) => cellText(k.subject, "the key") },
+	{ id: "subject", title: "Subject / member", cell: (k) => k.kind === "member" ?
+		h("span", { "data-testid": "key-member" }, "member ", h("strong", {}, k.member_name || k.member)) :
+		cellText(k.subject, "the key") },
+	{ id: "kind", title: "Kind", cell: (k) => h("ul", { class: "chips", "data-testid": "key-kind" },
+		h("li", {}, k.kind || "account"), k.role ? h("li", {}, "role " + k.role) : null,
+		k.environment ? h("li", {}, k.environment) : null) },
 	{ id: "created", title: "Created", cell: (k) => timeEl(k.created_at) },
 	{ id: "last_used", title: "Last used", cell: (k) => h("span", {}, timeEl(k.last_used_at),
 		stale(k, Date.now()) && k.state !== "revoked" ?
