@@ -12,6 +12,7 @@
 #include <tokend/scope.h>
 
 #include "cli.h"
+#include "cli_remote.h"
 
 static const char role_usage[] =
 	"usage: tokend role COMMAND [OPTIONS]\n"
@@ -28,7 +29,12 @@ static const char role_usage[] =
 	"\n"
 	"Roles are global (like scopes); each account's granted scopes still bound what\n"
 	"a key of the role may hold. Roles are never removed.\n"
-	"Options for every command: --json (machine-readable output), --config FILE.\n";
+	"Options for every command: --json (machine-readable output), --config FILE.\n"
+	"\n"
+	"Remote mode: with --url URL (or $TOKEND_URL) list and show run over the admin\n"
+	"REST API of a running tokend (tokend:admin:read), with the credentials of\n"
+	"`tokend key --help` ($TOKEND_CLIENT_ID, $TOKEND_CLIENT_SECRET; --token-url as\n"
+	"there). add and update are the operator's: run them locally.\n";
 
 static void print_role(json_t *r)
 {
@@ -110,14 +116,38 @@ static int role_put(int argc, char **argv, int create)
 	return CLI_OK;
 }
 
-static int role_show(int argc, char **argv)
+/* GET `path` of the admin API: the body, or exit 1 with the API's reason. */
+static json_t *remote_get(const char *path)
+{
+	cli_api_result r = cli_remote_call("GET", path, NULL, NULL, 1);
+	if (r.status >= 300) {
+		cli_remote_check_refusal(&r);
+		json_decref(r.json);
+		cli_fail(CLI_REFUSED, "%s", r.why);
+	}
+	return r.json;
+}
+
+static int role_show(int argc, char **argv, int rem)
 {
 	if (argc != 2)
 		cli_fail(CLI_USAGE, "role show: expected exactly one role name");
-	const char *p[] = { argv[1] };
-	char none[120];
-	snprintf(none, sizeof(none), "no role '%.63s'", argv[1]);
-	json_t *o = one_json(cli_exec("SELECT tokend_role_json(r)::text FROM roles r WHERE r.name = $1", 1, p), none);
+	json_t *o;
+	if (rem) {
+		char path[256], *e = cli_remote_enc(argv[1]);
+		int n = snprintf(path, sizeof(path), "roles/%s", e);
+		free(e);
+		if (n < 0 || (size_t)n >= sizeof(path))
+			cli_fail(CLI_USAGE, "role show: role name too long");
+		o = remote_get(path);
+		if (!json_is_string(json_object_get(o, "name")))
+			cli_fail(CLI_REFUSED, "unexpected answer from %s: not a role", cli_remote_base());
+	} else {
+		const char *p[] = { argv[1] };
+		char none[120];
+		snprintf(none, sizeof(none), "no role '%.63s'", argv[1]);
+		o = one_json(cli_exec("SELECT tokend_role_json(r)::text FROM roles r WHERE r.name = $1", 1, p), none);
+	}
 	if (cli.json)
 		cli_print_json(o);
 	else {
@@ -127,13 +157,22 @@ static int role_show(int argc, char **argv)
 	return CLI_OK;
 }
 
-static int role_list(int argc, char **argv)
+static int role_list(int argc, char **argv, int rem)
 {
 	(void)argv;
 	if (argc > 1)
 		cli_fail(CLI_USAGE, "role list: unexpected argument");
-	json_t *a = one_json(cli_exec("SELECT coalesce(jsonb_agg(tokend_role_json(r) ORDER BY r.name), '[]')::text"
-	                              " FROM roles r", 0, NULL), "unexpected answer from the database");
+	json_t *a;
+	if (rem) {
+		json_t *o = remote_get("roles");
+		a = json_incref(json_object_get(o, "roles"));
+		json_decref(o);
+		if (!json_is_array(a))
+			cli_fail(CLI_REFUSED, "unexpected answer from %s: no role list", cli_remote_base());
+	} else {
+		a = one_json(cli_exec("SELECT coalesce(jsonb_agg(tokend_role_json(r) ORDER BY r.name), '[]')::text"
+		                      " FROM roles r", 0, NULL), "unexpected answer from the database");
+	}
 	if (cli.json)
 		return cli_print_json(a), CLI_OK;
 	json_t *r, *v;
@@ -156,13 +195,25 @@ int cli_role(int argc, char **argv)
 		fputs(role_usage, argc < 2 ? stderr : stdout);
 		return argc < 2 ? CLI_USAGE : CLI_OK;
 	}
+	if (cli_wants_remote(argc, argv)) {
+		const char *url = NULL, *token_url = NULL;
+		cli_remote_take_options(&argc, argv, &url, &token_url);
+		int list = strcmp(argv[1], "list") == 0;
+		if (!list && strcmp(argv[1], "show") != 0)
+			cli_fail(CLI_USAGE, "role %.40s: not available in remote mode (--url, $TOKEND_URL): remotely, role "
+			         "list and show; run it locally as the operator", argv[1]);
+		if (list ? argc > 2 : argc != 3)
+			cli_fail(CLI_USAGE, list ? "role list: unexpected argument" : "role show: expected exactly one role name");
+		cli_remote_open(url, token_url);
+		return list ? role_list(argc - 1, argv + 1, 1) : role_show(argc - 1, argv + 1, 1);
+	}
 	if (strcmp(argv[1], "add") == 0)
 		return role_put(argc - 1, argv + 1, 1);
 	if (strcmp(argv[1], "update") == 0)
 		return role_put(argc - 1, argv + 1, 0);
 	if (strcmp(argv[1], "list") == 0)
-		return role_list(argc - 1, argv + 1);
+		return role_list(argc - 1, argv + 1, 0);
 	if (strcmp(argv[1], "show") == 0)
-		return role_show(argc - 1, argv + 1);
+		return role_show(argc - 1, argv + 1, 0);
 	cli_fail(CLI_USAGE, "role: unknown command '%.40s' (see tokend role --help)", argv[1]);
 }

@@ -1,10 +1,11 @@
 """
 End-to-end tests of the remote command line beyond keys (issue 13, point 7):
-`tokend account list|show` and `tokend scope list` with --url (or
+`tokend account list|show`, `tokend scope list`, `tokend role list|show` and
+`tokend member add|list|show|deactivate` with --url (or
 $TOKEND_URL) run over the admin REST API with the credentials of the
 environment and print what the local commands print; $TOKEND_ACCOUNT selects
-the account where --account is absent (key create and list, account show),
-locally and remotely. What the admin API refuses (another account, a missing
+the account where --account is absent (key create and list, account show,
+member commands), locally and remotely. What the admin API refuses (another account, a missing
 one) is refused with one line; commands with no remote mode are a usage error
 that changes nothing.
 """
@@ -15,6 +16,7 @@ import pytest
 from support.admin import OPERATOR, READ, WRITE, Admin, env, pair, snapshot
 from support.keys import SECRET_FIND_RE
 from support.registry import TOKEN_RE, remember_secret
+from support.server import get_token
 
 pytestmark = pytest.mark.binary
 
@@ -128,4 +130,107 @@ def test_tokend_account_selects_the_account(env):
     assert r.returncode == 1 and not SECRET_FIND_RE.search(r.stdout + r.stderr), r.stderr
     r = run(env, "key", "list", e=renv(env, adm, TOKEND_ACCOUNT=other))
     assert r.returncode == 1, r.stderr
+    assert snapshot(t) == before
+
+
+def test_role_and_member_commands_remote_match_local(env):
+    t = env.t
+    acct, adm = pair(env, "remmem", scopes=f"{READ} {WRITE}")
+    op = Admin(env, "ops", OPERATOR, "member operator")
+    assert t.json("role", "add", "rem-dev", "--scopes", "read", "--description", "Remote devs")["name"] == "rem-dev"
+    # Roles: the same JSON and text as locally (any admin reads them).
+    assert ok_json(run(env, "role", "list", "--json", e=renv(env, adm))) == ok_json(run(env, "role", "list", "--json"))
+    assert ok_json(run(env, "role", "show", "rem-dev", "--json", e=renv(env, adm))) == \
+        ok_json(run(env, "role", "show", "rem-dev", "--json"))
+    r = run(env, "role", "show", "rem-dev", "--url", env.srv.base, e=renv(env, adm, TOKEND_URL=None))
+    assert r.returncode == 0 and r.stdout == run(env, "role", "show", "rem-dev").stdout, (r.stdout, r.stderr)
+    r = run(env, "role", "list", e=renv(env, adm))
+    assert r.returncode == 0 and r.stdout == run(env, "role", "list").stdout
+    # Members: added remotely with the positional account, through $TOKEND_ACCOUNT, and by default
+    # the credentials' own account; each answer is what the local show prints.
+    added = [ok_json(run(env, "member", "add", acct, "jane", "--name", "Jane Smith", "--json", e=renv(env, adm))),
+             ok_json(run(env, "member", "add", "bob", "--name", "Bob", "--json",
+                         e=renv(env, adm, TOKEND_ACCOUNT=acct))),
+             ok_json(run(env, "member", "add", "cy", "--name", "Cy", "--json", e=renv(env, adm)))]
+    for m in added:
+        assert m["account"] == acct and m["state"] == "active", m
+        assert m == ok_json(run(env, "member", "show", acct, m["id"], "--json"))
+    local_list = ok_json(run(env, "member", "list", acct, "--json"))
+    assert [m["id"] for m in local_list] == ["bob", "cy", "jane"]
+    assert ok_json(run(env, "member", "list", "--json", e=renv(env, adm))) == local_list
+    assert ok_json(run(env, "member", "list", acct, "--json", e=renv(env, adm))) == local_list
+    assert ok_json(run(env, "member", "show", "jane", "--json", e=renv(env, adm))) == added[0]
+    # An operator names the account (positional or $TOKEND_ACCOUNT); $TOKEND_ACCOUNT works locally too.
+    assert ok_json(run(env, "member", "list", "--json", e=renv(env, op, TOKEND_ACCOUNT=acct))) == local_list
+    assert ok_json(run(env, "member", "show", acct, "bob", "--json", e=renv(env, op))) == added[1]
+    assert t.json("member", "list", env={"TOKEND_URL": None, "TOKEND_ACCOUNT": acct}) == local_list
+    # Text output is the local one.
+    r = run(env, "member", "list", acct, e=renv(env, adm))
+    assert r.returncode == 0 and r.stdout == run(env, "member", "list", acct).stdout, (r.stdout, r.stderr)
+    r = run(env, "member", "show", acct, "jane", e=renv(env, adm))
+    assert r.returncode == 0 and r.stdout == run(env, "member", "show", acct, "jane").stdout, r.stderr
+    # The operator's role changes stay local: remotely a usage error that changes nothing.
+    before = snapshot(t)
+    for args in (["role", "add", "rem-x", "--scopes", "read"], ["role", "update", "rem-dev", "--description", "x"]):
+        r = run(env, *args, e=renv(env, op))
+        assert r.returncode == 2 and "remote mode" in r.stderr, (args, r.stderr)
+    assert snapshot(t) == before
+
+
+def test_member_deactivated_remotely_disables_its_keys(env):
+    t, srv = env.t, env.srv
+    acct, adm = pair(env, "remdeact", scopes=f"{READ} {WRITE}")
+    ok_json(run(env, "member", "add", acct, "ann", "--name", "Ann", "--json", e=renv(env, adm)))
+    k = t.json("key", "create", "--account", acct, "--name", "ann's key", "--scopes", "read", "--member", "ann")
+    remember_secret(k["client_secret"])
+    get_token(srv, k)
+    d = ok_json(run(env, "member", "deactivate", "ann", "--json", e=renv(env, adm, TOKEND_ACCOUNT=acct)))
+    assert d["state"] == "deactivated" and d["active_keys"] == 0, d
+    assert d == ok_json(run(env, "member", "show", acct, "ann", "--json"))
+    assert srv.token(k).status == 401
+    assert t.json("key", "show", k["client_id"])["state"] == "disabled"
+    # Again: refused with the API's reason, nothing changes.
+    before = snapshot(t)
+    r = run(env, "member", "deactivate", acct, "ann", e=renv(env, adm))
+    assert r.returncode == 1 and "deactivated" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert snapshot(t) == before
+
+
+def test_remote_member_refusals_change_nothing(env):
+    t = env.t
+    acct, adm = pair(env, "remmref", scopes=f"{READ} {WRITE}")
+    other, oadm = pair(env, "remmref-other", scopes=f"{READ} {WRITE}")
+    reader = Admin(env, acct, READ, "read-only admin")
+    t.json("member", "add", acct, "kim", "--name", "Kim")
+    t.json("member", "add", other, "lee", "--name", "Lee")
+    before = snapshot(t)
+    # A read-only admin reads, but neither adds nor deactivates: the API's reason, exit 1.
+    assert [m["id"] for m in ok_json(run(env, "member", "list", "--json", e=renv(env, reader)))] == ["kim"]
+    for args in (["member", "add", "new", "--name", "New"], ["member", "add", acct, "new", "--name", "New"],
+                 ["member", "deactivate", "kim"], ["member", "deactivate", acct, "kim"]):
+        r = run(env, *args, e=renv(env, reader))
+        assert r.returncode == 1 and WRITE in r.stderr and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
+    # An account administrator sees and changes no other account's members, however it is named.
+    for args, extra in ((["member", "list", other], {}), (["member", "list"], {"TOKEND_ACCOUNT": other}),
+                        (["member", "show", other, "lee"], {}), (["member", "show", "lee"], {"TOKEND_ACCOUNT": other}),
+                        (["member", "add", other, "x", "--name", "X"], {}),
+                        (["member", "deactivate", other, "lee"], {})):
+        r = run(env, *args, e=renv(env, adm, **extra))
+        assert r.returncode == 1 and "operator" in r.stderr and "lee" not in r.stdout, (args, r.stdout, r.stderr)
+    # Its own account has no member "lee" (the other account's).
+    r = run(env, "member", "show", "lee", e=renv(env, adm))
+    assert r.returncode == 1 and "lee" not in r.stdout, r.stderr
+    # Bad input: the API's reason, exit 1; usage errors exit 2 before any request.
+    for bad in ("tk_evil", "bad id", "x" * 129):
+        r = run(env, "member", "add", bad, "--name", "X", e=renv(env, adm))
+        assert r.returncode == 1 and len(r.stderr.strip().splitlines()) == 1, (bad, r.stderr)
+    for args in (["member", "add", "x"], ["member", "add", acct, "x", "y", "--name", "X"],
+                 ["member", "add", "x", "--name", "a\x07b"], ["member", "list", acct, "extra"],
+                 ["member", "show"], ["member", "show", acct, "kim", "extra"], ["member", "deactivate"],
+                 ["role", "show"], ["role", "list", "x"], ["member", "list", "--url"]):
+        r = run(env, *args, e=renv(env, adm))
+        assert r.returncode == 2, (args, r.returncode, r.stderr)
+    # Locally, no account at all is a usage error too.
+    t.usage_error("member", "list", env={"TOKEND_URL": None, "TOKEND_ACCOUNT": None})
+    t.usage_error("member", "show", "kim", env={"TOKEND_URL": None, "TOKEND_ACCOUNT": None})
     assert snapshot(t) == before
