@@ -273,6 +273,23 @@ def test_member_role_and_environment_shown(w, browser):
     check_page(d, "keys-members")
 
 
+def test_unused_for_30_days_is_marked(w, browser):
+    """A key last used 40 days ago carries the "unused 30+ days" mark; one used now does not.
+    (created_at cannot be backdated - the database refuses - but last_used_at is the
+    time the mark reads first.)"""
+    d = browser
+    old = make_key(w.port, w.tok, "old batch", ["orders:read"])
+    new = make_key(w.port, w.tok, "busy batch", ["orders:read"])
+    assert token_status(w.port, new["client_id"], new["client_secret"]) == 200
+    w.ct.t.query("UPDATE api_keys SET last_used_at = now() - interval '40 days' WHERE id = %s",
+                 (old["client_id"],))
+    until(d, lambda _: api_key(w.port, w.tok, new["client_id"])["last_used_at"] is not None, what="last use recorded")
+    sign_in(d, w.base, *w.admin)
+    r_old, r_new = wait_row(d, old["client_id"]), wait_row(d, new["client_id"])
+    assert [e.text for e in r_old.find_elements(By.CSS_SELECTOR, "[data-testid=stale-mark]")] == ["unused 30+ days"]
+    assert r_new.find_elements(By.CSS_SELECTOR, "[data-testid=stale-mark]") == []
+
+
 def test_search_and_sort(w, browser):
     d = browser
     a = make_key(w.port, w.tok, "alpha worker", ["orders:read"])
