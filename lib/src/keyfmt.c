@@ -183,26 +183,26 @@ tk_keyfmt_status tk_secret_generate(char out[TK_SECRET_LEN + 1])
 	                TK_SECRET_RANDOM);
 }
 
-tk_keyfmt_status tk_key_id_generate_prefixed(const char *prefix, char out[TK_KEY_ID_MAX + 1])
+/* A key ID or secret under `prefix` (NULL: `fallback`), `nrandom` random characters. */
+static tk_keyfmt_status generate_prefixed(const char *prefix, const char *fallback, size_t nrandom, char *out)
 {
 	if (prefix == NULL)
-		prefix = TK_KEY_ID_PREFIX;
+		prefix = fallback;
 	out[0] = '\0';
 	if (!tk_prefix_valid(prefix))
 		return TK_KEYFMT_PREFIX;
 	size_t n = strlen(prefix);
-	return generate(out, n + TK_KEY_ID_RANDOM + TK_CHECKSUM_LEN, prefix, n, TK_KEY_ID_RANDOM);
+	return generate(out, n + nrandom + TK_CHECKSUM_LEN, prefix, n, nrandom);
+}
+
+tk_keyfmt_status tk_key_id_generate_prefixed(const char *prefix, char out[TK_KEY_ID_MAX + 1])
+{
+	return generate_prefixed(prefix, TK_KEY_ID_PREFIX, TK_KEY_ID_RANDOM, out);
 }
 
 tk_keyfmt_status tk_secret_generate_prefixed(const char *prefix, char out[TK_SECRET_MAX + 1])
 {
-	if (prefix == NULL)
-		prefix = TK_SECRET_PREFIX;
-	out[0] = '\0';
-	if (!tk_prefix_valid(prefix))
-		return TK_KEYFMT_PREFIX;
-	size_t n = strlen(prefix);
-	return generate(out, n + TK_SECRET_RANDOM + TK_CHECKSUM_LEN, prefix, n, TK_SECRET_RANDOM);
+	return generate_prefixed(prefix, TK_SECRET_PREFIX, TK_SECRET_RANDOM, out);
 }
 
 /* A value: a valid prefix, then `tail` base62 characters of which the last

@@ -115,6 +115,15 @@ json_t *cli_col_int(const PGresult *r, int row, int col)
 	return json_integer(strtoll(PQgetvalue(r, row, col), NULL, 10));
 }
 
+json_t *cli_one_json(PGresult *r, const char *none)
+{
+	json_t *o = PQntuples(r) == 1 && !PQgetisnull(r, 0, 0) ? json_loads(PQgetvalue(r, 0, 0), 0, NULL) : NULL;
+	PQclear(r);
+	if (!o)
+		cli_fail(CLI_REFUSED, "%s", none);
+	return o;
+}
+
 json_t *cli_col_json(const PGresult *r, int row, int col)
 {
 	if (PQgetisnull(r, row, col))

@@ -43,6 +43,9 @@ void cli_check_pepper(PGconn *c, const unsigned char *pepper, size_t len);
 
 /* Run a statement; on error exits 1 with the database's message. Caller PQclear()s. */
 PGresult *cli_exec(const char *sql, int nparams, const char *const *params);
+/* One JSON value from a one-row, one-column answer (`r` is cleared); exits 1
+ * with `none` when there is none. */
+json_t *cli_one_json(PGresult *r, const char *none);
 
 /* Print a JSON value (takes ownership) on stdout, indented. */
 void cli_print_json(json_t *v);

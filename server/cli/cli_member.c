@@ -36,15 +36,6 @@ static const char member_usage[] =
 	"need tokend:admin:read, add and deactivate tokend:admin:write; only an operator\n"
 	"names another account.\n";
 
-static json_t *one_json(PGresult *r, const char *none)
-{
-	json_t *o = PQntuples(r) == 1 && !PQgetisnull(r, 0, 0) ? json_loads(PQgetvalue(r, 0, 0), 0, NULL) : NULL;
-	PQclear(r);
-	if (!o)
-		cli_fail(CLI_REFUSED, "%s", none);
-	return o;
-}
-
 static const char *s(json_t *o, const char *k)
 {
 	const char *v = json_string_value(json_object_get(o, k));
@@ -158,7 +149,7 @@ static int member_add(int argc, char **argv, int rem, const char *url, const cha
 		cli_fail(CLI_USAGE, "--name: %s", why);
 	if (!rem) {
 		const char *p[] = { account, id, name };
-		done(one_json(cli_exec("SELECT tokend_member_add(tokend_actor(), NULL, $1, $2, $3)::text", 3, p),
+		done(cli_one_json(cli_exec("SELECT tokend_member_add(tokend_actor(), NULL, $1, $2, $3)::text", 3, p),
 		              "unexpected answer from the database"), "Added");
 		return CLI_OK;
 	}
@@ -196,7 +187,7 @@ static int member_one(int argc, char **argv, int deactivate, int rem, const char
 	PGresult *r = deactivate
 		? cli_exec("SELECT tokend_member_deactivate(tokend_actor(), NULL, $1, $2)::text", 2, p)
 		: cli_exec("SELECT tokend_member_json(m)::text FROM members m WHERE m.account_id = $1 AND m.id = $2", 2, p);
-	done(one_json(r, none), deactivate ? "Deactivated" : NULL);
+	done(cli_one_json(r, none), deactivate ? "Deactivated" : NULL);
 	return CLI_OK;
 }
 
@@ -224,7 +215,7 @@ static int member_list(int argc, char **argv, int rem, const char *url, const ch
 	PQclear(a);
 	if (!found)
 		cli_fail(CLI_REFUSED, "no account '%.63s'", account);
-	print_list(one_json(cli_exec("SELECT coalesce(jsonb_agg(tokend_member_json(m) ORDER BY m.id), '[]')::text"
+	print_list(cli_one_json(cli_exec("SELECT coalesce(jsonb_agg(tokend_member_json(m) ORDER BY m.id), '[]')::text"
 	                             " FROM members m WHERE m.account_id = $1", 1, p), "unexpected answer from the database"));
 	return CLI_OK;
 }

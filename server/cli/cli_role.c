@@ -49,16 +49,6 @@ static void print_role(json_t *r)
 	printf("Updated:     %s\n", json_string_value(json_object_get(r, "updated_at")));
 }
 
-/* One JSON value from a one-row, one-column answer; exits 1 if none. */
-static json_t *one_json(PGresult *r, const char *none)
-{
-	json_t *o = PQntuples(r) == 1 && !PQgetisnull(r, 0, 0) ? json_loads(PQgetvalue(r, 0, 0), 0, NULL) : NULL;
-	PQclear(r);
-	if (!o)
-		cli_fail(CLI_REFUSED, "%s", none);
-	return o;
-}
-
 static int role_put(int argc, char **argv, int create)
 {
 	static const struct option opts[] = {
@@ -105,7 +95,7 @@ static int role_put(int argc, char **argv, int create)
 	                       " CASE WHEN $3::jsonb IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text($3::jsonb)) END,"
 	                       " $4::boolean)::text", 4, p);
 	free(text);
-	json_t *o = one_json(r, "unexpected answer from the database");
+	json_t *o = cli_one_json(r, "unexpected answer from the database");
 	if (cli.json)
 		cli_print_json(o);
 	else {
@@ -146,7 +136,7 @@ static int role_show(int argc, char **argv, int rem)
 		const char *p[] = { argv[1] };
 		char none[120];
 		snprintf(none, sizeof(none), "no role '%.63s'", argv[1]);
-		o = one_json(cli_exec("SELECT tokend_role_json(r)::text FROM roles r WHERE r.name = $1", 1, p), none);
+		o = cli_one_json(cli_exec("SELECT tokend_role_json(r)::text FROM roles r WHERE r.name = $1", 1, p), none);
 	}
 	if (cli.json)
 		cli_print_json(o);
@@ -170,7 +160,7 @@ static int role_list(int argc, char **argv, int rem)
 		if (!json_is_array(a))
 			cli_fail(CLI_REFUSED, "unexpected answer from %s: no role list", cli_remote_base());
 	} else {
-		a = one_json(cli_exec("SELECT coalesce(jsonb_agg(tokend_role_json(r) ORDER BY r.name), '[]')::text"
+		a = cli_one_json(cli_exec("SELECT coalesce(jsonb_agg(tokend_role_json(r) ORDER BY r.name), '[]')::text"
 		                      " FROM roles r", 0, NULL), "unexpected answer from the database");
 	}
 	if (cli.json)
