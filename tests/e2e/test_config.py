@@ -1,6 +1,7 @@
 """Issue 11: the config table carries enumerations, SIGHUP reload flags, queue
 sizes and the listen backlog (server/core/config.c)."""
 import os
+import re
 import signal
 
 import pytest
@@ -60,4 +61,8 @@ def test_sighup_names_settings_that_need_a_restart(tokend, start_server):
     line = srv.log_lines("server.restart_needed")[-1]
     assert "db_queue_size" in line and "listen_backlog" in line
     assert "key_cache_size" not in line      # unchanged (the default)
-    assert "99" not in line and "77" not in line   # names, never values
+    settings = re.search(r'settings="([^"]*)"', line).group(1)
+    assert sorted(settings.split()) == ["db_queue_size", "listen_backlog"]
+    # names, never values (the timestamp may contain any digits, so look past it)
+    rest = line.split(" ", 1)[1]
+    assert "=99" not in rest and "=77" not in rest and " 99" not in rest and " 77" not in rest
