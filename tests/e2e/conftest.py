@@ -253,15 +253,33 @@ def module_start_server(signing_keys):
 # --------------------------------------------------------------------------
 # The console: a browser, and a server with keys to sign in with
 # --------------------------------------------------------------------------
-@pytest.fixture
-def browser(tmp_path_factory):
-    """A headless Chromium at 1280x800 (support.browser.make_driver); quit after the test."""
+@pytest.fixture(scope="module")
+def module_browser(tmp_path_factory):
+    """One headless Chromium per test module (starting one costs 1-6 s); tests get it
+    through `browser`, which hands it over blank."""
     browser_support.OUTPUT["screenshots"] = tmp_path_factory.getbasetemp() / "screenshots"
-    d = browser_support.make_driver()
+    holder = {"d": browser_support.make_driver()}
     try:
-        yield d
+        yield holder
     finally:
-        browser_support.quit_driver(d)
+        browser_support.quit_driver(holder["d"])
+
+
+@pytest.fixture
+def browser(module_browser):
+    """A headless Chromium at 1280x800 (support.browser.make_driver) showing a blank page,
+    with no cookies, no storage, no open alert and an empty log: the module's browser,
+    reset after each test (a new one if the old one no longer answers)."""
+    d = module_browser["d"]
+    try:
+        browser_support.reset_driver(d)
+    except Exception:
+        try:
+            browser_support.quit_driver(d)
+        except Exception:
+            pass
+        d = module_browser["d"] = browser_support.make_driver()
+    yield d
 
 
 @pytest.fixture(scope="module")

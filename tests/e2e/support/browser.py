@@ -70,6 +70,31 @@ def make_driver():
     return driver
 
 
+def reset_driver(driver):
+    """Make a used driver look new: close an open alert and extra windows, load
+    about:blank, clear cookies and storage, restore the window size, and forget
+    its log (so csp_violations/console_errors see only what comes next)."""
+    try:
+        driver.switch_to.alert.dismiss()
+    except Exception:
+        pass
+    handles = driver.window_handles
+    for h in handles[1:]:
+        driver.switch_to.window(h)
+        driver.close()
+    driver.switch_to.window(handles[0])
+    driver.delete_all_cookies()
+    driver.get("about:blank")
+    try:
+        driver.execute_cdp_cmd("Storage.clearDataForOrigin",
+                               {"origin": "*", "storageTypes": "all"})
+    except Exception:
+        pass                    # about:blank has no storage; the console keeps none
+    driver.set_window_size(WIDTH, HEIGHT)
+    driver.get_log("browser")
+    _LOGS.pop(id(driver), None)
+
+
 def quit_driver(driver):
     _LOGS.pop(id(driver), None)
     driver.quit()
