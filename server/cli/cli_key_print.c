@@ -106,14 +106,20 @@ static void print_table(json_t *keys)
 {
 	json_t *k;
 	size_t i;
-	printf("%-31s %-16s %-20s %-12s %-9s %-7s %-16s %-12s %-4s %-20s %-20s %s\n", "KEY", "ACCOUNT", "NAME",
+	int w = 3;                      /* the KEY column fits the longest ID (prefixes vary) */
+	json_array_foreach(keys, i, k) {
+		size_t n = strlen(jstr(k, "client_id", ""));
+		if (n > (size_t)w && n < 200)
+			w = (int)n;
+	}
+	printf("%-*s %-16s %-20s %-12s %-9s %-7s %-16s %-12s %-4s %-20s %-20s %s\n", w, "KEY", "ACCOUNT", "NAME",
 	       "SECRET", "STATE", "KIND", "MEMBER", "ROLE", "ENV", "CREATED", "LAST USED", "SCOPES");
 	json_array_foreach(keys, i, k) {
 		json_t *v;
 		size_t j;
 		char masked[16];
 		snprintf(masked, sizeof(masked), "tks_...%s", jstr(k, "hint", ""));
-		printf("%-31s %-16.16s %-20.20s %-12s %-9s %-7s %-16.16s %-12.12s %-4s %-20s %-20s", jstr(k, "client_id", ""),
+		printf("%-*s %-16.16s %-20.20s %-12s %-9s %-7s %-16.16s %-12.12s %-4s %-20s %-20s", w, jstr(k, "client_id", ""),
 		       jstr(k, "account", ""), jstr(k, "name", ""), masked, jstr(k, "state", ""),
 		       jstr(k, "kind", "account"), jstr(k, "member", "-"), jstr(k, "role", "-"),
 		       jstr(k, "environment", "live"), jstr(k, "created_at", ""), jstr(k, "last_used_at", "never"));

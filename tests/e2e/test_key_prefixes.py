@@ -88,3 +88,23 @@ def test_bad_prefixes_refused_at_start(tokend, settings, why):
     assert "2-16 characters" in r.stderr or "must differ" in r.stderr
     r = tokend.run("serve", config=cfg, timeout=30)
     assert r.returncode != 0 and why in r.stderr, r.stderr
+
+
+def test_key_table_columns_fit_the_longest_id(tokend):
+    """`key list` lines up its columns whatever the prefixes' lengths (a 36-character
+    tk_test_ ID used to push its row out of line in a 31-character KEY column)."""
+    t = tokend
+    t.account("acme")
+    t.scopes("read")
+    t.grant_scopes("acme", "read")
+    short = create(t, True)
+    long_ = create(t, config_with(t, key_id_prefix_test="ms_test_longer_"), "--environment", "test")
+    assert len(long_["client_id"]) > 31
+    lines = t.run("key", "list", "--account", "acme").stdout.splitlines()
+    head = lines[0]
+    col = head.index("ACCOUNT")
+    rows = {l.split()[0]: l for l in lines[1:]}
+    assert set(rows) == {short["client_id"], long_["client_id"]}, lines
+    for row in rows.values():
+        assert row[col:].startswith("acme "), (head, row)
+        assert row[col - 1] == " " and row[:col].strip() in rows
