@@ -313,3 +313,47 @@ def test_switched_off_a_key_is_a_wrong_token(tokend, start_server):
     assert ok(send(srv.port, "GET", "account", token=tok))["id"] == "acme"
     assert any(e.get("reason") == "api_key_auth_off" for e in srv.log_events("admin.refused"))
     assert k["client_secret"] not in srv.stderr_text()
+
+
+# ---------------------------------------------------------------------------
+# Rotation, revocation, outage
+# ---------------------------------------------------------------------------
+def test_rotated_secret_overlaps_and_revocation_is_immediate(env):
+    """A rotated key's previous secret works until its overlap ends, as at the token
+    endpoint; a key revoked (here, by the key itself) is refused on its next request."""
+    t = env.t
+    acct = new_account(env, "rotate")
+    k = new_key(t, acct, "rotating", WRITE)
+    ok(call(env.port, "GET", "account", key=k))    # cached from here on
+    r = call(env.port, "POST", f"keys/{k['client_id']}/rotate-secret", {"overlap_seconds": 300}, key=k)
+    new_secret = ok(r)["client_secret"]
+    assert new_secret != k["client_secret"]
+    k2 = {"client_id": k["client_id"], "client_secret": new_secret}
+    for cred in (k, k2):
+        assert ok(call(env.port, "GET", "account", key=cred, how="x-api-key"))["id"] == acct
+    # no overlap: only the newest secret works from now on
+    r = call(env.port, "POST", f"keys/{k['client_id']}/rotate-secret", {"overlap_seconds": 0}, key=k2)
+    k3 = {"client_id": k["client_id"], "client_secret": ok(r)["client_secret"]}
+    ref = wrong_token_answer(env)
+    same_as(call(env.port, "GET", "account", key=k2, source="127.0.0.6"), ref)
+    same_as(call(env.port, "GET", "account", key=k, source="127.0.0.6"), ref)
+    ok(call(env.port, "GET", "account", key=k3))
+    ok(call(env.port, "POST", f"keys/{k['client_id']}/revoke", {"reason": "done"}, key=k3))
+    same_as(call(env.port, "GET", "account", key=k3, source="127.0.0.6"), ref)
+
+
+def test_database_outage_is_503_never_401(tokend, start_server, pg_restarter):
+    """A key the server cannot confirm (not cached, database down) is 503 with
+    Retry-After, fails closed, and works again once the database is back."""
+    tokend.account("acme", "--key-limit", "5")
+    k = new_key(tokend, "acme", "admin", READ)
+    srv = start_server(tokend, db_timeout="1s")
+    pg_restarter.stop("fast")
+    try:
+        r = call(srv.port, "GET", "account", key=k)
+        refused(r, 503, "temporarily_unavailable")
+        assert r.headers["retry-after"] == "1", r
+    finally:
+        pg_restarter.start()
+    wait_until(lambda: call(srv.port, "GET", "account", key=k).status == 200, timeout=15,
+               what="the direct key to work again after the outage")
