@@ -29,6 +29,7 @@
 #include <tokend/keyfmt.h>
 #include <tokend/scope.h>
 
+#include "keyauth.h"
 #include "route.h"
 #include "server.h"
 
@@ -53,6 +54,7 @@ typedef struct tk_adminreq {
 	char caller_scope[TK_SCOPE_STRING_MAX + 1];   /* the token's scope claim ("" if none) */
 	int operator;
 	int can_write;
+	int can_read;
 	char actor[96];
 	char address[64];
 	json_t *body;                     /* POST/PATCH/PUT body */
@@ -66,6 +68,8 @@ typedef struct tk_adminreq {
 	tk_dbjob job;
 	int stage;                        /* 0: checking the caller; 1: the operation */
 	int queued;                       /* a job is out: op_done answers and frees */
+	int by_key;                       /* authenticated by an API key sent directly */
+	tk_authreq auth;                  /* that key's authentication (http/keyauth.h) */
 } tk_adminreq;
 
 typedef void (*tk_admin_op_fn)(tk_adminreq *ar);

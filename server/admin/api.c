@@ -6,6 +6,16 @@
  * typ, times, and aud containing the issuer), whose key is still usable and
  * whose jti is not revoked (read from the database on every request, so a
  * key disabled, revoked or deleted mid-session is refused at once).
+ * Or, unless admin_api_key_auth is off, an API key sent directly as
+ * `Authorization: Bearer <key-id>:<secret>` or `X-API-Key: <key-id>:<secret>`
+ * (a JWT never holds ':'), authenticated by the token endpoint's own code
+ * (http/keyauth.c: format and checksums first, the key from the cache or the
+ * database without blocking, constant-time compares, the same failure
+ * limits, key and account state); its scopes then count as those of a token
+ * it could get without asking for scopes, and a key whose tokens could not
+ * carry the issuer as audience is refused as such a token is. Both headers
+ * present must carry the same credential (400 otherwise). Every wrong key,
+ * and a key when key authentication is off, gets the wrong token's 401.
  *
  * Authorisation: tokend:admin:read reads the token's own account;
  * tokend:admin:write also changes it; tokend:operator acts on every account.
@@ -26,6 +36,7 @@
  * dispatch to keys.c and accounts.c, the database call and its answer, and
  * the OpenAPI document. Only the path is ever logged, never the query.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +61,9 @@
 
 static void adminreq_free(tk_adminreq *ar)
 {
+	if (ar->auth.timer)
+		event_free(ar->auth.timer);
+	tk_wipe(ar->auth.digest, sizeof(ar->auth.digest));
 	json_decref(ar->body);
 	if (ar->have_query)
 		evhttp_clear_headers(&ar->query);
@@ -87,6 +101,9 @@ void tk_admin_send_error(tk_adminreq *ar, int status, const char *error, const c
 		json_object_set_new(o, "field", json_string(field));
 	tk_admin_send_json(ar, status, o);
 }
+
+/* The answer to every wrong token, and to every wrong API key sent directly. */
+#define BAD_TOKEN "the bearer token is not valid"
 
 static void send_unauthenticated(tk_adminreq *ar, const char *description)
 {
@@ -386,6 +403,168 @@ static int has_scope(const char *scope_claim, const char *want)
 extern const char tk_openapi_yaml[];
 extern const size_t tk_openapi_yaml_len;
 
+/*
+ * The caller is known (ar->account, caller_key, caller_scope, operator,
+ * can_write, can_read): the route's scope, the body, then the token's state
+ * (stage 0) or, for a key sent directly, the operation. Returns 1 when a job
+ * is out (op_done answers and frees), 0 when answered (the caller frees).
+ */
+static int authorised(tk_adminreq *ar)
+{
+	struct evhttp_request *req = ar->req;
+	tk_worker *w = ar->w;
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	snprintf(ar->actor, sizeof(ar->actor), "admin:%s", ar->caller_key);
+	ar->ri.client_id = ar->caller_key;
+	tk_http_client(w, req, ar->address, sizeof(ar->address));
+	const char *missing = NULL;
+	if (ar->need == TK_ADMIN_NEED_OPERATOR && !ar->operator)
+		missing = TK_ADMIN_SCOPE_OPERATOR;
+	else if (ar->need == TK_ADMIN_NEED_WRITE && !ar->can_write)
+		missing = TK_ADMIN_SCOPE_WRITE;
+	else if (ar->need == TK_ADMIN_NEED_READ && !ar->can_read)
+		missing = TK_ADMIN_SCOPE_READ;
+	if (missing) {
+		char d[120];
+		snprintf(d, sizeof(d), "this request needs the scope %s", missing);
+		tk_admin_send_forbidden(ar, missing, d);
+		return 0;
+	}
+
+	/* The body, for POST and PATCH: a JSON object, strict. */
+	if (cmd == EVHTTP_REQ_POST || cmd == EVHTTP_REQ_PATCH || cmd == EVHTTP_REQ_PUT) {
+		struct evbuffer *b = evhttp_request_get_input_buffer(req);
+		size_t len = evbuffer_get_length(b);
+		if (len > TK_ADMIN_BODY_MAX) {
+			tk_admin_send_error(ar, 413, "invalid_request", "the body is too large", NULL);
+			return 0;
+		}
+		if (len > 0 || ar->op == TK_ADMIN_OP_KEYS_CREATE || ar->op == TK_ADMIN_OP_KEY_PATCH ||
+		    ar->op == TK_ADMIN_OP_ACCOUNTS_CREATE || ar->op == TK_ADMIN_OP_ACCOUNT_PATCH ||
+		    ar->op == TK_ADMIN_OP_SCOPES_ADD || ar->op == TK_ADMIN_OP_ACCOUNT_SCOPES ||
+		    ar->op == TK_ADMIN_OP_ROLES_ADD || ar->op == TK_ADMIN_OP_ROLE_PATCH || ar->op == TK_ADMIN_OP_MEMBERS_ADD ||
+		    ar->op == TK_ADMIN_OP_KEY_ROTATE) {
+			const char *data = len ? (const char *)evbuffer_pullup(b, -1) : "";
+			const char *why = NULL;
+			if (tk_input_json_body(data, len, &ar->body, &why) != 0) {
+				tk_admin_send_error(ar, 400, "invalid_request", why, NULL);
+				return 0;
+			}
+		}
+	}
+
+	ar->queued = 0;
+	if (ar->by_key) {
+		/* The key's state was checked as the token endpoint checks it. */
+		start_operation(ar);
+		return ar->queued;
+	}
+	/* Is the token's key still usable, and the token not revoked? Read now. */
+	const char *p[] = { tk_admin_own(ar, ar->caller_key), tk_admin_own(ar, ar->caller_jti) };
+	tk_admin_run(ar, TK_SQL_TOKEN_STATE, 2, p, 0);
+	return ar->queued;
+}
+
+/* ---- an API key sent directly (http/keyauth.h does the authentication) ---- */
+
+#define ADMINREQ_OF(a) ((tk_adminreq *)((char *)(a) - offsetof(tk_adminreq, auth)))
+
+static void key_auth_free(tk_authreq *a)
+{
+	adminreq_free(ADMINREQ_OF(a));
+}
+
+/* The admin API's answers to the core's refusals: a wrong key is a wrong token. */
+static void key_auth_refuse(tk_authreq *a, int status, int wait)
+{
+	tk_adminreq *ar = ADMINREQ_OF(a);
+	struct evkeyvalq *out = evhttp_request_get_output_headers(ar->req);
+	char ra[16];
+	ar->ri.client_id = a->ri.client_id;   /* a well-formed key ID, for the access log */
+	switch (status) {
+	case 401:
+		send_unauthenticated(ar, BAD_TOKEN);
+		break;
+	case 429:
+		snprintf(ra, sizeof(ra), "%d", wait);
+		evhttp_add_header(out, "Retry-After", ra);
+		tk_admin_send_error(ar, 429, "too_many_requests", "too many failed authentications; retry later", NULL);
+		break;
+	case 503:
+		evhttp_add_header(out, "Retry-After", "1");
+		tk_admin_send_error(ar, 503, "temporarily_unavailable", "the database is unavailable; retry shortly", NULL);
+		break;
+	default:
+		tk_admin_send_error(ar, 500, "server_error", "internal error", NULL);
+		break;
+	}
+}
+
+/* Could a token of `k` carry the issuer as audience (what the admin API's
+ * tokens need)? A key without audiences gets the default audience. */
+static int key_reaches_admin(const tk_server *srv, const tk_apikey *k)
+{
+	if (k->naud == 0)
+		return strcmp(srv->default_audience, srv->cfg->issuer) == 0;
+	for (size_t i = 0; i < k->naud; i++)
+		if (strcmp(k->aud[i], srv->cfg->issuer) == 0)
+			return 1;
+	return 0;
+}
+
+/* The key and its secret are right and the key is usable: its scopes count
+ * as those of a token it would get without asking for scopes. */
+static int key_auth_ok(tk_authreq *a, const tk_apikey *k)
+{
+	tk_adminreq *ar = ADMINREQ_OF(a);
+	ar->ri.client_id = a->ri.client_id;
+	if (!key_reaches_admin(ar->w->srv, k)) {
+		tk_log(TK_LOG_INFO, "admin.refused", "req", ar->ri.id, "client_id", k->id, "reason", "audience", NULL);
+		send_unauthenticated(ar, BAD_TOKEN);
+		return 0;
+	}
+	char *scope = tk_scopes_join(&k->scopes);
+	if (!scope || strlen(scope) >= sizeof(ar->caller_scope)) {
+		/* Never fewer checks for a scope set that could not be copied. */
+		free(scope);
+		tk_log(TK_LOG_ERROR, "admin.oom", "req", ar->ri.id, NULL);
+		tk_admin_send_error(ar, 500, "server_error", "internal error", NULL);
+		return 0;
+	}
+	ar->by_key = 1;
+	ar->operator = has_scope(scope, TK_ADMIN_SCOPE_OPERATOR);
+	ar->can_write = ar->operator || has_scope(scope, TK_ADMIN_SCOPE_WRITE);
+	ar->can_read = ar->can_write || has_scope(scope, TK_ADMIN_SCOPE_READ);
+	snprintf(ar->account, sizeof(ar->account), "%s", k->account);
+	snprintf(ar->caller_key, sizeof(ar->caller_key), "%s", k->id);
+	snprintf(ar->caller_scope, sizeof(ar->caller_scope), "%s", scope);
+	free(scope);
+	tk_lastused_mark(ar->w, k);
+	return authorised(ar);
+}
+
+/* Authenticate `cred` ("<key-id>:<secret>", still in the request's headers). */
+static void key_auth_start(tk_adminreq *ar, const char *cred)
+{
+	tk_authreq *a = &ar->auth;
+	char id[TK_KEY_ID_MAX + 1];
+	size_t idlen = strcspn(cred, ":");
+	int id_fits = idlen <= TK_KEY_ID_MAX;
+	if (id_fits) {
+		memcpy(id, cred, idlen);
+		id[idlen] = '\0';
+	}
+	a->w = ar->w;
+	a->req = ar->req;
+	a->ri = ar->ri;
+	a->ri.client_id = NULL;
+	a->on_key = key_auth_ok;
+	a->refuse = key_auth_refuse;
+	a->on_free = key_auth_free;
+	tk_keyauth_begin(a);
+	tk_keyauth_run(a, id_fits ? id : NULL, cred + idlen + 1);
+}
+
 void tk_admin_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
 {
 	/* The API's own description, public. */
@@ -443,15 +622,41 @@ void tk_admin_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
 	ar->need = m.need;
 	memcpy(ar->id, m.id, sizeof(ar->id));
 
-	/* Who is calling: a bearer token of ours, for the admin API (aud = issuer). */
-	const char *authz = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
-	if (!authz || strncasecmp(authz, "Bearer ", 7) != 0) {
+	/* Who is calling: a bearer token of ours, for the admin API (aud = issuer),
+	 * or an API key sent directly (<key-id>:<secret>; a JWT holds no ':'). */
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	const char *authz = evhttp_find_header(in, "Authorization");
+	const char *xkey = evhttp_find_header(in, "X-API-Key");
+	if (tk_header_count(in, "Authorization") > 1 || tk_header_count(in, "X-API-Key") > 1) {
+		tk_admin_send_error(ar, 400, "invalid_request", "more than one Authorization or X-API-Key header", NULL);
+		return adminreq_free(ar);
+	}
+	const char *bearer = NULL;
+	if (authz && strncasecmp(authz, "Bearer ", 7) == 0) {
+		bearer = authz + 7;
+		while (*bearer == ' ')
+			bearer++;
+	}
+	if (xkey && authz && (!bearer || strcmp(bearer, xkey) != 0)) {
+		tk_admin_send_error(ar, 400, "invalid_request",
+		                    "Authorization and X-API-Key carry different credentials; send one", NULL);
+		return adminreq_free(ar);
+	}
+	if (xkey || (bearer && strchr(bearer, ':'))) {
+		const char *cred = xkey ? xkey : bearer;
+		if (!w->srv->cfg->admin_api_key_auth || !strchr(cred, ':')) {
+			tk_log(TK_LOG_INFO, "admin.refused", "req", ri->id, "reason",
+			       strchr(cred, ':') ? "api_key_auth_off" : "malformed_api_key", NULL);
+			send_unauthenticated(ar, BAD_TOKEN);
+			return adminreq_free(ar);
+		}
+		return key_auth_start(ar, cred);   /* answers and frees, now or later */
+	}
+	if (!bearer) {
 		send_unauthenticated(ar, "a bearer access token is required");
 		return adminreq_free(ar);
 	}
-	const char *token = authz + 7;
-	while (*token == ' ')
-		token++;
+	const char *token = bearer;
 	tk_claims c;
 	char err[200];
 	int vr = tk_verify(w->keys->admin_verifier, token, strlen(token), &c, err, sizeof(err));
@@ -460,60 +665,17 @@ void tk_admin_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
 		       vr != TK_VERIFY_OK ? tk_verify_strerror(vr) : "claims", NULL);
 		if (vr == TK_VERIFY_OK)
 			tk_claims_release(&c);
-		send_unauthenticated(ar, "the bearer token is not valid");
+		send_unauthenticated(ar, BAD_TOKEN);
 		return adminreq_free(ar);
 	}
 	ar->operator = has_scope(c.scope, TK_ADMIN_SCOPE_OPERATOR);
 	ar->can_write = ar->operator || has_scope(c.scope, TK_ADMIN_SCOPE_WRITE);
-	int can_read = ar->can_write || has_scope(c.scope, TK_ADMIN_SCOPE_READ);
+	ar->can_read = ar->can_write || has_scope(c.scope, TK_ADMIN_SCOPE_READ);
 	snprintf(ar->account, sizeof(ar->account), "%s", c.acct);
 	snprintf(ar->caller_key, sizeof(ar->caller_key), "%s", c.client_id);
 	snprintf(ar->caller_jti, sizeof(ar->caller_jti), "%s", c.jti);
 	snprintf(ar->caller_scope, sizeof(ar->caller_scope), "%s", c.scope ? c.scope : "");
 	tk_claims_release(&c);
-	snprintf(ar->actor, sizeof(ar->actor), "admin:%s", ar->caller_key);
-	ar->ri.client_id = ar->caller_key;
-	tk_http_client(w, req, ar->address, sizeof(ar->address));
-	const char *missing = NULL;
-	if (ar->need == TK_ADMIN_NEED_OPERATOR && !ar->operator)
-		missing = TK_ADMIN_SCOPE_OPERATOR;
-	else if (ar->need == TK_ADMIN_NEED_WRITE && !ar->can_write)
-		missing = TK_ADMIN_SCOPE_WRITE;
-	else if (ar->need == TK_ADMIN_NEED_READ && !can_read)
-		missing = TK_ADMIN_SCOPE_READ;
-	if (missing) {
-		char d[120];
-		snprintf(d, sizeof(d), "this request needs the scope %s", missing);
-		tk_admin_send_forbidden(ar, missing, d);
-		return adminreq_free(ar);
-	}
-
-	/* The body, for POST and PATCH: a JSON object, strict. */
-	if (cmd == EVHTTP_REQ_POST || cmd == EVHTTP_REQ_PATCH || cmd == EVHTTP_REQ_PUT) {
-		struct evbuffer *b = evhttp_request_get_input_buffer(req);
-		size_t len = evbuffer_get_length(b);
-		if (len > TK_ADMIN_BODY_MAX) {
-			tk_admin_send_error(ar, 413, "invalid_request", "the body is too large", NULL);
-			return adminreq_free(ar);
-		}
-		if (len > 0 || ar->op == TK_ADMIN_OP_KEYS_CREATE || ar->op == TK_ADMIN_OP_KEY_PATCH ||
-		    ar->op == TK_ADMIN_OP_ACCOUNTS_CREATE || ar->op == TK_ADMIN_OP_ACCOUNT_PATCH ||
-		    ar->op == TK_ADMIN_OP_SCOPES_ADD || ar->op == TK_ADMIN_OP_ACCOUNT_SCOPES ||
-		    ar->op == TK_ADMIN_OP_ROLES_ADD || ar->op == TK_ADMIN_OP_ROLE_PATCH || ar->op == TK_ADMIN_OP_MEMBERS_ADD ||
-		    ar->op == TK_ADMIN_OP_KEY_ROTATE) {
-			const char *data = len ? (const char *)evbuffer_pullup(b, -1) : "";
-			const char *why = NULL;
-			if (tk_input_json_body(data, len, &ar->body, &why) != 0) {
-				tk_admin_send_error(ar, 400, "invalid_request", why, NULL);
-				return adminreq_free(ar);
-			}
-		}
-	}
-
-	/* Is the token's key still usable, and the token not revoked? Read now. */
-	const char *p[] = { tk_admin_own(ar, ar->caller_key), tk_admin_own(ar, ar->caller_jti) };
-	ar->queued = 0;
-	tk_admin_run(ar, TK_SQL_TOKEN_STATE, 2, p, 0);
-	if (!ar->queued)
+	if (!authorised(ar))
 		adminreq_free(ar);
 }

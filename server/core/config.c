@@ -54,6 +54,7 @@ static const cf_param params[] = {
 	{ "listen_port",              I(listen_port),            "8080",        0, 0, 65535, NULL },
 	{ "admin_listen_address",     S(admin_listen_address),   "127.0.0.1",   0, 0, 0, NULL },
 	{ "admin_listen_port",        I(admin_listen_port),      "0",           0, 0, 65535, NULL },
+	{ "admin_api_key_auth",       B(admin_api_key_auth),     "on",          0, 0, 1, NULL },
 	{ "ops_listen_address",       S(ops_listen_address),     "127.0.0.1",   0, 0, 0, NULL },
 	{ "ops_listen_port",          I(ops_listen_port),        "0",           0, 0, 65535, NULL },
 	{ "metrics_per_account",      B(metrics_per_account),    "no",          0, 0, 1, NULL },

@@ -35,6 +35,7 @@ typedef struct tk_config {
 	int listen_port;
 	char *admin_listen_address;
 	int admin_listen_port;    /* 0: the admin API shares the main listener */
+	int admin_api_key_auth;   /* the admin API also takes an API key directly (api.c) */
 	char *ops_listen_address;
 	int ops_listen_port;      /* 0: /metrics, /healthz, /readyz on the main listener */
 	int metrics_per_account;  /* tokend_account_tokens_issued_total{account=...} (cardinality) */

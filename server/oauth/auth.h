@@ -19,41 +19,17 @@
 
 #include <tokend/form.h>
 
+#include "keyauth.h"
 #include "server.h"
 
-typedef struct tk_authreq tk_authreq;
+/* tk_authreq (the request being authenticated, its on_key and on_free) is
+ * http/keyauth.h's: the key-authentication core this module shares with the
+ * admin API. tk_auth_start sets its `refuse` to OAuth's answers. */
 
 /*
- * The request being authenticated. Endpoints embed it as the FIRST member of
- * their own request struct and allocate that struct with calloc.
- *   on_key:  called once with the authenticated, usable key (valid only
- *            during the call). Returns 0 when it has answered the request
- *            (auth then calls on_free), or 1 when it keeps the request for
- *            more asynchronous work: it then answers and calls on_free itself.
- *   on_free: frees the endpoint's struct (and what it owns); called exactly
- *            once, after the request was answered.
- */
-struct tk_authreq {
-	tk_worker *w;
-	struct evhttp_request *req;
-	tk_reqinfo ri;
-	char client_id[TK_KEY_ID_MAX + 1];
-	unsigned char digest[TK_HASH_LEN];
-	int basic;                         /* Basic was used: 401 carries WWW-Authenticate */
-	char peer[64];                     /* client address (tk_http_client: the TCP peer, or
-	                                      X-Forwarded-For behind trusted_proxies) */
-	int addr_wait;                     /* its address is over the failure limit: seconds */
-	tk_dbjob job;
-	uint64_t seq;
-	struct event *timer;
-	int answered;
-	int (*on_key)(tk_authreq *ar, const tk_apikey *k);
-	void (*on_free)(tk_authreq *ar);
-};
-
-/*
- * Authenticate the client of `ar->req` from its headers and the parsed `form`.
- * ar->w, ar->req, ar->ri, on_key and on_free must be set. Either answers the
+ * Authenticate the client of `ar->req` from its headers and the parsed `form`
+ * (http/keyauth.c does the rest). ar->w, ar->req, ar->ri, on_key and on_free
+ * must be set. Either answers the
  * request itself (refusal, outage) or calls on_key, now or later; in every
  * case on_free is called once the request is answered. The caller must not
  * touch `ar` after this returns.

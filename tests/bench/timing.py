@@ -40,7 +40,11 @@ with |t| > 5 (either statistic) is flagged "distinguishable". The control class 
 the resolution reached: it skips roughly a microsecond of work (HMAC and lookup), and
 the "detectable" column gives the smallest difference of means that would give |t| = 5.
 
-Environment: TIMING_SAMPLES [20000] per class, TIMING_WARMUP [500] per class,
+TIMING_PATH=admin measures the same classes sent directly to the admin API instead
+(issue 14, point 3: GET /admin/v1/account with `Authorization: Bearer <key-id>:<secret>`,
+authenticated by the same code, http/keyauth.c); every class is again a 401.
+
+Environment: TIMING_PATH [token] or admin, TIMING_SAMPLES [20000] per class, TIMING_WARMUP [500] per class,
 TIMING_CONNECTIONS [4], TIMING_WORKERS [2] (tokend workers), TIMING_SEED (shuffle seed;
 random by default), TIMING_KEEP (keep the temp dir), TOKEND_BIN [build/tokend],
 PGBIN [/usr/lib/postgresql/15/bin].
@@ -73,6 +77,7 @@ if not BIN.is_absolute():
 
 B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 T_FLAG = 5.0
+PATH = os.environ.get("TIMING_PATH") or "token"
 TRIM = 0.10
 
 
@@ -208,6 +213,9 @@ class Conn:
 
 
 def token_request(port, client_id, secret):
+    if PATH == "admin":
+        return (f"GET /admin/v1/account HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                f"Authorization: Bearer {client_id}:{secret}\r\n\r\n").encode()
     auth = base64.b64encode(f"{client_id}:{secret}".encode()).decode()
     body = b"grant_type=client_credentials"
     return (f"POST /oauth2/token HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
@@ -292,10 +300,12 @@ class Env:
             "auth_failures_per_address = 0",
             "auth_failures_per_key = 0",
             "cache_ttl = 1h",
+            "allow_privileged_database_role = yes",   # a throwaway cluster, as its superuser
         ]) + "\n")
         self.tokend("migrate")
         self.tokend("scope", "add", "timing:read")
         self.tokend("account", "create", "timing")
+        self.tokend("account", "grant-scopes", "timing", "timing:read")
         key = json.loads(self.tokend("key", "create", "--account", "timing", "--name", "timing key",
                                      "--scopes", "timing:read", "--json").stdout)
         self.log = open(self.tmp / "tokend.log", "w")
@@ -342,6 +352,8 @@ def main():
     nconn = env_int("TIMING_CONNECTIONS", 4)
     workers = env_int("TIMING_WORKERS", 2)
     seed = os.environ.get("TIMING_SEED") or str(int.from_bytes(os.urandom(4), "big"))
+    if PATH not in ("token", "admin"):
+        die(f"TIMING_PATH must be token or admin, not {PATH!r}")
     if not (BIN.is_file() and os.access(BIN, os.X_OK)):
         die(f"tokend binary not found: {BIN} (scripts/build.sh normal, or set TOKEND_BIN)")
     for tool in ("openssl",):
@@ -369,7 +381,8 @@ def main():
         conns = [Conn(port) for _ in range(nconn)]
         # The right secret works (and the key is cached from here on).
         st, data = conns[0].roundtrip(token_request(port, cid, sec))
-        if st != 200:
+        # (admin: the key holds no admin scope; 403 means it authenticated)
+        if st != (403 if PATH == "admin" else 200):
             die(f"the right secret got HTTP {st}: {data[:300]!r}")
         del sec, key
 
@@ -423,6 +436,7 @@ def main():
             bad[(names[ci], statuses[i])] = bad.get((names[ci], statuses[i]), 0) + 1
     print(f"tokend secret-check timing — {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}")
     print(f"  binary      {BIN}")
+    print(f"  path        {'GET /admin/v1/account, Bearer <key-id>:<secret>' if PATH == 'admin' else 'POST /oauth2/token, Basic'}")
     print(f"  machine     {os.cpu_count()} cores; 1-min load {load0:.2f} before, {load1:.2f} after")
     print(f"  run         {n} samples per class, {len(names)} classes interleaved at random (seed {seed}), "
           f"{nconn} keep-alive connections, {workers} tokend workers, {elapsed:.1f} s "

@@ -269,7 +269,11 @@ def test_document_is_well_formed():
     cc = schemes["oauth2"]["flows"]["clientCredentials"]
     assert cc["tokenUrl"] == DEFAULT_ISSUER + "/oauth2/token"
     assert set(cc["scopes"]) == {SCOPE_READ, SCOPE_WRITE, SCOPE_OPERATOR}
-    assert sorted(SPEC["security"], key=str) == [{"bearer": []}, {"oauth2": []}]
+    assert sorted(SPEC["security"], key=str) == [{"apiKey": []}, {"bearer": []}, {"oauth2": []}]
+    # An API key sent directly (issue 14, point 3): X-API-Key, or Bearer <key-id>:<secret>.
+    assert schemes["apiKey"] == {**schemes["apiKey"], "type": "apiKey", "in": "header", "name": "X-API-Key"}
+    assert "<key-id>:<secret>" in schemes["bearer"]["description"]
+    assert "admin_api_key_auth" in schemes["apiKey"]["description"]
     # Every path is the admin API's or an OAuth endpoint's (tag oauth, its own security).
     for path, item in SPEC["paths"].items():
         if path.startswith(PREFIX + "/"):
@@ -407,8 +411,10 @@ def env(module_tokend, module_start_server):
     # with the default (8 KiB) the HTTP layer refuses larger bodies first.
     srv = module_start_server(t, max_body_size=1048576)
 
+    keys = {}
+
     def token_for(scopes):
-        k = new_key(t, "acme", f"openapi {scopes}", scopes)
+        k = keys[scopes] = new_key(t, "acme", f"openapi {scopes}", scopes)
         r = srv.token(k)
         assert r.status == 200, r
         tok = r.json()["access_token"]
@@ -417,7 +423,10 @@ def env(module_tokend, module_start_server):
 
     tokens = {None: token_for("orders:read"), SCOPE_READ: token_for(SCOPE_READ),
               SCOPE_WRITE: token_for(SCOPE_WRITE), SCOPE_OPERATOR: token_for(SCOPE_OPERATOR)}
-    e = NS(t=t, srv=srv, tokens=tokens, secrets=[])
+    # The same keys sent directly (scheme apiKey): "<key-id>:<secret>" by the scope of the key.
+    direct = {s: f"{k['client_id']}:{k['client_secret']}" for s, k in
+              ((None if s == "orders:read" else s, k) for s, k in keys.items())}
+    e = NS(t=t, srv=srv, tokens=tokens, direct=direct, secrets=[])
     yield e
     # Secrets the API returned never reach the server's log.
     log = srv.stderr_text() + srv.stdout_text()
@@ -495,6 +504,17 @@ def test_operation_answers_as_documented(env, path, method, op):
     assert r.status == 403, r
     assert r.json()["error"] == "insufficient_scope" and r.json()["scope"] == scope, r
     assert f'scope="{scope}"' in r.headers["www-authenticate"], r
+
+    # 2b. The documented apiKey scheme, live: the key one scope short sent directly gets
+    # the same 403 (X-API-Key and Bearer alike); a token in X-API-Key the documented 401
+    # (wrong secrets: test_admin_key_auth.py, which also counts them against the limits).
+    short = env.direct[below(scope)]
+    for h in ({"X-API-Key": short}, {"Authorization": "Bearer " + short}):
+        r = check_response(send(env, method, concrete, body=body, headers=h), op, "apiKey scope short")
+        assert r.status == 403 and r.json()["scope"] == scope, r
+    r = check_response(send(env, method, concrete, body=body, headers={"X-API-Key": env.tokens[scope]}),
+                       op, "apiKey with a token")
+    assert r.status == 401 and r.json()["error"] == "invalid_token", r
 
     tok = env.tokens[scope]
     # 3. Malformed query string: 400 (documented for every authenticated operation).
