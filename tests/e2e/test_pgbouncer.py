@@ -91,3 +91,17 @@ def test_transaction_pooling_with_direct_listen(tokend, start_server, bouncer):
     note_timing("behind PgBouncer (transaction pooling, LISTEN direct)",
                 f"{len(recs)} load requests, 0 failed; disable refused by A after "
                 f"{(seen['A'] - t_ret) * 1000:.0f} ms, B after {(seen['B'] - t_ret) * 1000:.0f} ms")
+
+
+def test_listen_database_url_and_pool_mode_settings(tokend):
+    """listen_database_url is printed with its password masked; database_pool_mode takes
+    session or transaction only, and a bad value changes nothing (refused, naming it)."""
+    env = {"TOKEND_LISTEN_DATABASE_URL": "postgresql://tokend:hunter2-never@127.0.0.1:5432/tokend",
+           "TOKEND_DATABASE_POOL_MODE": "transaction"}
+    out = tokend.run("config", env=env, check=0).stdout
+    assert "listen_database_url = postgresql://tokend:********@127.0.0.1:5432/tokend" in out, out
+    assert "database_pool_mode = transaction" in out and "hunter2-never" not in out
+    assert "database_pool_mode = session" in tokend.run("config", check=0).stdout
+    r = tokend.refused("config", env={"TOKEND_DATABASE_POOL_MODE": "statement"},
+                       match="TOKEND_DATABASE_POOL_MODE: must be one of: session, transaction")
+    assert "hunter2" not in r.stderr
