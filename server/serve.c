@@ -301,9 +301,11 @@ int tk_serve_main(int argc, char **argv)
 		snprintf(err, sizeof(err), "out of memory while setting up the server");
 	} else if (!(srv.db = tk_dbpool_start(cfg->database_url, cfg->db_pool_size,
 	                                      cfg->db_timeout * 1000,
-	                                      (size_t)cfg->db_queue_size))) {
+	                                      (size_t)cfg->db_queue_size,
+	                                      strcmp(cfg->database_pool_mode, "transaction") == 0))) {
 		snprintf(err, sizeof(err), "cannot start the database pool");
-	} else if (!(srv.listener = tk_listener_start(cfg->database_url, srv.cache, cfg->db_timeout * 1000,
+	} else if (!(srv.listener = tk_listener_start(*cfg->listen_database_url ? cfg->listen_database_url
+	                                              : cfg->database_url, srv.cache, cfg->db_timeout * 1000,
 	                                              on_scopes_changed, &srv))) {
 		snprintf(err, sizeof(err), "cannot start the notification listener");
 	} else if (check_port(cfg, "listen_port", cfg->listen_address, cfg->listen_port, err, sizeof(err)) != 0 ||

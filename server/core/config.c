@@ -38,6 +38,7 @@ typedef struct cf_param {
 
 static const char *const log_levels[] = { "debug", "info", "warning", "error", NULL };
 static const char *const log_formats[] = { "text", "json", NULL };
+static const char *const pool_modes[] = { "session", "transaction", NULL };
 
 #define S(field) CF_STRING, offsetof(tk_config, field)
 #define I(field) CF_INT, offsetof(tk_config, field)
@@ -47,6 +48,8 @@ static const char *const log_formats[] = { "text", "json", NULL };
 static const cf_param params[] = {
 	{ "database_url",             S(database_url),           "",            CF_CONNINFO, 0, 0, NULL },
 	{ "migrate_database_url",     S(migrate_database_url),   "",            CF_CONNINFO, 0, 0, NULL },
+	{ "listen_database_url",      S(listen_database_url),    "",            CF_CONNINFO, 0, 0, NULL },
+	{ "database_pool_mode",       S(database_pool_mode),     "session",     0, 0, 0, pool_modes },
 	{ "allow_privileged_database_role", B(allow_privileged_database_role), "no", 0, 0, 1, NULL },
 	{ "pepper",                   S(pepper),                 "",            CF_SENSITIVE, 0, 0, NULL },
 	{ "pepper_file",              S(pepper_file),            "",            0, 0, 0, NULL },
@@ -282,6 +285,13 @@ static int validate(tk_config *cfg, char *err, size_t errlen)
 				snprintf(err, errlen, "%s: %s: must differ from %s", where, pnames[i], pnames[j]);
 				return -1;
 			}
+	}
+	/* LISTEN through a transaction pooler succeeds and then hears nothing: the
+	 * cache would keep serving keys disabled elsewhere. */
+	if (strcmp(cfg->database_pool_mode, "transaction") == 0 && !*cfg->listen_database_url) {
+		snprintf(err, errlen, "%s: database_pool_mode: transaction needs listen_database_url: a direct "
+		         "(or session-pooled) connection for LISTEN, which a transaction pooler does not carry", where);
+		return -1;
 	}
 	char why[160];
 	if (tk_proxies_parse(cfg->trusted_proxies, &cfg->proxies, why, sizeof(why)) != 0) {

@@ -28,6 +28,9 @@ typedef struct tk_config {
 	char *path;               /* the file read, or NULL when none */
 	char *database_url;       /* serve and the CLI: the application role (password masked) */
 	char *migrate_database_url; /* `tokend migrate`: the schema owner; "": database_url */
+	char *listen_database_url; /* serve's LISTEN connection (direct or session-pooled); "": database_url */
+	char *database_pool_mode; /* what database_url reaches: session (PostgreSQL, or a session
+	                           * pooler) or transaction (PgBouncer pool_mode = transaction) */
 	int allow_privileged_database_role; /* serve may run as a superuser or schema owner */
 	char *pepper;             /* SENSITIVE: never printed */
 	char *pepper_file;

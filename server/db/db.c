@@ -22,10 +22,95 @@ static void one_line(char *dst, size_t dstlen, const char *src)
 	dst[n] = '\0';
 }
 
+/*
+ * The servers libpq tried, each with its reason, from its error message
+ * (one "connection to server at "H" (A), port P failed: REASON" or
+ * "connection to server on socket "S" failed: REASON" line per attempt):
+ * "H:P: REASON; H2:P2: REASON" in out. Returns how many distinct servers
+ * (H:P or socket) were named: a multi-host URL has each of its hosts'
+ * reasons, not only the last one's.
+ */
+static int tried_servers(const char *msg, char *out, size_t outlen)
+{
+	char seen[8][224];
+	int nseen = 0;
+	size_t n = 0;
+
+	out[0] = '\0';
+	for (const char *line = msg; line && *line;) {
+		const char *eol = strchr(line, '\n');
+		size_t len = eol ? (size_t)(eol - line) : strlen(line);
+		const char *failed = NULL;
+		if (len > 21 && strncmp(line, "connection to server ", 21) == 0)
+			for (const char *q = line; q + 9 <= line + len; q++)
+				if (strncmp(q, " failed: ", 9) == 0) {
+					failed = q;
+					break;
+				}
+		if (failed) {
+			char where[224];
+			const char *w = line + 21, *h = NULL, *hend = NULL, *port = NULL;
+			if (strncmp(w, "at \"", 4) == 0 || strncmp(w, "on socket \"", 11) == 0) {
+				h = strchr(w, '"') + 1;
+				hend = memchr(h, '"', (size_t)(failed - h));
+			}
+			for (const char *q = hend ? hend : w; q && q + 7 <= failed; q++)
+				if (strncmp(q, ", port ", 7) == 0) {
+					port = q + 7;
+					break;
+				}
+			if (h && hend && w[0] == 'o')
+				snprintf(where, sizeof(where), "socket %.*s", (int)(hend - h), h);
+			else if (h && hend && port)
+				snprintf(where, sizeof(where), "%.*s:%.*s", (int)(hend - h), h, (int)(failed - port), port);
+			else
+				snprintf(where, sizeof(where), "%.*s", (int)(failed - w), w);
+			int dup = 0;
+			for (int i = 0; i < nseen; i++)
+				dup |= strcmp(seen[i], where) == 0;
+			if (!dup && nseen < 8) {
+				snprintf(seen[nseen++], sizeof(seen[0]), "%s", where);
+				const char *why = failed + 9;
+				int wl = (int)(line + len - why);
+				int k = snprintf(out + n, outlen - n, "%s%s: %.*s", n ? "; " : "", where, wl, why);
+				if (k > 0)
+					n = (size_t)k < outlen - n ? n + (size_t)k : outlen - 1;
+			}
+		}
+		line = eol ? eol + 1 : NULL;
+	}
+	return nseen;
+}
+
+void tk_db_connect_error(PGconn *c, char *err, size_t errlen)
+{
+	char line[512], all[768];
+	const char *msg = c ? PQerrorMessage(c) : "out of memory";
+	if (tried_servers(msg, all, sizeof(all)) > 1) {
+		snprintf(err, errlen, "cannot connect to the database at any of its hosts: %s", all);
+		return;
+	}
+	one_line(line, sizeof(line), msg);
+	/* Where it tried (libpq's host and port, never the password): the
+	 * reason alone ("Connection refused") does not say which server. */
+	const char *host = c ? PQhost(c) : NULL, *port = c ? PQport(c) : NULL;
+	if (!host || !*host)
+		host = "localhost (the default socket)";
+	if (!port || !*port)
+		port = "5432";
+	if (host[0] == '/')
+		snprintf(err, errlen, "cannot connect to the database at socket %.200s, port %.20s: %s",
+		         host, port, line);
+	else
+		snprintf(err, errlen, "cannot connect to the database at %.200s:%.20s: %s", host, port, line);
+}
+
 PGconn *tk_db_connect(const char *url, const char *appname, char *err, size_t errlen)
 {
-	const char *keys[] = { "connect_timeout", "application_name", "dbname", NULL };
-	const char *vals[] = { "10", appname, url, NULL };   /* a command can wait; a loaded host needs it */
+	/* Key state and writes need the primary: with several hosts, the one that
+	 * accepts writes (the URL may say otherwise: it is read last). */
+	const char *keys[] = { "connect_timeout", "application_name", "target_session_attrs", "dbname", NULL };
+	const char *vals[] = { "10", appname, "read-write", url, NULL };   /* a command can wait; a loaded host needs it */
 	if (!url || !*url) {
 		snprintf(err, errlen, "no database configured: set database_url (or TOKEND_DATABASE_URL)");
 		return NULL;
@@ -36,20 +121,7 @@ PGconn *tk_db_connect(const char *url, const char *appname, char *err, size_t er
 		return NULL;
 	}
 	if (PQstatus(c) != CONNECTION_OK) {
-		char line[512];
-		one_line(line, sizeof(line), PQerrorMessage(c));
-		/* Where it tried (libpq's host and port, never the password): the
-		 * reason alone ("Connection refused") does not say which server. */
-		const char *host = PQhost(c), *port = PQport(c);
-		if (!host || !*host)
-			host = "localhost (the default socket)";
-		if (!port || !*port)
-			port = "5432";
-		if (host[0] == '/')
-			snprintf(err, errlen, "cannot connect to the database at socket %.200s, port %.20s: %s",
-			         host, port, line);
-		else
-			snprintf(err, errlen, "cannot connect to the database at %.200s:%.20s: %s", host, port, line);
+		tk_db_connect_error(c, err, errlen);
 		PQfinish(c);
 		return NULL;
 	}

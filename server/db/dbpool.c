@@ -36,6 +36,7 @@ struct tk_dbpool {
 	char *url;
 	int64_t timeout_ms;
 	size_t max_queue;
+	int txn_pooling;           /* behind a transaction pooler: no session state */
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	tk_dbjob *head, *tail;
@@ -117,7 +118,11 @@ static wait_t setup_step(PGconn *c, const char *name, const char *sql, int npara
 /*
  * Open a connection, set its statement timeout and prepare the statements,
  * all within `deadline` (libpq's non-blocking connect, so a database that
- * does not answer costs no more than the time the caller has).
+ * does not answer costs no more than the time the caller has). Behind a
+ * transaction pooler (txn_pooling) neither: a session setting or a named
+ * statement would stay on whichever server connection the pooler chose.
+ * With several hosts, the one that accepts writes (target_session_attrs;
+ * the URL may say otherwise: it is read last).
  */
 static wait_t db_open(tk_dbpool *p, int64_t deadline, PGconn **out)
 {
@@ -130,8 +135,9 @@ static wait_t db_open(tk_dbpool *p, int64_t deadline, PGconn **out)
 	snprintf(timeout_s, sizeof(timeout_s), "%lld", (long long)(secs < 2 ? 2 : secs));
 	snprintf(user_timeout, sizeof(user_timeout), "%lld", (long long)p->timeout_ms * 2);
 	const char *keys[] = { "connect_timeout", "application_name", "keepalives", "keepalives_idle",
-	                       "keepalives_interval", "keepalives_count", "tcp_user_timeout", "dbname", NULL };
-	const char *vals[] = { timeout_s, "tokend", "1", "10", "2", "3", user_timeout, p->url, NULL };
+	                       "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+	                       "target_session_attrs", "dbname", NULL };
+	const char *vals[] = { timeout_s, "tokend", "1", "10", "2", "3", user_timeout, "read-write", p->url, NULL };
 	PGconn *c = PQconnectStartParams(keys, vals, 1);
 	if (!c || PQstatus(c) == CONNECTION_BAD) {
 		PQfinish(c);
@@ -150,9 +156,9 @@ static wait_t db_open(tk_dbpool *p, int64_t deadline, PGconn **out)
 	if (w == WAIT_OK && PQsetnonblocking(c, 1) != 0)
 		w = WAIT_FAILED;
 	snprintf(stmt, sizeof(stmt), "SET statement_timeout = %lld", (long long)p->timeout_ms);
-	if (w == WAIT_OK)
+	if (w == WAIT_OK && !p->txn_pooling)
 		w = setup_step(c, NULL, stmt, 0, deadline);
-	for (size_t i = 0; w == WAIT_OK && i < tk_dbstatements_count; i++)
+	for (size_t i = 0; w == WAIT_OK && !p->txn_pooling && i < tk_dbstatements_count; i++)
 		w = setup_step(c, tk_dbstatements[i].name, tk_dbstatements[i].sql,
 		               tk_dbstatements[i].nparams, deadline);
 	if (w != WAIT_OK) {
@@ -171,20 +177,44 @@ static void drop_conn(dbthread *t)
 	atomic_fetch_sub(&t->pool->connected, 1);
 }
 
+/* The text of the prepared statement `name` (for a transaction pooler). */
+static const char *stmt_sql(const char *name)
+{
+	for (size_t i = 0; i < tk_dbstatements_count; i++)
+		if (strcmp(tk_dbstatements[i].name, name) == 0)
+			return tk_dbstatements[i].sql;
+	return NULL;
+}
+
 /*
  * Send `call` and wait for its answer until `deadline`. NULL when the
  * connection failed or the deadline passed: the connection is then dropped
- * (PQcancel would block on libpq 15) and reopened for the next job.
+ * (PQcancel would block on libpq 15) and reopened for the next job. A
+ * server that refuses because it is read-only (SQLSTATE 25006: a standby,
+ * or a primary demoted under us) gets the same treatment: nothing was
+ * written, and the next connection goes to the host that accepts writes.
  */
 static PGresult *run_call(dbthread *t, const tk_dbcall *call, int64_t deadline)
 {
 	PGresult *r = NULL;
-	int sent = call->stmt
+	const char *text = call->stmt && t->pool->txn_pooling ? stmt_sql(call->stmt) : call->sql;
+	int sent = call->stmt && !t->pool->txn_pooling
 		? PQsendQueryPrepared(t->conn, call->stmt, call->nparams, call->params, NULL, NULL, 0)
-		: PQsendQueryParams(t->conn, call->sql, call->nparams, NULL, call->params, NULL, NULL, 0);
+		: text && PQsendQueryParams(t->conn, text, call->nparams, NULL, call->params, NULL, NULL, 0);
 
 	if (!sent || PQflush(t->conn) < 0 || await_result(t->conn, deadline, &r) != WAIT_OK) {
 		drop_conn(t);
+		return NULL;
+	}
+	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+	if (PQresultStatus(r) == PGRES_FATAL_ERROR && state && strcmp(state, "25006") == 0) {
+		tk_log(TK_LOG_WARNING, "db.read_only", "detail",
+		       "the server refused a statement as read-only: reconnecting to the host that accepts writes",
+		       NULL);
+		PQclear(r);
+		PQfinish(t->conn);
+		t->conn = NULL;
+		atomic_fetch_sub(&t->pool->connected, 1);
 		return NULL;
 	}
 	return r;
@@ -311,7 +341,8 @@ static void *db_thread_main(void *arg)
 	return NULL;
 }
 
-tk_dbpool *tk_dbpool_start(const char *url, int threads, int64_t timeout_ms, size_t max_queue)
+tk_dbpool *tk_dbpool_start(const char *url, int threads, int64_t timeout_ms, size_t max_queue,
+                           int txn_pooling)
 {
 	tk_dbpool *p = calloc(1, sizeof(*p));
 
@@ -327,6 +358,7 @@ tk_dbpool *tk_dbpool_start(const char *url, int threads, int64_t timeout_ms, siz
 	}
 	p->timeout_ms = timeout_ms;
 	p->max_queue = max_queue;
+	p->txn_pooling = txn_pooling;
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
 	for (int i = 0; i < threads; i++) {

@@ -92,8 +92,12 @@ struct tk_dbjob {
 
 typedef struct tk_dbpool tk_dbpool;
 
-/* Start `threads` database threads. NULL on failure. */
-tk_dbpool *tk_dbpool_start(const char *url, int threads, int64_t timeout_ms, size_t max_queue);
+/* Start `threads` database threads. txn_pooling: `url` is a transaction
+ * pooler (PgBouncer pool_mode = transaction): every statement is sent with
+ * its text, no named prepared statement, no session setting (set
+ * statement_timeout on the role). NULL on failure. */
+tk_dbpool *tk_dbpool_start(const char *url, int threads, int64_t timeout_ms, size_t max_queue,
+                           int txn_pooling);
 /* Stop the threads: queued last-used batches are still written, every other
  * queued job fails; later submissions fail. The pool stays allocated. */
 void tk_dbpool_stop(tk_dbpool *p);

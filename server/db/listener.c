@@ -15,6 +15,7 @@
 
 #include <libpq-fe.h>
 
+#include "db.h"
 #include "log.h"
 
 struct tk_listener {
@@ -28,22 +29,30 @@ struct tk_listener {
 	_Atomic int up;
 };
 
-static PGconn *open_listen(tk_listener *l)
+/* Connect and LISTEN; NULL with the reason in `why` (never a password). */
+static PGconn *open_listen(tk_listener *l, char *why, size_t whylen)
 {
 	char ct[24], ut[24];
 	int64_t secs = (l->timeout_ms + 999) / 1000;
 	snprintf(ct, sizeof(ct), "%lld", (long long)(secs < 2 ? 2 : secs));
 	snprintf(ut, sizeof(ut), "%lld", (long long)l->timeout_ms * 2);
+	/* Notifications come from the primary's commits, and LISTEN is refused on
+	 * a standby: with several hosts, the one that accepts writes (as the
+	 * pool's; the URL may say otherwise: it is read last). */
 	const char *keys[] = { "connect_timeout", "application_name", "keepalives", "keepalives_idle",
-	                       "keepalives_interval", "keepalives_count", "tcp_user_timeout", "dbname", NULL };
-	const char *vals[] = { ct, "tokend-listener", "1", "5", "1", "3", ut, l->url, NULL };
+	                       "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+	                       "target_session_attrs", "dbname", NULL };
+	const char *vals[] = { ct, "tokend-listener", "1", "5", "1", "3", ut, "read-write", l->url, NULL };
 	PGconn *c = PQconnectdbParams(keys, vals, 1);
 	if (!c || PQstatus(c) != CONNECTION_OK) {
+		tk_db_connect_error(c, why, whylen);
 		PQfinish(c);
 		return NULL;
 	}
 	PGresult *r = PQexec(c, "LISTEN tokend_keys; LISTEN tokend_accounts; LISTEN tokend_scopes");
 	int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+	if (!ok)
+		snprintf(why, whylen, "LISTEN failed: %s", tk_db_error(c, r));
 	PQclear(r);
 	if (!ok) {
 		PQfinish(c);
@@ -102,11 +111,13 @@ static void *listener_main(void *arg)
 	int logged_down = 0;
 	while (!atomic_load(&l->stopping)) {
 		if (!c) {
-			c = open_listen(l);
+			char why[600];
+			c = open_listen(l, why, sizeof(why));
 			if (!c) {
 				if (!logged_down) {
 					tk_log(TK_LOG_WARNING, "listener.down",
-					       "detail", "cannot LISTEN: key cache bypassed until the database returns", NULL);
+					       "detail", "cannot LISTEN: key cache bypassed until the database returns",
+					       "reason", why, NULL);
 					logged_down = 1;
 				}
 				struct timespec ts = { 0, 250 * 1000000L };

@@ -97,6 +97,157 @@ class Postgres:
 
 
 
+# ---------------------------------------------------------------------------
+# Streaming replication: a primary and a standby (test_failover.py)
+# ---------------------------------------------------------------------------
+PG_OS_USER = os.environ.get("TOKEND_PG_OS_USER", "tokendpg")
+
+
+def as_server_user(cmd, env=None, timeout=120):
+    """Run a PostgreSQL program as the server's OS user (scripts/pg.sh: `tokendpg` when
+    we are root, else ourselves); returns the CompletedProcess (output captured)."""
+    if os.geteuid() == 0:
+        cmd = ["runuser", "-u", PG_OS_USER, "--", *cmd]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def enable_replication(primary, user="replicator"):
+    """Let `user` (created, with a random password) stream from the running `primary`:
+    a pg_hba.conf entry for replication over 127.0.0.1, reloaded. Returns the password."""
+    password = uuid.uuid4().hex
+    conn = primary.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f"CREATE ROLE {user} REPLICATION LOGIN PASSWORD %s", (password,))
+    finally:
+        conn.close()
+    with open(primary.dir / "data" / "pg_hba.conf", "a") as f:
+        f.write(f"host replication {user} 127.0.0.1/32 scram-sha-256\n")
+    r = as_server_user([str(PGBIN / "pg_ctl"), "-D", str(primary.dir / "data"), "reload"])
+    assert r.returncode == 0, r.stderr
+    return password
+
+
+def make_standby(primary, base, password, user="replicator"):
+    """A streaming standby of `primary` in `base` (pg_basebackup -R), on a port of its
+    own, started, and streaming (checked on the primary). Same roles and passwords
+    (a copy): its pgpass is the primary's."""
+    from support.util import free_port
+    sb = Postgres(base)
+    sb.dir.mkdir(parents=True)
+    if os.geteuid() == 0:
+        shutil.chown(sb.dir, PG_OS_USER)
+    os.chmod(sb.dir, 0o700)
+    r = as_server_user([str(PGBIN / "pg_basebackup"), "-D", str(sb.dir / "data"), "-R", "-X", "stream",
+                        "-c", "fast", "-h", "127.0.0.1", "-p", str(primary.port), "-U", user],
+                       env={"PGPASSWORD": password})
+    assert r.returncode == 0, f"pg_basebackup failed: {r.stderr}"
+    sb.port = int(free_port())
+    with open(sb.dir / "data" / "postgresql.conf", "a") as f:
+        f.write(f"port = {sb.port}\nunix_socket_directories = '{sb.dir}'\n")
+    (sb.dir / "port").write_text(f"{sb.port}\n")
+    shutil.copy(primary.dir / "pgpass", sb.dir / "pgpass")
+    os.chmod(sb.dir / "pgpass", 0o600)
+    sb.start()
+    deadline = time.monotonic() + 30
+    while True:
+        rows = db_query(primary.url(), "SELECT state FROM pg_stat_replication")
+        if rows and rows[0][0] == "streaming":
+            return sb
+        assert time.monotonic() < deadline, f"the standby is not streaming: {rows}\n{sb.log_text()[-2000:]}"
+        time.sleep(0.1)
+
+
+def wait_replayed(primary, timeout=10.0):
+    """Until every standby has replayed all the WAL the primary has written so far."""
+    target = db_query(primary.url(), "SELECT pg_current_wal_lsn()")[0][0]
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = db_query(primary.url(), "SELECT count(*) FROM pg_stat_replication"
+                        " WHERE replay_lsn < %s::pg_lsn OR replay_lsn IS NULL", (target,))
+        if rows[0][0] == 0:
+            return
+        assert time.monotonic() < deadline, "the standby did not replay the primary's WAL in time"
+        time.sleep(0.02)
+
+
+def promote(standby):
+    """pg_ctl promote -w: returns once the standby accepts writes."""
+    r = as_server_user([str(PGBIN / "pg_ctl"), "-D", str(standby.dir / "data"), "-w", "-t", "60", "promote"])
+    assert r.returncode == 0, f"pg_ctl promote failed: {r.stdout}{r.stderr}"
+
+
+class PgBouncer:
+    """A PgBouncer (Debian's /usr/sbin/pgbouncer) in front of `pg`'s database `dbname`,
+    with pool_mode `mode`, run as the server's OS user (it refuses root) on a port of its
+    own. Clients log in as tokend with the cluster's password (the cluster's pgpass
+    matches any host and port); PgBouncer logs in to PostgreSQL with the same."""
+
+    BIN = Path("/usr/sbin/pgbouncer")
+
+    def __init__(self, pg, dbname, base, mode="transaction", pool_size=4):
+        from support.util import free_port
+        self.pg, self.dbname, self.mode = pg, dbname, mode
+        self.dir = Path(base)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        password = (pg.dir / "secrets" / "tokend").read_text().strip()
+        (self.dir / "users.txt").write_text(f'"tokend" "{password}"\n')
+        (self.dir / "pgbouncer.ini").write_text(
+            "[databases]\n"
+            f"{dbname} = host=127.0.0.1 port={pg.port} dbname={dbname}\n"
+            "[pgbouncer]\n"
+            f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
+            f"auth_type = scram-sha-256\nauth_file = {self.dir / 'users.txt'}\n"
+            f"pool_mode = {mode}\ndefault_pool_size = {pool_size}\nmax_client_conn = 200\n"
+            f"logfile = {self.dir / 'pgbouncer.log'}\npidfile = {self.dir / 'pgbouncer.pid'}\n")
+        for f in self.dir.iterdir():
+            os.chmod(f, 0o600)
+        os.chmod(self.dir, 0o700)
+        if os.geteuid() == 0:
+            for f in [self.dir, *self.dir.iterdir()]:
+                shutil.chown(f, PG_OS_USER)
+        self.proc = None
+
+    def start(self):
+        cmd = [str(self.BIN), str(self.dir / "pgbouncer.ini")]
+        if os.geteuid() == 0:
+            cmd = ["runuser", "-u", PG_OS_USER, "--", *cmd]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        import socket
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self
+            except OSError:
+                assert self.proc.poll() is None, f"pgbouncer exited: {self.log_text()[-2000:]}"
+                assert time.monotonic() < deadline, f"pgbouncer did not listen: {self.log_text()[-2000:]}"
+                time.sleep(0.05)
+
+    def url(self, role="tokend"):
+        return (f"postgresql://{role}@127.0.0.1:{self.port}/{self.dbname}"
+                f"?passfile={self.pg.dir / 'pgpass'}")
+
+    def log_text(self):
+        try:
+            return (self.dir / "pgbouncer.log").read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()   # runuser passes SIGTERM on to pgbouncer
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+
 def db_query(url, sql, params=None, *, fetch=True):
     """Run one statement on `url` in its own transaction; returns rows (list of tuples)."""
     conn = psycopg2.connect(url, connect_timeout=10)
