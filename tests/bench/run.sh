@@ -86,7 +86,7 @@ report() {
     printf "  tokend CPU          %.2f cores busy, %.1f us of CPU per token\n", t / hz / (d / 1e6), (n > 0 ? t / hz / n * 1e6 : 0) }'
 }
 
-# Best effort: profile tokend under the load of $1 (script) for 5 s, print the top 15.
+# Best effort: profile tokend under the load of $1 (script) for 5 s, print the top 25.
 profile() {
   local label=$1 script=$2; shift 2
   [ "$PERF" = 1 ] && command -v perf >/dev/null 2>&1 || return 0
@@ -99,10 +99,10 @@ profile() {
     perf report -i "$TMP/perf-$label.data" --stdio --no-children -g none --sort dso \
       >"$TMP/perf-$label-dso.txt" 2>/dev/null || true
     grep -E '^ +[0-9.]+%' "$TMP/perf-$label-dso.txt" | head -8 | sed 's/^ */    /' || true
-    echo "  perf: top 15 symbols (self time)"
+    echo "  perf: top 25 symbols (self time)"
     perf report -i "$TMP/perf-$label.data" --stdio --no-children -g none --sort dso,sym \
       >"$TMP/perf-$label.txt" 2>/dev/null || true
-    grep -E '^ +[0-9.]+%' "$TMP/perf-$label.txt" | head -15 | sed 's/^ */    /' || true
+    grep -E '^ +[0-9.]+%' "$TMP/perf-$label.txt" | head -25 | sed 's/^ */    /' || true
   else
     wait "$WRK_PID" 2>/dev/null || true; WRK_PID=""
   fi
