@@ -2,7 +2,7 @@
  * mint.c - RFC 9068 access tokens, the hot path. A tk_minter prepares once
  * per signing key what every token of that key shares, so that a mint is:
  * claims written straight into the minter's buffer (no jansson, no
- * allocation unless the key carries custom claims), base64url, one
+ * allocation of ours unless the key carries custom claims), base64url, one
  * signature from a DigestSign context that was initialised once (digest
  * and key fetched once: OpenSSL looks up no name per token), and the raw
  * JWS signature appended.

@@ -190,7 +190,8 @@ TK_API char *tk_minter_mint(tk_minter *m, const tk_token_claims *c, char jti_out
  * The same as tk_minter_mint, without the copy: returns the token in the
  * minter's own buffer (valid until the next mint or tk_minter_free; the
  * minter wipes it when freed) and its length in *len_out when not NULL.
- * No allocation unless the claims carry `extra`.
+ * No allocation of its own unless the claims carry `extra` (OpenSSL still
+ * allocates inside the signature).
  */
 TK_API const char *tk_minter_mint_ref(tk_minter *m, const tk_token_claims *c,
                                       char jti_out[TK_JTI_LEN + 1], size_t *len_out, char *err,
