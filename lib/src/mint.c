@@ -1,7 +1,26 @@
 /*
- * mint.c - RFC 9068 access tokens: a tk_minter holds one libjwt builder per
- * signing key (keyed once, tk_signing_key_builder); a mint fills the claims in
- * libjwt's generate callback and signs with the signer's active key.
+ * mint.c - RFC 9068 access tokens, the hot path. A tk_minter prepares once
+ * per signing key what every token of that key shares, so that a mint is:
+ * claims written straight into the minter's buffer (no jansson, no
+ * allocation of ours unless the key carries custom claims), base64url, one
+ * signature from a DigestSign context that was initialised once (digest
+ * and key fetched once: OpenSSL looks up no name per token), and the raw
+ * JWS signature appended.
+ *
+ * Per key, at tk_minter_new:
+ *   - the protected header {"alg":..,"kid":..,"typ":"at+jwt"}, base64url
+ *     encoded, with the '.' that follows it;
+ *   - the private key, taken from the signer's libjwt key item (the same
+ *     key libjwt was given at load: the signer keeps one source of truth);
+ *   - an EVP_MD_CTX initialised for DigestSign (SHA-256 for ES256 and RS256,
+ *     none for EdDSA), copied into the minter's working context per token;
+ *   - a self-test: a token minted the new way must verify with libjwt
+ *     against the public JWK the JWKS publishes. Verification and JWK
+ *     handling stay in libjwt / verify.c / jwk.c: nothing is written twice.
+ *
+ * Strings are checked to be UTF-8 (as jansson did: no overlong forms, no
+ * surrogates, nothing past U+10FFFF) and escaped as jansson escapes them
+ * ('"', '\\', control characters; '/' and non-ASCII as is).
  */
 #include "internal.h"
 #include "signer_int.h"
@@ -15,26 +34,411 @@
 
 #include <jansson.h>
 #include <jwt.h>
+#include <openssl/bio.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #define JTI_RAW_LEN   16            /* 128 bits */
 #define WHY_LEN       320
+/* Claims JSON whose base64url alone would pass TK_TOKEN_MAX never makes a
+ * token: the buffer stops there. */
+#define CLAIMS_MAX    (TK_TOKEN_MAX / 4 * 3)
+/* Largest signature: RSA 8192 bits. */
+#define SIG_MAX       1024
+#define HEAD_MAX      (TK_KID_MAX * 6 + 64)
+/* At least tk_b64url_encoded_len(n). */
+#define B64_MAX(n)    (((n) + 2) / 3 * 4)
 
 #if TK_JTI_LEN != 22
 #error "TK_JTI_LEN must be the base64url length of 16 bytes"
 #endif
 
+/* What a mint needs of one signing key, prepared once. */
+struct mint_key {
+	jwt_alg_t alg;
+	EVP_MD_CTX *tmpl;              /* DigestSign, initialised with key and digest */
+	char head[B64_MAX(HEAD_MAX) + 2];  /* b64url(header) "." */
+	size_t head_len;
+};
+
+/* The claims JSON being written: a fixed buffer, `over` once it is full. */
+struct jbuf {
+	char *p;
+	size_t len, cap;
+	int over;
+};
+
 struct tk_minter {
 	const tk_signer *s;
 	size_t n;
-	jwt_builder_t **b;             /* one per key, same order as s->keys */
-	/* State of the mint in progress, read by mint_cb. */
-	const tk_token_claims *cur;
-	const char *jti;
-	char cb_err[160];
+	struct mint_key *k;            /* one per key, same order as s->keys */
+	EVP_MD_CTX *work;              /* a copy of k[i].tmpl per signature */
+	char claims[CLAIMS_MAX];       /* the claims JSON of the mint in progress */
+	unsigned char sig[SIG_MAX];
+	/* The token: b64url(header) "." b64url(claims) "." b64url(signature). */
+	char tok[TK_TOKEN_MAX + B64_MAX(SIG_MAX) + 2];
 };
 
-static int mint_cb(jwt_t *jwt, jwt_config_t *cfg);
+/* ------------------------------------------------------------------------ */
+/* JSON writer                                                              */
+
+static void jb_put(struct jbuf *b, const char *s, size_t n)
+{
+	if (b->over || n > b->cap - b->len) {
+		b->over = 1;
+		return;
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+}
+
+#define JB_LIT(b, lit) jb_put((b), (lit), sizeof(lit) - 1)
+
+/* Length of the UTF-8 sequence at s (at most n bytes), or 0 when it is not
+ * one jansson would accept. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	uint32_t cp;
+	size_t len;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		len = 2, cp = s[0] & 0x1f;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		len = 3, cp = s[0] & 0x0f;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		len = 4, cp = s[0] & 0x07;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) || cp > 0x10ffff ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+/* `s` as a JSON string. Returns -1 (nothing useful written) when `s` is not
+ * valid UTF-8. */
+static int jb_str(struct jbuf *b, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s), run = 0;
+
+	JB_LIT(b, "\"");
+	for (size_t i = 0; i < n;) {
+		unsigned char ch = p[i];
+		size_t l;
+
+		if (ch >= 0x20 && ch != '"' && ch != '\\') {
+			l = utf8_seq(p + i, n - i);
+			if (l == 0)
+				return -1;
+			i += l;
+			run += l;
+			continue;
+		}
+		jb_put(b, (const char *)p + i - run, run);
+		run = 0;
+		switch (ch) {
+		case '"':  JB_LIT(b, "\\\""); break;
+		case '\\': JB_LIT(b, "\\\\"); break;
+		case '\b': JB_LIT(b, "\\b"); break;
+		case '\f': JB_LIT(b, "\\f"); break;
+		case '\n': JB_LIT(b, "\\n"); break;
+		case '\r': JB_LIT(b, "\\r"); break;
+		case '\t': JB_LIT(b, "\\t"); break;
+		default: {
+			char u[6] = { '\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15] };
+			jb_put(b, u, sizeof(u));
+		}
+		}
+		i++;
+	}
+	jb_put(b, (const char *)p + n - run, run);
+	JB_LIT(b, "\"");
+	return 0;
+}
+
+static void jb_int(struct jbuf *b, int64_t v)
+{
+	char d[24];
+	size_t i = sizeof(d);
+	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+
+	do {
+		d[--i] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u != 0);
+	if (v < 0)
+		d[--i] = '-';
+	jb_put(b, d + i, sizeof(d) - i);
+}
+
+/* ,"name":"value" (name is one of ours: plain ASCII). -1 on bad UTF-8. */
+static int member_str(struct jbuf *b, const char *name, const char *value)
+{
+	JB_LIT(b, ",\"");
+	jb_put(b, name, strlen(name));
+	JB_LIT(b, "\":");
+	return jb_str(b, value);
+}
+
+static void member_int(struct jbuf *b, const char *name, int64_t value)
+{
+	JB_LIT(b, ",\"");
+	jb_put(b, name, strlen(name));
+	JB_LIT(b, "\":");
+	jb_int(b, value);
+}
+
+static int dump_cb(const char *buffer, size_t size, void *data)
+{
+	jb_put(data, buffer, size);
+	return 0;
+}
+
+/* The members of the JSON object `json` whose names are not in `taken`
+ * (NULL-terminated), in their order. -1 when `json` is not an object. */
+static int members_merge(struct jbuf *b, const char *json, const char *const *taken)
+{
+	json_error_t jerr;
+	json_t *o = json_loads(json, JSON_REJECT_DUPLICATES, &jerr);
+	const char *name;
+	json_t *v;
+	int rc = -1;
+
+	if (o == NULL || !json_is_object(o))
+		goto out;
+	json_object_foreach(o, name, v) {
+		size_t t = 0;
+		while (taken[t] != NULL && strcmp(taken[t], name) != 0)
+			t++;
+		if (taken[t] != NULL)
+			continue;
+		JB_LIT(b, ",");
+		if (jb_str(b, name) != 0)
+			goto out;
+		JB_LIT(b, ":");
+		if (json_dump_callback(v, dump_cb, b, JSON_COMPACT | JSON_ENCODE_ANY) != 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	json_decref(o);
+	return rc;
+}
+
+/* The claims of `c` with `jti` as one JSON object into b. Returns NULL, or
+ * the name of the claim that could not be written. */
+static const char *write_claims(struct jbuf *b, const tk_token_claims *c, const char *jti)
+{
+	const char *taken[16];
+	size_t nt = 0;
+
+	JB_LIT(b, "{\"iss\":");
+	if (jb_str(b, c->iss) != 0)
+		return "iss";
+	if (member_str(b, "sub", c->sub) != 0)
+		return "sub";
+	if (c->aud_count == 1) {
+		if (member_str(b, "aud", c->aud[0]) != 0)
+			return "aud";
+	} else {
+		JB_LIT(b, ",\"aud\":[");
+		for (size_t i = 0; i < c->aud_count; i++) {
+			if (i > 0)
+				JB_LIT(b, ",");
+			if (jb_str(b, c->aud[i]) != 0)
+				return "aud";
+		}
+		JB_LIT(b, "]");
+	}
+	if (member_str(b, "client_id", c->client_id) != 0)
+		return "client_id";
+	taken[nt++] = "iss", taken[nt++] = "sub", taken[nt++] = "aud";
+	taken[nt++] = "client_id";
+	if (c->scope != NULL && c->scope[0] != '\0') {
+		if (member_str(b, "scope", c->scope) != 0)
+			return "scope";
+		taken[nt++] = "scope";
+	}
+	if (member_str(b, "acct", c->acct) != 0)
+		return "acct";
+	member_int(b, "iat", c->iat);
+	member_int(b, "nbf", c->iat);
+	member_int(b, "exp", c->exp);
+	if (member_str(b, "jti", jti) != 0)
+		return "jti";
+	taken[nt++] = "acct", taken[nt++] = "iat", taken[nt++] = "nbf";
+	taken[nt++] = "exp", taken[nt++] = "jti";
+	if (c->env != NULL) {
+		if (member_str(b, "env", c->env) != 0)
+			return "env";
+		taken[nt++] = "env";
+	}
+	if (c->origin != NULL) {
+		if (member_str(b, "origin", c->origin) != 0)
+			return "origin";
+		taken[nt++] = "origin";
+	}
+	if (c->status_uri != NULL && c->status_uri[0] != '\0') {
+		JB_LIT(b, ",\"status\":{\"status_list\":{\"idx\":");
+		jb_int(b, c->status_idx);
+		JB_LIT(b, ",\"uri\":");
+		if (jb_str(b, c->status_uri) != 0)
+			return "status";
+		JB_LIT(b, "}}");
+		taken[nt++] = "status";
+	}
+	taken[nt] = NULL;
+	if (c->extra != NULL && c->extra[0] != '\0' && members_merge(b, c->extra, taken) != 0)
+		return "(custom claims)";
+	JB_LIT(b, "}");
+	return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Signatures                                                               */
+
+/* One DER INTEGER of an ECDSA-Sig-Value as 32 big-endian bytes. */
+static int der_int32(const unsigned char **p, const unsigned char *end, unsigned char out[32])
+{
+	size_t len;
+
+	if (end - *p < 2 || (*p)[0] != 0x02)
+		return -1;
+	len = (*p)[1];
+	*p += 2;
+	if (len == 0 || len > 33 || (size_t)(end - *p) < len)
+		return -1;
+	while (len > 0 && **p == 0)
+		(*p)++, len--;
+	if (len > 32)
+		return -1;
+	memset(out, 0, 32 - len);
+	memcpy(out + 32 - len, *p, len);
+	*p += len;
+	return 0;
+}
+
+/* DER ECDSA-Sig-Value (P-256) -> JWS r||s (RFC 7518 3.4), in place. Returns
+ * 64, or 0 when the DER is not what OpenSSL makes. */
+static size_t ecdsa_raw(unsigned char *sig, size_t len)
+{
+	unsigned char raw[64];
+	const unsigned char *p = sig, *end = sig + len;
+
+	if (len < 8 || p[0] != 0x30 || p[1] != len - 2)
+		return 0;
+	p += 2;
+	if (der_int32(&p, end, raw) != 0 || der_int32(&p, end, raw + 32) != 0 || p != end)
+		return 0;
+	memcpy(sig, raw, sizeof(raw));
+	return sizeof(raw);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Minter                                                                   */
+
+/* The private key libjwt holds for `k` (its PEM, parsed once). */
+static EVP_PKEY *key_of(const struct signing_key *k)
+{
+	const char *pem = jwks_item_pem(k->item);
+	EVP_PKEY *pk = NULL;
+	BIO *bio;
+
+	if (pem == NULL || (bio = BIO_new_mem_buf(pem, -1)) == NULL)
+		return NULL;
+	pk = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+	BIO_free(bio);
+	return pk;
+}
+
+static int prepare_key(struct mint_key *mk, const struct signing_key *k, char *why, size_t wl)
+{
+	char head[HEAD_MAX];
+	struct jbuf hb = { head, 0, sizeof(head), 0 };
+	const char *md = k->alg == JWT_ALG_EDDSA ? NULL : "SHA256";
+	const char *type = k->alg == JWT_ALG_ES256 ? "EC" : k->alg == JWT_ALG_EDDSA ? "ED25519" : "RSA";
+	EVP_PKEY *pk = NULL;
+	int rc = -1;
+
+	mk->alg = k->alg;
+	JB_LIT(&hb, "{\"alg\":");
+	jb_str(&hb, k->alg_name);
+	JB_LIT(&hb, ",\"kid\":");
+	if (jb_str(&hb, k->kid) != 0 || (JB_LIT(&hb, ",\"typ\":\"at+jwt\"}"), hb.over)) {
+		tk_seterr(why, wl, "cannot encode the token header");
+		goto out;
+	}
+	mk->head_len = tk_b64url_encode(head, hb.len, mk->head);
+	mk->head[mk->head_len++] = '.';
+	mk->head[mk->head_len] = '\0';
+
+	pk = key_of(k);
+	if (pk == NULL || !EVP_PKEY_is_a(pk, type) ||
+	    (k->alg == JWT_ALG_ES256 && EVP_PKEY_get_bits(pk) != 256) ||
+	    EVP_PKEY_get_size(pk) > SIG_MAX) {
+		tk_seterr(why, wl, "cannot take the private key from libjwt");
+		goto out;
+	}
+	mk->tmpl = EVP_MD_CTX_new();
+	if (mk->tmpl == NULL || EVP_DigestSignInit_ex(mk->tmpl, NULL, md, NULL, NULL, pk, NULL) != 1) {
+		tk_seterr(why, wl, "cannot prepare the signature: %s",
+		          tk_ossl_reason(head, sizeof(head), "OpenSSL error"));
+		goto out;
+	}
+	rc = 0;
+out:
+	EVP_PKEY_free(pk);             /* the context holds its own reference */
+	ERR_clear_error();
+	return rc;
+}
+
+static const char *mint_into(tk_minter *m, size_t idx, const tk_token_claims *c,
+                             const char *jti, char *err, size_t errlen);
+
+/* A token minted the new way verifies with libjwt against the public JWK of
+ * the JWKS: proves the prepared key is the published one. */
+static int selftest(tk_minter *m, size_t idx, char *why, size_t wl)
+{
+	const struct signing_key *k = &m->s->keys[idx];
+	const char *aud[] = { "urn:tokend:selftest" };
+	tk_token_claims c = { .iss = "urn:tokend:selftest", .sub = "selftest", .aud = aud,
+	                      .aud_count = 1, .client_id = "selftest", .acct = "selftest",
+	                      .iat = 1, .exp = 4102444800 };
+	jwk_set_t *pub = jwks_create(k->pub_json);
+	const jwk_item_t *item = NULL;
+	jwt_checker_t *ch = NULL;
+	const char *tok;
+	int rc = -1;
+
+	tok = mint_into(m, idx, &c, "AAAAAAAAAAAAAAAAAAAAAA", why, wl);
+	if (tok == NULL)
+		goto out;
+	if (pub == NULL || jwks_error_any(pub) != 0 || (item = jwks_item_get(pub, 0)) == NULL ||
+	    (ch = jwt_checker_new()) == NULL || jwt_checker_setkey(ch, k->alg, item) != 0 ||
+	    jwt_checker_verify(ch, tok) != 0) {
+		tk_seterr(why, wl, "self-test: the published key does not verify a minted token (%s)",
+		          ch ? jwt_checker_error_msg(ch) : "out of memory");
+		goto out;
+	}
+	rc = 0;
+out:
+	jwt_checker_free(ch);
+	jwks_free(pub);
+	ERR_clear_error();
+	return rc;
+}
 
 tk_minter *tk_minter_new(const tk_signer *s, char *err, size_t errlen)
 {
@@ -47,16 +451,17 @@ tk_minter *tk_minter_new(const tk_signer *s, char *err, size_t errlen)
 	}
 	atomic_store(&s->st->frozen, true);
 	m = calloc(1, sizeof(*m));
-	if (m == NULL || (m->b = calloc(s->n, sizeof(*m->b))) == NULL) {
-		free(m);
+	if (m == NULL || (m->k = calloc(s->n, sizeof(*m->k))) == NULL ||
+	    (m->work = EVP_MD_CTX_new()) == NULL) {
+		tk_minter_free(m);
 		tk_seterr(err, errlen, "out of memory");
 		return NULL;
 	}
 	m->s = s;
 	m->n = s->n;
 	for (size_t i = 0; i < s->n; i++) {
-		m->b[i] = tk_signing_key_builder(&s->keys[i], why, sizeof(why));
-		if (m->b[i] == NULL || jwt_builder_setcb(m->b[i], mint_cb, m) != 0) {
+		if (prepare_key(&m->k[i], &s->keys[i], why, sizeof(why)) != 0 ||
+		    selftest(m, i, why, sizeof(why)) != 0) {
 			tk_seterr(err, errlen, "key %s: %s", s->keys[i].kid, why);
 			tk_minter_free(m);
 			return NULL;
@@ -69,128 +474,15 @@ void tk_minter_free(tk_minter *m)
 {
 	if (m == NULL)
 		return;
-	for (size_t i = 0; i < m->n; i++)
-		jwt_builder_free(m->b[i]);
-	free(m->b);
+	if (m->k != NULL)
+		for (size_t i = 0; i < m->n; i++)
+			EVP_MD_CTX_free(m->k[i].tmpl);
+	EVP_MD_CTX_free(m->work);
+	free(m->k);
+	/* The last token and its claims: no bearer token left in freed memory. */
+	tk_wipe(m->tok, sizeof(m->tok));
+	tk_wipe(m->claims, sizeof(m->claims));
 	free(m);
-}
-
-static int claim_set(jwt_t *jwt, jwt_value_t *v, const char *name)
-{
-	v->name = name;
-	v->replace = 1;
-	v->error = JWT_VALUE_ERR_NONE;
-	return jwt_claim_set(jwt, v) == JWT_VALUE_ERR_NONE ? 0 : -1;
-}
-
-static int claim_str(jwt_t *jwt, const char *name, const char *value)
-{
-	jwt_value_t v;
-
-	memset(&v, 0, sizeof(v));
-	v.type = JWT_VALUE_STR;
-	v.str_val = value;
-	return claim_set(jwt, &v, name);
-}
-
-static int claim_int(jwt_t *jwt, const char *name, int64_t value)
-{
-	jwt_value_t v;
-
-	memset(&v, 0, sizeof(v));
-	v.type = JWT_VALUE_INT;
-	v.int_val = (jwt_long_t)value;
-	return claim_set(jwt, &v, name);
-}
-
-/* The members of the JSON object `json` as claims, none replacing a claim
- * already set (libjwt: a JSON value without a name, replace off). */
-static int claims_merge(jwt_t *jwt, const char *json)
-{
-	jwt_value_t v;
-
-	memset(&v, 0, sizeof(v));
-	v.type = JWT_VALUE_JSON;
-	v.name = NULL;
-	/* libjwt reads json_val on a set (its field is not const-qualified). */
-	memcpy(&v.json_val, &json, sizeof(json));
-	v.replace = 0;
-	return jwt_claim_set(jwt, &v) == JWT_VALUE_ERR_NONE ? 0 : -1;
-}
-
-/* aud as a JSON array (2..n audiences). */
-static int claim_aud_array(jwt_t *jwt, const char *const *aud, size_t count)
-{
-	json_t *arr = json_array();
-	char *text = NULL;
-	jwt_value_t v;
-	int rc = -1;
-
-	if (arr == NULL)
-		return -1;
-	for (size_t i = 0; i < count; i++)
-		if (json_array_append_new(arr, json_string(aud[i])) != 0)
-			goto done;
-	text = json_dumps(arr, JSON_COMPACT);
-	if (text == NULL)
-		goto done;
-	memset(&v, 0, sizeof(v));
-	v.type = JWT_VALUE_JSON;
-	v.json_val = text;
-	rc = claim_set(jwt, &v, "aud");
-done:
-	free(text);
-	json_decref(arr);
-	return rc;
-}
-
-/* libjwt calls this on the fresh jwt_t of every generate: the claims are
- * exactly those of the mint in progress, never left over from another. */
-static int mint_cb(jwt_t *jwt, jwt_config_t *cfg)
-{
-	tk_minter *m = cfg->ctx;
-	const tk_token_claims *c = m ? m->cur : NULL;
-	const char *bad = NULL;
-
-	if (c == NULL || m->jti == NULL) {
-		if (m != NULL)
-			snprintf(m->cb_err, sizeof(m->cb_err), "no mint in progress");
-		return 1;
-	}
-	/* Start from an empty claim set whatever the builder holds. */
-	if (jwt_claim_del(jwt, NULL) != JWT_VALUE_ERR_NONE)
-		bad = "(clear)";
-	else if (claim_str(jwt, "iss", c->iss) != 0)
-		bad = "iss";
-	else if (claim_str(jwt, "sub", c->sub) != 0)
-		bad = "sub";
-	else if ((c->aud_count == 1 ? claim_str(jwt, "aud", c->aud[0])
-	                            : claim_aud_array(jwt, c->aud, c->aud_count)) != 0)
-		bad = "aud";
-	else if (claim_str(jwt, "client_id", c->client_id) != 0)
-		bad = "client_id";
-	else if (c->scope != NULL && c->scope[0] != '\0' && claim_str(jwt, "scope", c->scope) != 0)
-		bad = "scope";
-	else if (claim_str(jwt, "acct", c->acct) != 0)
-		bad = "acct";
-	else if (claim_int(jwt, "iat", c->iat) != 0)
-		bad = "iat";
-	else if (claim_int(jwt, "nbf", c->iat) != 0)
-		bad = "nbf";
-	else if (claim_int(jwt, "exp", c->exp) != 0)
-		bad = "exp";
-	else if (claim_str(jwt, "jti", m->jti) != 0)
-		bad = "jti";
-	else if (c->env != NULL && claim_str(jwt, "env", c->env) != 0)
-		bad = "env";
-	else if (c->extra != NULL && c->extra[0] != '\0' && claims_merge(jwt, c->extra) != 0)
-		bad = "(custom claims)";
-	if (bad != NULL) {
-		snprintf(m->cb_err, sizeof(m->cb_err),
-		         "cannot set claim %s (not valid UTF-8?)", bad);
-		return 1;
-	}
-	return 0;
 }
 
 static const char *claims_problem(const tk_token_claims *c)
@@ -217,15 +509,51 @@ static const char *claims_problem(const tk_token_claims *c)
 	return NULL;
 }
 
-char *tk_minter_mint(tk_minter *m, const tk_token_claims *c, char jti_out[TK_JTI_LEN + 1],
-                     char *err, size_t errlen)
+/* The token for claims `c` and `jti`, signed with key idx, in m->tok. */
+static const char *mint_into(tk_minter *m, size_t idx, const tk_token_claims *c,
+                             const char *jti, char *err, size_t errlen)
+{
+	const struct mint_key *mk = &m->k[idx];
+	struct jbuf b = { m->claims, 0, sizeof(m->claims), 0 };
+	const char *bad;
+	size_t len, siglen = sizeof(m->sig);
+	char why[160];
+
+	bad = write_claims(&b, c, jti);
+	if (bad != NULL && !b.over) {
+		tk_seterr(err, errlen, "cannot mint token: cannot set claim %s (not valid UTF-8?)", bad);
+		return NULL;
+	}
+	if (b.over || mk->head_len + tk_b64url_encoded_len(b.len) > TK_TOKEN_MAX) {
+		tk_seterr(err, errlen, "the token would be longer than %d bytes", TK_TOKEN_MAX);
+		return NULL;
+	}
+	memcpy(m->tok, mk->head, mk->head_len);
+	len = mk->head_len + tk_b64url_encode(m->claims, b.len, m->tok + mk->head_len);
+	if (EVP_MD_CTX_copy_ex(m->work, mk->tmpl) != 1 ||
+	    EVP_DigestSign(m->work, m->sig, &siglen, (const unsigned char *)m->tok, len) != 1 ||
+	    (mk->alg == JWT_ALG_ES256 && (siglen = ecdsa_raw(m->sig, siglen)) == 0)) {
+		tk_seterr(err, errlen, "cannot mint token: signing failed: %s",
+		          tk_ossl_reason(why, sizeof(why), "OpenSSL error"));
+		return NULL;
+	}
+	if (len + 1 + tk_b64url_encoded_len(siglen) > TK_TOKEN_MAX) {
+		tk_seterr(err, errlen, "the token would be longer than %d bytes", TK_TOKEN_MAX);
+		return NULL;
+	}
+	m->tok[len++] = '.';
+	tk_b64url_encode(m->sig, siglen, m->tok + len);
+	return m->tok;
+}
+
+const char *tk_minter_mint_ref(tk_minter *m, const tk_token_claims *c,
+                               char jti_out[TK_JTI_LEN + 1], size_t *len_out, char *err,
+                               size_t errlen)
 {
 	unsigned char raw[JTI_RAW_LEN];
 	char jti[TK_JTI_LEN + 1];
-	const char *problem;
-	jwt_builder_t *b;
+	const char *problem, *tok;
 	size_t idx;
-	char *tok;
 
 	if (jti_out != NULL)
 		jti_out[0] = '\0';
@@ -243,7 +571,6 @@ char *tk_minter_mint(tk_minter *m, const tk_token_claims *c, char jti_out[TK_JTI
 		tk_seterr(err, errlen, "active signing key is not available to this minter");
 		return NULL;
 	}
-	b = m->b[idx];
 	if (tk_random_bytes(raw, sizeof(raw)) != 0) {
 		tk_seterr(err, errlen, "CSPRNG failure: cannot make a jti, no token issued");
 		return NULL;
@@ -251,28 +578,32 @@ char *tk_minter_mint(tk_minter *m, const tk_token_claims *c, char jti_out[TK_JTI
 	tk_b64url_encode(raw, sizeof(raw), jti);
 	tk_wipe(raw, sizeof(raw));
 
-	m->cur = c;
-	m->jti = jti;
-	m->cb_err[0] = '\0';
-	jwt_builder_error_clear(b);
-	tok = jwt_builder_generate(b);
-	m->cur = NULL;
-	m->jti = NULL;
-	if (tok == NULL) {
-		tk_seterr(err, errlen, "cannot mint token: %s",
-		       m->cb_err[0] ? m->cb_err : jwt_builder_error_msg(b));
-		jwt_builder_error_clear(b);
-		ERR_clear_error();
+	tok = mint_into(m, idx, c, jti, err, errlen);
+	if (tok == NULL)
 		return NULL;
-	}
-	if (strlen(tok) > TK_TOKEN_MAX) {
-		/* Larger than introspection, revocation and verifiers accept: refuse
-		 * to issue what nobody could use. */
-		tk_seterr(err, errlen, "the token would be longer than %d bytes", TK_TOKEN_MAX);
-		free(tok);
-		return NULL;
-	}
 	if (jti_out != NULL)
 		memcpy(jti_out, jti, sizeof(jti));
+	if (len_out != NULL)
+		*len_out = strlen(tok);
 	return tok;
+}
+
+char *tk_minter_mint(tk_minter *m, const tk_token_claims *c, char jti_out[TK_JTI_LEN + 1],
+                     char *err, size_t errlen)
+{
+	size_t len;
+	const char *tok = tk_minter_mint_ref(m, c, jti_out, &len, err, errlen);
+	char *copy;
+
+	if (tok == NULL)
+		return NULL;
+	copy = malloc(len + 1);
+	if (copy == NULL) {
+		if (jti_out != NULL)
+			jti_out[0] = '\0';
+		tk_seterr(err, errlen, "out of memory");
+		return NULL;
+	}
+	memcpy(copy, tok, len + 1);
+	return copy;
 }

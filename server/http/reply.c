@@ -110,22 +110,25 @@ void tk_http_reply(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *r
 	case 503: reason = "Service Unavailable"; break;
 	default: reason = "Status"; break;
 	}
-	/* Read what we log before the reply may free the request. */
-	const char *uri = evhttp_request_get_uri(req);
-	char method[8];
-	switch (evhttp_request_get_command(req)) {
-	case EVHTTP_REQ_GET: strcpy(method, "GET"); break;
-	case EVHTTP_REQ_POST: strcpy(method, "POST"); break;
-	case EVHTTP_REQ_HEAD: strcpy(method, "HEAD"); break;
-	default: strcpy(method, "OTHER"); break;
+	/* Read what we log before the reply may free the request; nothing of it
+	 * when no line is written (the token path at log_level warning). */
+	int logged = tk_log_enabled(TK_LOG_INFO) && ri->ep != EP_HEALTH && ri->ep != EP_READY &&
+	             ri->ep != EP_METRICS;
+	char method[8] = "", path[128] = "", peer[TK_ADDR_TEXT_MAX] = "";
+	if (logged) {
+		const char *uri = evhttp_request_get_uri(req);
+		switch (evhttp_request_get_command(req)) {
+		case EVHTTP_REQ_GET: strcpy(method, "GET"); break;
+		case EVHTTP_REQ_POST: strcpy(method, "POST"); break;
+		case EVHTTP_REQ_HEAD: strcpy(method, "HEAD"); break;
+		default: strcpy(method, "OTHER"); break;
+		}
+		snprintf(path, sizeof(path), "%s", uri ? uri : "");
+		char *q = strchr(path, '?');
+		if (q)
+			*q = '\0';   /* never log a query string: it may carry credentials */
+		tk_http_client(w, req, peer, sizeof(peer));
 	}
-	char path[128];
-	snprintf(path, sizeof(path), "%s", uri ? uri : "");
-	char *q = strchr(path, '?');
-	if (q)
-		*q = '\0';   /* never log a query string: it may carry credentials */
-	char peer[TK_ADDR_TEXT_MAX];
-	tk_http_client(w, req, peer, sizeof(peer));
 	tk_conn_response_begins(req);
 	if (atomic_load_explicit(&w->srv->stopping, memory_order_relaxed))
 		evhttp_add_header(out, "Connection", "close");   /* stopping: the last answer on it */
@@ -134,7 +137,7 @@ void tk_http_reply(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *r
 
 	int64_t dur = tk_mono_us() - ri->start_us;
 	tk_metrics_request(&w->metrics, ri->ep, status, (uint64_t)(dur < 0 ? 0 : dur));
-	if (tk_log_enabled(TK_LOG_INFO) && ri->ep != EP_HEALTH && ri->ep != EP_READY && ri->ep != EP_METRICS) {
+	if (logged) {
 		char st[8], us[24];
 		snprintf(st, sizeof(st), "%d", status);
 		snprintf(us, sizeof(us), "%lld", (long long)dur);

@@ -94,6 +94,34 @@ int tk_traceparent_parse(const char *v, char trace_id[33], char parent_id[17])
 	return 0;
 }
 
+/* "<prefix>-<worker>-<seq>" into out, without printf: it runs
+ * for every request. */
+static void request_id(char *out, size_t cap, const char *prefix, int worker, uint64_t seq)
+{
+	char d[24];
+	size_t o = 0, n = strlen(prefix), i;
+	uint64_t v;
+
+	if (cap < n + 2 * (1 + 20) + 1) {        /* two "-" and up to 20 digits each */
+		out[0] = '\0';
+		return;
+	}
+	memcpy(out, prefix, n);
+	o = n;
+	for (int k = 0; k < 2; k++) {
+		v = k == 0 ? (uint64_t)(worker < 0 ? 0 : worker) : seq;
+		i = sizeof(d);
+		do {
+			d[--i] = (char)('0' + v % 10);
+			v /= 10;
+		} while (v != 0);
+		out[o++] = '-';
+		memcpy(out + o, d + i, sizeof(d) - i);
+		o += sizeof(d) - i;
+	}
+	out[o] = '\0';
+}
+
 /* The request's id and trace context from its headers: one each, or none. */
 static void request_ids(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
 {
@@ -102,8 +130,7 @@ static void request_ids(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri
 	if (rid && tk_header_count(in, "X-Request-Id") == 1 && tk_request_id_ok(rid))
 		memcpy(ri->id, rid, strlen(rid) + 1);
 	else   /* no system call: a per-process random prefix and a counter */
-		snprintf(ri->id, sizeof(ri->id), "%s-%d-%llu", w->srv->reqid_prefix, w->index,
-		         (unsigned long long)++w->reqseq);
+		request_id(ri->id, sizeof(ri->id), w->srv->reqid_prefix, w->index, ++w->reqseq);
 	const char *tp = evhttp_find_header(in, "traceparent");
 	if (tp && tk_header_count(in, "traceparent") == 1)
 		tk_traceparent_parse(tp, ri->trace_id, ri->parent_id);

@@ -48,6 +48,49 @@ static void tokreq_free(tk_authreq *ar)
 	free(tr);
 }
 
+/* {"access_token":..,"token_type":"Bearer","expires_in":..,"scope":..} into
+ * out. Returns its length, or 0 when it does not fit (nothing to send). */
+static size_t token_body(char *out, size_t cap, const char *token, size_t toklen,
+                         int64_t expires_in, const char *scope)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+	int n;
+
+	n = snprintf(out, cap, "{\"access_token\":\"");
+	if (n < 0 || (size_t)n >= cap || toklen > cap - (size_t)n)
+		return 0;
+	o = (size_t)n;
+	memcpy(out + o, token, toklen);          /* base64url and dots: nothing to escape */
+	o += toklen;
+	n = snprintf(out + o, cap - o, "\",\"token_type\":\"Bearer\",\"expires_in\":%lld,\"scope\":\"",
+	             (long long)expires_in);
+	if (n < 0 || (size_t)n >= cap - o)
+		return 0;
+	o += (size_t)n;
+	for (const unsigned char *p = (const unsigned char *)scope; *p; p++) {
+		if (cap - o < 7)
+			return 0;
+		if (*p == '"' || *p == '\\') {
+			out[o++] = '\\';
+			out[o++] = (char)*p;
+		} else if (*p < 0x20) {
+			memcpy(out + o, "\\u00", 4);
+			out[o + 4] = hex[*p >> 4];
+			out[o + 5] = hex[*p & 15];
+			o += 6;
+		} else {
+			out[o++] = (char)*p;
+		}
+	}
+	if (cap - o < 3)
+		return 0;
+	out[o++] = '"';
+	out[o++] = '}';
+	out[o] = '\0';
+	return o;
+}
+
 static int key_has_audience(const tk_apikey *k, const char *aud, const char *dflt)
 {
 	if (k->naud == 0)
@@ -145,7 +188,17 @@ static int issue(tk_authreq *ar, const tk_apikey *k)
 		.extra = k->claims,
 	};
 	char err[256], jti[TK_JTI_LEN + 1];
-	char *token = scope ? tk_minter_mint(w->minter, &c, jti, err, sizeof(err)) : NULL;
+	size_t toklen = 0;
+	const char *token = scope ? tk_minter_mint_ref(w->minter, &c, jti, &toklen, err, sizeof(err)) : NULL;
+	/* The body written once into one buffer: the token is base64url and dots,
+	 * the scope JSON-escaped (granted scopes are scope-tokens: nothing to escape
+	 * in practice, but the writer does not rely on it). */
+	char body[TK_TOKEN_MAX + TK_SCOPES_MAX * (TK_SCOPE_TOKEN_MAX + 1) + 128];
+	size_t blen = 0;
+	if (token && (blen = token_body(body, sizeof(body), token, toklen, exp - now, scope)) == 0) {
+		token = NULL;
+		snprintf(err, sizeof(err), "the token response would not fit its buffer");
+	}
 	if (!token) {
 		tk_metric_add(&w->metrics.mint_failures, 1);
 		tk_log(TK_LOG_ERROR, "token.mint_failed", "req", ar->ri.id, "detail", scope ? err : "out of memory", NULL);
@@ -153,15 +206,6 @@ static int issue(tk_authreq *ar, const tk_apikey *k)
 		tk_http_oauth_error(w, ar->req, &ar->ri, 500, "server_error", "the token could not be issued");
 		return 0;
 	}
-	json_t *o = json_object();
-	json_object_set_new(o, "access_token", json_string(token));
-	json_object_set_new(o, "token_type", json_string("Bearer"));
-	json_object_set_new(o, "expires_in", json_integer(exp - now));
-	json_object_set_new(o, "scope", json_string(scope));
-	char *body = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	tk_wipe(token, strlen(token));
-	free(token);
 	free(scope);
 	struct evkeyvalq *out = evhttp_request_get_output_headers(ar->req);
 	evhttp_add_header(out, "Cache-Control", "no-store");
@@ -171,11 +215,8 @@ static int issue(tk_authreq *ar, const tk_apikey *k)
 	tk_lastused_mark(w, k);
 	if (tk_log_enabled(TK_LOG_DEBUG))
 		tk_log(TK_LOG_DEBUG, "token.issued", "req", ar->ri.id, "client_id", k->id, "jti", jti, NULL);
-	tk_http_reply(w, ar->req, &ar->ri, 200, "application/json", body, body ? strlen(body) : 0);
-	if (body) {
-		tk_wipe(body, strlen(body));
-		free(body);
-	}
+	tk_http_reply(w, ar->req, &ar->ri, 200, "application/json", body, blen);
+	tk_wipe(body, blen);
 	return 0;
 }
 

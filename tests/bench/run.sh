@@ -11,12 +11,16 @@
 #   run 1  one key (client_secret_basic), after a short warm-up
 #   run 1b (BENCH_MODEL=1) the one key against a key made from a role, bound to a member and
 #          carrying custom claims (issue 13), interleaved twice each: CPU per token of both
+#   run 1o open loop (tests/bench/openloop.c, built as build/openloop): the one key at a
+#          fixed rate of half run 1's peak, latency from each request's due time (no
+#          coordinated omission): p50 p99 p99.9 max
+#   run 1a the one key signed with EdDSA, then RS256 (BENCH_ALGS): CPU per token of each
 #   run 2  BENCH_KEYS keys (default 100,000; 1,000,000 works) inserted with one COPY,
 #          first loaded into the cache by one sequential pass whose requests each need a
 #          database lookup and are answered without a signature (scope=bench:none: 400
 #          invalid_scope after the key is authenticated): the cold-cache lookups/s; then
 #          requested at random, all cached (CPU per token against run 1's, and RSS)
-# plus `openssl speed ecdsap256` on one core and on 2 (-multi 2) for the ratio
+# plus `openssl speed ecdsap256 ed25519 rsa2048` on one core and on 2 (-multi 2) for the ratio
 # tokens/s / signatures/s, tokend's RSS, and (if perf works) the top symbols.
 # It stops everything it started, even on failure or Ctrl-C.
 #
@@ -29,6 +33,9 @@
 #   BENCH_WARM_MAX [120, or BENCH_KEYS/4000 if more]  upper bound (s) of run 2's cache-loading pass
 #   BENCH_MODEL [1]          0: no run 1b          BENCH_RUN2 [1]  0: skip run 2
 #   BENCH_PERF [1]           0: no perf profile     BENCH_VERBOSE [0] 1: also print wrk's own output
+#   BENCH_OPENLOOP [1]       0: no run 1o           BENCH_ALGS ["EdDSA RS256"]  "": no run 1a
+#   BENCH_STRACE [0]         1: system calls per token request (strace -c -f, 3 s under wrk)
+#   OPENLOOP_BIN [build/openloop]
 #   BENCH_KEEP               set: keep the temp dir (logs, wrk output, perf.data)
 #   TOKEND_BIN [build/tokend]
 set -euo pipefail
@@ -47,6 +54,8 @@ WARM_MAX=${BENCH_WARM_MAX:-$(( NKEYS > 480000 ? NKEYS / 4000 : 120 ))}
 CACHE_SIZE=$(( NKEYS * 5 / 4 > 1000000 ? NKEYS * 5 / 4 : 1000000 ))
 PERF=${BENCH_PERF:-1}
 VERBOSE=${BENCH_VERBOSE:-0}
+ALGS=${BENCH_ALGS-EdDSA RS256}
+OPENLOOP_BIN=${OPENLOOP_BIN:-$ROOT/build/openloop}
 WRK_PATH=/oauth2/token
 
 bench_check_ints RUN_S CONNS THREADS WORKERS NKEYS NACCOUNTS WARM_MAX
@@ -85,7 +94,7 @@ report() {
     printf "  tokend CPU          %.2f cores busy, %.1f us of CPU per token\n", t / hz / (d / 1e6), (n > 0 ? t / hz / n * 1e6 : 0) }'
 }
 
-# Best effort: profile tokend under the load of $1 (script) for 5 s, print the top 15.
+# Best effort: profile tokend under the load of $1 (script) for 5 s, print the top 25.
 profile() {
   local label=$1 script=$2; shift 2
   [ "$PERF" = 1 ] && command -v perf >/dev/null 2>&1 || return 0
@@ -98,16 +107,37 @@ profile() {
     perf report -i "$TMP/perf-$label.data" --stdio --no-children -g none --sort dso \
       >"$TMP/perf-$label-dso.txt" 2>/dev/null || true
     grep -E '^ +[0-9.]+%' "$TMP/perf-$label-dso.txt" | head -8 | sed 's/^ */    /' || true
-    echo "  perf: top 15 symbols (self time)"
+    echo "  perf: top 25 symbols (self time)"
     perf report -i "$TMP/perf-$label.data" --stdio --no-children -g none --sort dso,sym \
       >"$TMP/perf-$label.txt" 2>/dev/null || true
-    grep -E '^ +[0-9.]+%' "$TMP/perf-$label.txt" | head -15 | sed 's/^ */    /' || true
+    grep -E '^ +[0-9.]+%' "$TMP/perf-$label.txt" | head -25 | sed 's/^ */    /' || true
   else
     wait "$WRK_PID" 2>/dev/null || true; WRK_PID=""
   fi
 }
 
 sign_per_s() { openssl speed -seconds 5 "$@" ecdsap256 2>/dev/null | awk '/ecdsa \(nistp256\)/ { v = $(NF-1) } END { print v }'; }
+# One core's signatures/s with Ed25519 and RSA 2048 (openssl speed, 3 s).
+sign_ed_per_s() { openssl speed -seconds 3 ed25519 2>/dev/null | awk '/Ed25519/ { v = $(NF-1) } END { print v }'; }
+sign_rsa_per_s() { openssl speed -seconds 3 rsa2048 2>/dev/null | awk '/^rsa 2048 bits/ { v = $(NF-1) } END { print v }'; }
+
+# CPU per token (us) of the last measured window: $1 tokens, $2 ticks.
+us_per_token() { awk -v t="$2" -v hz="$CLK_TCK" -v n="$1" 'BEGIN { printf "%.1f", (n > 0 ? t / hz / n * 1e6 : 0) }'; }
+
+# System calls of tokend per token under wrk load (3 s of strace -c -f).
+strace_calls() {
+  command -v strace >/dev/null 2>&1 || { echo "  (strace not installed)"; return 0; }
+  wrk_start strace "$HERE/token.lua" 6 BENCH_AUTH="$AUTH"
+  sleep 1.5
+  local before after
+  before=$(metric tokend_tokens_issued_total)
+  timeout -s INT 3 strace -c -f -p "$TOKEND_PID" -o "$TMP/strace.txt" >/dev/null 2>&1 || true
+  after=$(metric tokend_tokens_issued_total)
+  wrk_wait strace >/dev/null
+  echo "  system calls per token (strace -c -f for 3 s; strace slows tokend, the counts stay)"
+  awk -v n=$((after - before)) '$1 ~ /^[0-9.]+$/ && NF >= 5 && $NF != "total" {
+      printf "    %-16s %6.2f\n", $NF, $4 / (n > 0 ? n : 1) }' "$TMP/strace.txt" | sort -k2 -nr | head -12
+}
 
 # --------------------------------------------------------------------------
 # Setup
@@ -143,6 +173,63 @@ TPS1=$TPS
 CPU1=$(awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" -v n=$((after - before)) 'BEGIN { printf "%.1f", (n > 0 ? t / hz / n * 1e6 : 0) }')
 printf '  tokend RSS          %s kB\n' "$(rss_kb)"
 profile run1 "$HERE/token.lua" BENCH_AUTH="$AUTH"
+CPU1=$(us_per_token $((after - before)) $((c1 - c0)))
+NON2XX1=$(field run1 non2xx)
+[ "${BENCH_STRACE:-0}" = 1 ] && strace_calls
+
+# --------------------------------------------------------------------------
+# Run 1o: open loop at half the peak rate
+# --------------------------------------------------------------------------
+OL_P99=""
+if [ "${BENCH_OPENLOOP:-1}" = 1 ]; then
+  [ -x "$OPENLOOP_BIN" ] || die "open-loop generator not found: $OPENLOOP_BIN (scripts/build.sh normal)"
+  OL_RATE=$(( TPS1 / 2 ))
+  [ "$OL_RATE" -ge 1 ] || OL_RATE=1
+  echo
+  echo "== run 1o: one key, open loop at $OL_RATE requests/s (half of run 1), $CONNS connections, ${RUN_S} s =="
+  before=$(metric tokend_tokens_issued_total); c0=$(cpu_ticks)
+  OPENLOOP_AUTH="$AUTH" timeout -s INT $((RUN_S + 30)) "$OPENLOOP_BIN" -p "$PORT" -r "$OL_RATE" \
+    -d "$RUN_S" -c "$CONNS" -P "$WRK_PATH" -b grant_type=client_credentials >"$TMP/openloop.out" 2>&1 \
+    || { cat "$TMP/openloop.out" >&2; die "openloop failed"; }
+  after=$(metric tokend_tokens_issued_total); c1=$(cpu_ticks)
+  ol() { sed -n 's/^OPENLOOP .*\b'"$1"'=\([0-9.]*\).*/\1/p' "$TMP/openloop.out"; }
+  OL_P99=$(ms "$(ol p99_us)")
+  printf '  latency p50 p90 p99 p99.9 max   %s %s %s %s %s ms (from each request'"'"'s due time)\n' \
+    "$(ms "$(ol p50_us)")" "$(ms "$(ol p90_us)")" "$OL_P99" "$(ms "$(ol p999_us)")" "$(ms "$(ol max_us)")"
+  printf '  requests            %s sent, %s answered, non-2xx %s, errors %s, late %s, in %s s\n' \
+    "$(ol sent)" "$(ol done)" "$(ol non2xx)" "$(ol errors)" "$(ol late)" "$(ol elapsed_s)"
+  printf '  tokend CPU          %s us of CPU per token\n' "$(us_per_token $((after - before)) $((c1 - c0)))"
+  OL_LATE=$(ol late); OL_NON2XX=$(ol non2xx)
+fi
+
+# --------------------------------------------------------------------------
+# Run 1a: the same key signed with other algorithms
+# --------------------------------------------------------------------------
+declare -A ALG_CPU=()
+if [ -n "$ALGS" ]; then
+  for alg in $ALGS; do
+    case $alg in
+      EdDSA) opts=(-algorithm ED25519) ;;
+      RS256) opts=(-algorithm RSA -pkeyopt rsa_keygen_bits:2048) ;;
+      *) die "BENCH_ALGS: unknown algorithm $alg (EdDSA, RS256)" ;;
+    esac
+    echo
+    echo "== run 1a: one key, tokens signed with $alg (${RUN_S} s) =="
+    stop_tokend
+    (umask 077; openssl genpkey "${opts[@]}" -out "$TMP/signing-$alg.pem" 2>/dev/null)
+    sed -i "s|^signing_keys = .*|signing_keys = $TMP/signing-$alg.pem|" "$CONF"
+    start_tokend "tokend-$alg"
+    wrk_start "warm-$alg" "$HERE/token.lua" 2 BENCH_AUTH="$AUTH"; wrk_wait "warm-$alg" >/dev/null
+    before=$(metric tokend_tokens_issued_total); c0=$(cpu_ticks)
+    wrk_start "run-$alg" "$HERE/token.lua" "$RUN_S" BENCH_AUTH="$AUTH"; wrk_wait "run-$alg"
+    after=$(metric tokend_tokens_issued_total); c1=$(cpu_ticks)
+    report "run-$alg" $((after - before)) $((c1 - c0))
+    ALG_CPU[$alg]=$(us_per_token $((after - before)) $((c1 - c0)))
+  done
+  stop_tokend
+  sed -i "s|^signing_keys = .*|signing_keys = $TMP/signing-es256.pem|" "$CONF"
+  start_tokend tokend-run1-again
+fi
 
 # --------------------------------------------------------------------------
 # Run 1b: plain key vs role + member + custom claims, interleaved
@@ -183,7 +270,24 @@ printf '  signs/s 2 cores     %s (-multi 2)\n' "$SIGN2"
 awk -v s="$SIGN1" 'BEGIN { if (s > 0) printf "  one signature       %.1f us of CPU (compare with tokend CPU per token)\n", 1e6 / s }'
 ratio() { awk -v t="$1" -v s="$SIGN2" 'BEGIN { if (s > 0) printf "%.3f", t / s; else print "n/a" }'; }
 printf '  run 1 tokens/s ÷ signs/s (2 cores)   %s\n' "$(ratio "$TPS1")"
+SIGN_ED=$(sign_ed_per_s); SIGN_RSA=$(sign_rsa_per_s)
+printf '  Ed25519 signs/s     %s on 1 core (%s us each)\n' "$SIGN_ED" "$(awk -v s="$SIGN_ED" 'BEGIN { if (s > 0) printf "%.1f", 1e6 / s }')"
+printf '  RSA 2048 signs/s    %s on 1 core (%s us each)\n' "$SIGN_RSA" "$(awk -v s="$SIGN_RSA" 'BEGIN { if (s > 0) printf "%.1f", 1e6 / s }')"
 stop_tokend
+
+echo
+echo "== issue 16 targets (one key; benchmark figures, not gates) =="
+awk -v c="$CPU1" -v s="$SIGN1" 'BEGIN {
+  printf "  CPU per token       %.1f us (target <= 40); one ES256 signature %.1f us: %.2f of one core'"'"'s signature rate (target >= 0.55)\n",
+         c, (s > 0 ? 1e6 / s : 0), (c > 0 && s > 0 ? 1e6 / s / c : 0) }'
+printf '  non-2xx             %s in run 1 (target 0)\n' "$NON2XX1"
+[ -n "$OL_P99" ] && printf '  open-loop p99       %s ms at %s requests/s, half the peak (target <= 2 ms); late %s, non-2xx %s\n' \
+  "$OL_P99" "$OL_RATE" "$OL_LATE" "$OL_NON2XX"
+for alg in $ALGS; do
+  case $alg in EdDSA) sps=$SIGN_ED ;; RS256) sps=$SIGN_RSA ;; esac
+  awk -v a="$alg" -v c="${ALG_CPU[$alg]:-0}" -v e="$CPU1" -v s="$sps" 'BEGIN {
+    printf "  %-6s CPU per token %.1f us (ES256 %.1f us); one signature %.1f us (openssl speed)\n", a, c, e, (s > 0 ? 1e6 / s : 0) }'
+done
 
 # --------------------------------------------------------------------------
 # Run 2: NKEYS keys, requested at random

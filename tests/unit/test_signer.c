@@ -906,6 +906,137 @@ static void test_mint_all_algs(void)
 	EVP_PKEY_free(rsa);
 }
 
+/* The claims writer: odd characters round-trip exactly through a JSON parser,
+ * invalid UTF-8 is refused, origin and status appear as the shared contract
+ * says, custom claims merge without replacing, and every token verifies. */
+static void claims_writer_checks(const char *alg, EVP_PKEY *pk, const char *file)
+{
+	tk_signer *s = load_one(write_pem(file, pk, PKCS8, 0600));
+	tk_minter *m = tk_minter_new(s, errbuf, sizeof(errbuf));
+	const char *kid = tk_signer_active_kid(s);
+	const char *aud[] = { "https://api.example.com/a\"b", "urn:x\\y" };
+	const char odd[] = "q\"uote b\\ack /slash \x01\x1f\x7f \b\f\n\r\t J\xc3\xbcrgen \xe2\x82\xac "
+	                   "\xf0\x9f\x94\x91 end";
+	tk_token_claims c = base_claims(aud, 2);
+	struct parsed p;
+	size_t len = 0;
+	char jti[TK_JTI_LEN + 1];
+
+	TEST_ASSERT(m != NULL);
+	c.sub = odd;
+	c.scope = odd;
+	c.env = "live\"\\";
+	c.origin = "https://app.example.com";
+	c.status_uri = "https://auth.example.com/statuslists/1?x=\"y\"";
+	c.status_idx = 1234567;
+	c.extra = "{\"plan\":\"pro\",\"sub\":\"not me\",\"origin\":\"nor me\",\"seats\":5,"
+	          "\"ratio\":1.5,\"beta\":true,\"none\":null,\"regions\":[\"eu\",\"\\u0001\\\"\"],"
+	          "\"n\\u00e9\":{\"deep\":[1,2]}}";
+	const char *ref = tk_minter_mint_ref(m, &c, jti, &len, errbuf, sizeof(errbuf));
+	TEST_ASSERT(ref != NULL && len == strlen(ref));
+	TEST_ASSERT(ref != NULL && parse_token(ref, &p) == 0);
+	if (ref == NULL)
+		goto out;
+	TEST_ASSERT_STR(jstr(p.claims, "sub"), odd);
+	TEST_ASSERT_STR(jstr(p.claims, "scope"), odd);
+	TEST_ASSERT_STR(jstr(p.claims, "env"), "live\"\\");
+	TEST_ASSERT_STR(jstr(p.claims, "origin"), "https://app.example.com");
+	TEST_ASSERT_STR(jstr(p.claims, "jti"), jti);
+	json_t *a = json_object_get(p.claims, "aud");
+	TEST_ASSERT(json_array_size(a) == 2 &&
+	            strcmp(json_string_value(json_array_get(a, 0)), aud[0]) == 0 &&
+	            strcmp(json_string_value(json_array_get(a, 1)), aud[1]) == 0);
+	json_t *sl = json_object_get(json_object_get(p.claims, "status"), "status_list");
+	TEST_ASSERT(json_object_size(json_object_get(p.claims, "status")) == 1 &&
+	            json_object_size(sl) == 2);
+	TEST_ASSERT(json_integer_value(json_object_get(sl, "idx")) == 1234567);
+	TEST_ASSERT_STR(json_string_value(json_object_get(sl, "uri")), c.status_uri);
+	/* Custom claims: added, never replacing one of ours, values kept. */
+	TEST_ASSERT_STR(jstr(p.claims, "plan"), "pro");
+	TEST_ASSERT(json_integer_value(json_object_get(p.claims, "seats")) == 5);
+	TEST_ASSERT(json_real_value(json_object_get(p.claims, "ratio")) == 1.5);
+	TEST_ASSERT(json_is_true(json_object_get(p.claims, "beta")));
+	TEST_ASSERT(json_is_null(json_object_get(p.claims, "none")));
+	json_t *r = json_object_get(p.claims, "regions");
+	TEST_ASSERT(json_array_size(r) == 2 && json_string_length(json_array_get(r, 1)) == 2 &&
+	            memcmp(json_string_value(json_array_get(r, 1)), "\x01\"", 2) == 0);
+	TEST_ASSERT(json_is_array(json_object_get(json_object_get(p.claims, "n\xc3\xa9"), "deep")));
+	/* iss sub aud client_id scope acct iat nbf exp jti env origin status + 7 custom */
+	TEST_ASSERT(json_object_size(p.claims) == 20);
+	TEST_ASSERT(verify_with_jwks(s, ref, kid, alg) == 0);
+	parsed_free(&p);
+
+	/* Absent fields stay absent: status only with a non-empty uri. */
+	c = base_claims(aud, 1);
+	c.status_uri = "";
+	c.status_idx = 7;
+	char *tok = tk_minter_mint(m, &c, NULL, errbuf, sizeof(errbuf));
+	TEST_ASSERT(tok != NULL && parse_token(tok, &p) == 0);
+	TEST_ASSERT(json_object_get(p.claims, "status") == NULL &&
+	            json_object_get(p.claims, "origin") == NULL &&
+	            json_object_get(p.claims, "env") == NULL);
+	TEST_ASSERT(json_object_size(p.claims) == 10);
+	TEST_ASSERT(verify_with_jwks(s, tok, kid, alg) == 0);
+	parsed_free(&p);
+	free(tok);
+
+	/* Invalid UTF-8 anywhere: refused with the claim named, no token. */
+	static const char *const bad[] = {
+		"\xc0\xaf",             /* overlong '/' */
+		"\xe0\x80\xaf",         /* overlong, 3 bytes */
+		"\xed\xa0\x80",         /* surrogate U+D800 */
+		"\xf4\x90\x80\x80",     /* past U+10FFFF */
+		"\xf5\x80\x80\x80",
+		"abc\xe2\x82",          /* truncated */
+		"\x80",                 /* lone continuation */
+		"\xc3\x28",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		c = base_claims(aud, 1);
+		c.origin = bad[i];
+		TEST_ASSERT(tk_minter_mint_ref(m, &c, jti, &len, errbuf, sizeof(errbuf)) == NULL);
+		TEST_ASSERT(strstr(errbuf, "origin") != NULL && jti[0] == '\0');
+		c = base_claims(aud, 1);
+		c.status_uri = bad[i];
+		TEST_ASSERT(tk_minter_mint(m, &c, NULL, errbuf, sizeof(errbuf)) == NULL);
+		TEST_ASSERT(strstr(errbuf, "status") != NULL);
+	}
+	/* Custom claims that are not one JSON object: refused. */
+	static const char *const bad_extra[] = { "[1]", "{\"a\":1", "{\"a\":1,\"a\":2}", "nope" };
+	for (size_t i = 0; i < sizeof(bad_extra) / sizeof(bad_extra[0]); i++) {
+		c = base_claims(aud, 1);
+		c.extra = bad_extra[i];
+		TEST_ASSERT(tk_minter_mint(m, &c, NULL, errbuf, sizeof(errbuf)) == NULL);
+		TEST_ASSERT(strstr(errbuf, "custom claims") != NULL);
+	}
+	/* Too long for TK_TOKEN_MAX: refused, and the next mint works. */
+	static char big[TK_TOKEN_MAX];
+	memset(big, 'x', sizeof(big) - 1);
+	c = base_claims(aud, 1);
+	c.sub = big;
+	TEST_ASSERT(tk_minter_mint(m, &c, NULL, errbuf, sizeof(errbuf)) == NULL);
+	TEST_ASSERT(strstr(errbuf, "longer") != NULL);
+	c.sub = big + sizeof(big) - 5000;
+	tok = tk_minter_mint(m, &c, NULL, errbuf, sizeof(errbuf));
+	TEST_ASSERT(tok != NULL && strlen(tok) <= TK_TOKEN_MAX);
+	TEST_ASSERT(tok != NULL && verify_with_jwks(s, tok, kid, alg) == 0);
+	free(tok);
+out:
+	tk_minter_free(m);
+	tk_signer_free(s);
+}
+
+static void test_claims_writer(void)
+{
+	EVP_PKEY *ec = gen_ec("P-256"), *ed = gen_ed25519(), *rsa = gen_rsa(2048);
+	claims_writer_checks("ES256", ec, "w-ec.pem");
+	claims_writer_checks("EdDSA", ed, "w-ed.pem");
+	claims_writer_checks("RS256", rsa, "w-rsa.pem");
+	EVP_PKEY_free(ec);
+	EVP_PKEY_free(ed);
+	EVP_PKEY_free(rsa);
+}
+
 static int cmp_str(const void *a, const void *b)
 {
 	return strcmp((const char *)a, (const char *)b);
@@ -1144,6 +1275,7 @@ int main(void)
 	TEST_RUN(test_jwks_public);
 	TEST_RUN(test_ec_coordinates_padded);
 	TEST_RUN(test_mint_all_algs);
+	TEST_RUN(test_claims_writer);
 	TEST_RUN(test_jti_unique);
 	TEST_RUN(test_mint_refusals);
 	TEST_RUN(test_active_and_frozen);

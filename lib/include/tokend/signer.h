@@ -31,9 +31,9 @@
  * 43 characters). Each key is checked at load by signing a token with libjwt
  * and verifying it against the public JWK that the JWKS will publish.
  *
- * Tokens are minted through a tk_minter, a per-thread context holding one
- * libjwt builder per key, each keyed once: no key is parsed on the request
- * path.
+ * Tokens are minted through a tk_minter, a per-thread context holding, per
+ * key, the encoded header and a signature context prepared once: no key is
+ * parsed and no algorithm looked up on the request path.
  *
  * Errors: functions taking (char *err, size_t errlen) write a one-line,
  * human-readable reason there on failure (never any key material); err may
@@ -153,11 +153,17 @@ typedef struct tk_token_claims {
 	const char *env;          /* optional: the key's environment, claim "env"; NULL omits it */
 	const char *extra;        /* optional: a JSON object of custom claims added last; a name
 	                           * already set above is never replaced; NULL or "" adds none */
+	const char *origin;       /* optional: claim "origin" (publishable keys); NULL omits it */
+	const char *status_uri;   /* optional: with status_idx, the claim "status":{"status_list":
+	                           * {"idx":status_idx,"uri":status_uri}} (Token Status List);
+	                           * NULL or "" omits it */
+	int64_t status_idx;
 } tk_token_claims;
 
 /*
- * A minting context for one thread: one libjwt builder per key of `s`, each
- * given its key once. Freezes `s` (no further tk_signer_add_file). Returns
+ * A minting context for one thread: per key of `s`, the encoded header and a
+ * DigestSign context prepared once, each self-tested against the published
+ * public JWK with libjwt. Freezes `s` (no further tk_signer_add_file). Returns
  * NULL with `err` set if `s` is empty or on allocation / libjwt failure.
  * `s` must outlive the minter.
  */
@@ -166,9 +172,10 @@ TK_API tk_minter *tk_minter_new(const tk_signer *s, char *err, size_t errlen);
 /*
  * Mint a compact JWS access token signed with the signer's active key.
  *   header: {"alg":<alg>,"kid":<kid>,"typ":"at+jwt"}
- *   claims: iss, sub, aud, client_id, scope (if any), acct, env (if any),
- *           iat, nbf (= iat), exp, jti (128 bits from the CSPRNG, base64url,
- *           22 chars), then the members of `extra` (if any) not named above
+ *   claims: iss, sub, aud, client_id, scope (if any), acct, iat, nbf (= iat),
+ *           exp, jti (128 bits from the CSPRNG, base64url, 22 chars), env,
+ *           origin, status (each if given), then the members of `extra` (if
+ *           any) not named above
  * Exactly the claims of `c` appear: nothing carries over from a previous
  * mint. Returns a malloc'd NUL-terminated token the caller frees with free(),
  * and, when `jti_out` is not NULL, copies the jti there. Returns NULL with
@@ -178,6 +185,17 @@ TK_API tk_minter *tk_minter_new(const tk_signer *s, char *err, size_t errlen);
  */
 TK_API char *tk_minter_mint(tk_minter *m, const tk_token_claims *c, char jti_out[TK_JTI_LEN + 1],
                      char *err, size_t errlen);
+
+/*
+ * The same as tk_minter_mint, without the copy: returns the token in the
+ * minter's own buffer (valid until the next mint or tk_minter_free; the
+ * minter wipes it when freed) and its length in *len_out when not NULL.
+ * No allocation of its own unless the claims carry `extra` (OpenSSL still
+ * allocates inside the signature).
+ */
+TK_API const char *tk_minter_mint_ref(tk_minter *m, const tk_token_claims *c,
+                                      char jti_out[TK_JTI_LEN + 1], size_t *len_out, char *err,
+                                      size_t errlen);
 
 /* Free a minter. NULL is a no-op. */
 TK_API void tk_minter_free(tk_minter *m);

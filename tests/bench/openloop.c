@@ -1,0 +1,326 @@
+/*
+ * openloop.c - an open-loop HTTP/1.1 load generator for tests/bench/run.sh.
+ *
+ * Requests are due at a fixed rate (request i at start + i / rate) whatever
+ * the server does; each one's latency runs from the time it was due, not from
+ * when a connection was free to send it, so a slow answer counts for every
+ * request queued behind it (no coordinated omission). Keep-alive connections,
+ * one request in flight per connection, plain epoll, one thread.
+ *
+ *   openloop -p PORT -r RATE -d SECONDS [-c CONNECTIONS] [-P PATH]
+ *            [-H "Name: value"]... [-b BODY]
+ *
+ * OPENLOOP_AUTH in the environment, when set, is sent as
+ * "Authorization: Basic $OPENLOOP_AUTH" (a secret stays off the command line).
+ *
+ * Only 127.0.0.1 is ever contacted. It stops by itself: scheduling ends after
+ * SECONDS, answers are awaited for at most 5 s more. The last line printed:
+ *   OPENLOOP rate=.. sent=.. done=.. non2xx=.. errors=.. late=.. p50_us=.. p90_us=..
+ *            p99_us=.. p999_us=.. max_us=.. elapsed_s=..
+ * (late: requests due but never answered (not sent, or unanswered 5 s after
+ * the end); not in the percentiles, so a run with late > 0 did not keep up.) Exit 0, or 2 on bad arguments or when nothing could connect.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_CONNS   1024
+#define REQ_MAX     4096
+#define RESP_MAX    65536
+/* Histogram: 1 us steps below 1 ms, then 1% steps (log buckets) up to 100 s. */
+#define LIN_US      1000
+#define LOG_BUCKETS 1200
+
+struct conn {
+	int fd;
+	int busy;                  /* a request is in flight */
+	uint64_t due_ns;           /* when that request was due */
+	size_t sent, have;
+	char in[RESP_MAX];
+};
+
+static uint64_t lin[LIN_US], logbk[LOG_BUCKETS], total, max_us;
+static uint64_t non2xx, errors;
+
+static uint64_t now_ns(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+static void record(uint64_t us)
+{
+	if (us > max_us)
+		max_us = us;
+	total++;
+	if (us < LIN_US) {
+		lin[us]++;
+		return;
+	}
+	/* bucket b holds [1000 * 1.01^b, 1000 * 1.01^(b+1)) */
+	double v = (double)us / LIN_US;
+	int b = 0;
+	while (v >= 1.01 && b < LOG_BUCKETS - 1) {
+		v /= 1.01;
+		b++;
+	}
+	logbk[b]++;
+}
+
+static uint64_t percentile(double p)
+{
+	uint64_t want = (uint64_t)(p * (double)total + 0.999999), seen = 0;
+	double upper = LIN_US;
+
+	if (total == 0)
+		return 0;
+	if (want == 0)
+		want = 1;
+	for (int i = 0; i < LIN_US; i++)
+		if ((seen += lin[i]) >= want)
+			return (uint64_t)i;
+	for (int b = 0; b < LOG_BUCKETS; b++) {
+		upper *= 1.01;
+		if ((seen += logbk[b]) >= want)
+			return (uint64_t)upper < max_us ? (uint64_t)upper : max_us;
+	}
+	return max_us;
+}
+
+static int connect_one(int port, int ep, struct conn *c)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = c };
+	int one = 1;
+
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	c->fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c->fd < 0)
+		return -1;
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(c->fd, (struct sockaddr *)&a, sizeof(a)) != 0 ||
+	    fcntl(c->fd, F_SETFL, O_NONBLOCK) != 0 || epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
+		close(c->fd);
+		c->fd = -1;
+		return -1;
+	}
+	c->busy = 0;
+	c->have = 0;
+	return 0;
+}
+
+/* Complete response in c->in? 1 yes (status in *st), 0 not yet, -1 malformed. */
+static int response_done(struct conn *c, int *st)
+{
+	char *end = memmem(c->in, c->have, "\r\n\r\n", 4);
+	size_t head, clen = 0;
+	char *p;
+
+	if (end == NULL)
+		return c->have >= sizeof(c->in) ? -1 : 0;
+	head = (size_t)(end - c->in) + 4;
+	if (c->have < 12 || memcmp(c->in, "HTTP/1.1 ", 9) != 0)
+		return -1;
+	*st = atoi(c->in + 9);
+	*end = '\0';
+	p = strcasestr(c->in, "\r\nContent-Length:");
+	if (p != NULL)
+		clen = strtoul(p + 17, NULL, 10);
+	*end = '\r';
+	if (head + clen > sizeof(c->in))
+		return -1;
+	if (c->have < head + clen)
+		return 0;
+	if (c->have > head + clen)         /* nothing was asked for beyond this answer */
+		return -1;
+	return 1;
+}
+
+/* Requests due from start until stop. */
+static uint64_t due_total(uint64_t start, uint64_t stop, double gap_ns)
+{
+	uint64_t n = 0;
+	while (start + (uint64_t)((double)n * gap_ns) < stop)
+		n++;
+	return n;
+}
+
+int main(int argc, char **argv)
+{
+	static struct conn conns[MAX_CONNS];
+	char req[REQ_MAX], headers[REQ_MAX] = "";
+	const char *path = "/", *body = "";
+	int port = 0, nconn = 64, opt, ep;
+	double rate = 0, secs = 0;
+	size_t reqlen, hl = 0;
+	uint64_t start, stop, next_i = 0, done = 0, late = 0;
+
+	while ((opt = getopt(argc, argv, "p:r:d:c:P:H:b:")) != -1) {
+		switch (opt) {
+		case 'p': port = atoi(optarg); break;
+		case 'r': rate = atof(optarg); break;
+		case 'd': secs = atof(optarg); break;
+		case 'c': nconn = atoi(optarg); break;
+		case 'P': path = optarg; break;
+		case 'b': body = optarg; break;
+		case 'H': {
+			int n = snprintf(headers + hl, sizeof(headers) - hl, "%s\r\n", optarg);
+			if (n < 0 || (size_t)n >= sizeof(headers) - hl) {
+				fprintf(stderr, "openloop: headers too long\n");
+				return 2;
+			}
+			hl += (size_t)n;
+			break;
+		}
+		default:
+			fprintf(stderr, "usage: openloop -p PORT -r RATE -d SECONDS [-c CONNS] [-P PATH] "
+			        "[-H HEADER]... [-b BODY]\n");
+			return 2;
+		}
+	}
+	if (port <= 0 || port > 65535 || rate <= 0 || secs <= 0 || secs > 600 || nconn <= 0 ||
+	    nconn > MAX_CONNS) {
+		fprintf(stderr, "openloop: need -p 1..65535, -r > 0, -d 0..600, -c 1..%d\n", MAX_CONNS);
+		return 2;
+	}
+	const char *auth = getenv("OPENLOOP_AUTH");
+	if (auth != NULL && *auth != '\0') {
+		int a = snprintf(headers + hl, sizeof(headers) - hl, "Authorization: Basic %s\r\n", auth);
+		if (a < 0 || (size_t)a >= sizeof(headers) - hl) {
+			fprintf(stderr, "openloop: headers too long\n");
+			return 2;
+		}
+		hl += (size_t)a;
+	}
+	int n = snprintf(req, sizeof(req),
+	                 "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%sContent-Type: "
+	                 "application/x-www-form-urlencoded\r\nContent-Length: %zu\r\n\r\n%s",
+	                 path, port, headers, strlen(body), body);
+	if (n < 0 || (size_t)n >= sizeof(req)) {
+		fprintf(stderr, "openloop: request too long\n");
+		return 2;
+	}
+	reqlen = (size_t)n;
+	ep = epoll_create1(EPOLL_CLOEXEC);
+	for (int i = 0; i < nconn; i++)
+		if (connect_one(port, ep, &conns[i]) != 0) {
+			fprintf(stderr, "openloop: cannot connect to 127.0.0.1:%d: %s\n", port, strerror(errno));
+			return 2;
+		}
+
+	start = now_ns();
+	stop = start + (uint64_t)(secs * 1e9);
+	const double gap_ns = 1e9 / rate;
+	uint64_t deadline = stop + 5000000000u;
+	int free_hint = 0;
+	for (;;) {
+		uint64_t t = now_ns();
+		/* Send every request that is due, while a connection is free; the
+		 * others wait (their latency already runs). */
+		for (;;) {
+			uint64_t due = start + (uint64_t)((double)next_i * gap_ns);
+			if (due > t || due >= stop)
+				break;
+			int k = -1;
+			for (int j = 0; j < nconn; j++) {
+				int i = (free_hint + j) % nconn;
+				if (conns[i].fd >= 0 && !conns[i].busy) {
+					k = i;
+					break;
+				}
+			}
+			if (k < 0)
+				break;
+			free_hint = k + 1;
+			struct conn *c = &conns[k];
+			ssize_t w = send(c->fd, req, reqlen, MSG_NOSIGNAL);
+			if (w != (ssize_t)reqlen) {      /* a short write on loopback: count it, reconnect */
+				errors++;
+				close(c->fd);
+				connect_one(port, ep, c);
+				continue;
+			}
+			c->busy = 1;
+			c->due_ns = due;
+			c->have = 0;
+			next_i++;
+		}
+		int inflight = 0;
+		for (int i = 0; i < nconn; i++)
+			inflight += conns[i].busy;
+		uint64_t nd = start + (uint64_t)((double)next_i * gap_ns);
+		if (t >= stop && ((inflight == 0 && nd >= stop) || t >= deadline)) {
+			late = due_total(start, stop, gap_ns) - done;
+			break;
+		}
+		/* Wait until the next request is due (or an answer comes), to the
+		 * microsecond: a millisecond timer would add its error to every
+		 * latency. */
+		struct timespec ts = { 0, 0 };
+		if (nd > t && inflight < nconn) {
+			ts.tv_sec = (time_t)((nd - t) / 1000000000u);
+			ts.tv_nsec = (long)((nd - t) % 1000000000u);
+		} else if (inflight == nconn || nd >= stop) {
+			ts.tv_nsec = 10000000;        /* every connection busy, or none due: answers */
+		}
+		struct epoll_event evs[64];
+		int ne = epoll_pwait2(ep, evs, 64, &ts, NULL);
+		for (int e = 0; e < ne; e++) {
+			struct conn *c = evs[e].data.ptr;
+			ssize_t r = recv(c->fd, c->in + c->have, sizeof(c->in) - c->have, 0);
+			int st = 0, d;
+			if (r <= 0) {
+				if (r < 0 && (errno == EAGAIN || errno == EINTR))
+					continue;
+				if (c->busy)
+					errors++;
+				close(c->fd);
+				connect_one(port, ep, c);
+				continue;
+			}
+			c->have += (size_t)r;
+			d = response_done(c, &st);
+			if (d == 0)
+				continue;
+			if (d < 0 || !c->busy) {
+				errors++;
+				close(c->fd);
+				connect_one(port, ep, c);
+				continue;
+			}
+			record((now_ns() - c->due_ns) / 1000);
+			done++;
+			if (st < 200 || st > 299)
+				non2xx++;
+			c->busy = 0;
+			c->have = 0;
+		}
+	}
+	double elapsed = (double)(now_ns() - start) / 1e9;
+	printf("OPENLOOP rate=%.0f sent=%llu done=%llu non2xx=%llu errors=%llu late=%llu "
+	       "p50_us=%llu p90_us=%llu p99_us=%llu p999_us=%llu max_us=%llu elapsed_s=%.2f\n",
+	       rate, (unsigned long long)next_i, (unsigned long long)done,
+	       (unsigned long long)non2xx, (unsigned long long)errors, (unsigned long long)late,
+	       (unsigned long long)percentile(0.50), (unsigned long long)percentile(0.90),
+	       (unsigned long long)percentile(0.99), (unsigned long long)percentile(0.999),
+	       (unsigned long long)max_us, elapsed);
+	for (int i = 0; i < nconn; i++)
+		if (conns[i].fd >= 0)
+			close(conns[i].fd);
+	close(ep);
+	return 0;
+}
