@@ -523,7 +523,7 @@ static int key_auth_ok(tk_authreq *a, const tk_apikey *k)
 		send_unauthenticated(ar, BAD_TOKEN);
 		return 0;
 	}
-	char *scope = tk_scopes_join(&k->scopes);
+	char *scope = tk_scopes_join(k->scopes);
 	if (!scope || strlen(scope) >= sizeof(ar->caller_scope)) {
 		/* Never fewer checks for a scope set that could not be copied. */
 		free(scope);
