@@ -95,12 +95,12 @@ END $$;
 CREATE TRIGGER signing_keys_notify AFTER INSERT OR UPDATE ON signing_keys
     FOR EACH ROW EXECUTE FUNCTION signing_keys_notify();
 
-CREATE FUNCTION tokend_signing_key_json(k signing_keys) RETURNS jsonb LANGUAGE sql STABLE AS $$
+CREATE FUNCTION tokend_signing_key_json(k signing_keys) RETURNS jsonb LANGUAGE sql VOLATILE AS $$
     SELECT jsonb_build_object(
         'kid', k.kid, 'alg', k.alg, 'initial', k.initial, 'kek_id', k.kek_id,
         'state', CASE WHEN k.retired_at IS NOT NULL THEN 'retired'
-                      WHEN k.signing_until IS NOT NULL AND k.signing_until <= now() THEN 'retiring'
-                      WHEN k.sign_from <= now() THEN 'active'
+                      WHEN k.signing_until IS NOT NULL AND k.signing_until <= clock_timestamp() THEN 'retiring'
+                      WHEN k.sign_from <= clock_timestamp() THEN 'active'
                       ELSE 'next' END,
         'created_at', tokend_ts(k.created_at), 'created_by', k.created_by,
         'publish_at', tokend_ts(k.publish_at), 'sign_from', tokend_ts(k.sign_from),
@@ -124,6 +124,9 @@ DECLARE
     nxt  signing_keys%ROWTYPE;
     k    signing_keys%ROWTYPE;
     t    timestamptz;
+    -- The time of the insert, not of the transaction's start: a step that
+    -- waited for its lock publishes from when it writes.
+    ts   timestamptz := clock_timestamp();
 BEGIN
     LOCK TABLE signing_keys IN SHARE ROW EXCLUSIVE MODE;
     IF p_prepublish IS NULL OR p_prepublish < interval '1 second' OR p_tail IS NULL
@@ -131,7 +134,7 @@ BEGIN
         RAISE EXCEPTION 'pre-publication and tail must be at least 1 second, a rotation longer than the pre-publication'
             USING ERRCODE = 'invalid_parameter_value', HINT = 'invalid';
     END IF;
-    SELECT * INTO nxt FROM signing_keys WHERE retired_at IS NULL AND sign_from > now()
+    SELECT * INTO nxt FROM signing_keys WHERE retired_at IS NULL AND sign_from > ts
         ORDER BY sign_from DESC LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'signing key % is already waiting to sign (from %): retire it first or wait',
@@ -145,17 +148,18 @@ BEGIN
                 USING ERRCODE = 'check_violation', HINT = 'conflict';
         END IF;
         INSERT INTO signing_keys (kid, alg, public_jwk, ciphertext, nonce, tag, kek_id, initial,
-                                  created_by, sign_from)
+                                  created_by, publish_at, sign_from)
             VALUES (p_kid, p_alg, p_public_jwk, p_ciphertext, p_nonce, p_tag, p_kek_id, true,
-                    tokend_actor(), now())
+                    tokend_actor(), ts, ts)
             RETURNING * INTO k;
     ELSE
-        t := now() + p_prepublish;
+        t := ts + p_prepublish;
         IF p_rotation IS NOT NULL AND cur.sign_from + p_rotation > t THEN
             t := cur.sign_from + p_rotation;
         END IF;
-        INSERT INTO signing_keys (kid, alg, public_jwk, ciphertext, nonce, tag, kek_id, created_by, sign_from)
-            VALUES (p_kid, p_alg, p_public_jwk, p_ciphertext, p_nonce, p_tag, p_kek_id, tokend_actor(), t)
+        INSERT INTO signing_keys (kid, alg, public_jwk, ciphertext, nonce, tag, kek_id, created_by,
+                                  publish_at, sign_from)
+            VALUES (p_kid, p_alg, p_public_jwk, p_ciphertext, p_nonce, p_tag, p_kek_id, tokend_actor(), ts, t)
             RETURNING * INTO k;
         UPDATE signing_keys SET signing_until = t, retire_after = t + p_tail WHERE kid = cur.kid;
     END IF;

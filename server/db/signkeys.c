@@ -371,31 +371,18 @@ int tk_signkeys_rotate(PGconn *c, const tk_config *cfg, const unsigned char kek[
 	if (tk_signkeys_fetch(c, &rows, err, errlen) != 0)
 		goto fail;
 	int64_t now = tk_signkeys_now();
-	/* (c) keys whose last token has expired leave the JWKS for good. */
-	for (size_t i = 0; i < rows.n; i++) {
-		if (rows.row[i].retire_after && rows.row[i].retire_after <= now) {
-			r = tk_db_exec(c, "SELECT tokend_signing_key_retire_due()", 0, NULL);
-			if (!tk_db_ok(r)) {
-				snprintf(err, errlen, "retire: %s", tk_db_error(c, r));
-				PQclear(r);
-				goto fail;
-			}
-			dl += (size_t)snprintf(did + dl, didlen > dl ? didlen - dl : 0, "retired %s key(s); ",
-			                       PQgetvalue(r, 0, 0));
-			PQclear(r);
-			changed = 1;
-			break;
-		}
-	}
-	/* (a) the next key, jwks_max_age + margin before the current one's time;
-	 * or the initial key of an empty table. */
+	/* What is due: (c) keys whose last token has expired leave the JWKS for
+	 * good; (a) the next key, jwks_max_age + margin before the current one's
+	 * time, or the initial key of an empty table. */
 	int64_t lead = (cfg->jwks_max_age + cfg->signing_key_margin) * 1000;
 	const tk_signkey_row *cur = NULL;
-	int waiting = 0, live = 0;
+	int waiting = 0, live = 0, retire = 0;
 	for (size_t i = 0; i < rows.n; i++) {
 		const tk_signkey_row *k = &rows.row[i];
-		if (k->retire_after && k->retire_after <= now)
+		if (k->retire_after && k->retire_after <= now) {
+			retire = 1;
 			continue;
+		}
 		live++;
 		if (k->sign_from > now)
 			waiting = 1;
@@ -405,6 +392,24 @@ int tk_signkeys_rotate(PGconn *c, const tk_config *cfg, const unsigned char kek[
 	int gen = (live == 0 && empty_ok) ||
 	          (cfg->signing_key_rotation > 0 && cur && !waiting &&
 	           now >= cur->sign_from + cfg->signing_key_rotation * 1000 - lead);
+	/* Tests: hold the lock with the step decided and nothing written yet. */
+	if ((retire || gen) && delay_ms > 0) {
+		struct timespec ts = { (time_t)(delay_ms / 1000), (long)(delay_ms % 1000) * 1000000L };
+		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+			;
+	}
+	if (retire) {
+		r = tk_db_exec(c, "SELECT tokend_signing_key_retire_due()", 0, NULL);
+		if (!tk_db_ok(r)) {
+			snprintf(err, errlen, "retire: %s", tk_db_error(c, r));
+			PQclear(r);
+			goto fail;
+		}
+		dl += (size_t)snprintf(did + dl, didlen > dl ? didlen - dl : 0, "retired %s key(s); ",
+		                       PQgetvalue(r, 0, 0));
+		PQclear(r);
+		changed = 1;
+	}
 	if (gen) {
 		char *json = NULL;
 		if (tk_signkeys_generate(c, cfg, kek, cfg->signing_key_alg, 1, &json, err, errlen) != 0)
@@ -413,11 +418,6 @@ int tk_signkeys_rotate(PGconn *c, const tk_config *cfg, const unsigned char kek[
 		         json ? json : "a key");
 		free(json);
 		changed = 1;
-	}
-	if (changed && delay_ms > 0) {
-		struct timespec ts = { (time_t)(delay_ms / 1000), (long)(delay_ms % 1000) * 1000000L };
-		while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-			;
 	}
 	tk_signkeys_rows_free(&rows);
 	if (exec_ok(c, "COMMIT", err, errlen) != 0)
