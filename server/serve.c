@@ -40,6 +40,9 @@ static const char serve_usage[] =
 	"SIGTERM or SIGINT after finishing the requests in progress. SIGHUP reads\n"
 	"the configuration file again and loads its signing keys (signing_keys,\n"
 	"signing_key_active) without a restart; other settings take a restart.\n"
+	"With signing_key_source = database the signing keys come from PostgreSQL\n"
+	"(tokend signing-key --help), are followed without SIGHUP and rotate on the\n"
+	"signing_key_rotation schedule.\n"
 	"Under systemd (Type=notify) it says READY=1 on $NOTIFY_SOCKET once it\n"
 	"serves, RELOADING=1 around a SIGHUP reload and STOPPING=1 on the way out.\n";
 

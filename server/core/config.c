@@ -175,7 +175,10 @@ static int set_param(tk_config *cfg, const cf_param *p, const char *value, const
 	}
 	case CF_DURATION: {
 		int64_t secs;
-		if (p->min == 0 && (strcmp(value, "off") == 0 || strcmp(value, "0") == 0)) {
+		/* Where 0 is allowed: "off", "0", "0s" (what `tokend config` prints). */
+		size_t z = strspn(value, "0");
+		if (p->min == 0 && (strcmp(value, "off") == 0 ||
+		                    (z > 0 && (value[z] == '\0' || (strchr("smhd", value[z]) && value[z + 1] == '\0'))))) {
 			*(int64_t *)((char *)cfg + p->offset) = 0;
 			return 0;
 		}
