@@ -26,6 +26,7 @@ static const char usage[] =
 	"  account ...           Accounts: create, list, show, set-limit, disable, enable.\n"
 	"  scope ...             The scope catalogue: add, list.\n"
 	"  role ...              The role catalogue (named scope sets): add, update, list, show.\n"
+	"  signing-key ...       Signing keys kept in PostgreSQL: generate, list, retire, rewrap.\n"
 	"  member ...            An account's members (member keys): add, list, show, deactivate.\n"
 	"  key ...               API keys: create, list, show, rename, disable, enable,\n"
 	"                        revoke, delete.\n"
@@ -112,6 +113,8 @@ int main(int argc, char **argv)
 		rc = cli_key(argc - 1, argv + 1);
 	else if (strcmp(cmd, "verify") == 0)
 		rc = cli_verify(argc - 1, argv + 1);
+	else if (strcmp(cmd, "signing-key") == 0)
+		rc = cli_signkey(argc - 1, argv + 1);
 	else if (strcmp(cmd, "config") == 0) {
 		if (cli_wants_help(argc - 1, argv + 1)) {
 			printf("usage: tokend [--json] config\n\nPrint the effective configuration, secrets and "

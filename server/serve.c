@@ -40,6 +40,9 @@ static const char serve_usage[] =
 	"SIGTERM or SIGINT after finishing the requests in progress. SIGHUP reads\n"
 	"the configuration file again and loads its signing keys (signing_keys,\n"
 	"signing_key_active) without a restart; other settings take a restart.\n"
+	"With signing_key_source = database the signing keys come from PostgreSQL\n"
+	"(tokend signing-key --help), are followed without SIGHUP and rotate on the\n"
+	"signing_key_rotation schedule.\n"
 	"Under systemd (Type=notify) it says READY=1 on $NOTIFY_SOCKET once it\n"
 	"serves, RELOADING=1 around a SIGHUP reload and STOPPING=1 on the way out.\n";
 
@@ -68,6 +71,18 @@ static void on_scopes_changed(void *arg)
 	atomic_store(&srv->meta_stale, 1);
 }
 
+static void on_signing_keys_changed(void *arg)
+{
+	tk_server *srv = arg;
+	atomic_store(&srv->signing_keys_changed, 1);
+}
+
+/* signing_key_source = database: the keys come from PostgreSQL (dbkeys.c). */
+static int keys_from_db(const tk_config *cfg)
+{
+	return strcmp(cfg->signing_key_source, "database") == 0;
+}
+
 /*
  * SIGHUP: read the configuration file again and load its signing keys
  * (signing_keys, signing_key_active) into a new key set: the JWKS, the
@@ -79,6 +94,13 @@ static void reload_keys(tk_server *srv)
 {
 	tk_config fresh;
 	char err[1024];
+	if (srv->dbkeys) {
+		/* The keys live in the database: read them again now. */
+		atomic_store(&srv->signing_keys_changed, 1);
+		tk_log(TK_LOG_INFO, "server.reloaded", "detail", "signing keys are read again from the database "
+		       "(signing_key_source = database); other settings take a restart", NULL);
+		return;
+	}
 	if (!srv->cfg->path) {
 		tk_log(TK_LOG_WARNING, "server.reload_failed", "detail", "no configuration file to read again", NULL);
 		return;
@@ -241,6 +263,7 @@ int tk_serve_main(int argc, char **argv)
 		cli_fail(CLI_REFUSED, "no database configured: set database_url (or TOKEND_DATABASE_URL)");
 
 	static tk_server srv;
+	static tk_listener_hook signing_keys_hook = { on_signing_keys_changed, &srv };
 	char err[1024];
 	srv.cfg = cfg;
 	srv.nworkers = cfg->workers;
@@ -251,13 +274,20 @@ int tk_serve_main(int argc, char **argv)
 		tk_wipe(srv.pepper, sizeof(srv.pepper));
 		cli_fail(CLI_REFUSED, "cannot compute the pepper's check value");
 	}
-	if (tk_server_keys_load(&srv, err, sizeof(err)) != 0) {
+	if (!keys_from_db(cfg) && tk_server_keys_load(&srv, err, sizeof(err)) != 0) {
 		tk_wipe(srv.pepper, sizeof(srv.pepper));
 		cli_fail(CLI_REFUSED, "%s", err);
 	}
 	if (check_schema(&srv, err, sizeof(err)) != 0) {
 		tk_wipe(srv.pepper, sizeof(srv.pepper));
-		tk_server_keys_free(&srv);
+		if (!keys_from_db(cfg))
+			tk_server_keys_free(&srv);
+		cli_fail(CLI_REFUSED, "%s", err);
+	}
+	/* Keys in the database: after the schema check (their table must exist). */
+	if (keys_from_db(cfg) && tk_server_dbkeys_start(&srv, err, sizeof(err)) != 0) {
+		tk_wipe(srv.pepper, sizeof(srv.pepper));
+		tk_server_dbkeys_stop(&srv);
 		cli_fail(CLI_REFUSED, "%s", err);
 	}
 	srv.default_audience = *cfg->default_audience ? cfg->default_audience : cfg->issuer;
@@ -314,6 +344,7 @@ int tk_serve_main(int argc, char **argv)
 	                       err, sizeof(err)) != 0)) {
 		rc = -1;
 	} else {
+		tk_listener_watch_signing_keys(srv.listener, &signing_keys_hook);
 		rc = tk_workers_start(&srv, err, sizeof(err));
 	}
 	/* The workers' hashers hold the pepper now: no other copy stays. */
@@ -327,9 +358,11 @@ int tk_serve_main(int argc, char **argv)
 		char port[16], workers[16];
 		snprintf(port, sizeof(port), "%d", cfg->listen_port);
 		snprintf(workers, sizeof(workers), "%d", cfg->workers);
+		const char *akid = tk_signer_active_kid(srv.keys->signer);
 		tk_log(TK_LOG_INFO, "server.started", "version", TOKEND_VERSION, "address", cfg->listen_address,
 		       TK_LOG_NUM "port", port, TK_LOG_NUM "workers", workers, "issuer", cfg->issuer, "signing_kid",
-		       tk_signer_active_kid(srv.keys->signer), "alg", tk_signer_active_alg(srv.keys->signer), NULL);
+		       akid ? akid : "(none may sign yet)", "alg", akid ? tk_signer_active_alg(srv.keys->signer) : "-",
+		       "signing_key_source", cfg->signing_key_source, NULL);
 		if (cfg->ops_listen_port) {
 			snprintf(port, sizeof(port), "%d", cfg->ops_listen_port);
 			tk_log(TK_LOG_INFO, "server.ops_listener", "address", cfg->ops_listen_address,
@@ -341,15 +374,19 @@ int tk_serve_main(int argc, char **argv)
 		         cfg->listen_address, cfg->listen_port, (long)getpid());
 		notify(status);
 		for (;;) {
-			/* While the pepper is unchecked, try again every 2 s. */
-			struct timespec every = { 2, 0 };
+			/* While the pepper is unchecked, try again every 2 s; with the
+			 * signing keys in the database, look at them 5 times a second. */
+			struct timespec every = { 2, 0 }, tick = { 0, 200 * 1000000L };
 			int sig = 0;
-			if (atomic_load(&srv.pepper_ok) == 0)
+			if (srv.dbkeys)
+				sig = sigtimedwait(&set, NULL, &tick);
+			else if (atomic_load(&srv.pepper_ok) == 0)
 				sig = sigtimedwait(&set, NULL, &every);
 			else if (sigwait(&set, &sig) != 0)
 				sig = -1;
 			if (sig <= 0) {
 				recheck_pepper(&srv);
+				tk_server_dbkeys_tick(&srv);
 				continue;
 			}
 			if (sig == SIGHUP) {
@@ -376,6 +413,7 @@ int tk_serve_main(int argc, char **argv)
 	tk_ratelimit_free(srv.rl_issue);
 	tk_acctcount_free(srv.acct_tokens);
 	tk_router_free(srv.router);
+	tk_server_dbkeys_stop(&srv);
 	tk_server_keys_free(&srv);
 	tk_log(TK_LOG_INFO, "server.stopped", NULL);
 	return rc == 0 ? CLI_OK : CLI_REFUSED;

@@ -12,6 +12,7 @@
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
 #include <openssl/rand.h>
@@ -396,4 +397,67 @@ fail:
 	if (why != NULL)
 		*why = reason;
 	return -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* AES-256-GCM                                                              */
+
+/* One GCM operation: enc 1 seals, 0 opens (tag checked by the final call). */
+static int aead_run(int enc, const unsigned char *key, const void *aad, size_t aadlen,
+                    const unsigned char *in, size_t len, unsigned char *out,
+                    const unsigned char *nonce, unsigned char *tag)
+{
+	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	int n = 0, ok = 0;
+
+	if (ctx == NULL || len > (size_t)INT_MAX || aadlen > (size_t)INT_MAX)
+		goto out;
+	if (EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, TK_AEAD_NONCE_LEN, NULL) != 1 ||
+	    EVP_CipherInit_ex(ctx, NULL, NULL, key, nonce, enc) != 1)
+		goto out;
+	if (aadlen > 0 && EVP_CipherUpdate(ctx, NULL, &n, aad, (int)aadlen) != 1)
+		goto out;
+	if (len > 0 && EVP_CipherUpdate(ctx, out, &n, in, (int)len) != 1)
+		goto out;
+	if (!enc && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, TK_AEAD_TAG_LEN, tag) != 1)
+		goto out;
+	if (EVP_CipherFinal_ex(ctx, out + (len > 0 ? (size_t)n : 0), &n) != 1)
+		goto out;
+	if (enc && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, TK_AEAD_TAG_LEN, tag) != 1)
+		goto out;
+	ok = 1;
+out:
+	EVP_CIPHER_CTX_free(ctx);
+	ERR_clear_error();
+	if (!ok && len > 0 && out != NULL)
+		tk_wipe(out, len);
+	return ok ? 0 : -1;
+}
+
+int tk_aead_seal(const unsigned char key[TK_AEAD_KEY_LEN], const void *aad, size_t aadlen,
+                 const void *pt, size_t ptlen, unsigned char *ct,
+                 unsigned char nonce[TK_AEAD_NONCE_LEN], unsigned char tag[TK_AEAD_TAG_LEN])
+{
+	if (key == NULL || ct == NULL || nonce == NULL || tag == NULL || (ptlen > 0 && pt == NULL))
+		return -1;
+	if (tk_random_bytes(nonce, TK_AEAD_NONCE_LEN) != 0) {
+		if (ptlen > 0)
+			tk_wipe(ct, ptlen);
+		return -1;
+	}
+	return aead_run(1, key, aad, aadlen, pt, ptlen, ct, nonce, tag);
+}
+
+int tk_aead_open(const unsigned char key[TK_AEAD_KEY_LEN], const void *aad, size_t aadlen,
+                 const unsigned char *ct, size_t ctlen,
+                 const unsigned char nonce[TK_AEAD_NONCE_LEN],
+                 const unsigned char tag[TK_AEAD_TAG_LEN], unsigned char *pt)
+{
+	unsigned char t[TK_AEAD_TAG_LEN];
+
+	if (key == NULL || nonce == NULL || tag == NULL || pt == NULL || (ctlen > 0 && ct == NULL))
+		return -1;
+	memcpy(t, tag, sizeof(t));
+	return aead_run(0, key, aad, aadlen, ct, ctlen, pt, nonce, t);
 }

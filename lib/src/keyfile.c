@@ -252,25 +252,38 @@ done:
 	return pk;
 }
 
+EVP_PKEY *tk_keyfile_parse(const char *buf, size_t len, char **kid, char **alg, char *why,
+                           size_t wl)
+{
+	size_t i = 0;
+
+	*kid = NULL;
+	*alg = NULL;
+	if (buf == NULL || len == 0 || len > (size_t)KEY_FILE_MAX || memchr(buf, '\0', len) != NULL) {
+		tk_seterr(why, wl, "not a key: empty, too large or holding NUL bytes");
+		return NULL;
+	}
+	while (i < len && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\r' || buf[i] == '\n'))
+		i++;
+	if (i < len && buf[i] == '{')
+		return load_jwk(buf, len, kid, alg, why, wl);
+	if (len - i > 11 && strncmp(buf + i, "-----BEGIN ", 11) == 0)
+		return load_pem(buf, len, why, wl);
+	tk_seterr(why, wl, "neither a JWK (JSON) nor a PEM private key");
+	return NULL;
+}
+
 EVP_PKEY *tk_keyfile_load(const char *path, char **kid, char **alg, char *why, size_t wl)
 {
 	size_t len = 0;
 	char *buf = read_key_file(path, &len, why, wl);
-	const char *q;
-	EVP_PKEY *pk = NULL;
+	EVP_PKEY *pk;
 
 	*kid = NULL;
 	*alg = NULL;
 	if (buf == NULL)
 		return NULL;
-	for (q = buf; *q == ' ' || *q == '\t' || *q == '\r' || *q == '\n'; q++)
-		;
-	if (*q == '{')
-		pk = load_jwk(buf, len, kid, alg, why, wl);
-	else if (strncmp(q, "-----BEGIN ", 11) == 0)
-		pk = load_pem(buf, len, why, wl);
-	else
-		tk_seterr(why, wl, "neither a JWK (JSON) nor a PEM private key");
+	pk = tk_keyfile_parse(buf, len, kid, alg, why, wl);
 	tk_wipe(buf, len);
 	free(buf);
 	return pk;

@@ -25,6 +25,7 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,35 +188,21 @@ static int find_kid(const tk_signer *s, const char *kid)
 	return -1;
 }
 
-int tk_signer_add_file(tk_signer *s, const char *path, char *err, size_t errlen)
+/* Add the key `pk` (consumed) read from `label` with its own kid / alg (or
+ * NULL); `want_kid`: the kid it must have (the database's row). */
+static int add_pkey(tk_signer *s, EVP_PKEY *pk, char *kid, char *jalg, const char *want_kid,
+                    const char *label, char *err, size_t errlen)
 {
 	char why[WHY_LEN] = "";
 	char tp[TK_THUMBPRINT_LEN + 1];
 	tk_jwk_parts parts;
 	struct signing_key key;
-	char *kid = NULL, *jalg = NULL, *priv_json = NULL;
-	EVP_PKEY *pk = NULL;
+	char *priv_json = NULL;
 
 	memset(&parts, 0, sizeof(parts));
 	memset(&key, 0, sizeof(key));
-	if (s == NULL || path == NULL) {
-		tk_seterr(err, errlen, "no signer or path given");
-		return -1;
-	}
-	if (atomic_load(&s->st->frozen)) {
-		tk_seterr(err, errlen, "%s: signing keys can only be added before minting starts", path);
-		return -1;
-	}
-	if (s->n >= TK_SIGNER_MAX_KEYS) {
-		tk_seterr(err, errlen, "%s: too many signing keys (at most %d)", path,
-		       TK_SIGNER_MAX_KEYS);
-		return -1;
-	}
-
-	pk = tk_keyfile_load(path, &kid, &jalg, why, sizeof(why));
 	if (pk == NULL)
 		goto fail;
-
 	if (tk_jwk_export(pk, &parts, why, sizeof(why)) != 0 || tk_keyfile_check(pk, why, sizeof(why)) != 0)
 		goto fail;
 	EVP_PKEY_free(pk);
@@ -228,11 +215,17 @@ int tk_signer_add_file(tk_signer *s, const char *path, char *err, size_t errlen)
 		       parts.alg_name);
 		goto fail;
 	}
-	if (kid == NULL) {
+	if (kid == NULL || want_kid != NULL) {
 		if (tk_jwk_parts_thumbprint(&parts, tp) != 0) {
 			tk_seterr(why, sizeof(why), "cannot compute the key's thumbprint");
 			goto fail;
 		}
+	}
+	if (want_kid != NULL && (strcmp(tp, want_kid) != 0 || (kid != NULL && strcmp(kid, want_kid) != 0))) {
+		tk_seterr(why, sizeof(why), "the key is not the one its kid names (its thumbprint differs)");
+		goto fail;
+	}
+	if (kid == NULL) {
 		kid = strdup(tp);
 		if (kid == NULL) {
 			tk_seterr(why, sizeof(why), "out of memory");
@@ -269,7 +262,7 @@ int tk_signer_add_file(tk_signer *s, const char *path, char *err, size_t errlen)
 	return 0;
 
 fail:
-	tk_seterr(err, errlen, "%s: %s", path, why[0] ? why : "cannot load the key");
+	tk_seterr(err, errlen, "%s: %s", label, why[0] ? why : "cannot load the key");
 	EVP_PKEY_free(pk);
 	tk_jwk_parts_release(&parts);
 	tk_secret_free(priv_json);
@@ -278,6 +271,73 @@ fail:
 	free(jalg);
 	ERR_clear_error();
 	return -1;
+}
+
+/* The checks every addition starts with. 0, or -1 with err set. */
+static int can_add(const tk_signer *s, const char *label, char *err, size_t errlen)
+{
+	if (s == NULL || label == NULL) {
+		tk_seterr(err, errlen, "no signer or key given");
+		return -1;
+	}
+	if (atomic_load(&s->st->frozen)) {
+		tk_seterr(err, errlen, "%s: signing keys can only be added before minting starts", label);
+		return -1;
+	}
+	if (s->n >= TK_SIGNER_MAX_KEYS) {
+		tk_seterr(err, errlen, "%s: too many signing keys (at most %d)", label,
+		       TK_SIGNER_MAX_KEYS);
+		return -1;
+	}
+	return 0;
+}
+
+int tk_signer_add_file(tk_signer *s, const char *path, char *err, size_t errlen)
+{
+	char why[WHY_LEN] = "";
+	char *kid = NULL, *jalg = NULL;
+	EVP_PKEY *pk;
+
+	if (can_add(s, path, err, errlen) != 0)
+		return -1;
+	pk = tk_keyfile_load(path, &kid, &jalg, why, sizeof(why));
+	if (pk == NULL) {
+		tk_seterr(err, errlen, "%s: %s", path, why[0] ? why : "cannot load the key");
+		ERR_clear_error();
+		return -1;
+	}
+	return add_pkey(s, pk, kid, jalg, NULL, path, err, errlen);
+}
+
+int tk_signer_add_key(tk_signer *s, const char *key, size_t len, const char *want_kid,
+                      const char *label, char *err, size_t errlen)
+{
+	char why[WHY_LEN] = "";
+	char *kid = NULL, *jalg = NULL, *copy;
+	EVP_PKEY *pk;
+
+	if (can_add(s, label, err, errlen) != 0)
+		return -1;
+	if (key == NULL || len == 0 || len > 64 * 1024) {
+		tk_seterr(err, errlen, "%s: no key, or a key too large", label);
+		return -1;
+	}
+	copy = malloc(len + 1);
+	if (copy == NULL) {
+		tk_seterr(err, errlen, "%s: out of memory", label);
+		return -1;
+	}
+	memcpy(copy, key, len);
+	copy[len] = '\0';
+	pk = tk_keyfile_parse(copy, len, &kid, &jalg, why, sizeof(why));
+	tk_wipe(copy, len);
+	free(copy);
+	if (pk == NULL) {
+		tk_seterr(err, errlen, "%s: %s", label, why[0] ? why : "cannot load the key");
+		ERR_clear_error();
+		return -1;
+	}
+	return add_pkey(s, pk, kid, jalg, want_kid, label, err, errlen);
 }
 
 int tk_signer_set_active(tk_signer *s, const char *kid, char *err, size_t errlen)
@@ -295,6 +355,12 @@ int tk_signer_set_active(tk_signer *s, const char *kid, char *err, size_t errlen
 	}
 	atomic_store(&s->st->active, (size_t)i);
 	return 0;
+}
+
+void tk_signer_clear_active(tk_signer *s)
+{
+	if (s != NULL)
+		atomic_store(&s->st->active, (size_t)SIZE_MAX);
 }
 
 size_t tk_signer_count(const tk_signer *s)

@@ -49,6 +49,11 @@ TK_INTERNAL jwt_builder_t *tk_signing_key_builder(const struct signing_key *k, c
 TK_INTERNAL EVP_PKEY *tk_keyfile_load(const char *path, char **kid, char **alg, char *why,
                                       size_t wl);
 
+/* The same for a key held in memory: `len` bytes at `buf`, which must be
+ * followed by a NUL (buf[len] == 0). */
+TK_INTERNAL EVP_PKEY *tk_keyfile_parse(const char *buf, size_t len, char **kid, char **alg,
+                                       char *why, size_t wl);
+
 /* Full OpenSSL validation of a private key: public part well formed, private
  * part in range, the two belonging together. 0, or -1 with why set. */
 TK_INTERNAL int tk_keyfile_check(EVP_PKEY *pk, char *why, size_t wl);

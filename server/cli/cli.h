@@ -67,6 +67,8 @@ int cli_member(int argc, char **argv);   /* cli_member.c: an account's members *
 /* `tokend key ...` (cli_key.c: parsing, then the local or remote backend). */
 int cli_key(int argc, char **argv);
 int cli_migrate(int argc, char **argv);
+/* `tokend signing-key ...` (cli_signkey.c): keys held in PostgreSQL. */
+int cli_signkey(int argc, char **argv);
 /* `tokend verify`: check a token against a JWKS (no config or database needed). */
 int cli_verify(int argc, char **argv);
 

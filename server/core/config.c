@@ -39,6 +39,8 @@ typedef struct cf_param {
 static const char *const log_levels[] = { "debug", "info", "warning", "error", NULL };
 static const char *const log_formats[] = { "text", "json", NULL };
 static const char *const pool_modes[] = { "session", "transaction", NULL };
+static const char *const key_sources[] = { "files", "database", NULL };
+static const char *const key_algs[] = { "ES256", "EdDSA", "RS256", NULL };
 
 #define S(field) CF_STRING, offsetof(tk_config, field)
 #define I(field) CF_INT, offsetof(tk_config, field)
@@ -69,6 +71,12 @@ static const cf_param params[] = {
 	{ "secret_prefix",            S(secret_prefix),          "tks_",        0, 0, 0, NULL },
 	{ "signing_keys",             S(signing_keys),           "",            CF_RELOAD, 0, 0, NULL },
 	{ "signing_key_active",       S(signing_key_active),     "",            CF_RELOAD, 0, 0, NULL },
+	{ "signing_key_source",       S(signing_key_source),     "files",       0, 0, 0, key_sources },
+	{ "signing_key_encryption_key", S(signing_key_encryption_key), "",      CF_SENSITIVE, 0, 0, NULL },
+	{ "signing_key_encryption_key_file", S(signing_key_encryption_key_file), "", 0, 0, 0, NULL },
+	{ "signing_key_rotation",     D(signing_key_rotation),   "off",         0, 0, 315360000, NULL },
+	{ "signing_key_alg",          S(signing_key_alg),        "ES256",       0, 0, 0, key_algs },
+	{ "signing_key_margin",       D(signing_key_margin),     "1m",          0, 0, 86400, NULL },
 	{ "token_lifetime",           D(token_lifetime),         "10m",         0, 1, 86400, NULL },
 	{ "token_lifetime_max",       D(token_lifetime_max),     "1h",          0, 1, 86400, NULL },
 	{ "default_audience",         S(default_audience),       "",            0, 0, 0, NULL },
@@ -171,6 +179,13 @@ static int set_param(tk_config *cfg, const cf_param *p, const char *value, const
 	}
 	case CF_DURATION: {
 		int64_t secs;
+		/* Where 0 is allowed: "off", "0", "0s" (what `tokend config` prints). */
+		size_t z = strspn(value, "0");
+		if (p->min == 0 && (strcmp(value, "off") == 0 ||
+		                    (z > 0 && (value[z] == '\0' || (strchr("smhd", value[z]) && value[z + 1] == '\0'))))) {
+			*(int64_t *)((char *)cfg + p->offset) = 0;
+			return 0;
+		}
 		if (tk_duration_parse(value, &secs, why) != 0)
 			return -1;
 		if (secs < p->min || secs > p->max) { *why = "out of range"; return -1; }
@@ -291,6 +306,12 @@ static int validate(tk_config *cfg, char *err, size_t errlen)
 	if (strcmp(cfg->database_pool_mode, "transaction") == 0 && !*cfg->listen_database_url) {
 		snprintf(err, errlen, "%s: database_pool_mode: transaction needs listen_database_url: a direct "
 		         "(or session-pooled) connection for LISTEN, which a transaction pooler does not carry", where);
+		return -1;
+	}
+	if (strcmp(cfg->signing_key_source, "database") == 0 && cfg->signing_key_rotation > 0 &&
+	    cfg->signing_key_rotation <= cfg->jwks_max_age + cfg->signing_key_margin) {
+		snprintf(err, errlen, "%s: signing_key_rotation: must be longer than jwks_max_age + "
+		         "signing_key_margin (a next key is published that long before it signs)", where);
 		return -1;
 	}
 	char why[160];
@@ -491,6 +512,74 @@ int tk_config_pepper(const tk_config *cfg, unsigned char out[TK_PEPPER_MAX], siz
 		snprintf(err, errlen, "%s: %s", source, why);
 	else
 		rc = 0;
+	tk_wipe(buf, sizeof(buf));
+	return rc;
+}
+
+int tk_config_kek(const tk_config *cfg, unsigned char out[TK_KEK_LEN], char *err, size_t errlen)
+{
+	char buf[512];
+	const char *text = NULL, *source = NULL, *why = NULL;
+	unsigned char tmp[TK_PEPPER_MAX];
+	size_t len = 0;
+	int rc = -1;
+
+	memset(out, 0, TK_KEK_LEN);
+	if (cfg->signing_key_encryption_key && *cfg->signing_key_encryption_key) {
+		text = cfg->signing_key_encryption_key;
+		source = getenv("TOKEND_SIGNING_KEY_ENCRYPTION_KEY") && *getenv("TOKEND_SIGNING_KEY_ENCRYPTION_KEY")
+		         ? "TOKEND_SIGNING_KEY_ENCRYPTION_KEY" : "signing_key_encryption_key";
+	} else if (cfg->signing_key_encryption_key_file && *cfg->signing_key_encryption_key_file) {
+		char *path = tk_config_resolve(cfg, cfg->signing_key_encryption_key_file);
+		struct stat st = { 0 };
+		FILE *f = path ? fopen(path, "r") : NULL;
+		char mwhy[300];
+		if (!f) {
+			snprintf(err, errlen, "signing_key_encryption_key_file: %s: cannot open: %s",
+			         path ? path : "?", strerror(errno));
+			free(path);
+			return -1;
+		}
+		if (fstat(fileno(f), &st) != 0 ||
+		    tk_secret_file_mode_ok((unsigned int)st.st_mode, (long)st.st_uid,
+		                           "the key-encryption key file", mwhy, sizeof(mwhy)) != 0) {
+			snprintf(err, errlen, "signing_key_encryption_key_file: %s: %s", path,
+			         st.st_mode ? mwhy : "cannot stat");
+			fclose(f);
+			free(path);
+			return -1;
+		}
+		size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+		free(path);
+		buf[n] = '\0';
+		while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+			buf[--n] = '\0';
+		text = buf;
+		source = "signing_key_encryption_key_file";
+	} else {
+		snprintf(err, errlen, "no key-encryption key configured (signing_key_source = database): set "
+		         "signing_key_encryption_key_file (or TOKEND_SIGNING_KEY_ENCRYPTION_KEY) to 32 random "
+		         "bytes in base64 or hex, e.g. from `openssl rand -base64 32`");
+		return -1;
+	}
+	/* 64 hex digits, or base64 / "hex:..." (the pepper's forms) of exactly 32 bytes. */
+	size_t tl = strlen(text), i;
+	for (i = 0; i < tl && tk_hex_digit((unsigned char)text[i]) >= 0; i++)
+		;
+	if (tl == 2 * TK_KEK_LEN && i == tl) {
+		for (i = 0; i < TK_KEK_LEN; i++)
+			out[i] = (unsigned char)(tk_hex_digit((unsigned char)text[2 * i]) * 16 +
+			                         tk_hex_digit((unsigned char)text[2 * i + 1]));
+		rc = 0;
+	} else if (tk_pepper_decode(text, tmp, &len, &why) != 0 || len != TK_KEK_LEN) {
+		snprintf(err, errlen, "%s: %s", source,
+		         why ? why : "must be exactly 32 bytes (base64 of 32 bytes, or 64 hex digits)");
+	} else {
+		memcpy(out, tmp, TK_KEK_LEN);
+		rc = 0;
+	}
+	tk_wipe(tmp, sizeof(tmp));
 	tk_wipe(buf, sizeof(buf));
 	return rc;
 }

@@ -50,6 +50,12 @@ typedef struct tk_config {
 	char *secret_prefix;
 	char *signing_keys;       /* space-separated paths */
 	char *signing_key_active;
+	char *signing_key_source;         /* "files" (signing_keys) or "database" (README) */
+	char *signing_key_encryption_key; /* SENSITIVE: the KEK of database-held keys */
+	char *signing_key_encryption_key_file;
+	int64_t signing_key_rotation;     /* seconds; 0: manual (tokend signing-key generate) */
+	char *signing_key_alg;            /* of generated keys: ES256, EdDSA, RS256 */
+	int64_t signing_key_margin;       /* seconds added to every waiting time of a rotation */
 	int64_t token_lifetime;   /* seconds */
 	int64_t token_lifetime_max;
 	char *default_audience;
@@ -110,6 +116,14 @@ char *tk_config_resolve(const tk_config *cfg, const char *path);
  */
 int tk_config_pepper(const tk_config *cfg, unsigned char out[TK_PEPPER_MAX], size_t *len,
                      char *err, size_t errlen);
+
+/* The key-encryption key of database-held signing keys:
+ * TOKEND_SIGNING_KEY_ENCRYPTION_KEY, else signing_key_encryption_key, else the
+ * contents of signing_key_encryption_key_file (group/others checked as the
+ * pepper file's); 32 bytes as base64 or 64 hex digits. 0, or -1 with a reason
+ * in err (never the value). */
+#define TK_KEK_LEN 32
+int tk_config_kek(const tk_config *cfg, unsigned char out[TK_KEK_LEN], char *err, size_t errlen);
 
 /* Whether SIGHUP applies setting `name` (0: it takes a restart, or no such key). */
 int tk_config_reloadable(const char *name);

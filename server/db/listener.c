@@ -24,6 +24,7 @@ struct tk_listener {
 	int64_t timeout_ms;
 	tk_scopes_changed_cb on_scopes;
 	void *arg;
+	_Atomic(const tk_listener_hook *) on_signing_keys;
 	pthread_t thread;
 	_Atomic int stopping;
 	_Atomic int up;
@@ -49,7 +50,8 @@ static PGconn *open_listen(tk_listener *l, char *why, size_t whylen)
 		PQfinish(c);
 		return NULL;
 	}
-	PGresult *r = PQexec(c, "LISTEN tokend_keys; LISTEN tokend_accounts; LISTEN tokend_scopes");
+	PGresult *r = PQexec(c, "LISTEN tokend_keys; LISTEN tokend_accounts; LISTEN tokend_scopes;"
+	                           " LISTEN tokend_signing_keys");
 	int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
 	if (!ok)
 		snprintf(why, whylen, "LISTEN failed: %s", tk_db_error(c, r));
@@ -59,6 +61,13 @@ static PGconn *open_listen(tk_listener *l, char *why, size_t whylen)
 		return NULL;
 	}
 	return c;
+}
+
+static void signing_keys_changed(tk_listener *l)
+{
+	const tk_listener_hook *h = atomic_load(&l->on_signing_keys);
+	if (h && h->cb)
+		h->cb(h->arg);
 }
 
 static void handle_notifies(tk_listener *l, PGconn *c)
@@ -71,6 +80,8 @@ static void handle_notifies(tk_listener *l, PGconn *c)
 			tk_keycache_invalidate_account(l->cache, n->extra);
 		else if (strcmp(n->relname, "tokend_scopes") == 0 && l->on_scopes)
 			l->on_scopes(l->arg);
+		else if (strcmp(n->relname, "tokend_signing_keys") == 0)
+			signing_keys_changed(l);
 		PQfreemem(n);
 	}
 }
@@ -129,6 +140,7 @@ static void *listener_main(void *arg)
 			atomic_store(&l->up, 1);
 			if (l->on_scopes)
 				l->on_scopes(l->arg);
+			signing_keys_changed(l);
 			tk_log(TK_LOG_INFO, "listener.up", NULL);
 			logged_down = 0;
 		}
@@ -202,6 +214,12 @@ void tk_listener_stop(tk_listener *l)
 	pthread_join(l->thread, NULL);
 	free(l->url);
 	free(l);
+}
+
+void tk_listener_watch_signing_keys(tk_listener *l, const tk_listener_hook *hook)
+{
+	if (l)
+		atomic_store(&l->on_signing_keys, hook);
 }
 
 int tk_listener_up(tk_listener *l)

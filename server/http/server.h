@@ -41,6 +41,10 @@ typedef struct tk_server {
 	tk_keyset *keys;
 	_Atomic uint64_t keys_gen;
 	char jwks_cache_control[64];
+	/* signing_key_source = database (dbkeys.c): the listener sets the flag on
+	 * NOTIFY tokend_signing_keys; the main thread reloads. */
+	_Atomic int signing_keys_changed;
+	struct tk_dbkeys *dbkeys;
 	char *default_audience;
 	tk_router *router;                    /* every endpoint module's routes (serve.c) */
 	tk_keycache *cache;
@@ -202,6 +206,22 @@ void tk_worker_keys_refresh(tk_worker *w);
 /* Load the signing keys named by the configuration into a first key set
  * (serverkeys.c); free them at the end. */
 int tk_server_keys_load(tk_server *srv, char *err, size_t errlen);
+/* The same with a key set built elsewhere (taken over). */
+void tk_server_keys_start(tk_server *srv, tk_keyset *ks);
 void tk_server_keys_free(tk_server *srv);
+
+/*
+ * signing_key_source = database (dbkeys.c). Start: read the key-encryption
+ * key, connect, generate the initial key of an empty table (under the
+ * rotation lock), load and decrypt the keys (a wrong KEK refuses the start),
+ * install the set. 0, or -1 with err.
+ * Tick (main thread, a few times a second): on NOTIFY, at the next time the
+ * set or the signing key changes, and every 5 s, read the rows again and
+ * install a new set when they or the time say so; run the rotation steps
+ * when due (one instance per step: the advisory lock). Stop: close, wipe.
+ */
+int tk_server_dbkeys_start(tk_server *srv, char *err, size_t errlen);
+void tk_server_dbkeys_tick(tk_server *srv);
+void tk_server_dbkeys_stop(tk_server *srv);
 
 #endif

@@ -16,6 +16,12 @@ int tk_server_keys_load(tk_server *srv, char *err, size_t errlen)
 	tk_keyset *ks = tk_keyset_load(srv->cfg, err, errlen);
 	if (!ks)
 		return -1;
+	tk_server_keys_start(srv, ks);
+	return 0;
+}
+
+void tk_server_keys_start(tk_server *srv, tk_keyset *ks)
+{
 	pthread_mutex_init(&srv->keys_mu, NULL);
 	srv->keys = ks;
 	atomic_store(&srv->keys_gen, 1);
@@ -23,7 +29,6 @@ int tk_server_keys_load(tk_server *srv, char *err, size_t errlen)
 	         (long long)srv->cfg->jwks_max_age);
 	pthread_mutex_init(&srv->meta_mu, NULL);
 	atomic_store(&srv->meta_stale, 1);
-	return 0;
 }
 
 void tk_server_keys_free(tk_server *srv)

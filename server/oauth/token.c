@@ -173,6 +173,15 @@ static int issue(tk_authreq *ar, const tk_apikey *k)
 		tk_http_oauth_error(w, ar->req, &ar->ri, 500, "server_error", "the token could not be issued");
 		return 0;
 	}
+	/* Keys in the database: a set may publish keys none of which may sign yet
+	 * (dbkeys.c): no token then, and never one from an unpublished key. */
+	if (!tk_signer_active_kid(w->keys->signer)) {
+		tk_log(TK_LOG_ERROR, "token.no_signing_key", "req", ar->ri.id, "client_id", k->id, NULL);
+		evhttp_add_header(evhttp_request_get_output_headers(ar->req), "Retry-After", "1");
+		tk_http_oauth_error(w, ar->req, &ar->ri, 503, "temporarily_unavailable",
+		                    "no signing key is available; retry shortly");
+		return 0;
+	}
 	char *scope = tk_scopes_join(granted);
 	tk_token_claims c = {
 		.iss = srv->cfg->issuer,

@@ -25,7 +25,7 @@ void tk_readyz_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
 	tk_server *srv = w->srv;
 	int db = tk_dbpool_connected(srv->db) > 0;
 	int listen = tk_listener_up(srv->listener);
-	int signer = tk_signer_count(w->keys->signer) > 0;
+	int signer = tk_signer_active_kid(w->keys->signer) != NULL;   /* a key that may sign */
 	int pepper = atomic_load(&srv->pepper_ok) == 1;
 	/* Ready: the database answers (pool and notification connection), it
 	 * holds this pepper's check value, and a signing key is loaded. */

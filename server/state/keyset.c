@@ -73,14 +73,28 @@ static tk_verifier *own_verifier(const tk_keyset *ks, const tk_config *cfg, cons
 
 tk_keyset *tk_keyset_load(const tk_config *cfg, char *err, size_t errlen)
 {
+	tk_keyset tmp = { 0 };
+	if (load_signer(&tmp, cfg, err, errlen) != 0) {
+		tk_signer_free(tmp.signer);
+		return NULL;
+	}
+	return tk_keyset_from_signer(cfg, tmp.signer, err, errlen);
+}
+
+tk_keyset *tk_keyset_from_signer(const tk_config *cfg, tk_signer *signer, char *err, size_t errlen)
+{
 	tk_keyset *ks = calloc(1, sizeof(*ks));
 	if (!ks) {
+		tk_signer_free(signer);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
 	atomic_init(&ks->refs, 1);
-	if (load_signer(ks, cfg, err, errlen) != 0)
+	ks->signer = signer;
+	if (!signer || tk_signer_count(signer) == 0) {
+		snprintf(err, errlen, "no signing key to publish");
 		goto fail;
+	}
 	ks->jwks_body = tk_signer_jwks_json(ks->signer);
 	if (!ks->jwks_body) {
 		snprintf(err, errlen, "cannot build the JWKS");

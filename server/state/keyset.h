@@ -35,6 +35,10 @@ typedef struct tk_keyset {
 /* Load cfg's signing_keys (paths relative to cfg's file) and active key, and
  * derive the rest. NULL with a message on any failure. */
 tk_keyset *tk_keyset_load(const tk_config *cfg, char *err, size_t errlen);
+/* The same from a built signer (taken over, freed on failure): the JWKS of
+ * its keys, the ETag and the verifiers. The signer's active key may be none
+ * (tk_signer_clear_active): the set then publishes and verifies, never signs. */
+tk_keyset *tk_keyset_from_signer(const tk_config *cfg, tk_signer *signer, char *err, size_t errlen);
 tk_keyset *tk_keyset_ref(tk_keyset *ks);
 void tk_keyset_release(tk_keyset *ks);
 

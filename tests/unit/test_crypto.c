@@ -498,6 +498,38 @@ static void bench_hasher(void)
 	tk_hasher_free(h);
 }
 
+/* AES-256-GCM: round trip; a fresh nonce each time; wrong key, altered
+ * ciphertext, tag or aad refused with the output wiped. */
+static void test_aead(void)
+{
+	unsigned char key[TK_AEAD_KEY_LEN], key2[TK_AEAD_KEY_LEN];
+	unsigned char n1[TK_AEAD_NONCE_LEN], n2[TK_AEAD_NONCE_LEN], t1[TK_AEAD_TAG_LEN], t2[TK_AEAD_TAG_LEN];
+	const char pt[] = "{\"kty\":\"EC\",\"d\":\"secret\"}";
+	unsigned char ct[sizeof(pt)], ct2[sizeof(pt)], out[sizeof(pt)];
+	const char aad[] = "kid\0ES256", aad2[] = "kid\0RS256";
+
+	memset(key, 7, sizeof(key));
+	memset(key2, 8, sizeof(key2));
+	TEST_ASSERT(tk_aead_seal(key, aad, sizeof(aad), pt, sizeof(pt), ct, n1, t1) == 0);
+	TEST_ASSERT(tk_aead_seal(key, aad, sizeof(aad), pt, sizeof(pt), ct2, n2, t2) == 0);
+	TEST_ASSERT(memcmp(n1, n2, sizeof(n1)) != 0 && memcmp(ct, ct2, sizeof(ct)) != 0);
+	TEST_ASSERT(memmem(ct, sizeof(ct), "secret", 6) == NULL);
+	TEST_ASSERT(tk_aead_open(key, aad, sizeof(aad), ct, sizeof(ct), n1, t1, out) == 0);
+	TEST_ASSERT(memcmp(out, pt, sizeof(pt)) == 0);
+	memset(out, 0x55, sizeof(out));
+	TEST_ASSERT(tk_aead_open(key2, aad, sizeof(aad), ct, sizeof(ct), n1, t1, out) == -1);
+	TEST_ASSERT(out[0] == 0 && out[sizeof(out) - 1] == 0);
+	TEST_ASSERT(tk_aead_open(key, aad2, sizeof(aad2), ct, sizeof(ct), n1, t1, out) == -1);
+	TEST_ASSERT(tk_aead_open(key, aad, sizeof(aad), ct, sizeof(ct), n2, t1, out) == -1);
+	t1[0] ^= 1;
+	TEST_ASSERT(tk_aead_open(key, aad, sizeof(aad), ct, sizeof(ct), n1, t1, out) == -1);
+	t1[0] ^= 1;
+	ct[3] ^= 0x80;
+	TEST_ASSERT(tk_aead_open(key, aad, sizeof(aad), ct, sizeof(ct), n1, t1, out) == -1);
+	tk_random_fail_for_testing(1);
+	TEST_ASSERT(tk_aead_seal(key, aad, sizeof(aad), pt, sizeof(pt), ct, n1, t1) == -1);
+}
+
 int main(void)
 {
 	TEST_RUN(test_hmac_kat);
@@ -507,6 +539,7 @@ int main(void)
 	TEST_RUN(test_random);
 	TEST_RUN(test_wipe);
 	TEST_RUN(test_b64url);
+	TEST_RUN(test_aead);
 	TEST_RUN(bench_hasher);
 	TEST_DONE();
 }

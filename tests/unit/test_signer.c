@@ -1260,6 +1260,55 @@ static void test_threads(void)
 	EVP_PKEY_free(ec);
 }
 
+/* Generated keys: loaded from memory under their kid; a key under another
+ * kid is refused; a cleared active key mints nothing. */
+static void test_generate_and_add_key(void)
+{
+	static const char *const algs[] = { "ES256", "EdDSA", "RS256" };
+	static const char *const aud[] = { "https://api.example" };
+	tk_signer *s = tk_signer_new();
+	char kids[3][TK_THUMBPRINT_LEN + 1];
+
+	for (int i = 0; i < 3; i++) {
+		char *pub = NULL;
+		char *priv = tk_signing_key_generate(algs[i], kids[i], &pub, errbuf, sizeof(errbuf));
+		TEST_ASSERT(priv != NULL && pub != NULL);
+		if (priv == NULL || pub == NULL)
+			return;
+		TEST_ASSERT(strlen(kids[i]) == TK_THUMBPRINT_LEN);
+		TEST_ASSERT(strstr(pub, "\"d\"") == NULL && strstr(priv, "\"d\"") != NULL);
+		/* Under another kid: refused, set unchanged. */
+		TEST_ASSERT(tk_signer_add_key(s, priv, strlen(priv), i ? kids[0] : "not-the-kid", "k",
+		                              errbuf, sizeof(errbuf)) == -1);
+		TEST_ASSERT(strstr(errbuf, "thumbprint") != NULL);
+		TEST_ASSERT(tk_signer_count(s) == (size_t)i);
+		TEST_ASSERT(tk_signer_add_key(s, priv, strlen(priv), kids[i], "k", errbuf,
+		                              sizeof(errbuf)) == 0);
+		tk_wipe(priv, strlen(priv));
+		free(priv);
+		free(pub);
+	}
+	char kid[TK_THUMBPRINT_LEN + 1], *pub = NULL;
+	TEST_ASSERT(tk_signing_key_generate("HS256", kid, &pub, errbuf, sizeof(errbuf)) == NULL);
+	TEST_ASSERT(pub == NULL && strstr(errbuf, "unknown") != NULL);
+	TEST_ASSERT(tk_signer_add_key(s, "{}", 2, NULL, "k", errbuf, sizeof(errbuf)) == -1);
+	TEST_ASSERT(tk_signer_count(s) == 3);
+	TEST_ASSERT_STR(tk_signer_active_kid(s), kids[0]);
+
+	tk_minter *m = tk_minter_new(s, errbuf, sizeof(errbuf));
+	tk_token_claims c = base_claims(aud, 1);
+	tk_signer_clear_active(s);
+	TEST_ASSERT(tk_signer_active_kid(s) == NULL);
+	char *tok = tk_minter_mint(m, &c, NULL, errbuf, sizeof(errbuf));
+	TEST_ASSERT(tok == NULL);
+	TEST_ASSERT(tk_signer_set_active(s, kids[1], errbuf, sizeof(errbuf)) == 0);
+	tok = tk_minter_mint(m, &c, NULL, errbuf, sizeof(errbuf));
+	TEST_ASSERT(tok != NULL);
+	free(tok);
+	tk_minter_free(m);
+	tk_signer_free(s);
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof(dir), "/tmp/tk-signer-XXXXXX");
@@ -1280,6 +1329,7 @@ int main(void)
 	TEST_RUN(test_mint_refusals);
 	TEST_RUN(test_active_and_frozen);
 	TEST_RUN(test_threads);
+	TEST_RUN(test_generate_and_add_key);
 
 	for (int i = 0; i < npaths; i++)
 		unlink(paths[i]);

@@ -69,6 +69,27 @@ TK_API void tk_random_fail_for_testing(int n);
 TK_API int tk_secret_file_mode_ok(unsigned int mode, long owner, const char *what,
                                   char *why, size_t wl);
 
+/*
+ * AES-256-GCM (authenticated encryption of secrets at rest, e.g. signing keys
+ * under a key-encryption key). tk_aead_seal draws a fresh random 96-bit nonce
+ * from the CSPRNG for every call (written to `nonce`), encrypts `ptlen` bytes
+ * of `pt` into `ct` (same length) and writes the 128-bit tag; `aad` (may be
+ * empty) is authenticated, not encrypted: bind the ciphertext to what it
+ * belongs to. tk_aead_open checks the tag before any plaintext is returned.
+ * Both return 0, or -1 (wrong key, altered ciphertext, nonce, tag or aad;
+ * CSPRNG or OpenSSL failure) with the output wiped.
+ */
+#define TK_AEAD_KEY_LEN    32
+#define TK_AEAD_NONCE_LEN  12
+#define TK_AEAD_TAG_LEN    16
+TK_API int tk_aead_seal(const unsigned char key[TK_AEAD_KEY_LEN], const void *aad, size_t aadlen,
+                        const void *pt, size_t ptlen, unsigned char *ct,
+                        unsigned char nonce[TK_AEAD_NONCE_LEN], unsigned char tag[TK_AEAD_TAG_LEN]);
+TK_API int tk_aead_open(const unsigned char key[TK_AEAD_KEY_LEN], const void *aad, size_t aadlen,
+                        const unsigned char *ct, size_t ctlen,
+                        const unsigned char nonce[TK_AEAD_NONCE_LEN],
+                        const unsigned char tag[TK_AEAD_TAG_LEN], unsigned char *pt);
+
 /* Wipe memory so the compiler cannot elide it (OPENSSL_cleanse). */
 TK_API void tk_wipe(void *p, size_t n);
 

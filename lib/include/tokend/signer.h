@@ -89,11 +89,36 @@ TK_API tk_signer *tk_signer_new(void);
 TK_API int tk_signer_add_file(tk_signer *s, const char *path, char *err, size_t errlen);
 
 /*
+ * The same for a private key held in memory (`len` bytes of a JWK or PEM, as
+ * in a key file; no file checks), named `label` in messages (e.g. "signing key
+ * <kid>"). `want_kid`: when not NULL, the key's RFC 7638 thumbprint (and its
+ * JWK's own kid, if any) must equal it, so that a key cannot pass for another.
+ * The caller wipes its copy of `key`; this function wipes its own.
+ */
+TK_API int tk_signer_add_key(tk_signer *s, const char *key, size_t len, const char *want_kid,
+                             const char *label, char *err, size_t errlen);
+
+/*
+ * A fresh private key for `alg` ("ES256": P-256, "EdDSA": Ed25519, "RS256":
+ * RSA 3072) from OpenSSL's CSPRNG, as a private JWK (kid = its RFC 7638
+ * thumbprint, written to `kid`, alg, use "sig"). Returns the malloc'd JSON
+ * (wipe with tk_wipe, then free), and in *pub_json (malloc'd) its public JWK;
+ * NULL with `err` set for an unknown alg or an OpenSSL failure.
+ */
+TK_API char *tk_signing_key_generate(const char *alg, char kid[TK_THUMBPRINT_LEN + 1],
+                                     char **pub_json, char *err, size_t errlen);
+
+/*
  * Make the key `kid` the one new tokens are signed with. Returns 0, or -1 with
  * `err` set when no key has that kid. Thread-safe: minters pick up the change
  * at their next mint.
  */
 TK_API int tk_signer_set_active(tk_signer *s, const char *kid, char *err, size_t errlen);
+
+/* Sign with no key: tk_minter_mint fails ("active signing key is not
+ * available") and tk_signer_active_kid is NULL until tk_signer_set_active.
+ * For a set that publishes keys none of which may sign yet. Thread-safe. */
+TK_API void tk_signer_clear_active(tk_signer *s);
 
 /* Number of keys in the set. */
 TK_API size_t tk_signer_count(const tk_signer *s);
