@@ -7,7 +7,9 @@ both (`target_session_attrs=read-write`). Under load, the standby is promoted
 (`pg_ctl promote`) and the old primary stopped (`-m immediate`). Asserted:
 
   * tokend serves again (an uninterrupted run of 200s begins) within 2 s of the
-    promotion; no request hangs; failures in between are 503 temporarily_unavailable;
+    promotion (asserted when PostgreSQL's promote and stop took under 1 s: on a loaded
+    machine they alone took up to 3 s) and within 2 s of the old primary's stop
+    returning; no request hangs; failures in between are 503 temporarily_unavailable;
   * a key disabled before the failover (replayed on the standby) gets no token after it;
   * notifications resume: the listener reconnects to the new primary (/readyz
     "notifications": true, `listener.up` logged after `listener.lost`), a key cached
@@ -101,13 +103,16 @@ def test_standby_listed_first_without_session_attrs(make_tokend, start_server, c
     wait_until(lambda: srv.token(k).status == 401, timeout=1.0, interval=0.005, what="the disabled key refused")
 
 
-def test_failover_to_promoted_standby_under_load(make_tokend, start_server, clusters):
+def test_failover_to_promoted_standby_under_load(make_tokend, start_server, clusters, sanitized):
     primary, standby = clusters
     name = primary.create_database()
     t = make_tokend(multi_url(primary, standby, name))   # migrated through the multi-host URL
     t.account("acme", "--key-limit", "20")
     t.scopes("read")
-    srv = start_server(t, db_timeout="1s")
+    # The sanitized binary on a loaded machine can take more than a second to open and
+    # prepare a pool connection; each attempt is bounded by its job's db_timeout (known
+    # limit: README, "PostgreSQL failover"), so it gets 2 s there.
+    srv = start_server(t, db_timeout="2s" if sanitized else "1s")
     k_ok = new_key(t, "acme", "steady", "read")
     k_dis = new_key(t, "acme", "disabled-before", "read")
     k_late = new_key(t, "acme", "disabled-after", "read")
@@ -159,6 +164,7 @@ def test_failover_to_promoted_standby_under_load(make_tokend, start_server, clus
     firsts = [r for r in ok if r.status == 200 and r.t_send >= max(last_fail, t_stopped)]
     assert firsts, f"no token after the failover: {fmt(after[-12:])}"
     serving = firsts[0].t_recv - t_promote
+    back = max(0.0, firsts[0].t_recv - t_stopped)
     outage = (last_fail - min(r.t_send for r in failed)) if failed else 0.0
     # The key disabled before the failover: never a token after the disable's bound.
     leaked = [r for r in dis if r.status == 200 and r.t_send >= t_dis + 1.0]
@@ -173,10 +179,16 @@ def test_failover_to_promoted_standby_under_load(make_tokend, start_server, clus
     not_ready = [(round((tt - t_promote) * 1000), s, n) for tt, s, n in ready if tt >= t_promote and s != 200]
     note_timing("PostgreSQL failover (promote standby, stop primary -m immediate)",
                 f"promote took {(t_promoted - t_promote) * 1000:.0f} ms, stop {(t_stopped - t_promoted) * 1000:.0f} ms;"
-                f" serving again (uninterrupted 200s) {serving * 1000:.0f} ms after promote began; "
+                f" serving again (uninterrupted 200s) {serving * 1000:.0f} ms after promote began, "
+                f"{back * 1000:.0f} ms after the stop returned; "
                 f"{len(failed)} requests failed (503) over {outage * 1000:.0f} ms; "
                 f"/readyz not 200 {len(not_ready)} times")
-    assert serving <= 2.0, f"tokend served again {serving:.2f} s after the promotion (bound 2 s)"
+    # From the promotion: 2 s when PostgreSQL's own promote and stop take under a second
+    # (0.6-0.7 s on an idle machine; 1.5-3 s seen on a loaded one, and that part is not
+    # tokend's). From the old primary gone (its stop returned): 2 s, always.
+    if t_stopped - t_promote < 1.0:
+        assert serving <= 2.0, f"tokend served again {serving:.2f} s after the promotion (bound 2 s)"
+    assert back <= 2.0, f"tokend served again {back:.2f} s after the old primary stopped (bound 2 s)"
 
     # Notifications resumed: a key cached after the failover, disabled through the
     # multi-host URL, refused within 1 s; from the cache until then.
