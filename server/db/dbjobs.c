@@ -25,6 +25,20 @@ const tk_dbstmt tk_dbstatements[] = {
 	  " s.previous_hash, coalesce(floor(extract(epoch FROM s.previous_until))::bigint, 0)"
 	  " FROM api_keys k JOIN accounts a ON a.id = k.account_id"
 	  " LEFT JOIN api_key_secrets s ON s.key_id = k.id WHERE k.id = $1" },
+	/* The same columns, and the ID (15), for many keys at once (a batch of
+	 * KEY jobs: tk_dbcall_make_keys). */
+	{ "keys", 1,
+	  "SELECT k.account_id, coalesce(s.secret_hash, k.secret_hash), k.pepper_id, array_to_string(k.scopes, ' '),"
+	  " array_to_string(k.audiences, ' '), k.subject, coalesce(k.token_lifetime, 0),"
+	  " coalesce(floor(extract(epoch FROM k.expires_at))::bigint, 0),"
+	  " CASE WHEN k.deleted_at IS NOT NULL THEN 'key_deleted' WHEN k.revoked_at IS NOT NULL THEN 'key_revoked'"
+	  "  WHEN k.disabled_at IS NOT NULL THEN 'key_disabled' WHEN a.disabled_at IS NOT NULL THEN 'account_disabled'"
+	  "  ELSE '' END, coalesce(k.rate_limit, 0),"
+	  " coalesce(floor(extract(epoch FROM k.last_used_at))::bigint, 0),"
+	  " k.environment, CASE WHEN k.claims = '{}'::jsonb THEN NULL ELSE k.claims::text END,"
+	  " s.previous_hash, coalesce(floor(extract(epoch FROM s.previous_until))::bigint, 0), k.id"
+	  " FROM api_keys k JOIN accounts a ON a.id = k.account_id"
+	  " LEFT JOIN api_key_secrets s ON s.key_id = k.id WHERE k.id = ANY($1::text[])" },
 	{ "last_used", 2,
 	  "UPDATE api_keys k SET last_used_at = to_timestamp(v.t)"
 	  " FROM unnest($1::text[], $2::bigint[]) AS v(id, t)"
@@ -115,6 +129,34 @@ int tk_dbcall_make(const tk_dbjob *j, tk_dbcall *c)
 	return -1;
 }
 
+int tk_dbcall_make_keys(tk_dbjob *const *jobs, size_t n, tk_dbcall *c)
+{
+	/* An array literal {id,...}: key IDs are [0-9A-Za-z_] (tk_key_id_check
+	 * before any job is made), nothing to quote; one that is not is never sent. */
+	size_t cap = n * (TK_KEY_ID_MAX + 1) + 3, a = 0;
+	char *ids;
+
+	memset(c, 0, sizeof(*c));
+	if (n == 0 || !(ids = malloc(cap)))
+		return -1;
+	ids[a++] = '{';
+	for (size_t i = 0; i < n; i++) {
+		const char *id = jobs[i]->key_id;
+		if (!*id || strspn(id, "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_") != strlen(id)) {
+			free(ids);
+			return -1;
+		}
+		a += (size_t)snprintf(ids + a, cap - a, "%s%s", i ? "," : "", id);
+	}
+	ids[a++] = '}';
+	ids[a] = '\0';
+	c->stmt = "keys";
+	c->nparams = 1;
+	c->owned[0] = ids;
+	c->params[0] = ids;
+	return 0;
+}
+
 void tk_dbcall_release(tk_dbcall *c)
 {
 	free(c->owned[0]);
@@ -122,77 +164,61 @@ void tk_dbcall_release(tk_dbcall *c)
 	c->owned[0] = c->owned[1] = NULL;
 }
 
-/* Fill `k` from the row. -1 when a copy could not be made (out of memory):
+/* Fill `k` from row `row`. -1 when a copy could not be made (out of memory):
  * the record is incomplete and must not be used or cached. */
-static int parse_key_row(tk_apikey *k, PGresult *r)
+static int parse_key_row(tk_apikey *k, PGresult *r, int row)
 {
 	k->found = 1;
-	snprintf(k->account, sizeof(k->account), "%s", PQgetvalue(r, 0, 0));
 	size_t hlen = 0;
-	unsigned char *h = PQunescapeBytea((const unsigned char *)PQgetvalue(r, 0, 1), &hlen);
+	unsigned char *h = PQunescapeBytea((const unsigned char *)PQgetvalue(r, row, 1), &hlen);
 	if (h && hlen == TK_HASH_LEN)
 		memcpy(k->hash, h, TK_HASH_LEN);
-	else
-		k->usable = 0;
 	if (h) {
 		tk_wipe(h, hlen);
 		PQfreemem(h);
 	}
-	k->pepper_id = atoi(PQgetvalue(r, 0, 2));
+	k->pepper_id = (int16_t)atoi(PQgetvalue(r, row, 2));
 	/* The previous secret of a rotation, until its overlap ends; without one
 	 * (or unreadable) prev_until stays 0 and only the current secret works. */
 	k->prev_until = 0;
-	if (!PQgetisnull(r, 0, 13)) {
+	int copies_ok = 1;           /* an allocation failure never drops a value */
+	if (!PQgetisnull(r, row, 13)) {
 		size_t plen = 0;
-		unsigned char *ph = PQunescapeBytea((const unsigned char *)PQgetvalue(r, 0, 13), &plen);
+		unsigned char *ph = PQunescapeBytea((const unsigned char *)PQgetvalue(r, row, 13), &plen);
 		if (ph && plen == TK_HASH_LEN) {
-			memcpy(k->prev_hash, ph, TK_HASH_LEN);
-			k->prev_until = strtoll(PQgetvalue(r, 0, 14), NULL, 10);
+			k->prev_hash = malloc(TK_HASH_LEN);
+			if (k->prev_hash) {
+				memcpy(k->prev_hash, ph, TK_HASH_LEN);
+				k->prev_until = strtoll(PQgetvalue(r, row, 14), NULL, 10);
+			} else {
+				copies_ok = 0;   /* the holder of the previous secret would be refused */
+			}
 		}
 		if (ph) {
 			tk_wipe(ph, plen);
 			PQfreemem(ph);
 		}
 	}
-	const char *why;
-	const char *sc = PQgetvalue(r, 0, 3);
-	int scopes_ok = tk_scopes_parse(sc, strlen(sc), &k->scopes, &why) == 0;
-	const char *aud = PQgetvalue(r, 0, 4);
-	int copies_ok = 1;           /* an allocation failure never drops an audience or the subject */
-	while (*aud && k->naud < TK_MAX_AUDIENCES) {
-		const char *sp = strchr(aud, ' ');
-		size_t len = sp ? (size_t)(sp - aud) : strlen(aud);
-		char *copy = strndup(aud, len);
-		if (!copy) {
-			copies_ok = 0;
-			break;
-		}
-		k->aud[k->naud++] = copy;
-		aud += len + (sp ? 1 : 0);
-	}
-	if (!PQgetisnull(r, 0, 5)) {
-		k->subject = strdup(PQgetvalue(r, 0, 5));
-		if (!k->subject)
-			copies_ok = 0;   /* NULL would mean "the key ID": another identity */
-	}
-	/* Environment and custom claims (sql/007): an unknown environment or an
-	 * unreadable claim set makes the key unusable, never a token without them. */
-	const char *env = PQgetvalue(r, 0, 11);
-	int model_ok = 1;
+	/* Account, subject, claims, scopes and audiences are interned: shared
+	 * with every other cached key of the same value. */
+	int vals = tk_apikey_set_values(k, PQgetvalue(r, row, 0),
+	                                PQgetisnull(r, row, 5) ? NULL : PQgetvalue(r, row, 5),
+	                                PQgetisnull(r, row, 12) ? NULL : PQgetvalue(r, row, 12),
+	                                PQgetvalue(r, row, 3), PQgetvalue(r, row, 4));
+	if (vals < 0)
+		copies_ok = 0;
+	int scopes_ok = vals == 0;
+	/* Environment (sql/007): an unknown environment or an unreadable claim
+	 * set makes the key unusable, never a token without them. */
+	const char *env = PQgetvalue(r, row, 11);
 	k->environment = strcmp(env, "live") == 0 ? "live" : strcmp(env, "test") == 0 ? "test" : NULL;
-	if (!k->environment)
-		model_ok = 0;
-	if (!PQgetisnull(r, 0, 12)) {
-		k->claims = strdup(PQgetvalue(r, 0, 12));
-		if (!k->claims)
-			copies_ok = 0;
-	}
-	k->lifetime = atoi(PQgetvalue(r, 0, 6));
-	k->rate_limit = atoi(PQgetvalue(r, 0, 9));
-	k->expires_at = strtoll(PQgetvalue(r, 0, 7), NULL, 10);
-	atomic_store(&k->last_used_at, (int64_t)strtoll(PQgetvalue(r, 0, 10), NULL, 10));
+	int model_ok = k->environment != NULL;
+	k->lifetime = atoi(PQgetvalue(r, row, 6));
+	k->rate_limit = atoi(PQgetvalue(r, row, 9));
+	k->expires_at = strtoll(PQgetvalue(r, row, 7), NULL, 10);
+	atomic_store(&k->last_used_at, (int64_t)strtoll(PQgetvalue(r, row, 10), NULL, 10));
 	static const char *const reasons[] = { "key_deleted", "key_revoked", "key_disabled", "account_disabled" };
-	const char *why_not = PQgetvalue(r, 0, 8);
+	const char *why_not = PQgetvalue(r, row, 8);
 	k->unusable_reason = NULL;
 	for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
 		if (strcmp(why_not, reasons[i]) == 0)
@@ -220,7 +246,7 @@ void tk_dbjob_finish(tk_dbjob *j, PGresult *r)
 			tk_apikey *k = tk_apikey_new();
 			if (k) {
 				snprintf(k->id, sizeof(k->id), "%s", j->key_id);
-				if (PQntuples(r) == 1 && parse_key_row(k, r) != 0) {
+				if (PQntuples(r) == 1 && parse_key_row(k, r, 0) != 0) {
 					tk_apikey_release(k);   /* fails closed: 503, nothing cached */
 					break;
 				}
@@ -251,6 +277,45 @@ void tk_dbjob_finish(tk_dbjob *j, PGresult *r)
 		break;
 	}
 	if (j->status != TK_DBJOB_OK && st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
+		tk_log(TK_LOG_WARNING, "db.query_failed", "detail", PQresultErrorMessage(r), NULL);
+	PQclear(r);
+}
+
+void tk_dbjob_finish_keys(tk_dbjob *const *jobs, size_t n, PGresult *r)
+{
+	int rows = PQresultStatus(r) == PGRES_TUPLES_OK ? PQntuples(r) : -1;
+
+	for (size_t i = 0; i < n; i++) {
+		tk_dbjob *j = jobs[i];
+		j->status = TK_DBJOB_FAILED;
+		if (rows < 0)
+			continue;
+		/* The same key twice in one batch: one record, shared (single flight). */
+		for (size_t e = 0; e < i; e++) {
+			if (jobs[e]->status == TK_DBJOB_OK && strcmp(jobs[e]->key_id, j->key_id) == 0) {
+				j->key = tk_apikey_ref(jobs[e]->key);
+				j->status = TK_DBJOB_OK;
+				break;
+			}
+		}
+		if (j->status == TK_DBJOB_OK)
+			continue;
+		int row = -1;
+		for (int x = 0; x < rows && row < 0; x++)
+			if (strcmp(PQgetvalue(r, x, 15), j->key_id) == 0)
+				row = x;
+		tk_apikey *k = tk_apikey_new();
+		if (!k)
+			continue;
+		snprintf(k->id, sizeof(k->id), "%s", j->key_id);
+		if (row >= 0 && parse_key_row(k, r, row) != 0) {
+			tk_apikey_release(k);   /* fails closed: 503, nothing cached */
+			continue;
+		}
+		j->key = k;                 /* not found: a negative record, as a single lookup */
+		j->status = TK_DBJOB_OK;
+	}
+	if (rows < 0)
 		tk_log(TK_LOG_WARNING, "db.query_failed", "detail", PQresultErrorMessage(r), NULL);
 	PQclear(r);
 }

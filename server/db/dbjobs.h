@@ -39,6 +39,19 @@ typedef struct tk_dbcall {
 int tk_dbcall_make(const tk_dbjob *job, tk_dbcall *call);
 void tk_dbcall_release(tk_dbcall *call);
 
+/* The most KEY jobs answered by one statement. */
+#define TK_DBJOB_KEY_BATCH 64
+
+/* Fill `call` with one statement that looks up the keys of `n` (1 to
+ * TK_DBJOB_KEY_BATCH) KEY jobs. 0, or -1 (out of memory, or an ID that is not
+ * a key ID's characters: the jobs fail). */
+int tk_dbcall_make_keys(tk_dbjob *const *jobs, size_t n, tk_dbcall *call);
+
+/* Answer each of the `n` KEY jobs from the batch result `r` (not NULL; taken):
+ * its key's row, or a negative record when there is none; every job fails
+ * when the statement failed. Jobs with the same ID share one record. */
+void tk_dbjob_finish_keys(tk_dbjob *const *jobs, size_t n, PGresult *r);
+
 /* Read the answer `r` (not NULL) into `job` and set job->status. Takes `r`:
  * a QUERY job keeps it in job->result, the others clear it. */
 void tk_dbjob_finish(tk_dbjob *job, PGresult *r);

@@ -12,6 +12,7 @@
 #include "dbpool.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -246,6 +247,80 @@ static void do_job(dbthread *t, tk_dbjob *j)
 	tk_dbcall_release(&call);
 }
 
+/*
+ * KEY jobs taken together (n >= 2): one statement answers them all, one round
+ * trip instead of n. Each job keeps its own deadline: one already past it
+ * fails without being sent; the statement waits until the earliest deadline
+ * of the rest (the queue is FIFO: the first job's), so that no job is
+ * answered later than its own deadline. One retry on a fresh connection, as
+ * do_job.
+ */
+static void do_key_batch(dbthread *t, tk_dbjob **jobs, size_t n)
+{
+	tk_dbjob *live[TK_DBJOB_KEY_BATCH];
+	size_t m = 0;
+	int64_t now = tk_mono_ms(), deadline = INT64_MAX;
+	tk_dbcall call;
+
+	for (size_t i = 0; i < n; i++) {
+		jobs[i]->status = TK_DBJOB_FAILED;
+		if (now >= jobs[i]->deadline_ms) {
+			tk_log(TK_LOG_WARNING, "db.job_expired", "detail", "waited in the queue past its deadline",
+			       NULL);
+			continue;
+		}
+		if (jobs[i]->deadline_ms < deadline)
+			deadline = jobs[i]->deadline_ms;
+		live[m++] = jobs[i];
+	}
+	if (m == 0 || tk_dbcall_make_keys(live, m, &call) != 0)
+		return;
+	if (tk_log_enabled(TK_LOG_DEBUG)) {
+		char num[24];
+		snprintf(num, sizeof(num), "%zu", m);
+		tk_log(TK_LOG_DEBUG, "db.key_batch", TK_LOG_NUM "keys", num, NULL);
+	}
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (ensure_conn(t, deadline) != 0)
+			break;
+		PGresult *r = run_call(t, &call, deadline);
+		if (r) {
+			tk_dbjob_finish_keys(live, m, r);
+			break;
+		}
+		if (tk_mono_ms() >= deadline)
+			break;
+	}
+	tk_dbcall_release(&call);
+}
+
+/* Unlink up to `max` more KEY jobs from the queue (locked), oldest first,
+ * looking at most at the first 4 x TK_DBJOB_KEY_BATCH jobs. */
+static size_t take_keys(tk_dbpool *p, tk_dbjob **out, size_t max)
+{
+	size_t n = 0, looked = 0;
+	tk_dbjob *prev = NULL;
+
+	for (tk_dbjob *j = p->head; j && n < max && looked < 4 * TK_DBJOB_KEY_BATCH; looked++) {
+		tk_dbjob *next = j->next;
+		if (j->kind == TK_DBJOB_KEY) {
+			if (prev)
+				prev->next = next;
+			else
+				p->head = next;
+			if (p->tail == j)
+				p->tail = prev;
+			p->queued--;
+			j->next = NULL;
+			out[n++] = j;
+		} else {
+			prev = j;
+		}
+		j = next;
+	}
+	return n;
+}
+
 static void *db_thread_main(void *arg)
 {
 	dbthread *t = arg;
@@ -293,7 +368,21 @@ static void *db_thread_main(void *arg)
 		if (!p->head)
 			p->tail = NULL;
 		p->queued--;
+		/* Key lookups waiting behind this one go with it (batching appears
+		 * only when lookups queue up: no job waits for a batch to fill). */
+		tk_dbjob *batch[TK_DBJOB_KEY_BATCH];
+		size_t nb = 0;
+		if (j->kind == TK_DBJOB_KEY && !p->stopping) {
+			batch[nb++] = j;
+			nb += take_keys(p, batch + 1, TK_DBJOB_KEY_BATCH - 1);
+		}
 		pthread_mutex_unlock(&p->mu);
+		if (nb > 1) {
+			do_key_batch(t, batch, nb);
+			for (size_t i = 0; i < nb; i++)
+				tk_mailbox_post(batch[i]->reply, batch[i]);
+			continue;
+		}
 		if (p->stopping && j->kind != TK_DBJOB_LAST_USED) {
 			j->status = TK_DBJOB_FAILED;   /* fail fast; but last-used marks are written */
 		} else {

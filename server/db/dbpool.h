@@ -41,7 +41,7 @@ typedef struct tk_dbjob tk_dbjob;
 typedef void (*tk_dbjob_cb)(tk_dbjob *job);
 
 typedef enum tk_dbjob_kind {
-	TK_DBJOB_KEY,        /* load one key by ID */
+	TK_DBJOB_KEY,        /* load one key by ID (queued ones go together: dbpool.c) */
 	TK_DBJOB_LAST_USED,  /* write a batch of last-used times */
 	TK_DBJOB_SCOPES,     /* read the scope catalogue */
 	TK_DBJOB_TOKEN_STATE,/* is key_id usable now, and is jti revoked? (introspection) */

@@ -200,7 +200,7 @@ static int judge(introreq *ir)
 static int on_client(tk_authreq *ar, const tk_apikey *k)
 {
 	introreq *ir = (introreq *)ar;
-	if (!ir->revoke && !tk_scopes_contains(&k->scopes, INTROSPECT_SCOPE)) {
+	if (!ir->revoke && !tk_scopes_contains(k->scopes, INTROSPECT_SCOPE)) {
 		tk_auth_refuse(ar, 403, "insufficient_scope",
 		               "this client may not introspect tokens (it needs the scope " INTROSPECT_SCOPE ")",
 		               "insufficient_scope");

@@ -67,9 +67,9 @@ static int issue(tk_authreq *ar, const tk_apikey *k)
 	int64_t now = (int64_t)time(NULL);
 
 	/* Scopes: none requested means all of the key's. */
-	const tk_scopes *granted = &k->scopes;
+	const tk_scopes *granted = k->scopes;
 	if (tr->scope_given) {
-		if (!tk_scopes_subset(&tr->scopes, &k->scopes))
+		if (!tk_scopes_subset(&tr->scopes, k->scopes))
 			{
 			tk_auth_refuse(ar, 400, "invalid_scope",
 			               "the requested scope is not granted to this client", "invalid_scope");

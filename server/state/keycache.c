@@ -14,15 +14,13 @@
 #define SHARDS 64
 #define BUCKETS_PER_SHARD 4096
 
-typedef struct node {
-	tk_apikey *key;
-	struct node *next;
-} node;
-
+/* Records are chained through their own `next` (no node per entry); the chain
+ * and each record's `cached` flag belong to the shard's lock. */
 typedef struct shard {
 	pthread_mutex_t mu;
 	size_t count;
-	node *buckets[BUCKETS_PER_SHARD];
+	size_t hand;              /* where the next eviction starts looking */
+	tk_apikey *buckets[BUCKETS_PER_SHARD];
 } shard;
 
 struct tk_keycache {
@@ -33,9 +31,9 @@ struct tk_keycache {
 	shard shards[SHARDS];
 };
 
-static int64_t mono_seconds(void)
+static int32_t mono_seconds(void)
 {
-	return tk_mono_us() / 1000000;
+	return (int32_t)(tk_mono_us() / 1000000);
 }
 
 tk_apikey *tk_apikey_new(void)
@@ -57,13 +55,46 @@ void tk_apikey_release(tk_apikey *k)
 	if (!k || atomic_fetch_sub_explicit(&k->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	tk_wipe(k->hash, sizeof(k->hash));
-	tk_wipe(k->prev_hash, sizeof(k->prev_hash));
-	free(k->subject);
-	free(k->claims);
-	tk_scopes_free(&k->scopes);
-	for (size_t i = 0; i < k->naud; i++)
-		free(k->aud[i]);
+	if (k->prev_hash) {
+		tk_wipe(k->prev_hash, TK_HASH_LEN);
+		free(k->prev_hash);
+	}
+	tk_intern_str_release(k->account);
+	tk_intern_str_release(k->subject);
+	tk_intern_str_release(k->claims);
+	tk_intern_scopes_release(k->scopes);
+	if (k->aud)
+		tk_intern_list_release((const tk_strlist *)(const void *)
+		                       ((const char *)k->aud - offsetof(tk_strlist, v)));
 	free(k);
+}
+
+int tk_apikey_set_values(tk_apikey *k, const char *account, const char *subject, const char *claims,
+                         const char *scopes, const char *audiences)
+{
+	const char *why = NULL;
+	int rc = 0;
+
+	k->account = tk_intern_str(account);
+	if (subject)
+		k->subject = tk_intern_str(subject);
+	if (claims)
+		k->claims = tk_intern_str(claims);
+	k->scopes = tk_intern_scopes(scopes, &why);
+	if (!k->scopes && strcmp(why, "out of memory") != 0) {
+		rc = 1;                  /* an invalid scope string grants nothing */
+		k->scopes = tk_intern_scopes("", &why);
+	}
+	const tk_strlist *aud = tk_intern_list(audiences);
+	if (aud) {
+		k->aud = aud->v;
+		k->naud = (uint16_t)aud->n;
+	}
+	/* A missing value would read as "none" (the key ID as subject, every
+	 * audience, no claims): never use a record short of one. */
+	if (!k->account || (subject && !k->subject) || (claims && !k->claims) || !k->scopes || !aud)
+		return -1;
+	return rc;
 }
 
 /* FNV-1a over the ID: the random body makes it well spread. */
@@ -84,19 +115,38 @@ tk_keycache *tk_keycache_new(size_t max_entries, int64_t ttl_seconds)
 	return c;
 }
 
+/* Unlink *pp (locked shard) and drop the cache's reference. */
+static void unlink_at(shard *s, tk_apikey **pp)
+{
+	tk_apikey *dead = *pp;
+	*pp = dead->next;
+	dead->next = NULL;
+	dead->cached = 0;
+	s->count--;
+	tk_apikey_release(dead);
+}
+
 static void shard_clear(shard *s)
 {
-	for (int b = 0; b < BUCKETS_PER_SHARD; b++) {
-		node *n = s->buckets[b];
-		while (n) {
-			node *next = n->next;
-			tk_apikey_release(n->key);
-			free(n);
-			n = next;
-		}
-		s->buckets[b] = NULL;
-	}
+	for (int b = 0; b < BUCKETS_PER_SHARD; b++)
+		while (s->buckets[b])
+			unlink_at(s, &s->buckets[b]);
 	s->count = 0;
+}
+
+/* A full shard makes room for one: the first record of the next non-empty
+ * bucket from the hand on (a flood of distinct IDs cannot grow memory, and a
+ * full cache loses one record per insertion, not a whole shard). */
+static void evict_one(shard *s)
+{
+	for (size_t i = 0; i < BUCKETS_PER_SHARD; i++) {
+		size_t b = (s->hand + i) % BUCKETS_PER_SHARD;
+		if (s->buckets[b]) {
+			unlink_at(s, &s->buckets[b]);
+			s->hand = (b + 1) % BUCKETS_PER_SHARD;
+			return;
+		}
+	}
 }
 
 void tk_keycache_free(tk_keycache *c)
@@ -118,20 +168,15 @@ tk_apikey *tk_keycache_get(tk_keycache *c, const char *id)
 	shard *s = &c->shards[h % SHARDS];
 	size_t b = (h / SHARDS) % BUCKETS_PER_SHARD;
 	tk_apikey *found = NULL;
-	int64_t now = mono_seconds();
+	int32_t now = mono_seconds();
 	pthread_mutex_lock(&s->mu);
-	for (node **pp = &s->buckets[b]; *pp; pp = &(*pp)->next) {
-		if (strcmp((*pp)->key->id, id) != 0)
+	for (tk_apikey **pp = &s->buckets[b]; *pp; pp = &(*pp)->next) {
+		if (strcmp((*pp)->id, id) != 0)
 			continue;
-		if (now - (*pp)->key->loaded_at >= c->ttl) {
-			node *dead = *pp;
-			*pp = dead->next;
-			tk_apikey_release(dead->key);
-			free(dead);
-			s->count--;
-		} else {
-			found = tk_apikey_ref((*pp)->key);
-		}
+		if (now - (*pp)->loaded_at >= c->ttl)
+			unlink_at(s, pp);
+		else
+			found = tk_apikey_ref(*pp);
 		break;
 	}
 	pthread_mutex_unlock(&s->mu);
@@ -150,33 +195,26 @@ void tk_keycache_put(tk_keycache *c, tk_apikey *k, uint64_t seq)
 	uint64_t h = hash_id(k->id);
 	shard *s = &c->shards[h % SHARDS];
 	size_t b = (h / SHARDS) % BUCKETS_PER_SHARD;
-	node *fresh = malloc(sizeof(*fresh));
-	if (!fresh)
-		return;
-	k->loaded_at = mono_seconds();
 	pthread_mutex_lock(&s->mu);
-	/* Checked under the shard lock: an invalidator bumps seq before taking it. */
+	/* Checked under the shard lock: an invalidator bumps seq before taking it.
+	 * A record already in the cache (put twice) stays where it is. */
 	if (atomic_load_explicit(&c->seq, memory_order_acquire) != seq ||
-	    atomic_load_explicit(&c->bypass, memory_order_acquire)) {
+	    atomic_load_explicit(&c->bypass, memory_order_acquire) || k->cached) {
 		pthread_mutex_unlock(&s->mu);
-		free(fresh);
 		return;
 	}
-	for (node **pp = &s->buckets[b]; *pp; pp = &(*pp)->next) {
-		if (strcmp((*pp)->key->id, k->id) == 0) {
-			node *old = *pp;
-			*pp = old->next;
-			tk_apikey_release(old->key);
-			free(old);
-			s->count--;
+	k->loaded_at = mono_seconds();
+	for (tk_apikey **pp = &s->buckets[b]; *pp; pp = &(*pp)->next) {
+		if (strcmp((*pp)->id, k->id) == 0) {
+			unlink_at(s, pp);
 			break;
 		}
 	}
 	if (s->count >= c->max_per_shard)
-		shard_clear(s);   /* crude but bounded: a flood of distinct IDs cannot grow memory */
-	fresh->key = tk_apikey_ref(k);
-	fresh->next = s->buckets[b];
-	s->buckets[b] = fresh;
+		evict_one(s);
+	k->next = s->buckets[b];
+	k->cached = 1;
+	s->buckets[b] = tk_apikey_ref(k);
 	s->count++;
 	pthread_mutex_unlock(&s->mu);
 }
@@ -188,13 +226,9 @@ void tk_keycache_invalidate(tk_keycache *c, const char *id)
 	shard *s = &c->shards[h % SHARDS];
 	size_t b = (h / SHARDS) % BUCKETS_PER_SHARD;
 	pthread_mutex_lock(&s->mu);
-	for (node **pp = &s->buckets[b]; *pp; pp = &(*pp)->next) {
-		if (strcmp((*pp)->key->id, id) == 0) {
-			node *old = *pp;
-			*pp = old->next;
-			tk_apikey_release(old->key);
-			free(old);
-			s->count--;
+	for (tk_apikey **pp = &s->buckets[b]; *pp; pp = &(*pp)->next) {
+		if (strcmp((*pp)->id, id) == 0) {
+			unlink_at(s, pp);
 			break;
 		}
 	}
@@ -208,17 +242,12 @@ void tk_keycache_invalidate_account(tk_keycache *c, const char *account)
 		shard *s = &c->shards[i];
 		pthread_mutex_lock(&s->mu);
 		for (int b = 0; b < BUCKETS_PER_SHARD; b++) {
-			node **pp = &s->buckets[b];
+			tk_apikey **pp = &s->buckets[b];
 			while (*pp) {
-				if ((*pp)->key->found && strcmp((*pp)->key->account, account) == 0) {
-					node *old = *pp;
-					*pp = old->next;
-					tk_apikey_release(old->key);
-					free(old);
-					s->count--;
-				} else {
+				if ((*pp)->found && (*pp)->account && strcmp((*pp)->account, account) == 0)
+					unlink_at(s, pp);
+				else
 					pp = &(*pp)->next;
-				}
 			}
 		}
 		pthread_mutex_unlock(&s->mu);

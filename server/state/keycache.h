@@ -23,38 +23,56 @@
 #include <tokend/keyfmt.h>
 #include <tokend/scope.h>
 
-#define TK_MAX_AUDIENCES 16
+#include "intern.h"
+
+#define TK_MAX_AUDIENCES TK_STRLIST_MAX
 
 /* An API key as the token endpoint needs it (not a signing key: those are
- * lib/src/signer_int.h struct signing_key). Immutable once built; refcounted. */
+ * lib/src/signer_int.h struct signing_key). Immutable once built; refcounted.
+ *
+ * Compact (a million of them are cached): a fixed-size record (200 bytes on
+ * LP64) whose strings, scope set and audience list are interned (intern.h),
+ * shared with every other key holding the same value, and released with the
+ * record. The digests are wiped when the record is freed. */
 typedef struct tk_apikey {
 	_Atomic int refs;
-	int found;                        /* 0: a negative entry (no such key) */
-	char id[TK_KEY_ID_MAX + 1];
-	char account[64];
-	unsigned char hash[TK_HASH_LEN];
-	int pepper_id;
-	/* A rotated key's previous secret (sql/008): accepted while the clock is
-	 * before prev_until (epoch seconds; 0: no previous secret). */
-	unsigned char prev_hash[TK_HASH_LEN];
-	int64_t prev_until;
-	int usable;                       /* enabled, not revoked/deleted, account enabled */
-	const char *unusable_reason;      /* static: why not usable (for the log only) */
-	int64_t expires_at;               /* epoch seconds; 0: never */
 	int lifetime;                     /* seconds; 0: server default */
 	int rate_limit;                   /* tokens per minute; 0: none */
-	char *subject;                    /* NULL: the key ID (a member key: its member) */
+	int32_t loaded_at;                /* monotonic seconds (keycache) */
+	int16_t pepper_id;
+	uint16_t naud;
+	char id[TK_KEY_ID_MAX + 1];
+	unsigned char found;              /* 0: a negative entry (no such key) */
+	unsigned char usable;             /* enabled, not revoked/deleted, account enabled */
+	unsigned char cached;             /* in a cache's chain (under that shard's lock) */
+	unsigned char hash[TK_HASH_LEN];
+	/* A rotated key's previous secret (sql/008): accepted while the clock is
+	 * before prev_until (epoch seconds; 0: no previous secret). prev_hash:
+	 * TK_HASH_LEN bytes of its own (wiped on free), NULL without one, so that
+	 * keys that never rotated do not carry the room. */
+	unsigned char *prev_hash;
+	int64_t prev_until;
+	int64_t expires_at;               /* epoch seconds; 0: never */
+	const char *unusable_reason;      /* static: why not usable (for the log only) */
 	const char *environment;          /* static "live" or "test": the token's "env" */
-	char *claims;                     /* custom claims, a JSON object's text; NULL: none */
-	tk_scopes scopes;
-	size_t naud;
-	char *aud[TK_MAX_AUDIENCES];
-	int64_t loaded_at;                /* monotonic seconds */
+	const char *account;              /* interned; NULL only in a negative entry */
+	const char *subject;              /* interned; NULL: the key ID (a member key: its member) */
+	const char *claims;               /* interned custom claims, a JSON object's text; NULL: none */
+	const tk_scopes *scopes;          /* interned; never NULL in a found key */
+	const char *const *aud;           /* naud audiences: the v of an interned tk_strlist */
 	/* The one field that changes after build: last use known to this process
 	 * (epoch seconds; 0: never), loaded from the database and moved forward
 	 * by tk_lastused_mark when it writes a first use of the day at once. */
 	_Atomic int64_t last_used_at;
+	struct tk_apikey *next;           /* the cache's chain (keycache.c) */
 } tk_apikey;
+
+/* Set the interned values of `k` (a new record, none set yet) from their
+ * texts: account, subject (NULL: none), claims (NULL: none), the scope string
+ * and the space-separated audiences. 0; -1 out of memory (the record must not
+ * be used); 1 the scope string is invalid (scopes is then the empty set). */
+int tk_apikey_set_values(tk_apikey *k, const char *account, const char *subject, const char *claims,
+                         const char *scopes, const char *audiences);
 
 /* A new key with one reference (fields to be filled by the caller). */
 tk_apikey *tk_apikey_new(void);

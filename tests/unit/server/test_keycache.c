@@ -18,10 +18,10 @@ static tk_apikey *make(const char *id, const char *account)
 {
 	tk_apikey *k = tk_apikey_new();
 	snprintf(k->id, sizeof(k->id), "%s", id);
-	snprintf(k->account, sizeof(k->account), "%s", account);
 	k->found = 1;
 	k->usable = 1;
-	k->subject = strdup("member-1");
+	if (tk_apikey_set_values(k, account, "member-1", NULL, "a:read", "") != 0)
+		abort();
 	return k;
 }
 
