@@ -26,16 +26,18 @@ import zlib
 B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
+# Rejection sampling exactly as keyfmt.c does: bytes >= 248 are dropped, the rest
+# taken mod 62. Done with bytes.translate (delete, then map) so that a million keys
+# take seconds, not minutes.
+_MAP = bytes(ord(B62[b % 62]) if b < 248 else 0 for b in range(256))
+_REJECT = bytes(range(248, 256))
+
+
 def b62_random(n):
-    # Rejection sampling exactly as keyfmt.c does: bytes >= 248 are dropped.
-    out = []
+    out = b""
     while len(out) < n:
-        for b in secrets.token_bytes(n - len(out) + 8):
-            if b < 248:
-                out.append(B62[b % 62])
-                if len(out) == n:
-                    break
-    return "".join(out)
+        out += secrets.token_bytes(n - len(out) + 8).translate(_MAP, _REJECT)
+    return out[:n].decode()
 
 
 def checksum(s):

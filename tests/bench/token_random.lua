@@ -2,7 +2,7 @@
 -- BENCH_KEYS_FILE (one base64("id:secret") per line, written by gen_keys.py).
 -- BENCH_KEYS_MODE=seq instead walks the keys in order (thread i of n takes keys
 -- i, i+n, i+2n, ...; n = BENCH_THREADS), so that one pass loads every key into
--- tokend's cache exactly once. Every request is formatted once in init();
+-- tokend's cache exactly once. BENCH_SCOPE adds scope=<it> to every request. Every request is formatted once in init();
 -- request() only indexes a table, so wrk's Lua costs little per request.
 local mode = os.getenv("BENCH_KEYS_MODE") or "random"
 local nthreads = 0
@@ -17,6 +17,10 @@ local reqs, n, pos, step = {}, 0, 1, 1
 function init(args)
    local file = assert(os.getenv("BENCH_KEYS_FILE"), "BENCH_KEYS_FILE not set")
    local body = "grant_type=client_credentials"
+   -- BENCH_SCOPE: ask for this scope (run.sh: one the keys lack, so that each
+   -- request is answered 400 after the key is looked up, without a signature)
+   local scope = os.getenv("BENCH_SCOPE")
+   if scope and #scope > 0 then body = body .. "&scope=" .. scope end
    for line in io.lines(file) do
       if #line > 0 then
          n = n + 1
