@@ -170,7 +170,6 @@ wrk_start run1 "$HERE/token.lua" "$RUN_S" BENCH_AUTH="$AUTH"; wrk_wait run1
 after=$(metric tokend_tokens_issued_total); c1=$(cpu_ticks)
 report run1 $((after - before)) $((c1 - c0))
 TPS1=$TPS
-CPU1=$(awk -v t=$((c1 - c0)) -v hz="$CLK_TCK" -v n=$((after - before)) 'BEGIN { printf "%.1f", (n > 0 ? t / hz / n * 1e6 : 0) }')
 printf '  tokend RSS          %s kB\n' "$(rss_kb)"
 profile run1 "$HERE/token.lua" BENCH_AUTH="$AUTH"
 CPU1=$(us_per_token $((after - before)) $((c1 - c0)))
