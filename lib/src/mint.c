@@ -183,6 +183,8 @@ static int mint_cb(jwt_t *jwt, jwt_config_t *cfg)
 		bad = "jti";
 	else if (c->env != NULL && claim_str(jwt, "env", c->env) != 0)
 		bad = "env";
+	else if (c->origin != NULL && claim_str(jwt, "origin", c->origin) != 0)
+		bad = "origin";
 	else if (c->extra != NULL && c->extra[0] != '\0' && claims_merge(jwt, c->extra) != 0)
 		bad = "(custom claims)";
 	if (bad != NULL) {

@@ -22,7 +22,8 @@ const tk_dbstmt tk_dbstatements[] = {
 	  "  ELSE '' END, coalesce(k.rate_limit, 0),"
 	  " coalesce(floor(extract(epoch FROM k.last_used_at))::bigint, 0),"
 	  " k.environment, CASE WHEN k.claims = '{}'::jsonb THEN NULL ELSE k.claims::text END,"
-	  " s.previous_hash, coalesce(floor(extract(epoch FROM s.previous_until))::bigint, 0)"
+	  " s.previous_hash, coalesce(floor(extract(epoch FROM s.previous_until))::bigint, 0),"
+	  " k.publishable, array_to_string(k.allowed_origins, ' ')"
 	  " FROM api_keys k JOIN accounts a ON a.id = k.account_id"
 	  " LEFT JOIN api_key_secrets s ON s.key_id = k.id WHERE k.id = $1" },
 	{ "last_used", 2,
@@ -130,7 +131,8 @@ static int parse_key_row(tk_apikey *k, PGresult *r)
 	snprintf(k->account, sizeof(k->account), "%s", PQgetvalue(r, 0, 0));
 	size_t hlen = 0;
 	unsigned char *h = PQunescapeBytea((const unsigned char *)PQgetvalue(r, 0, 1), &hlen);
-	if (h && hlen == TK_HASH_LEN)
+	int hash_ok = h && hlen == TK_HASH_LEN;
+	if (hash_ok)
 		memcpy(k->hash, h, TK_HASH_LEN);
 	else
 		k->usable = 0;
@@ -139,6 +141,9 @@ static int parse_key_row(tk_apikey *k, PGresult *r)
 		PQfreemem(h);
 	}
 	k->pepper_id = atoi(PQgetvalue(r, 0, 2));
+	/* A publishable key (sql/010) has no secret: its hash stays unset and
+	 * unused (auth.c never compares it); its allowed origins are required. */
+	k->publishable = strcmp(PQgetvalue(r, 0, 15), "t") == 0;
 	/* The previous secret of a rotation, until its overlap ends; without one
 	 * (or unreadable) prev_until stays 0 and only the current secret works. */
 	k->prev_until = 0;
@@ -187,6 +192,12 @@ static int parse_key_row(tk_apikey *k, PGresult *r)
 		if (!k->claims)
 			copies_ok = 0;
 	}
+	if (k->publishable) {
+		hash_ok = !PQgetisnull(r, 0, 16) && *PQgetvalue(r, 0, 16);   /* no origin: unusable */
+		k->origins = strdup(PQgetvalue(r, 0, 16));
+		if (!k->origins)
+			copies_ok = 0;
+	}
 	k->lifetime = atoi(PQgetvalue(r, 0, 6));
 	k->rate_limit = atoi(PQgetvalue(r, 0, 9));
 	k->expires_at = strtoll(PQgetvalue(r, 0, 7), NULL, 10);
@@ -199,7 +210,7 @@ static int parse_key_row(tk_apikey *k, PGresult *r)
 			k->unusable_reason = reasons[i];
 	if (!k->unusable_reason && *why_not)
 		k->unusable_reason = "key_not_usable";
-	if (!k->unusable_reason && !(h && hlen == TK_HASH_LEN && scopes_ok && model_ok))
+	if (!k->unusable_reason && !(hash_ok && scopes_ok && model_ok))
 		k->unusable_reason = "key_corrupt";
 	k->usable = k->unusable_reason == NULL;
 	return copies_ok ? 0 : -1;

@@ -4,7 +4,10 @@
  *
  * Exactly one method: HTTP Basic (client_secret_basic, RFC 6749 §2.3.1
  * form-encoding inside) or client_id + client_secret in the body
- * (client_secret_post). A malformed key ID or secret (bad checksum) is
+ * (client_secret_post); at the token endpoint also a publishable key's
+ * client_id alone (no secret), accepted only from one of its allowed browser
+ * origins (sql/010). A publishable key with a secret, or another key without
+ * one, is invalid_client. A malformed key ID or secret (bad checksum) is
  * refused before any hashing or database work. The secret's HMAC is computed
  * at once and the secret is never kept. The key comes from the cache or,
  * without blocking the loop, from the database pool.
@@ -43,6 +46,13 @@ struct tk_authreq {
 	char peer[64];                     /* client address (tk_http_client: the TCP peer, or
 	                                      X-Forwarded-For behind trusted_proxies) */
 	int addr_wait;                     /* its address is over the failure limit: seconds */
+	/* A publishable key's request (token endpoint only): client_id in the
+	 * body and no secret at all. The key must be publishable and `origin`
+	 * (the one Origin header, as sent; "" when none, repeated or too long)
+	 * one of its allowed origins. On success the answer carries
+	 * Access-Control-Allow-Origin: origin and Vary: Origin. */
+	int no_secret;
+	char origin[256];
 	tk_dbjob job;
 	uint64_t seq;
 	struct event *timer;

@@ -52,6 +52,21 @@ tk_apikey *tk_apikey_ref(tk_apikey *k)
 	return k;
 }
 
+int tk_apikey_allows_origin(const tk_apikey *k, const char *origin)
+{
+	size_t n = origin ? strlen(origin) : 0;
+	if (!k || !k->publishable || !k->origins || n == 0)
+		return 0;
+	for (const char *p = k->origins; *p;) {
+		const char *sp = strchr(p, ' ');
+		size_t len = sp ? (size_t)(sp - p) : strlen(p);
+		if (len == n && memcmp(p, origin, n) == 0)
+			return 1;
+		p += len + (sp ? 1 : 0);
+	}
+	return 0;
+}
+
 void tk_apikey_release(tk_apikey *k)
 {
 	if (!k || atomic_fetch_sub_explicit(&k->refs, 1, memory_order_acq_rel) != 1)
@@ -60,6 +75,7 @@ void tk_apikey_release(tk_apikey *k)
 	tk_wipe(k->prev_hash, sizeof(k->prev_hash));
 	free(k->subject);
 	free(k->claims);
+	free(k->origins);
 	tk_scopes_free(&k->scopes);
 	for (size_t i = 0; i < k->naud; i++)
 		free(k->aud[i]);

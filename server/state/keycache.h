@@ -46,6 +46,10 @@ typedef struct tk_apikey {
 	char *subject;                    /* NULL: the key ID (a member key: its member) */
 	const char *environment;          /* static "live" or "test": the token's "env" */
 	char *claims;                     /* custom claims, a JSON object's text; NULL: none */
+	/* A publishable key (sql/010): no secret (hash unused), its exact allowed
+	 * browser origins, space-separated (origins never hold a space). */
+	int publishable;
+	char *origins;                    /* NULL: none (every key that is not publishable) */
 	tk_scopes scopes;
 	size_t naud;
 	char *aud[TK_MAX_AUDIENCES];
@@ -55,6 +59,10 @@ typedef struct tk_apikey {
 	 * by tk_lastused_mark when it writes a first use of the day at once. */
 	_Atomic int64_t last_used_at;
 } tk_apikey;
+
+/* 1 when `origin` (a request's Origin header, exactly as sent) is one of a
+ * publishable key's allowed origins; 0 otherwise (NULL or empty: 0). */
+int tk_apikey_allows_origin(const tk_apikey *k, const char *origin);
 
 /* A new key with one reference (fields to be filled by the caller). */
 tk_apikey *tk_apikey_new(void);

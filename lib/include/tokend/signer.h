@@ -151,6 +151,8 @@ typedef struct tk_token_claims {
 	int64_t iat;              /* required, > 0 (seconds since the epoch); nbf = iat */
 	int64_t exp;              /* required, > iat */
 	const char *env;          /* optional: the key's environment, claim "env"; NULL omits it */
+	const char *origin;       /* optional: the browser origin a publishable key's token was
+	                           * issued to, claim "origin"; NULL omits it */
 	const char *extra;        /* optional: a JSON object of custom claims added last; a name
 	                           * already set above is never replaced; NULL or "" adds none */
 } tk_token_claims;
@@ -166,7 +168,7 @@ TK_API tk_minter *tk_minter_new(const tk_signer *s, char *err, size_t errlen);
 /*
  * Mint a compact JWS access token signed with the signer's active key.
  *   header: {"alg":<alg>,"kid":<kid>,"typ":"at+jwt"}
- *   claims: iss, sub, aud, client_id, scope (if any), acct, env (if any),
+ *   claims: iss, sub, aud, client_id, scope (if any), acct, env (if any), origin (if any),
  *           iat, nbf (= iat), exp, jti (128 bits from the CSPRNG, base64url,
  *           22 chars), then the members of `extra` (if any) not named above
  * Exactly the claims of `c` appear: nothing carries over from a previous
