@@ -283,6 +283,9 @@ void tk_auth_start(tk_authreq *ar, const tk_form *form)
 		const char *origin = evhttp_find_header(in, "Origin");
 		if (origin && tk_header_count(in, "Origin") == 1 && strlen(origin) < sizeof(ar->origin))
 			memcpy(ar->origin, origin, strlen(origin) + 1);
+		/* Not from a browser: a refusal tells the client how to authenticate,
+		 * as it did before publishable keys (never a Basic challenge to a page). */
+		ar->basic = origin == NULL;
 	} else {
 		if (!body_id || !body_secret) {
 			ar->basic = 1;   /* no credentials at all: tell the client how to authenticate */

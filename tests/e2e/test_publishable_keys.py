@@ -191,6 +191,26 @@ def test_cli_create_list_and_refusals(pub):
     assert snapshot(t) == before
 
 
+def test_remote_cli_create(pub):
+    """The remote CLI (admin API) makes the same publishable key, and prints no secret."""
+    t, web = pub.t, pub.web
+    e = {"TOKEND_URL": pub.srv.base, "TOKEND_CLIENT_ID": web.key["client_id"],
+         "TOKEND_CLIENT_SECRET": web.key["client_secret"], "TOKEND_TOKEN_URL": None}
+    k = t.json("key", "create", "--name", "remote widget", "--publishable", "--origin", GOOD,
+               "--scopes", "widgets:read", env=e)
+    assert k["kind"] == "publishable" and k["client_secret"] is None and k["allowed_origins"] == [GOOD], k
+    assert k["client_id"].startswith("tk_pk_") and k["account"] == "web"
+    r = t.run("key", "create", "--name", "remote widget 2", "--publishable", "--origin", GOOD,
+              "--scopes", "widgets:read", env=e, check=0)
+    assert "Created publishable key tk_pk_" in r.stdout and "client_secret" not in r.stdout, r.stdout
+    before = snapshot(t)
+    t.refused("key", "create", "--name", "w", "--publishable", "--origin", "https://*.example",
+              "--scopes", "widgets:read", env=e, match="scheme://host")
+    t.refused("key", "create", "--name", "w", "--publishable", "--origin", GOOD,
+              "--scopes", "widgets:write", env=e, match="not public")
+    assert snapshot(t) == before
+
+
 def test_disable_enable_revoke_and_fixed_fields(pub):
     web, srv, t = pub.web, pub.psrv, pub.t
     k = make(web)
