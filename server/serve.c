@@ -324,10 +324,12 @@ int tk_serve_main(int argc, char **argv)
 	srv.rl_addr = tk_ratelimit_new(cfg->auth_failures_per_address, cfg->rate_limit_table_size);
 	srv.rl_key = tk_ratelimit_new(cfg->auth_failures_per_key, cfg->rate_limit_table_size);
 	srv.rl_issue = tk_ratelimit_new(0, cfg->rate_limit_table_size);
+	srv.rl_public = tk_ratelimit_new(0, cfg->rate_limit_table_size);
 	if (cfg->metrics_per_account)
 		srv.acct_tokens = tk_acctcount_new(TK_METRICS_ACCOUNTS_MAX);
 	int rc = -1;
-	if ((cfg->metrics_per_account && !srv.acct_tokens) || !srv.router || !srv.cache || !srv.rl_addr || !srv.rl_key || !srv.rl_issue) {
+	if ((cfg->metrics_per_account && !srv.acct_tokens) || !srv.router || !srv.cache || !srv.rl_addr || !srv.rl_key || !srv.rl_issue ||
+	    !srv.rl_public) {
 		snprintf(err, sizeof(err), "out of memory while setting up the server");
 	} else if (!(srv.db = tk_dbpool_start(cfg->database_url, cfg->db_pool_size,
 	                                      cfg->db_timeout * 1000,
@@ -411,6 +413,7 @@ int tk_serve_main(int argc, char **argv)
 	tk_ratelimit_free(srv.rl_addr);
 	tk_ratelimit_free(srv.rl_key);
 	tk_ratelimit_free(srv.rl_issue);
+	tk_ratelimit_free(srv.rl_public);
 	tk_acctcount_free(srv.acct_tokens);
 	tk_router_free(srv.router);
 	tk_server_dbkeys_stop(&srv);

@@ -103,24 +103,29 @@ void tk_admin_account_scopes(tk_adminreq *ar)
 void tk_admin_scopes_list(tk_adminreq *ar)
 {
 	tk_admin_run(ar, "SELECT jsonb_build_object('scopes', coalesce(jsonb_agg(jsonb_build_object('name', name,"
-	             " 'description', description, 'created_at', tokend_ts(created_at)) ORDER BY name),"
+	             " 'description', description, 'created_at', tokend_ts(created_at), 'public', public) ORDER BY name),"
 	             " '[]'::jsonb))::text FROM scopes", 0, NULL, 0);
 }
 
 void tk_admin_scope_add(tk_adminreq *ar)
 {
-	static const char *const allowed[] = { "name", "description", NULL };
+	static const char *const allowed[] = { "name", "description", "public", NULL };
 	const char *name, *desc;
 	if (tk_admin_only_fields(ar, allowed) != 0 || tk_admin_get_string(ar, "name", 1, TK_SCOPE_TOKEN_MAX, &name) != 0 ||
 	    tk_admin_get_string(ar, "description", 0, 500, &desc) != 0)
 		return;
+	/* public: publishable keys may hold the scope (sql/010); fixed once added. */
+	json_t *pub = json_object_get(ar->body, "public");
+	if (pub && !json_is_null(pub) && !json_is_boolean(pub))
+		return tk_admin_send_error(ar, 400, "invalid_request", "public must be true or false", "public");
 	if (!tk_scope_token_valid(name, strlen(name)))
 		return tk_admin_send_error(ar, 400, "invalid_request", "name is not a valid scope (RFC 6749 scope-token)", "name");
-	const char *p[] = { tk_admin_own(ar, ar->actor), tk_admin_own(ar, ar->address), name, desc ? desc : "" };
+	const char *p[] = { tk_admin_own(ar, ar->actor), tk_admin_own(ar, ar->address), name, desc ? desc : "",
+	                    json_is_true(pub) ? "t" : "f" };
 	tk_admin_run(ar, "WITH b AS (SELECT tokend_admin_begin($1, $2)),"
-	             " ins AS (INSERT INTO scopes (name, description) SELECT $3, $4 FROM b RETURNING *)"
+	             " ins AS (INSERT INTO scopes (name, description, public) SELECT $3, $4, $5::boolean FROM b RETURNING *)"
 	             " SELECT jsonb_build_object('name', name, 'description', description,"
-	             " 'created_at', tokend_ts(created_at))::text FROM ins", 4, p, 1);
+	             " 'created_at', tokend_ts(created_at), 'public', public)::text FROM ins", 5, p, 1);
 }
 
 void tk_admin_audit(tk_adminreq *ar)

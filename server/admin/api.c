@@ -194,7 +194,8 @@ static void send_db_error(tk_adminreq *ar, PGresult *r)
 			field[0] = '\0';
 	}
 	if (hint && (strcmp(hint, "unknown_scope") == 0 || strcmp(hint, "scope_not_granted") == 0 ||
-	             strcmp(hint, "forbidden_scope") == 0 || strcmp(hint, "scopes_too_long") == 0))
+	             strcmp(hint, "forbidden_scope") == 0 || strcmp(hint, "scopes_too_long") == 0 ||
+	             strcmp(hint, "scope_not_public") == 0))
 		snprintf(field, sizeof(field), "scopes");
 	else if (hint && strcmp(hint, "outlives_creator") == 0)
 		snprintf(field, sizeof(field), "expires_at");
@@ -208,6 +209,8 @@ static void send_db_error(tk_adminreq *ar, PGresult *r)
 		snprintf(field, sizeof(field), "claims");
 	else if (hint && strcmp(hint, "invalid_environment") == 0)
 		snprintf(field, sizeof(field), "environment");
+	else if (hint && strcmp(hint, "invalid_origins") == 0)
+		snprintf(field, sizeof(field), "allowed_origins");
 	else if (hint && strcmp(hint, "overlap") == 0)
 		snprintf(field, sizeof(field), "overlap_seconds");
 	if (strcmp(field, "revoke_reason") == 0)
@@ -240,6 +243,8 @@ static void send_db_error(tk_adminreq *ar, PGresult *r)
 		{ "member_inactive", 409, "member_inactive" },
 		{ "invalid_claims", 400, "invalid_request" },
 		{ "invalid_environment", 400, "invalid_request" },
+		{ "scope_not_public", 400, "invalid_scope" },
+		{ "invalid_origins", 400, "invalid_request" },
 		{ "conflict", 409, "conflict" },
 		{ "tokend_revoked", 409, "revoked" },
 		{ "tokend_deleted", 404, "not_found" },

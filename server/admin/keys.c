@@ -139,9 +139,41 @@ void tk_admin_key_create(tk_adminreq *ar)
 {
 	static const char *const allowed[] = { "name", "scopes", "audiences", "subject", "expires_at",
 	                                       "token_lifetime", "account", "rate_limit", "role", "member",
-	                                       "environment", "claims", NULL };
+	                                       "environment", "claims", "publishable", "allowed_origins", NULL };
 	if (tk_admin_only_fields(ar, allowed) != 0)
 		return;
+	/* A publishable key (sql/010): no secret, its exact allowed origins (an
+	 * array of 1-20 strings here; each origin's rules are the database's). */
+	json_t *pub = json_object_get(ar->body, "publishable");
+	if (pub && !json_is_null(pub) && !json_is_boolean(pub))
+		return tk_admin_send_error(ar, 400, "invalid_request", "publishable must be true or false", "publishable");
+	int publishable = json_is_true(pub);
+	json_t *ov = json_object_get(ar->body, "allowed_origins");
+	char *origins_text = NULL;
+	if (ov && !json_is_null(ov)) {
+		if (!publishable)
+			return tk_admin_send_error(ar, 400, "invalid_request", "allowed_origins are for publishable keys only",
+			                           "allowed_origins");
+		size_t oi;
+		json_t *o;
+		int ok = json_is_array(ov) && json_array_size(ov) >= 1 && json_array_size(ov) <= 20;
+		json_array_foreach(ov, oi, o)
+			ok = ok && json_is_string(o) && json_string_length(o) <= 255 &&
+			     strlen(json_string_value(o)) == json_string_length(o);
+		if (!ok)
+			return tk_admin_send_error(ar, 400, "invalid_request",
+			                           "allowed_origins must be an array of 1-20 origins (scheme://host[:port])",
+			                           "allowed_origins");
+		origins_text = json_dumps(ov, JSON_COMPACT);
+		if (!origins_text)
+			return tk_admin_send_error(ar, 500, "server_error", "out of memory", NULL);
+	} else if (publishable) {
+		return tk_admin_send_error(ar, 400, "invalid_request",
+		                           "a publishable key needs allowed_origins: the browser origins it may be used from",
+		                           "allowed_origins");
+	}
+	const char *p_origins = origins_text ? tk_admin_own(ar, origins_text) : NULL;
+	free(origins_text);
 	const char *name, *subject, *expires_at, *account = ar->account, *role, *member, *env;
 	if (tk_admin_get_string(ar, "name", 1, 100, &name) != 0 || tk_admin_get_string(ar, "subject", 0, 255, &subject) != 0 ||
 	    tk_admin_get_string(ar, "expires_at", 0, 64, &expires_at) != 0 ||
@@ -259,19 +291,21 @@ void tk_admin_key_create(tk_adminreq *ar)
 	/* The new key's ID, secret and hash. */
 	char id[TK_KEY_ID_MAX + 1], hint[TK_HINT_LEN + 1];
 	const tk_config *cfg = ar->w->srv->cfg;
-	const char *id_prefix = env && strcmp(env, "test") == 0 ? cfg->key_id_prefix_test : cfg->key_id_prefix_live;
-	if (tk_key_id_generate_prefixed(id_prefix, id) != TK_KEYFMT_OK || new_secret(ar, hint) != 0)
+	int test = env && strcmp(env, "test") == 0;
+	const char *id_prefix = publishable ? (test ? cfg->key_id_prefix_publishable_test : cfg->key_id_prefix_publishable)
+	                                    : (test ? cfg->key_id_prefix_test : cfg->key_id_prefix_live);
+	if (tk_key_id_generate_prefixed(id_prefix, id) != TK_KEYFMT_OK || (!publishable && new_secret(ar, hint) != 0))
 		return tk_admin_send_error(ar, 500, "server_error", "could not generate a key", NULL);
 	/* The caller's own token scopes, operator flag and key expiry go to the
 	 * database function, which applies the delegation rules. The key's expiry
 	 * is read in the same statement: none = NULL, a missing key = -infinity
 	 * (so that a key that vanished refuses rather than widens). */
 	const char *p[] = { tk_admin_own(ar, ar->actor), tk_admin_own(ar, ar->address), tk_admin_own(ar, account), tk_admin_own(ar, id), name,
-	                    ar->hash_hex, tk_admin_own(ar, hint), p_scopes, p_auds, subject,
+	                    publishable ? NULL : ar->hash_hex, publishable ? NULL : tk_admin_own(ar, hint), p_scopes, p_auds, subject,
 	                    expires_at ? tk_admin_own(ar, exp_text) : NULL, lt && !json_is_null(lt) ? tk_admin_own(ar, life_text) : NULL,
 	                    idem ? tk_admin_own(ar, idem) : NULL, tk_admin_own(ar, fp), rate_text[0] ? tk_admin_own(ar, rate_text) : NULL,
 	                    ar->operator ? "t" : "f", tk_admin_own(ar, ar->caller_scope), tk_admin_own(ar, ar->caller_key),
-	                    role, member, env, p_claims };
+	                    role, member, env, p_claims, publishable ? "t" : "f", p_origins };
 	tk_admin_run(ar,
 	             "SELECT tokend_admin_create_key($1, $2, $3, $4, $5, $6::bytea, $7,"
 	             " ARRAY(SELECT jsonb_array_elements_text($8::jsonb)), ARRAY(SELECT jsonb_array_elements_text($9::jsonb)),"
@@ -279,8 +313,9 @@ void tk_admin_key_create(tk_adminreq *ar)
 	             " string_to_array(nullif($17, ''), ' ') || '{}'::text[],"
 	             " nullif(coalesce((SELECT coalesce(c.expires_at, 'infinity'::timestamptz) FROM api_keys c WHERE c.id = $18),"
 	             "  '-infinity'::timestamptz), 'infinity'::timestamptz),"
-	             " $19, $20, $21, $22::jsonb)::text",
-	             22, p, 1);
+	             " $19, $20, $21, $22::jsonb, $23::boolean,"
+	             " CASE WHEN $24::jsonb IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text($24::jsonb)) END)::text",
+	             24, p, 1);
 }
 
 /*
@@ -393,7 +428,14 @@ json_t *tk_admin_key_created(tk_adminreq *ar, json_t *answer, int *status)
 	char loc[128];
 	snprintf(loc, sizeof(loc), TK_ADMIN_PREFIX "keys/%s", client_id);
 	evhttp_add_header(evhttp_request_get_output_headers(ar->req), "Location", loc);
-	if (json_is_true(json_object_get(answer, "replayed"))) {
+	if (json_is_string(json_object_get(key, "kind")) &&
+	    strcmp(json_string_value(json_object_get(key, "kind")), "publishable") == 0) {
+		/* No secret: the key ID is the whole (public) credential. */
+		json_object_set_new(key, "client_secret", json_null());
+		if (json_is_true(json_object_get(answer, "replayed")))
+			evhttp_add_header(evhttp_request_get_output_headers(ar->req), "Idempotent-Replayed", "true");
+		*status = json_is_true(json_object_get(answer, "replayed")) ? 200 : 201;
+	} else if (json_is_true(json_object_get(answer, "replayed"))) {
 		/* The same request again: the same key, never a second one. The
 		 * secret was shown once, in the first response. */
 		evhttp_add_header(evhttp_request_get_output_headers(ar->req), "Idempotent-Replayed", "true");

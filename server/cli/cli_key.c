@@ -50,8 +50,12 @@ static const char key_usage[] =
 	"      --environment E       live (default) or test; fixed, in tokens' \"env\" claim\n"
 	"      --claims JSON         custom claims every token carries, a JSON object of\n"
 	"                            strings, numbers, booleans and string arrays (<= 1 KiB)\n"
+	"      --publishable         a publishable browser key: no secret, only public scopes,\n"
+	"                            used from web pages of its --origin list (shown in full)\n"
+	"      --origin ORIGIN       an exact browser origin scheme://host[:port] the\n"
+	"                            publishable key may be used from (repeatable, 1-20; fixed)\n"
 		"  list [--account ID] [--state enabled|disabled|revoked|expired] [--subject S]\n"
-	"       [--role R] [--member ID] [--environment live|test] [--kind account|member]\n"
+	"       [--role R] [--member ID] [--environment live|test] [--kind account|member|publishable]\n"
 	"       [--unused-since never|DURATION] [--sort created_at|last_used_at|name]\n"
 	"       [--order asc|desc]\n"
 	"      List keys (masked). Revoked keys stay listed; deleted keys are not shown.\n"
@@ -106,7 +110,7 @@ enum {
 	OPT_URL = 256, OPT_TOKEN_URL, OPT_PAGE_SIZE, OPT_IDEM, OPT_FORCE, OPT_ACCOUNT, OPT_NAME,
 	OPT_SCOPES, OPT_AUDIENCE, OPT_SUBJECT, OPT_EXPIRES_IN, OPT_EXPIRES_AT, OPT_LIFETIME, OPT_STATE,
 	OPT_REASON, OPT_CREDENTIAL, OPT_RATE_LIMIT, OPT_ROLE, OPT_MEMBER, OPT_ENVIRONMENT, OPT_KIND,
-	OPT_CLAIMS, OPT_OVERLAP, OPT_UNUSED_SINCE, OPT_SORT, OPT_ORDER,
+	OPT_CLAIMS, OPT_OVERLAP, OPT_UNUSED_SINCE, OPT_SORT, OPT_ORDER, OPT_PUBLISHABLE, OPT_ORIGIN,
 };
 
 static const struct option key_opts[] = {
@@ -133,6 +137,8 @@ static const struct option key_opts[] = {
 	{ "env", required_argument, NULL, OPT_ENVIRONMENT },
 	{ "kind", required_argument, NULL, OPT_KIND },
 	{ "claims", required_argument, NULL, OPT_CLAIMS },
+	{ "publishable", no_argument, NULL, OPT_PUBLISHABLE },
+	{ "origin", required_argument, NULL, OPT_ORIGIN },
 	{ "overlap", required_argument, NULL, OPT_OVERLAP },
 	{ "unused-since", required_argument, NULL, OPT_UNUSED_SINCE },
 	{ "sort", required_argument, NULL, OPT_SORT },
@@ -167,11 +173,11 @@ static const struct verb_spec {
 	const char *verb;
 	int nargs;
 	const char *wrong_count;
-	int opts[16];   /* 0-terminated; --url and --token-url go with every command (remote) */
+	int opts[20];   /* 0-terminated; --url and --token-url go with every command (remote) */
 } verbs[] = {
 	{ "create", 0, NULL, { OPT_IDEM, OPT_ACCOUNT, OPT_NAME, OPT_SCOPES, OPT_AUDIENCE, OPT_SUBJECT,
 	                       OPT_EXPIRES_IN, OPT_EXPIRES_AT, OPT_LIFETIME, OPT_RATE_LIMIT, OPT_ROLE,
-	                       OPT_MEMBER, OPT_ENVIRONMENT, OPT_CLAIMS, 0 } },
+	                       OPT_MEMBER, OPT_ENVIRONMENT, OPT_CLAIMS, OPT_PUBLISHABLE, OPT_ORIGIN, 0 } },
 	{ "list", 0, NULL, { OPT_ACCOUNT, OPT_STATE, OPT_PAGE_SIZE, OPT_SUBJECT, OPT_ROLE, OPT_MEMBER,
 	                     OPT_ENVIRONMENT, OPT_KIND, OPT_UNUSED_SINCE, OPT_SORT, OPT_ORDER, 0 } },
 	{ "show", 1, "expected exactly one key ID", { 0 } },
@@ -315,6 +321,16 @@ static void parse_options(int argc, char **argv, const struct verb_spec *vs, con
 		case OPT_ENVIRONMENT: a->environment = optarg; break;
 		case OPT_KIND: a->kind = optarg; break;
 		case OPT_CLAIMS: a->claims = optarg; break;
+		case OPT_PUBLISHABLE: rq->publishable = 1; break;
+		case OPT_ORIGIN:
+			/* Its rules (scheme://host[:port], no default port...) are the database's. */
+			if (!*optarg || strlen(optarg) > 255 || cli_check_name(optarg) != NULL || strchr(optarg, ' '))
+				cli_fail(CLI_USAGE, "--origin: an origin scheme://host[:port], at most 255 printable characters");
+			if (json_array_size(rq->origins) >= 20)
+				cli_fail(CLI_USAGE, "--origin: at most 20 origins");
+			if (json_array_append_new(rq->origins, json_string(optarg)) != 0)
+				cli_fail(CLI_REFUSED, "out of memory");
+			break;
 		case OPT_PAGE_SIZE: {
 			char *end;
 			long v = strtol(optarg, &end, 10);
@@ -350,6 +366,12 @@ static void parse_create(tk_key_request *rq, const key_args *a, const tk_keys_ba
 		cli_fail(CLI_USAGE, "key create: --scopes is required (e.g. --scopes \"api:read api:write\"), or --role");
 	if (a->member && a->subject)
 		cli_fail(CLI_USAGE, "key create: a member key's subject is its member: give --member or --subject, not both");
+	if (rq->publishable && (a->member || a->subject))
+		cli_fail(CLI_USAGE, "key create: a publishable key is an account key: no --member or --subject");
+	if (rq->publishable && json_array_size(rq->origins) == 0)
+		cli_fail(CLI_USAGE, "key create: a publishable key needs --origin (the browser origins it may be used from)");
+	if (!rq->publishable && json_array_size(rq->origins))
+		cli_fail(CLI_USAGE, "key create: --origin is for publishable keys (--publishable) only");
 	check_model_options(rq, a);
 	check_account(a->account);
 	rq->account = a->account;
@@ -514,7 +536,8 @@ static int run(const tk_keys_backend *be, tk_key_request *rq)
 		if (be->create(rq, &k, secret, &ref) != 0)
 			refused(rq, &ref);
 		k = normalised(k, be);
-		if (!secret[0]) {
+		const char *kind = json_string_value(json_object_get(k, "kind"));
+		if (!secret[0] && !(kind && strcmp(kind, "publishable") == 0)) {
 			/* An idempotent replay: this key was made by an earlier request. */
 			char id[TK_KEY_ID_MAX + 1];
 			snprintf(id, sizeof(id), "%s", json_string_value(json_object_get(k, "client_id")));
@@ -606,7 +629,8 @@ int cli_key(int argc, char **argv)
 	rq.verb = vs->verb;
 	rq.scopes = json_array();
 	rq.audiences = json_array();
-	if (!rq.scopes || !rq.audiences)
+	rq.origins = json_array();
+	if (!rq.scopes || !rq.audiences || !rq.origins)
 		cli_fail(CLI_REFUSED, "out of memory");
 	parse_options(argc - 1, argv + 1, vs, be, &rq, &a);
 	/* $TOKEND_ACCOUNT: the account of create and list when --account is absent. */
@@ -623,6 +647,7 @@ int cli_key(int argc, char **argv)
 	be->close();
 	json_decref(rq.scopes);
 	json_decref(rq.audiences);
+	json_decref(rq.origins);
 	json_decref(rq.claims);
 	return rc;
 }

@@ -42,6 +42,8 @@ typedef struct tk_key_request {
 	const char *member;           /* --member: a member key (tokens' sub is the member) */
 	const char *environment;      /* --environment live|test, NULL: live */
 	json_t *claims;               /* --claims: a JSON object (owned), or NULL */
+	int publishable;              /* --publishable: no secret, browser origins (sql/010) */
+	json_t *origins;              /* --origin (repeatable): array of strings (owned) */
 	/* list */
 	const char *state;            /* NULL or enabled|disabled|revoked|expired */
 	/* The listing's filters by db/keylist.h's table: filters[i] is the value
@@ -82,7 +84,8 @@ typedef struct tk_keys_backend {
 	/* After the last one: wipe what must not outlive the run. */
 	void (*close)(void);
 	/* `secret` receives the new key's secret; "" when the answer is an
-	 * idempotent replay of an earlier create (the secret was shown then). */
+	 * idempotent replay of an earlier create (the secret was shown then),
+	 * or a publishable key (it has none). */
 	int (*create)(const tk_key_request *rq, json_t **key, char secret[TK_SECRET_MAX + 1], tk_key_refusal *ref);
 	int (*list)(const tk_key_request *rq, json_t **keys, tk_key_refusal *ref);
 	int (*show)(const tk_key_request *rq, json_t **key, tk_key_refusal *ref);

@@ -110,10 +110,12 @@ static int local_create(const tk_key_request *rq, json_t **key, char secret[TK_S
 	char *scope_arr = json_dumps(rq->scopes, JSON_COMPACT);
 	char *aud_arr = json_dumps(rq->audiences, JSON_COMPACT);
 	char *claims = rq->claims ? json_dumps(rq->claims, JSON_COMPACT) : NULL;
-	if (!scope_arr || !aud_arr || (rq->claims && !claims)) {
+	char *origins = rq->publishable ? json_dumps(rq->origins, JSON_COMPACT) : NULL;
+	if (!scope_arr || !aud_arr || (rq->claims && !claims) || (rq->publishable && !origins)) {
 		free(scope_arr);
 		free(aud_arr);
 		free(claims);
+		free(origins);
 		tk_hasher_free(hasher);
 		cli_fail(CLI_REFUSED, "out of memory: no key was created");
 	}
@@ -124,33 +126,45 @@ static int local_create(const tk_key_request *rq, json_t **key, char secret[TK_S
 	char hash_hex[2 * TK_HASH_LEN + 3];
 	const char *fail = NULL;
 	for (int attempt = 0; attempt < 3; attempt++) {
-		const char *id_prefix = rq->environment && strcmp(rq->environment, "test") == 0
-		                        ? cfg->key_id_prefix_test : cfg->key_id_prefix_live;
-		if (tk_key_id_generate_prefixed(id_prefix, key_id) != TK_KEYFMT_OK ||
-		    tk_secret_generate_prefixed(cfg->secret_prefix, secret) != TK_KEYFMT_OK) {
+		int test = rq->environment && strcmp(rq->environment, "test") == 0;
+		const char *id_prefix = rq->publishable
+		                        ? (test ? cfg->key_id_prefix_publishable_test : cfg->key_id_prefix_publishable)
+		                        : (test ? cfg->key_id_prefix_test : cfg->key_id_prefix_live);
+		if (tk_key_id_generate_prefixed(id_prefix, key_id) != TK_KEYFMT_OK) {
 			fail = "the random number generator failed: no key was created";
 			break;
 		}
-		if (tk_hasher_hash(hasher, secret, strlen(secret), hash) != 0) {
-			fail = "hashing the secret failed: no key was created";
-			break;
+		if (rq->publishable) {
+			secret[0] = '\0';   /* no secret: the key ID is the credential */
+		} else {
+			if (tk_secret_generate_prefixed(cfg->secret_prefix, secret) != TK_KEYFMT_OK) {
+				fail = "the random number generator failed: no key was created";
+				break;
+			}
+			if (tk_hasher_hash(hasher, secret, strlen(secret), hash) != 0) {
+				fail = "hashing the secret failed: no key was created";
+				break;
+			}
+			tk_secret_hint(secret, hint);
+			hash_hex[0] = '\\';
+			hash_hex[1] = 'x';
+			for (int j = 0; j < TK_HASH_LEN; j++)
+				snprintf(hash_hex + 2 + 2 * j, 3, "%02x", hash[j]);
 		}
-		tk_secret_hint(secret, hint);
-		hash_hex[0] = '\\';
-		hash_hex[1] = 'x';
-		for (int j = 0; j < TK_HASH_LEN; j++)
-			snprintf(hash_hex + 2 + 2 * j, 3, "%02x", hash[j]);
 		/* The same database function as the admin API, as the operator
 		 * (no caller scopes or expiry to bound it): the rules live once. */
-		const char *p[] = { key_id, rq->account, rq->name, hash_hex, hint, scope_arr, aud_arr,
+		const char *p[] = { key_id, rq->account, rq->name, rq->publishable ? NULL : hash_hex,
+		                    rq->publishable ? NULL : hint, scope_arr, aud_arr,
 		                    rq->subject, rq->expires_at[0] ? rq->expires_at : NULL,
 		                    lifetime_text[0] ? lifetime_text : NULL, rate_text[0] ? rate_text : NULL,
-		                    rq->role, rq->member, rq->environment, claims };
+		                    rq->role, rq->member, rq->environment, claims, rq->publishable ? "t" : "f", origins };
 		r = tk_db_exec(cli_db(),
 			"SELECT (tokend_admin_create_key(tokend_actor(), NULL, $2, $1, $3, $4::bytea, $5,"
 			"  ARRAY(SELECT jsonb_array_elements_text($6::jsonb)),"
 			"  ARRAY(SELECT jsonb_array_elements_text($7::jsonb)), $8, $9::timestamptz, $10::integer,"
-			"  NULL, NULL, $11::integer, true, NULL, NULL, $12, $13, $14, $15::jsonb) -> 'key')::text", 15, p);
+			"  NULL, NULL, $11::integer, true, NULL, NULL, $12, $13, $14, $15::jsonb, $16::boolean,"
+			"  CASE WHEN $17::jsonb IS NULL THEN NULL ELSE ARRAY(SELECT jsonb_array_elements_text($17::jsonb)) END)"
+			"  -> 'key')::text", 17, p);
 		tk_wipe(hash_hex, sizeof(hash_hex));
 		tk_wipe(hash, sizeof(hash));
 		if (tk_db_ok(r) || strcmp(tk_db_sqlstate(r), "23505") != 0)   /* retry only an ID collision */
@@ -162,6 +176,7 @@ static int local_create(const tk_key_request *rq, json_t **key, char secret[TK_S
 	free(scope_arr);
 	free(aud_arr);
 	free(claims);
+	free(origins);
 	if (fail || !r || !tk_db_ok(r)) {
 		tk_wipe(secret, TK_SECRET_MAX + 1);
 		secret[0] = '\0';

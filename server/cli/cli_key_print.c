@@ -16,7 +16,8 @@ json_t *cli_key_normalise(json_t *k)
 		"client_id", "account", "name", "hint", "masked", "scopes", "audiences", "subject", "state",
 		"created_at", "created_by", "expires_at", "last_used_at", "disabled_at", "revoked_at", "revoked_by",
 		"revoke_reason", "token_lifetime", "rate_limit", "kind", "role", "member", "member_name", "environment",
-		"claims", "secret_rotated_at", "previous_hint", "previous_secret_until", NULL,
+		"claims", "secret_rotated_at", "previous_hint", "previous_secret_until",
+		"allowed_origins", NULL,
 	};
 	if (!json_is_object(k) || !json_is_string(json_object_get(k, "client_id")))
 		return NULL;
@@ -39,6 +40,12 @@ static const char *jstr(json_t *o, const char *k, const char *dflt)
 	return s ? s : dflt;
 }
 
+/* A publishable key (sql/010): no secret, allowed origins, shown in full. */
+static int is_publishable(json_t *k)
+{
+	return strcmp(jstr(k, "kind", ""), "publishable") == 0;
+}
+
 /* The text view of a key (the object key_json builds, or the admin API's). */
 static void print_text(json_t *k)
 {
@@ -48,10 +55,19 @@ static void print_text(json_t *k)
 	printf("Key:            %s\n", jstr(k, "client_id", ""));
 	printf("Account:        %s\n", jstr(k, "account", ""));
 	printf("Name:           %s\n", jstr(k, "name", ""));
-	printf("Secret:         %s...%s", TK_SECRET_PREFIX, jstr(k, "hint", ""));
-	if (jstr(k, "secret_rotated_at", NULL))
+	json_t *origins = json_object_get(k, "allowed_origins");
+	if (is_publishable(k)) {
+		printf("Secret:         (none: a publishable key's ID is its whole, public credential)\n");
+		printf("Origins:       ");
+		json_array_foreach(origins, j, v)
+			printf(" %s", json_string_value(v));
+		printf("\n");
+	} else
+		printf("Secret:         %s...%s", TK_SECRET_PREFIX, jstr(k, "hint", ""));
+	if (!is_publishable(k) && jstr(k, "secret_rotated_at", NULL))
 		printf(" (rotated %s)", jstr(k, "secret_rotated_at", ""));
-	printf("\n");
+	if (!is_publishable(k))
+		printf("\n");
 	if (jstr(k, "previous_secret_until", NULL))
 		printf("Old secret:     %s...%s works until %s\n", TK_SECRET_PREFIX, jstr(k, "previous_hint", ""),
 		       jstr(k, "previous_secret_until", ""));
@@ -118,7 +134,8 @@ static void print_table(json_t *keys)
 		json_t *v;
 		size_t j;
 		char masked[16];
-		snprintf(masked, sizeof(masked), "tks_...%s", jstr(k, "hint", ""));
+		snprintf(masked, sizeof(masked), "%s%s", is_publishable(k) ? "-" : "tks_...",
+		         is_publishable(k) ? "" : jstr(k, "hint", ""));
 		printf("%-*s %-16.16s %-20.20s %-12s %-9s %-7s %-16.16s %-12.12s %-4s %-20s %-20s", w, jstr(k, "client_id", ""),
 		       jstr(k, "account", ""), jstr(k, "name", ""), masked, jstr(k, "state", ""),
 		       jstr(k, "kind", "account"), jstr(k, "member", "-"), jstr(k, "role", "-"),
@@ -134,8 +151,14 @@ void cli_key_print_created(json_t *k, const char *secret)
 {
 	if (cli.json) {
 		json_t *o = json_deep_copy(k);
-		json_object_set_new(o, "client_secret", json_string(secret));
+		json_object_set_new(o, "client_secret", secret && secret[0] ? json_string(secret) : json_null());
 		cli_print_json(o);
+	} else if (is_publishable(k)) {
+		printf("Created publishable key %s for account %s.\n\n", jstr(k, "client_id", ""), jstr(k, "account", ""));
+		printf("  client_id:     %s\n\n", jstr(k, "client_id", ""));
+		printf("It has no secret: pages of its allowed origins obtain tokens with this ID\n"
+		       "alone (see the README's embed example). It stays visible in listings.\n\n");
+		print_text(k);
 	} else {
 		printf("Created key %s for account %s.\n\n", jstr(k, "client_id", ""), jstr(k, "account", ""));
 		printf("  client_id:     %s\n", jstr(k, "client_id", ""));

@@ -92,6 +92,10 @@ static int remote_create(const tk_key_request *rq, json_t **key, char secret[TK_
 		json_object_set_new(body, "environment", json_string(rq->environment));
 	if (rq->claims)
 		json_object_set(body, "claims", rq->claims);
+	if (rq->publishable) {
+		json_object_set_new(body, "publishable", json_true());
+		json_object_set(body, "allowed_origins", rq->origins);
+	}
 	if (json_array_size(rq->audiences))
 		json_object_set(body, "audiences", rq->audiences);
 	if (rq->subject)

@@ -14,9 +14,10 @@ static const char scope_usage[] =
 	"usage: tokend scope COMMAND [OPTIONS]\n"
 	"\n"
 	"Commands:\n"
-	"  add NAME [--description TEXT]\n"
+	"  add NAME [--description TEXT] [--public]\n"
 	"                      Add a scope to the catalogue. NAME is an RFC 6749 scope-token:\n"
 	"                      printable ASCII except space, '\"' and '\\', at most 128 bytes.\n"
+	"                      --public: publishable (browser) keys may hold it; fixed.\n"
 	"  list                List the catalogue.\n"
 	"\n"
 	"Scopes are never removed: keys that hold them are immutable.\n"
@@ -30,6 +31,7 @@ static json_t *scope_json(const PGresult *r, int i)
 	json_object_set_new(o, "name", cli_col_str(r, i, 0));
 	json_object_set_new(o, "description", cli_col_str(r, i, 1));
 	json_object_set_new(o, "created_at", cli_col_str(r, i, 2));
+	json_object_set_new(o, "public", json_boolean(strcmp(PQgetvalue(r, i, 3), "t") == 0));
 	return o;
 }
 
@@ -42,10 +44,11 @@ static void print_scopes(json_t *arr)
 		cli_print_json(arr);
 		return;
 	}
-	printf("%-32s %s\n", "SCOPE", "DESCRIPTION");
+	printf("%-32s %-6s %s\n", "SCOPE", "PUBLIC", "DESCRIPTION");
 	json_array_foreach(arr, i, v) {
 		const char *d = json_string_value(json_object_get(v, "description"));
-		printf("%-32s %s\n", json_string_value(json_object_get(v, "name")), d ? d : "");
+		printf("%-32s %-6s %s\n", json_string_value(json_object_get(v, "name")),
+		       json_is_true(json_object_get(v, "public")) ? "yes" : "no", d ? d : "");
 	}
 	json_decref(arr);
 }
@@ -54,14 +57,17 @@ static int scope_add(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "description", required_argument, NULL, 'd' },
+		{ "public", no_argument, NULL, 'p' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *desc = "";
-	int c;
+	int c, public = 0;
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c == 'd')
 			desc = optarg;
+		else if (c == 'p')
+			public = 1;
 		else
 			cli_fail(CLI_USAGE, "scope add: see tokend scope --help");
 	}
@@ -80,10 +86,10 @@ static int scope_add(int argc, char **argv)
 	for (const char *s = desc; *s; s++)
 		if ((unsigned char)*s < 0x20 || *s == 0x7f)
 			cli_fail(CLI_USAGE, "--description: must not contain control characters");
-	const char *p[] = { name, desc };
-	PGresult *r = cli_exec("INSERT INTO scopes (name, description) VALUES ($1, $2) "
+	const char *p[] = { name, desc, public ? "t" : "f" };
+	PGresult *r = cli_exec("INSERT INTO scopes (name, description, public) VALUES ($1, $2, $3::boolean) "
 	                       "ON CONFLICT (name) DO NOTHING "
-	                       "RETURNING name, description, tokend_ts(created_at)", 2, p);
+	                       "RETURNING name, description, tokend_ts(created_at), public", 3, p);
 	if (PQntuples(r) != 1) {
 		PQclear(r);
 		cli_fail(CLI_REFUSED, "scope '%s' already exists", name);
@@ -91,7 +97,7 @@ static int scope_add(int argc, char **argv)
 	if (cli.json)
 		cli_print_json(scope_json(r, 0));
 	else
-		printf("Added scope %s.\n", name);
+		printf("Added %sscope %s.\n", public ? "public " : "", name);
 	PQclear(r);
 	return CLI_OK;
 }
@@ -101,7 +107,7 @@ static int scope_list(int argc, char **argv)
 	(void)argv;
 	if (argc > 1)
 		cli_fail(CLI_USAGE, "scope list: unexpected argument");
-	PGresult *r = cli_exec("SELECT name, description, tokend_ts(created_at) FROM scopes ORDER BY name",
+	PGresult *r = cli_exec("SELECT name, description, tokend_ts(created_at), public FROM scopes ORDER BY name",
 	                       0, NULL);
 	json_t *arr = json_array();
 	for (int i = 0; i < PQntuples(r); i++)

@@ -69,6 +69,8 @@ static const cf_param params[] = {
 	{ "key_id_prefix_live",       S(key_id_prefix_live),     "tk_",         0, 0, 0, NULL },
 	{ "key_id_prefix_test",       S(key_id_prefix_test),     "tk_test_",    0, 0, 0, NULL },
 	{ "secret_prefix",            S(secret_prefix),          "tks_",        0, 0, 0, NULL },
+	{ "key_id_prefix_publishable", S(key_id_prefix_publishable), "tk_pk_",  0, 0, 0, NULL },
+	{ "key_id_prefix_publishable_test", S(key_id_prefix_publishable_test), "tk_pk_test_", 0, 0, 0, NULL },
 	{ "signing_keys",             S(signing_keys),           "",            CF_RELOAD, 0, 0, NULL },
 	{ "signing_key_active",       S(signing_key_active),     "",            CF_RELOAD, 0, 0, NULL },
 	{ "signing_key_source",       S(signing_key_source),     "files",       0, 0, 0, key_sources },
@@ -79,6 +81,9 @@ static const cf_param params[] = {
 	{ "signing_key_margin",       D(signing_key_margin),     "1m",          0, 0, 86400, NULL },
 	{ "token_lifetime",           D(token_lifetime),         "10m",         0, 1, 86400, NULL },
 	{ "token_lifetime_max",       D(token_lifetime_max),     "1h",          0, 1, 86400, NULL },
+	{ "publishable_token_lifetime", D(publishable_token_lifetime), "5m",    0, 1, 86400, NULL },
+	{ "publishable_tokens_per_key", I(publishable_tokens_per_key), "60",    0, 0, 1000000, NULL },
+	{ "publishable_tokens_per_address", I(publishable_tokens_per_address), "20", 0, 0, 1000000, NULL },
 	{ "default_audience",         S(default_audience),       "",            0, 0, 0, NULL },
 	{ "jwks_max_age",             D(jwks_max_age),           "10m",         0, 1, 86400, NULL },
 	{ "max_connections",          I(max_connections),        "10000",       0, 1, 1000000, NULL },
@@ -285,11 +290,13 @@ static int validate(tk_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: issuer: must be an http(s) URL", where);
 		return -1;
 	}
-	/* Key prefixes (keyfmt.h): each valid, and all three distinct, so that an
-	 * ID tells its environment and a secret never reads as a key ID. */
-	const char *const prefixes[] = { cfg->key_id_prefix_live, cfg->key_id_prefix_test, cfg->secret_prefix };
-	const char *const pnames[] = { "key_id_prefix_live", "key_id_prefix_test", "secret_prefix" };
-	for (int i = 0; i < 3; i++) {
+	/* Key prefixes (keyfmt.h): each valid, and all distinct, so that an ID
+	 * tells its environment and kind and a secret never reads as a key ID. */
+	const char *const prefixes[] = { cfg->key_id_prefix_live, cfg->key_id_prefix_test, cfg->secret_prefix,
+	                                  cfg->key_id_prefix_publishable, cfg->key_id_prefix_publishable_test };
+	const char *const pnames[] = { "key_id_prefix_live", "key_id_prefix_test", "secret_prefix",
+	                               "key_id_prefix_publishable", "key_id_prefix_publishable_test" };
+	for (int i = 0; i < 5; i++) {
 		if (!tk_prefix_valid(prefixes[i])) {
 			snprintf(err, errlen, "%s: %s: 2-%d characters [a-z0-9_], starting with a letter and ending with '_'",
 			         where, pnames[i], TK_PREFIX_MAX);

@@ -48,6 +48,8 @@ typedef struct tk_config {
 	char *key_id_prefix_live; /* prefixes of new keys (keyfmt.h); old prefixes keep working */
 	char *key_id_prefix_test;
 	char *secret_prefix;
+	char *key_id_prefix_publishable;      /* publishable keys' IDs, live and test */
+	char *key_id_prefix_publishable_test;
 	char *signing_keys;       /* space-separated paths */
 	char *signing_key_active;
 	char *signing_key_source;         /* "files" (signing_keys) or "database" (README) */
@@ -58,6 +60,9 @@ typedef struct tk_config {
 	int64_t signing_key_margin;       /* seconds added to every waiting time of a rotation */
 	int64_t token_lifetime;   /* seconds */
 	int64_t token_lifetime_max;
+	int64_t publishable_token_lifetime;   /* seconds: publishable keys' tokens live at most this */
+	int publishable_tokens_per_key;       /* per minute per publishable key; 0: no limit */
+	int publishable_tokens_per_address;   /* per minute per client address (publishable keys) */
 	char *default_audience;
 	int64_t jwks_max_age;
 	int max_connections;

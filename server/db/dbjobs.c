@@ -10,6 +10,7 @@
 
 #include <tokend/crypto.h>
 
+#include "intern.h"
 #include "log.h"
 
 const tk_dbstmt tk_dbstatements[] = {
@@ -22,10 +23,11 @@ const tk_dbstmt tk_dbstatements[] = {
 	  "  ELSE '' END, coalesce(k.rate_limit, 0),"
 	  " coalesce(floor(extract(epoch FROM k.last_used_at))::bigint, 0),"
 	  " k.environment, CASE WHEN k.claims = '{}'::jsonb THEN NULL ELSE k.claims::text END,"
-	  " s.previous_hash, coalesce(floor(extract(epoch FROM s.previous_until))::bigint, 0)"
+	  " s.previous_hash, coalesce(floor(extract(epoch FROM s.previous_until))::bigint, 0),"
+	  " k.publishable, array_to_string(k.allowed_origins, ' ')"
 	  " FROM api_keys k JOIN accounts a ON a.id = k.account_id"
 	  " LEFT JOIN api_key_secrets s ON s.key_id = k.id WHERE k.id = $1" },
-	/* The same columns, and the ID (15), for many keys at once (a batch of
+	/* The same columns, and the ID (17), for many keys at once (a batch of
 	 * KEY jobs: tk_dbcall_make_keys). */
 	{ "keys", 1,
 	  "SELECT k.account_id, coalesce(s.secret_hash, k.secret_hash), k.pepper_id, array_to_string(k.scopes, ' '),"
@@ -36,7 +38,8 @@ const tk_dbstmt tk_dbstatements[] = {
 	  "  ELSE '' END, coalesce(k.rate_limit, 0),"
 	  " coalesce(floor(extract(epoch FROM k.last_used_at))::bigint, 0),"
 	  " k.environment, CASE WHEN k.claims = '{}'::jsonb THEN NULL ELSE k.claims::text END,"
-	  " s.previous_hash, coalesce(floor(extract(epoch FROM s.previous_until))::bigint, 0), k.id"
+	  " s.previous_hash, coalesce(floor(extract(epoch FROM s.previous_until))::bigint, 0),"
+	  " k.publishable, array_to_string(k.allowed_origins, ' '), k.id"
 	  " FROM api_keys k JOIN accounts a ON a.id = k.account_id"
 	  " LEFT JOIN api_key_secrets s ON s.key_id = k.id WHERE k.id = ANY($1::text[])" },
 	{ "last_used", 2,
@@ -171,13 +174,18 @@ static int parse_key_row(tk_apikey *k, PGresult *r, int row)
 	k->found = 1;
 	size_t hlen = 0;
 	unsigned char *h = PQunescapeBytea((const unsigned char *)PQgetvalue(r, row, 1), &hlen);
-	if (h && hlen == TK_HASH_LEN)
+	int hash_ok = h && hlen == TK_HASH_LEN;
+	if (hash_ok)
 		memcpy(k->hash, h, TK_HASH_LEN);
 	if (h) {
 		tk_wipe(h, hlen);
 		PQfreemem(h);
 	}
 	k->pepper_id = (int16_t)atoi(PQgetvalue(r, row, 2));
+	/* A publishable key (sql/010) has no secret: its hash stays unset and
+	 * unused (keyauth.c never accepts it with a secret); its allowed origins
+	 * are required. */
+	k->publishable = strcmp(PQgetvalue(r, row, 15), "t") == 0;
 	/* The previous secret of a rotation, until its overlap ends; without one
 	 * (or unreadable) prev_until stays 0 and only the current secret works. */
 	k->prev_until = 0;
@@ -213,6 +221,12 @@ static int parse_key_row(tk_apikey *k, PGresult *r, int row)
 	const char *env = PQgetvalue(r, row, 11);
 	k->environment = strcmp(env, "live") == 0 ? "live" : strcmp(env, "test") == 0 ? "test" : NULL;
 	int model_ok = k->environment != NULL;
+	if (k->publishable) {
+		hash_ok = !PQgetisnull(r, row, 16) && *PQgetvalue(r, row, 16);   /* no origin: unusable */
+		k->origins = tk_intern_str(PQgetvalue(r, row, 16));
+		if (!k->origins)
+			copies_ok = 0;
+	}
 	k->lifetime = atoi(PQgetvalue(r, row, 6));
 	k->rate_limit = atoi(PQgetvalue(r, row, 9));
 	k->expires_at = strtoll(PQgetvalue(r, row, 7), NULL, 10);
@@ -225,7 +239,7 @@ static int parse_key_row(tk_apikey *k, PGresult *r, int row)
 			k->unusable_reason = reasons[i];
 	if (!k->unusable_reason && *why_not)
 		k->unusable_reason = "key_not_usable";
-	if (!k->unusable_reason && !(h && hlen == TK_HASH_LEN && scopes_ok && model_ok))
+	if (!k->unusable_reason && !(hash_ok && scopes_ok && model_ok))
 		k->unusable_reason = "key_corrupt";
 	k->usable = k->unusable_reason == NULL;
 	return copies_ok ? 0 : -1;
@@ -302,7 +316,7 @@ void tk_dbjob_finish_keys(tk_dbjob *const *jobs, size_t n, PGresult *r)
 			continue;
 		int row = -1;
 		for (int x = 0; x < rows && row < 0; x++)
-			if (strcmp(PQgetvalue(r, x, 15), j->key_id) == 0)
+			if (strcmp(PQgetvalue(r, x, 17), j->key_id) == 0)
 				row = x;
 		tk_apikey *k = tk_apikey_new();
 		if (!k)

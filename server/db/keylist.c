@@ -70,8 +70,8 @@ static const char *check_environment(const char *v, char out[TK_KEYLIST_VALUE_MA
 
 static const char *check_kind(const char *v, char out[TK_KEYLIST_VALUE_MAX])
 {
-	if (strcmp(v, "account") && strcmp(v, "member"))
-		return "must be account or member";
+	if (strcmp(v, "account") && strcmp(v, "member") && strcmp(v, "publishable"))
+		return "must be account, member or publishable";
 	snprintf(out, TK_KEYLIST_VALUE_MAX, "%s", v);
 	return NULL;
 }
@@ -103,7 +103,7 @@ const tk_keyfilter tk_keyfilters[] = {
 	{ "role", "k.role = $?", check_ident },
 	{ "member", "k.member_id = $?", check_ident },
 	{ "environment", "k.environment = $?", check_environment },
-	{ "kind", "$? = CASE WHEN k.member_id IS NULL THEN 'account' ELSE 'member' END", check_kind },
+	{ "kind", "$? = CASE WHEN k.publishable THEN 'publishable' WHEN k.member_id IS NULL THEN 'account' ELSE 'member' END", check_kind },
 };
 const size_t tk_keyfilters_count = sizeof(tk_keyfilters) / sizeof(tk_keyfilters[0]);
 _Static_assert(sizeof(tk_keyfilters) / sizeof(tk_keyfilters[0]) <= TK_KEYLIST_FILTERS_MAX, "too many key filters");

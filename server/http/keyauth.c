@@ -82,17 +82,28 @@ static int decide(tk_authreq *ar, const tk_apikey *k)
 	int eq_prev = tk_digest_equal(ar->digest, has_prev ? k->prev_hash : srv->dummy_hash);
 	int prev_live = has_prev && now < k->prev_until;
 	int equal = eq_cur | (eq_prev & prev_live);
+	/* A publishable key authenticates with its ID alone (no secret, from one
+	 * of its origins); every other key with its secret. Each kind presented
+	 * the other way is refused like a wrong secret. */
+	int cred_ok = ar->no_secret ? k->found && k->publishable
+	                            : k->found && !k->publishable && equal && k->pepper_id == 1;
 	const char *reason = NULL;
 	if (!k->found)
 		reason = "unknown_key";
-	else if (!equal && has_prev && eq_prev)
+	else if (ar->no_secret && !k->publishable)
+		reason = "secret_required";
+	else if (!ar->no_secret && k->publishable)
+		reason = "publishable_key_with_secret";
+	else if (!ar->no_secret && !equal && has_prev && eq_prev)
 		reason = "previous_secret_ended";
-	else if (!equal || k->pepper_id != 1)
+	else if (!cred_ok)
 		reason = "wrong_secret";
 	else if (!k->usable)
 		reason = k->unusable_reason ? k->unusable_reason : "key_not_usable";
 	else if (k->expires_at && now >= k->expires_at)
 		reason = "key_expired";
+	else if (k->publishable && !tk_apikey_allows_origin(k, ar->origin))
+		reason = ar->origin[0] ? "origin_not_allowed" : "no_origin";
 	if (reason) {
 		/* An address over its limit (behind a proxy: everyone's address):
 		 * every refusal is 429, after the same work as a 401 (the unknown key
@@ -107,7 +118,7 @@ static int decide(tk_authreq *ar, const tk_apikey *k)
 		}
 		/* A key ID under attack: wrong secrets get 429, the right one still
 		 * gets through (its holder is never locked out). */
-		int wait = (!k->found || !equal) ? tk_ratelimit_check(srv->rl_key, ar->client_id) : 0;
+		int wait = !cred_ok ? tk_ratelimit_check(srv->rl_key, ar->client_id) : 0;
 		if (wait) {
 			tk_metric_add(&ar->w->metrics.auth_failures, 1);
 			tk_ratelimit_fail(srv->rl_addr, ar->peer);
@@ -116,6 +127,13 @@ static int decide(tk_authreq *ar, const tk_apikey *k)
 			tk_keyauth_failed(ar, reason);
 		}
 		return 0;
+	}
+	if (k->publishable) {
+		/* CORS for exactly this origin, on the token and on any later refusal
+		 * (scope, rate limit), so that the page can read the answer. */
+		struct evkeyvalq *out = evhttp_request_get_output_headers(ar->req);
+		evhttp_add_header(out, "Access-Control-Allow-Origin", ar->origin);
+		evhttp_add_header(out, "Vary", "Origin");
 	}
 	return ar->on_key(ar, k);
 }
@@ -160,11 +178,12 @@ void tk_keyauth_run(tk_authreq *ar, const char *id, const char *secret)
 		memcpy(ar->client_id, id, strlen(id) + 1);   /* checked: at most TK_KEY_ID_MAX */
 		ar->ri.client_id = ar->client_id;
 	}
-	if (!ar->ri.client_id || !secret || tk_secret_check(secret, strlen(secret)) != TK_KEYFMT_OK) {
+	if (!ar->ri.client_id ||
+	    (!ar->no_secret && (!secret || tk_secret_check(secret, strlen(secret)) != TK_KEYFMT_OK))) {
 		tk_keyauth_failed(ar, "malformed_credentials");
 		goto done;
 	}
-	if (tk_hasher_hash(w->hasher, secret, strlen(secret), ar->digest) != 0) {
+	if (!ar->no_secret && tk_hasher_hash(w->hasher, secret, strlen(secret), ar->digest) != 0) {
 		ar->refuse(ar, 500, 0);
 		goto done;
 	}

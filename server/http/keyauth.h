@@ -63,6 +63,15 @@ struct tk_authreq {
 	char peer[64];                     /* client address (tk_http_client: the TCP peer, or
 	                                      X-Forwarded-For behind trusted_proxies) */
 	int addr_wait;                     /* its address is over the failure limit: seconds */
+	/* A publishable key's request (token endpoint only, oauth/auth.c): the key
+	 * ID alone and no secret. The key must be publishable and `origin` (the one
+	 * Origin header, as sent; "" when none, repeated or too long) one of its
+	 * allowed origins; the answer then carries Access-Control-Allow-Origin:
+	 * origin and Vary: Origin. Any other key presented this way, or a
+	 * publishable key presented with a secret (e.g. to the admin API), is
+	 * refused like a wrong secret. */
+	int no_secret;
+	char origin[256];
 	tk_dbjob job;
 	uint64_t seq;
 	struct event *timer;
@@ -78,7 +87,7 @@ void tk_keyauth_begin(tk_authreq *ar);
 
 /*
  * Authenticate key `id` with `secret` (NUL-terminated, any length: checked
- * here). ar->w, ar->req, ar->ri, on_key, refuse and on_free must be set and
+ * here; NULL only with ar->no_secret set). ar->w, ar->req, ar->ri, on_key, refuse and on_free must be set and
  * tk_keyauth_begin called. Either refuses (through `refuse`) or calls
  * on_key, now or later; in every case on_free is called once the request is
  * answered. The caller must not touch `ar` after this returns.

@@ -121,6 +121,7 @@ void tk_http_reply(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *r
 		case EVHTTP_REQ_GET: strcpy(method, "GET"); break;
 		case EVHTTP_REQ_POST: strcpy(method, "POST"); break;
 		case EVHTTP_REQ_HEAD: strcpy(method, "HEAD"); break;
+		case EVHTTP_REQ_OPTIONS: strcpy(method, "OPTIONS"); break;   /* CORS preflights */
 		default: strcpy(method, "OTHER"); break;
 		}
 		snprintf(path, sizeof(path), "%s", uri ? uri : "");

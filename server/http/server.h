@@ -53,6 +53,9 @@ typedef struct tk_server {
 	tk_ratelimit *rl_addr;                /* failed authentications per client address */
 	tk_ratelimit *rl_key;                 /* failed authentications per key ID */
 	tk_ratelimit *rl_issue;               /* tokens per key with a rate_limit */
+	tk_ratelimit *rl_public;              /* publishable keys: tokens per key ("k:" ID) and
+	                                         per client address ("a:" address), preflights
+	                                         per client address */
 	/* Metadata (RFC 8414): rebuilt when the scope catalogue changes. */
 	pthread_mutex_t meta_mu;
 	char *meta_body;

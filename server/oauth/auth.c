@@ -153,6 +153,15 @@ void tk_auth_start(tk_authreq *ar, const tk_form *form)
 		}
 		body_id = basic_id;
 		secret = basic_secret;
+	} else if (body_id && !body_secret && ar->ri.ep == EP_TOKEN) {
+		/* A publishable key's request: its ID alone, judged with its origin. */
+		ar->no_secret = 1;
+		const char *origin = evhttp_find_header(in, "Origin");
+		if (origin && tk_header_count(in, "Origin") == 1 && strlen(origin) < sizeof(ar->origin))
+			memcpy(ar->origin, origin, strlen(origin) + 1);
+		/* Not from a browser: a refusal tells the client how to authenticate,
+		 * as it did before publishable keys (never a Basic challenge to a page). */
+		ar->basic = origin == NULL;
 	} else {
 		if (!body_id || !body_secret) {
 			ar->basic = 1;   /* no credentials at all: tell the client how to authenticate */

@@ -4,7 +4,10 @@
  *
  * Exactly one method: HTTP Basic (client_secret_basic, RFC 6749 §2.3.1
  * form-encoding inside) or client_id + client_secret in the body
- * (client_secret_post). A malformed key ID or secret (bad checksum) is
+ * (client_secret_post); at the token endpoint also a publishable key's
+ * client_id alone (no secret), accepted only from one of its allowed browser
+ * origins (sql/010). A publishable key with a secret, or another key without
+ * one, is invalid_client. A malformed key ID or secret (bad checksum) is
  * refused before any hashing or database work. The secret's HMAC is computed
  * at once and the secret is never kept. The key comes from the cache or,
  * without blocking the loop, from the database pool.

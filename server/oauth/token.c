@@ -6,6 +6,12 @@
  * checksum check, HMAC, key lookup from cache or database, constant-time
  * compare, state check) -> scope and audience checks -> mint -> 200 no-store
  * -> mark last-used (batched).
+ *
+ * Publishable keys (sql/010): the request of a browser page, client_id alone
+ * from one of the key's allowed origins (auth.c), answered with CORS for
+ * exactly that origin; their tokens are short (publishable_token_lifetime),
+ * carry the claim "origin" and are limited per key and per client address.
+ * OPTIONS is the CORS preflight (token_preflight below).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +23,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
+#include <libpq-fe.h>
 
 #include <tokend/form.h>
 #include <tokend/scope.h>
@@ -140,6 +147,29 @@ static int issue(tk_authreq *ar, const tk_apikey *k)
 		aud[naud++] = srv->default_audience;
 	}
 
+	/* A publishable key's tokens: limited per key and per client address
+	 * (its ID is public: anyone can ask with it from a browser). */
+	if (k->publishable) {
+		char name[8 + TK_KEY_ID_MAX + sizeof(ar->peer)];
+		int wait = 0;
+		snprintf(name, sizeof(name), "a:%s", ar->peer);
+		if (srv->cfg->publishable_tokens_per_address > 0)
+			wait = tk_ratelimit_take(srv->rl_public, name, srv->cfg->publishable_tokens_per_address);
+		snprintf(name, sizeof(name), "k:%s", k->id);
+		if (!wait && srv->cfg->publishable_tokens_per_key > 0)
+			wait = tk_ratelimit_take(srv->rl_public, name, srv->cfg->publishable_tokens_per_key);
+		if (wait) {
+			char ra[16];
+			snprintf(ra, sizeof(ra), "%d", wait);
+			tk_metric_add(&w->metrics.tokens_rate_limited, 1);
+			tk_log(TK_LOG_INFO, "token.rate_limited", "req", ar->ri.id, "client_id", k->id, "peer", ar->peer, NULL);
+			evhttp_add_header(evhttp_request_get_output_headers(ar->req), "Retry-After", ra);
+			tk_http_oauth_error(w, ar->req, &ar->ri, 429, "too_many_requests",
+			                    "too many tokens for this publishable key or address; retry later");
+			return 0;
+		}
+	}
+
 	/* The key's own issuance limit: counted only for authenticated requests
 	 * that would get a token, so nobody but its holder can use it up. */
 	if (k->rate_limit > 0) {
@@ -158,6 +188,8 @@ static int issue(tk_authreq *ar, const tk_apikey *k)
 	}
 
 	int64_t lifetime = k->lifetime > 0 ? k->lifetime : srv->cfg->token_lifetime;
+	if (k->publishable && lifetime > srv->cfg->publishable_token_lifetime)
+		lifetime = srv->cfg->publishable_token_lifetime;
 	if (lifetime > srv->cfg->token_lifetime_max)
 		lifetime = srv->cfg->token_lifetime_max;
 	int64_t exp = now + lifetime;
@@ -194,6 +226,7 @@ static int issue(tk_authreq *ar, const tk_apikey *k)
 		.iat = now,
 		.exp = exp,
 		.env = k->environment,
+		.origin = k->publishable ? ar->origin : NULL,   /* checked: one of the key's (auth.c) */
 		.extra = k->claims,
 	};
 	char err[256], jti[TK_JTI_LEN + 1];
@@ -242,9 +275,134 @@ static int valid_audience(const char *a)
 	return 1;
 }
 
+/*
+ * OPTIONS /oauth2/token: the CORS preflight of a publishable key's request.
+ * A preflight carries no credentials, so the key is unknown here: it is
+ * granted for an origin that at least one usable publishable key allows (a
+ * database lookup, limited per client address like the tokens), for POST
+ * with at most the Content-Type header; the token request itself then
+ * checks that the origin is one of *that* key's. Every other preflight gets
+ * 403 without any Access-Control-Allow-* header, so the browser stops.
+ */
+#define PREFLIGHT_MAX_AGE "600"
+
+typedef struct preflight {
+	tk_worker *w;
+	struct evhttp_request *req;
+	tk_reqinfo ri;
+	tk_dbjob job;
+	char origin[256];
+} preflight;
+
+static const char preflight_sql[] =
+	"SELECT EXISTS (SELECT 1 FROM api_keys k JOIN accounts a ON a.id = k.account_id"
+	" WHERE k.publishable AND k.allowed_origins @> ARRAY[$1::text] AND tokend_key_is_active(k)"
+	" AND k.disabled_at IS NULL AND a.disabled_at IS NULL)";
+
+static void preflight_refuse(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *ri, int status,
+                             const char *why)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Vary", "Origin");
+	tk_log(TK_LOG_INFO, "token.preflight_refused", "req", ri->id, "reason", why, NULL);
+	tk_http_oauth_error(w, req, ri, status, "invalid_request", why);
+}
+
+static void preflight_done(tk_dbjob *job)
+{
+	preflight *pf = job->arg;
+	tk_worker *w = pf->w;
+	PGresult *r = job->result;
+	w->pending--;
+	if (job->status != TK_DBJOB_OK || !r || PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+		tk_auth_unavailable(w, pf->req, &pf->ri);
+	} else if (strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
+		preflight_refuse(w, pf->req, &pf->ri, 403, "this origin is not allowed by any publishable key");
+	} else {
+		struct evkeyvalq *out = evhttp_request_get_output_headers(pf->req);
+		evhttp_add_header(out, "Access-Control-Allow-Origin", pf->origin);
+		evhttp_add_header(out, "Access-Control-Allow-Methods", "POST");
+		evhttp_add_header(out, "Access-Control-Allow-Headers", "Content-Type");
+		evhttp_add_header(out, "Access-Control-Max-Age", PREFLIGHT_MAX_AGE);
+		evhttp_add_header(out, "Vary", "Origin");
+		tk_http_reply(w, pf->req, &pf->ri, 204, NULL, NULL, 0);
+	}
+	if (r)
+		PQclear(r);
+	job->result = NULL;
+	free(pf);
+}
+
+/* 1 when every name of an Access-Control-Request-Headers list is content-type. */
+static int only_content_type(const char *list)
+{
+	while (*list) {
+		while (*list == ' ' || *list == '\t' || *list == ',')
+			list++;
+		if (!*list)
+			break;
+		size_t n = strcspn(list, " \t,");
+		if (n != 12 || strncasecmp(list, "content-type", 12) != 0)
+			return 0;
+		list += n;
+	}
+	return 1;
+}
+
+static void token_preflight(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
+{
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	const char *origin = evhttp_find_header(in, "Origin");
+	const char *method = evhttp_find_header(in, "Access-Control-Request-Method");
+	const char *headers = evhttp_find_header(in, "Access-Control-Request-Headers");
+	if (!origin || tk_header_count(in, "Origin") != 1 || strlen(origin) >= sizeof(((preflight *)0)->origin) ||
+	    (strncmp(origin, "https://", 8) != 0 && strncmp(origin, "http://", 7) != 0))
+		return preflight_refuse(w, req, ri, 403, "a preflight needs one http(s) Origin");
+	for (const char *c = origin; *c; c++)
+		if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f)
+			return preflight_refuse(w, req, ri, 403, "a preflight needs one http(s) Origin");
+	if (!method || tk_header_count(in, "Access-Control-Request-Method") != 1 || strcmp(method, "POST") != 0)
+		return preflight_refuse(w, req, ri, 403, "the token endpoint allows POST only");
+	if (headers && (tk_header_count(in, "Access-Control-Request-Headers") != 1 || !only_content_type(headers)))
+		return preflight_refuse(w, req, ri, 403, "the token endpoint allows the Content-Type header only");
+	/* Each preflight may cost a database lookup: limited per address. */
+	tk_server *srv = w->srv;
+	char peer[64], name[80];
+	tk_http_client(w, req, peer, sizeof(peer));
+	snprintf(name, sizeof(name), "a:%s", peer);
+	int wait = srv->cfg->publishable_tokens_per_address > 0
+	           ? tk_ratelimit_take(srv->rl_public, name, srv->cfg->publishable_tokens_per_address) : 0;
+	if (wait) {
+		char ra[16];
+		snprintf(ra, sizeof(ra), "%d", wait);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", ra);
+		return preflight_refuse(w, req, ri, 429, "too many requests from this address; retry later");
+	}
+	preflight *pf = calloc(1, sizeof(*pf));
+	if (!pf)
+		return tk_http_oauth_error(w, req, ri, 500, "server_error", "out of memory");
+	pf->w = w;
+	pf->req = req;
+	pf->ri = *ri;
+	memcpy(pf->origin, origin, strlen(origin) + 1);
+	pf->job.kind = TK_DBJOB_QUERY;
+	pf->job.sql = preflight_sql;
+	pf->job.nparams = 1;
+	pf->job.params[0] = pf->origin;
+	pf->job.done = preflight_done;
+	pf->job.reply = w->mbox;
+	pf->job.arg = pf;
+	if (tk_dbpool_submit(srv->db, &pf->job) != 0) {
+		free(pf);
+		return tk_auth_unavailable(w, req, ri);
+	}
+	w->pending++;
+}
+
 void tk_token_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
 {
 	tk_form form = { 0 };
+	if (evhttp_request_get_command(req) == EVHTTP_REQ_OPTIONS)
+		return token_preflight(w, req, ri);
 	static const char *const repeatable[] = { "resource", NULL };
 	if (tk_oauth_read_form(w, req, ri, repeatable, &form) != 0)
 		return;

@@ -1,6 +1,7 @@
 /*
  * wellknown.c - GET /.well-known/jwks.json and
- * GET /.well-known/oauth-authorization-server (RFC 8414).
+ * GET /.well-known/oauth-authorization-server (RFC 8414). Both answer any
+ * origin's simple CORS request (Access-Control-Allow-Origin: *).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,8 +21,12 @@
 static int get_only(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
 {
 	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-	if (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD)
+	if (cmd == EVHTTP_REQ_GET || cmd == EVHTTP_REQ_HEAD) {
+		/* Public documents: any page may read them (simple CORS, no
+		 * credentials), so that verifiers in browsers can fetch the keys. */
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Access-Control-Allow-Origin", "*");
 		return 1;
+	}
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
 	static const char body[] = "{\"error\":\"invalid_request\",\"error_description\":\"use GET\"}";
 	tk_http_reply(w, req, ri, 405, "application/json", body, sizeof(body) - 1);

@@ -50,6 +50,21 @@ tk_apikey *tk_apikey_ref(tk_apikey *k)
 	return k;
 }
 
+int tk_apikey_allows_origin(const tk_apikey *k, const char *origin)
+{
+	size_t n = origin ? strlen(origin) : 0;
+	if (!k || !k->publishable || !k->origins || n == 0)
+		return 0;
+	for (const char *p = k->origins; *p;) {
+		const char *sp = strchr(p, ' ');
+		size_t len = sp ? (size_t)(sp - p) : strlen(p);
+		if (len == n && memcmp(p, origin, n) == 0)
+			return 1;
+		p += len + (sp ? 1 : 0);
+	}
+	return 0;
+}
+
 void tk_apikey_release(tk_apikey *k)
 {
 	if (!k || atomic_fetch_sub_explicit(&k->refs, 1, memory_order_acq_rel) != 1)
@@ -62,6 +77,7 @@ void tk_apikey_release(tk_apikey *k)
 	tk_intern_str_release(k->account);
 	tk_intern_str_release(k->subject);
 	tk_intern_str_release(k->claims);
+	tk_intern_str_release(k->origins);
 	tk_intern_scopes_release(k->scopes);
 	if (k->aud)
 		tk_intern_list_release((const tk_strlist *)(const void *)

@@ -44,6 +44,7 @@ typedef struct tk_apikey {
 	char id[TK_KEY_ID_MAX + 1];
 	unsigned char found;              /* 0: a negative entry (no such key) */
 	unsigned char usable;             /* enabled, not revoked/deleted, account enabled */
+	unsigned char publishable;        /* sql/010: a publishable key (origins above) */
 	unsigned char cached;             /* in a cache's chain (under that shard's lock) */
 	unsigned char hash[TK_HASH_LEN];
 	/* A rotated key's previous secret (sql/008): accepted while the clock is
@@ -58,6 +59,10 @@ typedef struct tk_apikey {
 	const char *account;              /* interned; NULL only in a negative entry */
 	const char *subject;              /* interned; NULL: the key ID (a member key: its member) */
 	const char *claims;               /* interned custom claims, a JSON object's text; NULL: none */
+	/* A publishable key (sql/010): no secret (hash unused), its exact allowed
+	 * browser origins, space-separated (origins never hold a space); interned.
+	 * NULL: none (every key that is not publishable). */
+	const char *origins;
 	const tk_scopes *scopes;          /* interned; never NULL in a found key */
 	const char *const *aud;           /* naud audiences: the v of an interned tk_strlist */
 	/* The one field that changes after build: last use known to this process
@@ -73,6 +78,9 @@ typedef struct tk_apikey {
  * be used); 1 the scope string is invalid (scopes is then the empty set). */
 int tk_apikey_set_values(tk_apikey *k, const char *account, const char *subject, const char *claims,
                          const char *scopes, const char *audiences);
+/* 1 when `origin` (a request's Origin header, exactly as sent) is one of a
+ * publishable key's allowed origins; 0 otherwise (NULL or empty: 0). */
+int tk_apikey_allows_origin(const tk_apikey *k, const char *origin);
 
 /* A new key with one reference (fields to be filled by the caller). */
 tk_apikey *tk_apikey_new(void);

@@ -100,7 +100,7 @@ def test_scopes_catalogue(env):
     assert names == sorted(names)
     assert {"tokend:admin:read", "tokend:admin:write", "tokend:operator", "tokend:introspect", "read"} <= set(names)
     for s in listed:
-        assert set(s) == {"name", "description", "created_at"}, s
+        assert set(s) == {"name", "description", "created_at", "public"}, s
     sname = f"reports:{os.getpid()}"
     # Not in the catalogue yet: a key cannot hold it.
     refused(adm.post("keys", {"name": "reports", "scopes": [sname]}), 400, "invalid_scope")

@@ -30,7 +30,7 @@ KEY_ORDER = ["client_id", "account", "name", "hint", "masked", "scopes", "audien
              "created_at", "created_by", "expires_at", "last_used_at", "disabled_at", "revoked_at",
              "revoked_by", "revoke_reason", "token_lifetime", "rate_limit", "kind", "role", "member",
              "member_name", "environment", "claims", "secret_rotated_at",
-             "previous_hint", "previous_secret_until"]
+             "previous_hint", "previous_secret_until", "allowed_origins"]
 
 
 class NS:

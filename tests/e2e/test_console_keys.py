@@ -354,3 +354,30 @@ def test_keyboard_only(w, browser):
     d.switch_to.active_element.send_keys("typed key (renamed)", Keys.ENTER)
     until(d, lambda _: api_key(w.port, w.tok, key_id)["name"] == "typed key (renamed)", what="renamed by keyboard")
     assert api_key(w.port, w.tok, key_id)["scopes"] == ["orders:read"]
+
+
+def test_publishable_key_shown_in_full_with_origins(w, browser):
+    """Issue 14 in the console: a publishable key's ID is shown in full with a copy button
+    (it is public, and an embed snippet must be recoverable), no masked secret, its
+    allowed origins, and kind publishable."""
+    d = browser
+    st, _ = admin(w.port, w.op, "POST", "/scopes", {"name": "widgets:read", "public": True})
+    assert st in (201, 409), st
+    st, acct = admin(w.port, w.op, "GET", f"/accounts/{w.account}")
+    st, _ = admin(w.port, w.op, "PUT", f"/accounts/{w.account}/scopes",
+                  {"scopes": sorted(set(acct["scopes"]) | {"widgets:read"})})
+    assert st == 200
+    st, pk = admin(w.port, w.tok, "POST", "/keys", {"name": "storefront", "scopes": ["widgets:read"],
+                                                    "publishable": True,
+                                                    "allowed_origins": ["https://shop.example", "http://localhost:3000"]})
+    assert st == 201 and pk["client_secret"] is None, (st, pk)
+    sign_in(d, w.base, *w.admin)
+    r = wait_row(d, pk["client_id"])
+    assert r.find_element(By.CSS_SELECTOR, "[data-testid=key-id]").text == pk["client_id"]
+    assert r.find_element(By.CSS_SELECTOR, "[data-testid=copy-key-id]").is_displayed()
+    assert r.find_elements(By.CSS_SELECTOR, "[data-testid=key-masked]") == []
+    origins = [li.text for li in r.find_elements(By.CSS_SELECTOR, "[data-testid=key-origins] li")]
+    assert origins == ["https://shop.example", "http://localhost:3000"], origins
+    chips = [li.text for li in r.find_elements(By.CSS_SELECTOR, "[data-testid=key-kind] li")]
+    assert chips == ["publishable", "live"], chips
+    check_page(d, "keys-publishable")

@@ -349,7 +349,8 @@ def test_schemas_reject_what_the_server_refuses():
               "last_used_at": None, "disabled_at": None, "revoked_at": None, "revoked_by": None,
               "revoke_reason": None, "token_lifetime": None, "rate_limit": None, "kind": "account", "role": None,
               "member": None, "member_name": None, "environment": "live", "claims": {},
-              "secret_rotated_at": None, "previous_hint": None, "previous_secret_until": None}
+              "secret_rotated_at": None, "previous_hint": None, "previous_secret_until": None,
+              "allowed_origins": []}
     validate(sample, key)
     validate({**sample, "kind": "member", "member": "jane", "member_name": "Jane", "role": "dev",
               "environment": "test", "claims": {"plan": "pro", "n": 1.5, "b": True, "l": ["a"]}}, key)

@@ -176,9 +176,10 @@ typedef struct tk_token_claims {
 	int64_t iat;              /* required, > 0 (seconds since the epoch); nbf = iat */
 	int64_t exp;              /* required, > iat */
 	const char *env;          /* optional: the key's environment, claim "env"; NULL omits it */
+	const char *origin;       /* optional: the browser origin a publishable key's token was
+	                           * issued to, claim "origin"; NULL omits it */
 	const char *extra;        /* optional: a JSON object of custom claims added last; a name
 	                           * already set above is never replaced; NULL or "" adds none */
-	const char *origin;       /* optional: claim "origin" (publishable keys); NULL omits it */
 	const char *status_uri;   /* optional: with status_idx, the claim "status":{"status_list":
 	                           * {"idx":status_idx,"uri":status_uri}} (Token Status List);
 	                           * NULL or "" omits it */

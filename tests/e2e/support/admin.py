@@ -30,7 +30,7 @@ KEY_FIELDS = {"client_id", "account", "name", "hint", "masked", "scopes", "audie
               "created_at", "created_by", "expires_at", "last_used_at", "disabled_at", "revoked_at",
               "revoked_by", "revoke_reason", "token_lifetime", "rate_limit",
               "kind", "role", "member", "member_name", "environment", "claims", "secret_rotated_at", "previous_hint",
-              "previous_secret_until"}
+              "previous_secret_until", "allowed_origins"}
 ACCOUNT_FIELDS = {"id", "name", "key_limit", "active_keys", "scopes", "created_at", "disabled_at"}
 EVENT_FIELDS = {"id", "at", "actor", "action", "account", "key", "address", "detail"}
 
@@ -261,7 +261,8 @@ def admin_leak_problems(env):
     api_secrets = API_SECRETS[env.first_secret:]
     hashes = [bytes(h) for (h,) in t.query("SELECT secret_hash FROM api_keys UNION ALL "
                                             "SELECT secret_hash FROM api_key_secrets UNION ALL "
-                                            "SELECT previous_hash FROM api_key_secrets")]
+                                            "SELECT previous_hash FROM api_key_secrets")
+              if h is not None]   # a publishable key has no secret
     forbidden = set()
     for h in hashes:
         forbidden |= _forms(h)

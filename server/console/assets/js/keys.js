@@ -38,7 +38,7 @@ const COLUMNS = [
 		h("code", { "data-testid": "key-id" }, k.client_id),
 		h("button", { type: "button", class: "small", "aria-label": `Copy key ID of ${k.name}`,
 			"data-testid": "copy-key-id", on: { click: (e) => copyText(k.client_id, e.currentTarget) } }, "Copy")) },
-	{ id: "secret", title: "Secret", cell: (k) => h("code", { "data-testid": "key-masked" }, k.masked) },
+	{ id: "secret", title: "Secret", cell: secretCell },
 	{ id: "scopes", title: "Scopes", cell: (k) => h("ul", { class: "chips" },
 		k.scopes.map((s) => h("li", {}, s))) },
 	{ id: "subject", title: "Subject / member", cell: (k) => k.kind === "member" ?
@@ -55,6 +55,15 @@ const COLUMNS = [
 		h("span", {}, "revoked ", timeEl(k.revoked_at)) : dateEl(k.expires_at) },
 	{ id: "actions", title: "Actions", cell: actionsCell },
 ];
+
+// A publishable key has no secret: its (public) ID is the credential; it shows
+// the browser origins it may be used from instead.
+function secretCell(k) {
+	if (k.kind !== "publishable")
+		return h("code", { "data-testid": "key-masked" }, k.masked);
+	return h("span", { "data-testid": "key-origins" }, h("span", { class: "muted" }, "none; origins:"),
+		h("ul", { class: "chips" }, (k.allowed_origins || []).map((o) => h("li", {}, h("code", {}, o)))));
+}
 
 function nameCell(k) {
 	if (!can().write)
