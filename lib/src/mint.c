@@ -31,6 +31,8 @@ struct tk_minter {
 	/* State of the mint in progress, read by mint_cb. */
 	const tk_token_claims *cur;
 	const char *jti;
+	const char *raw_typ;           /* tk_minter_sign: header typ and claims */
+	const char *raw_claims;
 	char cb_err[160];
 };
 
@@ -144,6 +146,25 @@ done:
 	return rc;
 }
 
+/* "status":{"status_list":{"idx":idx,"uri":uri}} (Token Status List). */
+static int claim_status(jwt_t *jwt, const char *uri, int64_t idx)
+{
+	json_t *o = json_pack("{s:{s:I,s:s}}", "status_list", "idx", (json_int_t)idx, "uri", uri);
+	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	jwt_value_t v;
+	int rc = -1;
+
+	if (text != NULL) {
+		memset(&v, 0, sizeof(v));
+		v.type = JWT_VALUE_JSON;
+		v.json_val = text;
+		rc = claim_set(jwt, &v, "status");
+	}
+	free(text);
+	json_decref(o);
+	return rc;
+}
+
 /* libjwt calls this on the fresh jwt_t of every generate: the claims are
  * exactly those of the mint in progress, never left over from another. */
 static int mint_cb(jwt_t *jwt, jwt_config_t *cfg)
@@ -152,6 +173,22 @@ static int mint_cb(jwt_t *jwt, jwt_config_t *cfg)
 	const tk_token_claims *c = m ? m->cur : NULL;
 	const char *bad = NULL;
 
+	if (m != NULL && m->raw_claims != NULL) {
+		jwt_value_t h;
+
+		memset(&h, 0, sizeof(h));
+		h.type = JWT_VALUE_STR;
+		h.name = "typ";
+		h.str_val = m->raw_typ;
+		h.replace = 1;
+		if (jwt_claim_del(jwt, NULL) != JWT_VALUE_ERR_NONE ||
+		    jwt_header_set(jwt, &h) != JWT_VALUE_ERR_NONE ||
+		    claims_merge(jwt, m->raw_claims) != 0) {
+			snprintf(m->cb_err, sizeof(m->cb_err), "cannot set the header or claims");
+			return 1;
+		}
+		return 0;
+	}
 	if (c == NULL || m->jti == NULL) {
 		if (m != NULL)
 			snprintf(m->cb_err, sizeof(m->cb_err), "no mint in progress");
@@ -183,6 +220,9 @@ static int mint_cb(jwt_t *jwt, jwt_config_t *cfg)
 		bad = "jti";
 	else if (c->env != NULL && claim_str(jwt, "env", c->env) != 0)
 		bad = "env";
+	else if (c->status_uri != NULL && c->status_uri[0] != '\0' &&
+	         claim_status(jwt, c->status_uri, c->status_idx) != 0)
+		bad = "status";
 	else if (c->extra != NULL && c->extra[0] != '\0' && claims_merge(jwt, c->extra) != 0)
 		bad = "(custom claims)";
 	if (bad != NULL) {
@@ -214,6 +254,8 @@ static const char *claims_problem(const tk_token_claims *c)
 		return "iat must be positive";
 	if (c->exp <= c->iat)
 		return "exp must be after iat";
+	if (c->status_uri != NULL && c->status_uri[0] != '\0' && c->status_idx < 0)
+		return "status_idx must not be negative";
 	return NULL;
 }
 
@@ -274,5 +316,54 @@ char *tk_minter_mint(tk_minter *m, const tk_token_claims *c, char jti_out[TK_JTI
 	}
 	if (jti_out != NULL)
 		memcpy(jti_out, jti, sizeof(jti));
+	return tok;
+}
+
+char *tk_minter_sign(tk_minter *m, const char *typ, const char *claims_json, size_t max_len,
+                     char *err, size_t errlen)
+{
+	json_error_t jerr;
+	json_t *o;
+	jwt_builder_t *b;
+	size_t idx;
+	char *tok;
+
+	if (m == NULL || typ == NULL || typ[0] == '\0' || claims_json == NULL) {
+		tk_seterr(err, errlen, "no minter, typ or claims given");
+		return NULL;
+	}
+	/* The claims must be one JSON object (libjwt would take other JSON). */
+	o = json_loads(claims_json, JSON_REJECT_DUPLICATES, &jerr);
+	if (!json_is_object(o)) {
+		json_decref(o);
+		tk_seterr(err, errlen, "claims are not a JSON object");
+		return NULL;
+	}
+	json_decref(o);
+	idx = atomic_load(&m->s->st->active);
+	if (idx >= m->n) {
+		tk_seterr(err, errlen, "active signing key is not available to this minter");
+		return NULL;
+	}
+	b = m->b[idx];
+	m->raw_typ = typ;
+	m->raw_claims = claims_json;
+	m->cb_err[0] = '\0';
+	jwt_builder_error_clear(b);
+	tok = jwt_builder_generate(b);
+	m->raw_typ = NULL;
+	m->raw_claims = NULL;
+	if (tok == NULL) {
+		tk_seterr(err, errlen, "cannot sign: %s",
+		          m->cb_err[0] ? m->cb_err : jwt_builder_error_msg(b));
+		jwt_builder_error_clear(b);
+		ERR_clear_error();
+		return NULL;
+	}
+	if (max_len > 0 && strlen(tok) > max_len) {
+		tk_seterr(err, errlen, "the signed token would be longer than %zu bytes", max_len);
+		free(tok);
+		return NULL;
+	}
 	return tok;
 }
