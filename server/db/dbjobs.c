@@ -22,7 +22,8 @@ const tk_dbstmt tk_dbstatements[] = {
 	  "  ELSE '' END, coalesce(k.rate_limit, 0),"
 	  " coalesce(floor(extract(epoch FROM k.last_used_at))::bigint, 0),"
 	  " k.environment, CASE WHEN k.claims = '{}'::jsonb THEN NULL ELSE k.claims::text END,"
-	  " s.previous_hash, coalesce(floor(extract(epoch FROM s.previous_until))::bigint, 0)"
+	  " s.previous_hash, coalesce(floor(extract(epoch FROM s.previous_until))::bigint, 0),"
+	  " k.status_idx"
 	  " FROM api_keys k JOIN accounts a ON a.id = k.account_id"
 	  " LEFT JOIN api_key_secrets s ON s.key_id = k.id WHERE k.id = $1" },
 	{ "last_used", 2,
@@ -187,6 +188,17 @@ static int parse_key_row(tk_apikey *k, PGresult *r)
 		if (!k->claims)
 			copies_ok = 0;
 	}
+	/* The key's index in the status list (sql/012, NOT NULL): without a
+	 * readable one the key is unusable, never a token without its status. */
+	k->status_idx = -1;
+	if (PQnfields(r) > 15 && !PQgetisnull(r, 0, 15)) {
+		char *end = NULL;
+		long long idx = strtoll(PQgetvalue(r, 0, 15), &end, 10);
+		if (end && *end == '\0' && idx >= 0)
+			k->status_idx = idx;
+	}
+	if (k->status_idx < 0)
+		model_ok = 0;
 	k->lifetime = atoi(PQgetvalue(r, 0, 6));
 	k->rate_limit = atoi(PQgetvalue(r, 0, 9));
 	k->expires_at = strtoll(PQgetvalue(r, 0, 7), NULL, 10);

@@ -143,6 +143,8 @@ static int issue(tk_authreq *ar, const tk_apikey *k)
 		.exp = exp,
 		.env = k->environment,
 		.extra = k->claims,
+		.status_uri = srv->status_uri,    /* NULL when status_list = off */
+		.status_idx = k->status_idx,
 	};
 	char err[256], jti[TK_JTI_LEN + 1];
 	char *token = scope ? tk_minter_mint(w->minter, &c, jti, err, sizeof(err)) : NULL;

@@ -46,6 +46,7 @@ typedef struct tk_apikey {
 	char *subject;                    /* NULL: the key ID (a member key: its member) */
 	const char *environment;          /* static "live" or "test": the token's "env" */
 	char *claims;                     /* custom claims, a JSON object's text; NULL: none */
+	int64_t status_idx;               /* index in the Token Status List (sql/012) */
 	tk_scopes scopes;
 	size_t naud;
 	char *aud[TK_MAX_AUDIENCES];

