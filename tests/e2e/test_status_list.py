@@ -171,3 +171,83 @@ def test_admin_listener_and_off(acme, start_server):
     assert fetch_list(off).status == 404
     md = http_request(off.port, "GET", "/.well-known/oauth-authorization-server").json()
     assert "status_list_uri" not in md
+
+
+# ---------------------------------------------------------------------------
+# Verifiers: the example resource server and `tokend verify`
+# ---------------------------------------------------------------------------
+def test_example_rs_refuses_revoked_key_within_refresh(acme, start_server, workdir, capsys):
+    from test_example_rs import ResourceServer
+    t = acme
+    ttl = 2
+    srv = start_server(t, status_list_ttl=f"{ttl}s")
+    uri = srv.issuer + "/oauth2/status-list"
+    jwks = srv.base + "/.well-known/jwks.json"
+    k = new_key(t, "acme", "victim", "orders:read")
+    other = new_key(t, "acme", "bystander", "orders:read")
+    tok, tok_other = get_token(srv, k), get_token(srv, other)
+    plain = ResourceServer(workdir, jwks, srv.issuer, audience=srv.issuer)
+    rs = ResourceServer(workdir, jwks, srv.issuer, audience=srv.issuer,
+                        extra=["--status-list-url", uri, "--status-refresh-min", "1",
+                               "--status-refresh-max", "60"])
+    try:
+        assert rs.hello(tok).status == 200
+        assert rs.hello(tok_other).status == 200
+        assert plain.hello(tok).status == 200
+
+        t.run("key", "revoke", k["client_id"], "--reason", "stolen", check=0)
+        t0 = time.monotonic()
+        while True:
+            r = rs.hello(tok)
+            if r.status == 401:
+                break
+            assert r.status == 200, r
+            assert time.monotonic() - t0 < ttl + 1, \
+                f"still accepted {time.monotonic() - t0:.2f} s after the revoke (ttl {ttl} s)"
+            time.sleep(0.05)
+        took = time.monotonic() - t0
+        assert r.json()["error"] == "invalid_token", r
+        assert r.json()["error_description"] == "key listed as invalid in the status list", r
+        assert rs.hello(tok_other).status == 200
+        assert plain.hello(tok).status == 200        # without the list: accepted until exp
+        with capsys.disabled():
+            print(f"\nstatus list: the example resource server refused a revoked key's token "
+                  f"{took:.2f} s after `tokend key revoke` returned (status_list_ttl {ttl} s, "
+                  f"bound {ttl + 1} s)")
+
+        # Fail closed: tokend gone, the last list expires (exp = iat + 2 ttl, leeway 30 s).
+        srv.stop()
+        wait_until(lambda: rs.hello(tok_other).status == 401, timeout=2 * ttl + 30 + ttl + 5,
+                   interval=0.5, what="the example refuses once its list expired")
+        assert rs.hello(tok_other).json()["error_description"] == "token status unknown"
+        assert "status list fetch failed" in rs.stderr()
+    finally:
+        for x in (rs, plain):
+            assert x.stop() == 0, x.stderr()
+
+
+def test_tokend_verify_refuses_revoked(acme, start_server):
+    t = acme
+    srv = start_server(t, status_list_ttl="1s")
+    uri = srv.issuer + "/oauth2/status-list"
+    jwks = srv.base + "/.well-known/jwks.json"
+    k = new_key(t, "acme", "v", "orders:read")
+    tok = get_token(srv, k)
+    args = ("verify", "--jwks-url", jwks, "--issuer", srv.issuer, "--status-list-url", uri, "-")
+    r = t.run(*args, input=tok + "\n")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["status"]["status_list"]["uri"] == uri
+    # Without --status-list-url the status is not checked, and it says so.
+    r = t.run("verify", "--jwks-url", jwks, "--issuer", srv.issuer, "-", input=tok + "\n")
+    assert r.returncode == 0 and "not checked" in r.stderr, r.stderr
+
+    t.run("key", "revoke", k["client_id"], "--reason", "gone", check=0)
+    bit_becomes(srv, key_idx(t, k["client_id"]), 1)
+    r = t.run(*args, input=tok + "\n")
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "status list" in r.stderr and r.stdout == "", r.stderr
+    assert tok not in r.stderr
+    # A list URL that names another document is refused, not trusted (fail closed).
+    r = t.run("verify", "--jwks-url", jwks, "--issuer", srv.issuer, "--status-list-url", jwks, "-",
+              input=tok + "\n")
+    assert r.returncode == 1 and "status list" in r.stderr, r.stderr
