@@ -14,8 +14,9 @@ CREATE SEQUENCE api_keys_status_idx_seq AS bigint MINVALUE 0 START 0;
 ALTER TABLE api_keys ADD COLUMN status_idx bigint;
 UPDATE api_keys SET status_idx = nextval('api_keys_status_idx_seq')
  WHERE status_idx IS NULL;
-ALTER TABLE api_keys ALTER COLUMN status_idx SET DEFAULT nextval('api_keys_status_idx_seq'),
-                     ALTER COLUMN status_idx SET NOT NULL,
+-- No column default: the trigger below assigns the index (a default would
+-- take a second value from the sequence for every key).
+ALTER TABLE api_keys ALTER COLUMN status_idx SET NOT NULL,
                      ADD CONSTRAINT api_keys_status_idx_key UNIQUE (status_idx),
                      ADD CONSTRAINT api_keys_status_idx_check CHECK (status_idx >= 0);
 ALTER SEQUENCE api_keys_status_idx_seq OWNED BY api_keys.status_idx;

@@ -27,6 +27,7 @@ import jwt
 import pytest
 
 from support.http import http_request
+from support.pg import db_query
 from support.server import get_token, new_key
 from support.util import wait_until
 
@@ -151,6 +152,14 @@ def test_index_unique_never_reused_and_immutable(acme, start_server):
     t.run("key", "delete", keys[3]["client_id"], "--force", check=0)
     k5 = new_key(t, "acme", "k5", "orders:read")
     assert key_idx(t, k5["client_id"]) > max(idx)
+    # One value of the sequence per key: consecutive keys, consecutive indexes.
+    assert idx == list(range(idx[0], idx[0] + 4)), idx
+    # An index given at creation is ignored: the sequence assigns it.
+    row = t.query("INSERT INTO api_keys (id, account_id, name, secret_hash, secret_hint, scopes,"
+                  " status_idx) VALUES ('tk_' || repeat('z', 28), 'acme', 'x',"
+                  " decode(repeat('00', 32), 'hex'), 'abcd', '{}', %s) RETURNING status_idx",
+                  (idx[0],))
+    assert row[0][0] > key_idx(t, k5["client_id"]), row
     # The database never lets an index change, even for its owner.
     with pytest.raises(Exception, match="never changes|permission denied"):
         t.query("UPDATE api_keys SET status_idx = 999999 WHERE id = %s", (keys[0]["client_id"],))
@@ -176,6 +185,7 @@ def test_admin_listener_and_off(acme, start_server):
 # ---------------------------------------------------------------------------
 # Verifiers: the example resource server and `tokend verify`
 # ---------------------------------------------------------------------------
+@pytest.mark.slow
 def test_example_rs_refuses_revoked_key_within_refresh(acme, start_server, workdir, capsys):
     from test_example_rs import ResourceServer
     t = acme
@@ -251,3 +261,46 @@ def test_tokend_verify_refuses_revoked(acme, start_server):
     r = t.run("verify", "--jwks-url", jwks, "--issuer", srv.issuer, "--status-list-url", jwks, "-",
               input=tok + "\n")
     assert r.returncode == 1 and "status list" in r.stderr, r.stderr
+
+
+# ---------------------------------------------------------------------------
+# Figures (printed, never gating): the list for 100,000 keys
+# ---------------------------------------------------------------------------
+@pytest.mark.slow
+def test_figures_100k_keys(tokend, start_server, capsys):
+    t = tokend
+    db_query(t.db_url, "INSERT INTO accounts (id, name, key_limit) SELECT 'bench' || g, 'bench', 200"
+             " FROM generate_series(1, 1000) g", fetch=False)
+    t0 = time.monotonic()
+    db_query(t.db_url,
+             "INSERT INTO api_keys (id, account_id, name, secret_hash, secret_hint, scopes)"
+             " SELECT 'tk_' || lpad(g::text, 28, '0'), 'bench' || (g % 1000 + 1), 'k',"
+             " decode(repeat('00', 32), 'hex'), 'abcd', '{}' FROM generate_series(1, 100000) g",
+             fetch=False)
+    insert_s = time.monotonic() - t0
+    srv = start_server(t, status_list_ttl="60s")
+    figures = []
+    for label, sql in (("none listed", None),
+                       ("1% listed", "UPDATE api_keys SET disabled_at = now() WHERE random() < 0.01"),
+                       ("10% listed", "UPDATE api_keys SET disabled_at = now()"
+                                      " WHERE disabled_at IS NULL AND random() < 0.0909")):
+        if sql:
+            db_query(t.db_url, sql, fetch=False)
+            time.sleep(1.0)           # the NOTIFYs reach tokend: the next GET builds
+        t0 = time.monotonic()
+        r = fetch_list(srv)
+        took = time.monotonic() - t0
+        assert r.status == 200, r
+        claims = jwt.decode(r.body.decode(), options={"verify_signature": False})
+        raw = zlib.decompress(b64u_decode(claims["status_list"]["lst"]))
+        listed = sum(bin(b).count("1") for b in raw)
+        figures.append(f"{label}: {listed} of 100000 set, list of {len(raw)} bytes "
+                       f"({len(raw) * 8} indexes) -> lst {len(claims['status_list']['lst'])} chars, "
+                       f"token {len(r.body)} bytes; GET that built it {took * 1000:.0f} ms")
+        t1 = time.monotonic()
+        assert fetch_list(srv).status == 200
+        figures[-1] += f"; cached GET {(time.monotonic() - t1) * 1000:.1f} ms"
+    with capsys.disabled():
+        print(f"\nstatus list figures (100,000 keys inserted in {insert_s:.1f} s):")
+        for f in figures:
+            print("  " + f)
