@@ -62,8 +62,11 @@ static void handle_notifies(tk_listener *l, PGconn *c)
 			if (l->on_keys)
 				l->on_keys(l->arg);
 		}
-		else if (strcmp(n->relname, "tokend_accounts") == 0)
+		else if (strcmp(n->relname, "tokend_accounts") == 0) {
 			tk_keycache_invalidate_account(l->cache, n->extra);
+			if (l->on_keys)
+				l->on_keys(l->arg);      /* a disabled account lists its keys */
+		}
 		else if (strcmp(n->relname, "tokend_scopes") == 0 && l->on_scopes)
 			l->on_scopes(l->arg);
 		PQfreemem(n);

@@ -21,7 +21,8 @@ typedef struct tk_listener tk_listener;
 typedef void (*tk_scopes_changed_cb)(void *arg);
 
 /* on_keys (may be NULL): called on the listener thread when any key may have
- * changed (at connection and on every tokend_keys notification). */
+ * changed (at connection and on every tokend_keys and tokend_accounts
+ * notification). */
 tk_listener *tk_listener_start(const char *url, tk_keycache *cache, int64_t timeout_ms,
                                tk_scopes_changed_cb on_scopes, tk_scopes_changed_cb on_keys,
                                void *arg);

@@ -4,7 +4,7 @@
  * (application/statuslist+jwt; statuslist.h describes the token).
  *
  * The list is derived from the key rows (sql/012): a key's bit is 1 while it
- * is disabled, revoked, deleted or expired. It is built on demand and kept in
+ * is disabled, revoked, deleted or expired, or its account is disabled. It is built on demand and kept in
  * memory (srv->sl_*): a request rebuilds it when a key changed since the last
  * build (the listener's NOTIFY sets sl_stale), when the signing keys changed,
  * or when it is half status_list_ttl old (so that keys that expired meanwhile
@@ -43,9 +43,10 @@
 /* The highest index allocated, the indexes whose bit is 1, the time. */
 static const char SL_SQL[] =
 	"SELECT coalesce((SELECT max(status_idx) FROM api_keys), -1),"
-	" coalesce((SELECT string_agg(status_idx::text, ',') FROM api_keys"
-	"  WHERE disabled_at IS NOT NULL OR revoked_at IS NOT NULL OR deleted_at IS NOT NULL"
-	"     OR expires_at <= now()), ''),"
+	" coalesce((SELECT string_agg(k.status_idx::text, ',') FROM api_keys k"
+	"  JOIN accounts a ON a.id = k.account_id"
+	"  WHERE k.disabled_at IS NOT NULL OR k.revoked_at IS NOT NULL OR k.deleted_at IS NOT NULL"
+	"     OR k.expires_at <= now() OR a.disabled_at IS NOT NULL), ''),"
 	" floor(extract(epoch FROM now()))::bigint";
 
 typedef struct slreq {

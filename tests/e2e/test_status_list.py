@@ -133,6 +133,14 @@ def test_claim_list_and_states(acme, start_server):
     claims, _, _ = verified_list(srv)
     assert bit(claims, ia) == 1 and bit(claims, ib) == 1
 
+    # A disabled account lists its keys; enabling it clears them.
+    c = new_key(t, "acme", "c", "orders:read")
+    ic = key_idx(t, c["client_id"])
+    t.run("account", "disable", "acme", check=0)
+    bit_becomes(srv, ic, 1)
+    t.run("account", "enable", "acme", check=0)
+    bit_becomes(srv, ic, 0)
+
 
 def test_expiry_sets_the_bit(acme, start_server):
     t = acme
