@@ -60,6 +60,7 @@ static struct {
 	const char *status_url;    /* --status-list-url, or NULL */
 	tk_status_cache *status;
 	int sl_fetching;
+	struct evhttp_connection *sl_conn;  /* the last status list fetch's (freed by the next) */
 	waiting *sl_queue;         /* requests waiting for a status list refresh */
 } app;
 
@@ -126,8 +127,12 @@ static void fetch_done(struct evhttp_request *resp, void *arg)
 	}
 }
 
-/* GET `url`, answer to `cb`. 0, or -1 (a bad URL or no request made). */
-static int http_get(const char *url, void (*cb)(struct evhttp_request *, void *))
+/* GET `url`, answer to `cb`. 0, or -1 (a bad URL or no request made). With
+ * `keep`, the connection is not freed on completion (libevent 2.1 does not free
+ * an auto-free connection whose connect failed): it is stored in *keep for the
+ * caller to free once its request is over. */
+static int http_get(const char *url, void (*cb)(struct evhttp_request *, void *),
+                    struct evhttp_connection **keep)
 {
 	struct evhttp_uri *uri = evhttp_uri_parse(url);
 	if (!uri || !evhttp_uri_get_host(uri) || !evhttp_uri_get_scheme(uri) ||
@@ -141,7 +146,10 @@ static int http_get(const char *url, void (*cb)(struct evhttp_request *, void *)
 	struct evhttp_connection *c = evhttp_connection_base_new(app.base, NULL, evhttp_uri_get_host(uri),
 	                                                         (unsigned short)(port > 0 ? port : 80));
 	evhttp_connection_set_timeout(c, 5);
-	evhttp_connection_free_on_completion(c);
+	if (keep)
+		*keep = c;
+	else
+		evhttp_connection_free_on_completion(c);
 	struct evhttp_request *req = evhttp_request_new(cb, NULL);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Host", evhttp_uri_get_host(uri));
 	/* One request per connection: the server closes it, and libevent frees it. */
@@ -154,7 +162,7 @@ static int http_get(const char *url, void (*cb)(struct evhttp_request *, void *)
 
 static int start_fetch(void)
 {
-	if (http_get(app.jwks_url, fetch_done) != 0)
+	if (http_get(app.jwks_url, fetch_done, NULL) != 0)
 		return -1;
 	app.fetching = 1;
 	app.last_fetch = time(NULL);
@@ -230,7 +238,12 @@ static void judge(struct evhttp_request *req, int allow_refresh)
 		if (allow_refresh && (app.sl_fetching || tk_status_cache_due(app.status, now))) {
 			/* The list is due: judge this request against the fresh one. */
 			waiting *w = calloc(1, sizeof(*w));
-			if (w && (app.sl_fetching || http_get(app.status_url, status_fetch_done) == 0)) {
+			if (w && !app.sl_fetching && app.sl_conn) {
+				evhttp_connection_free(app.sl_conn);     /* its request is over */
+				app.sl_conn = NULL;
+			}
+			if (w && (app.sl_fetching ||
+			          http_get(app.status_url, status_fetch_done, &app.sl_conn) == 0)) {
 				app.sl_fetching = 1;
 				w->req = req;
 				w->next = app.sl_queue;
@@ -346,6 +359,8 @@ int main(int argc, char **argv)
 	event_free(sigint);
 	evhttp_free(app.http);
 	tk_verifier_free(app.verifier);
+	if (app.sl_conn)
+		evhttp_connection_free(app.sl_conn);
 	tk_status_cache_free(app.status);
 	event_base_free(app.base);
 	return 0;
