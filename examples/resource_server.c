@@ -4,6 +4,7 @@
  *
  *   resource-server --port PORT --jwks-url http://HOST:PORT/.well-known/jwks.json
  *                   --issuer ISS [--audience AUD] [--scope "S ..."] [--refresh-min SECONDS]
+ *                   [--status-list-url URL [--status-refresh-min S] [--status-refresh-max S]]
  *
  * GET /hello with "Authorization: Bearer <token>":
  *   200 {"hello": <sub>, "client_id": ..., "scope": ...} for a valid token;
@@ -15,6 +16,13 @@
  * (default 30) so that forged kids cannot make us hammer the issuer; the
  * request waits for that fetch and is then judged against the new keys.
  * Offline verification: tokend is never asked about a token.
+ *
+ * With --status-list-url (tokend's /oauth2/status-list, statuslist.h), a
+ * valid token is also judged against the Token Status List: the list is
+ * fetched when due (its ttl, bounded by --status-refresh-min, default 1, and
+ * --status-refresh-max, default 300 seconds; requests wait for that fetch) and
+ * a token whose key is listed is refused 401. Fail closed: without a valid
+ * list (never fetched, or past its exp) tokens are refused.
  */
 #include <errno.h>
 #include <signal.h>
@@ -30,6 +38,7 @@
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
 
+#include <tokend/statuslist.h>
 #include <tokend/verify.h>
 
 #define JWKS_MAX (64 * 1024)
@@ -48,6 +57,11 @@ static struct {
 	time_t last_fetch;
 	int fetching;
 	waiting *queue;            /* requests waiting for a JWKS refresh */
+	const char *status_url;    /* --status-list-url, or NULL */
+	tk_status_cache *status;
+	int sl_fetching;
+	struct evhttp_connection *sl_conn;  /* the last status list fetch's (freed by the next) */
+	waiting *sl_queue;         /* requests waiting for a status list refresh */
 } app;
 
 static void judge(struct evhttp_request *req, int allow_refresh);
@@ -113,11 +127,17 @@ static void fetch_done(struct evhttp_request *resp, void *arg)
 	}
 }
 
-static int start_fetch(void)
+/* GET `url`, answer to `cb`. 0, or -1 (a bad URL or no request made). With
+ * `keep`, the connection is not freed on completion (libevent 2.1 does not free
+ * an auto-free connection whose connect failed): it is stored in *keep for the
+ * caller to free once its request is over. */
+static int http_get(const char *url, void (*cb)(struct evhttp_request *, void *),
+                    struct evhttp_connection **keep)
 {
-	struct evhttp_uri *uri = evhttp_uri_parse(app.jwks_url);
-	if (!uri || !evhttp_uri_get_host(uri) || strcasecmp(evhttp_uri_get_scheme(uri), "http") != 0) {
-		fprintf(stderr, "resource-server: --jwks-url must be an http:// URL (put TLS in front)\n");
+	struct evhttp_uri *uri = evhttp_uri_parse(url);
+	if (!uri || !evhttp_uri_get_host(uri) || !evhttp_uri_get_scheme(uri) ||
+	    strcasecmp(evhttp_uri_get_scheme(uri), "http") != 0) {
+		fprintf(stderr, "resource-server: %s must be an http:// URL (put TLS in front)\n", url);
 		if (uri)
 			evhttp_uri_free(uri);
 		return -1;
@@ -126,19 +146,62 @@ static int start_fetch(void)
 	struct evhttp_connection *c = evhttp_connection_base_new(app.base, NULL, evhttp_uri_get_host(uri),
 	                                                         (unsigned short)(port > 0 ? port : 80));
 	evhttp_connection_set_timeout(c, 5);
-	evhttp_connection_free_on_completion(c);
-	struct evhttp_request *req = evhttp_request_new(fetch_done, NULL);
+	if (keep)
+		*keep = c;
+	else
+		evhttp_connection_free_on_completion(c);
+	struct evhttp_request *req = evhttp_request_new(cb, NULL);
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Host", evhttp_uri_get_host(uri));
 	/* One request per connection: the server closes it, and libevent frees it. */
 	evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
 	const char *path = evhttp_uri_get_path(uri);
 	int rc = evhttp_make_request(c, req, EVHTTP_REQ_GET, path && *path ? path : "/");
 	evhttp_uri_free(uri);
-	if (rc != 0)
+	return rc != 0 ? -1 : 0;
+}
+
+static int start_fetch(void)
+{
+	if (http_get(app.jwks_url, fetch_done, NULL) != 0)
 		return -1;
 	app.fetching = 1;
 	app.last_fetch = time(NULL);
 	return 0;
+}
+
+#define STATUS_LIST_MAX TK_STATUS_TOKEN_MAX
+
+static void status_fetch_done(struct evhttp_request *resp, void *arg)
+{
+	(void)arg;
+	app.sl_fetching = 0;
+	int64_t now = (int64_t)time(NULL);
+	char err[256];
+	if (resp && evhttp_request_get_response_code(resp) == 200) {
+		struct evbuffer *b = evhttp_request_get_input_buffer(resp);
+		size_t len = evbuffer_get_length(b);
+		int rc = len > 0 && len <= STATUS_LIST_MAX && app.verifier
+		         ? tk_status_cache_install(app.status, app.verifier,
+		                                   (const char *)evbuffer_pullup(b, -1), len, now, err,
+		                                   sizeof(err))
+		         : TK_VERIFY_MALFORMED;
+		if (rc == TK_VERIFY_OK)
+			fprintf(stderr, "resource-server: status list loaded\n");
+		else
+			fprintf(stderr, "resource-server: status list refused: %s\n",
+			        rc == TK_VERIFY_MALFORMED && !app.verifier ? "no JWKS" : tk_verify_strerror(rc));
+	} else {
+		tk_status_cache_failed(app.status, now);
+		fprintf(stderr, "resource-server: status list fetch failed\n");
+	}
+	waiting *w = app.sl_queue;
+	app.sl_queue = NULL;
+	while (w) {
+		waiting *next = w->next;
+		judge(w->req, 0);
+		free(w);
+		w = next;
+	}
 }
 
 static void judge(struct evhttp_request *req, int allow_refresh)
@@ -170,6 +233,35 @@ static void judge(struct evhttp_request *req, int allow_refresh)
 		return reply(req, 401, "Unauthorized", "Bearer error=\"invalid_token\"",
 		             json_pack("{s:s, s:s}", "error", "invalid_token", "error_description",
 		                       tk_verify_strerror(rc)));
+	if (app.status) {
+		int64_t now = (int64_t)time(NULL);
+		if (allow_refresh && (app.sl_fetching || tk_status_cache_due(app.status, now))) {
+			/* The list is due: judge this request against the fresh one. */
+			waiting *w = calloc(1, sizeof(*w));
+			if (w && !app.sl_fetching && app.sl_conn) {
+				evhttp_connection_free(app.sl_conn);     /* its request is over */
+				app.sl_conn = NULL;
+			}
+			if (w && (app.sl_fetching ||
+			          http_get(app.status_url, status_fetch_done, &app.sl_conn) == 0)) {
+				app.sl_fetching = 1;
+				w->req = req;
+				w->next = app.sl_queue;
+				app.sl_queue = w;
+				tk_claims_release(&c);
+				return;
+			}
+			free(w);
+			tk_status_cache_failed(app.status, now);
+		}
+		rc = tk_status_check(app.status, &c, now, err, sizeof(err));
+		if (rc != TK_VERIFY_OK) {
+			tk_claims_release(&c);
+			return reply(req, 401, "Unauthorized", "Bearer error=\"invalid_token\"",
+			             json_pack("{s:s, s:s}", "error", "invalid_token", "error_description",
+			                       tk_verify_strerror(rc)));
+		}
+	}
 	json_t *body = json_pack("{s:s, s:s, s:s?, s:s?}", "hello", c.sub, "client_id", c.client_id,
 	                         "scope", c.scope, "acct", c.acct);
 	tk_claims_release(&c);
@@ -196,6 +288,7 @@ static void on_signal(evutil_socket_t fd, short what, void *arg)
 int main(int argc, char **argv)
 {
 	int port = 0;
+	long sl_min = 1, sl_max = 300;
 	app.refresh_min = 30;
 	app.scopes = "";
 	app.audience = "";
@@ -212,6 +305,12 @@ int main(int argc, char **argv)
 			app.scopes = argv[i + 1];
 		else if (strcmp(argv[i], "--refresh-min") == 0)
 			app.refresh_min = atol(argv[i + 1]);
+		else if (strcmp(argv[i], "--status-list-url") == 0)
+			app.status_url = argv[i + 1];
+		else if (strcmp(argv[i], "--status-refresh-min") == 0)
+			sl_min = atol(argv[i + 1]);
+		else if (strcmp(argv[i], "--status-refresh-max") == 0)
+			sl_max = atol(argv[i + 1]);
 		else {
 			fprintf(stderr, "resource-server: unknown option %s\n", argv[i]);
 			return 2;
@@ -219,8 +318,17 @@ int main(int argc, char **argv)
 	}
 	if (port <= 0 || !app.jwks_url || !app.issuer) {
 		fprintf(stderr, "usage: resource-server --port PORT --jwks-url URL --issuer ISS "
-		        "[--audience AUD] [--scope \"S ...\"] [--refresh-min SECONDS]\n");
+		        "[--audience AUD] [--scope \"S ...\"] [--refresh-min SECONDS]\n"
+		        "       [--status-list-url URL [--status-refresh-min S] [--status-refresh-max S]]\n");
 		return 2;
+	}
+	if (app.status_url) {
+		char err[256];
+		app.status = tk_status_cache_new(app.status_url, sl_min, sl_max, err, sizeof(err));
+		if (!app.status) {
+			fprintf(stderr, "resource-server: %s\n", err);
+			return 2;
+		}
 	}
 	app.base = event_base_new();
 	app.http = evhttp_new(app.base);
@@ -251,6 +359,9 @@ int main(int argc, char **argv)
 	event_free(sigint);
 	evhttp_free(app.http);
 	tk_verifier_free(app.verifier);
+	if (app.sl_conn)
+		evhttp_connection_free(app.sl_conn);
+	tk_status_cache_free(app.status);
 	event_base_free(app.base);
 	return 0;
 }

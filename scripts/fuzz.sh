@@ -20,7 +20,7 @@ set -uo pipefail
 UNIT_TIMEOUT=${FUZZ_UNIT_TIMEOUT:-1}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export PKG_CONFIG_PATH="$ROOT/.deps/libjwt/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
-ALL=(fuzz_form fuzz_basic fuzz_keyfmt fuzz_verify fuzz_jwks fuzz_admin_json fuzz_config)
+ALL=(fuzz_form fuzz_basic fuzz_keyfmt fuzz_verify fuzz_jwks fuzz_admin_json fuzz_config fuzz_statuslist)
 
 usage() { echo "usage: $0 SECONDS [--update] [HARNESS...]   (harnesses: ${ALL[*]})" >&2; exit 2; }
 SECONDS_EACH=${1:-}

@@ -83,6 +83,14 @@ static int keys_from_db(const tk_config *cfg)
 	return strcmp(cfg->signing_key_source, "database") == 0;
 }
 
+/* A key changed state (or may have, while the listener was down): the status
+ * list is built again at its next request. */
+static void on_keys_changed(void *arg)
+{
+	tk_server *srv = arg;
+	atomic_store(&srv->sl_stale, 1);
+}
+
 /*
  * SIGHUP: read the configuration file again and load its signing keys
  * (signing_keys, signing_key_active) into a new key set: the JWKS, the
@@ -291,6 +299,14 @@ int tk_serve_main(int argc, char **argv)
 		cli_fail(CLI_REFUSED, "%s", err);
 	}
 	srv.default_audience = *cfg->default_audience ? cfg->default_audience : cfg->issuer;
+	if (cfg->status_list) {
+		/* Where the Token Status List is served (oauth/statuslist.c). */
+		size_t ilen = strlen(cfg->issuer);
+		while (ilen && cfg->issuer[ilen - 1] == '/')
+			ilen--;
+		if (asprintf(&srv.status_uri, "%.*s/oauth2/status-list", (int)ilen, cfg->issuer) < 0)
+			cli_fail(CLI_REFUSED, "out of memory");
+	}
 	/* The dummy digest for unknown keys: random, so no secret can match it. */
 	if (tk_random_bytes(srv.dummy_hash, sizeof(srv.dummy_hash)) != 0)
 		cli_fail(CLI_REFUSED, "the random number generator failed");
@@ -338,7 +354,7 @@ int tk_serve_main(int argc, char **argv)
 		snprintf(err, sizeof(err), "cannot start the database pool");
 	} else if (!(srv.listener = tk_listener_start(*cfg->listen_database_url ? cfg->listen_database_url
 	                                              : cfg->database_url, srv.cache, cfg->db_timeout * 1000,
-	                                              on_scopes_changed, &srv))) {
+	                                              on_scopes_changed, on_keys_changed, &srv))) {
 		snprintf(err, sizeof(err), "cannot start the notification listener");
 	} else if (check_port(cfg, "listen_port", cfg->listen_address, cfg->listen_port, err, sizeof(err)) != 0 ||
 	           (cfg->admin_listen_port &&

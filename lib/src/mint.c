@@ -506,6 +506,8 @@ static const char *claims_problem(const tk_token_claims *c)
 		return "iat must be positive";
 	if (c->exp <= c->iat)
 		return "exp must be after iat";
+	if (c->status_uri != NULL && c->status_uri[0] != '\0' && c->status_idx < 0)
+		return "status_idx must not be negative";
 	return NULL;
 }
 
@@ -606,4 +608,80 @@ char *tk_minter_mint(tk_minter *m, const tk_token_claims *c, char jti_out[TK_JTI
 	}
 	memcpy(copy, tok, len + 1);
 	return copy;
+}
+
+/* A document other than an access token (a Token Status List token): the
+ * header with `typ`, the payload exactly `claims_json` (checked to be one JSON
+ * object), signed with the active key's prepared context. Not the hot path:
+ * its buffers are allocated for the document's size. */
+char *tk_minter_sign(tk_minter *m, const char *typ, const char *claims_json, size_t max_len,
+                     char *err, size_t errlen)
+{
+	char head[HEAD_MAX];
+	struct jbuf hb = { head, 0, sizeof(head), 0 };
+	unsigned char *sig = NULL;
+	char *tok = NULL, why[160];
+	size_t idx, n, len, siglen;
+	json_error_t jerr;
+	json_t *o;
+
+	if (m == NULL || typ == NULL || typ[0] == '\0' || claims_json == NULL) {
+		tk_seterr(err, errlen, "no minter, typ or claims given");
+		return NULL;
+	}
+	o = json_loads(claims_json, JSON_REJECT_DUPLICATES, &jerr);
+	if (!json_is_object(o)) {
+		json_decref(o);
+		tk_seterr(err, errlen, "claims are not a JSON object");
+		return NULL;
+	}
+	json_decref(o);
+	idx = atomic_load(&m->s->st->active);
+	if (idx >= m->n) {
+		tk_seterr(err, errlen, "active signing key is not available to this minter");
+		return NULL;
+	}
+	const struct signing_key *k = &m->s->keys[idx];
+	const struct mint_key *mk = &m->k[idx];
+	JB_LIT(&hb, "{\"alg\":");
+	jb_str(&hb, k->alg_name);
+	JB_LIT(&hb, ",\"kid\":");
+	jb_str(&hb, k->kid);
+	JB_LIT(&hb, ",\"typ\":");
+	if (jb_str(&hb, typ) != 0 || (JB_LIT(&hb, "}"), hb.over)) {
+		tk_seterr(err, errlen, "cannot encode the header (typ not valid UTF-8?)");
+		return NULL;
+	}
+	n = strlen(claims_json);
+	len = tk_b64url_encoded_len(hb.len) + 1 + tk_b64url_encoded_len(n);
+	tok = malloc(len + 2 + B64_MAX(SIG_MAX) + 1);
+	sig = malloc(SIG_MAX);
+	if (tok == NULL || sig == NULL) {
+		tk_seterr(err, errlen, "out of memory");
+		goto fail;
+	}
+	len = tk_b64url_encode(head, hb.len, tok);
+	tok[len++] = '.';
+	len += tk_b64url_encode(claims_json, n, tok + len);
+	siglen = SIG_MAX;
+	if (EVP_MD_CTX_copy_ex(m->work, mk->tmpl) != 1 ||
+	    EVP_DigestSign(m->work, sig, &siglen, (const unsigned char *)tok, len) != 1 ||
+	    (mk->alg == JWT_ALG_ES256 && (siglen = ecdsa_raw(sig, siglen)) == 0)) {
+		tk_seterr(err, errlen, "cannot sign: %s", tk_ossl_reason(why, sizeof(why), "OpenSSL error"));
+		goto fail;
+	}
+	tok[len++] = '.';
+	len += tk_b64url_encode(sig, siglen, tok + len);
+	tok[len] = '\0';
+	if (max_len > 0 && len > max_len) {
+		tk_seterr(err, errlen, "the signed token would be longer than %zu bytes", max_len);
+		goto fail;
+	}
+	free(sig);
+	return tok;
+fail:
+	free(sig);
+	free(tok);
+	ERR_clear_error();
+	return NULL;
 }

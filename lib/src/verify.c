@@ -23,6 +23,7 @@
 #include "tokend/scope.h"
 #include "internal.h"
 #include "jwk.h"
+#include "verify_int.h"
 
 #include <stdarg.h>
 #include <stdbool.h>
@@ -44,6 +45,9 @@
 enum valg { ALG_ES256 = 0, ALG_EDDSA, ALG_RS256, ALG_COUNT };
 
 static const char *const ALG_NAME[ALG_COUNT] = { "ES256", "EdDSA", "RS256" };
+/* The header "typ" of each kind of document, short and as a media type. */
+static const char *const TYP_NAME[] = { "at+jwt", "statuslist+jwt" };
+static const char *const TYP_MEDIA[] = { "application/at+jwt", "application/statuslist+jwt" };
 #define ALG_ALL ((1u << ALG_COUNT) - 1u)
 
 struct vkey {
@@ -646,6 +650,8 @@ const char *tk_verify_strerror(int code)
 	case TK_VERIFY_AUDIENCE:       return "wrong audience";
 	case TK_VERIFY_SCOPE:          return "missing required scope";
 	case TK_VERIFY_INTERNAL:       return "internal error";
+	case TK_VERIFY_STATUS:         return "key listed as invalid in the status list";
+	case TK_VERIFY_STATUS_UNKNOWN: return "token status unknown";
 	default:                       return "unknown error";
 	}
 }
@@ -860,8 +866,8 @@ static const struct vkey *find_key(const tk_verifier *v, const char *kid)
 
 /* Header checks (everything before the signature but the base64url). On
  * success *key is the key of the kid. */
-static int check_header(const tk_verifier *v, json_t *h, const struct vkey **key, char *err,
-                        size_t errlen)
+static int check_header(const tk_verifier *v, json_t *h, enum tk_jws_typ want,
+                        const struct vkey **key, char *err, size_t errlen)
 {
 	static const char *const forbidden[] = { "jku", "x5u", "jwk", "x5c" };
 	json_t *alg_j = json_object_get(h, "alg");
@@ -893,11 +899,12 @@ static int check_header(const tk_verifier *v, json_t *h, const struct vkey **key
 
 	typ_j = json_object_get(h, "typ");
 	if (typ_j == NULL)
-		return reject(TK_VERIFY_TYP, err, errlen, "header has no \"typ\" (want at+jwt)");
+		return reject(TK_VERIFY_TYP, err, errlen, "header has no \"typ\" (want %s)",
+		              TYP_NAME[want]);
 	typ = json_string_value(typ_j);
 	if (typ == NULL || strlen(typ) != json_string_length(typ_j) ||
-	    !(ascii_ieq(typ, "at+jwt") || ascii_ieq(typ, "application/at+jwt")))
-		return reject(TK_VERIFY_TYP, err, errlen, "header \"typ\" is not at+jwt");
+	    !(ascii_ieq(typ, TYP_NAME[want]) || ascii_ieq(typ, TYP_MEDIA[want])))
+		return reject(TK_VERIFY_TYP, err, errlen, "header \"typ\" is not %s", TYP_NAME[want]);
 
 	kid_j = json_object_get(h, "kid");
 	kid = json_string_value(kid_j);
@@ -912,42 +919,42 @@ static int check_header(const tk_verifier *v, json_t *h, const struct vkey **key
 	return TK_VERIFY_OK;
 }
 
-int tk_verify_at(const tk_verifier *v, const char *token, size_t len, int64_t now,
-                 tk_claims *out, char *err, size_t errlen)
+/*
+ * Everything of a verification but the claims: length, segments, canonical
+ * base64url, header, signature, payload a JSON object. On TK_VERIFY_OK
+ * *payload is the payload (the caller's) and *key the kid's key.
+ */
+int tk_verify_jws(const tk_verifier *v, const char *token, size_t len, size_t max_len,
+                  enum tk_jws_typ want, const struct vkey **key_out, json_t **payload, char *err,
+                  size_t errlen)
 {
 	/* Decoded header, payload and signature share one buffer: together they
-	 * are at most 3/4 of the (capped) token plus a little. */
-	unsigned char buf[TK_VERIFY_TOKEN_MAX];
+	 * are at most 3/4 of the (capped) token plus a little. An access token
+	 * fits the stack; a longer document (a status list) gets the heap. */
+	unsigned char stackbuf[TK_VERIFY_TOKEN_MAX];
+	unsigned char *buf = stackbuf;
 	const char *dot1, *dot2;
 	size_t hl, pl, sl;
 	long hn, pn, sn;
 	unsigned char *hdr, *pay, *sig;
 	const struct vkey *key = NULL;
 	json_t *h = NULL, *p = NULL;
-	tk_claims c;
 	int rc;
 
-	memset(&c, 0, sizeof(c));
-	if (out != NULL)
-		memset(out, 0, sizeof(*out));
-	if (err != NULL && errlen > 0)
-		err[0] = '\0';
-	if (v == NULL || token == NULL)
-		return reject(TK_VERIFY_EINVAL, err, errlen, "no verifier or no token");
-	if (now < INT64_MIN / 2 || now > INT64_MAX / 2)
-		return reject(TK_VERIFY_EINVAL, err, errlen, "clock value out of range");
-	if (v->issuer == NULL || v->nkeys == 0)
-		return reject(TK_VERIFY_EINVAL, err, errlen, "verifier has no %s",
-		              v->issuer == NULL ? "issuer" : "keys");
-	if (len > TK_VERIFY_TOKEN_MAX)
-		return reject(TK_VERIFY_TOO_LONG, err, errlen, "token longer than %d bytes",
-		              TK_VERIFY_TOKEN_MAX);
+	*payload = NULL;
+	*key_out = NULL;
+	if (len > max_len)
+		return reject(TK_VERIFY_TOO_LONG, err, errlen, "token longer than %zu bytes", max_len);
+	if (len > sizeof(stackbuf) && (buf = malloc(len)) == NULL)
+		return reject(TK_VERIFY_NOMEM, err, errlen, "out of memory");
 
 	/* Exactly three segments. */
 	dot1 = memchr(token, '.', len);
 	dot2 = dot1 ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token)) : NULL;
-	if (dot2 == NULL || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token)) != NULL)
-		return reject(TK_VERIFY_MALFORMED, err, errlen, "not three dot-separated segments");
+	if (dot2 == NULL || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - token)) != NULL) {
+		rc = reject(TK_VERIFY_MALFORMED, err, errlen, "not three dot-separated segments");
+		goto done;
+	}
 	hl = (size_t)(dot1 - token);
 	pl = (size_t)(dot2 - dot1 - 1);
 	sl = len - (size_t)(dot2 + 1 - token);
@@ -959,20 +966,26 @@ int tk_verify_at(const tk_verifier *v, const char *token, size_t len, int64_t no
 	pn = pay ? tk_b64url_decode(dot1 + 1, pl, pay) : -1;
 	sig = pn >= 0 ? pay + pn : NULL;
 	sn = sig ? tk_b64url_decode(dot2 + 1, sl, sig) : -1;
-	if (hn < 0 || pn < 0 || sn < 0)
-		return reject(TK_VERIFY_MALFORMED, err, errlen,
-		              "%s segment is not canonical base64url",
-		              hn < 0 ? "header" : pn < 0 ? "payload" : "signature");
-	if (hn == 0 || pn == 0)
-		return reject(TK_VERIFY_MALFORMED, err, errlen, "empty %s",
-		              hn == 0 ? "header" : "payload");
+	if (hn < 0 || pn < 0 || sn < 0) {
+		rc = reject(TK_VERIFY_MALFORMED, err, errlen,
+		            "%s segment is not canonical base64url",
+		            hn < 0 ? "header" : pn < 0 ? "payload" : "signature");
+		goto done;
+	}
+	if (hn == 0 || pn == 0) {
+		rc = reject(TK_VERIFY_MALFORMED, err, errlen, "empty %s",
+		            hn == 0 ? "header" : "payload");
+		goto done;
+	}
 
 	h = load_object((const char *)hdr, (size_t)hn);
-	if (h == NULL)
-		return reject(TK_VERIFY_MALFORMED, err, errlen,
-		              "header is not a JSON object (invalid JSON, duplicate member, "
-		              "or too deep)");
-	rc = check_header(v, h, &key, err, errlen);
+	if (h == NULL) {
+		rc = reject(TK_VERIFY_MALFORMED, err, errlen,
+		            "header is not a JSON object (invalid JSON, duplicate member, "
+		            "or too deep)");
+		goto done;
+	}
+	rc = check_header(v, h, want, &key, err, errlen);
 	if (rc != TK_VERIFY_OK)
 		goto done;
 	if (key == NULL) {
@@ -1003,6 +1016,39 @@ int tk_verify_at(const tk_verifier *v, const char *token, size_t len, int64_t no
 		            "or too deep)");
 		goto done;
 	}
+	*payload = p;
+	*key_out = key;
+	rc = TK_VERIFY_OK;
+done:
+	json_decref(h);
+	if (buf != stackbuf)
+		free(buf);
+	return rc;
+}
+
+int tk_verify_at(const tk_verifier *v, const char *token, size_t len, int64_t now,
+                 tk_claims *out, char *err, size_t errlen)
+{
+	const struct vkey *key = NULL;
+	json_t *p = NULL;
+	tk_claims c;
+	int rc;
+
+	memset(&c, 0, sizeof(c));
+	if (out != NULL)
+		memset(out, 0, sizeof(*out));
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if (v == NULL || token == NULL)
+		return reject(TK_VERIFY_EINVAL, err, errlen, "no verifier or no token");
+	if (now < INT64_MIN / 2 || now > INT64_MAX / 2)
+		return reject(TK_VERIFY_EINVAL, err, errlen, "clock value out of range");
+	if (v->issuer == NULL || v->nkeys == 0)
+		return reject(TK_VERIFY_EINVAL, err, errlen, "verifier has no %s",
+		              v->issuer == NULL ? "issuer" : "keys");
+	rc = tk_verify_jws(v, token, len, TK_VERIFY_TOKEN_MAX, TK_JWS_AT, &key, &p, err, errlen);
+	if (rc != TK_VERIFY_OK)
+		return rc;
 	rc = check_claims(v, p, now, &c, err, errlen);
 	if (rc != TK_VERIFY_OK)
 		goto done;
@@ -1015,9 +1061,18 @@ int tk_verify_at(const tk_verifier *v, const char *token, size_t len, int64_t no
 		p = NULL;
 	}
 done:
-	json_decref(h);
 	json_decref(p);
 	return rc;
+}
+
+long tk_verifier_leeway(const tk_verifier *v)
+{
+	return v->leeway;
+}
+
+const char *tk_verifier_issuer(const tk_verifier *v)
+{
+	return v->issuer;
 }
 
 int tk_verify(const tk_verifier *v, const char *token, size_t len, tk_claims *out, char *err,

@@ -1,7 +1,9 @@
 /*
  * cli_verify.c - `tokend verify`: check an access token offline against a
  * JWKS (a file, or fetched once over http/https) with the library's verifier
- * (lib/include/tokend/verify.h), and print its claims.
+ * (lib/include/tokend/verify.h), and print its claims. With
+ * --status-list-url, also against the Token Status List fetched from there
+ * (lib/include/tokend/statuslist.h): a token whose key is listed is invalid.
  *
  * Exit status: 0 valid (claims on stdout as JSON); 1 invalid token or JWKS
  * not obtainable (one line on stderr: "tokend: invalid token: <reason>");
@@ -14,10 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <tokend/crypto.h>
 #include <tokend/scope.h>
+#include <tokend/statuslist.h>
 #include <tokend/verify.h>
 
 #include "cli.h"
@@ -29,7 +33,8 @@
 
 static const char verify_usage[] =
 	"usage: tokend verify (--jwks-url URL | --jwks FILE) --issuer ISSUER\n"
-	"                     [--audience AUDIENCE] [--scope SCOPE]... [--leeway SECONDS] TOKEN\n"
+	"                     [--audience AUDIENCE] [--scope SCOPE]... [--leeway SECONDS]\n"
+	"                     [--status-list-url URL] TOKEN\n"
 	"\n"
 	"Verify an access token offline, as a resource server would, and print its claims\n"
 	"as JSON. TOKEN may be '-' to read it from standard input (keeps it out of the\n"
@@ -44,6 +49,10 @@ static const char verify_usage[] =
 	"  --audience AUD      the token's \"aud\" must contain AUD\n"
 	"  --scope SCOPE       the token must hold SCOPE (repeatable; or several, space-separated)\n"
 	"  --leeway SECONDS    clock leeway for exp, nbf and iat, 0..60 (default 30)\n"
+	"  --status-list-url URL  also check the token against the Token Status List at URL\n"
+	"                      (tokend's <issuer>/oauth2/status-list; signed by a key of the\n"
+	"                      JWK Set): a token of a disabled, revoked, deleted or expired\n"
+	"                      key is invalid; without it a token's \"status\" is not checked\n"
 	"\n"
 	"The token must be signed (ES256, EdDSA or RS256) by a key of the JWK Set named by\n"
 	"its kid, have typ at+jwt, and carry exp, iat, jti, iss, sub and client_id.\n"
@@ -124,32 +133,34 @@ static char *read_file(const char *path, size_t max, size_t *len)
 /* ------------------------------------------------------------------------ */
 /* JWKS over http(s) (httpclient.c)                                         */
 
-/* Fetch `url` into a malloc'd body; exits 1 (or 2 for a bad URL) on failure. */
-static char *fetch_jwks(const char *url, size_t *len)
+/* Fetch `url` (the `what` of option `opt`) into a malloc'd body; exits 1 (or
+ * 2 for a bad URL) on failure. */
+static char *fetch_doc(const char *url, const char *opt, const char *what, const char *accept,
+                       size_t max, size_t *len)
 {
 	tk_httpc_url info;
 	const char *why;
 	if (tk_httpc_url_check(url, &info, &why) != 0)
-		cli_fail(CLI_USAGE, "--jwks-url: %s", why);
+		cli_fail(CLI_USAGE, "%s: %s", opt, why);
 	if (!info.https && !info.loopback)
-		fprintf(stderr, "tokend: warning: fetching the JWKS over plain http; use https\n");
+		fprintf(stderr, "tokend: warning: fetching the %s over plain http; use https\n", what);
 
-	static const char *const headers[] = { "Accept", "application/jwk-set+json, application/json", NULL };
+	const char *const headers[] = { "Accept", accept, NULL };
 	tk_httpc_request rq = {
 		.method = "GET", .url = url, .headers = headers, .timeout = JWKS_FETCH_TIMEOUT,
-		.max_body = JWKS_FETCH_MAX, .user_agent = "tokend-verify",
+		.max_body = max, .user_agent = "tokend-verify",
 	};
 	tk_httpc_response resp;
 	if (tk_httpc_send(&rq, &resp) != 0) {
 		char msg[sizeof(resp.error)];
 		snprintf(msg, sizeof(msg), "%s", resp.error);
 		tk_httpc_response_free(&resp);
-		cli_fail(CLI_REFUSED, "cannot fetch the JWKS: %s", msg);
+		cli_fail(CLI_REFUSED, "cannot fetch the %s: %s", what, msg);
 	}
 	if (resp.status != 200) {
 		int status = resp.status;
 		tk_httpc_response_free(&resp);
-		cli_fail(CLI_REFUSED, "cannot fetch the JWKS: HTTP status %d", status);
+		cli_fail(CLI_REFUSED, "cannot fetch the %s: HTTP status %d", what, status);
 	}
 	char *body = resp.body;
 	*len = resp.len;
@@ -157,6 +168,38 @@ static char *fetch_jwks(const char *url, size_t *len)
 	resp.len = 0;
 	tk_httpc_response_free(&resp);
 	return body;
+}
+
+static char *fetch_jwks(const char *url, size_t *len)
+{
+	return fetch_doc(url, "--jwks-url", "JWKS", "application/jwk-set+json, application/json",
+	                 JWKS_FETCH_MAX, len);
+}
+
+/* Judge verified `claims` against the status list at `url` (verified with
+ * `v`). TK_VERIFY_OK, or the refusal with err set; exits 1 when the list
+ * cannot be fetched or is refused (fail closed). */
+static int check_status(const tk_verifier *v, const char *url, const tk_claims *claims, char *err,
+                        size_t errlen)
+{
+	char why[512];
+	tk_status_cache *c = tk_status_cache_new(url, TK_STATUS_REFRESH_FLOOR, TK_STATUS_REFRESH_CEIL,
+	                                         why, sizeof(why));
+	if (c == NULL)
+		cli_fail(CLI_USAGE, "--status-list-url: %s", why);
+	size_t len = 0;
+	char *body = fetch_doc(url, "--status-list-url", "status list", TK_STATUS_MEDIA_TYPE,
+	                       TK_STATUS_TOKEN_MAX, &len);
+	int64_t now = (int64_t)time(NULL);
+	int rc = tk_status_cache_install(c, v, body, len, now, why, sizeof(why));
+	free(body);
+	if (rc != TK_VERIFY_OK) {
+		tk_status_cache_free(c);
+		cli_fail(CLI_REFUSED, "cannot use the status list: %s", why);
+	}
+	rc = tk_status_check(c, claims, now, err, errlen);
+	tk_status_cache_free(c);
+	return rc;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -197,10 +240,11 @@ int cli_verify(int argc, char **argv)
 		{ "audience", required_argument, NULL, 'a' },
 		{ "scope", required_argument, NULL, 's' },
 		{ "leeway", required_argument, NULL, 'l' },
+		{ "status-list-url", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *url = NULL, *file = NULL, *issuer = NULL, *audience = NULL;
+	const char *url = NULL, *file = NULL, *issuer = NULL, *audience = NULL, *sl_url = NULL;
 	char scopes[TK_SCOPE_STRING_MAX + 1] = "";
 	long leeway = TK_VERIFY_LEEWAY_DEFAULT;
 	char err[512];
@@ -217,6 +261,9 @@ int cli_verify(int argc, char **argv)
 			break;
 		case 'i':
 			issuer = optarg;
+			break;
+		case 'S':
+			sl_url = optarg;
 			break;
 		case 'a':
 			audience = optarg;
@@ -278,6 +325,14 @@ int cli_verify(int argc, char **argv)
 	int rc = tk_verify(v, token, tlen, &claims, err, sizeof(err));
 	tk_wipe(token, tlen);
 	free(token);
+	if (rc == TK_VERIFY_OK && sl_url != NULL) {
+		rc = check_status(v, sl_url, &claims, err, sizeof(err));
+		if (rc != TK_VERIFY_OK)
+			tk_claims_release(&claims);
+	} else if (rc == TK_VERIFY_OK && json_object_get(claims.json, "status") != NULL) {
+		fprintf(stderr, "tokend: note: the token's status list was not checked "
+		        "(give --status-list-url)\n");
+	}
 	tk_verifier_free(v);
 	if (rc != TK_VERIFY_OK)
 		cli_fail(CLI_REFUSED, "invalid token: %s", err[0] ? err : tk_verify_strerror(rc));

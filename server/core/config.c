@@ -86,6 +86,8 @@ static const cf_param params[] = {
 	{ "publishable_tokens_per_address", I(publishable_tokens_per_address), "20", 0, 0, 1000000, NULL },
 	{ "default_audience",         S(default_audience),       "",            0, 0, 0, NULL },
 	{ "jwks_max_age",             D(jwks_max_age),           "10m",         0, 1, 86400, NULL },
+	{ "status_list",              B(status_list),            "on",          0, 0, 1, NULL },
+	{ "status_list_ttl",          D(status_list_ttl),        "60s",         0, 1, 86400, NULL },
 	{ "max_connections",          I(max_connections),        "10000",       0, 1, 1000000, NULL },
 	{ "max_connections_per_address", I(max_connections_per_address), "256", 0, 0, 1000000, NULL },
 	{ "max_body_size",            I(max_body_size),          "8192",        0, 256, 1048576, NULL },

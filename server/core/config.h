@@ -65,6 +65,8 @@ typedef struct tk_config {
 	int publishable_tokens_per_address;   /* per minute per client address (publishable keys) */
 	char *default_audience;
 	int64_t jwks_max_age;
+	int status_list;          /* tokens carry "status"; /oauth2/status-list is served */
+	int64_t status_list_ttl;  /* the list's "ttl" and max-age; rebuilt when this old */
 	int max_connections;
 	int max_connections_per_address;   /* 0: no per-address cap */
 	int max_body_size;

@@ -28,6 +28,7 @@
 /* Endpoints, for requests_total{endpoint=...}. */
 #define TK_ENDPOINTS(X) \
 	X(EP_TOKEN, "token") X(EP_INTROSPECT, "introspect") X(EP_REVOKE, "revoke") X(EP_JWKS, "jwks") X(EP_METADATA, "metadata") \
+	X(EP_STATUS_LIST, "status_list") \
 	X(EP_ADMIN, "admin") X(EP_CONSOLE, "console") \
 	X(EP_HEALTH, "healthz") X(EP_READY, "readyz") X(EP_METRICS, "metrics") X(EP_OTHER, "other")
 

@@ -24,10 +24,10 @@ const tk_dbstmt tk_dbstatements[] = {
 	  " coalesce(floor(extract(epoch FROM k.last_used_at))::bigint, 0),"
 	  " k.environment, CASE WHEN k.claims = '{}'::jsonb THEN NULL ELSE k.claims::text END,"
 	  " s.previous_hash, coalesce(floor(extract(epoch FROM s.previous_until))::bigint, 0),"
-	  " k.publishable, array_to_string(k.allowed_origins, ' ')"
+	  " k.publishable, array_to_string(k.allowed_origins, ' '), k.status_idx"
 	  " FROM api_keys k JOIN accounts a ON a.id = k.account_id"
 	  " LEFT JOIN api_key_secrets s ON s.key_id = k.id WHERE k.id = $1" },
-	/* The same columns, and the ID (17), for many keys at once (a batch of
+	/* The same columns, and the ID (18), for many keys at once (a batch of
 	 * KEY jobs: tk_dbcall_make_keys). */
 	{ "keys", 1,
 	  "SELECT k.account_id, coalesce(s.secret_hash, k.secret_hash), k.pepper_id, array_to_string(k.scopes, ' '),"
@@ -39,7 +39,7 @@ const tk_dbstmt tk_dbstatements[] = {
 	  " coalesce(floor(extract(epoch FROM k.last_used_at))::bigint, 0),"
 	  " k.environment, CASE WHEN k.claims = '{}'::jsonb THEN NULL ELSE k.claims::text END,"
 	  " s.previous_hash, coalesce(floor(extract(epoch FROM s.previous_until))::bigint, 0),"
-	  " k.publishable, array_to_string(k.allowed_origins, ' '), k.id"
+	  " k.publishable, array_to_string(k.allowed_origins, ' '), k.status_idx, k.id"
 	  " FROM api_keys k JOIN accounts a ON a.id = k.account_id"
 	  " LEFT JOIN api_key_secrets s ON s.key_id = k.id WHERE k.id = ANY($1::text[])" },
 	{ "last_used", 2,
@@ -227,6 +227,17 @@ static int parse_key_row(tk_apikey *k, PGresult *r, int row)
 		if (!k->origins)
 			copies_ok = 0;
 	}
+	/* The key's index in the status list (sql/012, NOT NULL): without a
+	 * readable one the key is unusable, never a token without its status. */
+	k->status_idx = -1;
+	if (PQnfields(r) > 17 && !PQgetisnull(r, row, 17)) {
+		char *end = NULL;
+		long long idx = strtoll(PQgetvalue(r, row, 17), &end, 10);
+		if (end && *end == '\0' && idx >= 0)
+			k->status_idx = idx;
+	}
+	if (k->status_idx < 0)
+		model_ok = 0;
 	k->lifetime = atoi(PQgetvalue(r, row, 6));
 	k->rate_limit = atoi(PQgetvalue(r, row, 9));
 	k->expires_at = strtoll(PQgetvalue(r, row, 7), NULL, 10);
@@ -316,7 +327,7 @@ void tk_dbjob_finish_keys(tk_dbjob *const *jobs, size_t n, PGresult *r)
 			continue;
 		int row = -1;
 		for (int x = 0; x < rows && row < 0; x++)
-			if (strcmp(PQgetvalue(r, x, 17), j->key_id) == 0)
+			if (strcmp(PQgetvalue(r, x, 18), j->key_id) == 0)
 				row = x;
 		tk_apikey *k = tk_apikey_new();
 		if (!k)

@@ -23,6 +23,7 @@ struct tk_listener {
 	tk_keycache *cache;
 	int64_t timeout_ms;
 	tk_scopes_changed_cb on_scopes;
+	tk_scopes_changed_cb on_keys;
 	void *arg;
 	_Atomic(const tk_listener_hook *) on_signing_keys;
 	pthread_t thread;
@@ -74,10 +75,16 @@ static void handle_notifies(tk_listener *l, PGconn *c)
 {
 	PGnotify *n;
 	while ((n = PQnotifies(c)) != NULL) {
-		if (strcmp(n->relname, "tokend_keys") == 0)
+		if (strcmp(n->relname, "tokend_keys") == 0) {
 			tk_keycache_invalidate(l->cache, n->extra);
-		else if (strcmp(n->relname, "tokend_accounts") == 0)
+			if (l->on_keys)
+				l->on_keys(l->arg);
+		}
+		else if (strcmp(n->relname, "tokend_accounts") == 0) {
 			tk_keycache_invalidate_account(l->cache, n->extra);
+			if (l->on_keys)
+				l->on_keys(l->arg);      /* a disabled account lists its keys */
+		}
 		else if (strcmp(n->relname, "tokend_scopes") == 0 && l->on_scopes)
 			l->on_scopes(l->arg);
 		else if (strcmp(n->relname, "tokend_signing_keys") == 0)
@@ -141,6 +148,8 @@ static void *listener_main(void *arg)
 			if (l->on_scopes)
 				l->on_scopes(l->arg);
 			signing_keys_changed(l);
+			if (l->on_keys)
+				l->on_keys(l->arg);
 			tk_log(TK_LOG_INFO, "listener.up", NULL);
 			logged_down = 0;
 		}
@@ -180,7 +189,8 @@ static void *listener_main(void *arg)
 }
 
 tk_listener *tk_listener_start(const char *url, tk_keycache *cache, int64_t timeout_ms,
-                               tk_scopes_changed_cb on_scopes, void *arg)
+                               tk_scopes_changed_cb on_scopes, tk_scopes_changed_cb on_keys,
+                               void *arg)
 {
 	tk_listener *l = calloc(1, sizeof(*l));
 	if (!l)
@@ -193,6 +203,7 @@ tk_listener *tk_listener_start(const char *url, tk_keycache *cache, int64_t time
 	l->cache = cache;
 	l->timeout_ms = timeout_ms;
 	l->on_scopes = on_scopes;
+	l->on_keys = on_keys;
 	l->arg = arg;
 	/* Until LISTEN is active, nothing may be served from the cache. */
 	tk_keycache_set_bypass(cache, 1);

@@ -20,8 +20,12 @@ typedef struct tk_listener tk_listener;
  * (at connection and on tokend_scopes). */
 typedef void (*tk_scopes_changed_cb)(void *arg);
 
+/* on_keys (may be NULL): called on the listener thread when any key may have
+ * changed (at connection and on every tokend_keys and tokend_accounts
+ * notification). */
 tk_listener *tk_listener_start(const char *url, tk_keycache *cache, int64_t timeout_ms,
-                               tk_scopes_changed_cb on_scopes, void *arg);
+                               tk_scopes_changed_cb on_scopes, tk_scopes_changed_cb on_keys,
+                               void *arg);
 void tk_listener_stop(tk_listener *l);
 
 /* Also call hook->cb(hook->arg) on the listener thread on NOTIFY

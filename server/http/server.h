@@ -60,6 +60,18 @@ typedef struct tk_server {
 	pthread_mutex_t meta_mu;
 	char *meta_body;
 	_Atomic int meta_stale;
+	/* Token Status List (oauth/statuslist.c): the signed list token, built on
+	 * demand and rebuilt when a key changes (NOTIFY: sl_stale), when the
+	 * signing keys change, and once it is half status_list_ttl old. */
+	char *status_uri;                     /* <issuer>/oauth2/status-list; NULL: status_list off */
+	pthread_mutex_t sl_mu;
+	char *sl_body;
+	size_t sl_len;
+	char sl_etag[40];
+	int64_t sl_built_at;                  /* monotonic seconds */
+	uint64_t sl_gen;
+	_Atomic int sl_stale;
+	_Atomic int sl_building;
 	/* A digest no secret produces: compared against for an unknown key, so
 	 * that an unknown key ID costs the same work as a wrong secret. */
 	unsigned char dummy_hash[TK_HASH_LEN];

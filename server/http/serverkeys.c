@@ -29,6 +29,8 @@ void tk_server_keys_start(tk_server *srv, tk_keyset *ks)
 	         (long long)srv->cfg->jwks_max_age);
 	pthread_mutex_init(&srv->meta_mu, NULL);
 	atomic_store(&srv->meta_stale, 1);
+	pthread_mutex_init(&srv->sl_mu, NULL);
+	atomic_store(&srv->sl_stale, 1);
 }
 
 void tk_server_keys_free(tk_server *srv)
@@ -39,6 +41,11 @@ void tk_server_keys_free(tk_server *srv)
 	srv->keys = NULL;
 	pthread_mutex_destroy(&srv->keys_mu);
 	pthread_mutex_destroy(&srv->meta_mu);
+	free(srv->sl_body);
+	srv->sl_body = NULL;
+	free(srv->status_uri);
+	srv->status_uri = NULL;
+	pthread_mutex_destroy(&srv->sl_mu);
 }
 
 void tk_server_set_keys(tk_server *srv, tk_keyset *ks)
@@ -50,6 +57,7 @@ void tk_server_set_keys(tk_server *srv, tk_keyset *ks)
 	pthread_mutex_unlock(&srv->keys_mu);
 	tk_keyset_release(old);
 	atomic_store(&srv->meta_stale, 1);     /* the metadata lists the signing algorithms */
+	atomic_store(&srv->sl_stale, 1);       /* the status list is signed by the active key */
 }
 
 void tk_worker_keys_refresh(tk_worker *w)

@@ -17,5 +17,7 @@ void tk_introspect_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *
 void tk_revoke_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri);
 void tk_jwks_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri);
 void tk_metadata_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri);
+/* GET /oauth2/status-list: the Token Status List (statuslist.c). */
+void tk_status_list_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri);
 
 #endif

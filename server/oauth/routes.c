@@ -11,5 +11,6 @@ const tk_route tk_oauth_routes[] = {
 	{ "/oauth2/revoke", 0, EP_REVOKE, tk_revoke_handle, TK_ON_MAIN },
 	{ "/.well-known/jwks.json", 0, EP_JWKS, tk_jwks_handle, TK_ON_MAIN },
 	{ "/.well-known/oauth-authorization-server", 0, EP_METADATA, tk_metadata_handle, TK_ON_MAIN | TK_ON_ADMIN },
+	{ "/oauth2/status-list", 0, EP_STATUS_LIST, tk_status_list_handle, TK_ON_MAIN | TK_ON_ADMIN },
 	TK_ROUTES_END,
 };

@@ -228,6 +228,8 @@ static int issue(tk_authreq *ar, const tk_apikey *k)
 		.env = k->environment,
 		.origin = k->publishable ? ar->origin : NULL,   /* checked: one of the key's (auth.c) */
 		.extra = k->claims,
+		.status_uri = srv->status_uri,    /* NULL when status_list = off */
+		.status_idx = k->status_idx,
 	};
 	char err[256], jti[TK_JTI_LEN + 1];
 	size_t toklen = 0;

@@ -95,6 +95,9 @@ static char *build_metadata(tk_server *srv, const tk_signer *signer, const char 
 			json_array_append_new(algs, json_string(alg));
 	}
 	json_object_set_new(o, "access_token_signing_alg_values_supported", algs);
+	/* Not a registered metadata name: where this server's Token Status List is. */
+	if (srv->status_uri)
+		json_object_set_new(o, "status_list_uri", json_string(srv->status_uri));
 	char *body = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
 	return body;

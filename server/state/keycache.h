@@ -63,6 +63,7 @@ typedef struct tk_apikey {
 	 * browser origins, space-separated (origins never hold a space); interned.
 	 * NULL: none (every key that is not publishable). */
 	const char *origins;
+	int64_t status_idx;               /* index in the Token Status List (sql/012) */
 	const tk_scopes *scopes;          /* interned; never NULL in a found key */
 	const char *const *aud;           /* naud audiences: the v of an interned tk_strlist */
 	/* The one field that changes after build: last use known to this process

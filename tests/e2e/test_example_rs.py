@@ -78,7 +78,7 @@ def forged_kid(tok):
 # The example process
 # ---------------------------------------------------------------------------
 class ResourceServer:
-    def __init__(self, tmp, jwks_url, issuer, *, audience=None, scope=None, refresh_min=None):
+    def __init__(self, tmp, jwks_url, issuer, *, audience=None, scope=None, refresh_min=None, extra=()):
         self.port = free_port()
         self.cmd = [str(RS_BIN), "--port", str(self.port), "--jwks-url", jwks_url, "--issuer", issuer]
         if audience is not None:
@@ -87,6 +87,7 @@ class ResourceServer:
             self.cmd += ["--scope", scope]
         if refresh_min is not None:
             self.cmd += ["--refresh-min", str(refresh_min)]
+        self.cmd += list(extra)
         tag = uuid.uuid4().hex[:8]
         self.err_path = Path(tmp) / f"rs-{tag}.err"
         self.out_path = Path(tmp) / f"rs-{tag}.out"

@@ -160,6 +160,13 @@ def test_openid_client_and_jose(tokend, node, serve):
     assert neg["wrong_audience"]["claim"] == "aud"
     assert neg["wrong_secret"]["status"] == 401 and neg["wrong_secret"]["error"] == "invalid_client"
 
+    # The Token Status List verifies with jose and node's zlib reads the token's bit.
+    sl = out["status_list"]
+    uri = f"{srv.issuer}/oauth2/status-list"
+    assert sl["content_type"] == "application/statuslist+jwt" and sl["typ"] == "statuslist+jwt", sl
+    assert sl["sub"] == uri == sl["token_uri"] and sl["bits"] == 1 and sl["ttl"] == 60, sl
+    assert sl["token_bit"] == 0 and sl["bytes"] > 0, sl
+
     srv.stop(check=False)
     assert srv.returncode == 0, srv.stderr_text()[-3000:]
     log = srv.stderr_text() + srv.stdout_text()

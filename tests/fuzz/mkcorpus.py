@@ -196,6 +196,29 @@ def seeds():
                       (p if isinstance(p, str) else js(p)).encode())
     s["fuzz_verify"] = verify
 
+    sl_hdr = js(hdr(typ="statuslist+jwt"))
+    sl_uri = "https://issuer.example/oauth2/status-list"
+
+    def sl_claims(lst="eNrbuRgAAhcBXQ", bits=1, **kw):
+        c = {"sub": sl_uri, "iat": 1767225600, "exp": 1767225660, "ttl": 30,
+             "status_list": {"bits": bits, "lst": lst}}
+        c.update(kw)
+        return js(c)
+    s["fuzz_statuslist"] = [
+        b"Z" + zlib.compress(bytes([0xB9, 0xA3]), 9),
+        b"Z" + zlib.compress(bytes(4096), 9),
+        b"Z" + zlib.compress(bytes(4096), 9)[:-3],
+        b"Z" + zlib.compress(b"\x01", 9) + b"\x00",
+        b"Z" + (lambda c: c.compress(b"\xff") + c.flush())(zlib.compressobj(9, zlib.DEFLATED, -15)),
+        b"Z",
+        sl_hdr.encode() + b"\0" + sl_claims().encode(),
+        sl_hdr.encode() + b"\0" + sl_claims(bits=2).encode(),
+        sl_hdr.encode() + b"\0" + sl_claims(sub="https://other/").encode(),
+        sl_hdr.encode() + b"\0" + sl_claims(lst="eNrbuRgAAhcBXQ==").encode(),
+        js(hdr()).encode() + b"\0" + sl_claims().encode(),
+        jws(hdr(typ="statuslist+jwt"), sl_claims(), b"\x00" * 64).encode(),
+    ]
+
     keys = test_jwks()
     ec_, okp, rsa_ = keys
     s["fuzz_jwks"] = [

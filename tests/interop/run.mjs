@@ -24,6 +24,7 @@
 // WebCrypto global `crypto`, which node 18 keeps behind that flag.
 import * as client from 'openid-client';
 import * as jose from 'jose';
+import { inflateSync } from 'node:zlib';
 
 const env = process.env;
 const issuer = env.TOKEND_ISSUER;
@@ -165,6 +166,23 @@ async function main() {
   }
   check(tokens.basic !== tokens.post, 'two grants returned the same token');
   check(out.grants.basic.claims.jti !== out.grants.post.claims.jti, 'two tokens share a jti');
+
+  // The Token Status List (draft-ietf-oauth-status-list): a statuslist+jwt that jose
+  // verifies with the same JWKS; the token's own bit, decoded with node's zlib.
+  const slUri = md.status_list_uri;
+  if (slUri) {
+    const r = await fetch(slUri, { headers: { Accept: 'application/statuslist+jwt' } });
+    const text = await r.text();
+    const { payload, protectedHeader } = await jose.jwtVerify(text, jwks,
+      { typ: 'statuslist+jwt', issuer, subject: slUri, requiredClaims: ['iat', 'exp'] });
+    const st = jose.decodeJwt(tokens.basic).status.status_list;
+    const raw = inflateSync(Buffer.from(payload.status_list.lst, 'base64url'));
+    out.status_list = {
+      content_type: r.headers.get('content-type'), typ: protectedHeader.typ, sub: payload.sub,
+      ttl: payload.ttl, bits: payload.status_list.bits, bytes: raw.length,
+      token_uri: st.uri, token_bit: (raw[Math.floor(st.idx / 8)] >> (st.idx % 8)) & 1,
+    };
+  }
 
   // Resource-server rejections.
   const t = tokens.basic;

@@ -1326,10 +1326,10 @@ static void test_setters_and_not_ready(void)
 
 static void test_strerror(void)
 {
-	for (int c = TK_VERIFY_OK; c <= TK_VERIFY_INTERNAL; c++)
+	for (int c = TK_VERIFY_OK; c <= TK_VERIFY_STATUS_UNKNOWN; c++)
 		TEST_ASSERT(strcmp(tk_verify_strerror(c), "unknown error") != 0);
 	TEST_ASSERT_STR(tk_verify_strerror(-1), "unknown error");
-	TEST_ASSERT_STR(tk_verify_strerror(TK_VERIFY_INTERNAL + 1), "unknown error");
+	TEST_ASSERT_STR(tk_verify_strerror(TK_VERIFY_STATUS_UNKNOWN + 1), "unknown error");
 	TEST_ASSERT_STR(tk_verify_strerror(TK_VERIFY_EXPIRED), "token expired");
 }
 

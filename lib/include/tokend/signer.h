@@ -180,10 +180,10 @@ typedef struct tk_token_claims {
 	                           * issued to, claim "origin"; NULL omits it */
 	const char *extra;        /* optional: a JSON object of custom claims added last; a name
 	                           * already set above is never replaced; NULL or "" adds none */
-	const char *status_uri;   /* optional: with status_idx, the claim "status":{"status_list":
-	                           * {"idx":status_idx,"uri":status_uri}} (Token Status List);
-	                           * NULL or "" omits it */
-	int64_t status_idx;
+	const char *status_uri;   /* optional: with status_idx, the claim
+	                           * "status":{"status_list":{"idx":status_idx,"uri":status_uri}}
+	                           * (Token Status List); NULL or "" omits it */
+	int64_t status_idx;       /*   the key's index in that list, >= 0 */
 } tk_token_claims;
 
 /*
@@ -222,6 +222,19 @@ TK_API char *tk_minter_mint(tk_minter *m, const tk_token_claims *c, char jti_out
 TK_API const char *tk_minter_mint_ref(tk_minter *m, const tk_token_claims *c,
                                       char jti_out[TK_JTI_LEN + 1], size_t *len_out, char *err,
                                       size_t errlen);
+
+/*
+ * Sign an arbitrary claim set with the signer's active key (for documents
+ * other than access tokens, such as a Token Status List token):
+ *   header: {"alg":<alg>,"kid":<kid>,"typ":<typ>}
+ *   payload: exactly the members of the JSON object `claims_json`
+ * Returns a malloc'd compact JWS the caller frees with free(), or NULL with
+ * `err` set when `typ` is NULL or empty, `claims_json` is not one JSON
+ * object, signing fails, or the result is longer than `max_len` bytes (0:
+ * no limit). Not thread-safe: one minter per thread, as for minting.
+ */
+TK_API char *tk_minter_sign(tk_minter *m, const char *typ, const char *claims_json, size_t max_len,
+                            char *err, size_t errlen);
 
 /* Free a minter. NULL is a no-op. */
 TK_API void tk_minter_free(tk_minter *m);

@@ -140,6 +140,11 @@ enum tk_verify_result {
 	TK_VERIFY_AUDIENCE,        /* aud does not contain the configured audience */
 	TK_VERIFY_SCOPE,           /* a required scope is not in the token's scope */
 	TK_VERIFY_INTERNAL,        /* OpenSSL failed for a reason other than a bad signature */
+	TK_VERIFY_STATUS,          /* the Token Status List marks the token's key invalid
+	                              (revoked, disabled, deleted or expired: statuslist.h) */
+	TK_VERIFY_STATUS_UNKNOWN,  /* the token's status cannot be established: no valid
+	                              status list, an index beyond it, a "status" claim that
+	                              is malformed or names another list (statuslist.h) */
 };
 
 typedef struct tk_verifier tk_verifier;
