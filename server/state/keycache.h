@@ -30,7 +30,7 @@
 /* An API key as the token endpoint needs it (not a signing key: those are
  * lib/src/signer_int.h struct signing_key). Immutable once built; refcounted.
  *
- * Compact (a million of them are cached): a fixed-size record (200 bytes on
+ * Compact (a million of them are cached): a fixed-size record (216 bytes on
  * LP64) whose strings, scope set and audience list are interned (intern.h),
  * shared with every other key holding the same value, and released with the
  * record. The digests are wiped when the record is freed. */

@@ -17,7 +17,7 @@
 #include "dbjobs.h"
 #include "unit.h"
 
-#define NCOLS 16
+#define NCOLS 19
 
 static const char HASH_A[] = "\\x1111111111111111111111111111111111111111111111111111111111111111";
 static const char HASH_B[] = "\\x2222222222222222222222222222222222222222222222222222222222222222";
@@ -84,11 +84,11 @@ static void test_answers(void)
 {
 	const char *rows[][NCOLS] = {
 		/* account, hash, pepper, scopes, audiences, subject, lifetime, expires, why_not,
-		 * rate, last_used, env, claims, prev_hash, prev_until, id */
+		 * rate, last_used, env, claims, prev_hash, prev_until, publishable, origins, status_idx, id */
 		{ "acme", HASH_B, "1", "read", "", NULL, "0", "0", "key_disabled", "0", "0", "live", NULL,
-		  PREV_B, "1900000000", "tk_b" },
+		  PREV_B, "1900000000", "f", NULL, "7", "tk_b" },
 		{ "acme", HASH_A, "1", "read write", "https://api", "jane", "600", "0", "", "5", "1700000000",
-		  "test", "{\"plan\":\"pro\"}", NULL, "0", "tk_a" },
+		  "test", "{\"plan\":\"pro\"}", NULL, "0", "f", NULL, "8", "tk_a" },
 	};
 	tk_dbjob *jobs[4] = { job("tk_a"), job("tk_unknown"), job("tk_b"), job("tk_a") };
 	size_t base = tk_intern_count();
@@ -107,6 +107,7 @@ static void test_answers(void)
 	TEST_ASSERT(a->scopes->n == 2 && a->naud == 1 && a->lifetime == 600 && a->rate_limit == 5);
 	TEST_ASSERT_STR(a->aud[0], "https://api");
 	TEST_ASSERT(atomic_load(&a->last_used_at) == 1700000000);
+	TEST_ASSERT(a->status_idx == 8 && !a->publishable && a->origins == NULL);
 	/* The same key asked twice in the batch: one record (single flight). */
 	TEST_ASSERT(jobs[3]->key == a && atomic_load(&a->refs) == 2);
 	/* Unknown: a negative record, as a single lookup gives. */
@@ -127,18 +128,24 @@ static void test_corrupt_row(void)
 	/* A row the record cannot be built from (an unknown environment, a short
 	 * hash): the key is never usable. */
 	const char *rows[][NCOLS] = {
-		{ "acme", HASH_A, "1", "read", "", NULL, "0", "0", "", "0", "0", "prod", NULL, NULL, "0", "tk_a" },
-		{ "acme", "\\x1111", "1", "read", "", NULL, "0", "0", "", "0", "0", "live", NULL, NULL, "0", "tk_b" },
-		{ "acme", HASH_A, "1", "a  b", "", NULL, "0", "0", "", "0", "0", "live", NULL, NULL, "0", "tk_c" },
+		{ "acme", HASH_A, "1", "read", "", NULL, "0", "0", "", "0", "0", "prod", NULL, NULL, "0", "f", NULL, "9", "tk_a" },
+		{ "acme", "\\x1111", "1", "read", "", NULL, "0", "0", "", "0", "0", "live", NULL, NULL, "0", "f", NULL, "10", "tk_b" },
+		{ "acme", HASH_A, "1", "a  b", "", NULL, "0", "0", "", "0", "0", "live", NULL, NULL, "0", "f", NULL, "11", "tk_c" },
+		/* no status index: never a token without its status claim */
+		{ "acme", HASH_A, "1", "read", "", NULL, "0", "0", "", "0", "0", "live", NULL, NULL, "0", "f", NULL, NULL, "tk_d" },
+		/* a publishable key without allowed origins */
+		{ "acme", NULL, "1", "read", "", NULL, "0", "0", "", "0", "0", "live", NULL, NULL, "0", "t", NULL, "12", "tk_e" },
 	};
-	tk_dbjob *jobs[3] = { job("tk_a"), job("tk_b"), job("tk_c") };
-	tk_dbjob_finish_keys(jobs, 3, result_of(3, rows));
-	for (int i = 0; i < 3; i++) {
+	tk_dbjob *jobs[5] = { job("tk_a"), job("tk_b"), job("tk_c"), job("tk_d"), job("tk_e") };
+	tk_dbjob_finish_keys(jobs, 5, result_of(5, rows));
+	for (int i = 0; i < 5; i++) {
 		TEST_ASSERT(jobs[i]->status == TK_DBJOB_OK && jobs[i]->key->found && !jobs[i]->key->usable);
 		TEST_ASSERT_STR(jobs[i]->key->unusable_reason, "key_corrupt");
 	}
 	TEST_ASSERT(jobs[2]->key->scopes->n == 0);           /* an invalid scope string grants nothing */
-	free_jobs(jobs, 3);
+
+	TEST_ASSERT(jobs[4]->key->publishable);
+	free_jobs(jobs, 5);
 }
 
 static void test_failed_statement(void)
