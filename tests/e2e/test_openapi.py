@@ -652,13 +652,15 @@ def oauth_check(r, path, method):
     ctype = r.headers.get("content-type", "").split(";")[0]
     if resp.get("content"):
         assert ctype in resp["content"], f"{method.upper()} {path} {st}: {ctype} not documented"
-        validate(r.json(), resp["content"][ctype]["schema"], f"{method.upper()} {path} {st}")
+        body = r.json() if ctype.endswith("json") else r.body.decode()   # a JWT: text
+        validate(body, resp["content"][ctype]["schema"], f"{method.upper()} {path} {st}")
     return r
 
 
 def test_oauth_endpoints_are_documented_and_answer_as_documented(env):
     assert set(OAUTH_PATHS) == {"/oauth2/token", "/oauth2/introspect", "/oauth2/revoke",
-                                "/.well-known/jwks.json", "/.well-known/oauth-authorization-server"}
+                                "/.well-known/jwks.json", "/.well-known/oauth-authorization-server",
+                                "/oauth2/status-list"}
     srv = env.srv
     # The metadata's endpoints are the documented paths at the issuer.
     r = oauth_check(srv.get("/.well-known/oauth-authorization-server"), "/.well-known/oauth-authorization-server",
@@ -667,6 +669,11 @@ def test_oauth_endpoints_are_documented_and_answer_as_documented(env):
     for member, path in (("token_endpoint", "/oauth2/token"), ("introspection_endpoint", "/oauth2/introspect"),
                          ("revocation_endpoint", "/oauth2/revoke"), ("jwks_uri", "/.well-known/jwks.json")):
         assert meta[member] == srv.issuer + path, (member, meta[member])
+    assert meta["status_list_uri"] == srv.issuer + "/oauth2/status-list"
+    r = oauth_check(srv.get("/oauth2/status-list"), "/oauth2/status-list", "get")
+    assert r.status == 200 and r.headers["content-type"] == "application/statuslist+jwt", r
+    assert oauth_check(srv.get("/oauth2/status-list", headers={"If-None-Match": r.headers["etag"]}),
+                       "/oauth2/status-list", "get").status == 304
     r = oauth_check(srv.get("/.well-known/jwks.json"), "/.well-known/jwks.json", "get")
     assert oauth_check(srv.get("/.well-known/jwks.json", headers={"If-None-Match": r.headers["etag"]}),
                        "/.well-known/jwks.json", "get").status == 304
