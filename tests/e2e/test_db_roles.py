@@ -131,6 +131,12 @@ def test_grants_are_exactly_what_tokend_needs(keyed):
     assert grants["api_keys"] == "INSERT,SELECT", grants
     assert grants["revoked_tokens"] == "DELETE,INSERT,SELECT", grants
     assert grants["roles"] == grants["members"] == "INSERT,SELECT", grants   # UPDATE: some columns only
+    # sql/013: every table named; what is not named is read-only.
+    assert grants["api_key_secrets"] == "INSERT,SELECT", grants              # UPDATE: rotation columns
+    assert grants["pepper_check"] == "INSERT,SELECT", grants
+    assert grants["account_scopes"] == "DELETE,INSERT,SELECT", grants
+    assert grants["signing_keys"] == "SELECT", grants                         # 011's functions write
+    assert grants["idempotency_keys"] == grants["scopes"] == "INSERT,SELECT", grants
     for table, privs in grants.items():
         for bad in ("TRUNCATE", "TRIGGER", "REFERENCES"):
             assert bad not in privs, (table, privs)
@@ -139,7 +145,9 @@ def test_grants_are_exactly_what_tokend_needs(keyed):
         " WHERE grantee = 'tokend_app' AND table_name = 'api_keys' AND privilege_type = 'UPDATE'")}
     assert cols == {"name", "disabled_at", "revoked_at", "revoked_by", "revoke_reason",
                     "deleted_at", "last_used_at", "rate_limit"}, cols
-    for table, want in (("roles", {"description", "scopes", "updated_at"}), ("members", {"name", "deactivated_at"})):
+    for table, want in (("roles", {"description", "scopes", "updated_at"}), ("members", {"name", "deactivated_at"}),
+                        ("api_key_secrets", {"secret_hash", "secret_hint", "previous_hash", "previous_hint",
+                                             "previous_until", "rotated_at", "rotated_by", "rotations"})):
         cols = {c for (c,) in keyed.query(
             "SELECT column_name FROM information_schema.column_privileges"
             " WHERE grantee = 'tokend_app' AND table_name = %s AND privilege_type = 'UPDATE'", (table,))}
