@@ -475,6 +475,39 @@ char *tk_config_resolve(const tk_config *cfg, const char *path)
 	return out;
 }
 
+/* Read a secret from the file `file` (setting `setting`, resolved against the
+ * config's folder) into buf, trailing newlines and spaces cut. The file must
+ * pass tk_secret_file_mode_ok (not world-readable; group-readable only when
+ * owned by root or by us). -1 with err set (nothing of the file's content in
+ * it); buf is the caller's to wipe. */
+static int read_secret_file(const tk_config *cfg, const char *setting, const char *file, const char *what,
+                            char *buf, size_t bufsize, char *err, size_t errlen)
+{
+	char *path = tk_config_resolve(cfg, file);
+	struct stat st = { 0 };
+	FILE *f = path ? fopen(path, "r") : NULL;
+	char mwhy[300];
+	if (!f) {
+		snprintf(err, errlen, "%s: %s: cannot open: %s", setting, path ? path : "?", strerror(errno));
+		free(path);
+		return -1;
+	}
+	if (fstat(fileno(f), &st) != 0 ||
+	    tk_secret_file_mode_ok((unsigned int)st.st_mode, (long)st.st_uid, what, mwhy, sizeof(mwhy)) != 0) {
+		snprintf(err, errlen, "%s: %s: %s", setting, path, st.st_mode ? mwhy : "cannot stat");
+		fclose(f);
+		free(path);
+		return -1;
+	}
+	size_t n = fread(buf, 1, bufsize - 1, f);
+	fclose(f);
+	free(path);
+	buf[n] = '\0';
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
+		buf[--n] = '\0';
+	return 0;
+}
+
 int tk_config_pepper(const tk_config *cfg, unsigned char out[TK_PEPPER_MAX], size_t *len,
                      char *err, size_t errlen)
 {
@@ -487,29 +520,9 @@ int tk_config_pepper(const tk_config *cfg, unsigned char out[TK_PEPPER_MAX], siz
 		text = cfg->pepper;
 		source = getenv("TOKEND_PEPPER") && *getenv("TOKEND_PEPPER") ? "TOKEND_PEPPER" : "pepper";
 	} else if (cfg->pepper_file && *cfg->pepper_file) {
-		char *path = tk_config_resolve(cfg, cfg->pepper_file);
-		struct stat st = { 0 };
-		FILE *f = path ? fopen(path, "r") : NULL;
-		if (!f) {
-			snprintf(err, errlen, "pepper_file: %s: cannot open: %s", path ? path : "?", strerror(errno));
-			free(path);
+		if (read_secret_file(cfg, "pepper_file", cfg->pepper_file, "the pepper file", buf, sizeof(buf),
+		                     err, errlen) != 0)
 			return -1;
-		}
-		char mwhy[300];
-		if (fstat(fileno(f), &st) != 0 ||
-		    tk_secret_file_mode_ok((unsigned int)st.st_mode, (long)st.st_uid, "the pepper file",
-		                           mwhy, sizeof(mwhy)) != 0) {
-			snprintf(err, errlen, "pepper_file: %s: %s", path, st.st_mode ? mwhy : "cannot stat");
-			fclose(f);
-			free(path);
-			return -1;
-		}
-		size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-		fclose(f);
-		free(path);
-		buf[n] = '\0';
-		while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
-			buf[--n] = '\0';
 		text = buf;
 		source = "pepper_file";
 	} else {
@@ -539,31 +552,9 @@ int tk_config_kek(const tk_config *cfg, unsigned char out[TK_KEK_LEN], char *err
 		source = getenv("TOKEND_SIGNING_KEY_ENCRYPTION_KEY") && *getenv("TOKEND_SIGNING_KEY_ENCRYPTION_KEY")
 		         ? "TOKEND_SIGNING_KEY_ENCRYPTION_KEY" : "signing_key_encryption_key";
 	} else if (cfg->signing_key_encryption_key_file && *cfg->signing_key_encryption_key_file) {
-		char *path = tk_config_resolve(cfg, cfg->signing_key_encryption_key_file);
-		struct stat st = { 0 };
-		FILE *f = path ? fopen(path, "r") : NULL;
-		char mwhy[300];
-		if (!f) {
-			snprintf(err, errlen, "signing_key_encryption_key_file: %s: cannot open: %s",
-			         path ? path : "?", strerror(errno));
-			free(path);
+		if (read_secret_file(cfg, "signing_key_encryption_key_file", cfg->signing_key_encryption_key_file,
+		                     "the key-encryption key file", buf, sizeof(buf), err, errlen) != 0)
 			return -1;
-		}
-		if (fstat(fileno(f), &st) != 0 ||
-		    tk_secret_file_mode_ok((unsigned int)st.st_mode, (long)st.st_uid,
-		                           "the key-encryption key file", mwhy, sizeof(mwhy)) != 0) {
-			snprintf(err, errlen, "signing_key_encryption_key_file: %s: %s", path,
-			         st.st_mode ? mwhy : "cannot stat");
-			fclose(f);
-			free(path);
-			return -1;
-		}
-		size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-		fclose(f);
-		free(path);
-		buf[n] = '\0';
-		while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
-			buf[--n] = '\0';
 		text = buf;
 		source = "signing_key_encryption_key_file";
 	} else {

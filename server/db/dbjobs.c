@@ -13,35 +13,30 @@
 #include "intern.h"
 #include "log.h"
 
+/* The columns of a key lookup (dbjobs.h: parse_key_row reads them by number):
+ * 0 account, 1 current secret hash, 2 pepper id, 3 scopes, 4 audiences,
+ * 5 subject, 6 lifetime, 7 expiry, 8 why not usable, 9 rate limit,
+ * 10 last used, 11 environment, 12 custom claims, 13 previous hash,
+ * 14 its end, 15 publishable, 16 allowed origins, 17 status index. */
+#define KEY_COLUMNS \
+	"SELECT k.account_id, coalesce(s.secret_hash, k.secret_hash), k.pepper_id, array_to_string(k.scopes, ' ')," \
+	" array_to_string(k.audiences, ' '), k.subject, coalesce(k.token_lifetime, 0)," \
+	" coalesce(floor(extract(epoch FROM k.expires_at))::bigint, 0)," \
+	" CASE WHEN k.deleted_at IS NOT NULL THEN 'key_deleted' WHEN k.revoked_at IS NOT NULL THEN 'key_revoked'" \
+	"  WHEN k.disabled_at IS NOT NULL THEN 'key_disabled' WHEN a.disabled_at IS NOT NULL THEN 'account_disabled'" \
+	"  ELSE '' END, coalesce(k.rate_limit, 0)," \
+	" coalesce(floor(extract(epoch FROM k.last_used_at))::bigint, 0)," \
+	" k.environment, CASE WHEN k.claims = '{}'::jsonb THEN NULL ELSE k.claims::text END," \
+	" s.previous_hash, coalesce(floor(extract(epoch FROM s.previous_until))::bigint, 0)," \
+	" k.publishable, array_to_string(k.allowed_origins, ' '), k.status_idx"
+#define KEY_FROM \
+	" FROM api_keys k JOIN accounts a ON a.id = k.account_id LEFT JOIN api_key_secrets s ON s.key_id = k.id"
+
 const tk_dbstmt tk_dbstatements[] = {
-	{ "key", 1,
-	  "SELECT k.account_id, coalesce(s.secret_hash, k.secret_hash), k.pepper_id, array_to_string(k.scopes, ' '),"
-	  " array_to_string(k.audiences, ' '), k.subject, coalesce(k.token_lifetime, 0),"
-	  " coalesce(floor(extract(epoch FROM k.expires_at))::bigint, 0),"
-	  " CASE WHEN k.deleted_at IS NOT NULL THEN 'key_deleted' WHEN k.revoked_at IS NOT NULL THEN 'key_revoked'"
-	  "  WHEN k.disabled_at IS NOT NULL THEN 'key_disabled' WHEN a.disabled_at IS NOT NULL THEN 'account_disabled'"
-	  "  ELSE '' END, coalesce(k.rate_limit, 0),"
-	  " coalesce(floor(extract(epoch FROM k.last_used_at))::bigint, 0),"
-	  " k.environment, CASE WHEN k.claims = '{}'::jsonb THEN NULL ELSE k.claims::text END,"
-	  " s.previous_hash, coalesce(floor(extract(epoch FROM s.previous_until))::bigint, 0),"
-	  " k.publishable, array_to_string(k.allowed_origins, ' '), k.status_idx"
-	  " FROM api_keys k JOIN accounts a ON a.id = k.account_id"
-	  " LEFT JOIN api_key_secrets s ON s.key_id = k.id WHERE k.id = $1" },
+	{ "key", 1, KEY_COLUMNS KEY_FROM " WHERE k.id = $1" },
 	/* The same columns, and the ID (18), for many keys at once (a batch of
 	 * KEY jobs: tk_dbcall_make_keys). */
-	{ "keys", 1,
-	  "SELECT k.account_id, coalesce(s.secret_hash, k.secret_hash), k.pepper_id, array_to_string(k.scopes, ' '),"
-	  " array_to_string(k.audiences, ' '), k.subject, coalesce(k.token_lifetime, 0),"
-	  " coalesce(floor(extract(epoch FROM k.expires_at))::bigint, 0),"
-	  " CASE WHEN k.deleted_at IS NOT NULL THEN 'key_deleted' WHEN k.revoked_at IS NOT NULL THEN 'key_revoked'"
-	  "  WHEN k.disabled_at IS NOT NULL THEN 'key_disabled' WHEN a.disabled_at IS NOT NULL THEN 'account_disabled'"
-	  "  ELSE '' END, coalesce(k.rate_limit, 0),"
-	  " coalesce(floor(extract(epoch FROM k.last_used_at))::bigint, 0),"
-	  " k.environment, CASE WHEN k.claims = '{}'::jsonb THEN NULL ELSE k.claims::text END,"
-	  " s.previous_hash, coalesce(floor(extract(epoch FROM s.previous_until))::bigint, 0),"
-	  " k.publishable, array_to_string(k.allowed_origins, ' '), k.status_idx, k.id"
-	  " FROM api_keys k JOIN accounts a ON a.id = k.account_id"
-	  " LEFT JOIN api_key_secrets s ON s.key_id = k.id WHERE k.id = ANY($1::text[])" },
+	{ "keys", 1, KEY_COLUMNS ", k.id" KEY_FROM " WHERE k.id = ANY($1::text[])" },
 	{ "last_used", 2,
 	  "UPDATE api_keys k SET last_used_at = to_timestamp(v.t)"
 	  " FROM unnest($1::text[], $2::bigint[]) AS v(id, t)"
