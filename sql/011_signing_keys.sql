@@ -251,3 +251,21 @@ BEGIN
         VALUES (tokend_actor(), 'signing_key.rewrap', tokend_address(),
                 jsonb_build_object('kid', p_kid, 'from_kek', old_kek, 'to_kek', p_kek_id));
 END $$;
+
+-- The four functions above run as the schema owner: only tokend's own role may
+-- call them (tokend_grant_app grants EXECUTE to tokend_app; PUBLIC's default
+-- EXECUTE is taken away), and they look up tables only in tokend's schema,
+-- never first in the caller's temporary schema (pg_temp last).
+DO $$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
+              WHERE p.pronamespace = (SELECT relnamespace FROM pg_class WHERE oid = 'signing_keys'::regclass)
+                AND p.prosecdef LOOP
+        EXECUTE format('ALTER FUNCTION %s SET search_path = %I, pg_temp', f,
+                       (SELECT nspname FROM pg_namespace
+                         WHERE oid = (SELECT relnamespace FROM pg_class WHERE oid = 'signing_keys'::regclass)));
+        EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+    END LOOP;
+END $$;

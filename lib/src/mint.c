@@ -78,6 +78,7 @@ struct tk_minter {
 	unsigned char sig[SIG_MAX];
 	/* The token: b64url(header) "." b64url(claims) "." b64url(signature). */
 	char tok[TK_TOKEN_MAX + B64_MAX(SIG_MAX) + 2];
+	size_t used_tok, used_claims;  /* bytes of the last mint (tk_minter_forget) */
 };
 
 /* ------------------------------------------------------------------------ */
@@ -485,6 +486,15 @@ void tk_minter_free(tk_minter *m)
 	free(m);
 }
 
+void tk_minter_forget(tk_minter *m)
+{
+	if (m == NULL)
+		return;
+	tk_wipe(m->tok, m->used_tok < sizeof(m->tok) ? m->used_tok : sizeof(m->tok));
+	tk_wipe(m->claims, m->used_claims < sizeof(m->claims) ? m->used_claims : sizeof(m->claims));
+	m->used_tok = m->used_claims = 0;
+}
+
 static const char *claims_problem(const tk_token_claims *c)
 {
 	if (c->iss == NULL || c->iss[0] == '\0')
@@ -544,7 +554,8 @@ static const char *mint_into(tk_minter *m, size_t idx, const tk_token_claims *c,
 		return NULL;
 	}
 	m->tok[len++] = '.';
-	tk_b64url_encode(m->sig, siglen, m->tok + len);
+	m->used_tok = len + tk_b64url_encode(m->sig, siglen, m->tok + len) + 1;
+	m->used_claims = b.len;
 	return m->tok;
 }
 

@@ -407,6 +407,14 @@ int tk_status_cache_install(tk_status_cache *c, const tk_verifier *v, const char
 	pthread_mutex_lock(&c->mu);
 	c->attempted = true;
 	c->attempt_at = now;
+	/* A list issued before the one held (a replay, a stale cache on the way)
+	 * could clear bits of keys revoked since: never installed. */
+	if (rc == TK_VERIFY_OK && c->list != NULL && l->iat < c->list->iat) {
+		rc = fail(TK_VERIFY_CLAIM_TYPE, err, errlen,
+		          "status list: issued before the list already held (a replay?)");
+		tk_status_list_free(l);
+		l = NULL;
+	}
 	if (rc == TK_VERIFY_OK) {
 		tk_status_list_free(c->list);
 		c->list = l;

@@ -243,6 +243,7 @@ static int issue(tk_authreq *ar, const tk_apikey *k)
 		token = NULL;
 		snprintf(err, sizeof(err), "the token response would not fit its buffer");
 	}
+	tk_minter_forget(w->minter);   /* the token lives on in `body` only, wiped after the reply */
 	if (!token) {
 		tk_metric_add(&w->metrics.mint_failures, 1);
 		tk_log(TK_LOG_ERROR, "token.mint_failed", "req", ar->ri.id, "detail", scope ? err : "out of memory", NULL);

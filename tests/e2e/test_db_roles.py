@@ -215,3 +215,27 @@ def test_test_cluster_requires_passwords(pg):
     with pytest.raises(psycopg2.OperationalError, match="password"):
         psycopg2.connect(f"postgresql://postgres@127.0.0.1:{pg.port}/postgres?passfile=/dev/null",
                          connect_timeout=10).close()
+
+
+def test_owner_functions_only_for_tokend_and_never_search_pg_temp_first(keyed):
+    """The SECURITY DEFINER functions of sql/011 (signing keys, run as the owner) cannot be
+    called by a role that is not tokend's, and find their tables in tokend's schema, not
+    in a temporary table the caller made first."""
+    rows = keyed.query("SELECT p.oid::regprocedure::text, p.proconfig, has_function_privilege('public', p.oid, 'EXECUTE')"
+                       " FROM pg_proc p WHERE p.prosecdef ORDER BY 1")
+    names = {r[0].split("(")[0] for r in rows}
+    assert names == {"tokend_signing_key_add", "tokend_signing_key_retire", "tokend_signing_key_retire_due",
+                     "tokend_signing_key_rewrap"}, rows
+    for name, config, public in rows:
+        assert not public, name
+        assert config and any(c.startswith("search_path=") and c.endswith(", pg_temp") for c in config), (name, config)
+    keyed.query("DROP ROLE IF EXISTS outsider")
+    keyed.query("CREATE ROLE outsider LOGIN PASSWORD 'outsider-pw'")
+    try:
+        url = re.sub(r"//[^@/]*@", "//outsider:outsider-pw@", keyed.serve_url)
+        e = attempt(url, "SELECT tokend_signing_key_retire_due()")
+        assert e is not None and e.pgcode == INSUFFICIENT_PRIVILEGE, e
+        # tokend's own role may (the server's rotation step).
+        assert attempt(keyed.serve_url, "SELECT tokend_signing_key_retire_due()") is None
+    finally:
+        keyed.query("DROP ROLE outsider")

@@ -360,6 +360,15 @@ static void test_cache(void)
 	free(tok);
 	TEST_ASSERT(tk_status_cache_due(c, NOW + 201) == 0);
 	TEST_ASSERT(tk_status_cache_due(c, NOW + 202) == 1);
+	/* A replayed older list (issued before a revocation) never replaces a
+	 * newer one: the revoked key stays listed. */
+	static const unsigned char zeros[2] = { 0, 0 };
+	char *lst0 = lst_of(zeros, 2);
+	tok = sl_token(ma, "statuslist+jwt", URI, lst0, 1, NOW + 150, NOW + 2000, 1);
+	TEST_ASSERT(tk_status_cache_install(c, ver, tok, strlen(tok), NOW + 203, errbuf, sizeof(errbuf)) != 0);
+	free(tok);
+	free(lst0);
+	TEST_ASSERT(tk_status_check(c, &bad, NOW + 203, errbuf, sizeof(errbuf)) == TK_VERIFY_STATUS);
 
 	tk_status_cache_free(c);
 	tk_claims_release(&ok);

@@ -236,6 +236,11 @@ TK_API const char *tk_minter_mint_ref(tk_minter *m, const tk_token_claims *c,
 TK_API char *tk_minter_sign(tk_minter *m, const char *typ, const char *claims_json, size_t max_len,
                             char *err, size_t errlen);
 
+/* Wipe the last token tk_minter_mint_ref returned (and its claims) from the
+ * minter's buffers, once the caller has copied it: no bearer token lingers in
+ * memory until the next mint. NULL is a no-op. */
+TK_API void tk_minter_forget(tk_minter *m);
+
 /* Free a minter. NULL is a no-op. */
 TK_API void tk_minter_free(tk_minter *m);
 
