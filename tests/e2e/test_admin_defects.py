@@ -65,14 +65,15 @@ def test_admin_log_has_no_query_string(tokend, operator):
 def test_key_create_answer_without_key_is_500(tokend, operator):
     srv, token = operator
     # A database whose create function answers without "key" (the same
-    # signature as sql/007_key_model.sql's, which tokend calls).
+    # signature as sql/010_publishable_keys.sql's, which tokend calls).
     tokend.query("""
         CREATE OR REPLACE FUNCTION tokend_admin_create_key(
             p_actor text, p_address text, p_account text, p_id text, p_name text, p_hash bytea,
             p_hint text, p_scopes text[], p_audiences text[], p_subject text, p_expires_at timestamptz,
             p_lifetime integer, p_idem text, p_fingerprint text, p_rate_limit integer,
             p_operator boolean, p_caller_scopes text[], p_caller_expires timestamptz,
-            p_role text, p_member text, p_environment text, p_claims jsonb)
+            p_role text, p_member text, p_environment text, p_claims jsonb,
+            p_publishable boolean, p_origins text[])
         RETURNS jsonb LANGUAGE sql AS $$ SELECT '{"replayed": false}'::jsonb $$""")
     r = admin_request(srv, token, "POST", "keys", {"name": "nokey", "scopes": ["read"]})
     assert r.status == 500, r
@@ -86,7 +87,8 @@ def test_key_create_answer_without_key_is_500(tokend, operator):
             p_hint text, p_scopes text[], p_audiences text[], p_subject text, p_expires_at timestamptz,
             p_lifetime integer, p_idem text, p_fingerprint text, p_rate_limit integer,
             p_operator boolean, p_caller_scopes text[], p_caller_expires timestamptz,
-            p_role text, p_member text, p_environment text, p_claims jsonb)
+            p_role text, p_member text, p_environment text, p_claims jsonb,
+            p_publishable boolean, p_origins text[])
         RETURNS jsonb LANGUAGE sql AS $$ SELECT '{"key": {"name": "x"}, "replayed": false}'::jsonb $$""")
     r = admin_request(srv, token, "POST", "keys", {"name": "nokey2", "scopes": ["read"]})
     assert r.status == 500, r
