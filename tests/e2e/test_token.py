@@ -30,7 +30,7 @@ from support.util import parse_ts, wait_until
 pytestmark = pytest.mark.binary
 
 AUTH_FAILED = {"error": "invalid_client", "error_description": "client authentication failed"}
-CLAIMS = {"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "acct", "env"}
+CLAIMS = {"iss", "sub", "aud", "exp", "iat", "nbf", "jti", "client_id", "scope", "acct", "env", "status"}
 TOKEN_FIELDS = {"access_token", "token_type", "expires_in", "scope"}
 
 
@@ -480,6 +480,11 @@ def test_token_header_and_claims(env):
     assert claims["client_id"] == key["client_id"]
     assert claims["acct"] == "acme"
     assert claims["aud"] in (srv.issuer, [srv.issuer])
+    # Token Status List (issue 15): the key's index in the list the metadata names.
+    sl = claims["status"]["status_list"]
+    assert set(claims["status"]) == {"status_list"} and set(sl) == {"idx", "uri"}, claims["status"]
+    assert isinstance(sl["idx"], int) and sl["idx"] >= 0
+    assert sl["uri"] == srv.issuer + "/oauth2/status-list"
     assert set(claims["scope"].split(" ")) == {"read", "write", "orders:read"}
     assert before - 2 <= claims["iat"] <= after + 2
     assert claims["nbf"] <= claims["iat"] + 1
