@@ -119,6 +119,11 @@ static int ping(tk_listener *l, PGconn *c)
 			ok = 0;
 		PQclear(r);
 	}
+	/* A notification that came in the same read as the result is parsed by
+	 * PQisBusy/PQgetResult above, after the last handle_notifies: without
+	 * this it would wait in libpq's queue for the next readable socket (the
+	 * next ping, 2 s on), and a disabled key would be served that long. */
+	handle_notifies(l, c);
 	return ok && PQstatus(c) == CONNECTION_OK ? 0 : -1;
 }
 
