@@ -560,7 +560,7 @@ static void key_auth_start(tk_adminreq *ar, const char *cred)
 		id[idlen] = '\0';
 	}
 	a->w = ar->w;
-	a->req = ar->req;
+	a->req = tk_req_ev(ar->req);
 	a->ri = ar->ri;
 	a->ri.client_id = NULL;
 	a->on_key = key_auth_ok;

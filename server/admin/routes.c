@@ -3,6 +3,6 @@
 #include "admin.h"
 
 const tk_route tk_admin_routes[] = {
-	{ "/admin/v1/", 1, EP_ADMIN, tk_admin_handle, TK_ON_ADMIN_API },
+	{ "/admin/v1/", 1, EP_ADMIN, tk_admin_handle, TK_ON_ADMIN_API, NULL },
 	TK_ROUTES_END,
 };

@@ -23,7 +23,8 @@
 	X(conn_cap_reached,   "tokend_connection_cap_reached_total", "Times a listener stopped accepting at its share of max_connections") \
 	X(conns_reaped_idle,  "tokend_connections_reaped_idle_total", "Idle keep-alive connections closed to admit a new one at max_connections") \
 	X(conns_refused_address, "tokend_connections_refused_per_address_total", "Connections refused at max_connections_per_address") \
-	X(requests_malformed, "tokend_requests_malformed_total",   "Requests refused before parsing (malformed head, body on a method without one, oversized head), connection closed")
+	X(requests_malformed, "tokend_requests_malformed_total",   "Requests refused before parsing (malformed head, body on a method without one, oversized head), connection closed") \
+	X(requests_fast,      "tokend_requests_fast_lane_total",   "Requests read and answered by the fast lane (POST /oauth2/token served without evhttp)")
 
 /* Endpoints, for requests_total{endpoint=...}. */
 #define TK_ENDPOINTS(X) \

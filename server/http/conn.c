@@ -31,6 +31,7 @@
  * known). Idle keep-alive connections are listed oldest first, so that at
  * the cap the oldest is closed to admit a new connection.
  */
+#include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -46,6 +47,7 @@
 #include <event2/listener.h>
 
 #include "conn.h"
+#include "fastlane.h"
 #include "headscan.h"
 #include "log.h"
 #include "server.h"
@@ -78,6 +80,16 @@ struct tk_conn {
 	int addr_counted;                      /* counted under addr in the address table */
 	unsigned char addr[ADDR_KEY_LEN];
 	tk_headscan hs;                        /* the request scanner (reset at each request) */
+	/* The fast lane (see "The fast lane" below). */
+	int fast_from0;                        /* the current head is whole in the input, evhttp
+	                                          has read none of it */
+	int fast_busy;                         /* a fast-lane request is not answered (or its
+	                                          answer not sent) yet */
+	int read_off;                          /* reading stopped meanwhile */
+	tk_fastreq *fr;                        /* NULL until the first fast-lane request */
+	struct evbuffer *held;                 /* bytes read behind a pending fast-lane request */
+	struct event *wev;                     /* the rest of a partly sent answer */
+	struct event *resume_ev;               /* after a pending answer: the held bytes */
 	int status;                            /* refused: 400, 413 or 431, and why */
 	const char *why;
 };
@@ -90,6 +102,8 @@ struct tk_connset {
 	int cap, count, paused, draining;
 	size_t max_head;                       /* request head bytes at most (431 beyond) */
 	size_t max_body;                       /* Content-Length at most, but for the admin API (413 beyond); 0: none */
+	int fast;                              /* the fast lane serves this listener */
+	int listener;                          /* its tk_listener_kind */
 	tk_conn *all;
 	tk_conn *idle_head, *idle_tail;        /* PH_IDLE connections, oldest first */
 	struct timeval tv[5];                  /* per phase; PH_SERVER unused */
@@ -392,36 +406,231 @@ static void refuse(tk_conn *c, struct evbuffer *in)
 	}
 }
 
-/* Scan `buf` from byte `from` on, while in the header phase. */
-static void scan_buffer(tk_conn *c, struct evbuffer *buf, size_t from)
+/*
+ * The head has ended and may be read: is it the fast lane's? A POST with a
+ * Content-Length to the exact path of a route with a `fast` handler on this
+ * listener, HTTP/1.1, its head whole in the input before evhttp read any of
+ * it, its body there too. Sets *rt.
+ */
+static int fast_eligible(tk_conn *c, struct evbuffer *buf, const tk_route **rt)
+{
+	tk_connset *cs = c->set;
+	const tk_headscan *hs = &c->hs;
+	if (!cs->fast || !c->fast_from0 || !c->evcon || !hs->cl_seen || hs->mlen != 4 ||
+	    memcmp(hs->method, "POST", 4) != 0 || hs->vlen != 8 || memcmp(hs->version, "HTTP/1.1", 8) != 0)
+		return 0;
+	size_t len;
+	int truncated;
+	const char *path = tk_headscan_path(&c->hs, &len, &truncated);
+	if (truncated || len != hs->tlen)         /* too long, or a query string: evhttp's */
+		return 0;
+	const tk_router *router = cs->w->srv ? cs->w->srv->router : NULL;
+	*rt = router ? tk_router_match(router, path, len, cs->listener) : NULL;
+	return *rt && (*rt)->fast && !(*rt)->prefix &&
+	       evbuffer_get_length(buf) >= hs->head_bytes + hs->cl;
+}
+
+/* Scan `buf` from byte `from` on, while in the header phase. Returns 1 when
+ * the head ended with a request for the fast lane (*rt its route; still
+ * PH_HEADER, nothing consumed), else 0. */
+static int scan_buffer(tk_conn *c, struct evbuffer *buf, size_t from, const tk_route **rt)
 {
 	struct evbuffer_ptr pos;
 	if (evbuffer_ptr_set(buf, &pos, from, EVBUFFER_PTR_SET) != 0)
-		return;
+		return 0;
 	struct evbuffer_iovec v[8];
 	while (c->phase == PH_HEADER) {
 		int nv = evbuffer_peek(buf, -1, &pos, v, 8);
 		if (nv <= 0)
-			return;
+			return 0;
 		size_t total = 0;
 		for (int i = 0; i < nv && i < 8; i++) {
 			size_t used;
 			int r = tk_headscan_feed(&c->hs, v[i].iov_base, v[i].iov_len, &used);
 			if (r == TK_HS_DONE && body_allowed(c)) {
+				if (fast_eligible(c, buf, rt))
+					return 1;
 				set_phase(c, PH_BODY);
-				return;
+				return 0;
 			}
 			if (r != TK_HS_MORE) {
 				c->status = c->hs.status;
 				c->why = c->hs.why;
 				refuse(c, buf);
-				return;
+				return 0;
 			}
 			total += used;
 		}
 		if (nv <= 8 || evbuffer_ptr_set(buf, &pos, total, EVBUFFER_PTR_ADD) != 0)
-			return;
+			return 0;
 	}
+	return 0;
+}
+
+/* ---- the fast lane ----
+ *
+ * POST /oauth2/token (a route with a `fast` handler) whose head and body are
+ * in the input when its head ends, before evhttp has read a byte of it, is
+ * taken out of the input here (evhttp never sees it) and served by the same
+ * handler through the request interface (req.h, fastlane.h). The answer is
+ * built in one buffer and sent with one send(); what the socket does not
+ * take waits for an EV_WRITE event (write deadline). Anything else goes to
+ * evhttp as before, with no byte consumed.
+ *
+ * Order: while a fast-lane answer is pending (a database lookup) or partly
+ * sent, reading stops and bytes already read are held; once the answer is
+ * sent they go back into the input (from the loop, not from the answering
+ * stack), are scanned as a new request (the fast lane again, or evhttp,
+ * which is then told to read them). A connection closed meanwhile leaves
+ * its request with the handler, which answers into nothing (fastlane.h).
+ */
+
+/* Close from the loop (never under a callback that still holds the connection). */
+static void close_soon(tk_conn *c)
+{
+	static const struct timeval now = { 0, 0 };
+	if (c->phase == PH_IDLE)
+		idle_unlink(c);
+	c->phase = PH_REFUSED;                 /* input ignored until the close */
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	evbuffer_drain(in, evbuffer_get_length(in));
+	evtimer_add(c->timer, &now);
+}
+
+static void fast_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	tk_conn *c = arg;
+	if (c->fast_busy || c->phase != PH_IDLE)
+		return;
+	if (c->read_off) {
+		c->read_off = 0;
+		bufferevent_enable(c->bev, EV_READ);
+	}
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	if (c->held && evbuffer_get_length(c->held) > 0)
+		evbuffer_add_buffer(in, c->held);   /* input_cb scans them: a new request */
+	if (!c->fast_busy && c->phase != PH_REFUSED && evbuffer_get_length(in) > 0)
+		bufferevent_trigger(c->bev, EV_READ, 0);   /* what is left is evhttp's */
+}
+
+/* The answer has been sent: idle, or closed. */
+static void fast_sent(tk_conn *c)
+{
+	tk_fastreq *fr = c->fr;
+	tk_wipe(fr->resp, fr->resp_len);       /* it held a token */
+	fr->resp_len = fr->resp_off = 0;
+	c->fast_busy = 0;
+	if (fr->close_after) {
+		close_soon(c);
+		return;
+	}
+	set_phase(c, PH_IDLE);
+	if (c->set->draining) {
+		close_soon(c);                     /* stopping: the answer said Connection: close */
+		return;
+	}
+	if (c->read_off || (c->held && evbuffer_get_length(c->held) > 0))
+		event_active(c->resume_ev, EV_TIMEOUT, 1);
+}
+
+/* Send what is left of the answer; the rest waits for EV_WRITE. */
+static void fast_write(tk_conn *c)
+{
+	tk_fastreq *fr = c->fr;
+	while (fr->resp_off < fr->resp_len) {
+		ssize_t n = send(c->fd, fr->resp + fr->resp_off, fr->resp_len - fr->resp_off,
+		                 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n > 0) {
+			fr->resp_off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && c->wev) {
+			event_add(c->wev, NULL);       /* the write deadline is the phase's */
+			return;
+		}
+		close_soon(c);                     /* the peer is gone */
+		return;
+	}
+	fast_sent(c);
+}
+
+static void fast_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	tk_conn *c = arg;
+	if (c->phase == PH_WRITE && c->fr)
+		fast_write(c);
+}
+
+void tk_conn_fast_response_begins(tk_fastreq *fr)
+{
+	tk_conn *c = fr->conn;
+	if (c)
+		set_phase(c, PH_WRITE);
+}
+
+void tk_conn_fast_send(tk_fastreq *fr, int status, const char *reason, const char *body, size_t len)
+{
+	tk_conn *c = fr->conn;
+	fr->with_handler = 0;
+	tk_fast_wipe(fr);                      /* Authorization, and what is left of the body */
+	if (!c) {
+		tk_fast_free(fr);                  /* its connection closed meanwhile */
+		return;
+	}
+	if (tk_fast_build(fr, status, reason, body, len) != 0) {
+		close_soon(c);                     /* out of memory: no answer rather than half of one */
+		return;
+	}
+	fast_write(c);
+}
+
+/* Take the request at the start of `in` (scanned: fast_eligible) and serve
+ * it. Returns 1, or 0 when evhttp serves it after all (nothing consumed). */
+static int fast_serve(tk_conn *c, struct evbuffer *in, const tk_route *rt)
+{
+	tk_connset *cs = c->set;
+	size_t hl = c->hs.head_bytes, bl = (size_t)c->hs.cl;
+	if (!c->fr) {
+		tk_fastreq *fr = calloc(1, sizeof(*fr));
+		struct event_base *base = bufferevent_get_base(c->bev);
+		c->held = fr ? evbuffer_new() : NULL;
+		c->wev = c->held ? event_new(base, c->fd, EV_WRITE, fast_write_cb, c) : NULL;
+		c->resume_ev = c->wev ? event_new(base, -1, 0, fast_resume_cb, c) : NULL;
+		if (!c->resume_ev) {
+			free(fr);
+			goto evhttp;
+		}
+		c->fr = fr;
+	}
+	if (tk_fast_parse(c->fr, in, hl, bl) != 0)
+		goto evhttp;
+	evbuffer_drain(in, hl + bl);
+	tk_metric_add(&cs->w->metrics.requests_fast, 1);
+	tk_fastreq *fr = c->fr;
+	fr->conn = c;
+	fr->evcon = c->evcon;
+	fr->with_handler = 1;
+	tk_fast_reset(fr);
+	c->fast_busy = 1;
+	set_phase(c, PH_SERVER);
+	tk_req req = { NULL, fr };
+	tk_worker_dispatch_fast(cs->w, req, rt);
+	/* The handler has read the body (client_secret): wipe it, whatever it
+	 * does next. fr is still ours: released connections are never freed
+	 * under this call (closes are deferred). */
+	if (fr->with_handler)
+		tk_fast_wipe_body(fr);
+	return 1;
+evhttp:
+	c->fast_from0 = 0;
+	set_phase(c, PH_BODY);
+	return 0;
 }
 
 static void input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
@@ -433,13 +642,42 @@ static void input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
 		evbuffer_drain(buf, evbuffer_get_length(buf));   /* never a request */
 		return;
 	}
+	if (c->fast_busy) {
+		/* Behind a pending fast-lane answer: held until it is sent. */
+		if (c->held)
+			evbuffer_remove_buffer(buf, c->held, evbuffer_get_length(buf));
+		return;
+	}
 	if (c->phase == PH_IDLE)
 		set_phase(c, PH_HEADER);            /* the first byte of the next request */
-	if (c->phase == PH_HEADER) {
+	if (c->phase != PH_HEADER)
+		return;
+	size_t len = evbuffer_get_length(buf);
+	size_t from = len >= info->n_added ? len - info->n_added : 0;
+	if (!c->started)
+		c->fast_from0 = from == 0;
+	c->started = 1;
+	const tk_route *rt = NULL;
+	while (scan_buffer(c, buf, from, &rt) && fast_serve(c, buf, rt)) {
+		if (c->fast_busy) {
+			/* Answered later (or partly sent): what follows waits. */
+			if (evbuffer_get_length(buf) > 0)
+				evbuffer_remove_buffer(buf, c->held, evbuffer_get_length(buf));
+			if (!c->read_off) {
+				c->read_off = 1;
+				bufferevent_disable(c->bev, EV_READ);
+			}
+			return;
+		}
+		if (c->phase != PH_IDLE || evbuffer_get_length(buf) == 0)
+			return;                         /* closing, or nothing more */
+		set_phase(c, PH_HEADER);            /* a pipelined request: still unread by evhttp */
 		c->started = 1;
-		size_t len = evbuffer_get_length(buf);
-		scan_buffer(c, buf, len >= info->n_added ? len - info->n_added : 0);
+		c->fast_from0 = 1;
+		from = 0;
 	}
+	if (c->phase == PH_HEADER)
+		c->fast_from0 = 0;                  /* evhttp may read a part of this head now */
 }
 
 static void release(tk_conn *c)
@@ -450,6 +688,21 @@ static void release(tk_conn *c)
 	if (c->phase == PH_IDLE)
 		idle_unlink(c);
 	addr_release(c);
+	if (c->fr) {
+		if (c->fr->with_handler) {
+			c->fr->conn = NULL;            /* the handler's until it answers (fastlane.h) */
+			c->fr->evcon = NULL;
+		} else {
+			tk_fast_free(c->fr);
+		}
+	}
+	if (c->wev)
+		event_free(c->wev);
+	if (c->resume_ev)
+		event_free(c->resume_ev);
+	if (c->held) {
+		evbuffer_free(c->held);            /* a next request's bytes (a secret, maybe): freed */
+	}
 	if (c->watch)
 		evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->watch);
 	event_free(c->timer);
@@ -645,6 +898,12 @@ void tk_connset_shutdown(tk_connset *cs)
 	}
 }
 
+void tk_connset_fast(tk_connset *cs, int listener)
+{
+	cs->fast = 1;
+	cs->listener = listener;
+}
+
 int tk_connset_count(const tk_connset *cs)
 {
 	return cs ? cs->count : 0;
@@ -677,7 +936,9 @@ static void done_cb(struct evhttp_request *req, void *arg)
 	if (evbuffer_get_length(in) > 0) {
 		set_phase(c, PH_HEADER);
 		c->started = 1;
-		scan_buffer(c, in, 0);
+		c->fast_from0 = 0;                  /* evhttp reads them next */
+		const tk_route *rt = NULL;
+		scan_buffer(c, in, 0, &rt);
 	} else {
 		set_phase(c, PH_IDLE);
 		if (c->set->draining) {

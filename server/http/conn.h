@@ -69,6 +69,13 @@ tk_connset *tk_connset_new(tk_worker *w, struct evhttp *http, struct evhttp_boun
 /* Graceful stop: close the listening socket and the connections between
  * requests; the rest finish their request. Idempotent. */
 void tk_connset_shutdown(tk_connset *cs);
+/* Serve the fast lane on this set's connections, which arrive on listener
+ * `listener` (tk_listener_kind): a POST to the exact path of a route with a
+ * `fast` handler (router.h), HTTP/1.1, with a Content-Length, its head and
+ * body whole in the input when the head ends (no Expect), is read and
+ * answered here without evhttp (conn.c "The fast lane"); every other request
+ * is evhttp's as before. */
+void tk_connset_fast(tk_connset *cs, int listener);
 /* Connections still open. */
 int tk_connset_count(const tk_connset *cs);
 /* Before evhttp_free(http): settle connections accepted but not yet seen. */
@@ -88,5 +95,12 @@ void tk_conn_table_free(void);
 void tk_conn_request_begins(struct evhttp_request *req);
 /* The response is being handed to evhttp: the write deadline starts. */
 void tk_conn_response_begins(struct evhttp_request *req);
+
+/* The fast lane's transport (req.c): the answer's write deadline starts;
+ * send the answer (fastlane.h tk_fast_build) and go on with the connection. */
+struct tk_fastreq;
+void tk_conn_fast_response_begins(struct tk_fastreq *fr);
+void tk_conn_fast_send(struct tk_fastreq *fr, int status, const char *reason, const char *body,
+                       size_t len);
 
 #endif

@@ -31,7 +31,7 @@ void tk_keyauth_free(tk_authreq *ar)
 
 void tk_keyauth_begin(tk_authreq *ar)
 {
-	tk_http_client(ar->w, ar->req, ar->peer, sizeof(ar->peer));
+	tk_req_client(ar->w, ar->req, ar->peer, sizeof(ar->peer));
 	ar->addr_wait = tk_ratelimit_check(ar->w->srv->rl_addr, ar->peer);
 }
 
@@ -131,9 +131,8 @@ static int decide(tk_authreq *ar, const tk_apikey *k)
 	if (k->publishable) {
 		/* CORS for exactly this origin, on the token and on any later refusal
 		 * (scope, rate limit), so that the page can read the answer. */
-		struct evkeyvalq *out = evhttp_request_get_output_headers(ar->req);
-		evhttp_add_header(out, "Access-Control-Allow-Origin", ar->origin);
-		evhttp_add_header(out, "Vary", "Origin");
+		tk_req_add_header(ar->req, "Access-Control-Allow-Origin", ar->origin);
+		tk_req_add_header(ar->req, "Vary", "Origin");
 	}
 	return ar->on_key(ar, k);
 }

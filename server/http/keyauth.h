@@ -55,7 +55,7 @@ typedef struct tk_authreq tk_authreq;
  */
 struct tk_authreq {
 	tk_worker *w;
-	struct evhttp_request *req;
+	tk_req req;                        /* the request (req.h: evhttp's or the fast lane's) */
 	tk_reqinfo ri;
 	char client_id[TK_KEY_ID_MAX + 1];
 	unsigned char digest[TK_HASH_LEN];

@@ -28,18 +28,18 @@ static const char *const ep_names[] = {
 
 void tk_http_peer(struct evhttp_request *req, char *buf, size_t len)
 {
-	struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-	char *addr = NULL;
-	ev_uint16_t port = 0;
-	if (evcon)
-		evhttp_connection_get_peer(evcon, &addr, &port);
-	snprintf(buf, len, "%s", addr ? addr : "");
+	tk_req_peer(tk_req_ev(req), buf, len);
 }
 
 void tk_http_client(tk_worker *w, struct evhttp_request *req, char *buf, size_t len)
 {
+	tk_req_client(w, tk_req_ev(req), buf, len);
+}
+
+void tk_req_client(tk_worker *w, tk_req req, char *buf, size_t len)
+{
 	char peer[TK_ADDR_TEXT_MAX];
-	tk_http_peer(req, peer, sizeof(peer));
+	tk_req_peer(req, peer, sizeof(peer));
 	const tk_proxies *p = &w->srv->cfg->proxies;
 	if (p->n == 0) {
 		snprintf(buf, len, "%s", peer);
@@ -49,18 +49,16 @@ void tk_http_client(tk_worker *w, struct evhttp_request *req, char *buf, size_t 
 	char xff[TK_XFF_MAX + 2];
 	size_t n = 0;
 	int any = 0, over = 0;
-	struct evkeyval *h;
-	TAILQ_FOREACH(h, evhttp_request_get_input_headers(req), next) {
-		if (strcasecmp(h->key, "X-Forwarded-For") != 0)
-			continue;
-		size_t vl = strlen(h->value);
+	const char *v;
+	for (int i = 0; (v = tk_req_header_nth(req, "X-Forwarded-For", i)) != NULL; i++) {
+		size_t vl = strlen(v);
 		if (n + (any ? 1 : 0) + vl > TK_XFF_MAX) {
 			over = 1;
 			break;
 		}
 		if (any)
 			xff[n++] = ',';
-		memcpy(xff + n, h->value, vl);
+		memcpy(xff + n, v, vl);
 		n += vl;
 		any = 1;
 	}
@@ -75,21 +73,26 @@ void tk_http_client(tk_worker *w, struct evhttp_request *req, char *buf, size_t 
 void tk_http_reply(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *ri, int status,
                    const char *ctype, const char *body, size_t len)
 {
-	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-	evhttp_add_header(out, "X-Content-Type-Options", "nosniff");
+	tk_req_reply(w, tk_req_ev(req), ri, status, ctype, body, len);
+}
+
+void tk_req_reply(tk_worker *w, tk_req req, const tk_reqinfo *ri, int status,
+                  const char *ctype, const char *body, size_t len)
+{
+	tk_req_add_header(req, "X-Content-Type-Options", "nosniff");
 	if (ri->id[0])
-		evhttp_add_header(out, "X-Request-Id", ri->id);
+		tk_req_add_header(req, "X-Request-Id", ri->id);
 	if (ctype)
-		evhttp_add_header(out, "Content-Type", ctype);
-	struct evbuffer *buf = evbuffer_new();
-	if (evhttp_request_get_command(req) == EVHTTP_REQ_HEAD) {
+		tk_req_add_header(req, "Content-Type", ctype);
+	enum evhttp_cmd_type cmd = tk_req_method(req);
+	if (cmd == EVHTTP_REQ_HEAD) {
 		/* Never a body for HEAD (evhttp 2.1 would send it, without a
 		 * Content-Length): the length a GET would have, and nothing else. */
 		char n[24];
 		snprintf(n, sizeof(n), "%zu", body ? len : 0);
-		evhttp_add_header(out, "Content-Length", n);
-	} else if (body && len) {
-		evbuffer_add(buf, body, len);
+		tk_req_add_header(req, "Content-Length", n);
+		body = NULL;
+		len = 0;
 	}
 	const char *reason = NULL;
 	switch (status) {
@@ -116,8 +119,8 @@ void tk_http_reply(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *r
 	             ri->ep != EP_METRICS;
 	char method[8] = "", path[128] = "", peer[TK_ADDR_TEXT_MAX] = "";
 	if (logged) {
-		const char *uri = evhttp_request_get_uri(req);
-		switch (evhttp_request_get_command(req)) {
+		const char *uri = tk_req_uri(req);
+		switch (cmd) {
 		case EVHTTP_REQ_GET: strcpy(method, "GET"); break;
 		case EVHTTP_REQ_POST: strcpy(method, "POST"); break;
 		case EVHTTP_REQ_HEAD: strcpy(method, "HEAD"); break;
@@ -128,13 +131,12 @@ void tk_http_reply(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *r
 		char *q = strchr(path, '?');
 		if (q)
 			*q = '\0';   /* never log a query string: it may carry credentials */
-		tk_http_client(w, req, peer, sizeof(peer));
+		tk_req_client(w, req, peer, sizeof(peer));
 	}
-	tk_conn_response_begins(req);
+	tk_req_response_begins(req);
 	if (atomic_load_explicit(&w->srv->stopping, memory_order_relaxed))
-		evhttp_add_header(out, "Connection", "close");   /* stopping: the last answer on it */
-	evhttp_send_reply(req, status, reason, buf);
-	evbuffer_free(buf);
+		tk_req_add_header(req, "Connection", "close");   /* stopping: the last answer on it */
+	tk_req_send(req, status, reason, body, len);
 
 	int64_t dur = tk_mono_us() - ri->start_us;
 	tk_metrics_request(&w->metrics, ri->ep, status, (uint64_t)(dur < 0 ? 0 : dur));
@@ -152,12 +154,17 @@ void tk_http_reply(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *r
 void tk_http_oauth_error(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *ri, int status,
                          const char *error, const char *description)
 {
-	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
-	evhttp_add_header(out, "Cache-Control", "no-store");
-	evhttp_add_header(out, "Pragma", "no-cache");
+	tk_req_oauth_error(w, tk_req_ev(req), ri, status, error, description);
+}
+
+void tk_req_oauth_error(tk_worker *w, tk_req req, const tk_reqinfo *ri, int status,
+                        const char *error, const char *description)
+{
+	tk_req_add_header(req, "Cache-Control", "no-store");
+	tk_req_add_header(req, "Pragma", "no-cache");
 	json_t *o = json_pack("{s:s, s:s}", "error", error, "error_description", description);
 	char *body = json_dumps(o, JSON_COMPACT);
-	tk_http_reply(w, req, ri, status, "application/json", body, body ? strlen(body) : 0);
+	tk_req_reply(w, req, ri, status, "application/json", body, body ? strlen(body) : 0);
 	free(body);
 	json_decref(o);
 }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "metrics.h"
+#include "req.h"
 
 struct tk_worker;
 struct tk_reqinfo;
@@ -18,6 +19,10 @@ struct evhttp_request;
 /* A handler answers the request (now or later, on the worker's thread). */
 typedef void (*tk_route_fn)(struct tk_worker *w, struct evhttp_request *req,
                             struct tk_reqinfo *ri);
+
+/* The same handler through the request interface (req.h): a route that has
+ * one may be served by the fast lane (conn.h) as well as by evhttp. */
+typedef void (*tk_route_req_fn)(struct tk_worker *w, tk_req req, struct tk_reqinfo *ri);
 
 /* Where a route answers. */
 enum {
@@ -40,10 +45,11 @@ typedef struct tk_route {
 	tk_endpoint ep;
 	tk_route_fn fn;
 	unsigned on;             /* TK_ON_* */
+	tk_route_req_fn fast;    /* POST requests to the exact path taken by the fast lane; or NULL */
 } tk_route;
 
 /* The end of a module's table. */
-#define TK_ROUTES_END { NULL, 0, EP_OTHER, NULL, 0 }
+#define TK_ROUTES_END { NULL, 0, EP_OTHER, NULL, 0, NULL }
 
 typedef struct tk_router tk_router;
 

@@ -29,6 +29,7 @@
 #include "listener.h"
 #include "metrics.h"
 #include "ratelimit.h"
+#include "req.h"
 #include "router.h"
 
 typedef struct tk_worker tk_worker;
@@ -167,6 +168,13 @@ int tk_traceparent_parse(const char *v, char trace_id[33], char parent_id[17]);
 void tk_http_reply(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *ri, int status,
                    const char *ctype, const char *body, size_t len);
 
+/* The same through the request interface (req.h): the token path's. */
+void tk_req_reply(tk_worker *w, tk_req req, const tk_reqinfo *ri, int status,
+                  const char *ctype, const char *body, size_t len);
+void tk_req_oauth_error(tk_worker *w, tk_req req, const tk_reqinfo *ri, int status,
+                        const char *error, const char *description);
+void tk_req_client(tk_worker *w, tk_req req, char *buf, size_t len);
+
 /* The TCP peer's address of `req` ("" when its connection is gone). */
 void tk_http_peer(struct evhttp_request *req, char *buf, size_t len);
 /* The client's address of `req`: the TCP peer, or behind a peer in
@@ -202,6 +210,11 @@ void tk_http_oauth_error(tk_worker *w, struct evhttp_request *req, const tk_reqi
 void tk_lastused_mark(tk_worker *w, const tk_apikey *k);
 /* This worker's unflushed mark of `key_id` (epoch seconds), or 0. */
 int64_t tk_lastused_pending(const tk_worker *w, const char *key_id);
+
+/* Serve a request the fast lane (conn.c) took, with route `rt` (its `fast`
+ * handler), as dispatch does an evhttp request: request id, trace context,
+ * key set refresh. */
+void tk_worker_dispatch_fast(tk_worker *w, tk_req req, const tk_route *rt);
 
 /* Set up the workers' HTTP servers on `fd`-s bound by the caller; start/stop them. */
 int tk_workers_start(tk_server *srv, char *err, size_t errlen);

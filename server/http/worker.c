@@ -123,16 +123,15 @@ static void request_id(char *out, size_t cap, const char *prefix, int worker, ui
 }
 
 /* The request's id and trace context from its headers: one each, or none. */
-static void request_ids(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
+static void request_ids(tk_worker *w, tk_req req, tk_reqinfo *ri)
 {
-	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
-	const char *rid = evhttp_find_header(in, "X-Request-Id");
-	if (rid && tk_header_count(in, "X-Request-Id") == 1 && tk_request_id_ok(rid))
+	const char *rid = tk_req_header(req, "X-Request-Id");
+	if (rid && tk_req_header_count(req, "X-Request-Id") == 1 && tk_request_id_ok(rid))
 		memcpy(ri->id, rid, strlen(rid) + 1);
 	else   /* no system call: a per-process random prefix and a counter */
 		request_id(ri->id, sizeof(ri->id), w->srv->reqid_prefix, w->index, ++w->reqseq);
-	const char *tp = evhttp_find_header(in, "traceparent");
-	if (tp && tk_header_count(in, "traceparent") == 1)
+	const char *tp = tk_req_header(req, "traceparent");
+	if (tp && tk_req_header_count(req, "traceparent") == 1)
 		tk_traceparent_parse(tp, ri->trace_id, ri->parent_id);
 }
 
@@ -140,7 +139,7 @@ static void request_ids(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri
 static void dispatch(tk_worker *w, struct evhttp_request *req, int on)
 {
 	tk_reqinfo ri = { .ep = on == TK_LISTENER_ADMIN ? EP_ADMIN : EP_OTHER, .start_us = tk_mono_us() };
-	request_ids(w, req, &ri);
+	request_ids(w, tk_req_ev(req), &ri);
 	tk_worker_keys_refresh(w);
 	tk_conn_request_begins(req);
 	if (refuse_bad_framing(w, req, &ri))
@@ -156,6 +155,16 @@ static void dispatch(tk_worker *w, struct evhttp_request *req, int on)
 	}
 	static const char nf[] = "{\"error\":\"not_found\",\"error_description\":\"no such endpoint\"}";
 	tk_http_reply(w, req, &ri, 404, "application/json", nf, sizeof(nf) - 1);
+}
+
+void tk_worker_dispatch_fast(tk_worker *w, tk_req req, const tk_route *rt)
+{
+	/* What dispatch does for an evhttp request; the scanner (conn.c) has
+	 * refused the framing refuse_bad_framing looks for. */
+	tk_reqinfo ri = { .ep = rt->ep, .start_us = tk_mono_us() };
+	request_ids(w, req, &ri);
+	tk_worker_keys_refresh(w);
+	rt->fast(w, req, &ri);
 }
 
 static void on_request(struct evhttp_request *req, void *arg)
@@ -444,6 +453,7 @@ int tk_workers_start(tk_server *srv, char *err, size_t errlen)
 			snprintf(err, errlen, "cannot accept on the listening socket");
 			return -1;
 		}
+		tk_connset_fast(w->conns, TK_LISTENER_MAIN);
 		if (i == 0 && cfg->admin_listen_port) {
 			/* The admin API on its own listener, served by the first worker. */
 			w->admin_fd = bind_reuseport(cfg->admin_listen_address, cfg->admin_listen_port,

@@ -27,36 +27,35 @@ void tk_auth_free(tk_authreq *ar)
 /* The OAuth answers of the key-authentication core's refusals (keyauth.h). */
 static void oauth_refuse(tk_authreq *ar, int status, int wait)
 {
-	struct evkeyvalq *out = evhttp_request_get_output_headers(ar->req);
 	char ra[16];
 	switch (status) {
 	case 429:
 		snprintf(ra, sizeof(ra), "%d", wait);
-		evhttp_add_header(out, "Retry-After", ra);
-		tk_http_oauth_error(ar->w, ar->req, &ar->ri, 429, "too_many_requests",
+		tk_req_add_header(ar->req, "Retry-After", ra);
+		tk_req_oauth_error(ar->w, ar->req, &ar->ri, 429, "too_many_requests",
 		                    "too many failed authentications; retry later");
 		break;
 	case 401:
 		if (ar->basic)
-			evhttp_add_header(out, "WWW-Authenticate", "Basic realm=\"tokend\", charset=\"UTF-8\"");
-		tk_http_oauth_error(ar->w, ar->req, &ar->ri, 401, "invalid_client", AUTH_FAILED);
+			tk_req_add_header(ar->req, "WWW-Authenticate", "Basic realm=\"tokend\", charset=\"UTF-8\"");
+		tk_req_oauth_error(ar->w, ar->req, &ar->ri, 401, "invalid_client", AUTH_FAILED);
 		break;
 	case 503:
-		evhttp_add_header(out, "Retry-After", "1");
-		tk_http_oauth_error(ar->w, ar->req, &ar->ri, 503, "temporarily_unavailable",
+		tk_req_add_header(ar->req, "Retry-After", "1");
+		tk_req_oauth_error(ar->w, ar->req, &ar->ri, 503, "temporarily_unavailable",
 		                    "the key store is unavailable; retry shortly");
 		break;
 	default:
-		tk_http_oauth_error(ar->w, ar->req, &ar->ri, 500, "server_error", "internal error");
+		tk_req_oauth_error(ar->w, ar->req, &ar->ri, 500, "server_error", "internal error");
 		break;
 	}
 }
 
-void tk_auth_unavailable(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *ri)
+void tk_auth_unavailable(tk_worker *w, tk_req req, const tk_reqinfo *ri)
 {
 	tk_metric_add(&w->metrics.db_errors, 1);
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
-	tk_http_oauth_error(w, req, ri, 503, "temporarily_unavailable",
+	tk_req_add_header(req, "Retry-After", "1");
+	tk_req_oauth_error(w, req, ri, 503, "temporarily_unavailable",
 	                    "the key store is unavailable; retry shortly");
 }
 
@@ -64,45 +63,42 @@ void tk_auth_refuse(tk_authreq *ar, int status, const char *error, const char *d
                     const char *reason)
 {
 	tk_log(TK_LOG_INFO, tk_keyauth_event(ar), "req", ar->ri.id, "client_id", ar->ri.client_id, "reason", reason, NULL);
-	tk_http_oauth_error(ar->w, ar->req, &ar->ri, status, error, description);
+	tk_req_oauth_error(ar->w, ar->req, &ar->ri, status, error, description);
 }
 
-int tk_oauth_read_form(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *ri,
+int tk_oauth_read_form(tk_worker *w, tk_req req, const tk_reqinfo *ri,
                        const char *const *repeatable, tk_form *form)
 {
-	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
-	struct evkeyvalq *out = evhttp_request_get_output_headers(req);
 	memset(form, 0, sizeof(*form));
-	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
-		evhttp_add_header(out, "Allow", "POST");
-		tk_http_oauth_error(w, req, ri, 405, "invalid_request", "use POST");
+	if (tk_req_method(req) != EVHTTP_REQ_POST) {
+		tk_req_add_header(req, "Allow", "POST");
+		tk_req_oauth_error(w, req, ri, 405, "invalid_request", "use POST");
 		return -1;
 	}
-	if (strchr(evhttp_request_get_uri(req), '?')) {
-		tk_http_oauth_error(w, req, ri, 400, "invalid_request",
+	if (strchr(tk_req_uri(req), '?')) {
+		tk_req_oauth_error(w, req, ri, 400, "invalid_request",
 		                    "parameters must be sent in the request body, not the URI");
 		return -1;
 	}
-	const char *ctype = evhttp_find_header(in, "Content-Type");
+	const char *ctype = tk_req_header(req, "Content-Type");
 	static const char form_type[] = "application/x-www-form-urlencoded";
 	const size_t flen = sizeof(form_type) - 1;
 	if (!ctype || strncasecmp(ctype, form_type, flen) != 0 ||
 	    (ctype[flen] != '\0' && ctype[flen] != ';' && ctype[flen] != ' ')) {
-		tk_http_oauth_error(w, req, ri, 400, "invalid_request",
-		                    "the body must be application/x-www-form-urlencoded");
+		tk_req_oauth_error(w, req, ri, 400, "invalid_request",
+		                   "the body must be application/x-www-form-urlencoded");
 		return -1;
 	}
-	struct evbuffer *body = evhttp_request_get_input_buffer(req);
-	size_t blen = evbuffer_get_length(body);
+	size_t blen = 0;
+	const char *bdata = tk_req_body(req, &blen);
 	if (blen > (size_t)TK_AT_LEAST(w->srv->cfg->max_body_size, TK_TOKEN_BODY_MIN)) {
-		evhttp_add_header(out, "Connection", "close");
-		tk_http_oauth_error(w, req, ri, 413, "invalid_request", "the request body is too large");
+		tk_req_add_header(req, "Connection", "close");
+		tk_req_oauth_error(w, req, ri, 413, "invalid_request", "the request body is too large");
 		return -1;
 	}
-	const char *bdata = blen ? (const char *)evbuffer_pullup(body, -1) : NULL;
 	const char *why = NULL;
 	if (tk_form_parse(bdata, blen, repeatable, form, &why) != 0) {
-		tk_http_oauth_error(w, req, ri, 400, "invalid_request", why);
+		tk_req_oauth_error(w, req, ri, 400, "invalid_request", why);
 		return -1;
 	}
 	return 0;
@@ -111,8 +107,7 @@ int tk_oauth_read_form(tk_worker *w, struct evhttp_request *req, const tk_reqinf
 void tk_auth_start(tk_authreq *ar, const tk_form *form)
 {
 	tk_worker *w = ar->w;
-	struct evhttp_request *req = ar->req;
-	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	tk_req req = ar->req;
 	char *basic_id = NULL, *basic_secret = NULL;
 	const char *secret = NULL, *why = NULL;
 
@@ -123,22 +118,22 @@ void tk_auth_start(tk_authreq *ar, const tk_form *form)
 	 * for a usable key passes (keyauth.c): behind a proxy the address is
 	 * every client's, and the README promises a holder is never locked out. */
 	tk_keyauth_begin(ar);
-	const char *authz = evhttp_find_header(in, "Authorization");
+	const char *authz = tk_req_header(req, "Authorization");
 	const char *body_id = tk_form_get_nonempty(form, "client_id");
 	const char *body_secret = tk_form_get(form, "client_secret");
-	if (tk_header_count(in, "Authorization") > 1) {
-		tk_http_oauth_error(w, req, &ar->ri, 400, "invalid_request", "more than one Authorization header");
+	if (tk_req_header_count(req, "Authorization") > 1) {
+		tk_req_oauth_error(w, req, &ar->ri, 400, "invalid_request", "more than one Authorization header");
 		goto done;
 	}
 	if (tk_form_get(form, "client_assertion") || tk_form_get(form, "client_assertion_type")) {
-		tk_http_oauth_error(w, req, &ar->ri, 400, "invalid_request",
+		tk_req_oauth_error(w, req, &ar->ri, 400, "invalid_request",
 		                    "client assertions are not supported; use client_secret_basic or client_secret_post");
 		goto done;
 	}
 	if (authz) {
 		ar->basic = 1;
 		if (body_secret) {
-			tk_http_oauth_error(w, req, &ar->ri, 400, "invalid_request",
+			tk_req_oauth_error(w, req, &ar->ri, 400, "invalid_request",
 			                    "use one client authentication method, not Basic and client_secret together");
 			goto done;
 		}
@@ -147,7 +142,7 @@ void tk_auth_start(tk_authreq *ar, const tk_form *form)
 			goto done;
 		}
 		if (body_id && strcmp(body_id, basic_id) != 0) {
-			tk_http_oauth_error(w, req, &ar->ri, 400, "invalid_request",
+			tk_req_oauth_error(w, req, &ar->ri, 400, "invalid_request",
 			                    "client_id in the body differs from the Basic credentials");
 			goto done;
 		}
@@ -156,8 +151,8 @@ void tk_auth_start(tk_authreq *ar, const tk_form *form)
 	} else if (body_id && !body_secret && ar->ri.ep == EP_TOKEN) {
 		/* A publishable key's request: its ID alone, judged with its origin. */
 		ar->no_secret = 1;
-		const char *origin = evhttp_find_header(in, "Origin");
-		if (origin && tk_header_count(in, "Origin") == 1 && strlen(origin) < sizeof(ar->origin))
+		const char *origin = tk_req_header(req, "Origin");
+		if (origin && tk_req_header_count(req, "Origin") == 1 && strlen(origin) < sizeof(ar->origin))
 			memcpy(ar->origin, origin, strlen(origin) + 1);
 		/* Not from a browser: a refusal tells the client how to authenticate,
 		 * as it did before publishable keys (never a Basic challenge to a page). */

@@ -48,14 +48,14 @@ void tk_auth_start(tk_authreq *ar, const tk_form *form);
  * invalid_request otherwise). Returns 0 with `form` filled (caller frees), or
  * -1 after answering the request.
  */
-int tk_oauth_read_form(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *ri,
+int tk_oauth_read_form(tk_worker *w, tk_req req, const tk_reqinfo *ri,
                        const char *const *repeatable, tk_form *form);
 
 /* Free `ar` (the endpoint's struct through on_free), after on_key returned 1. */
 void tk_auth_free(tk_authreq *ar);
 
 /* Answer 503 temporarily_unavailable with Retry-After (counted as a db error). */
-void tk_auth_unavailable(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *ri);
+void tk_auth_unavailable(tk_worker *w, tk_req req, const tk_reqinfo *ri);
 
 /* Log and answer a refusal with the given OAuth error (400). */
 void tk_auth_refuse(tk_authreq *ar, int status, const char *error, const char *description,

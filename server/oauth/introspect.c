@@ -64,10 +64,9 @@ static void reply_json(tk_authreq *ar, int status, json_t *o)
 {
 	char *body = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
-	struct evkeyvalq *out = evhttp_request_get_output_headers(ar->req);
-	evhttp_add_header(out, "Cache-Control", "no-store");
-	evhttp_add_header(out, "Pragma", "no-cache");
-	tk_http_reply(ar->w, ar->req, &ar->ri, status, "application/json", body, body ? strlen(body) : 0);
+	tk_req_add_header(ar->req, "Cache-Control", "no-store");
+	tk_req_add_header(ar->req, "Pragma", "no-cache");
+	tk_req_reply(ar->w, ar->req, &ar->ri, status, "application/json", body, body ? strlen(body) : 0);
 	free(body);
 }
 
@@ -111,9 +110,9 @@ static void jobs_done(tk_dbjob *job)
 		reply_json(ar, 200, json_object());
 	} else if (ir->bearer && (!ir->job2.key_active || ir->job2.jti_revoked)) {
 		/* The caller's own token is no longer good. */
-		evhttp_add_header(evhttp_request_get_output_headers(ar->req), "WWW-Authenticate",
+		tk_req_add_header(ar->req, "WWW-Authenticate",
 		                  "Bearer error=\"invalid_token\"");
-		tk_http_oauth_error(ar->w, ar->req, &ar->ri, 401, "invalid_token",
+		tk_req_oauth_error(ar->w, ar->req, &ar->ri, 401, "invalid_token",
 		                    "the bearer token is no longer valid");
 	} else if (!ir->job.key_active) {
 		inactive(ar, "key_not_usable");
@@ -214,7 +213,7 @@ static int on_client(tk_authreq *ar, const tk_apikey *k)
 static void handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri, int revoke)
 {
 	tk_form form = { 0 };
-	if (tk_oauth_read_form(w, req, ri, NULL, &form) != 0)
+	if (tk_oauth_read_form(w, tk_req_ev(req), ri, NULL, &form) != 0)
 		return;
 	const char *token = tk_form_get_nonempty(&form, "token");
 	if (!token) {
@@ -229,7 +228,7 @@ static void handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri, int
 	}
 	ir->revoke = revoke;
 	ir->auth.w = w;
-	ir->auth.req = req;
+	ir->auth.req = tk_req_ev(req);
 	ir->auth.ri = *ri;
 	ir->auth.on_key = on_client;
 	ir->auth.on_free = introreq_free;

@@ -13,6 +13,7 @@
 extern const tk_route tk_oauth_routes[];
 
 void tk_token_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri);
+void tk_token_handle_req(tk_worker *w, tk_req req, tk_reqinfo *ri);
 void tk_introspect_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri);
 void tk_revoke_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri);
 void tk_jwks_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri);

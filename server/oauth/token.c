@@ -163,8 +163,8 @@ static int issue(tk_authreq *ar, const tk_apikey *k)
 			snprintf(ra, sizeof(ra), "%d", wait);
 			tk_metric_add(&w->metrics.tokens_rate_limited, 1);
 			tk_log(TK_LOG_INFO, "token.rate_limited", "req", ar->ri.id, "client_id", k->id, "peer", ar->peer, NULL);
-			evhttp_add_header(evhttp_request_get_output_headers(ar->req), "Retry-After", ra);
-			tk_http_oauth_error(w, ar->req, &ar->ri, 429, "too_many_requests",
+			tk_req_add_header(ar->req, "Retry-After", ra);
+			tk_req_oauth_error(w, ar->req, &ar->ri, 429, "too_many_requests",
 			                    "too many tokens for this publishable key or address; retry later");
 			return 0;
 		}
@@ -181,8 +181,8 @@ static int issue(tk_authreq *ar, const tk_apikey *k)
 			         k->rate_limit);
 			tk_metric_add(&w->metrics.tokens_rate_limited, 1);
 			tk_log(TK_LOG_INFO, "token.rate_limited", "req", ar->ri.id, "client_id", k->id, NULL);
-			evhttp_add_header(evhttp_request_get_output_headers(ar->req), "Retry-After", ra);
-			tk_http_oauth_error(w, ar->req, &ar->ri, 429, "too_many_requests", desc);
+			tk_req_add_header(ar->req, "Retry-After", ra);
+			tk_req_oauth_error(w, ar->req, &ar->ri, 429, "too_many_requests", desc);
 			return 0;
 		}
 	}
@@ -202,15 +202,15 @@ static int issue(tk_authreq *ar, const tk_apikey *k)
 	char sub[SUB_MAX];
 	if (k->subject && (size_t)snprintf(sub, sizeof(sub), "%s:%s", k->account, k->subject) >= sizeof(sub)) {
 		tk_log(TK_LOG_ERROR, "token.key_corrupt", "req", ar->ri.id, "client_id", k->id, NULL);
-		tk_http_oauth_error(w, ar->req, &ar->ri, 500, "server_error", "the token could not be issued");
+		tk_req_oauth_error(w, ar->req, &ar->ri, 500, "server_error", "the token could not be issued");
 		return 0;
 	}
 	/* Keys in the database: a set may publish keys none of which may sign yet
 	 * (dbkeys.c): no token then, and never one from an unpublished key. */
 	if (!tk_signer_active_kid(w->keys->signer)) {
 		tk_log(TK_LOG_ERROR, "token.no_signing_key", "req", ar->ri.id, "client_id", k->id, NULL);
-		evhttp_add_header(evhttp_request_get_output_headers(ar->req), "Retry-After", "1");
-		tk_http_oauth_error(w, ar->req, &ar->ri, 503, "temporarily_unavailable",
+		tk_req_add_header(ar->req, "Retry-After", "1");
+		tk_req_oauth_error(w, ar->req, &ar->ri, 503, "temporarily_unavailable",
 		                    "no signing key is available; retry shortly");
 		return 0;
 	}
@@ -248,19 +248,18 @@ static int issue(tk_authreq *ar, const tk_apikey *k)
 		tk_metric_add(&w->metrics.mint_failures, 1);
 		tk_log(TK_LOG_ERROR, "token.mint_failed", "req", ar->ri.id, "detail", scope ? err : "out of memory", NULL);
 		free(scope);
-		tk_http_oauth_error(w, ar->req, &ar->ri, 500, "server_error", "the token could not be issued");
+		tk_req_oauth_error(w, ar->req, &ar->ri, 500, "server_error", "the token could not be issued");
 		return 0;
 	}
 	free(scope);
-	struct evkeyvalq *out = evhttp_request_get_output_headers(ar->req);
-	evhttp_add_header(out, "Cache-Control", "no-store");
-	evhttp_add_header(out, "Pragma", "no-cache");
+	tk_req_add_header(ar->req, "Cache-Control", "no-store");
+	tk_req_add_header(ar->req, "Pragma", "no-cache");
 	tk_metric_add(&w->metrics.tokens_issued, 1);
 	tk_acctcount_add(srv->acct_tokens, k->account);   /* NULL (the default): nothing */
 	tk_lastused_mark(w, k);
 	if (tk_log_enabled(TK_LOG_DEBUG))
 		tk_log(TK_LOG_DEBUG, "token.issued", "req", ar->ri.id, "client_id", k->id, "jti", jti, NULL);
-	tk_http_reply(w, ar->req, &ar->ri, 200, "application/json", body, blen);
+	tk_req_reply(w, ar->req, &ar->ri, 200, "application/json", body, blen);
 	tk_wipe(body, blen);
 	return 0;
 }
@@ -317,7 +316,7 @@ static void preflight_done(tk_dbjob *job)
 	PGresult *r = job->result;
 	w->pending--;
 	if (job->status != TK_DBJOB_OK || !r || PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
-		tk_auth_unavailable(w, pf->req, &pf->ri);
+		tk_auth_unavailable(w, tk_req_ev(pf->req), &pf->ri);
 	} else if (strcmp(PQgetvalue(r, 0, 0), "t") != 0) {
 		preflight_refuse(w, pf->req, &pf->ri, 403, "this origin is not allowed by any publishable key");
 	} else {
@@ -396,16 +395,21 @@ static void token_preflight(tk_worker *w, struct evhttp_request *req, tk_reqinfo
 	pf->job.arg = pf;
 	if (tk_dbpool_submit(srv->db, &pf->job) != 0) {
 		free(pf);
-		return tk_auth_unavailable(w, req, ri);
+		return tk_auth_unavailable(w, tk_req_ev(req), ri);
 	}
 	w->pending++;
 }
 
 void tk_token_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
 {
-	tk_form form = { 0 };
 	if (evhttp_request_get_command(req) == EVHTTP_REQ_OPTIONS)
 		return token_preflight(w, req, ri);
+	tk_token_handle_req(w, tk_req_ev(req), ri);
+}
+
+void tk_token_handle_req(tk_worker *w, tk_req req, tk_reqinfo *ri)
+{
+	tk_form form = { 0 };
 	static const char *const repeatable[] = { "resource", NULL };
 	if (tk_oauth_read_form(w, req, ri, repeatable, &form) != 0)
 		return;
@@ -413,17 +417,17 @@ void tk_token_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
 	const char *grant = tk_form_get_nonempty(&form, "grant_type");
 	if (!grant) {
 		tk_form_free(&form);
-		return tk_http_oauth_error(w, req, ri, 400, "invalid_request", "grant_type is required");
+		return tk_req_oauth_error(w, req, ri, 400, "invalid_request", "grant_type is required");
 	}
 	if (strcmp(grant, "client_credentials") != 0) {
 		tk_form_free(&form);
-		return tk_http_oauth_error(w, req, ri, 400, "unsupported_grant_type",
+		return tk_req_oauth_error(w, req, ri, 400, "unsupported_grant_type",
 		                           "only the client_credentials grant is supported");
 	}
 	tokreq *tr = calloc(1, sizeof(*tr));
 	if (!tr) {
 		tk_form_free(&form);
-		return tk_http_oauth_error(w, req, ri, 500, "server_error", "out of memory");
+		return tk_req_oauth_error(w, req, ri, 500, "server_error", "out of memory");
 	}
 	const char *why = NULL;
 	const char *scope = tk_form_get(&form, "scope");
@@ -466,7 +470,7 @@ void tk_token_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
 		tr->res[tr->nres++] = copy;
 	}
 	if (problem) {
-		tk_http_oauth_error(w, req, ri, status, error, problem);
+		tk_req_oauth_error(w, req, ri, status, error, problem);
 		tk_form_free(&form);
 		tokreq_free(&tr->auth);
 		return;

@@ -5,8 +5,8 @@
 #include "ops.h"
 
 const tk_route tk_ops_routes[] = {
-	{ "/healthz", 0, EP_HEALTH, tk_healthz_handle, TK_ON_OPS | TK_ON_ADMIN },
-	{ "/readyz", 0, EP_READY, tk_readyz_handle, TK_ON_OPS },
-	{ "/metrics", 0, EP_METRICS, tk_metrics_handle, TK_ON_OPS },
+	{ "/healthz", 0, EP_HEALTH, tk_healthz_handle, TK_ON_OPS | TK_ON_ADMIN, NULL },
+	{ "/readyz", 0, EP_READY, tk_readyz_handle, TK_ON_OPS, NULL },
+	{ "/metrics", 0, EP_METRICS, tk_metrics_handle, TK_ON_OPS, NULL },
 	TK_ROUTES_END,
 };

@@ -14,15 +14,15 @@ static void h_health(struct tk_worker *w, struct evhttp_request *r, struct tk_re
 static void h_admin(struct tk_worker *w, struct evhttp_request *r, struct tk_reqinfo *ri) { (void)w; (void)r; (void)ri; }
 
 static const tk_route oauth[] = {
-	{ "/oauth2/token", 0, EP_TOKEN, h_token, TK_ON_MAIN },
+	{ "/oauth2/token", 0, EP_TOKEN, h_token, TK_ON_MAIN, NULL },
 	TK_ROUTES_END,
 };
 static const tk_route ops[] = {
-	{ "/healthz", 0, EP_HEALTH, h_health, TK_ON_MAIN | TK_ON_ADMIN },
+	{ "/healthz", 0, EP_HEALTH, h_health, TK_ON_MAIN | TK_ON_ADMIN, NULL },
 	TK_ROUTES_END,
 };
 static const tk_route admin[] = {
-	{ "/admin/v1/", 1, EP_ADMIN, h_admin, TK_ON_ADMIN_API },
+	{ "/admin/v1/", 1, EP_ADMIN, h_admin, TK_ON_ADMIN_API, NULL },
 	TK_ROUTES_END,
 };
 
@@ -75,11 +75,11 @@ static void test_listeners(void)
 static void test_duplicates_refused(void)
 {
 	static const tk_route again[] = {
-		{ "/healthz", 0, EP_HEALTH, h_token, TK_ON_MAIN },
+		{ "/healthz", 0, EP_HEALTH, h_token, TK_ON_MAIN, NULL },
 		TK_ROUTES_END,
 	};
 	static const tk_route admin_only[] = {
-		{ "/healthz", 0, EP_HEALTH, h_token, TK_ON_ADMIN },
+		{ "/healthz", 0, EP_HEALTH, h_token, TK_ON_ADMIN, NULL },
 		TK_ROUTES_END,
 	};
 	const tk_route *dup[] = { ops, again };
@@ -100,8 +100,8 @@ static void test_duplicates_refused(void)
 static void test_ops_listener(void)
 {
 	static const tk_route ops_routes[] = {
-		{ "/healthz", 0, EP_HEALTH, h_health, TK_ON_OPS | TK_ON_ADMIN },
-		{ "/metrics", 0, EP_METRICS, h_health, TK_ON_OPS },
+		{ "/healthz", 0, EP_HEALTH, h_health, TK_ON_OPS | TK_ON_ADMIN, NULL },
+		{ "/metrics", 0, EP_METRICS, h_health, TK_ON_OPS, NULL },
 		TK_ROUTES_END,
 	};
 	const tk_route *tables[] = { oauth, ops_routes, admin };
