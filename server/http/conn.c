@@ -509,8 +509,12 @@ static void fast_resume_cb(evutil_socket_t fd, short what, void *arg)
 		bufferevent_enable(c->bev, EV_READ);
 	}
 	struct evbuffer *in = bufferevent_get_input(c->bev);
-	if (c->held && evbuffer_get_length(c->held) > 0)
+	if (c->held && evbuffer_get_length(c->held) > 0) {
+		/* The input's end is the socket's (frozen but while it reads). */
+		evbuffer_unfreeze(in, 0);
 		evbuffer_add_buffer(in, c->held);   /* input_cb scans them: a new request */
+		evbuffer_freeze(in, 0);
+	}
 	if (!c->fast_busy && c->phase != PH_REFUSED && evbuffer_get_length(in) > 0)
 		bufferevent_trigger(c->bev, EV_READ, 0);   /* what is left is evhttp's */
 }

@@ -33,7 +33,7 @@ static void oauth_refuse(tk_authreq *ar, int status, int wait)
 		snprintf(ra, sizeof(ra), "%d", wait);
 		tk_req_add_header(ar->req, "Retry-After", ra);
 		tk_req_oauth_error(ar->w, ar->req, &ar->ri, 429, "too_many_requests",
-		                    "too many failed authentications; retry later");
+		                   "too many failed authentications; retry later");
 		break;
 	case 401:
 		if (ar->basic)
@@ -43,7 +43,7 @@ static void oauth_refuse(tk_authreq *ar, int status, int wait)
 	case 503:
 		tk_req_add_header(ar->req, "Retry-After", "1");
 		tk_req_oauth_error(ar->w, ar->req, &ar->ri, 503, "temporarily_unavailable",
-		                    "the key store is unavailable; retry shortly");
+		                   "the key store is unavailable; retry shortly");
 		break;
 	default:
 		tk_req_oauth_error(ar->w, ar->req, &ar->ri, 500, "server_error", "internal error");
@@ -56,7 +56,7 @@ void tk_auth_unavailable(tk_worker *w, tk_req req, const tk_reqinfo *ri)
 	tk_metric_add(&w->metrics.db_errors, 1);
 	tk_req_add_header(req, "Retry-After", "1");
 	tk_req_oauth_error(w, req, ri, 503, "temporarily_unavailable",
-	                    "the key store is unavailable; retry shortly");
+	                   "the key store is unavailable; retry shortly");
 }
 
 void tk_auth_refuse(tk_authreq *ar, int status, const char *error, const char *description,
@@ -77,7 +77,7 @@ int tk_oauth_read_form(tk_worker *w, tk_req req, const tk_reqinfo *ri,
 	}
 	if (strchr(tk_req_uri(req), '?')) {
 		tk_req_oauth_error(w, req, ri, 400, "invalid_request",
-		                    "parameters must be sent in the request body, not the URI");
+		                   "parameters must be sent in the request body, not the URI");
 		return -1;
 	}
 	const char *ctype = tk_req_header(req, "Content-Type");
@@ -127,14 +127,14 @@ void tk_auth_start(tk_authreq *ar, const tk_form *form)
 	}
 	if (tk_form_get(form, "client_assertion") || tk_form_get(form, "client_assertion_type")) {
 		tk_req_oauth_error(w, req, &ar->ri, 400, "invalid_request",
-		                    "client assertions are not supported; use client_secret_basic or client_secret_post");
+		                   "client assertions are not supported; use client_secret_basic or client_secret_post");
 		goto done;
 	}
 	if (authz) {
 		ar->basic = 1;
 		if (body_secret) {
 			tk_req_oauth_error(w, req, &ar->ri, 400, "invalid_request",
-			                    "use one client authentication method, not Basic and client_secret together");
+			                   "use one client authentication method, not Basic and client_secret together");
 			goto done;
 		}
 		if (tk_basic_parse(authz, strlen(authz), &basic_id, &basic_secret, &why) != 0) {
@@ -143,7 +143,7 @@ void tk_auth_start(tk_authreq *ar, const tk_form *form)
 		}
 		if (body_id && strcmp(body_id, basic_id) != 0) {
 			tk_req_oauth_error(w, req, &ar->ri, 400, "invalid_request",
-			                    "client_id in the body differs from the Basic credentials");
+			                   "client_id in the body differs from the Basic credentials");
 			goto done;
 		}
 		body_id = basic_id;

@@ -113,7 +113,7 @@ static void jobs_done(tk_dbjob *job)
 		tk_req_add_header(ar->req, "WWW-Authenticate",
 		                  "Bearer error=\"invalid_token\"");
 		tk_req_oauth_error(ar->w, ar->req, &ar->ri, 401, "invalid_token",
-		                    "the bearer token is no longer valid");
+		                   "the bearer token is no longer valid");
 	} else if (!ir->job.key_active) {
 		inactive(ar, "key_not_usable");
 	} else if (ir->job.jti_revoked) {

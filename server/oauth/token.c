@@ -165,7 +165,7 @@ static int issue(tk_authreq *ar, const tk_apikey *k)
 			tk_log(TK_LOG_INFO, "token.rate_limited", "req", ar->ri.id, "client_id", k->id, "peer", ar->peer, NULL);
 			tk_req_add_header(ar->req, "Retry-After", ra);
 			tk_req_oauth_error(w, ar->req, &ar->ri, 429, "too_many_requests",
-			                    "too many tokens for this publishable key or address; retry later");
+			                   "too many tokens for this publishable key or address; retry later");
 			return 0;
 		}
 	}
@@ -211,7 +211,7 @@ static int issue(tk_authreq *ar, const tk_apikey *k)
 		tk_log(TK_LOG_ERROR, "token.no_signing_key", "req", ar->ri.id, "client_id", k->id, NULL);
 		tk_req_add_header(ar->req, "Retry-After", "1");
 		tk_req_oauth_error(w, ar->req, &ar->ri, 503, "temporarily_unavailable",
-		                    "no signing key is available; retry shortly");
+		                   "no signing key is available; retry shortly");
 		return 0;
 	}
 	char *scope = tk_scopes_join(granted);
@@ -422,7 +422,7 @@ void tk_token_handle_req(tk_worker *w, tk_req req, tk_reqinfo *ri)
 	if (strcmp(grant, "client_credentials") != 0) {
 		tk_form_free(&form);
 		return tk_req_oauth_error(w, req, ri, 400, "unsupported_grant_type",
-		                           "only the client_credentials grant is supported");
+		                          "only the client_credentials grant is supported");
 	}
 	tokreq *tr = calloc(1, sizeof(*tr));
 	if (!tr) {

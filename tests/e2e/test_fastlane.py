@@ -33,7 +33,7 @@ class NS:
 @pytest.fixture(scope="module")
 def env(module_tokend, module_start_server):
     t = module_tokend
-    t.account("acme")
+    t.account("acme", "--key-limit", "100")
     t.scopes("read")
     srv = module_start_server(t, header_timeout="3s", body_timeout="3s", idle_timeout="5s")
     key = new_key(t, "acme", "main", "read")
@@ -105,3 +105,211 @@ def test_same_header_fields_as_evhttp(env):
                      "Date", "Content-Length"], ff
     date = dict(ff)["Date"]
     assert time.strptime(date, "%a, %d %b %Y %H:%M:%S GMT")
+
+
+def test_pipelined_in_order(env):
+    """Three token requests and a JWKS GET in one send: four answers, in order
+    (the GET is evhttp's; the token request after it too, once evhttp is done)."""
+    before = fast_count(env.srv)
+    reqs = [token_bytes(env.key, extra=b"X-Request-Id: p-1\r\n"),
+            token_bytes(env.key, extra=b"X-Request-Id: p-2\r\n"),
+            b"GET /.well-known/jwks.json HTTP/1.1\r\nHost: x\r\nX-Request-Id: p-3\r\n\r\n",
+            token_bytes(env.key, extra=b"X-Request-Id: p-4\r\n")]
+    s = socket.create_connection(("127.0.0.1", env.port), timeout=10)
+    try:
+        s.sendall(b"".join(reqs))
+        got, data = recv_responses(s, 4)
+    finally:
+        s.close()
+    assert [st for st, _, _ in got] == [200, 200, 200, 200], data[:2000]
+    assert [h["x-request-id"] for _, h, _ in got] == ["p-1", "p-2", "p-3", "p-4"]
+    assert b'"keys"' in got[2][2] and b"access_token" in got[3][2]
+    for _, _, b in got[:2] + got[3:]:
+        remember_token(b.decode())
+    assert fast_count(env.srv) == before + 2, "the two before the GET took the fast lane"
+
+
+def test_split_byte_by_byte(env):
+    """A token request sent one byte per segment is answered (by evhttp: the
+    head was never whole in the input), and so is the next on the connection."""
+    req = token_bytes(env.key, extra=b"X-Request-Id: split-1\r\n")
+    s = socket.create_connection(("127.0.0.1", env.port), timeout=10)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        for i in range(len(req)):
+            s.sendall(req[i:i + 1])
+            time.sleep(0.001)
+        got, data = recv_responses(s, 1)
+        assert [st for st, _, _ in got] == [200], data
+        assert got[0][1]["x-request-id"] == "split-1"
+        remember_token(got[0][2].decode())
+        before = fast_count(env.srv)
+        s.sendall(token_bytes(env.key, extra=b"X-Request-Id: split-2\r\n"))
+        got, data = recv_responses(s, 1)
+        assert [st for st, _, _ in got] == [200], data
+        remember_token(got[0][2].decode())
+        assert fast_count(env.srv) == before + 1, "the next request, whole, takes the fast lane"
+    finally:
+        s.close()
+
+
+def test_body_after_head(env):
+    """The head first, the body later: served (by evhttp), the same answer."""
+    req = token_bytes(env.key)
+    head, _, body = req.partition(b"\r\n\r\n")
+    before = fast_count(env.srv)
+    s = socket.create_connection(("127.0.0.1", env.port), timeout=10)
+    try:
+        s.sendall(head + b"\r\n\r\n")
+        time.sleep(0.3)
+        s.sendall(body)
+        got, data = recv_responses(s, 1)
+    finally:
+        s.close()
+    assert [st for st, _, _ in got] == [200], data
+    remember_token(got[0][2].decode())
+    assert fast_count(env.srv) == before
+
+
+def test_slow_reader_gets_every_answer(env):
+    """Hundreds of pipelined token requests from a client that reads nothing
+    for a while: the answers outgrow the socket buffers (partial writes, the
+    rest sent on EV_WRITE, reading paused meanwhile); then every answer
+    arrives, whole and in order."""
+    n = 300
+    reqs = b"".join(token_bytes(env.key, extra=f"X-Request-Id: s-{i}\r\n".encode()) for i in range(n))
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("127.0.0.1", env.port))
+    s.settimeout(20)
+    import threading
+    sender = threading.Thread(target=s.sendall, args=(reqs,))
+    sender.start()
+    try:
+        time.sleep(1.0)                    # nothing read: the server's writes stall
+        got, data = recv_responses(s, n, timeout=30)
+        sender.join(10)
+    finally:
+        s.close()
+    assert len(got) == n, f"{len(got)} answers of {n}"
+    assert all(st == 200 for st, _, _ in got)
+    assert [h["x-request-id"] for _, h, _ in got] == [f"s-{i}" for i in range(n)]
+    for _, _, b in got:
+        remember_token(b.decode())
+
+
+def locked_keys(t):
+    """A transaction holding api_keys: key lookups wait (the answer is pending)."""
+    import psycopg2
+    conn = psycopg2.connect(t.db_url)
+    conn.cursor().execute("LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE")
+    return conn
+
+
+def test_pending_answer_keeps_order(env):
+    """A cache miss (a new key: database lookup) followed, in the same send, by
+    a JWKS GET and a token request: nothing is answered before the lookup,
+    then all three in order."""
+    fresh = new_key(env.t, "acme", "fresh-order", "read")
+    lock = locked_keys(env.t)
+    s = socket.create_connection(("127.0.0.1", env.port), timeout=10)
+    try:
+        s.sendall(token_bytes(fresh, extra=b"X-Request-Id: q-1\r\n") +
+                  b"GET /.well-known/jwks.json HTTP/1.1\r\nHost: x\r\nX-Request-Id: q-2\r\n\r\n" +
+                  token_bytes(env.key, extra=b"X-Request-Id: q-3\r\n"))
+        got, data = recv_responses(s, 1, timeout=0.5)
+        assert data == b"", "answered before the pending lookup"
+        lock.rollback()
+        got, data = recv_responses(s, 3)
+    finally:
+        lock.rollback()
+        lock.close()
+        s.close()
+    assert [st for st, _, _ in got] == [200, 200, 200], data[:2000]
+    assert [h["x-request-id"] for _, h, _ in got] == ["q-1", "q-2", "q-3"]
+    remember_token(got[0][2].decode())
+    remember_token(got[2][2].decode())
+
+
+def test_client_gone_while_pending(env):
+    """Clients that close while their cache-miss lookup is pending: no answer
+    to send, no crash, no connection left open; the server goes on."""
+    keys = [new_key(env.t, "acme", f"gone-{i}", "read") for i in range(5)]
+    open_before = metric(env.srv.metrics(), "tokend_connections_open")
+    lock = locked_keys(env.t)
+    try:
+        for k in keys:
+            s = socket.create_connection(("127.0.0.1", env.port), timeout=10)
+            s.sendall(token_bytes(k) + token_bytes(env.key))
+            s.close()
+        time.sleep(0.3)
+    finally:
+        lock.rollback()
+        lock.close()
+    deadline = time.monotonic() + 5
+    while metric(env.srv.metrics(), "tokend_connections_open") > open_before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert metric(env.srv.metrics(), "tokend_connections_open") <= open_before
+    data, _ = raw_exchange(env.port, token_bytes(env.key), read_until_close=False)
+    assert parse_raw_responses(data)[0][0] == 200
+    remember_token(parse_raw_responses(data)[0][2].decode())
+    assert env.srv.alive()
+
+
+def test_connection_close_asked(env):
+    """Connection: close on a fast-lane request: the answer says so and the
+    connection closes; a request behind it is never served."""
+    before = fast_count(env.srv)
+    data, closed = raw_exchange(env.port, token_bytes(env.key, extra=b"Connection: close\r\n") +
+                                token_bytes(env.key))
+    got = parse_raw_responses(data)
+    assert [st for st, _, _ in got] == [200], data
+    assert got[0][1]["connection"] == "close"
+    assert closed
+    remember_token(got[0][2].decode())
+    assert fast_count(env.srv) == before + 1
+
+
+def test_expect_and_http10_go_to_evhttp(env):
+    """Expect: 100-continue and HTTP/1.0 are evhttp's; a query string too (400)."""
+    before = fast_count(env.srv)
+    data, _ = raw_exchange(env.port, token_bytes(env.key, extra=b"Expect: 100-continue\r\n"),
+                           read_until_close=False, timeout=2)
+    got = parse_raw_responses(data)
+    assert got and got[-1][0] == 200, data
+    remember_token(got[-1][2].decode())
+    data, _ = raw_exchange(env.port, token_bytes(env.key).replace(b"/oauth2/token", b"/oauth2/token?a=b", 1))
+    assert parse_raw_responses(data)[0][0] == 400 and b"not the URI" in data
+    assert fast_count(env.srv) == before
+
+
+def test_duplicate_fields_as_evhttp(env):
+    """Repeated fields are judged as with evhttp: two Authorization fields are
+    refused, a repeated X-Request-Id is replaced by a generated one."""
+    before = fast_count(env.srv)
+    data, _ = raw_exchange(env.port, token_bytes(env.key, extra=b"Authorization: Basic eDp5\r\n"),
+                           read_until_close=False)
+    st, h, b = parse_raw_responses(data)[0]
+    assert st == 400 and b"more than one Authorization" in b
+    data, _ = raw_exchange(env.port, token_bytes(env.key, extra=b"X-Request-Id: a\r\nX-Request-Id: b\r\n"),
+                           read_until_close=False)
+    st, h, b = parse_raw_responses(data)[0]
+    assert st == 200 and h["x-request-id"] not in ("a", "b")
+    remember_token(b.decode())
+    assert fast_count(env.srv) == before + 2
+
+
+@pytest.mark.parametrize("shape", [
+    b"Transfer-Encoding: chunked\r\n",
+    b"Content-Length: 29\r\n",
+    b"Content-Length : 29\r\n",
+])
+def test_smuggling_shapes_refused(env, shape):
+    """Framing shapes on the token path are refused (400, closed) by the scanner
+    before the fast lane or evhttp reads the request."""
+    before = fast_count(env.srv)
+    data, closed = raw_exchange(env.port, token_bytes(env.key, extra=shape) +
+                                b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert [st for st, _, _ in parse_raw_responses(data)] == [400], data
+    assert closed
+    assert fast_count(env.srv) == before
