@@ -15,23 +15,31 @@
 
 #include <tokend/crypto.h>
 
+/* Make *buf (*cap bytes, from `least` on, doubled) hold `need` bytes; the old
+ * one is wiped (a secret or a token was in it). 0, or -1 out of memory. */
+static int grow(char **buf, size_t *cap, size_t need, size_t least)
+{
+	if (need <= *cap)
+		return 0;
+	size_t n = *cap ? *cap : least;
+	while (n < need)
+		n *= 2;
+	char *p = malloc(n);
+	if (!p)
+		return -1;
+	if (*buf) {
+		tk_wipe(*buf, *cap);
+		free(*buf);
+	}
+	*buf = p;
+	*cap = n;
+	return 0;
+}
+
 int tk_fast_parse(tk_fastreq *fr, struct evbuffer *in, size_t head_len, size_t body_len)
 {
-	size_t need = head_len + body_len + 1;
-	if (need > fr->in_cap) {
-		size_t cap = fr->in_cap ? fr->in_cap : 1024;
-		while (cap < need)
-			cap *= 2;
-		char *p = malloc(cap);
-		if (!p)
-			return -1;
-		if (fr->in) {
-			tk_wipe(fr->in, fr->in_cap);
-			free(fr->in);
-		}
-		fr->in = p;
-		fr->in_cap = cap;
-	}
+	if (grow(&fr->in, &fr->in_cap, head_len + body_len + 1, 1024) != 0)
+		return -1;
 	if (evbuffer_copyout(in, fr->in, head_len + body_len) != (ev_ssize_t)(head_len + body_len))
 		return -1;
 	fr->in[head_len + body_len] = '\0';
@@ -181,20 +189,8 @@ int tk_fast_build(tk_fastreq *fr, int status, const char *reason, const char *bo
 	size_t need = 64 + strlen(reason) + len + (date ? 40 : 0) + 40 + 40 + 24;
 	for (unsigned i = 0; i < fr->nout; i++)
 		need += strlen(fr->out[i].name) + strlen(fr->out[i].value) + 4;
-	if (need > fr->resp_cap) {
-		size_t cap = fr->resp_cap ? fr->resp_cap : 2048;
-		while (cap < need)
-			cap *= 2;
-		char *p = malloc(cap);
-		if (!p)
-			return -1;
-		if (fr->resp) {
-			tk_wipe(fr->resp, fr->resp_cap);
-			free(fr->resp);
-		}
-		fr->resp = p;
-		fr->resp_cap = cap;
-	}
+	if (grow(&fr->resp, &fr->resp_cap, need, 2048) != 0)
+		return -1;
 	char *o = fr->resp;
 	o = put(o, "HTTP/1.1 ", 9);
 	o = put_uint(o, (unsigned)status, 3);
