@@ -168,6 +168,7 @@ bench_setup() {   # extra config lines as arguments
     -c 'CREATE DATABASE tokend_bench OWNER tokend_owner'
   # Served as the application role, migrated as the owner (README, "Database roles").
   DB_URL=$(bash "$ROOT/scripts/pg.sh" url "$PG" tokend_bench tokend)
+  SUPER_URL=$(bash "$ROOT/scripts/pg.sh" url "$PG" tokend_bench)   # the cluster's superuser (run.sh's bulk insert)
   MIGRATE_URL=$(bash "$ROOT/scripts/pg.sh" url "$PG" tokend_bench tokend_owner)
 
   umask 077
