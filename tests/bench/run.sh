@@ -134,6 +134,28 @@ profile() {
   fi
 }
 
+# Where the open loop's tail is (from openloop -T: due_us latency_us conn per request):
+# slow requests (> 2 ms) grouped into bursts (slow requests due within 5 ms of each other),
+# how many connections a burst spans, and the bursts' phase in the 5 s last-used flush period.
+tail_shape() {
+  sort -n "$1" | awk '
+    $2 > 2000 { slow++
+      if (!have || $1 - last > 5000) { nb++; bstart[nb] = $1; have = 1 }
+      last = $1; bn[nb]++; if ($2 > bmax[nb]) bmax[nb] = $2; key = nb SUBSEP $3
+      if (!(key in seen)) { seen[key] = 1; bconns[nb]++ } }
+    { n++ }
+    END {
+      printf "  tail shape          %d of %d requests over 2 ms (%.2f%%) in %d bursts", slow, n, (n ? slow * 100 / n : 0), nb
+      if (nb == 0) { print ""; exit }
+      big = 0; for (b = 1; b <= nb; b++) { if (bn[b] > bn[big]) big = b; nconn += bconns[b]; span += bn[b] }
+      printf "; biggest: %d requests over %d connections, worst %.1f ms; mean %.1f connections a burst\n", bn[big], bconns[big], bmax[big] / 1000, nconn / nb
+      printf "  burst phase in 5 s  "
+      for (b = 1; b <= nb; b++) ph[int((bstart[b] % 5000000) / 500000)]++
+      for (i = 0; i < 10; i++) printf "%d ", ph[i]
+      print "(bursts per 0.5 s slice of the flush period: flat = not the flush timer)"
+    }'
+}
+
 # Every issue-16 target, one labelled line each (printed last; a part not run says so).
 issue16_targets() {
   echo
@@ -298,8 +320,8 @@ if [ "${BENCH_OPENLOOP:-1}" = 1 ]; then
   echo "== run 1o: one key, open loop at $OL_RATE requests/s (half of run 1), $CONNS connections, ${RUN_S} s =="
   before=$(metric tokend_tokens_issued_total); c0=$(cpu_ticks)
   OPENLOOP_AUTH="$AUTH" timeout -s INT $((RUN_S + 30)) "$OPENLOOP_BIN" -p "$PORT" -r "$OL_RATE" \
-    -d "$RUN_S" -c "$CONNS" -P "$WRK_PATH" -b grant_type=client_credentials >"$TMP/openloop.out" 2>&1 \
-    || { cat "$TMP/openloop.out" >&2; die "openloop failed"; }
+    -d "$RUN_S" -c "$CONNS" -P "$WRK_PATH" -b grant_type=client_credentials -T "$TMP/openloop-trace.txt" \
+    >"$TMP/openloop.out" 2>&1 || { cat "$TMP/openloop.out" >&2; die "openloop failed"; }
   after=$(metric tokend_tokens_issued_total); c1=$(cpu_ticks)
   ol() { sed -n 's/^OPENLOOP .*\b'"$1"'=\([0-9.]*\).*/\1/p' "$TMP/openloop.out"; }
   OL_P99=$(ms "$(ol p99_us)")
@@ -309,6 +331,7 @@ if [ "${BENCH_OPENLOOP:-1}" = 1 ]; then
     "$(ol sent)" "$(ol done)" "$(ol non2xx)" "$(ol errors)" "$(ol late)" "$(ol elapsed_s)"
   printf '  tokend CPU          %s us of CPU per token\n' "$(us_per_token $((after - before)) $((c1 - c0)))"
   OL_LATE=$(ol late); OL_NON2XX=$(ol non2xx)
+  tail_shape "$TMP/openloop-trace.txt"
 fi
 
 # --------------------------------------------------------------------------
