@@ -5,8 +5,10 @@
 #include "tokend/crypto.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -160,6 +162,116 @@ int tk_random_bytes(void *buf, size_t n)
 			goto fail;
 		done += chunk;
 	}
+	return 0;
+fail:
+	tk_wipe(buf, n);
+	return -1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Buffered randomness (tk_random_fast)                                     */
+
+/* One thread's unused CSPRNG bytes: b[pos..] not yet handed out, b[..pos)
+ * already wiped. gen: the fork generation the bytes were drawn in. */
+struct rnd_buf {
+	unsigned char b[TK_RANDOM_FAST_BUF];
+	size_t pos;
+	unsigned long gen;
+};
+
+static pthread_once_t rnd_once = PTHREAD_ONCE_INIT;
+static pthread_key_t rnd_key;      /* its destructor wipes a thread's buffer at exit */
+static int rnd_ready;              /* 0: key or atfork handler missing: no buffering */
+static atomic_ulong rnd_gen = 1;   /* moved on in every forked child */
+static atomic_long rnd_live;       /* buffers allocated now */
+static _Thread_local struct rnd_buf *rnd_tls;
+
+/* In the child, only the forking thread runs: drop its bytes now (the others'
+ * copies belong to threads that do not exist here, and the generation keeps
+ * anyone from using them). */
+static void rnd_atfork_child(void)
+{
+	atomic_fetch_add(&rnd_gen, 1);
+	if (rnd_tls != NULL) {
+		tk_wipe(rnd_tls->b, sizeof(rnd_tls->b));
+		rnd_tls->pos = sizeof(rnd_tls->b);
+	}
+}
+
+static void rnd_destroy(void *p)
+{
+	struct rnd_buf *r = p;
+
+	tk_wipe(r, sizeof(*r));
+	free(r);
+	rnd_tls = NULL;
+	atomic_fetch_sub(&rnd_live, 1);
+}
+
+static void rnd_init(void)
+{
+	if (pthread_key_create(&rnd_key, rnd_destroy) != 0)
+		return;
+	if (pthread_atfork(NULL, NULL, rnd_atfork_child) != 0)
+		return;   /* without the fork handler, no buffering at all */
+	rnd_ready = 1;
+}
+
+/* This thread's buffer, allocated on first use; NULL when buffering is off. */
+static struct rnd_buf *rnd_get(void)
+{
+	struct rnd_buf *r = rnd_tls;
+
+	if (r != NULL)
+		return r;
+	if (pthread_once(&rnd_once, rnd_init) != 0 || !rnd_ready)
+		return NULL;
+	r = malloc(sizeof(*r));
+	if (r == NULL)
+		return NULL;
+	r->pos = sizeof(r->b);   /* empty: filled below, by the caller */
+	r->gen = 0;
+	if (pthread_setspecific(rnd_key, r) != 0) {
+		free(r);
+		return NULL;
+	}
+	atomic_fetch_add(&rnd_live, 1);
+	rnd_tls = r;
+	return r;
+}
+
+long tk_random_fast_buffers_for_testing(void)
+{
+	return atomic_load(&rnd_live);
+}
+
+int tk_random_fast(void *buf, size_t n)
+{
+	struct rnd_buf *r;
+	unsigned long gen;
+
+	if (n > TK_RANDOM_FAST_MAX || (n > 0 && buf == NULL) || forced_failure())
+		goto fail;
+	if (n == 0)
+		return 0;
+	r = rnd_get();
+	if (r == NULL)
+		return tk_random_bytes(buf, n);
+	gen = atomic_load(&rnd_gen);
+	if (r->gen != gen || sizeof(r->b) - r->pos < n) {
+		/* Refill whole: the rest of the old bytes is wiped, never reused. */
+		tk_wipe(r->b, sizeof(r->b));
+		r->pos = sizeof(r->b);
+		if (RAND_bytes(r->b, (int)sizeof(r->b)) != 1) {
+			tk_wipe(r->b, sizeof(r->b));
+			goto fail;
+		}
+		r->pos = 0;
+		r->gen = gen;
+	}
+	memcpy(buf, r->b + r->pos, n);
+	tk_wipe(r->b + r->pos, n);
+	r->pos += n;
 	return 0;
 fail:
 	tk_wipe(buf, n);

@@ -584,7 +584,7 @@ const char *tk_minter_mint_ref(tk_minter *m, const tk_token_claims *c,
 		tk_seterr(err, errlen, "active signing key is not available to this minter");
 		return NULL;
 	}
-	if (tk_random_bytes(raw, sizeof(raw)) != 0) {
+	if (tk_random_fast(raw, sizeof(raw)) != 0) {
 		tk_seterr(err, errlen, "CSPRNG failure: cannot make a jti, no token issued");
 		return NULL;
 	}

@@ -3,7 +3,6 @@
  */
 #include "lastused.h"
 
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -42,7 +41,9 @@ static int grow(tk_lastused *lu)
 
 int tk_lastused_put(tk_lastused *lu, const char *key_id, int64_t t)
 {
-	if (!key_id || !*key_id || strlen(key_id) > TK_KEY_ID_MAX)
+	size_t len;
+
+	if (!key_id || !*key_id || (len = strlen(key_id)) > TK_KEY_ID_MAX)
 		return -1;
 	if ((lu->cap == 0 || (lu->n + 1) * 4 > lu->cap * 3) && grow(lu) != 0)
 		return -1;
@@ -57,7 +58,7 @@ int tk_lastused_put(tk_lastused *lu, const char *key_id, int64_t t)
 	}
 	if (lu->n >= TK_LASTUSED_MAX || lu->n + 1 >= lu->cap)
 		return -1;
-	snprintf(lu->ids[j], sizeof(lu->ids[j]), "%s", key_id);
+	memcpy(lu->ids[j], key_id, len + 1);   /* len <= TK_KEY_ID_MAX: fits with its NUL */
 	lu->times[j] = t;
 	lu->n++;
 	return 0;

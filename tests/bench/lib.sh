@@ -50,10 +50,7 @@ bench_tmp() {   # $1: name prefix of the temp dir
 
   # Run a private copy of the binary (and of libtokend when it is a shared library):
   # a rebuild during the run then neither changes what is measured nor hides perf's symbols.
-  mkdir -p "$TMP/bin"
-  cp "$BIN" "$TMP/bin/tokend"
-  LIBTOKEND=$(ldd "$BIN" 2>/dev/null | awk '$1 ~ /^libtokend/ && $3 ~ /^\// { print $3 }')
-  [ -z "$LIBTOKEND" ] || cp "$LIBTOKEND" "$TMP/bin/"
+  private_copy "$BIN" "$TMP/bin"
   ORIG_BIN=$BIN
   BIN="$TMP/bin/tokend"
   export LD_LIBRARY_PATH="$TMP/bin${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
@@ -96,8 +93,20 @@ sql() { "$PSQL" -X -q -v ON_ERROR_STOP=1 -d "$DB_URL" "$@"; }
 
 tokend() { "$BIN" --config "$CONF" "$@"; }
 
-start_tokend() {   # $1: log name. Not through the tokend() function: $! must be tokend itself.
-  "$BIN" --config "$CONF" serve >"$TMP/$1.log" 2>&1 &
+# private_copy SRC DIR: copy tokend binary SRC (and its libtokend when shared) into DIR.
+private_copy() {
+  local src=$1 dir=$2 lib
+  mkdir -p "$dir"
+  cp "$src" "$dir/tokend"
+  lib=$(ldd "$src" 2>/dev/null | awk '$1 ~ /^libtokend/ && $3 ~ /^\// { print $3 }')
+  [ -z "$lib" ] || cp "$lib" "$dir/"
+}
+
+# $1: log name. Not through the tokend() function: $! must be tokend itself.
+# START_BIN (default $BIN) and START_LIBDIR (its libtokend; default $TMP/bin) choose another binary.
+start_tokend() {
+  LD_LIBRARY_PATH="${START_LIBDIR:-$TMP/bin}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+    "${START_BIN:-$BIN}" --config "$CONF" serve >"$TMP/$1.log" 2>&1 &
   TOKEND_PID=$!
   for _ in $(seq 200); do
     kill -0 "$TOKEND_PID" 2>/dev/null || { tail -20 "$TMP/$1.log" >&2; die "tokend serve exited"; }
@@ -159,6 +168,7 @@ bench_setup() {   # extra config lines as arguments
     -c 'CREATE DATABASE tokend_bench OWNER tokend_owner'
   # Served as the application role, migrated as the owner (README, "Database roles").
   DB_URL=$(bash "$ROOT/scripts/pg.sh" url "$PG" tokend_bench tokend)
+  SUPER_URL=$(bash "$ROOT/scripts/pg.sh" url "$PG" tokend_bench)   # the cluster's superuser (run.sh's bulk insert)
   MIGRATE_URL=$(bash "$ROOT/scripts/pg.sh" url "$PG" tokend_bench tokend_owner)
 
   umask 077

@@ -8,7 +8,11 @@
  * one request in flight per connection, plain epoll, one thread.
  *
  *   openloop -p PORT -r RATE -d SECONDS [-c CONNECTIONS] [-P PATH]
- *            [-H "Name: value"]... [-b BODY]
+ *            [-H "Name: value"]... [-b BODY] [-T TRACE_FILE]
+ *
+ * -T writes one line per answered request: its due time (us since the start)
+ * and its latency (us), so that a tail can be placed in time (is it periodic?
+ * which connections?).
  *
  * OPENLOOP_AUTH in the environment, when set, is sent as
  * "Authorization: Basic $OPENLOOP_AUTH" (a secret stays off the command line).
@@ -168,8 +172,9 @@ int main(int argc, char **argv)
 	double rate = 0, secs = 0;
 	size_t reqlen, hl = 0;
 	uint64_t start, stop, next_i = 0, done = 0, late = 0;
+	FILE *trace = NULL;
 
-	while ((opt = getopt(argc, argv, "p:r:d:c:P:H:b:")) != -1) {
+	while ((opt = getopt(argc, argv, "p:r:d:c:P:H:b:T:")) != -1) {
 		switch (opt) {
 		case 'p': port = atoi(optarg); break;
 		case 'r': rate = atof(optarg); break;
@@ -177,6 +182,13 @@ int main(int argc, char **argv)
 		case 'c': nconn = atoi(optarg); break;
 		case 'P': path = optarg; break;
 		case 'b': body = optarg; break;
+		case 'T':
+			trace = fopen(optarg, "w");
+			if (trace == NULL) {
+				fprintf(stderr, "openloop: cannot write %s: %s\n", optarg, strerror(errno));
+				return 2;
+			}
+			break;
 		case 'H': {
 			int n = snprintf(headers + hl, sizeof(headers) - hl, "%s\r\n", optarg);
 			if (n < 0 || (size_t)n >= sizeof(headers) - hl) {
@@ -303,6 +315,9 @@ int main(int argc, char **argv)
 				continue;
 			}
 			record((now_ns() - c->due_ns) / 1000);
+			if (trace != NULL)
+				fprintf(trace, "%llu %llu %d\n", (unsigned long long)((c->due_ns - start) / 1000),
+				        (unsigned long long)((now_ns() - c->due_ns) / 1000), (int)(c - conns));
 			done++;
 			if (st < 200 || st > 299)
 				non2xx++;
@@ -310,6 +325,8 @@ int main(int argc, char **argv)
 			c->have = 0;
 		}
 	}
+	if (trace != NULL)
+		fclose(trace);
 	double elapsed = (double)(now_ns() - start) / 1e9;
 	printf("OPENLOOP rate=%.0f sent=%llu done=%llu non2xx=%llu errors=%llu late=%llu "
 	       "p50_us=%llu p90_us=%llu p99_us=%llu p999_us=%llu max_us=%llu elapsed_s=%.2f\n",

@@ -2,9 +2,12 @@
  * randomness and its failure hook, wiping, base64url. */
 #include "unit.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 
@@ -372,6 +375,164 @@ static void test_random(void)
 	TEST_ASSERT(tk_secret_generate(sec) == TK_KEYFMT_OK);
 }
 
+/* ---- tk_random_fast: the per-thread buffer ---- */
+
+enum { FAST_N = 20000 };   /* 16-byte draws: 78 refills of the 4 KiB buffer */
+
+static int cmp16(const void *a, const void *b)
+{
+	return memcmp(a, b, 16);
+}
+
+/* How many of the n 16-byte values in v appear twice (v gets sorted). */
+static int dups16(unsigned char (*v)[16], size_t n)
+{
+	int d = 0;
+
+	qsort(v, n, 16, cmp16);
+	for (size_t i = 1; i < n; i++)
+		d += memcmp(v[i - 1], v[i], 16) == 0;
+	return d;
+}
+
+static void test_random_fast(void)
+{
+	unsigned char (*v)[16] = calloc(FAST_N, 16);
+	unsigned char a[TK_RANDOM_FAST_MAX + 1];
+	int ok = 1;
+
+	TEST_ASSERT(v != NULL);
+	if (v == NULL)
+		return;
+	/* Never the same bytes twice, across refills: all 16-byte draws distinct. */
+	for (size_t i = 0; i < FAST_N && ok; i++)
+		ok = tk_random_fast(v[i], 16) == 0 && !all_zero(v[i], 16);
+	TEST_ASSERT(ok);
+	TEST_ASSERT(dups16(v, FAST_N) == 0);
+
+	/* Odd sizes that straddle the end of the buffer: each draw is fresh bytes
+	 * (a repeat of the previous draw's tail would show as equal windows). */
+	unsigned char prev[TK_RANDOM_FAST_MAX], cur[TK_RANDOM_FAST_MAX];
+	size_t pl = 0;
+	ok = 1;
+	for (int i = 0; i < 3000 && ok; i++) {
+		size_t n = 1 + (size_t)(i * 37) % TK_RANDOM_FAST_MAX;
+		ok = tk_random_fast(cur, n) == 0;
+		if (ok && n >= 8 && pl >= 8)
+			ok = memcmp(cur, prev + pl - 8, 8) != 0 && memcmp(cur, prev, 8) != 0;
+		memcpy(prev, cur, n);
+		pl = n;
+	}
+	TEST_ASSERT(ok);
+
+	/* Bad input: clear refusal, buffer zeroed; n = 0 is nothing to do. */
+	memset(a, 0xAA, sizeof(a));
+	TEST_ASSERT(tk_random_fast(a, sizeof(a)) == -1);
+	TEST_ASSERT(all_zero(a, sizeof(a)));
+	TEST_ASSERT(tk_random_fast(NULL, 16) == -1);
+	TEST_ASSERT(tk_random_fast(NULL, 0) == 0);
+	TEST_ASSERT(tk_random_fast(a, 0) == 0);
+
+	/* The failure hook applies (C10: no jti from a failed CSPRNG), then recovers. */
+	tk_random_fail_for_testing(1);
+	memset(a, 0xAA, 16);
+	TEST_ASSERT(tk_random_fast(a, 16) == -1);
+	TEST_ASSERT(all_zero(a, 16));
+	TEST_ASSERT(tk_random_fast(a, 16) == 0 && !all_zero(a, 16));
+	free(v);
+}
+
+struct fast_thread {
+	unsigned char (*v)[16];
+	size_t n;
+	int ok;
+};
+
+static void *fast_thread_main(void *arg)
+{
+	struct fast_thread *t = arg;
+
+	t->ok = 1;
+	for (size_t i = 0; i < t->n && t->ok; i++)
+		t->ok = tk_random_fast(t->v[i], 16) == 0;
+	return NULL;
+}
+
+/* Threads never share bytes, and each thread's buffer is freed (wiped) when it exits. */
+static void test_random_fast_threads(void)
+{
+	enum { T = 4, PER = 5000 };
+	unsigned char (*v)[16] = calloc((size_t)T * PER, 16);
+	struct fast_thread t[T];
+	pthread_t th[T];
+	unsigned char one[16];
+
+	TEST_ASSERT(v != NULL);
+	if (v == NULL)
+		return;
+	TEST_ASSERT(tk_random_fast(one, sizeof(one)) == 0);   /* this thread's buffer exists */
+	long live = tk_random_fast_buffers_for_testing();
+	TEST_ASSERT(live >= 1);
+	for (int i = 0; i < T; i++) {
+		t[i] = (struct fast_thread){ v + (size_t)i * PER, PER, 0 };
+		TEST_ASSERT(pthread_create(&th[i], NULL, fast_thread_main, &t[i]) == 0);
+	}
+	for (int i = 0; i < T; i++) {
+		pthread_join(th[i], NULL);
+		TEST_ASSERT(t[i].ok);
+	}
+	TEST_ASSERT(dups16(v, (size_t)T * PER) == 0);
+	/* Every worker thread's buffer was released at its exit: back to ours only. */
+	TEST_ASSERT(tk_random_fast_buffers_for_testing() == live);
+	free(v);
+}
+
+/* A forked child never hands out what its parent's buffer still holds: without
+ * the fork handling, the child's next draws would be exactly the parent's. */
+static void test_random_fast_fork(void)
+{
+	enum { K = 64 };
+	unsigned char parent[K][16], child[K][16], first[16];
+	int fds[2];
+
+	TEST_ASSERT(tk_random_fast(first, sizeof(first)) == 0);   /* the buffer is full now */
+	TEST_ASSERT(pipe(fds) == 0);
+	pid_t pid = fork();
+	TEST_ASSERT(pid >= 0);
+	if (pid < 0)
+		return;
+	if (pid == 0) {
+		unsigned char mine[K][16];
+		int ok = 1;
+		close(fds[0]);
+		for (int i = 0; i < K && ok; i++)
+			ok = tk_random_fast(mine[i], 16) == 0;
+		ssize_t w = ok ? write(fds[1], mine, sizeof(mine)) : -1;
+		_exit(w == (ssize_t)sizeof(mine) ? 0 : 1);
+	}
+	close(fds[1]);
+	size_t got = 0;
+	while (got < sizeof(child)) {
+		ssize_t r = read(fds[0], (unsigned char *)child + got, sizeof(child) - got);
+		if (r <= 0)
+			break;
+		got += (size_t)r;
+	}
+	close(fds[0]);
+	int status = 0;
+	TEST_ASSERT(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	TEST_ASSERT(got == sizeof(child));
+	int ok = 1;
+	for (int i = 0; i < K && ok; i++)
+		ok = tk_random_fast(parent[i], 16) == 0;
+	TEST_ASSERT(ok);
+	int common = 0;
+	for (int i = 0; i < K; i++)
+		for (int j = 0; j < K; j++)
+			common += memcmp(parent[i], child[j], 16) == 0;
+	TEST_ASSERT(common == 0);
+}
+
 static void test_wipe(void)
 {
 	unsigned char buf[100];
@@ -537,6 +698,9 @@ int main(void)
 	TEST_RUN(test_digest_equal);
 	TEST_RUN(test_pepper);
 	TEST_RUN(test_random);
+	TEST_RUN(test_random_fast);
+	TEST_RUN(test_random_fast_threads);
+	TEST_RUN(test_random_fast_fork);
 	TEST_RUN(test_wipe);
 	TEST_RUN(test_b64url);
 	TEST_RUN(test_aead);

@@ -56,6 +56,27 @@ TK_API int tk_random_bytes(void *buf, size_t n);
 TK_API void tk_random_fail_for_testing(int n);
 
 /*
+ * Up to TK_RANDOM_FAST_MAX bytes from a per-thread buffer of CSPRNG output
+ * (for a token's jti: one RAND_bytes call, and so one OpenSSL fork check and
+ * getpid, per TK_RANDOM_FAST_BUF bytes instead of per token). Contract:
+ * - bytes handed out are wiped from the buffer at once and never handed out
+ *   again (not to this thread, not to another: each thread has its own buffer);
+ * - a forked child never hands out bytes its parent drew (a pthread_atfork
+ *   child handler moves a generation on: a buffer from an older generation is
+ *   wiped and refilled before use);
+ * - a thread's buffer is wiped and freed when the thread exits;
+ * - when the buffer cannot be set up (allocation, atfork registration) every
+ *   call falls back to tk_random_bytes: never weaker, only slower.
+ * Returns 0, or -1 with buf zeroed: CSPRNG failure, n > TK_RANDOM_FAST_MAX,
+ * buf NULL with n > 0, or a failure forced with tk_random_fail_for_testing.
+ */
+#define TK_RANDOM_FAST_MAX 64
+#define TK_RANDOM_FAST_BUF 4096
+TK_API int tk_random_fast(void *buf, size_t n);
+/* How many threads' buffers are allocated now (tests: freed at thread exit). */
+TK_API long tk_random_fast_buffers_for_testing(void);
+
+/*
  * Whether a file holding a secret (a signing key, the pepper) may be used,
  * from its mode and owner (fstat): others must have no access at all; its
  * group may read it (0640, 0440: e.g. a Kubernetes secret volume with an

@@ -80,6 +80,43 @@ static void test_param(void)
 	free_jobs(jobs, 3);
 }
 
+/* The last-used batch's two array literals, formatted by hand (no snprintf):
+ * IDs as given, times in decimal including 0, negatives and the extremes. */
+static void test_last_used_param(void)
+{
+	tk_dbjob j;
+	tk_dbcall call;
+	char ids[4][TK_KEY_ID_MAX + 1];
+	int64_t times[4] = { 1700000000, 0, -5, INT64_MAX };
+	char longest[TK_KEY_ID_MAX + 1];
+
+	memset(longest, 'z', TK_KEY_ID_MAX);
+	longest[TK_KEY_ID_MAX] = '\0';
+	snprintf(ids[0], sizeof(ids[0]), "tk_a");
+	snprintf(ids[1], sizeof(ids[1]), "tk_B9_x");
+	snprintf(ids[2], sizeof(ids[2]), "%s", longest);
+	snprintf(ids[3], sizeof(ids[3]), "tk_c");
+	memset(&j, 0, sizeof(j));
+	j.kind = TK_DBJOB_LAST_USED;
+	j.ids = ids;
+	j.times = times;
+	j.n = 4;
+	TEST_ASSERT(tk_dbcall_make(&j, &call) == 0);
+	TEST_ASSERT_STR(call.stmt, "last_used");
+	TEST_ASSERT(call.nparams == 2);
+	char want[256];
+	snprintf(want, sizeof(want), "{tk_a,tk_B9_x,%s,tk_c}", longest);
+	TEST_ASSERT_STR(call.params[0], want);
+	TEST_ASSERT_STR(call.params[1], "{1700000000,0,-5,9223372036854775807}");
+	tk_dbcall_release(&call);
+	times[0] = INT64_MIN;
+	j.n = 1;
+	TEST_ASSERT(tk_dbcall_make(&j, &call) == 0);
+	TEST_ASSERT_STR(call.params[0], "{tk_a}");
+	TEST_ASSERT_STR(call.params[1], "{-9223372036854775808}");
+	tk_dbcall_release(&call);
+}
+
 static void test_answers(void)
 {
 	const char *rows[][NCOLS] = {
@@ -161,6 +198,7 @@ static void test_failed_statement(void)
 int main(void)
 {
 	TEST_RUN(test_param);
+	TEST_RUN(test_last_used_param);
 	TEST_RUN(test_answers);
 	TEST_RUN(test_corrupt_row);
 	TEST_RUN(test_failed_statement);
