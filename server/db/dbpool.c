@@ -8,6 +8,10 @@
  * the statement's own wait ends at the same deadline. The queue is FIFO and
  * every job ahead of a job has an earlier deadline, so a job is answered
  * close to its deadline at the latest, however full the queue.
+ *
+ * Key lookups run on at most key_lanes threads at once (take_job): those that
+ * queue meanwhile are answered together by the next free lane, and the other
+ * threads take every other kind of job past them.
  */
 #include "dbpool.h"
 

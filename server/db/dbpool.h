@@ -10,6 +10,10 @@
  * (PQcancel blocks on libpq 15) and reopened. A thread whose connection is
  * down retries every 250 ms; while no connection is up, submissions fail at
  * once so requests get a fast 503.
+ *
+ * Key lookups (KEY jobs) use at most a quarter of the threads at once (at
+ * least one): lookups queued meanwhile go out in one statement, and the other
+ * threads keep the other jobs moving while lookups wait on a slow database.
  */
 #ifndef TOKEND_DBPOOL_H
 #define TOKEND_DBPOOL_H
