@@ -8,6 +8,10 @@
  * the statement's own wait ends at the same deadline. The queue is FIFO and
  * every job ahead of a job has an earlier deadline, so a job is answered
  * close to its deadline at the latest, however full the queue.
+ *
+ * Key lookups run on at most key_lanes threads at once (take_job): those that
+ * queue meanwhile are answered together by the next free lane, and the other
+ * threads take every other kind of job past them.
  */
 #include "dbpool.h"
 
@@ -48,6 +52,10 @@ struct tk_dbpool {
 	_Atomic uint64_t up_seq;   /* successful connection attempts */
 	int nthreads;
 	dbthread *threads;
+	int key_lanes;             /* connections that may run key lookups at once */
+	int key_busy;              /* lanes running one now (locked) */
+	_Atomic uint64_t key_statements;   /* statements sent to look up keys */
+	_Atomic uint64_t key_lookups;      /* KEY jobs those statements carried */
 };
 
 /* ---- connections ---- */
@@ -260,6 +268,10 @@ static void do_job(dbthread *t, tk_dbjob *j)
 	}
 	if (tk_dbcall_make(j, &call) != 0)
 		return;
+	if (j->kind == TK_DBJOB_KEY) {
+		atomic_fetch_add_explicit(&t->pool->key_statements, 1, memory_order_relaxed);
+		atomic_fetch_add_explicit(&t->pool->key_lookups, 1, memory_order_relaxed);
+	}
 	/* One retry on a fresh connection, within the same deadline: a backend
 	 * killed or restarted since our last query costs no request. A write is
 	 * never sent twice. */
@@ -310,6 +322,8 @@ static void do_key_batch(dbthread *t, tk_dbjob **jobs, size_t n)
 		snprintf(num, sizeof(num), "%zu", m);
 		tk_log(TK_LOG_DEBUG, "db.key_batch", TK_LOG_NUM "keys", num, NULL);
 	}
+	atomic_fetch_add_explicit(&t->pool->key_statements, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&t->pool->key_lookups, m, memory_order_relaxed);
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (ensure_conn(t, deadline) != 0)
 			break;
@@ -322,6 +336,34 @@ static void do_key_batch(dbthread *t, tk_dbjob **jobs, size_t n)
 			break;
 	}
 	tk_dbcall_release(&call);
+}
+
+/*
+ * Hand the n finished jobs of a batch back: one post per mailbox (each
+ * worker's loop wakes once for all its answers, not once per job). The
+ * mailboxes are read before the first post: a posted job may be freed by its
+ * owner at once, so none is touched after its mailbox got it.
+ */
+static void post_batch(tk_dbjob **jobs, size_t n)
+{
+	tk_mailbox *box[TK_DBJOB_KEY_BATCH];
+	unsigned char done[TK_DBJOB_KEY_BATCH] = { 0 };
+
+	for (size_t i = 0; i < n; i++)
+		box[i] = jobs[i]->reply;
+	for (size_t i = 0; i < n; i++) {
+		if (done[i])
+			continue;
+		tk_dbjob *last = jobs[i];
+		for (size_t k = i + 1; k < n; k++) {
+			if (!done[k] && box[k] == box[i]) {
+				done[k] = 1;
+				last->next = jobs[k];
+				last = jobs[k];
+			}
+		}
+		tk_mailbox_post_chain(box[i], jobs[i], last);
+	}
 }
 
 /* Unlink up to `max` more KEY jobs from the queue (locked), oldest first,
@@ -351,15 +393,51 @@ static size_t take_keys(tk_dbpool *p, tk_dbjob **out, size_t max)
 	return n;
 }
 
+/*
+ * The job this thread takes next (locked), unlinked; NULL when there is none
+ * it may take. Key lookups run on at most key_lanes connections at once: the
+ * lookups that arrive while every lane is busy queue up and the next free lane
+ * answers them with one statement (up to TK_DBJOB_KEY_BATCH), where four
+ * threads each grabbing the one or two just queued would spend a statement,
+ * a round trip and a wake-up of the worker on each. A lane is taken at once
+ * when free, so a lone lookup waits for nothing. Other jobs are taken past
+ * queued lookups by the threads outside the lanes. While stopping, anything.
+ */
+static tk_dbjob *take_job(tk_dbpool *p)
+{
+	tk_dbjob *prev = NULL;
+	size_t looked = 0;
+
+	for (tk_dbjob *j = p->head; j && looked < 4 * TK_DBJOB_KEY_BATCH; prev = j, j = j->next, looked++) {
+		if (j->kind == TK_DBJOB_KEY && !p->stopping && p->key_busy >= p->key_lanes)
+			continue;
+		if (prev)
+			prev->next = j->next;
+		else
+			p->head = j->next;
+		if (p->tail == j)
+			p->tail = prev;
+		p->queued--;
+		j->next = NULL;
+		return j;
+	}
+	return NULL;
+}
+
 static void *db_thread_main(void *arg)
 {
 	dbthread *t = arg;
 	tk_dbpool *p = t->pool;
 	ensure_conn(t, tk_mono_ms() + IDLE_CONNECT_MS);   /* at once, off the caller's thread */
 	for (;;) {
+		tk_dbjob *j;
 		pthread_mutex_lock(&p->mu);
-		while (!p->stopping && !p->head) {
-			if (!t->conn) {
+		while (!(j = take_job(p)) && !p->stopping) {
+			/* Jobs queued but none this thread may take (lookups, every
+			 * lane busy): wait for a lane to free (it signals). */
+			if (p->head) {
+				pthread_cond_wait(&p->cv, &p->mu);
+			} else if (!t->conn) {
 				/* Reconnect in the background while idle, every 250 ms. */
 				struct timespec ts;
 				clock_gettime(CLOCK_REALTIME, &ts);
@@ -389,38 +467,43 @@ static void *db_thread_main(void *arg)
 				}
 			}
 		}
-		if (p->stopping && !p->head) {
+		if (!j) {                 /* stopping, and nothing left */
 			pthread_mutex_unlock(&p->mu);
 			break;
 		}
-		tk_dbjob *j = p->head;
-		p->head = j->next;
-		if (!p->head)
-			p->tail = NULL;
-		p->queued--;
 		/* Key lookups waiting behind this one go with it (batching appears
 		 * only when lookups queue up: no job waits for a batch to fill). */
 		tk_dbjob *batch[TK_DBJOB_KEY_BATCH];
 		size_t nb = 0;
-		if (j->kind == TK_DBJOB_KEY && !p->stopping) {
+		int lane = j->kind == TK_DBJOB_KEY && !p->stopping;
+		if (lane) {
+			p->key_busy++;
 			batch[nb++] = j;
 			nb += take_keys(p, batch + 1, TK_DBJOB_KEY_BATCH - 1);
 		}
 		pthread_mutex_unlock(&p->mu);
 		if (nb > 1) {
 			do_key_batch(t, batch, nb);
-			for (size_t i = 0; i < nb; i++)
-				tk_mailbox_post(batch[i]->reply, batch[i]);
-			continue;
-		}
-		if (p->stopping && j->kind != TK_DBJOB_LAST_USED) {
-			j->status = TK_DBJOB_FAILED;   /* fail fast; but last-used marks are written */
+			post_batch(batch, nb);
 		} else {
-			if (p->stopping)           /* the last marks get a full deadline */
-				j->deadline_ms = tk_mono_ms() + p->timeout_ms;
-			do_job(t, j);
+			if (p->stopping && j->kind != TK_DBJOB_LAST_USED) {
+				j->status = TK_DBJOB_FAILED;   /* fail fast; but last-used marks are written */
+			} else {
+				if (p->stopping)           /* the last marks get a full deadline */
+					j->deadline_ms = tk_mono_ms() + p->timeout_ms;
+				do_job(t, j);
+			}
+			tk_mailbox_post(j->reply, j);
 		}
-		tk_mailbox_post(j->reply, j);
+		if (lane) {
+			/* The lane is free: lookups queued meanwhile go now, on
+			 * whichever thread wakes (this one, if none waits). */
+			pthread_mutex_lock(&p->mu);
+			p->key_busy--;
+			if (p->head)
+				pthread_cond_signal(&p->cv);
+			pthread_mutex_unlock(&p->mu);
+		}
 	}
 	if (t->conn) {
 		PQfinish(t->conn);
@@ -448,6 +531,7 @@ tk_dbpool *tk_dbpool_start(const char *url, int threads, int64_t timeout_ms, siz
 	p->timeout_ms = timeout_ms;
 	p->max_queue = max_queue;
 	p->txn_pooling = txn_pooling;
+	p->key_lanes = (threads + 3) / 4;   /* a quarter of the pool (at least one): the rest keeps other jobs moving */
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
 	for (int i = 0; i < threads; i++) {
@@ -511,7 +595,10 @@ int tk_dbpool_submit(tk_dbpool *p, tk_dbjob *job)
 		p->head = job;
 	p->tail = job;
 	p->queued++;
-	pthread_cond_signal(&p->cv);
+	/* A lookup while every lane is busy wakes nobody: the lane that frees
+	 * takes it (a thread woken for it could not). */
+	if (job->kind != TK_DBJOB_KEY || p->key_busy < p->key_lanes)
+		pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
 	return 0;
 }
@@ -519,4 +606,10 @@ int tk_dbpool_submit(tk_dbpool *p, tk_dbjob *job)
 int tk_dbpool_connected(tk_dbpool *p)
 {
 	return atomic_load(&p->connected);
+}
+
+void tk_dbpool_key_stats(tk_dbpool *p, uint64_t *statements, uint64_t *lookups)
+{
+	*statements = atomic_load_explicit(&p->key_statements, memory_order_relaxed);
+	*lookups = atomic_load_explicit(&p->key_lookups, memory_order_relaxed);
 }

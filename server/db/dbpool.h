@@ -10,6 +10,10 @@
  * (PQcancel blocks on libpq 15) and reopened. A thread whose connection is
  * down retries every 250 ms; while no connection is up, submissions fail at
  * once so requests get a fast 503.
+ *
+ * Key lookups (KEY jobs) use at most a quarter of the threads at once (at
+ * least one): lookups queued meanwhile go out in one statement, and the other
+ * threads keep the other jobs moving while lookups wait on a slow database.
  */
 #ifndef TOKEND_DBPOOL_H
 #define TOKEND_DBPOOL_H
@@ -110,5 +114,9 @@ int tk_dbpool_submit(tk_dbpool *p, tk_dbjob *job);
 
 /* Number of connections currently up. */
 int tk_dbpool_connected(tk_dbpool *p);
+
+/* Key lookups so far: statements sent for KEY jobs (a retry counts once) and
+ * the KEY jobs they carried (lookups / statements: the batches' mean size). */
+void tk_dbpool_key_stats(tk_dbpool *p, uint64_t *statements, uint64_t *lookups);
 
 #endif

@@ -93,3 +93,19 @@ void tk_mailbox_post(tk_mailbox *m, tk_dbjob *j)
 	ssize_t r = write(m->efd, &one, sizeof(one));
 	(void)r;
 }
+
+void tk_mailbox_post_chain(tk_mailbox *m, tk_dbjob *first, tk_dbjob *last)
+{
+	uint64_t one = 1;
+
+	last->next = NULL;
+	pthread_mutex_lock(&m->mu);
+	if (m->tail)
+		m->tail->next = first;
+	else
+		m->head = first;
+	m->tail = last;
+	pthread_mutex_unlock(&m->mu);
+	ssize_t r = write(m->efd, &one, sizeof(one));
+	(void)r;
+}

@@ -18,6 +18,11 @@ tk_mailbox *tk_mailbox_new(struct event_base *base);
 void tk_mailbox_free(tk_mailbox *m);
 /* Hand a finished job to the owner (any thread). */
 void tk_mailbox_post(tk_mailbox *m, struct tk_dbjob *job);
+/* Hand a chain of finished jobs (first ... last, linked by `next`, last->next
+ * NULL) to the owner at once: one lock and one wake-up for all of them (a
+ * batch of key lookups answered by one statement). Any thread. The jobs
+ * belong to the owner from then on: the caller touches none of them again. */
+void tk_mailbox_post_chain(tk_mailbox *m, struct tk_dbjob *first, struct tk_dbjob *last);
 /* Run the callbacks of the finished jobs now (also used at shutdown, when the
  * loop no longer runs). Returns how many ran. Owner's thread only. */
 int tk_mailbox_drain(tk_mailbox *m);

@@ -500,6 +500,7 @@ code=$(curl -s -o "$TMP/first.json" -w '%{http_code}' -H "Authorization: Basic $
 # The rate is taken between 10% and 60% of the keys cached: near the end one wrk thread
 # may have walked all its keys and be asking for cached ones while the other finishes.
 m0=$(metric tokend_key_cache_misses_total)
+ks0=$(metric tokend_db_key_statements_total); kl0=$(metric tokend_db_key_lookups_total)   # (B) batches
 wrk_start warm2 "$HERE/token_random.lua" "$WARM_MAX" BENCH_KEYS_FILE="$TMP/keys.auth" BENCH_KEYS_MODE=seq \
   BENCH_SCOPE=bench:none
 ta=""; tb=""
@@ -528,6 +529,10 @@ printf '  lookups/s           %s (keys cached from %s to %s in %.2f s; in all %s
 awk -v t=$((cb - ca)) -v hz="$CLK_TCK" -v n=$((eb - ea)) 'BEGIN {
   printf "  tokend CPU          %.1f us per lookup (same span)\n", (n > 0 ? t / hz / n * 1e6 : 0) }'
 printf '  cache entries       %s\n' "$entries"
+# (B) how many lookups each statement carried (empty with a binary older than the metrics)
+ks1=$(metric tokend_db_key_statements_total); kl1=$(metric tokend_db_key_lookups_total)
+[ -n "$ks1" ] && awk -v s=$((ks1 - ${ks0:-0})) -v l=$((kl1 - ${kl0:-0})) -v c="$(metric tokend_db_connections)" 'BEGIN {
+  printf "  key statements      %d for %d lookups (%.1f per statement), %s pool connections\n", s, l, (s > 0 ? l / s : 0), c }'
 
 echo "  -- measured: random keys, all cached, interleaved with the one key ($RUN2_ROUNDS rounds, same tokend) --"
 R_CPU=""; O_CPU=""; R_TPS=""

@@ -1,0 +1,201 @@
+"""
+End-to-end tests of cold-cache key lookups with the default pool (issue 16):
+key lookups run on a quarter of the pool's connections at once (the lanes,
+at least one: server/db/dbpool.c), the lookups queued meanwhile go out together in one
+statement, and a batch's answers go back to each worker with one mailbox post.
+
+  * Many distinct uncached keys at once over two workers and the default pool
+    (4 connections, 1 lane): right secrets, wrong secrets, unknown keys, and
+    keys disabled in the middle of the burst. Each request gets its own key's
+    answer; no key disabled mid-burst gets a token from 1 s after its UPDATE
+    committed (the NOTIFY beats a lookup racing with it, and nothing stale is
+    cached); the statements carried more than one lookup each on average.
+  * Every lane stuck (api_keys locked): lookups fail closed with 503
+    temporarily_unavailable at db_timeout, never a token, while a job of
+    another kind (the metadata endpoint's scope catalogue) is still answered at
+    once by a connection outside the lanes; afterwards the keys work.
+
+SECURITY.md rows: B1 (the same 401 for every refusal), D1 (revocation within
+1 s), E2 (fail closed).
+"""
+import hashlib
+import hmac
+import random
+import threading
+import time
+
+import jwt
+import psycopg2
+import pytest
+
+from support.http import metric, token_request
+from support.keys import make_key_id, make_secret
+from support.registry import note_timing, remember_token
+from support.util import wait_until
+
+pytestmark = pytest.mark.binary
+
+AUTH_FAILED = {"error": "invalid_client", "error_description": "client authentication failed"}
+
+
+def insert_keys(t, account, n):
+    """n keys of `account` inserted with one statement (their secrets' HMAC under the pepper)."""
+    keys = [{"client_id": make_key_id(), "client_secret": make_secret()} for _ in range(n)]
+    t.query("INSERT INTO api_keys (id, account_id, name, secret_hash, secret_hint, scopes)"
+            " SELECT x.id, %s, 'lane ' || x.id, decode(x.h, 'hex'), 'AbCd', ARRAY['read']"
+            " FROM unnest(%s::text[], %s::text[]) AS x(id, h) RETURNING 1",
+            (account, [k["client_id"] for k in keys],
+             [hmac.new(t.pepper_bytes, k["client_secret"].encode(), hashlib.sha256).hexdigest() for k in keys]))
+    return keys
+
+
+def ask(srv, case, timeout=30):
+    _, kid, secret = case
+    try:
+        return token_request(srv.port, {"grant_type": "client_credentials"}, auth=(kid, secret), timeout=timeout)
+    except OSError as e:        # recorded, asserted by the caller
+        return e
+
+
+def test_burst_of_distinct_keys_with_disables_midway(tokend, start_server):
+    t = tokend
+    t.account("acme", "--name", "Acme", "--key-limit", "2000")
+    t.seed_scopes("read")
+    t.grant_scopes("acme", "read")
+    keys = insert_keys(t, "acme", 400)
+    ok, wrong, midway = keys[:260], keys[260:330], keys[330:]
+    srv = start_server(t, workers="2", cache_ttl="1h")          # db_pool_size: the default (4)
+    cases = [("ok", k["client_id"], k["client_secret"]) for k in ok]
+    cases += [("wrong_secret", k["client_id"], make_secret()) for k in wrong]
+    cases += [("unknown", make_key_id(), make_secret()) for _ in range(60)]
+    cases += [("midway", k["client_id"], k["client_secret"]) for k in midway]
+    random.Random(1616).shuffle(cases)
+    m0 = srv.metrics()
+
+    answers = [None] * len(cases)
+    nxt = iter(range(len(cases)))
+    lock = threading.Lock()
+    disabled_at = []
+    half = threading.Event()
+    done_count = [0]
+
+    def run():
+        while True:
+            with lock:
+                i = next(nxt, None)
+            if i is None:
+                return
+            sent = time.monotonic()
+            answers[i] = (ask(srv, cases[i]), sent)
+            with lock:
+                done_count[0] += 1
+                if done_count[0] == len(cases) // 2:
+                    half.set()
+
+    def disable():
+        half.wait(60)
+        # Every "midway" key disabled in one statement while lookups are in
+        # flight (the trigger's NOTIFY drops them from every cache).
+        t.query("UPDATE api_keys SET disabled_at = now() WHERE id = ANY(%s) RETURNING 1",
+                ([k["client_id"] for k in midway],))
+        disabled_at.append(time.monotonic())
+
+    ths = [threading.Thread(target=run) for _ in range(32)] + [threading.Thread(target=disable)]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join(120)
+    assert disabled_at, "the disable never ran"
+
+    wrong_answers = []
+    for (label, kid, _), (r, at) in zip(cases, answers):
+        if isinstance(r, Exception):
+            wrong_answers.append((label, kid, r))
+        elif label == "ok" or (label == "midway" and r.status == 200):
+            if r.status != 200:
+                wrong_answers.append((label, kid, r))
+                continue
+            tok = r.json()["access_token"]
+            remember_token(tok)
+            claims = jwt.decode(tok, options={"verify_signature": False})
+            if claims.get("client_id") != kid or claims.get("sub") != kid or claims.get("acct") != "acme":
+                wrong_answers.append((label, kid, claims))          # another key's answer
+            if label == "midway" and at > disabled_at[0] + 1.0:
+                wrong_answers.append((label, kid, "token asked for more than 1 s after the disable"))
+        elif r.status != 401 or r.json() != AUTH_FAILED:
+            wrong_answers.append((label, kid, r))
+    assert not wrong_answers, f"{len(wrong_answers)} wrong answers, first: {wrong_answers[:3]}"
+
+    # Nothing stale was cached: from 1 s after the disable every midway key is
+    # refused (a cached record would still be the enabled one).
+    time.sleep(max(0.0, disabled_at[0] + 1.0 - time.monotonic()))
+    for k in midway:
+        r = token_request(srv.port, {"grant_type": "client_credentials"},
+                          auth=(k["client_id"], k["client_secret"]))
+        assert r.status == 401 and r.json() == AUTH_FAILED, (k["client_id"], r)
+    reasons = {e.get("reason") for e in srv.log_events("token.refused")}
+    assert {"wrong_secret", "unknown_key", "key_disabled"} <= reasons, reasons
+
+    # The lookups went out batched: fewer statements than lookups.
+    m1 = srv.metrics()
+    stmts = metric(m1, "tokend_db_key_statements_total") - metric(m0, "tokend_db_key_statements_total")
+    looked = metric(m1, "tokend_db_key_lookups_total") - metric(m0, "tokend_db_key_lookups_total")
+    print(f"\n{int(looked)} lookups in {int(stmts)} statements")
+    note_timing("key lookups per statement (400 distinct keys, 32 clients, default pool)",
+                f"{looked / max(stmts, 1):.1f}")
+    assert looked >= len(cases) - 60, (looked, stmts)             # cached answers aside
+    assert 0 < stmts < looked, (looked, stmts)
+
+
+def test_stuck_lanes_fail_closed_and_leave_other_jobs_moving(tokend, start_server, sanitized):
+    t = tokend
+    t.account("acme", "--name", "Acme", "--key-limit", "100")
+    t.seed_scopes("read")
+    t.grant_scopes("acme", "read")
+    keys = insert_keys(t, "acme", 6)
+    srv = start_server(t, db_pool_size="4", db_timeout="3s", cache_ttl="1h")
+    # A new scope: the metadata endpoint reads the catalogue again (a SCOPES
+    # job, which touches no key table) on its next request.
+    assert srv.get("/.well-known/oauth-authorization-server").status == 200   # built once
+    t.scopes("lanes:new")
+    time.sleep(1.0)                     # the scope's NOTIFY has reached the listener (bound: 1 s)
+
+    lock = psycopg2.connect(t.db_url)
+    answers = [None] * len(keys)
+    try:
+        cur = lock.cursor()
+        cur.execute("LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE")   # held until rollback
+
+        def one(i):
+            case = ("stuck", keys[i]["client_id"], keys[i]["client_secret"])
+            t0 = time.monotonic()
+            answers[i] = (ask(srv, case, timeout=20), time.monotonic() - t0)
+
+        ths = []
+        for i in range(len(keys)):      # one after the other: each lookup its own statement
+            th = threading.Thread(target=one, args=(i,))
+            th.start()
+            ths.append(th)
+            time.sleep(0.1)
+        # Every lane is waiting on the lock now. The scope catalogue is read
+        # by a connection outside the lanes, at once.
+        t0 = time.monotonic()
+        r = srv.get("/.well-known/oauth-authorization-server", timeout=10)
+        took = time.monotonic() - t0
+        for th in ths:
+            th.join(30)
+    finally:
+        lock.rollback()
+        lock.close()
+    note_timing("metadata (scope catalogue job) while every key lane waits on a lock", f"{took:.2f} s")
+    assert r.status == 200 and "lanes:new" in r.json()["scopes_supported"], r
+    assert took < (2.0 if sanitized else 1.0), took
+    for res, _ in answers:
+        assert not isinstance(res, Exception), answers
+        assert res.status == 503 and res.json()["error"] == "temporarily_unavailable", res
+        assert "access_token" not in res.body.decode()
+    # The lock is gone: the same keys work (nothing cached from the failures).
+    for k in keys:
+        wait_until(lambda: token_request(srv.port, {"grant_type": "client_credentials"},
+                                         auth=(k["client_id"], k["client_secret"])).status == 200,
+                   timeout=5, what="the key to work again")
