@@ -14,8 +14,13 @@
 
 #define TK_LASTUSED_MAX 262144
 /* The most marks one flush statement carries (a worker sends the next batch
- * as soon as one is written, while a full one waits). */
-#define TK_LASTUSED_BATCH 8192
+ * as soon as one is written, while a full one waits). Large enough that a
+ * busy worker's interval usually fits in one statement: with 8,192, two
+ * workers' back-to-back batches over the same random keys waited on each
+ * other's row locks past db_timeout (a million-key benchmark); small enough
+ * that a statement's buffers (libpq keeps its largest per connection) stay
+ * at a few MB. */
+#define TK_LASTUSED_BATCH 32768
 
 typedef struct tk_lastused {
 	size_t n, cap;                         /* cap: a power of two, 0 before first use */
