@@ -224,7 +224,8 @@ static void flush_done(tk_dbjob *job)
 	job->ids = NULL;
 	job->times = NULL;
 	w->flush_inflight = 0;
-	if (w->flush_again) {
+	/* A full batch may have left more behind: send the next one now. */
+	if (w->flush_again || (job->status == TK_DBJOB_OK && w->lastused.n >= TK_LASTUSED_BATCH)) {
 		w->flush_again = 0;
 		flush_cb(-1, 0, w);
 	}
@@ -243,7 +244,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 	job->done = flush_done;
 	job->reply = w->mbox;
 	job->arg = w;
-	job->n = w->lastused.n;
+	job->n = w->lastused.n < TK_LASTUSED_BATCH ? w->lastused.n : TK_LASTUSED_BATCH;
 	job->ids = malloc(job->n * sizeof(*job->ids));
 	job->times = malloc(job->n * sizeof(*job->times));
 	if (!job->ids || !job->times) {
@@ -251,13 +252,15 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 		free(job->times);
 		return;
 	}
-	job->n = tk_lastused_export(&w->lastused, job->ids, job->times);
+	job->n = tk_lastused_take(&w->lastused, job->ids, job->times, job->n);
 	if (tk_dbpool_submit(w->srv->db, job) != 0) {
+		/* Keep the marks for the next interval. */
+		for (size_t i = 0; i < job->n; i++)
+			tk_lastused_put(&w->lastused, job->ids[i], job->times[i]);
 		free(job->ids);
 		free(job->times);
-		return;   /* keep the marks for the next interval */
+		return;
 	}
-	tk_lastused_clear(&w->lastused);
 	w->flush_inflight = 1;
 }
 
@@ -560,12 +563,20 @@ void tk_workers_flush(tk_server *srv)
 		 * back (merged on failure) go out in the last batch. */
 		int64_t give_up = tk_mono_us() + (w->srv->cfg->db_timeout + 1) * 1000000;
 		tk_mailbox_drain(w->mbox);
-		while (w->flush_inflight && tk_mono_us() < give_up) {
-			usleep(5000);
-			tk_mailbox_drain(w->mbox);
+		for (;;) {
+			while (w->flush_inflight && tk_mono_us() < give_up) {
+				usleep(5000);
+				tk_mailbox_drain(w->mbox);
+			}
+			w->flush_again = 0;
+			if (w->flush_inflight || w->lastused.n == 0)
+				break;
+			/* Batch after batch (TK_LASTUSED_BATCH each); the last one is
+			 * left in flight, as the pool finishes last-used jobs on stop. */
+			flush_cb(-1, 0, w);
+			if (!w->flush_inflight || w->lastused.n == 0)
+				break;
 		}
-		w->flush_again = 0;
-		flush_cb(-1, 0, w);
 	}
 }
 

@@ -87,6 +87,52 @@ size_t tk_lastused_export(const tk_lastused *lu, char (*ids)[TK_KEY_ID_MAX + 1],
 	return k;
 }
 
+/* Empty slot i of the linear-probing table, moving later members of its
+ * cluster back so that every remaining key is still found from its home. */
+static void remove_at(tk_lastused *lu, size_t i)
+{
+	size_t mask = lu->cap - 1, j = i;
+
+	for (;;) {
+		j = (j + 1) & mask;
+		if (!lu->ids[j][0])
+			break;
+		size_t home = tk_hash_str(lu->ids[j]) & mask;
+		/* j's key may fill the hole at i unless its home lies cyclically in (i, j]. */
+		if (((j - home) & mask) < ((j - i) & mask))
+			continue;
+		memcpy(lu->ids[i], lu->ids[j], sizeof(lu->ids[i]));
+		lu->times[i] = lu->times[j];
+		i = j;
+	}
+	lu->ids[i][0] = '\0';
+	lu->n--;
+}
+
+size_t tk_lastused_take(tk_lastused *lu, char (*ids)[TK_KEY_ID_MAX + 1], int64_t *times, size_t max)
+{
+	size_t k = 0, start = 0;
+
+	if (lu->cap == 0 || lu->n == 0 || max == 0)
+		return 0;
+	/* Start just after an empty slot (the load stays under 3/4: there is
+	 * one), so that no cluster wraps around the point where the walk begins:
+	 * a removal then only moves keys the walk has not passed yet. */
+	while (lu->ids[start][0])
+		start++;
+	for (size_t step = 1; step <= lu->cap && k < max && lu->n > 0;) {
+		size_t i = (start + step) & (lu->cap - 1);
+		if (!lu->ids[i][0]) {
+			step++;
+			continue;
+		}
+		memcpy(ids[k], lu->ids[i], sizeof(ids[k]));
+		times[k++] = lu->times[i];
+		remove_at(lu, i);   /* slot i may now hold a later key: look again */
+	}
+	return k;
+}
+
 void tk_lastused_clear(tk_lastused *lu)
 {
 	if (lu->cap)

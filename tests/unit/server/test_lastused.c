@@ -82,10 +82,76 @@ static void test_bound_and_bad_input(void)
 	tk_lastused_free(&lu);
 }
 
+/* Bounded batches: each mark is taken exactly once with its newest time, the
+ * others stay findable after every removal (clusters kept intact), and the
+ * table takes new marks in between. */
+static void test_take_batches(void)
+{
+	enum { N = 20000, B = 3000 };
+	tk_lastused lu = { 0 };
+	char id[TK_KEY_ID_LEN + 1];
+	char (*ids)[TK_KEY_ID_MAX + 1] = malloc(B * sizeof(*ids));
+	int64_t *times = malloc(B * sizeof(*times));
+	unsigned char *seen = calloc(N + 10, 1);
+	int ok = 1, found = 1;
+	size_t total = 0, added = 0, k;
+
+	for (unsigned i = 0; i < N; i++) {
+		id_of(id, i);
+		ok &= tk_lastused_put(&lu, id, 1000 + i) == 0;
+	}
+	TEST_ASSERT(ok);
+	TEST_ASSERT(tk_lastused_take(&lu, ids, times, 0) == 0);
+	while ((k = tk_lastused_take(&lu, ids, times, B)) > 0) {
+		ok &= k <= B;
+		for (size_t j = 0; j < k; j++) {
+			unsigned v = (unsigned)strtoul(ids[j] + 3, NULL, 10);
+			ok &= v < N + 10 && !seen[v] && times[j] == 1000 + (int64_t)v;
+			if (v < N + 10)
+				seen[v] = 1;
+		}
+		total += k;
+		ok &= lu.n == N + added - total;
+		/* Every mark not taken yet is still found, with its time. */
+		for (unsigned i = 0; i < N; i++) {
+			if (seen[i])
+				continue;
+			id_of(id, i);
+			found &= tk_lastused_get(&lu, id) == 1000 + (int64_t)i;
+		}
+		if (total == B) {
+			/* New marks between batches: taken later, like the rest. */
+			for (unsigned i = N; i < N + 10; i++) {
+				id_of(id, i);
+				ok &= tk_lastused_put(&lu, id, 1000 + i) == 0;
+			}
+			added = 10;
+		}
+	}
+	TEST_ASSERT(ok);
+	TEST_ASSERT(found);
+	TEST_ASSERT(total == N + 10);
+	TEST_ASSERT(lu.n == 0);
+	int all = 1;
+	for (unsigned i = 0; i < N + 10; i++)
+		all &= seen[i];
+	TEST_ASSERT(all);
+	id_of(id, 7);
+	TEST_ASSERT(tk_lastused_get(&lu, id) == 0);
+	/* An empty table gives nothing. */
+	tk_lastused empty = { 0 };
+	TEST_ASSERT(tk_lastused_take(&empty, ids, times, B) == 0);
+	free(seen);
+	free(ids);
+	free(times);
+	tk_lastused_free(&lu);
+}
+
 int main(void)
 {
 	TEST_RUN(test_newest_wins);
 	TEST_RUN(test_growth_export_clear);
+	TEST_RUN(test_take_batches);
 	TEST_RUN(test_bound_and_bad_input);
 	TEST_DONE();
 }
