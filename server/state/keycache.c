@@ -12,7 +12,13 @@
 #include <time.h>
 
 #define SHARDS 64
-#define BUCKETS_PER_SHARD 4096
+/* Each shard's bucket array starts small and doubles whenever the shard holds
+ * more records than buckets (a chain is then one record long on average,
+ * whether 100 keys are cached or a million), up to the power of two that
+ * holds the shard's share of key_cache_size. A failed doubling keeps the
+ * array it had: lookups stay right, only longer. */
+#define BUCKETS_MIN 256
+#define BUCKETS_CAP ((size_t)1 << 22)
 
 /* Records are chained through their own `next` (no node per entry); the chain
  * and each record's `cached` flag belong to the shard's lock. */
@@ -20,7 +26,9 @@ typedef struct shard {
 	pthread_mutex_t mu;
 	size_t count;
 	size_t hand;              /* where the next eviction starts looking */
-	tk_apikey *buckets[BUCKETS_PER_SHARD];
+	size_t nbuckets;          /* a power of two */
+	size_t max_buckets;
+	tk_apikey **buckets;
 } shard;
 
 struct tk_keycache {
@@ -119,6 +127,37 @@ static uint64_t hash_id(const char *id)
 	return tk_hash_str(id);
 }
 
+/* The bucket of hash `h` in shard `s` (the low bits chose the shard). */
+static size_t bucket_of(const shard *s, uint64_t h)
+{
+	return (size_t)(h / SHARDS) & (s->nbuckets - 1);
+}
+
+/* Double the shard's buckets (locked shard) when it holds more records than
+ * buckets and may still grow; on allocation failure nothing changes. */
+static void maybe_grow(shard *s)
+{
+	if (s->count <= s->nbuckets || s->nbuckets >= s->max_buckets)
+		return;
+	size_t n = s->nbuckets * 2;
+	tk_apikey **nb = calloc(n, sizeof(*nb));
+	if (!nb)
+		return;
+	for (size_t b = 0; b < s->nbuckets; b++) {
+		tk_apikey *k = s->buckets[b];
+		while (k) {
+			tk_apikey *next = k->next;
+			size_t to = (size_t)(hash_id(k->id) / SHARDS) & (n - 1);
+			k->next = nb[to];
+			nb[to] = k;
+			k = next;
+		}
+	}
+	free(s->buckets);
+	s->buckets = nb;
+	s->nbuckets = n;
+}
+
 tk_keycache *tk_keycache_new(size_t max_entries, int64_t ttl_seconds)
 {
 	tk_keycache *c = calloc(1, sizeof(*c));
@@ -126,8 +165,24 @@ tk_keycache *tk_keycache_new(size_t max_entries, int64_t ttl_seconds)
 		return NULL;
 	c->max_per_shard = max_entries / SHARDS + 1;
 	c->ttl = ttl_seconds;
-	for (int i = 0; i < SHARDS; i++)
-		pthread_mutex_init(&c->shards[i].mu, NULL);
+	size_t maxb = BUCKETS_MIN;
+	while (maxb < c->max_per_shard && maxb < BUCKETS_CAP)
+		maxb *= 2;
+	for (int i = 0; i < SHARDS; i++) {
+		shard *s = &c->shards[i];
+		s->nbuckets = BUCKETS_MIN;
+		s->max_buckets = maxb;
+		s->buckets = calloc(BUCKETS_MIN, sizeof(*s->buckets));
+		if (!s->buckets) {
+			for (int j = 0; j < i; j++) {
+				free(c->shards[j].buckets);
+				pthread_mutex_destroy(&c->shards[j].mu);
+			}
+			free(c);
+			return NULL;
+		}
+		pthread_mutex_init(&s->mu, NULL);
+	}
 	return c;
 }
 
@@ -144,7 +199,7 @@ static void unlink_at(shard *s, tk_apikey **pp)
 
 static void shard_clear(shard *s)
 {
-	for (int b = 0; b < BUCKETS_PER_SHARD; b++)
+	for (size_t b = 0; b < s->nbuckets; b++)
 		while (s->buckets[b])
 			unlink_at(s, &s->buckets[b]);
 	s->count = 0;
@@ -155,11 +210,11 @@ static void shard_clear(shard *s)
  * full cache loses one record per insertion, not a whole shard). */
 static void evict_one(shard *s)
 {
-	for (size_t i = 0; i < BUCKETS_PER_SHARD; i++) {
-		size_t b = (s->hand + i) % BUCKETS_PER_SHARD;
+	for (size_t i = 0; i < s->nbuckets; i++) {
+		size_t b = (s->hand + i) & (s->nbuckets - 1);
 		if (s->buckets[b]) {
 			unlink_at(s, &s->buckets[b]);
-			s->hand = (b + 1) % BUCKETS_PER_SHARD;
+			s->hand = (b + 1) & (s->nbuckets - 1);
 			return;
 		}
 	}
@@ -171,6 +226,7 @@ void tk_keycache_free(tk_keycache *c)
 		return;
 	for (int i = 0; i < SHARDS; i++) {
 		shard_clear(&c->shards[i]);
+		free(c->shards[i].buckets);
 		pthread_mutex_destroy(&c->shards[i].mu);
 	}
 	free(c);
@@ -182,10 +238,10 @@ tk_apikey *tk_keycache_get(tk_keycache *c, const char *id)
 		return NULL;
 	uint64_t h = hash_id(id);
 	shard *s = &c->shards[h % SHARDS];
-	size_t b = (h / SHARDS) % BUCKETS_PER_SHARD;
 	tk_apikey *found = NULL;
 	int32_t now = mono_seconds();
 	pthread_mutex_lock(&s->mu);
+	size_t b = bucket_of(s, h);
 	for (tk_apikey **pp = &s->buckets[b]; *pp; pp = &(*pp)->next) {
 		if (strcmp((*pp)->id, id) != 0)
 			continue;
@@ -210,7 +266,6 @@ void tk_keycache_put(tk_keycache *c, tk_apikey *k, uint64_t seq)
 		return;
 	uint64_t h = hash_id(k->id);
 	shard *s = &c->shards[h % SHARDS];
-	size_t b = (h / SHARDS) % BUCKETS_PER_SHARD;
 	pthread_mutex_lock(&s->mu);
 	/* Checked under the shard lock: an invalidator bumps seq before taking it.
 	 * A record already in the cache (put twice) stays where it is. */
@@ -220,6 +275,7 @@ void tk_keycache_put(tk_keycache *c, tk_apikey *k, uint64_t seq)
 		return;
 	}
 	k->loaded_at = mono_seconds();
+	size_t b = bucket_of(s, h);
 	for (tk_apikey **pp = &s->buckets[b]; *pp; pp = &(*pp)->next) {
 		if (strcmp((*pp)->id, k->id) == 0) {
 			unlink_at(s, pp);
@@ -232,6 +288,7 @@ void tk_keycache_put(tk_keycache *c, tk_apikey *k, uint64_t seq)
 	k->cached = 1;
 	s->buckets[b] = tk_apikey_ref(k);
 	s->count++;
+	maybe_grow(s);
 	pthread_mutex_unlock(&s->mu);
 }
 
@@ -240,8 +297,8 @@ void tk_keycache_invalidate(tk_keycache *c, const char *id)
 	atomic_fetch_add_explicit(&c->seq, 1, memory_order_acq_rel);
 	uint64_t h = hash_id(id);
 	shard *s = &c->shards[h % SHARDS];
-	size_t b = (h / SHARDS) % BUCKETS_PER_SHARD;
 	pthread_mutex_lock(&s->mu);
+	size_t b = bucket_of(s, h);
 	for (tk_apikey **pp = &s->buckets[b]; *pp; pp = &(*pp)->next) {
 		if (strcmp((*pp)->id, id) == 0) {
 			unlink_at(s, pp);
@@ -257,7 +314,7 @@ void tk_keycache_invalidate_account(tk_keycache *c, const char *account)
 	for (int i = 0; i < SHARDS; i++) {
 		shard *s = &c->shards[i];
 		pthread_mutex_lock(&s->mu);
-		for (int b = 0; b < BUCKETS_PER_SHARD; b++) {
+		for (size_t b = 0; b < s->nbuckets; b++) {
 			tk_apikey **pp = &s->buckets[b];
 			while (*pp) {
 				if ((*pp)->found && (*pp)->account && strcmp((*pp)->account, account) == 0)

@@ -142,6 +142,42 @@ static void test_bounded(void)
 
 struct worker { tk_keycache *c; int id; };
 
+/* The shards' bucket arrays grow as keys arrive: 200,000 keys (about 3,000
+ * per shard, many doublings from 256 buckets) are all found afterwards, a
+ * key never put is not, and invalidation by key and by account still finds
+ * its records in the grown arrays. */
+static void test_growth(void)
+{
+	tk_keycache *c = tk_keycache_new(1000000, 3600);
+	char id[32];
+	for (int i = 0; i < 200000; i++) {
+		snprintf(id, sizeof(id), "tk_grow%06d", i);
+		put(c, id, i % 2 ? "odd" : "even");
+	}
+	int missing = 0;
+	for (int i = 0; i < 200000; i++) {
+		snprintf(id, sizeof(id), "tk_grow%06d", i);
+		missing += !cached(c, id);
+	}
+	TEST_ASSERT(missing == 0);
+	TEST_ASSERT(!cached(c, "tk_grow200000"));
+	tk_keycache_invalidate(c, "tk_grow000124");
+	TEST_ASSERT(!cached(c, "tk_grow000124"));
+	TEST_ASSERT(cached(c, "tk_grow000126"));
+	tk_keycache_invalidate_account(c, "odd");
+	int odd_left = 0, even_left = 0;
+	for (int i = 0; i < 200000; i++) {
+		snprintf(id, sizeof(id), "tk_grow%06d", i);
+		if (i % 2)
+			odd_left += cached(c, id);
+		else
+			even_left += cached(c, id);
+	}
+	TEST_ASSERT(odd_left == 0);
+	TEST_ASSERT(even_left == 100000 - 1);
+	tk_keycache_free(c);
+}
+
 static void *hammer(void *arg)
 {
 	struct worker *w = arg;
@@ -187,6 +223,7 @@ int main(void)
 	TEST_RUN(test_ttl);
 	TEST_RUN(test_refcount_outlives_invalidation);
 	TEST_RUN(test_bounded);
+	TEST_RUN(test_growth);
 	TEST_RUN(test_threads);
 	TEST_DONE();
 }
