@@ -394,16 +394,17 @@ static size_t take_keys(tk_dbpool *p, tk_dbjob **out, size_t max)
 }
 
 /*
- * The job this thread takes next (locked), unlinked; NULL when there is none
- * it may take. Key lookups run on at most key_lanes connections at once: the
- * lookups that arrive while every lane is busy queue up and the next free lane
+ * The job this thread may take next (locked; *prevp: the job before it), NULL
+ * when there is none (take_job unlinks it). Key lookups run on at most
+ * key_lanes connections at once: the lookups that arrive while every lane is
+ * busy queue up and the next free lane
  * answers them with one statement (up to TK_DBJOB_KEY_BATCH), where four
  * threads each grabbing the one or two just queued would spend a statement,
  * a round trip and a wake-up of the worker on each. A lane is taken at once
  * when free, so a lone lookup waits for nothing. Other jobs are taken past
  * queued lookups by the threads outside the lanes. While stopping, anything.
  */
-static tk_dbjob *take_job(tk_dbpool *p)
+static tk_dbjob *find_job(tk_dbpool *p, tk_dbjob **prevp)
 {
 	tk_dbjob *prev = NULL;
 	size_t looked = 0;
@@ -411,6 +412,25 @@ static tk_dbjob *take_job(tk_dbpool *p)
 	for (tk_dbjob *j = p->head; j && looked < 4 * TK_DBJOB_KEY_BATCH; prev = j, j = j->next, looked++) {
 		if (j->kind == TK_DBJOB_KEY && !p->stopping && p->key_busy >= p->key_lanes)
 			continue;
+		*prevp = prev;
+		return j;
+	}
+	return NULL;
+}
+
+/* 1 when this thread has nothing it may take (locked): it is idle, and keeps
+ * its connection alive (ping) or reopens it, as with an empty queue. */
+static int nothing_to_take(tk_dbpool *p)
+{
+	tk_dbjob *prev;
+	return find_job(p, &prev) == NULL;
+}
+
+static tk_dbjob *take_job(tk_dbpool *p)
+{
+	tk_dbjob *prev = NULL, *j = find_job(p, &prev);
+
+	if (j) {
 		if (prev)
 			prev->next = j->next;
 		else
@@ -419,9 +439,8 @@ static tk_dbjob *take_job(tk_dbpool *p)
 			p->tail = prev;
 		p->queued--;
 		j->next = NULL;
-		return j;
 	}
-	return NULL;
+	return j;
 }
 
 static void *db_thread_main(void *arg)
@@ -432,12 +451,10 @@ static void *db_thread_main(void *arg)
 	for (;;) {
 		tk_dbjob *j;
 		pthread_mutex_lock(&p->mu);
+		/* Idle: the queue is empty, or holds only lookups while every lane
+		 * is busy (a lane that frees signals). */
 		while (!(j = take_job(p)) && !p->stopping) {
-			/* Jobs queued but none this thread may take (lookups, every
-			 * lane busy): wait for a lane to free (it signals). */
-			if (p->head) {
-				pthread_cond_wait(&p->cv, &p->mu);
-			} else if (!t->conn) {
+			if (!t->conn) {
 				/* Reconnect in the background while idle, every 250 ms. */
 				struct timespec ts;
 				clock_gettime(CLOCK_REALTIME, &ts);
@@ -447,7 +464,7 @@ static void *db_thread_main(void *arg)
 					ts.tv_nsec -= 1000000000L;
 				}
 				pthread_cond_timedwait(&p->cv, &p->mu, &ts);
-				if (!p->head && !p->stopping) {
+				if (nothing_to_take(p) && !p->stopping) {
 					pthread_mutex_unlock(&p->mu);
 					ensure_conn(t, tk_mono_ms() + IDLE_CONNECT_MS);
 					pthread_mutex_lock(&p->mu);
@@ -458,7 +475,7 @@ static void *db_thread_main(void *arg)
 				struct timespec ts;
 				clock_gettime(CLOCK_REALTIME, &ts);
 				ts.tv_sec += 2;
-				if (pthread_cond_timedwait(&p->cv, &p->mu, &ts) != 0 && !p->head && !p->stopping) {
+				if (pthread_cond_timedwait(&p->cv, &p->mu, &ts) != 0 && nothing_to_take(p) && !p->stopping) {
 					pthread_mutex_unlock(&p->mu);
 					tk_dbcall ping = { .stmt = TK_DBSTMT_PING };
 					PGresult *r = run_call(t, &ping, tk_mono_ms() + p->timeout_ms);
