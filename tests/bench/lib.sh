@@ -98,7 +98,9 @@ private_copy() {
   local src=$1 dir=$2 lib
   mkdir -p "$dir"
   cp "$src" "$dir/tokend"
-  lib=$(ldd "$src" 2>/dev/null | awk '$1 ~ /^libtokend/ && $3 ~ /^\// { print $3 }')
+  # Without the LD_LIBRARY_PATH set for the benchmarked binary: ldd must name
+  # the library `src` was built with (its runpath), not another binary's copy.
+  lib=$(env -u LD_LIBRARY_PATH ldd "$src" 2>/dev/null | awk '$1 ~ /^libtokend/ && $3 ~ /^\// { print $3 }')
   [ -z "$lib" ] || cp "$lib" "$dir/"
 }
 
