@@ -402,14 +402,16 @@ static size_t take_keys(tk_dbpool *p, tk_dbjob **out, size_t max)
  * threads each grabbing the one or two just queued would spend a statement,
  * a round trip and a wake-up of the worker on each. A lane is taken at once
  * when free, so a lone lookup waits for nothing. Other jobs are taken past
- * queued lookups by the threads outside the lanes. While stopping, anything.
+ * queued lookups by the threads outside the lanes, however many lookups
+ * are queued before them (the whole queue is looked at: at most
+ * db_queue_size jobs; a flood of lookups must not hide a revocation or a
+ * last-used write behind it). While stopping, anything.
  */
 static tk_dbjob *find_job(tk_dbpool *p, tk_dbjob **prevp)
 {
 	tk_dbjob *prev = NULL;
-	size_t looked = 0;
 
-	for (tk_dbjob *j = p->head; j && looked < 4 * TK_DBJOB_KEY_BATCH; prev = j, j = j->next, looked++) {
+	for (tk_dbjob *j = p->head; j; prev = j, j = j->next) {
 		if (j->kind == TK_DBJOB_KEY && !p->stopping && p->key_busy >= p->key_lanes)
 			continue;
 		*prevp = prev;

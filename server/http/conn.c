@@ -46,6 +46,8 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include <tokend/crypto.h>
+
 #include "conn.h"
 #include "fastlane.h"
 #include "headscan.h"
@@ -594,6 +596,30 @@ void tk_conn_fast_send(tk_fastreq *fr, int status, const char *reason, const cha
 	fast_write(c);
 }
 
+/* Drain the first `n` bytes of `b`, wiped first: a request's bytes hold its
+ * client secret, and libevent frees drained chunks as they are. */
+static void wipe_drain(struct evbuffer *b, size_t n)
+{
+	struct evbuffer_iovec v[8];
+	while (n > 0) {
+		int nv = evbuffer_peek(b, (ev_ssize_t)n, NULL, v, 8);
+		if (nv <= 0)
+			break;
+		size_t done = 0;
+		for (int i = 0; i < nv && i < 8 && done < n; i++) {
+			size_t k = v[i].iov_len < n - done ? v[i].iov_len : n - done;
+			tk_wipe(v[i].iov_base, k);
+			done += k;
+		}
+		evbuffer_drain(b, done);
+		n -= done;
+		if (done == 0)
+			break;
+	}
+	if (n > 0)
+		evbuffer_drain(b, n);
+}
+
 /* Take the request at the start of `in` (scanned: fast_eligible) and serve
  * it. Returns 1, or 0 when evhttp serves it after all (nothing consumed). */
 static int fast_serve(tk_conn *c, struct evbuffer *in, const tk_route *rt)
@@ -608,13 +634,19 @@ static int fast_serve(tk_conn *c, struct evbuffer *in, const tk_route *rt)
 		c->resume_ev = c->wev ? event_new(base, -1, 0, fast_resume_cb, c) : NULL;
 		if (!c->resume_ev) {
 			free(fr);
+			if (c->wev)
+				event_free(c->wev);
+			if (c->held)
+				evbuffer_free(c->held);
+			c->wev = NULL;
+			c->held = NULL;
 			goto evhttp;
 		}
 		c->fr = fr;
 	}
 	if (tk_fast_parse(c->fr, in, hl, bl) != 0)
 		goto evhttp;
-	evbuffer_drain(in, hl + bl);
+	wipe_drain(in, hl + bl);
 	tk_metric_add(&cs->w->metrics.requests_fast, 1);
 	tk_fastreq *fr = c->fr;
 	fr->conn = c;
@@ -705,7 +737,8 @@ static void release(tk_conn *c)
 	if (c->resume_ev)
 		event_free(c->resume_ev);
 	if (c->held) {
-		evbuffer_free(c->held);            /* a next request's bytes (a secret, maybe): freed */
+		wipe_drain(c->held, evbuffer_get_length(c->held));   /* a next request's secret, maybe */
+		evbuffer_free(c->held);
 	}
 	if (c->watch)
 		evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->watch);

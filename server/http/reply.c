@@ -50,7 +50,8 @@ void tk_req_client(tk_worker *w, tk_req req, char *buf, size_t len)
 	size_t n = 0;
 	int any = 0, over = 0;
 	const char *v;
-	for (int i = 0; (v = tk_req_header_nth(req, "X-Forwarded-For", i)) != NULL; i++) {
+	tk_req_cursor cur = TK_REQ_CURSOR_INIT;
+	while ((v = tk_req_header_next(req, "X-Forwarded-For", &cur)) != NULL) {
 		size_t vl = strlen(v);
 		if (n + (any ? 1 : 0) + vl > TK_XFF_MAX) {
 			over = 1;

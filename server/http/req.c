@@ -19,25 +19,49 @@ const char *tk_req_header(tk_req r, const char *name)
 	return tk_req_header_nth(r, name, 0);
 }
 
-const char *tk_req_header_nth(tk_req r, const char *name, int i)
+const char *tk_req_header_next(tk_req r, const char *name, tk_req_cursor *cur)
 {
 	if (r.fast) {
-		for (unsigned k = 0; k < r.fast->nhdr; k++)
-			if (strcasecmp(r.fast->hdr[k].name, name) == 0 && i-- == 0)
-				return r.fast->hdr[k].value;
+		while (cur->k < r.fast->nhdr) {
+			const tk_fastfield *f = &r.fast->hdr[cur->k++];
+			if (strcasecmp(f->name, name) == 0)
+				return f->value;
+		}
 		return NULL;
 	}
-	struct evkeyvalq *h = evhttp_request_get_input_headers(r.ev);
-	for (struct evkeyval *kv = h->tqh_first; kv; kv = kv->next.tqe_next)
-		if (strcasecmp(kv->key, name) == 0 && i-- == 0)
+	const struct evkeyval *kv;
+	if (!cur->started) {
+		cur->started = 1;
+		kv = evhttp_request_get_input_headers(r.ev)->tqh_first;
+	} else {
+		kv = cur->kv;
+	}
+	for (; kv; kv = kv->next.tqe_next) {
+		if (strcasecmp(kv->key, name) == 0) {
+			cur->kv = kv->next.tqe_next;
 			return kv->value;
+		}
+	}
+	cur->kv = NULL;
 	return NULL;
 }
 
+const char *tk_req_header_nth(tk_req r, const char *name, int i)
+{
+	tk_req_cursor cur = TK_REQ_CURSOR_INIT;
+	const char *v;
+	while ((v = tk_req_header_next(r, name, &cur)) != NULL && i-- > 0)
+		;
+	return v;
+}
+
+/* One pass over the fields, however many there are (a head full of one
+ * repeated field must not cost a pass per copy). */
 int tk_req_header_count(tk_req r, const char *name)
 {
+	tk_req_cursor cur = TK_REQ_CURSOR_INIT;
 	int n = 0;
-	while (tk_req_header_nth(r, name, n))
+	while (tk_req_header_next(r, name, &cur))
 		n++;
 	return n;
 }

@@ -34,6 +34,15 @@ static inline tk_req tk_req_ev(struct evhttp_request *ev)
 /* The first input header field `name` (any case), its value as evhttp
  * stores it (leading spaces and trailing whitespace removed), or NULL. */
 const char *tk_req_header(tk_req r, const char *name);
+/* Walk the input fields `name` in order, one pass in all: a cursor set to
+ * TK_REQ_CURSOR_INIT, then each call returns the next value, NULL at the end. */
+typedef struct tk_req_cursor {
+	unsigned k;                            /* fast lane: the next field to look at */
+	const struct evkeyval *kv;             /* evhttp: the next field, once started */
+	int started;
+} tk_req_cursor;
+#define TK_REQ_CURSOR_INIT { 0, NULL, 0 }
+const char *tk_req_header_next(tk_req r, const char *name, tk_req_cursor *cur);
 /* The `i`-th (from 0) input field `name`, in order, or NULL. */
 const char *tk_req_header_nth(tk_req r, const char *name, int i);
 /* How many input fields `name` there are. */

@@ -18,9 +18,11 @@ statement, and a batch's answers go back to each worker with one mailbox post.
 SECURITY.md rows: B1 (the same 401 for every refusal), D1 (revocation within
 1 s), E2 (fail closed).
 """
+import base64
 import hashlib
 import hmac
 import random
+import socket
 import threading
 import time
 
@@ -199,3 +201,57 @@ def test_stuck_lanes_fail_closed_and_leave_other_jobs_moving(tokend, start_serve
         wait_until(lambda: token_request(srv.port, {"grant_type": "client_credentials"},
                                          auth=(k["client_id"], k["client_secret"])).status == 200,
                    timeout=5, what="the key to work again")
+
+
+def test_flood_of_lookups_does_not_hide_other_jobs(tokend, start_server, sanitized):
+    """400 lookups of unknown (well-formed) keys queued while the only lane
+    waits on a lock: a job queued after all of them (the scope catalogue's
+    read) is still taken at once by a thread outside the lane, however deep
+    in the queue it is (the pool once looked only at its first 256 jobs)."""
+    t = tokend
+    t.account("acme", "--name", "Acme", "--key-limit", "10")
+    t.seed_scopes("read")
+    srv = start_server(t, db_pool_size="4", db_timeout="4s", cache_ttl="1h",
+                       max_connections_per_address="1000", auth_failures_per_address="0")
+    assert srv.get("/.well-known/oauth-authorization-server").status == 200   # built once
+    t.scopes("lanes:flood")
+    time.sleep(1.0)                     # the scope's NOTIFY has reached the listener (bound: 1 s)
+
+    body = b"grant_type=client_credentials"
+    lock = psycopg2.connect(t.db_url)
+    socks = []
+    try:
+        cur = lock.cursor()
+        cur.execute("LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE")   # held until rollback
+        for _ in range(400):
+            cred = base64.b64encode(f"{make_key_id()}:{make_secret()}".encode()).decode()
+            s = socket.create_connection(("127.0.0.1", srv.port), timeout=30)
+            s.sendall(b"POST /oauth2/token HTTP/1.1\r\nHost: x\r\nAuthorization: Basic " + cred.encode() +
+                      b"\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: " +
+                      str(len(body)).encode() + b"\r\n\r\n" + body)
+            socks.append(s)
+        time.sleep(2.0 if sanitized else 1.0)   # every request read and queued
+        t0 = time.monotonic()
+        r = srv.get("/.well-known/oauth-authorization-server", timeout=10)
+        took = time.monotonic() - t0
+    finally:
+        lock.rollback()
+        lock.close()
+    statuses = []
+    for s in socks:
+        data = b""
+        try:
+            while b"\r\n\r\n" not in data:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        except OSError:
+            pass
+        s.close()
+        statuses.append(data.split(b" ", 2)[1] if data.startswith(b"HTTP/1.1 ") else b"none")
+    note_timing("metadata (scope catalogue job) behind 400 queued key lookups, the lane stuck",
+                f"{took:.2f} s")
+    assert r.status == 200 and "lanes:flood" in r.json()["scopes_supported"], r
+    assert took < (2.0 if sanitized else 1.0), took
+    assert b"200" not in statuses, statuses
