@@ -137,8 +137,9 @@ void tk_req_reply(tk_worker *w, tk_req req, const tk_reqinfo *ri, int status,
 	tk_req_response_begins(req);
 	if (atomic_load_explicit(&w->srv->stopping, memory_order_relaxed))
 		tk_req_add_header(req, "Connection", "close");   /* stopping: the last answer on it */
-	tk_req_send(req, status, reason, body, len);
 
+	/* Counted and logged before the answer is sent: the fast lane sends at
+	 * once, and a client that has its answer must find the line written. */
 	int64_t dur = tk_mono_us() - ri->start_us;
 	tk_metrics_request(&w->metrics, ri->ep, status, (uint64_t)(dur < 0 ? 0 : dur));
 	if (logged) {
@@ -150,6 +151,7 @@ void tk_req_reply(tk_worker *w, tk_req req, const tk_reqinfo *ri, int status,
 		       "client_id", ri->client_id, "trace_id", ri->trace_id[0] ? ri->trace_id : NULL,
 		       "parent_id", ri->parent_id[0] ? ri->parent_id : NULL, NULL);
 	}
+	tk_req_send(req, status, reason, body, len);
 }
 
 void tk_http_oauth_error(tk_worker *w, struct evhttp_request *req, const tk_reqinfo *ri, int status,
