@@ -78,22 +78,6 @@ void tk_mailbox_free(tk_mailbox *m)
 	free(m);
 }
 
-void tk_mailbox_post(tk_mailbox *m, tk_dbjob *j)
-{
-	uint64_t one = 1;
-
-	j->next = NULL;
-	pthread_mutex_lock(&m->mu);
-	if (m->tail)
-		m->tail->next = j;
-	else
-		m->head = j;
-	m->tail = j;
-	pthread_mutex_unlock(&m->mu);
-	ssize_t r = write(m->efd, &one, sizeof(one));
-	(void)r;
-}
-
 void tk_mailbox_post_chain(tk_mailbox *m, tk_dbjob *first, tk_dbjob *last)
 {
 	uint64_t one = 1;
@@ -108,4 +92,9 @@ void tk_mailbox_post_chain(tk_mailbox *m, tk_dbjob *first, tk_dbjob *last)
 	pthread_mutex_unlock(&m->mu);
 	ssize_t r = write(m->efd, &one, sizeof(one));
 	(void)r;
+}
+
+void tk_mailbox_post(tk_mailbox *m, tk_dbjob *j)
+{
+	tk_mailbox_post_chain(m, j, j);
 }

@@ -13,6 +13,7 @@ import base64
 import socket
 import time
 import urllib.parse
+from types import SimpleNamespace as NS
 
 import pytest
 
@@ -23,11 +24,6 @@ from support.server import new_key
 pytestmark = pytest.mark.binary
 
 FAST = "tokend_requests_fast_lane_total"
-
-
-class NS:
-    def __init__(self, **kw):
-        self.__dict__.update(kw)
 
 
 @pytest.fixture(scope="module")
