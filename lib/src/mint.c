@@ -3,17 +3,20 @@
  * per signing key what every token of that key shares, so that a mint is:
  * claims written straight into the minter's buffer (no jansson, no
  * allocation of ours unless the key carries custom claims), base64url, one
- * signature from a DigestSign context that was initialised once (digest
- * and key fetched once: OpenSSL looks up no name per token), and the raw
- * JWS signature appended.
+ * signature from a context that was initialised once (digest and key
+ * fetched once: OpenSSL looks up no name and copies no context per token),
+ * and the raw JWS signature appended.
  *
  * Per key, at tk_minter_new:
  *   - the protected header {"alg":..,"kid":..,"typ":"at+jwt"}, base64url
  *     encoded, with the '.' that follows it;
  *   - the private key, taken from the signer's libjwt key item (the same
  *     key libjwt was given at load: the signer keeps one source of truth);
- *   - an EVP_MD_CTX initialised for DigestSign (SHA-256 for ES256 and RS256,
- *     none for EdDSA), copied into the minter's working context per token;
+ *   - ES256 and RS256: an EVP_PKEY_CTX initialised for signing with SHA-256
+ *     (RS256: PKCS#1 v1.5, OpenSSL's default padding), reused for every
+ *     token: the minter hashes the signing input with its SHA-256 (fetched
+ *     once) and signs the digest; EdDSA (which signs the message itself):
+ *     an EVP_MD_CTX initialised for DigestSign, copied per token;
  *   - a self-test: a token minted the new way must verify with libjwt
  *     against the public JWK the JWKS publishes. Verification and JWK
  *     handling stay in libjwt / verify.c / jwk.c: nothing is written twice.
@@ -57,7 +60,13 @@
 /* What a mint needs of one signing key, prepared once. */
 struct mint_key {
 	jwt_alg_t alg;
-	EVP_MD_CTX *tmpl;              /* DigestSign, initialised with key and digest */
+	/* ES256 and RS256: a sign context initialised once (key, SHA-256, RSA's
+	 * PKCS#1 v1.5 padding by default), used for every token: the input is
+	 * hashed in the minter's digest context, the digest signed here (no
+	 * context is copied or freed per token). EdDSA signs the message itself
+	 * (no prehash): a DigestSign template copied per token. */
+	EVP_PKEY_CTX *sign;
+	EVP_MD_CTX *tmpl;
 	char head[B64_MAX(HEAD_MAX) + 2];  /* b64url(header) "." */
 	size_t head_len;
 };
@@ -73,7 +82,9 @@ struct tk_minter {
 	const tk_signer *s;
 	size_t n;
 	struct mint_key *k;            /* one per key, same order as s->keys */
-	EVP_MD_CTX *work;              /* a copy of k[i].tmpl per signature */
+	EVP_MD_CTX *work;              /* EdDSA: a copy of k[i].tmpl per signature */
+	EVP_MD_CTX *dig;               /* ES256, RS256: the SHA-256 of the signing input */
+	EVP_MD *sha256;                /* fetched once */
 	char claims[CLAIMS_MAX];       /* the claims JSON of the mint in progress */
 	unsigned char sig[SIG_MAX];
 	/* The token: b64url(header) "." b64url(claims) "." b64url(signature). */
@@ -364,11 +375,11 @@ static EVP_PKEY *key_of(const struct signing_key *k)
 	return pk;
 }
 
-static int prepare_key(struct mint_key *mk, const struct signing_key *k, char *why, size_t wl)
+static int prepare_key(struct mint_key *mk, const struct signing_key *k, const EVP_MD *sha256,
+                       char *why, size_t wl)
 {
 	char head[HEAD_MAX];
 	struct jbuf hb = { head, 0, sizeof(head), 0 };
-	const char *md = k->alg == JWT_ALG_EDDSA ? NULL : "SHA256";
 	const char *type = k->alg == JWT_ALG_ES256 ? "EC" : k->alg == JWT_ALG_EDDSA ? "ED25519" : "RSA";
 	EVP_PKEY *pk = NULL;
 	int rc = -1;
@@ -392,17 +403,46 @@ static int prepare_key(struct mint_key *mk, const struct signing_key *k, char *w
 		tk_seterr(why, wl, "cannot take the private key from libjwt");
 		goto out;
 	}
-	mk->tmpl = EVP_MD_CTX_new();
-	if (mk->tmpl == NULL || EVP_DigestSignInit_ex(mk->tmpl, NULL, md, NULL, NULL, pk, NULL) != 1) {
-		tk_seterr(why, wl, "cannot prepare the signature: %s",
-		          tk_ossl_reason(head, sizeof(head), "OpenSSL error"));
-		goto out;
+	if (k->alg == JWT_ALG_EDDSA) {
+		mk->tmpl = EVP_MD_CTX_new();
+		if (mk->tmpl == NULL || EVP_DigestSignInit_ex(mk->tmpl, NULL, NULL, NULL, NULL, pk, NULL) != 1)
+			goto bad;
+	} else {
+		mk->sign = EVP_PKEY_CTX_new_from_pkey(NULL, pk, NULL);
+		if (mk->sign == NULL || EVP_PKEY_sign_init(mk->sign) != 1 ||
+		    EVP_PKEY_CTX_set_signature_md(mk->sign, sha256) != 1)
+			goto bad;
 	}
 	rc = 0;
+	goto out;
+bad:
+	tk_seterr(why, wl, "cannot prepare the signature: %s",
+	          tk_ossl_reason(head, sizeof(head), "OpenSSL error"));
 out:
 	EVP_PKEY_free(pk);             /* the context holds its own reference */
 	ERR_clear_error();
 	return rc;
+}
+
+/* Sign `len` bytes of `in` with key `mk` into sig (*siglen: its room in,
+ * the signature's length out; ES256 as JWS r||s). 0, or -1 (OpenSSL's error
+ * queue says why). */
+static int sign_input(tk_minter *m, const struct mint_key *mk, const unsigned char *in, size_t len,
+                      unsigned char *sig, size_t *siglen)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	if (mk->sign == NULL)
+		return EVP_MD_CTX_copy_ex(m->work, mk->tmpl) == 1 &&
+		       EVP_DigestSign(m->work, sig, siglen, in, len) == 1 ? 0 : -1;
+	if (EVP_DigestInit_ex2(m->dig, m->sha256, NULL) != 1 || EVP_DigestUpdate(m->dig, in, len) != 1 ||
+	    EVP_DigestFinal_ex(m->dig, md, &mdlen) != 1 ||
+	    EVP_PKEY_sign(mk->sign, sig, siglen, md, mdlen) != 1)
+		return -1;
+	if (mk->alg == JWT_ALG_ES256 && (*siglen = ecdsa_raw(sig, *siglen)) == 0)
+		return -1;
+	return 0;
 }
 
 static const char *mint_into(tk_minter *m, size_t idx, const tk_token_claims *c,
@@ -453,15 +493,17 @@ tk_minter *tk_minter_new(const tk_signer *s, char *err, size_t errlen)
 	atomic_store(&s->st->frozen, true);
 	m = calloc(1, sizeof(*m));
 	if (m == NULL || (m->k = calloc(s->n, sizeof(*m->k))) == NULL ||
-	    (m->work = EVP_MD_CTX_new()) == NULL) {
+	    (m->work = EVP_MD_CTX_new()) == NULL || (m->dig = EVP_MD_CTX_new()) == NULL ||
+	    (m->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL) {
 		tk_minter_free(m);
-		tk_seterr(err, errlen, "out of memory");
+		tk_seterr(err, errlen, "out of memory, or no SHA-256 in OpenSSL");
+		ERR_clear_error();
 		return NULL;
 	}
 	m->s = s;
 	m->n = s->n;
 	for (size_t i = 0; i < s->n; i++) {
-		if (prepare_key(&m->k[i], &s->keys[i], why, sizeof(why)) != 0 ||
+		if (prepare_key(&m->k[i], &s->keys[i], m->sha256, why, sizeof(why)) != 0 ||
 		    selftest(m, i, why, sizeof(why)) != 0) {
 			tk_seterr(err, errlen, "key %s: %s", s->keys[i].kid, why);
 			tk_minter_free(m);
@@ -476,9 +518,13 @@ void tk_minter_free(tk_minter *m)
 	if (m == NULL)
 		return;
 	if (m->k != NULL)
-		for (size_t i = 0; i < m->n; i++)
+		for (size_t i = 0; i < m->n; i++) {
 			EVP_MD_CTX_free(m->k[i].tmpl);
+			EVP_PKEY_CTX_free(m->k[i].sign);
+		}
 	EVP_MD_CTX_free(m->work);
+	EVP_MD_CTX_free(m->dig);
+	EVP_MD_free(m->sha256);
 	free(m->k);
 	/* The last token and its claims: no bearer token left in freed memory. */
 	tk_wipe(m->tok, sizeof(m->tok));
@@ -542,9 +588,7 @@ static const char *mint_into(tk_minter *m, size_t idx, const tk_token_claims *c,
 	}
 	memcpy(m->tok, mk->head, mk->head_len);
 	len = mk->head_len + tk_b64url_encode(m->claims, b.len, m->tok + mk->head_len);
-	if (EVP_MD_CTX_copy_ex(m->work, mk->tmpl) != 1 ||
-	    EVP_DigestSign(m->work, m->sig, &siglen, (const unsigned char *)m->tok, len) != 1 ||
-	    (mk->alg == JWT_ALG_ES256 && (siglen = ecdsa_raw(m->sig, siglen)) == 0)) {
+	if (sign_input(m, mk, (const unsigned char *)m->tok, len, m->sig, &siglen) != 0) {
 		tk_seterr(err, errlen, "cannot mint token: signing failed: %s",
 		          tk_ossl_reason(why, sizeof(why), "OpenSSL error"));
 		return NULL;
@@ -675,9 +719,7 @@ char *tk_minter_sign(tk_minter *m, const char *typ, const char *claims_json, siz
 	tok[len++] = '.';
 	len += tk_b64url_encode(claims_json, n, tok + len);
 	siglen = SIG_MAX;
-	if (EVP_MD_CTX_copy_ex(m->work, mk->tmpl) != 1 ||
-	    EVP_DigestSign(m->work, sig, &siglen, (const unsigned char *)tok, len) != 1 ||
-	    (mk->alg == JWT_ALG_ES256 && (siglen = ecdsa_raw(sig, siglen)) == 0)) {
+	if (sign_input(m, mk, (const unsigned char *)tok, len, sig, &siglen) != 0) {
 		tk_seterr(err, errlen, "cannot sign: %s", tk_ossl_reason(why, sizeof(why), "OpenSSL error"));
 		goto fail;
 	}

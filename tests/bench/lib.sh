@@ -125,6 +125,8 @@ b64auth() { "$PY" -c 'import base64, json, sys; k = json.load(sys.stdin); print(
 # CPU time so far (user + system) of process $1 (default: tokend), in clock ticks.
 CLK_TCK=$(getconf CLK_TCK)
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/${1:-$TOKEND_PID}/stat"; }
+# The user-mode part of cpu_ticks (the rest is the kernel's: system calls, TCP over loopback, wakeups).
+user_ticks() { awk '{ print $14 }' "/proc/${1:-$TOKEND_PID}/stat"; }
 
 loadavg() { awk '{ print $1 }' /proc/loadavg; }
 

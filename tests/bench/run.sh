@@ -45,7 +45,7 @@
 #                            tokens/s, and the means (same machine, one sitting)
 #   BENCH_COMPARE_ROUNDS [2] rounds of run 1c     BENCH_COMPARE_OPENLOOP [BENCH_OPENLOOP]
 #                            1: each run 1c run also does the open loop at half of run 1's rate
-#   OPENLOOP_BIN [build/openloop]
+#   OPENLOOP_BIN [build/openloop]   MINTBENCH_BIN [build/mintbench] (run 0: the mint alone, by algorithm)
 #   BENCH_KEEP               set: keep the temp dir (logs, wrk output, perf.data)
 #   TOKEND_BIN [build/tokend]
 set -euo pipefail
@@ -66,6 +66,7 @@ PERF=${BENCH_PERF:-1}
 VERBOSE=${BENCH_VERBOSE:-0}
 ALGS=${BENCH_ALGS-EdDSA RS256}
 OPENLOOP_BIN=${OPENLOOP_BIN:-$ROOT/build/openloop}
+MINTBENCH_BIN=${MINTBENCH_BIN:-$ROOT/build/mintbench}
 COMPARE=${BENCH_COMPARE:-}
 RECENT=${BENCH_RECENT_USE:-1}
 BULK=${BENCH_BULK:-$(( NKEYS > 100000 ? 1 : 0 ))}
@@ -124,7 +125,7 @@ profile() {
     sleep 0.1; t=$(metric tokend_tokens_issued_total); [ "${t:-0}" -gt "${t0:-0}" ] && break
   done
   sleep 1.5
-  if perf record -F 999 -g -p "$TOKEND_PID" -o "$TMP/perf-$label.data" -- sleep 5 \
+  if perf record -F 999 ${BENCH_PERF_CG:--g} -p "$TOKEND_PID" -o "$TMP/perf-$label.data" -- sleep 5 \
        >"$TMP/perf-$label.log" 2>&1; then
     wrk_wait "perf-$label" >/dev/null
     echo "  perf: tokend's CPU time by library (5 s under load; wrk and perf share the 2 cores)"
@@ -175,6 +176,8 @@ issue16_targets() {
   awk -v c="$CPU1" -v s="$SIGN1" 'BEGIN {
     printf "  one key CPU/token   %.1f us (target <= 40); one ES256 signature %.1f us: %.2f of one core'"'"'s signature rate (target >= 0.55)\n",
            c, (s > 0 ? 1e6 / s : 0), (c > 0 && s > 0 ? 1e6 / s / c : 0) }'
+  printf '  one key, split      user %s us + system %s us; the mint alone %s us (run 0)\n' \
+    "$CPU1_USER" "$CPU1_SYS" "${MINT_US[ES256]:-n/a}"
   printf '  non-2xx             %s in run 1 (target 0)\n' "$NON2XX1"
   if [ -n "$CPU2" ]; then
     NK=$(echo "$NKEYS" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta')
@@ -195,8 +198,8 @@ issue16_targets() {
   if [ -n "$ALGS" ]; then
     for alg in $ALGS; do
       case $alg in EdDSA) sps=$SIGN_ED ;; RS256) sps=$SIGN_RSA ;; esac
-      awk -v a="$alg" -v c="${ALG_CPU[$alg]:-0}" -v e="$CPU1" -v s="$sps" 'BEGIN {
-        printf "  %-6s CPU/token    %.1f us (ES256 %.1f us); one signature %.1f us (openssl speed)\n", a, c, e, (s > 0 ? 1e6 / s : 0) }'
+      awk -v a="$alg" -v c="${ALG_CPU[$alg]:-0}" -v e="$CPU1" -v s="$sps" -v m="${MINT_US[$alg]:-n/a}" 'BEGIN {
+        printf "  %-6s CPU/token    %.1f us (ES256 %.1f us); one signature %.1f us (openssl speed); the mint alone %s us%s\n", a, c, e, (s > 0 ? 1e6 / s : 0), m, (a == "RS256" ? " (RSA 3072)" : "") }'
     done
   else
     echo "  EdDSA, RS256        not run (BENCH_ALGS empty)"
@@ -258,10 +261,14 @@ code=$(curl -s -o "$TMP/first.json" -w '%{http_code}' -H "Authorization: Basic $
 echo
 echo "== run 1: one key, POST /oauth2/token (client_secret_basic) =="
 wrk_start warm1 "$HERE/token.lua" 2 BENCH_AUTH="$AUTH"; wrk_wait warm1 >/dev/null
-before=$(metric tokend_tokens_issued_total); c0=$(cpu_ticks)
+before=$(metric tokend_tokens_issued_total); c0=$(cpu_ticks); u0=$(user_ticks)
 wrk_start run1 "$HERE/token.lua" "$RUN_S" BENCH_AUTH="$AUTH"; wrk_wait run1
-after=$(metric tokend_tokens_issued_total); c1=$(cpu_ticks)
+after=$(metric tokend_tokens_issued_total); c1=$(cpu_ticks); u1=$(user_ticks)
 report run1 $((after - before)) $((c1 - c0))
+CPU1_USER=$(us_per_token $((after - before)) $((u1 - u0)))
+CPU1_SYS=$(us_per_token $((after - before)) $((c1 - c0 - (u1 - u0))))
+printf '  tokend CPU split    user %s us + system %s us per token (system: system calls, TCP over loopback, wakeups)\n' \
+  "$CPU1_USER" "$CPU1_SYS"
 TPS1=$TPS
 printf '  tokend RSS          %s kB\n' "$(rss_kb)"
 profile run1 "$HERE/token.lua" BENCH_AUTH="$AUTH"
@@ -417,6 +424,16 @@ printf '  run 1 tokens/s ÷ signs/s (2 cores)   %s\n' "$(ratio "$TPS1")"
 SIGN_ED=$(sign_ed_per_s); SIGN_RSA=$(sign_rsa_per_s)
 printf '  Ed25519 signs/s     %s on 1 core (%s us each)\n' "$SIGN_ED" "$(awk -v s="$SIGN_ED" 'BEGIN { if (s > 0) printf "%.1f", 1e6 / s }')"
 printf '  RSA 2048 signs/s    %s on 1 core (%s us each)\n' "$SIGN_RSA" "$(awk -v s="$SIGN_RSA" 'BEGIN { if (s > 0) printf "%.1f", 1e6 / s }')"
+# Run 0: libtokend's mint alone (claims, base64url, signature; no HTTP, no database).
+declare -A MINT_US=()
+if [ -x "$MINTBENCH_BIN" ]; then
+  echo
+  echo "== run 0: mint alone (build/mintbench, one thread, 3 s per algorithm; tokend idle) =="
+  while read -r _ a _ _ u; do
+    a=${a#alg=}; u=${u#us_per_token=}; MINT_US[$a]=$u
+    printf '  %-6s              %s us of CPU per token minted%s\n' "$a" "$u" "$([ "$a" = RS256 ] && echo ' (RSA 3072, the size tokend makes)')"
+  done < <("$MINTBENCH_BIN" -s 3 ES256 EdDSA RS256 || die "mintbench failed")
+fi
 stop_tokend
 
 # --------------------------------------------------------------------------

@@ -188,7 +188,7 @@ typedef struct tk_token_claims {
 
 /*
  * A minting context for one thread: per key of `s`, the encoded header and a
- * DigestSign context prepared once, each self-tested against the published
+ * signing context prepared once, each self-tested against the published
  * public JWK with libjwt. Freezes `s` (no further tk_signer_add_file). Returns
  * NULL with `err` set if `s` is empty or on allocation / libjwt failure.
  * `s` must outlive the minter.
