@@ -91,6 +91,7 @@ typedef struct tk_config {
 	int key_cache_size;       /* API-key records cached, at most */
 	int rate_limit_table_size; /* addresses or keys each rate limiter follows, at most */
 	int listen_exclusive;     /* refuse to start when another process listens on the port */
+	int http_fast_lane;            /* POST /oauth2/token read and answered by conn.c (README) */
 	unsigned char source[TK_CONFIG_MAX_KEYS]; /* TK_CONFIG_FROM_* of each key, in table order */
 } tk_config;
 

@@ -47,6 +47,7 @@
 #                            1: each run 1c run also does the open loop at half of run 1's rate
 #   OPENLOOP_BIN [build/openloop]   MINTBENCH_BIN [build/mintbench] (run 0: the mint alone, by algorithm)
 #   BENCH_KEEP               set: keep the temp dir (logs, wrk output, perf.data)
+#   BENCH_PERF_CG [-g]       perf record call-graph option (e.g. "--call-graph dwarf,16384": callers through libc)
 #   TOKEND_BIN [build/tokend]
 set -euo pipefail
 

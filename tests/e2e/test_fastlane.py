@@ -309,3 +309,27 @@ def test_smuggling_shapes_refused(env, shape):
     assert [st for st, _, _ in parse_raw_responses(data)] == [400], data
     assert closed
     assert fast_count(env.srv) == before
+
+
+def test_fast_lane_off(env, module_start_server):
+    """http_fast_lane = off: the same requests are all evhttp's (the counter
+    stays 0) and get the same answer: status, header field names in order."""
+    srv = module_start_server(env.t, http_fast_lane="off")
+    on, _ = raw_exchange(env.port, token_bytes(env.key), read_until_close=False)
+    off, _ = raw_exchange(srv.port, token_bytes(env.key), read_until_close=False)
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+    try:
+        s.sendall(token_bytes(env.key) + token_bytes(env.key))
+        got, data = recv_responses(s, 2)
+    finally:
+        s.close()
+    assert [st for st, _, _ in got] == [200, 200], data[:2000]
+    for d in (on, off):
+        remember_token(parse_raw_responses(d)[0][2].decode())
+    for _, _, b in got:
+        remember_token(b.decode())
+    assert fast_count(srv) == 0
+    assert fast_count(env.srv) > 0
+    (ol, of), (fl, ff) = head_fields(on), head_fields(off)
+    assert ol == fl == "HTTP/1.1 200 OK"
+    assert [n for n, _ in of] == [n for n, _ in ff]
