@@ -73,6 +73,7 @@ for b in "${builds[@]}"; do
   log "unit tests ($b)"
   (cd "$ROOT/$dir" && ctest --output-on-failure -j2) || failures=$((failures + 1))
   log "end-to-end tests ($b)"
+  # --durations: the 25 slowest tests are listed at the end (where CI time goes).
   # The console's screenshots outlive the run's temp directory: $dir/screenshots.
   # setsid: pytest and everything it starts form a process group of their own,
   # led by pytest (a background job of a script is no group leader, so setsid
@@ -80,7 +81,7 @@ for b in "${builds[@]}"; do
   TOKEND_BIN="$ROOT/$dir/tokend" TOKEND_BUILD="$b" \
   TOKEND_SCREENSHOT_DIR="${TOKEND_SCREENSHOT_DIR:-$ROOT/$dir/screenshots}" \
     setsid $PY -m pytest -c tests/e2e/pytest.ini tests/e2e --basetemp="$E2E_TMP/pytest-$b" \
-      "${MARKS[@]}" ${TOKEND_PYTEST_ARGS:-} &
+      --durations=25 "${MARKS[@]}" ${TOKEND_PYTEST_ARGS:-} &
   PYTEST_PGID=$!
   wait "$PYTEST_PGID" || failures=$((failures + 1))
   PYTEST_PGID=
