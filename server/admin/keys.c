@@ -333,7 +333,7 @@ static int recently_used_here(tk_adminreq *ar)
 	int mine = 0;
 	if (k) {
 		mine = k->found && (ar->operator || strcmp(k->account, ar->account) == 0) &&
-		       !(k->unusable_reason && strcmp(k->unusable_reason, "key_deleted") == 0);
+		       k->reason != TK_UNUSABLE_DELETED;
 		int64_t known = atomic_load(&k->last_used_at);
 		if (known > last)
 			last = known;

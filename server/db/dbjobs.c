@@ -189,20 +189,14 @@ static int parse_key_row(tk_apikey *k, PGresult *r, int row)
 	k->publishable = strcmp(PQgetvalue(r, row, 15), "t") == 0;
 	/* The previous secret of a rotation, until its overlap ends; without one
 	 * (or unreadable) prev_until stays 0 and only the current secret works. */
-	k->prev_until = 0;
 	int copies_ok = 1;           /* an allocation failure never drops a value */
 	if (!PQgetisnull(r, row, 13)) {
 		size_t plen = 0;
 		unsigned char *ph = PQunescapeBytea((const unsigned char *)PQgetvalue(r, row, 13), &plen);
-		if (ph && plen == TK_HASH_LEN) {
-			k->prev_hash = malloc(TK_HASH_LEN);
-			if (k->prev_hash) {
-				memcpy(k->prev_hash, ph, TK_HASH_LEN);
-				k->prev_until = strtoll(PQgetvalue(r, row, 14), NULL, 10);
-			} else {
-				copies_ok = 0;   /* the holder of the previous secret would be refused */
-			}
-		}
+		/* (the holder of the previous secret would be refused: fail closed) */
+		if (ph && plen == TK_HASH_LEN &&
+		    tk_apikey_set_prev(k, ph, strtoll(PQgetvalue(r, row, 14), NULL, 10)) != 0)
+			copies_ok = 0;
 		if (ph) {
 			tk_wipe(ph, plen);
 			PQfreemem(ph);
@@ -219,13 +213,11 @@ static int parse_key_row(tk_apikey *k, PGresult *r, int row)
 	int scopes_ok = vals == 0;
 	/* Environment (sql/007): an unknown environment or an unreadable claim
 	 * set makes the key unusable, never a token without them. */
-	const char *env = PQgetvalue(r, row, 11);
-	k->environment = strcmp(env, "live") == 0 ? "live" : strcmp(env, "test") == 0 ? "test" : NULL;
-	int model_ok = k->environment != NULL;
+	k->env = tk_apikey_env_code(PQgetvalue(r, row, 11));
+	int model_ok = k->env != TK_ENV_UNKNOWN;
 	if (k->publishable) {
 		hash_ok = !PQgetisnull(r, row, 16) && *PQgetvalue(r, row, 16);   /* no origin: unusable */
-		k->origins = tk_intern_str(PQgetvalue(r, row, 16));
-		if (!k->origins)
+		if (tk_apikey_set_origins(k, PQgetvalue(r, row, 16)) != 0)
 			copies_ok = 0;
 	}
 	/* The key's index in the status list (sql/012, NOT NULL): without a
@@ -243,17 +235,11 @@ static int parse_key_row(tk_apikey *k, PGresult *r, int row)
 	k->rate_limit = atoi(PQgetvalue(r, row, 9));
 	k->expires_at = strtoll(PQgetvalue(r, row, 7), NULL, 10);
 	atomic_store(&k->last_used_at, (int64_t)strtoll(PQgetvalue(r, row, 10), NULL, 10));
-	static const char *const reasons[] = { "key_deleted", "key_revoked", "key_disabled", "account_disabled" };
-	const char *why_not = PQgetvalue(r, row, 8);
-	k->unusable_reason = NULL;
-	for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
-		if (strcmp(why_not, reasons[i]) == 0)
-			k->unusable_reason = reasons[i];
-	if (!k->unusable_reason && *why_not)
-		k->unusable_reason = "key_not_usable";
-	if (!k->unusable_reason && !(hash_ok && scopes_ok && model_ok))
-		k->unusable_reason = "key_corrupt";
-	k->usable = k->unusable_reason == NULL;
+	/* "" usable; a reason the database gives (an unknown one: key_not_usable) */
+	k->reason = tk_apikey_reason_code(PQgetvalue(r, row, 8));
+	if (k->reason == TK_UNUSABLE_NONE && !(hash_ok && scopes_ok && model_ok))
+		k->reason = TK_UNUSABLE_CORRUPT;
+	k->usable = k->reason == TK_UNUSABLE_NONE;
 	return copies_ok ? 0 : -1;
 }
 
@@ -269,9 +255,8 @@ void tk_dbjob_finish(tk_dbjob *j, PGresult *r)
 		return;
 	case TK_DBJOB_KEY:
 		if (st == PGRES_TUPLES_OK) {
-			tk_apikey *k = tk_apikey_new();
+			tk_apikey *k = tk_apikey_new(j->key_id);
 			if (k) {
-				snprintf(k->id, sizeof(k->id), "%s", j->key_id);
 				if (PQntuples(r) == 1 && parse_key_row(k, r, 0) != 0) {
 					tk_apikey_release(k);   /* fails closed: 503, nothing cached */
 					break;
@@ -337,10 +322,9 @@ void tk_dbjob_finish_keys(tk_dbjob *const *jobs, size_t n, PGresult *r)
 				row = x;
 		if (row >= 0)
 			next = row + 1;
-		tk_apikey *k = tk_apikey_new();
+		tk_apikey *k = tk_apikey_new(j->key_id);
 		if (!k)
 			continue;
-		snprintf(k->id, sizeof(k->id), "%s", j->key_id);
 		if (row >= 0 && parse_key_row(k, r, row) != 0) {
 			tk_apikey_release(k);   /* fails closed: 503, nothing cached */
 			continue;

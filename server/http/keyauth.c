@@ -77,10 +77,11 @@ static int decide(tk_authreq *ar, const tk_apikey *k)
 	 * each request from the cached end time: no instance needs a message to
 	 * stop accepting it. */
 	int64_t now = (int64_t)time(NULL);
-	int has_prev = k->found && k->prev_until != 0;
+	int64_t prev_until = tk_apikey_prev_until(k);
+	int has_prev = k->found && prev_until != 0;
 	int eq_cur = tk_digest_equal(ar->digest, k->found ? k->hash : srv->dummy_hash);
-	int eq_prev = tk_digest_equal(ar->digest, has_prev ? k->prev_hash : srv->dummy_hash);
-	int prev_live = has_prev && now < k->prev_until;
+	int eq_prev = tk_digest_equal(ar->digest, has_prev ? tk_apikey_prev_hash(k) : srv->dummy_hash);
+	int prev_live = has_prev && now < prev_until;
 	int equal = eq_cur | (eq_prev & prev_live);
 	/* A publishable key authenticates with its ID alone (no secret, from one
 	 * of its origins); every other key with its secret. Each kind presented
@@ -99,7 +100,7 @@ static int decide(tk_authreq *ar, const tk_apikey *k)
 	else if (!cred_ok)
 		reason = "wrong_secret";
 	else if (!k->usable)
-		reason = k->unusable_reason ? k->unusable_reason : "key_not_usable";
+		reason = tk_apikey_unusable_reason(k) ? tk_apikey_unusable_reason(k) : "key_not_usable";
 	else if (k->expires_at && now >= k->expires_at)
 		reason = "key_expired";
 	else if (k->publishable && !tk_apikey_allows_origin(k, ar->origin))

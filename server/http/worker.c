@@ -196,7 +196,7 @@ int64_t tk_lastused_pending(const tk_worker *w, const char *key_id)
 void tk_lastused_mark(tk_worker *w, const tk_apikey *k)
 {
 	int64_t now = (int64_t)time(NULL);
-	tk_lastused_put(&w->lastused, k->id, now);
+	tk_lastused_put_key(&w->lastused, k, now);
 	int64_t stale = now - (TK_RECENT_USE_WINDOW - w->srv->cfg->last_used_flush_interval - 60);
 	/* The only field of a shared, otherwise immutable key that moves (atomic):
 	 * one worker wins. The uintptr_t cast drops const on purpose. */

@@ -200,7 +200,8 @@ static int issue(tk_authreq *ar, const tk_apikey *k)
 	 * Account IDs never hold ':' and key IDs never do, so a sub names one
 	 * account's member and never another account's key or member. */
 	char sub[SUB_MAX];
-	if (k->subject && (size_t)snprintf(sub, sizeof(sub), "%s:%s", k->account, k->subject) >= sizeof(sub)) {
+	const char *subject = tk_apikey_subject(k);
+	if (subject && (size_t)snprintf(sub, sizeof(sub), "%s:%s", k->account, subject) >= sizeof(sub)) {
 		tk_log(TK_LOG_ERROR, "token.key_corrupt", "req", ar->ri.id, "client_id", k->id, NULL);
 		tk_req_oauth_error(w, ar->req, &ar->ri, 500, "server_error", "the token could not be issued");
 		return 0;
@@ -217,7 +218,7 @@ static int issue(tk_authreq *ar, const tk_apikey *k)
 	char *scope = tk_scopes_join(granted);
 	tk_token_claims c = {
 		.iss = srv->cfg->issuer,
-		.sub = k->subject ? sub : k->id,
+		.sub = subject ? sub : k->id,
 		.aud = aud,
 		.aud_count = naud,
 		.client_id = k->id,
@@ -225,9 +226,9 @@ static int issue(tk_authreq *ar, const tk_apikey *k)
 		.acct = k->account,
 		.iat = now,
 		.exp = exp,
-		.env = k->environment,
+		.env = tk_apikey_environment(k),
 		.origin = k->publishable ? ar->origin : NULL,   /* checked: one of the key's (auth.c) */
-		.extra = k->claims,
+		.extra = tk_apikey_claims(k),
 		.status_uri = srv->status_uri,    /* NULL when status_list = off */
 		.status_idx = k->status_idx,
 	};

@@ -39,17 +39,104 @@ struct tk_keycache {
 	shard shards[SHARDS];
 };
 
+/* What the record's narrow fields must hold. */
+_Static_assert(TK_STRLIST_MAX <= UINT8_MAX, "naud is 8 bits");
+_Static_assert(TK_UNUSABLE_CORRUPT < 8, "reason is 3 bits");
+_Static_assert(TK_ENV_TEST < 4, "env is 2 bits");
+_Static_assert(TK_KEY_ID_MAX < 64, "the ID buffer sizes");
+
 static int32_t mono_seconds(void)
 {
 	return (int32_t)(tk_mono_us() / 1000000);
 }
 
-tk_apikey *tk_apikey_new(void)
+tk_apikey *tk_apikey_new(const char *id)
 {
-	tk_apikey *k = calloc(1, sizeof(*k));
-	if (k)
-		atomic_init(&k->refs, 1);
+	size_t len = id ? strlen(id) : TK_KEY_ID_MAX + 1;
+	if (len > TK_KEY_ID_MAX)
+		return NULL;
+	/* The fixed part, then the ID and its NUL (never less than the struct). */
+	size_t size = offsetof(tk_apikey, id) + len + 1;
+	tk_apikey *k = calloc(1, size < sizeof(*k) ? sizeof(*k) : size);
+	if (!k)
+		return NULL;
+	memcpy(k->id, id, len);
+	atomic_init(&k->refs, 1);
+	atomic_init(&k->last_used_at, 0);
 	return k;
+}
+
+/* The side record of `k`, made on first use (zeroed). NULL: out of memory. */
+static tk_apikey_extra *extra(tk_apikey *k)
+{
+	if (!k->x)
+		k->x = calloc(1, sizeof(*k->x));
+	return k->x;
+}
+
+int tk_apikey_set_prev(tk_apikey *k, const unsigned char *digest, int64_t until)
+{
+	if (until == 0)
+		return 0;                /* no previous secret (0 means none) */
+	tk_apikey_extra *x = extra(k);
+	if (!x)
+		return -1;
+	memcpy(x->prev_hash, digest, TK_HASH_LEN);
+	x->prev_until = until;
+	return 0;
+}
+
+int tk_apikey_set_origins(tk_apikey *k, const char *origins)
+{
+	tk_apikey_extra *x = extra(k);
+	if (!x)
+		return -1;
+	x->origins = tk_intern_str(origins);
+	return x->origins ? 0 : -1;
+}
+
+static const char *const reason_text[] = {
+	[TK_UNUSABLE_NONE] = NULL,
+	[TK_UNUSABLE_DELETED] = "key_deleted",
+	[TK_UNUSABLE_REVOKED] = "key_revoked",
+	[TK_UNUSABLE_DISABLED] = "key_disabled",
+	[TK_UNUSABLE_ACCOUNT_DISABLED] = "account_disabled",
+	[TK_UNUSABLE_OTHER] = "key_not_usable",
+	[TK_UNUSABLE_CORRUPT] = "key_corrupt",
+};
+#define NREASONS (sizeof(reason_text) / sizeof(reason_text[0]))
+
+const char *tk_apikey_unusable_reason(const tk_apikey *k)
+{
+	if (k->reason == TK_UNUSABLE_NONE)
+		return NULL;
+	return k->reason < NREASONS ? reason_text[k->reason] : "key_not_usable";
+}
+
+enum tk_apikey_unusable tk_apikey_reason_code(const char *text)
+{
+	if (!text || !*text)
+		return TK_UNUSABLE_NONE;
+	/* Only the database's own reasons; "key_not_usable" and "key_corrupt"
+	 * are this process's words, never taken from a row. */
+	for (size_t i = TK_UNUSABLE_DELETED; i <= TK_UNUSABLE_ACCOUNT_DISABLED; i++)
+		if (strcmp(text, reason_text[i]) == 0)
+			return (enum tk_apikey_unusable)i;
+	return TK_UNUSABLE_OTHER;
+}
+
+const char *tk_apikey_environment(const tk_apikey *k)
+{
+	return k->env == TK_ENV_LIVE ? "live" : k->env == TK_ENV_TEST ? "test" : NULL;
+}
+
+enum tk_apikey_env tk_apikey_env_code(const char *text)
+{
+	if (text && strcmp(text, "live") == 0)
+		return TK_ENV_LIVE;
+	if (text && strcmp(text, "test") == 0)
+		return TK_ENV_TEST;
+	return TK_ENV_UNKNOWN;
 }
 
 tk_apikey *tk_apikey_ref(tk_apikey *k)
@@ -61,9 +148,10 @@ tk_apikey *tk_apikey_ref(tk_apikey *k)
 int tk_apikey_allows_origin(const tk_apikey *k, const char *origin)
 {
 	size_t n = origin ? strlen(origin) : 0;
-	if (!k || !k->publishable || !k->origins || n == 0)
+	const char *origins = k ? tk_apikey_origins(k) : NULL;
+	if (!k || !k->publishable || !origins || n == 0)
 		return 0;
-	for (const char *p = k->origins; *p;) {
+	for (const char *p = origins; *p;) {
 		const char *sp = strchr(p, ' ');
 		size_t len = sp ? (size_t)(sp - p) : strlen(p);
 		if (len == n && memcmp(p, origin, n) == 0)
@@ -78,14 +166,14 @@ void tk_apikey_release(tk_apikey *k)
 	if (!k || atomic_fetch_sub_explicit(&k->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	tk_wipe(k->hash, sizeof(k->hash));
-	if (k->prev_hash) {
-		tk_wipe(k->prev_hash, TK_HASH_LEN);
-		free(k->prev_hash);
+	if (k->x) {
+		tk_wipe(k->x->prev_hash, sizeof(k->x->prev_hash));
+		tk_intern_str_release(k->x->subject);
+		tk_intern_str_release(k->x->claims);
+		tk_intern_str_release(k->x->origins);
+		free(k->x);
 	}
 	tk_intern_str_release(k->account);
-	tk_intern_str_release(k->subject);
-	tk_intern_str_release(k->claims);
-	tk_intern_str_release(k->origins);
 	tk_intern_scopes_release(k->scopes);
 	if (k->aud)
 		tk_intern_list_release((const tk_strlist *)(const void *)
@@ -99,11 +187,15 @@ int tk_apikey_set_values(tk_apikey *k, const char *account, const char *subject,
 	const char *why = NULL;
 	int rc = 0;
 
+	const char *sub = NULL, *cl = NULL;
+
 	k->account = tk_intern_str(account);
-	if (subject)
-		k->subject = tk_intern_str(subject);
-	if (claims)
-		k->claims = tk_intern_str(claims);
+	/* Only a key with a subject or claims carries the side record. */
+	tk_apikey_extra *x = subject || claims ? extra(k) : NULL;
+	if (x && subject)
+		sub = x->subject = tk_intern_str(subject);
+	if (x && claims)
+		cl = x->claims = tk_intern_str(claims);
 	k->scopes = tk_intern_scopes(scopes, &why);
 	if (!k->scopes && strcmp(why, "out of memory") != 0) {
 		rc = 1;                  /* an invalid scope string grants nothing */
@@ -112,11 +204,11 @@ int tk_apikey_set_values(tk_apikey *k, const char *account, const char *subject,
 	const tk_strlist *aud = tk_intern_list(audiences);
 	if (aud) {
 		k->aud = aud->v;
-		k->naud = (uint16_t)aud->n;
+		k->naud = (uint8_t)aud->n;   /* <= TK_STRLIST_MAX */
 	}
 	/* A missing value would read as "none" (the key ID as subject, every
 	 * audience, no claims): never use a record short of one. */
-	if (!k->account || (subject && !k->subject) || (claims && !k->claims) || !k->scopes || !aud)
+	if (!k->account || (subject && !sub) || (claims && !cl) || !k->scopes || !aud)
 		return -1;
 	return rc;
 }

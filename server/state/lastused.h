@@ -3,6 +3,13 @@
  * seconds), merged per key in an open-addressing hash table, bounded at
  * TK_LASTUSED_MAX keys. One owner thread; no locks. The worker flushes it to
  * the database in one statement per interval (http/worker.c).
+ *
+ * A mark is 16 bytes: a reference to a key record (keycache.h), whose ID it
+ * names, and the time (a million cached keys used within an interval made a
+ * table of 53-byte slots, IDs inline, about 28 MB per worker). The record is
+ * released when the mark is taken, cleared or freed: an evicted or
+ * invalidated record lives at most until its mark is flushed, and is never
+ * read for anything but its ID.
  */
 #ifndef TOKEND_LASTUSED_H
 #define TOKEND_LASTUSED_H
@@ -11,6 +18,8 @@
 #include <stdint.h>
 
 #include <tokend/keyfmt.h>
+
+#include "keycache.h"
 
 #define TK_LASTUSED_MAX 262144
 /* The most marks one flush statement carries (a worker sends the next batch
@@ -22,14 +31,25 @@
  * at a few MB. */
 #define TK_LASTUSED_BATCH 32768
 
+typedef struct tk_lastused_slot {
+	tk_apikey *key;                        /* one reference; NULL: an empty slot */
+	int64_t t;
+} tk_lastused_slot;
+
 typedef struct tk_lastused {
 	size_t n, cap;                         /* cap: a power of two, 0 before first use */
-	char (*ids)[TK_KEY_ID_MAX + 1];        /* "" = empty slot */
-	int64_t *times;
+	tk_lastused_slot *marks;
 } tk_lastused;
 
-/* Record a use of `key_id` at `t` (the newest time wins). 0, or -1 when the
- * table is full (TK_LASTUSED_MAX keys) or out of memory: the mark is lost. */
+/* Record a use of key `k` at `t` (the newest time wins); a new mark takes a
+ * reference of `k` (its refcount is the one part of a shared key that moves).
+ * 0, or -1 when the table is full (TK_LASTUSED_MAX keys) or out of memory:
+ * the mark is lost. */
+int tk_lastused_put_key(tk_lastused *lu, const tk_apikey *k, int64_t t);
+
+/* The same by ID (a batch merged back after a failed flush): a new mark
+ * holds a record of the ID alone. -1 also for an ID NULL, empty or longer
+ * than TK_KEY_ID_MAX. */
 int tk_lastused_put(tk_lastused *lu, const char *key_id, int64_t t);
 
 /* The newest unflushed use of `key_id`, or 0. */
@@ -44,7 +64,7 @@ size_t tk_lastused_export(const tk_lastused *lu, char (*ids)[TK_KEY_ID_MAX + 1],
  * (whose buffers, libpq's included, would stay allocated). */
 size_t tk_lastused_take(tk_lastused *lu, char (*ids)[TK_KEY_ID_MAX + 1], int64_t *times, size_t max);
 
-/* Forget every mark (the table keeps its size). */
+/* Forget every mark (the table keeps its size; the records are released). */
 void tk_lastused_clear(tk_lastused *lu);
 
 void tk_lastused_free(tk_lastused *lu);

@@ -135,16 +135,16 @@ static void test_answers(void)
 	tk_apikey *a = jobs[0]->key, *u = jobs[1]->key, *b = jobs[2]->key;
 	/* Each job its own key's row, whatever the row order. */
 	TEST_ASSERT_STR(a->id, "tk_a");
-	TEST_ASSERT(a->found && a->usable && a->unusable_reason == NULL);
-	TEST_ASSERT(a->hash[0] == 0x11 && a->hash[31] == 0x11 && a->prev_hash == NULL && a->prev_until == 0);
+	TEST_ASSERT(a->found && a->usable && tk_apikey_unusable_reason(a) == NULL);
+	TEST_ASSERT(a->hash[0] == 0x11 && a->hash[31] == 0x11 && tk_apikey_prev_hash(a) == NULL && tk_apikey_prev_until(a) == 0);
 	TEST_ASSERT_STR(a->account, "acme");
-	TEST_ASSERT_STR(a->subject, "jane");
-	TEST_ASSERT_STR(a->claims, "{\"plan\":\"pro\"}");
-	TEST_ASSERT_STR(a->environment, "test");
+	TEST_ASSERT_STR(tk_apikey_subject(a), "jane");
+	TEST_ASSERT_STR(tk_apikey_claims(a), "{\"plan\":\"pro\"}");
+	TEST_ASSERT_STR(tk_apikey_environment(a), "test");
 	TEST_ASSERT(a->scopes->n == 2 && a->naud == 1 && a->lifetime == 600 && a->rate_limit == 5);
 	TEST_ASSERT_STR(a->aud[0], "https://api");
 	TEST_ASSERT(atomic_load(&a->last_used_at) == 1700000000);
-	TEST_ASSERT(a->status_idx == 8 && !a->publishable && a->origins == NULL);
+	TEST_ASSERT(a->status_idx == 8 && !a->publishable && tk_apikey_origins(a) == NULL);
 	/* The same key asked twice in the batch: one record (single flight). */
 	TEST_ASSERT(jobs[3]->key == a && atomic_load(&a->refs) == 2);
 	/* Unknown: a negative record, as a single lookup gives. */
@@ -153,8 +153,8 @@ static void test_answers(void)
 	/* Disabled, with a previous secret. */
 	TEST_ASSERT_STR(b->id, "tk_b");
 	TEST_ASSERT(b->found && !b->usable);
-	TEST_ASSERT_STR(b->unusable_reason, "key_disabled");
-	TEST_ASSERT(b->prev_hash && b->prev_hash[0] == 0x33 && b->prev_until == 1900000000);
+	TEST_ASSERT_STR(tk_apikey_unusable_reason(b), "key_disabled");
+	TEST_ASSERT(tk_apikey_prev_hash(b) && tk_apikey_prev_hash(b)[0] == 0x33 && tk_apikey_prev_until(b) == 1900000000);
 	TEST_ASSERT(a->account == b->account);             /* interned: one copy of "acme" */
 	free_jobs(jobs, 4);
 	TEST_ASSERT(tk_intern_count() == base);
@@ -177,7 +177,7 @@ static void test_corrupt_row(void)
 	tk_dbjob_finish_keys(jobs, 5, result_of(5, rows));
 	for (int i = 0; i < 5; i++) {
 		TEST_ASSERT(jobs[i]->status == TK_DBJOB_OK && jobs[i]->key->found && !jobs[i]->key->usable);
-		TEST_ASSERT_STR(jobs[i]->key->unusable_reason, "key_corrupt");
+		TEST_ASSERT_STR(tk_apikey_unusable_reason(jobs[i]->key), "key_corrupt");
 	}
 	TEST_ASSERT(jobs[2]->key->scopes->n == 0);           /* an invalid scope string grants nothing */
 

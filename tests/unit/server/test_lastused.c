@@ -1,7 +1,8 @@
 /*
  * test_lastused.c - a worker's last-used marks (server/state/lastused.c):
  * newest time wins, growth keeps every mark, export and clear, the bound,
- * refused input.
+ * refused input; a mark holds a reference of its key record (16 bytes a
+ * mark, no ID copy), released when taken, cleared or freed.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -147,11 +148,64 @@ static void test_take_batches(void)
 	tk_lastused_free(&lu);
 }
 
+static int refs_of(tk_apikey *k)
+{
+	return atomic_load(&k->refs);
+}
+
+static void test_marks_hold_records(void)
+{
+	TEST_ASSERT(sizeof(tk_lastused_slot) == 16);
+	tk_lastused lu = { 0 };
+	tk_apikey *a = tk_apikey_new("tk_a"), *a2 = tk_apikey_new("tk_a"), *b = tk_apikey_new("tk_b");
+	TEST_ASSERT(tk_lastused_put_key(&lu, a, 100) == 0 && refs_of(a) == 2);
+	TEST_ASSERT(tk_lastused_put_key(&lu, a, 110) == 0 && refs_of(a) == 2);   /* merged: one reference */
+	/* Another record of the same ID (reloaded): merged by ID, not held. */
+	TEST_ASSERT(tk_lastused_put_key(&lu, a2, 105) == 0 && refs_of(a2) == 1);
+	TEST_ASSERT(tk_lastused_put(&lu, "tk_a", 90) == 0 && lu.n == 1);
+	TEST_ASSERT(tk_lastused_get(&lu, "tk_a") == 110);
+	/* By ID: a record of the ID alone; then the key's record merges into it. */
+	TEST_ASSERT(tk_lastused_put(&lu, "tk_b", 50) == 0 && lu.n == 2);
+	TEST_ASSERT(tk_lastused_put_key(&lu, b, 60) == 0 && refs_of(b) == 1 && tk_lastused_get(&lu, "tk_b") == 60);
+	TEST_ASSERT(tk_lastused_put_key(&lu, NULL, 1) != 0);
+	/* Taken: the IDs and times come out, the references go. */
+	char ids[4][TK_KEY_ID_MAX + 1];
+	int64_t times[4];
+	TEST_ASSERT(tk_lastused_take(&lu, ids, times, 4) == 2 && lu.n == 0);
+	int seen_a = 0, seen_b = 0;
+	for (int i = 0; i < 2; i++) {
+		seen_a |= strcmp(ids[i], "tk_a") == 0 && times[i] == 110;
+		seen_b |= strcmp(ids[i], "tk_b") == 0 && times[i] == 60;
+	}
+	TEST_ASSERT(seen_a && seen_b && refs_of(a) == 1);
+	/* Cleared and freed: released too (ASan: no leak, no double release). */
+	TEST_ASSERT(tk_lastused_put_key(&lu, a, 200) == 0 && refs_of(a) == 2);
+	tk_lastused_clear(&lu);
+	TEST_ASSERT(refs_of(a) == 1 && lu.n == 0 && tk_lastused_get(&lu, "tk_a") == 0);
+	TEST_ASSERT(tk_lastused_put_key(&lu, a, 300) == 0 && tk_lastused_put_key(&lu, b, 300) == 0);
+	TEST_ASSERT(refs_of(a) == 2 && refs_of(b) == 2);
+	tk_lastused_free(&lu);
+	TEST_ASSERT(refs_of(a) == 1 && refs_of(b) == 1 && lu.cap == 0 && lu.marks == NULL);
+	/* The longest ID goes through whole. */
+	char id[TK_KEY_ID_MAX + 1];
+	memset(id, 'z', TK_KEY_ID_MAX);
+	id[TK_KEY_ID_MAX] = '\0';
+	tk_apikey *longest = tk_apikey_new(id);
+	TEST_ASSERT(tk_lastused_put_key(&lu, longest, 7) == 0 && tk_lastused_take(&lu, ids, times, 4) == 1);
+	TEST_ASSERT(strcmp(ids[0], id) == 0 && times[0] == 7 && refs_of(longest) == 1);
+	tk_lastused_free(&lu);
+	tk_apikey_release(longest);
+	tk_apikey_release(a);
+	tk_apikey_release(a2);
+	tk_apikey_release(b);
+}
+
 int main(void)
 {
 	TEST_RUN(test_newest_wins);
 	TEST_RUN(test_growth_export_clear);
 	TEST_RUN(test_take_batches);
 	TEST_RUN(test_bound_and_bad_input);
+	TEST_RUN(test_marks_hold_records);
 	TEST_DONE();
 }
