@@ -585,12 +585,15 @@ static void *db_thread_main(void *arg)
 		}
 		t->idle_since = tk_mono_ms();
 		if (lane) {
-			/* The lane is free: lookups queued meanwhile go now, on
-			 * whichever thread wakes (this one, if none waits). */
+			/* The lane is free: lookups queued meanwhile go now, on this
+			 * thread (it takes the queue's first job it may take, at once:
+			 * waking an idle thread for them cost a wake-up per batch that
+			 * mostly found nothing left). Another thread is woken only when
+			 * this one will take a job of another kind first. */
 			pthread_mutex_lock(&p->mu);
 			p->key_busy--;
 			t->key_since = 0;
-			if (p->head)
+			if (p->head && p->head->kind != TK_DBJOB_KEY)
 				pthread_cond_signal(&p->cv);
 			pthread_mutex_unlock(&p->mu);
 		}
