@@ -530,12 +530,15 @@ static void *db_thread_main(void *arg)
 		while (!(j = take_job(p)) && !p->stopping) {
 			int64_t now = tk_mono_ms(), spill = next_spill(p, now);
 			if (!t->conn) {
-				/* Reconnect in the background while idle, every 250 ms. */
-				int64_t until = now + 250;
-				wait_ms(p, (spill < until ? spill : until) - now);
+				/* Reconnect in the background while idle, every 250 ms
+				 * (counted from the last attempt: wake-ups do not delay it). */
+				int64_t until = t->idle_since + 250;
+				if (until > now)
+					wait_ms(p, (spill < until ? spill : until) - now);
 				if (tk_mono_ms() >= until && nothing_to_take(p) && !p->stopping) {
 					pthread_mutex_unlock(&p->mu);
 					ensure_conn(t, tk_mono_ms() + IDLE_CONNECT_MS);
+					t->idle_since = tk_mono_ms();
 					pthread_mutex_lock(&p->mu);
 				}
 			} else {
