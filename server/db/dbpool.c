@@ -11,7 +11,11 @@
  *
  * Key lookups run on at most key_lanes threads at once (take_job): those that
  * queue meanwhile are answered together by the next free lane, and the other
- * threads take every other kind of job past them.
+ * threads take every other kind of job past them. A lane whose statement has
+ * run for KEY_SPILL_MS is stuck (a hung connection, a lock): it no longer
+ * counts, and another thread takes the queued lookups, so that one bad
+ * connection does not make every cache miss wait for db_timeout. One thread
+ * always stays out of the lookups (with 3 threads or more).
  */
 #include "dbpool.h"
 
@@ -35,6 +39,8 @@ typedef struct dbthread {
 	pthread_t thread;
 	PGconn *conn;
 	int index;
+	int64_t key_since;         /* monotonic ms its key lookups were taken, 0: none (locked) */
+	int64_t idle_since;        /* its last job or ping (its own) */
 } dbthread;
 
 struct tk_dbpool {
@@ -51,12 +57,23 @@ struct tk_dbpool {
 	_Atomic int down;          /* the last connection attempt failed: fail fast */
 	_Atomic uint64_t up_seq;   /* successful connection attempts */
 	int nthreads;
+	int nslots;                /* threads' entries (zeroed until started) */
 	dbthread *threads;
 	int key_lanes;             /* connections that may run key lookups at once */
-	int key_busy;              /* lanes running one now (locked) */
+	int key_max;               /* ... counting the stuck ones (spill: KEY_SPILL_MS) */
+	int key_busy;              /* threads running lookups now, stuck ones too (locked) */
 	_Atomic uint64_t key_statements;   /* statements sent to look up keys */
 	_Atomic uint64_t key_lookups;      /* KEY jobs those statements carried */
 };
+
+/* A lane whose lookups have been out this long is stuck: the queued lookups
+ * may go to another connection (at most key_max at once). A batch takes well
+ * under a millisecond on a healthy database. */
+#define KEY_SPILL_MS 5
+
+/* How often an idle connection is checked (so that an outage shows in
+ * /readyz before a request meets it). */
+#define IDLE_PING_MS 2000
 
 /* ---- connections ---- */
 
@@ -393,6 +410,56 @@ static size_t take_keys(tk_dbpool *p, tk_dbjob **out, size_t max)
 	return n;
 }
 
+/* May a thread take key lookups now (locked)? While fewer than key_lanes
+ * threads run lookups; past that only to replace a stuck lane (one whose
+ * lookups were taken KEY_SPILL_MS ago or more), up to key_max threads. */
+static int lane_free(const tk_dbpool *p, int64_t now)
+{
+	int stuck = 0;
+
+	if (p->key_busy < p->key_lanes)
+		return 1;
+	if (p->key_busy >= p->key_max)
+		return 0;
+	for (int i = 0; i < p->nslots; i++)
+		if (p->threads[i].key_since && now - p->threads[i].key_since >= KEY_SPILL_MS)
+			stuck++;
+	return p->key_busy - stuck < p->key_lanes;
+}
+
+/* When a running lane will count as stuck (locked): the earliest such moment
+ * after `now`, INT64_MAX when none will. An idle thread waits no longer, so
+ * that lookups queued behind a lane that hangs are taken KEY_SPILL_MS after
+ * it began, without a wake-up per lookup. */
+static int64_t next_spill(const tk_dbpool *p, int64_t now)
+{
+	int64_t at = INT64_MAX;
+
+	if (p->key_busy < p->key_lanes || p->key_busy >= p->key_max)
+		return at;
+	for (int i = 0; i < p->nslots; i++) {
+		int64_t since = p->threads[i].key_since;
+		if (since && since + KEY_SPILL_MS > now && since + KEY_SPILL_MS < at)
+			at = since + KEY_SPILL_MS;
+	}
+	return at;
+}
+
+/* Wait on the pool's condition (locked) at most `ms` milliseconds. */
+static void wait_ms(tk_dbpool *p, int64_t ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)(ms / 1000);
+	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+}
+
 /*
  * The job this thread may take next (locked; *prevp: the job before it), NULL
  * when there is none (take_job unlinks it). Key lookups run on at most
@@ -401,7 +468,8 @@ static size_t take_keys(tk_dbpool *p, tk_dbjob **out, size_t max)
  * answers them with one statement (up to TK_DBJOB_KEY_BATCH), where four
  * threads each grabbing the one or two just queued would spend a statement,
  * a round trip and a wake-up of the worker on each. A lane is taken at once
- * when free, so a lone lookup waits for nothing. Other jobs are taken past
+ * when free, so a lone lookup waits for nothing; a stuck lane is replaced
+ * (lane_free). Other jobs are taken past
  * queued lookups by the threads outside the lanes, however many lookups
  * are queued before them (the whole queue is looked at: at most
  * db_queue_size jobs; a flood of lookups must not hide a revocation or a
@@ -410,9 +478,12 @@ static size_t take_keys(tk_dbpool *p, tk_dbjob **out, size_t max)
 static tk_dbjob *find_job(tk_dbpool *p, tk_dbjob **prevp)
 {
 	tk_dbjob *prev = NULL;
+	int lane = -1;               /* may a lookup be taken now? asked at the first one */
 
 	for (tk_dbjob *j = p->head; j; prev = j, j = j->next) {
-		if (j->kind == TK_DBJOB_KEY && !p->stopping && p->key_busy >= p->key_lanes)
+		if (j->kind == TK_DBJOB_KEY && !p->stopping && lane < 0)
+			lane = lane_free(p, tk_mono_ms());
+		if (j->kind == TK_DBJOB_KEY && !p->stopping && !lane)
 			continue;
 		*prevp = prev;
 		return j;
@@ -454,34 +525,34 @@ static void *db_thread_main(void *arg)
 		tk_dbjob *j;
 		pthread_mutex_lock(&p->mu);
 		/* Idle: the queue is empty, or holds only lookups while every lane
-		 * is busy (a lane that frees signals). */
+		 * is busy (a lane that frees signals; one that hangs is replaced
+		 * when next_spill comes). */
 		while (!(j = take_job(p)) && !p->stopping) {
+			int64_t now = tk_mono_ms(), spill = next_spill(p, now);
 			if (!t->conn) {
-				/* Reconnect in the background while idle, every 250 ms. */
-				struct timespec ts;
-				clock_gettime(CLOCK_REALTIME, &ts);
-				ts.tv_nsec += 250 * 1000000L;
-				if (ts.tv_nsec >= 1000000000L) {
-					ts.tv_sec++;
-					ts.tv_nsec -= 1000000000L;
-				}
-				pthread_cond_timedwait(&p->cv, &p->mu, &ts);
-				if (nothing_to_take(p) && !p->stopping) {
+				/* Reconnect in the background while idle, every 250 ms
+				 * (counted from the last attempt: wake-ups do not delay it). */
+				int64_t until = t->idle_since + 250;
+				if (until > now)
+					wait_ms(p, (spill < until ? spill : until) - now);
+				if (tk_mono_ms() >= until && nothing_to_take(p) && !p->stopping) {
 					pthread_mutex_unlock(&p->mu);
 					ensure_conn(t, tk_mono_ms() + IDLE_CONNECT_MS);
+					t->idle_since = tk_mono_ms();
 					pthread_mutex_lock(&p->mu);
 				}
 			} else {
 				/* Idle with a connection: check it every 2 s, so that an
 				 * outage shows (readyz) before a request meets it. */
-				struct timespec ts;
-				clock_gettime(CLOCK_REALTIME, &ts);
-				ts.tv_sec += 2;
-				if (pthread_cond_timedwait(&p->cv, &p->mu, &ts) != 0 && nothing_to_take(p) && !p->stopping) {
+				int64_t until = t->idle_since + IDLE_PING_MS;
+				if (until > now)
+					wait_ms(p, (spill < until ? spill : until) - now);
+				if (tk_mono_ms() >= until && nothing_to_take(p) && !p->stopping) {
 					pthread_mutex_unlock(&p->mu);
 					tk_dbcall ping = { .stmt = TK_DBSTMT_PING };
 					PGresult *r = run_call(t, &ping, tk_mono_ms() + p->timeout_ms);
 					PQclear(r);
+					t->idle_since = tk_mono_ms();
 					pthread_mutex_lock(&p->mu);
 				}
 			}
@@ -497,6 +568,7 @@ static void *db_thread_main(void *arg)
 		int lane = j->kind == TK_DBJOB_KEY && !p->stopping;
 		if (lane) {
 			p->key_busy++;
+			t->key_since = tk_mono_ms();
 			batch[nb++] = j;
 			nb += take_keys(p, batch + 1, TK_DBJOB_KEY_BATCH - 1);
 		}
@@ -514,12 +586,17 @@ static void *db_thread_main(void *arg)
 			}
 			tk_mailbox_post(j->reply, j);
 		}
+		t->idle_since = tk_mono_ms();
 		if (lane) {
-			/* The lane is free: lookups queued meanwhile go now, on
-			 * whichever thread wakes (this one, if none waits). */
+			/* The lane is free: lookups queued meanwhile go now, on this
+			 * thread (it takes the queue's first job it may take, at once:
+			 * waking an idle thread for them cost a wake-up per batch that
+			 * mostly found nothing left). Another thread is woken only when
+			 * this one will take a job of another kind first. */
 			pthread_mutex_lock(&p->mu);
 			p->key_busy--;
-			if (p->head)
+			t->key_since = 0;
+			if (p->head && p->head->kind != TK_DBJOB_KEY)
 				pthread_cond_signal(&p->cv);
 			pthread_mutex_unlock(&p->mu);
 		}
@@ -551,11 +628,14 @@ tk_dbpool *tk_dbpool_start(const char *url, int threads, int64_t timeout_ms, siz
 	p->max_queue = max_queue;
 	p->txn_pooling = txn_pooling;
 	p->key_lanes = (threads + 3) / 4;   /* a quarter of the pool (at least one): the rest keeps other jobs moving */
+	p->nslots = threads;
+	p->key_max = threads - 1 > p->key_lanes ? threads - 1 : p->key_lanes;   /* one stays out */
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
 	for (int i = 0; i < threads; i++) {
 		p->threads[i].pool = p;
 		p->threads[i].index = i;
+		p->threads[i].idle_since = tk_mono_ms();
 		int rc = pthread_create(&p->threads[i].thread, NULL, db_thread_main, &p->threads[i]);
 		if (rc != 0) {
 			/* Stop the ones that started; nobody is left to take jobs. */
@@ -615,8 +695,9 @@ int tk_dbpool_submit(tk_dbpool *p, tk_dbjob *job)
 	p->tail = job;
 	p->queued++;
 	/* A lookup while every lane is busy wakes nobody: the lane that frees
-	 * takes it (a thread woken for it could not). */
-	if (job->kind != TK_DBJOB_KEY || p->key_busy < p->key_lanes)
+	 * takes it (a thread woken for it could not), or an idle thread once a
+	 * lane is stuck (next_spill; at once when one already is). */
+	if (job->kind != TK_DBJOB_KEY || lane_free(p, tk_mono_ms()))
 		pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
 	return 0;

@@ -14,6 +14,8 @@
  * Key lookups (KEY jobs) use at most a quarter of the threads at once (at
  * least one): lookups queued meanwhile go out in one statement, and the other
  * threads keep the other jobs moving while lookups wait on a slow database.
+ * A lane stuck for a few ms (a hung connection) is replaced by another thread
+ * for the lookups queued behind it, one thread always staying out of them.
  */
 #ifndef TOKEND_DBPOOL_H
 #define TOKEND_DBPOOL_H

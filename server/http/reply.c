@@ -160,11 +160,73 @@ void tk_http_oauth_error(tk_worker *w, struct evhttp_request *req, const tk_reqi
 	tk_req_oauth_error(w, tk_req_ev(req), ri, status, error, description);
 }
 
+/* Append `raw` as it is, or `str` as a JSON string (quoted; '"', '\\' and
+ * control characters escaped, as jansson writes them; other bytes as they are),
+ * to buf (capacity cap, *n used). 0 when it does not fit, or `str` holds a
+ * byte outside ASCII (the caller then lets jansson check its UTF-8). */
+static int json_put(char *buf, size_t cap, size_t *n, const char *raw, const char *str)
+{
+	size_t at = *n;
+
+	if (raw) {
+		size_t len = strlen(raw);
+		if (len > cap - at)
+			return 0;
+		memcpy(buf + at, raw, len);
+		*n = at + len;
+		return 1;
+	}
+	if (!str)
+		return 0;
+	if (at >= cap)
+		return 0;
+	buf[at++] = '"';
+	for (const unsigned char *p = (const unsigned char *)str; *p; p++) {
+		char esc[8];
+		size_t elen = 0;
+		if (*p >= 0x80)
+			return 0;              /* not ASCII: jansson checks it */
+		switch (*p) {
+		case '"': memcpy(esc, "\\\"", 2); elen = 2; break;
+		case '\\': memcpy(esc, "\\\\", 2); elen = 2; break;
+		case '\b': memcpy(esc, "\\b", 2); elen = 2; break;
+		case '\f': memcpy(esc, "\\f", 2); elen = 2; break;
+		case '\n': memcpy(esc, "\\n", 2); elen = 2; break;
+		case '\r': memcpy(esc, "\\r", 2); elen = 2; break;
+		case '\t': memcpy(esc, "\\t", 2); elen = 2; break;
+		default:
+			if (*p < 0x20)
+				elen = (size_t)snprintf(esc, sizeof(esc), "\\u%04X", *p);
+			else
+				esc[elen++] = (char)*p;
+		}
+		if (elen > cap - at)
+			return 0;
+		memcpy(buf + at, esc, elen);
+		at += elen;
+	}
+	if (at >= cap)
+		return 0;
+	buf[at++] = '"';
+	*n = at;
+	return 1;
+}
+
 void tk_req_oauth_error(tk_worker *w, tk_req req, const tk_reqinfo *ri, int status,
                         const char *error, const char *description)
 {
 	tk_req_add_header(req, "Cache-Control", "no-store");
 	tk_req_add_header(req, "Pragma", "no-cache");
+	/* Written straight into a buffer (every refused request takes this way:
+	 * no JSON object built); what does not fit goes through jansson. */
+	char buf[1024];
+	size_t n = 0;
+	if (json_put(buf, sizeof(buf), &n, "{\"error\":", NULL) && json_put(buf, sizeof(buf), &n, NULL, error) &&
+	    json_put(buf, sizeof(buf), &n, ",\"error_description\":", NULL) &&
+	    json_put(buf, sizeof(buf), &n, NULL, description) && json_put(buf, sizeof(buf), &n, "}", NULL)) {
+		tk_req_reply(w, req, ri, status, "application/json", buf, n);
+		return;
+	}
 	json_t *o = json_pack("{s:s, s:s}", "error", error, "error_description", description);
 	char *body = json_dumps(o, JSON_COMPACT);
 	tk_req_reply(w, req, ri, status, "application/json", body, body ? strlen(body) : 0);

@@ -34,6 +34,9 @@
 #   BENCH_MODEL [1]          0: no run 1b          BENCH_RUN2 [1]  0: skip run 2
 #   BENCH_PERF [1]           0: no perf profile     BENCH_VERBOSE [0] 1: also print wrk's own output
 #   BENCH_OPENLOOP [1]       0: no run 1o           BENCH_ALGS ["EdDSA RS256"]  "": no run 1a
+#   BENCH_PERF_WARM [0]      1: perf record -g of tokend and its PostgreSQL backends for 3 s of
+#                            run 2's cache-loading pass (from 10% of the keys cached: the pass's
+#                            lookups/s then pays perf's cost), both printed by symbol
 #   BENCH_STRACE [0]         1: system calls per token request (strace -c -f, 3 s under wrk)
 #   BENCH_BULK [1 above 100,000 keys, else 0]  run 2's keys after the first 1,000 inserted
 #                            in bulk with the row triggers off (checked equal to trigger-made rows)
@@ -580,6 +583,9 @@ code=$(curl -s -o "$TMP/first.json" -w '%{http_code}' -H "Authorization: Basic $
 # may have walked all its keys and be asking for cached ones while the other finishes.
 m0=$(metric tokend_key_cache_misses_total)
 ks0=$(metric tokend_db_key_statements_total); kl0=$(metric tokend_db_key_lookups_total)   # (B) batches
+# The CPU of tokend's PostgreSQL backends (its pool's and listener's connections, open since start)
+WARM_BACKENDS=$(sql -At -c "SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE application_name = 'tokend'")
+pg_ticks() { local s=0 p; for p in $WARM_BACKENDS; do s=$((s + $(cpu_ticks "$p" 2>/dev/null || echo 0))); done; echo "$s"; }
 wrk_start warm2 "$HERE/token_random.lua" "$WARM_MAX" BENCH_KEYS_FILE="$TMP/keys.auth" BENCH_KEYS_MODE=seq \
   BENCH_SCOPE=bench:none
 ta=""; tb=""
@@ -587,15 +593,21 @@ for _ in $(seq $((WARM_MAX * 10))); do
   kill -0 "$WRK_PID" 2>/dev/null || break
   entries=$(metric tokend_key_cache_entries); entries=${entries:-0}
   if [ -z "$ta" ] && [ "$entries" -ge $((NKEYS / 10)) ]; then
-    ta=$(date +%s.%N); ea=$entries; ca=$(cpu_ticks)
+    ta=$(date +%s.%N); ea=$entries; ca=$(cpu_ticks); pa=$(pg_ticks)
+    if [ "${BENCH_PERF_WARM:-0}" = 1 ] && command -v perf >/dev/null 2>&1; then
+      # tokend and the backends of its pool (application_name tokend: the listener's too)
+      WARM_PIDS=$(sql -At -c "SELECT string_agg(pid::text, ',') FROM pg_stat_activity WHERE application_name = 'tokend'")
+      perf record -F 999 -g -p "$TOKEND_PID${WARM_PIDS:+,$WARM_PIDS}" -o "$TMP/perf-warm.data" -- sleep 3 \
+        >"$TMP/perf-warm.log" 2>&1 & PERF_PID=$!
+    fi
   elif [ -n "$ta" ] && [ -z "$tb" ] && [ "$entries" -ge $((NKEYS * 6 / 10)) ]; then
-    tb=$(date +%s.%N); eb=$entries; cb=$(cpu_ticks)
+    tb=$(date +%s.%N); eb=$entries; cb=$(cpu_ticks); pb=$(pg_ticks)
   fi
   [ "$entries" -ge "$NKEYS" ] && break
   sleep 0.1
 done
-[ -n "$tb" ] || { tb=$(date +%s.%N); eb=$(metric tokend_key_cache_entries); cb=$(cpu_ticks); }
-[ -n "$ta" ] || { ta=$tb; ea=$eb; ca=$cb; }
+[ -n "$tb" ] || { tb=$(date +%s.%N); eb=$(metric tokend_key_cache_entries); cb=$(cpu_ticks); pb=$(pg_ticks); }
+[ -n "$ta" ] || { ta=$tb; ea=$eb; ca=$cb; pa=$pb; }
 kill -INT "$WRK_PID" 2>/dev/null || true
 wrk_wait warm2 >/dev/null
 m1=$(metric tokend_key_cache_misses_total)
@@ -607,9 +619,21 @@ printf '  lookups/s           %s (keys cached from %s to %s in %.2f s; in all %s
   "$(awk -v d="$(field warm2 duration_us)" 'BEGIN { printf "%.2f", d / 1e6 }')" "$(ms "$(field warm2 p99_us)")"
 awk -v t=$((cb - ca)) -v hz="$CLK_TCK" -v n=$((eb - ea)) 'BEGIN {
   printf "  tokend CPU          %.1f us per lookup (same span)\n", (n > 0 ? t / hz / n * 1e6 : 0) }'
+awk -v t=$((pb - pa)) -v hz="$CLK_TCK" -v n=$((eb - ea)) 'BEGIN {
+  printf "  PostgreSQL CPU      %.1f us per lookup (tokend'"'"'s backends, same span)\n", (n > 0 ? t / hz / n * 1e6 : 0) }'
 printf '  cache entries       %s\n' "$entries"
 # (B) how many lookups each statement carried (empty with a binary older than the metrics)
 ks1=$(metric tokend_db_key_statements_total); kl1=$(metric tokend_db_key_lookups_total)
+if [ -n "$PERF_PID" ]; then
+  wait "$PERF_PID" 2>/dev/null || true; PERF_PID=""
+  echo "  perf: the loading pass, 3 s: CPU by process and library (tokend; postgres: its pool's backends)"
+  perf report -i "$TMP/perf-warm.data" --stdio --no-children -g none --sort comm,dso 2>/dev/null \
+    | grep -E '^ +[0-9.]+%' | head -10 | sed 's/^ */    /' || true
+  echo "  perf: top 40 symbols (self time)"
+  perf report -i "$TMP/perf-warm.data" --stdio --no-children -g none --sort comm,dso,sym \
+    >"$TMP/perf-warm.txt" 2>/dev/null || true
+  grep -E '^ +[0-9.]+%' "$TMP/perf-warm.txt" | head -40 | sed 's/^ */    /' || true
+fi
 [ -n "$ks1" ] && awk -v s=$((ks1 - ${ks0:-0})) -v l=$((kl1 - ${kl0:-0})) -v c="$(metric tokend_db_connections)" 'BEGIN {
   printf "  key statements      %d for %d lookups (%.1f per statement), %s pool connections\n", s, l, (s > 0 ? l / s : 0), c }'
 

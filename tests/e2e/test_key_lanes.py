@@ -10,6 +10,10 @@ statement, and a batch's answers go back to each worker with one mailbox post.
     answer; no key disabled mid-burst gets a token from 1 s after its UPDATE
     committed (the NOTIFY beats a lookup racing with it, and nothing stale is
     cached); the statements carried more than one lookup each on average.
+  * One lane hung (its backend stopped with SIGSTOP in the middle of a lookup):
+    the lookups that come after it are taken by another connection a few ms
+    later (the hung lane no longer counts) and answered at once, not after
+    db_timeout; the hung lookup itself fails closed with 503 at db_timeout.
   * Every lane stuck (api_keys locked): lookups fail closed with 503
     temporarily_unavailable at db_timeout, never a token, while a job of
     another kind (the metadata endpoint's scope catalogue) is still answered at
@@ -21,7 +25,9 @@ SECURITY.md rows: B1 (the same 401 for every refusal), D1 (revocation within
 import base64
 import hashlib
 import hmac
+import os
 import random
+import signal
 import socket
 import threading
 import time
@@ -255,3 +261,63 @@ def test_flood_of_lookups_does_not_hide_other_jobs(tokend, start_server, sanitiz
     assert r.status == 200 and "lanes:flood" in r.json()["scopes_supported"], r
     assert took < (2.0 if sanitized else 1.0), took
     assert b"200" not in statuses, statuses
+
+
+def test_hung_lane_spills_to_another_connection(tokend, start_server, sanitized):
+    t = tokend
+    t.account("acme", "--name", "Acme", "--key-limit", "100")
+    t.seed_scopes("read")
+    t.grant_scopes("acme", "read")
+    keys = insert_keys(t, "acme", 7)
+    hung, later = keys[0], keys[1:]
+    # The default pool: 4 connections, one lane.
+    srv = start_server(t, db_timeout="4s", cache_ttl="1h")
+
+    lock = psycopg2.connect(t.db_url)
+    stopped = None
+    hung_answer = []
+    try:
+        cur = lock.cursor()
+        cur.execute("LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE")   # held until rollback
+        th = threading.Thread(target=lambda: hung_answer.append(
+            ask(srv, ("hung", hung["client_id"], hung["client_secret"]), timeout=20)))
+        t0 = time.monotonic()
+        th.start()
+        # The lane's backend waits for the lock: that one connection, found by its lock wait.
+        waiting = []
+
+        def lane_waits():
+            waiting[:] = t.query("SELECT pid FROM pg_locks WHERE relation = 'api_keys'::regclass"
+                                 " AND NOT granted")
+            return len(waiting) == 1
+        wait_until(lane_waits, timeout=5, what="the lane's lookup to wait on the lock")
+        stopped = waiting[0][0]
+        os.kill(stopped, signal.SIGSTOP)      # the connection hangs: no answer until SIGCONT
+        lock.rollback()                       # its lock is granted while it stands still
+        # Every later lookup (distinct keys, one at a time: each its own statement)
+        # is answered at once by another connection, long before db_timeout.
+        took = []
+        for k in later:
+            s0 = time.monotonic()
+            r = token_request(srv.port, {"grant_type": "client_credentials"},
+                              auth=(k["client_id"], k["client_secret"]), timeout=20)
+            took.append(time.monotonic() - s0)
+            assert r.status == 200, (k["client_id"], r)
+            remember_token(r.json()["access_token"])
+        th.join(20)
+        hung_took = time.monotonic() - t0
+    finally:
+        if stopped:
+            os.kill(stopped, signal.SIGCONT)
+        lock.close()
+    note_timing("cold lookups while the key lane's connection hangs (slowest of 6)", f"{max(took):.3f} s")
+    assert max(took) < (2.0 if sanitized else 1.0), took
+    # The hung lookup fails closed at its deadline, never a token.
+    res = hung_answer[0]
+    assert not isinstance(res, Exception), res
+    assert res.status == 503 and res.json()["error"] == "temporarily_unavailable", res
+    assert 3.5 < hung_took < 10, hung_took
+    # The stopped connection was dropped at the deadline; the key works afterwards.
+    wait_until(lambda: token_request(srv.port, {"grant_type": "client_credentials"},
+                                     auth=(hung["client_id"], hung["client_secret"])).status == 200,
+               timeout=5, what="the hung key to work again")
