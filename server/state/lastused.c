@@ -9,10 +9,6 @@
 
 #include "hash.h"
 
-static size_t home_of(const tk_lastused *lu, const char *id)
-{
-	return tk_hash_str(id) & (lu->cap - 1);
-}
 
 /* Grow to keep the load under 3/4; at the bound keep the table we have. */
 static int grow(tk_lastused *lu)
@@ -27,7 +23,7 @@ static int grow(tk_lastused *lu)
 	for (size_t i = 0; i < lu->cap; i++) {
 		if (!lu->marks[i].key)
 			continue;
-		size_t j = tk_hash_str(lu->marks[i].key->id) & (cap - 1);
+		size_t j = lu->marks[i].hash & (cap - 1);
 		while (marks[j].key)
 			j = (j + 1) & (cap - 1);
 		marks[j] = lu->marks[i];
@@ -38,13 +34,13 @@ static int grow(tk_lastused *lu)
 	return 0;
 }
 
-/* The slot of `id`'s mark, or of the empty slot where it would go (a table
- * with room). *found: whether it is there. */
-static size_t find(const tk_lastused *lu, const char *id, int *found)
+/* The slot of `id`'s mark (hash `h`), or of the empty slot where it would
+ * go (a table with room). *found: whether it is there. */
+static size_t find(const tk_lastused *lu, const char *id, uint64_t h, int *found)
 {
-	size_t j = home_of(lu, id);
+	size_t j = h & (lu->cap - 1);
 	while (lu->marks[j].key) {
-		if (strcmp(lu->marks[j].key->id, id) == 0) {
+		if (lu->marks[j].hash == h && strcmp(lu->marks[j].key->id, id) == 0) {
 			*found = 1;
 			return j;
 		}
@@ -64,7 +60,8 @@ static int put(tk_lastused *lu, const char *id, const tk_apikey *k, int64_t t)
 		return -1;
 	if ((lu->cap == 0 || (lu->n + 1) * 4 > lu->cap * 3) && grow(lu) != 0)
 		return -1;
-	size_t j = find(lu, id, &found);
+	uint64_t h = tk_hash_str(id);
+	size_t j = find(lu, id, h, &found);
 	if (found) {
 		if (t > lu->marks[j].t)
 			lu->marks[j].t = t;
@@ -79,6 +76,7 @@ static int put(tk_lastused *lu, const char *id, const tk_apikey *k, int64_t t)
 		return -1;
 	lu->marks[j].key = hold;
 	lu->marks[j].t = t;
+	lu->marks[j].hash = h;
 	lu->n++;
 	return 0;
 }
@@ -99,7 +97,7 @@ int64_t tk_lastused_get(const tk_lastused *lu, const char *key_id)
 
 	if (lu->cap == 0 || !key_id)
 		return 0;
-	size_t j = find(lu, key_id, &found);
+	size_t j = find(lu, key_id, tk_hash_str(key_id), &found);
 	return found ? lu->marks[j].t : 0;
 }
 
@@ -135,7 +133,7 @@ static void remove_at(tk_lastused *lu, size_t i)
 		j = (j + 1) & mask;
 		if (!lu->marks[j].key)
 			break;
-		size_t home = home_of(lu, lu->marks[j].key->id);
+		size_t home = lu->marks[j].hash & mask;
 		/* j's key may fill the hole at i unless its home lies cyclically in (i, j]. */
 		if (((j - home) & mask) < ((j - i) & mask))
 			continue;
@@ -144,6 +142,7 @@ static void remove_at(tk_lastused *lu, size_t i)
 	}
 	lu->marks[i].key = NULL;
 	lu->marks[i].t = 0;
+	lu->marks[i].hash = 0;
 	lu->n--;
 }
 

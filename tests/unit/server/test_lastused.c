@@ -1,8 +1,8 @@
 /*
  * test_lastused.c - a worker's last-used marks (server/state/lastused.c):
  * newest time wins, growth keeps every mark, export and clear, the bound,
- * refused input; a mark holds a reference of its key record (16 bytes a
- * mark, no ID copy), released when taken, cleared or freed.
+ * refused input; a mark holds a reference of its key record (24 bytes a
+ * mark with its hash, no ID copy), released when taken, cleared or freed.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -155,7 +155,7 @@ static int refs_of(tk_apikey *k)
 
 static void test_marks_hold_records(void)
 {
-	TEST_ASSERT(sizeof(tk_lastused_slot) == 16);
+	TEST_ASSERT(sizeof(tk_lastused_slot) == 24);
 	tk_lastused lu = { 0 };
 	tk_apikey *a = tk_apikey_new("tk_a"), *a2 = tk_apikey_new("tk_a"), *b = tk_apikey_new("tk_b");
 	TEST_ASSERT(tk_lastused_put_key(&lu, a, 100) == 0 && refs_of(a) == 2);
