@@ -225,7 +225,7 @@ static void flush_done(tk_dbjob *job)
 	job->times = NULL;
 	w->flush_inflight = 0;
 	/* A full batch may have left more behind: send the next one now. */
-	if (w->flush_again || (job->status == TK_DBJOB_OK && w->lastused.n >= TK_LASTUSED_BATCH)) {
+	if (w->flush_again || (job->status == TK_DBJOB_OK && tk_lastused_count(&w->lastused) >= TK_LASTUSED_BATCH)) {
 		w->flush_again = 0;
 		flush_cb(-1, 0, w);
 	}
@@ -236,7 +236,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	tk_worker *w = arg;
-	if (w->flush_inflight || w->lastused.n == 0)
+	if (w->flush_inflight || tk_lastused_count(&w->lastused) == 0)
 		return;
 	tk_dbjob *job = &w->flush_job;
 	memset(job, 0, sizeof(*job));
@@ -244,7 +244,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 	job->done = flush_done;
 	job->reply = w->mbox;
 	job->arg = w;
-	job->n = w->lastused.n < TK_LASTUSED_BATCH ? w->lastused.n : TK_LASTUSED_BATCH;
+	job->n = tk_lastused_count(&w->lastused) < TK_LASTUSED_BATCH ? tk_lastused_count(&w->lastused) : TK_LASTUSED_BATCH;
 	job->ids = malloc(job->n * sizeof(*job->ids));
 	job->times = malloc(job->n * sizeof(*job->times));
 	if (!job->ids || !job->times) {
@@ -570,12 +570,12 @@ void tk_workers_flush(tk_server *srv)
 				tk_mailbox_drain(w->mbox);
 			}
 			w->flush_again = 0;
-			if (w->flush_inflight || w->lastused.n == 0)
+			if (w->flush_inflight || tk_lastused_count(&w->lastused) == 0)
 				break;
 			/* Batch after batch (TK_LASTUSED_BATCH each); the last one is
 			 * left in flight, as the pool finishes last-used jobs on stop. */
 			flush_cb(-1, 0, w);
-			if (!w->flush_inflight || w->lastused.n == 0)
+			if (!w->flush_inflight || tk_lastused_count(&w->lastused) == 0)
 				break;
 		}
 	}

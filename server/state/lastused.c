@@ -91,87 +91,99 @@ int tk_lastused_put(tk_lastused *lu, const char *key_id, int64_t t)
 	return put(lu, key_id, NULL, t);
 }
 
-int64_t tk_lastused_get(const tk_lastused *lu, const char *key_id)
+/* The time of `id`'s mark in `marks` (cap slots), or 0. */
+static int64_t get_in(const tk_lastused_slot *marks, size_t cap, const char *id, uint64_t h)
 {
-	int found;
-
-	if (lu->cap == 0 || !key_id)
+	if (cap == 0)
 		return 0;
-	size_t j = find(lu, key_id, tk_hash_str(key_id), &found);
-	return found ? lu->marks[j].t : 0;
+	for (size_t j = h & (cap - 1); marks[j].key; j = (j + 1) & (cap - 1))
+		if (marks[j].hash == h && strcmp(marks[j].key->id, id) == 0)
+			return marks[j].t;
+	return 0;
 }
 
-/* Copy mark i out (its ID fits: records hold at most TK_KEY_ID_MAX). */
-static void copy_out(const tk_lastused *lu, size_t i, char id[TK_KEY_ID_MAX + 1], int64_t *t)
+int64_t tk_lastused_get(const tk_lastused *lu, const char *key_id)
 {
-	memcpy(id, lu->marks[i].key->id, strlen(lu->marks[i].key->id) + 1);
-	*t = lu->marks[i].t;
+	if (!key_id)
+		return 0;
+	uint64_t h = tk_hash_str(key_id);
+	int64_t t = get_in(lu->marks, lu->cap, key_id, h);
+	int64_t o = lu->out_left ? get_in(lu->out, lu->out_cap, key_id, h) : 0;
+	return o > t ? o : t;
+}
+
+size_t tk_lastused_count(const tk_lastused *lu)
+{
+	return lu->n + lu->out_left;
+}
+
+/* Copy a mark out (its ID fits: records hold at most TK_KEY_ID_MAX). */
+static void copy_out(const tk_lastused_slot *m, char id[TK_KEY_ID_MAX + 1], int64_t *t)
+{
+	memcpy(id, m->key->id, strlen(m->key->id) + 1);
+	*t = m->t;
 }
 
 size_t tk_lastused_export(const tk_lastused *lu, char (*ids)[TK_KEY_ID_MAX + 1], int64_t *times)
 {
 	size_t k = 0;
 
-	for (size_t i = 0; i < lu->cap && k < lu->n; i++) {
-		if (!lu->marks[i].key)
-			continue;
-		copy_out(lu, i, ids[k], &times[k]);
-		k++;
-	}
+	for (size_t i = 0; i < lu->cap; i++)
+		if (lu->marks[i].key) {
+			copy_out(&lu->marks[i], ids[k], &times[k]);
+			k++;
+		}
+	for (size_t i = lu->out_at; lu->out_left && i < lu->out_cap; i++)
+		if (lu->out[i].key) {
+			copy_out(&lu->out[i], ids[k], &times[k]);
+			k++;
+		}
 	return k;
 }
 
-/* Empty slot i of the linear-probing table (its record released), moving
- * later members of its cluster back so that every remaining key is still
- * found from its home. */
-static void remove_at(tk_lastused *lu, size_t i)
+/* The table being sent is done with: its records released. */
+static void out_free(tk_lastused *lu)
 {
-	size_t mask = lu->cap - 1, j = i;
-
-	tk_apikey_release(lu->marks[i].key);
-	for (;;) {
-		j = (j + 1) & mask;
-		if (!lu->marks[j].key)
-			break;
-		size_t home = lu->marks[j].hash & mask;
-		/* j's key may fill the hole at i unless its home lies cyclically in (i, j]. */
-		if (((j - home) & mask) < ((j - i) & mask))
-			continue;
-		lu->marks[i] = lu->marks[j];
-		i = j;
-	}
-	lu->marks[i].key = NULL;
-	lu->marks[i].t = 0;
-	lu->marks[i].hash = 0;
-	lu->n--;
+	for (size_t i = 0; i < lu->out_cap; i++)
+		tk_apikey_release(lu->out[i].key);
+	free(lu->out);
+	lu->out = NULL;
+	lu->out_cap = lu->out_at = lu->out_left = 0;
 }
 
 size_t tk_lastused_take(tk_lastused *lu, char (*ids)[TK_KEY_ID_MAX + 1], int64_t *times, size_t max)
 {
-	size_t k = 0, start = 0;
+	size_t k = 0, i;
 
-	if (lu->cap == 0 || lu->n == 0 || max == 0)
+	if (max == 0)
 		return 0;
-	/* Start just after an empty slot (the load stays under 3/4: there is
-	 * one), so that no cluster wraps around the point where the walk begins:
-	 * a removal then only moves keys the walk has not passed yet. */
-	while (lu->marks[start].key)
-		start++;
-	for (size_t step = 1; step <= lu->cap && k < max && lu->n > 0;) {
-		size_t i = (start + step) & (lu->cap - 1);
-		if (!lu->marks[i].key) {
-			step++;
-			continue;
-		}
-		copy_out(lu, i, ids[k], &times[k]);
-		k++;
-		remove_at(lu, i);   /* slot i may now hold a later key: look again */
+	if (lu->out_left == 0) {
+		if (lu->n == 0)
+			return 0;
+		/* A new round: the whole table is set aside; new marks make a new
+		 * one (put grows it from nothing). */
+		lu->out = lu->marks;
+		lu->out_cap = lu->cap;
+		lu->out_left = lu->n;
+		lu->out_at = 0;
+		lu->marks = NULL;
+		lu->cap = lu->n = 0;
 	}
+	for (i = lu->out_at; i < lu->out_cap && k < max; i++)
+		if (lu->out[i].key) {
+			copy_out(&lu->out[i], ids[k], &times[k]);
+			k++;
+		}
+	lu->out_at = i;
+	lu->out_left -= k;
+	if (lu->out_left == 0)
+		out_free(lu);
 	return k;
 }
 
 void tk_lastused_clear(tk_lastused *lu)
 {
+	out_free(lu);
 	for (size_t i = 0; i < lu->cap; i++) {
 		tk_apikey_release(lu->marks[i].key);
 		lu->marks[i].key = NULL;

@@ -7,7 +7,8 @@
  * A mark is 24 bytes: a reference to a key record (keycache.h), whose ID it
  * names, the time and the ID's hash (a million cached keys used within an
  * interval made a table of 53-byte slots, IDs inline, about 28 MB per worker;
- * now about 13 MB). The record is
+ * now about 13 MB; while a flush sends a full table and new marks fill
+ * another, twice that at most). The record is
  * released when the mark is taken, cleared or freed: an evicted or
  * invalidated record lives at most until its mark is flushed, and is never
  * read for anything but its ID.
@@ -41,6 +42,11 @@ typedef struct tk_lastused_slot {
 typedef struct tk_lastused {
 	size_t n, cap;                         /* cap: a power of two, 0 before first use */
 	tk_lastused_slot *marks;
+	/* The table a flush is sending (tk_lastused_take): taken whole, sent a
+	 * batch at a time from slot out_at on; its marks stay readable
+	 * (tk_lastused_get) and hold their records until the last is sent. */
+	tk_lastused_slot *out;
+	size_t out_cap, out_at, out_left;
 } tk_lastused;
 
 /* Record a use of key `k` at `t` (the newest time wins); a new mark takes a
@@ -57,13 +63,23 @@ int tk_lastused_put(tk_lastused *lu, const char *key_id, int64_t t);
 /* The newest unflushed use of `key_id`, or 0. */
 int64_t tk_lastused_get(const tk_lastused *lu, const char *key_id);
 
-/* Copy every mark into `ids`/`times` (room for lu->n each); returns how many. */
+/* Marks not yet taken: new ones and those of the table being sent. */
+size_t tk_lastused_count(const tk_lastused *lu);
+
+/* Copy every mark not yet taken into `ids`/`times` (room for
+ * tk_lastused_count each); returns how many. */
 size_t tk_lastused_export(const tk_lastused *lu, char (*ids)[TK_KEY_ID_MAX + 1], int64_t *times);
 
 /* Move up to `max` marks into `ids`/`times` (room for max each) and forget
  * them; the others stay. Returns how many were moved. A flush takes its batch
  * so, a bounded one at a time: a million keys never make one giant statement
- * (whose buffers, libpq's included, would stay allocated). */
+ * (whose buffers, libpq's included, would stay allocated).
+ * The first take of a round sets the whole table aside (new marks go to a
+ * new one) and batches come from it in slot order until it is sent. Taking
+ * a batch by position out of the live table instead (a run of slots) left
+ * the marks whose home is elsewhere: with the flush behind, their homes
+ * crowded into the part of the table not taken lately, one cluster
+ * thousands of slots long that every mark probed through. */
 size_t tk_lastused_take(tk_lastused *lu, char (*ids)[TK_KEY_ID_MAX + 1], int64_t *times, size_t max);
 
 /* Forget every mark (the table keeps its size; the records are released). */
