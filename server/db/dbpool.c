@@ -62,6 +62,7 @@ struct tk_dbpool {
 	int key_lanes;             /* connections that may run key lookups at once */
 	int key_max;               /* ... counting the stuck ones (spill: KEY_SPILL_MS) */
 	int key_busy;              /* threads running lookups now, stuck ones too (locked) */
+	int spill_waiters;         /* idle threads whose wait ends when a lane turns stuck (locked) */
 	_Atomic uint64_t key_statements;   /* statements sent to look up keys */
 	_Atomic uint64_t key_lookups;      /* KEY jobs those statements carried */
 };
@@ -434,9 +435,14 @@ static int lane_free(const tk_dbpool *p, int64_t now)
 static int64_t next_spill(const tk_dbpool *p, int64_t now)
 {
 	int64_t at = INT64_MAX;
+	const tk_dbjob *j;
 
 	if (p->key_busy < p->key_lanes || p->key_busy >= p->key_max)
 		return at;
+	for (j = p->head; j && j->kind != TK_DBJOB_KEY; j = j->next)
+		;
+	if (!j)
+		return at;                 /* no lookup waits: nothing to spill */
 	for (int i = 0; i < p->nslots; i++) {
 		int64_t since = p->threads[i].key_since;
 		if (since && since + KEY_SPILL_MS > now && since + KEY_SPILL_MS < at)
@@ -529,12 +535,16 @@ static void *db_thread_main(void *arg)
 		 * when next_spill comes). */
 		while (!(j = take_job(p)) && !p->stopping) {
 			int64_t now = tk_mono_ms(), spill = next_spill(p, now);
+			int armed = spill != INT64_MAX;   /* counted in spill_waiters while it waits */
 			if (!t->conn) {
 				/* Reconnect in the background while idle, every 250 ms
 				 * (counted from the last attempt: wake-ups do not delay it). */
 				int64_t until = t->idle_since + 250;
-				if (until > now)
+				if (until > now) {
+					p->spill_waiters += armed;
 					wait_ms(p, (spill < until ? spill : until) - now);
+					p->spill_waiters -= armed;
+				}
 				if (tk_mono_ms() >= until && nothing_to_take(p) && !p->stopping) {
 					pthread_mutex_unlock(&p->mu);
 					ensure_conn(t, tk_mono_ms() + IDLE_CONNECT_MS);
@@ -545,8 +555,11 @@ static void *db_thread_main(void *arg)
 				/* Idle with a connection: check it every 2 s, so that an
 				 * outage shows (readyz) before a request meets it. */
 				int64_t until = t->idle_since + IDLE_PING_MS;
-				if (until > now)
+				if (until > now) {
+					p->spill_waiters += armed;
 					wait_ms(p, (spill < until ? spill : until) - now);
+					p->spill_waiters -= armed;
+				}
 				if (tk_mono_ms() >= until && nothing_to_take(p) && !p->stopping) {
 					pthread_mutex_unlock(&p->mu);
 					tk_dbcall ping = { .stmt = TK_DBSTMT_PING };
@@ -696,8 +709,12 @@ int tk_dbpool_submit(tk_dbpool *p, tk_dbjob *job)
 	p->queued++;
 	/* A lookup while every lane is busy wakes nobody: the lane that frees
 	 * takes it (a thread woken for it could not), or an idle thread once a
-	 * lane is stuck (next_spill; at once when one already is). */
-	if (job->kind != TK_DBJOB_KEY || lane_free(p, tk_mono_ms()))
+	 * lane is stuck (next_spill; at once when one already is). But when no
+	 * idle thread waits for that moment (all went to sleep before the lane
+	 * began), one is woken to set its wait by it: else the lookup could
+	 * wait for a ping (2 s), past db_timeout, behind a lane that hangs. */
+	if (job->kind != TK_DBJOB_KEY || lane_free(p, tk_mono_ms()) ||
+	    (p->key_busy < p->key_max && p->spill_waiters == 0))
 		pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
 	return 0;

@@ -10,8 +10,11 @@
  * now about 13 MB; while a flush sends a full table and new marks fill
  * another, twice that at most). The record is
  * released when the mark is taken, cleared or freed: an evicted or
- * invalidated record lives at most until its mark is flushed, and is never
- * read for anything but its ID.
+ * invalidated record lives at most until its mark is flushed (its secret
+ * digests, wiped on free, with it), and is never read for anything but its
+ * ID. A batch merged back after a failed flush makes a small record per ID
+ * (~160 bytes): with the database away and TK_LASTUSED_MAX keys marked,
+ * ~45 MB a worker, bounded by that maximum.
  */
 #ifndef TOKEND_LASTUSED_H
 #define TOKEND_LASTUSED_H
