@@ -141,12 +141,19 @@ size_t tk_lastused_export(const tk_lastused *lu, char (*ids)[TK_KEY_ID_MAX + 1],
 	return k;
 }
 
-/* The table being sent is done with: its records released. */
+/* The table being sent is done with: its records released; the table kept
+ * (emptied) for the next round unless one is kept already. */
 static void out_free(tk_lastused *lu)
 {
 	for (size_t i = 0; i < lu->out_cap; i++)
 		tk_apikey_release(lu->out[i].key);
-	free(lu->out);
+	if (lu->out && !lu->spare) {
+		memset(lu->out, 0, lu->out_cap * sizeof(*lu->out));
+		lu->spare = lu->out;
+		lu->spare_cap = lu->out_cap;
+	} else {
+		free(lu->out);
+	}
 	lu->out = NULL;
 	lu->out_cap = lu->out_at = lu->out_left = 0;
 }
@@ -160,14 +167,17 @@ size_t tk_lastused_take(tk_lastused *lu, char (*ids)[TK_KEY_ID_MAX + 1], int64_t
 	if (lu->out_left == 0) {
 		if (lu->n == 0)
 			return 0;
-		/* A new round: the whole table is set aside; new marks make a new
-		 * one (put grows it from nothing). */
+		/* A new round: the whole table is set aside; new marks go to the
+		 * spare (the last round's table, emptied). */
 		lu->out = lu->marks;
 		lu->out_cap = lu->cap;
 		lu->out_left = lu->n;
 		lu->out_at = 0;
-		lu->marks = NULL;
-		lu->cap = lu->n = 0;
+		lu->marks = lu->spare;        /* NULL: put grows one from nothing */
+		lu->cap = lu->spare_cap;
+		lu->n = 0;
+		lu->spare = NULL;
+		lu->spare_cap = 0;
 	}
 	for (i = lu->out_at; i < lu->out_cap && k < max; i++)
 		if (lu->out[i].key) {
@@ -196,5 +206,6 @@ void tk_lastused_free(tk_lastused *lu)
 {
 	tk_lastused_clear(lu);
 	free(lu->marks);
+	free(lu->spare);
 	memset(lu, 0, sizeof(*lu));
 }

@@ -7,8 +7,8 @@
  * A mark is 24 bytes: a reference to a key record (keycache.h), whose ID it
  * names, the time and the ID's hash (a million cached keys used within an
  * interval made a table of 53-byte slots, IDs inline, about 28 MB per worker;
- * now about 13 MB; while a flush sends a full table and new marks fill
- * another, twice that at most). The record is
+ * now a table of 2^18 slots at most, 6 MB, and two of them: the one a flush
+ * sends and the one new marks fill). The record is
  * released when the mark is taken, cleared or freed: an evicted or
  * invalidated record lives at most until its mark is flushed (its secret
  * digests, wiped on free, with it), and is never read for anything but its
@@ -26,7 +26,8 @@
 
 #include "keycache.h"
 
-#define TK_LASTUSED_MAX 262144
+/* 3/4 of 2^18: the table's largest size is 2^18 slots (6 MB). */
+#define TK_LASTUSED_MAX 196608
 /* The most marks one flush statement carries (a worker sends the next batch
  * as soon as one is written, while a full one waits). Large enough that a
  * busy worker's interval usually fits in one statement: with 8,192, two
@@ -50,6 +51,11 @@ typedef struct tk_lastused {
 	 * (tk_lastused_get) and hold their records until the last is sent. */
 	tk_lastused_slot *out;
 	size_t out_cap, out_at, out_left;
+	/* A sent table, emptied: the next round's new table (two tables a
+	 * worker, allocated once: a table made and freed per round fragmented
+	 * the heap at a million keys). */
+	tk_lastused_slot *spare;
+	size_t spare_cap;
 } tk_lastused;
 
 /* Record a use of key `k` at `t` (the newest time wins); a new mark takes a

@@ -210,6 +210,8 @@ static void test_take_behind_keeps_clusters_short(void)
 		}
 	}
 	TEST_ASSERT(ok && tk_lastused_count(&lu) == FILL);
+	/* Two tables a worker: the live one and the one being sent (or the spare). */
+	TEST_ASSERT(lu.cap == CAP && (lu.out ? lu.out_cap == CAP && !lu.spare : 1));
 	double d = mean_displacement(&lu);
 	printf("  mean displacement after %d rounds at load %.2f: %.1f slots\n", ROUNDS, (double)FILL / CAP, d);
 	TEST_ASSERT(d < 20);
@@ -264,7 +266,7 @@ static void test_marks_hold_records(void)
 	TEST_ASSERT(tk_lastused_put_key(&lu, a, 300) == 0 && tk_lastused_put_key(&lu, b, 300) == 0);
 	TEST_ASSERT(refs_of(a) == 2 && refs_of(b) == 2);
 	tk_lastused_free(&lu);
-	TEST_ASSERT(refs_of(a) == 1 && refs_of(b) == 1 && lu.cap == 0 && lu.marks == NULL);
+	TEST_ASSERT(refs_of(a) == 1 && refs_of(b) == 1 && lu.cap == 0 && lu.marks == NULL && lu.spare == NULL);
 	/* The longest ID goes through whole. */
 	char id[TK_KEY_ID_MAX + 1];
 	memset(id, 'z', TK_KEY_ID_MAX);
