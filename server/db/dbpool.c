@@ -12,10 +12,17 @@
  * Key lookups run on at most key_lanes threads at once (take_job): those that
  * queue meanwhile are answered together by the next free lane, and the other
  * threads take every other kind of job past them. A lane whose statement has
- * run for KEY_SPILL_MS is stuck (a hung connection, a lock): it no longer
- * counts, and another thread takes the queued lookups, so that one bad
+ * run for the spill threshold is stuck (a hung connection, a lock): it no
+ * longer counts, and another thread takes the queued lookups, so that one bad
  * connection does not make every cache miss wait for db_timeout. One thread
  * always stays out of the lookups (with 3 threads or more).
+ *
+ * The spill threshold follows the database: four times the recent lane time
+ * (a moving average of how long lanes took, each counted at most at the
+ * threshold then in force, so that a hung lane pulls it up only a little),
+ * at least KEY_SPILL_MIN_US, at most a quarter of db_timeout. Next to the
+ * database a batch takes well under a millisecond (threshold: the floor);
+ * 10 ms away, every batch would spill at a fixed 5 ms.
  */
 #include "dbpool.h"
 
@@ -39,7 +46,7 @@ typedef struct dbthread {
 	pthread_t thread;
 	PGconn *conn;
 	int index;
-	int64_t key_since;         /* monotonic ms its key lookups were taken, 0: none (locked) */
+	int64_t key_since;         /* monotonic us its key lookups were taken, 0: none (locked) */
 	int64_t idle_since;        /* its last job or ping (its own) */
 } dbthread;
 
@@ -60,17 +67,22 @@ struct tk_dbpool {
 	int nslots;                /* threads' entries (zeroed until started) */
 	dbthread *threads;
 	int key_lanes;             /* connections that may run key lookups at once */
-	int key_max;               /* ... counting the stuck ones (spill: KEY_SPILL_MS) */
+	int key_max;               /* ... counting the stuck ones (spill_us) */
 	int key_busy;              /* threads running lookups now, stuck ones too (locked) */
 	int spill_waiters;         /* idle threads whose wait ends when a lane turns stuck (locked) */
+	int64_t lane_avg_us;       /* moving average of lane times, clipped at spill_us (locked) */
+	_Atomic int64_t spill_us;  /* a lane out this long is stuck (written locked) */
+	_Atomic uint64_t key_spills;       /* lookups taken past a stuck lane */
 	_Atomic uint64_t key_statements;   /* statements sent to look up keys */
 	_Atomic uint64_t key_lookups;      /* KEY jobs those statements carried */
 };
 
-/* A lane whose lookups have been out this long is stuck: the queued lookups
- * may go to another connection (at most key_max at once). A batch takes well
- * under a millisecond on a healthy database. */
-#define KEY_SPILL_MS 5
+/* The spill threshold's floor (a lane out this long may be stuck: the queued
+ * lookups may go to another connection, at most key_max at once), and how
+ * many times the recent lane time it is. A batch takes well under a
+ * millisecond on a healthy database next to tokend. */
+#define KEY_SPILL_MIN_US 5000
+#define KEY_SPILL_FACTOR 4
 
 /* How often an idle connection is checked (so that an outage shows in
  * /readyz before a request meets it). */
@@ -411,30 +423,33 @@ static size_t take_keys(tk_dbpool *p, tk_dbjob **out, size_t max)
 	return n;
 }
 
-/* May a thread take key lookups now (locked)? While fewer than key_lanes
- * threads run lookups; past that only to replace a stuck lane (one whose
- * lookups were taken KEY_SPILL_MS ago or more), up to key_max threads. */
+/* May a thread take key lookups now (locked; `now` in monotonic us)? While
+ * fewer than key_lanes threads run lookups; past that only to replace a stuck
+ * lane (one whose lookups were taken spill_us ago or more), up to key_max
+ * threads. */
 static int lane_free(const tk_dbpool *p, int64_t now)
 {
 	int stuck = 0;
+	int64_t spill = atomic_load_explicit(&p->spill_us, memory_order_relaxed);
 
 	if (p->key_busy < p->key_lanes)
 		return 1;
 	if (p->key_busy >= p->key_max)
 		return 0;
 	for (int i = 0; i < p->nslots; i++)
-		if (p->threads[i].key_since && now - p->threads[i].key_since >= KEY_SPILL_MS)
+		if (p->threads[i].key_since && now - p->threads[i].key_since >= spill)
 			stuck++;
 	return p->key_busy - stuck < p->key_lanes;
 }
 
-/* When a running lane will count as stuck (locked): the earliest such moment
- * after `now`, INT64_MAX when none will. An idle thread waits no longer, so
- * that lookups queued behind a lane that hangs are taken KEY_SPILL_MS after
- * it began, without a wake-up per lookup. */
+/* When a running lane will count as stuck (locked; monotonic us): the
+ * earliest such moment after `now`, INT64_MAX when none will. An idle thread
+ * waits no longer, so that lookups queued behind a lane that hangs are taken
+ * spill_us after it began, without a wake-up per lookup. */
 static int64_t next_spill(const tk_dbpool *p, int64_t now)
 {
 	int64_t at = INT64_MAX;
+	int64_t spill = atomic_load_explicit(&p->spill_us, memory_order_relaxed);
 	const tk_dbjob *j;
 
 	if (p->key_busy < p->key_lanes || p->key_busy >= p->key_max)
@@ -445,10 +460,29 @@ static int64_t next_spill(const tk_dbpool *p, int64_t now)
 		return at;                 /* no lookup waits: nothing to spill */
 	for (int i = 0; i < p->nslots; i++) {
 		int64_t since = p->threads[i].key_since;
-		if (since && since + KEY_SPILL_MS > now && since + KEY_SPILL_MS < at)
-			at = since + KEY_SPILL_MS;
+		if (since && since + spill > now && since + spill < at)
+			at = since + spill;
 	}
 	return at;
+}
+
+/* A lane took `took` us (locked): the threshold follows (see the top). */
+static void lane_timed(tk_dbpool *p, int64_t took)
+{
+	int64_t spill = atomic_load_explicit(&p->spill_us, memory_order_relaxed);
+	int64_t cap = p->timeout_ms * 1000 / 4;
+
+	if (took > spill)
+		took = spill;              /* a stuck lane counts as just stuck */
+	if (took < 0)
+		took = 0;
+	p->lane_avg_us += (took - p->lane_avg_us) / 8;
+	spill = p->lane_avg_us * KEY_SPILL_FACTOR;
+	if (spill > cap)
+		spill = cap;
+	if (spill < KEY_SPILL_MIN_US)
+		spill = KEY_SPILL_MIN_US;
+	atomic_store_explicit(&p->spill_us, spill, memory_order_relaxed);
 }
 
 /* Wait on the pool's condition (locked) at most `ms` milliseconds. */
@@ -488,7 +522,7 @@ static tk_dbjob *find_job(tk_dbpool *p, tk_dbjob **prevp)
 
 	for (tk_dbjob *j = p->head; j; prev = j, j = j->next) {
 		if (j->kind == TK_DBJOB_KEY && !p->stopping && lane < 0)
-			lane = lane_free(p, tk_mono_ms());
+			lane = lane_free(p, tk_mono_us());
 		if (j->kind == TK_DBJOB_KEY && !p->stopping && !lane)
 			continue;
 		*prevp = prev;
@@ -534,8 +568,10 @@ static void *db_thread_main(void *arg)
 		 * is busy (a lane that frees signals; one that hangs is replaced
 		 * when next_spill comes). */
 		while (!(j = take_job(p)) && !p->stopping) {
-			int64_t now = tk_mono_ms(), spill = next_spill(p, now);
+			int64_t now = tk_mono_ms(), spill = next_spill(p, tk_mono_us());
 			int armed = spill != INT64_MAX;   /* counted in spill_waiters while it waits */
+			if (armed)
+				spill = (spill + 999) / 1000;   /* in ms, rounded up: never before it */
 			if (!t->conn) {
 				/* Reconnect in the background while idle, every 250 ms
 				 * (counted from the last attempt: wake-ups do not delay it). */
@@ -580,8 +616,10 @@ static void *db_thread_main(void *arg)
 		size_t nb = 0;
 		int lane = j->kind == TK_DBJOB_KEY && !p->stopping;
 		if (lane) {
+			if (p->key_busy >= p->key_lanes)   /* taken past a stuck lane */
+				atomic_fetch_add_explicit(&p->key_spills, 1, memory_order_relaxed);
 			p->key_busy++;
-			t->key_since = tk_mono_ms();
+			t->key_since = tk_mono_us();
 			batch[nb++] = j;
 			nb += take_keys(p, batch + 1, TK_DBJOB_KEY_BATCH - 1);
 		}
@@ -606,8 +644,10 @@ static void *db_thread_main(void *arg)
 			 * waking an idle thread for them cost a wake-up per batch that
 			 * mostly found nothing left). Another thread is woken only when
 			 * this one will take a job of another kind first. */
+			int64_t done = tk_mono_us();
 			pthread_mutex_lock(&p->mu);
 			p->key_busy--;
+			lane_timed(p, done - t->key_since);
 			t->key_since = 0;
 			if (p->head && p->head->kind != TK_DBJOB_KEY)
 				pthread_cond_signal(&p->cv);
@@ -643,6 +683,7 @@ tk_dbpool *tk_dbpool_start(const char *url, int threads, int64_t timeout_ms, siz
 	p->key_lanes = (threads + 3) / 4;   /* a quarter of the pool (at least one): the rest keeps other jobs moving */
 	p->nslots = threads;
 	p->key_max = threads - 1 > p->key_lanes ? threads - 1 : p->key_lanes;   /* one stays out */
+	atomic_store(&p->spill_us, KEY_SPILL_MIN_US);
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->cv, NULL);
 	for (int i = 0; i < threads; i++) {
@@ -713,7 +754,7 @@ int tk_dbpool_submit(tk_dbpool *p, tk_dbjob *job)
 	 * idle thread waits for that moment (all went to sleep before the lane
 	 * began), one is woken to set its wait by it: else the lookup could
 	 * wait for a ping (2 s), past db_timeout, behind a lane that hangs. */
-	if (job->kind != TK_DBJOB_KEY || lane_free(p, tk_mono_ms()) ||
+	if (job->kind != TK_DBJOB_KEY || lane_free(p, tk_mono_us()) ||
 	    (p->key_busy < p->key_max && p->spill_waiters == 0))
 		pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
@@ -725,8 +766,10 @@ int tk_dbpool_connected(tk_dbpool *p)
 	return atomic_load(&p->connected);
 }
 
-void tk_dbpool_key_stats(tk_dbpool *p, uint64_t *statements, uint64_t *lookups)
+void tk_dbpool_key_stats(tk_dbpool *p, tk_dbkeystats *out)
 {
-	*statements = atomic_load_explicit(&p->key_statements, memory_order_relaxed);
-	*lookups = atomic_load_explicit(&p->key_lookups, memory_order_relaxed);
+	out->statements = atomic_load_explicit(&p->key_statements, memory_order_relaxed);
+	out->lookups = atomic_load_explicit(&p->key_lookups, memory_order_relaxed);
+	out->spills = atomic_load_explicit(&p->key_spills, memory_order_relaxed);
+	out->spill_us = atomic_load_explicit(&p->spill_us, memory_order_relaxed);
 }

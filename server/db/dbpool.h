@@ -117,8 +117,14 @@ int tk_dbpool_submit(tk_dbpool *p, tk_dbjob *job);
 /* Number of connections currently up. */
 int tk_dbpool_connected(tk_dbpool *p);
 
-/* Key lookups so far: statements sent for KEY jobs (a retry counts once) and
- * the KEY jobs they carried (lookups / statements: the batches' mean size). */
-void tk_dbpool_key_stats(tk_dbpool *p, uint64_t *statements, uint64_t *lookups);
+/* Key lookups so far: statements sent for KEY jobs (a retry counts once),
+ * the KEY jobs they carried (lookups / statements: the batches' mean size),
+ * the times lookups were taken past a stuck lane (spills), and the spill
+ * threshold now (us; see dbpool.c). */
+typedef struct tk_dbkeystats {
+	uint64_t statements, lookups, spills;
+	int64_t spill_us;
+} tk_dbkeystats;
+void tk_dbpool_key_stats(tk_dbpool *p, tk_dbkeystats *out);
 
 #endif

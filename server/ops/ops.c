@@ -172,13 +172,18 @@ void tk_metrics_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
 	evbuffer_add_printf(b, "# HELP tokend_db_connections Open database connections of the pool\n"
 	                       "# TYPE tokend_db_connections gauge\ntokend_db_connections %d\n",
 	                    tk_dbpool_connected(srv->db));
-	uint64_t key_stmts = 0, key_lookups = 0;
-	tk_dbpool_key_stats(srv->db, &key_stmts, &key_lookups);
+	tk_dbkeystats ks;
+	tk_dbpool_key_stats(srv->db, &ks);
 	evbuffer_add_printf(b, "# HELP tokend_db_key_statements_total Statements sent to look up keys (a batch is one)\n"
 	                       "# TYPE tokend_db_key_statements_total counter\ntokend_db_key_statements_total %llu\n"
 	                       "# HELP tokend_db_key_lookups_total Key lookups those statements carried\n"
-	                       "# TYPE tokend_db_key_lookups_total counter\ntokend_db_key_lookups_total %llu\n",
-	                    (unsigned long long)key_stmts, (unsigned long long)key_lookups);
+	                       "# TYPE tokend_db_key_lookups_total counter\ntokend_db_key_lookups_total %llu\n"
+	                       "# HELP tokend_db_key_spills_total Key lookups taken by another connection past a stuck lane\n"
+	                       "# TYPE tokend_db_key_spills_total counter\ntokend_db_key_spills_total %llu\n"
+	                       "# HELP tokend_db_key_spill_threshold_seconds How long a lane runs before it counts as stuck\n"
+	                       "# TYPE tokend_db_key_spill_threshold_seconds gauge\ntokend_db_key_spill_threshold_seconds %.4f\n",
+	                    (unsigned long long)ks.statements, (unsigned long long)ks.lookups,
+	                    (unsigned long long)ks.spills, (double)ks.spill_us / 1e6);
 	int64_t open = 0;
 	for (int i = 0; i < srv->nworkers; i++)
 		open += atomic_load_explicit(&srv->workers[i].metrics.conns_open, memory_order_relaxed);

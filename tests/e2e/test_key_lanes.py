@@ -12,8 +12,13 @@ statement, and a batch's answers go back to each worker with one mailbox post.
     cached); the statements carried more than one lookup each on average.
   * One lane hung (its backend stopped with SIGSTOP in the middle of a lookup):
     the lookups that come after it are taken by another connection a few ms
-    later (the hung lane no longer counts) and answered at once, not after
-    db_timeout; the hung lookup itself fails closed with 503 at db_timeout.
+    later (the hung lane no longer counts; tokend_db_key_spills_total counts
+    them) and answered at once, not after db_timeout; the hung lookup itself
+    fails closed with 503 at db_timeout.
+  * A healthy database 8 ms away (a relay delays every byte): after a warm-up
+    the spill threshold has followed the batches' time (4x, over 5 ms) and
+    lookups queued behind a lane that is merely slow stay on it (a fixed 5 ms
+    spilled nearly every batch onto every connection but one).
   * Every lane stuck (api_keys locked): lookups fail closed with 503
     temporarily_unavailable at db_timeout, never a token, while a job of
     another kind (the metadata endpoint's scope catalogue) is still answered at
@@ -27,6 +32,7 @@ import hashlib
 import hmac
 import os
 import random
+import re
 import signal
 import socket
 import threading
@@ -38,6 +44,7 @@ import pytest
 
 from support.http import metric, token_request
 from support.keys import make_key_id, make_secret
+from support.netdelay import DelayRelay
 from support.registry import note_timing, remember_token
 from support.util import wait_until
 
@@ -57,6 +64,14 @@ def insert_keys(t, account, n):
     return keys
 
 
+def acme_keys(t, n, limit=100):
+    """The account acme allowed the scope `read`, with n keys of it (insert_keys)."""
+    t.account("acme", "--name", "Acme", "--key-limit", str(limit))
+    t.seed_scopes("read")
+    t.grant_scopes("acme", "read")
+    return insert_keys(t, "acme", n)
+
+
 def ask(srv, case, timeout=30):
     _, kid, secret = case
     try:
@@ -67,10 +82,7 @@ def ask(srv, case, timeout=30):
 
 def test_burst_of_distinct_keys_with_disables_midway(tokend, start_server):
     t = tokend
-    t.account("acme", "--name", "Acme", "--key-limit", "2000")
-    t.seed_scopes("read")
-    t.grant_scopes("acme", "read")
-    keys = insert_keys(t, "acme", 400)
+    keys = acme_keys(t, 400, limit=2000)
     ok, wrong, midway = keys[:260], keys[260:330], keys[330:]
     srv = start_server(t, workers="2", cache_ttl="1h")          # db_pool_size: the default (4)
     cases = [("ok", k["client_id"], k["client_secret"]) for k in ok]
@@ -157,10 +169,7 @@ def test_burst_of_distinct_keys_with_disables_midway(tokend, start_server):
 
 def test_stuck_lanes_fail_closed_and_leave_other_jobs_moving(tokend, start_server, sanitized):
     t = tokend
-    t.account("acme", "--name", "Acme", "--key-limit", "100")
-    t.seed_scopes("read")
-    t.grant_scopes("acme", "read")
-    keys = insert_keys(t, "acme", 6)
+    keys = acme_keys(t, 6)
     srv = start_server(t, db_pool_size="4", db_timeout="3s", cache_ttl="1h")
     # A new scope: the metadata endpoint reads the catalogue again (a SCOPES
     # job, which touches no key table) on its next request.
@@ -265,13 +274,11 @@ def test_flood_of_lookups_does_not_hide_other_jobs(tokend, start_server, sanitiz
 
 def test_hung_lane_spills_to_another_connection(tokend, start_server, sanitized):
     t = tokend
-    t.account("acme", "--name", "Acme", "--key-limit", "100")
-    t.seed_scopes("read")
-    t.grant_scopes("acme", "read")
-    keys = insert_keys(t, "acme", 7)
+    keys = acme_keys(t, 7)
     hung, later = keys[0], keys[1:]
     # The default pool: 4 connections, one lane.
     srv = start_server(t, db_timeout="4s", cache_ttl="1h")
+    spills0 = metric(srv.metrics(), "tokend_db_key_spills_total")
 
     lock = psycopg2.connect(t.db_url)
     stopped = None
@@ -312,6 +319,11 @@ def test_hung_lane_spills_to_another_connection(tokend, start_server, sanitized)
         lock.close()
     note_timing("cold lookups while the key lane's connection hangs (slowest of 6)", f"{max(took):.3f} s")
     assert max(took) < (2.0 if sanitized else 1.0), took
+    m = srv.metrics()
+    assert metric(m, "tokend_db_key_spills_total") - spills0 >= 1, m   # taken past the hung lane
+    # Next to the database, the threshold stays near its floor (5 ms); its cap
+    # is a quarter of db_timeout (1 s here).
+    assert 0.005 <= metric(m, "tokend_db_key_spill_threshold_seconds") < 1.0, m
     # The hung lookup fails closed at its deadline, never a token.
     res = hung_answer[0]
     assert not isinstance(res, Exception), res
@@ -321,3 +333,58 @@ def test_hung_lane_spills_to_another_connection(tokend, start_server, sanitized)
     wait_until(lambda: token_request(srv.port, {"grant_type": "client_credentials"},
                                      auth=(hung["client_id"], hung["client_secret"])).status == 200,
                timeout=5, what="the hung key to work again")
+
+
+def test_slow_database_lanes_do_not_spill(tokend, start_server, sanitized):
+    """Every byte between tokend and PostgreSQL delayed 8 ms (a statement takes
+    16 ms or more): 32 clients asking for distinct cold keys. The batches
+    stay on the lane once the threshold has followed them; every answer is
+    right."""
+    t = tokend
+    keys = acme_keys(t, 480, limit=1000)
+    warm, measured = keys[:160], keys[160:]
+    with DelayRelay(int(re.search(r":(\d+)/", t.app_url).group(1)), 0.008) as relay:
+        srv = start_server(t, database_url=relay.rewrite(t.app_url), db_timeout="4s", cache_ttl="1h")
+
+        def burst(batch):
+            answers = [None] * len(batch)
+            nxt = iter(range(len(batch)))
+            lock = threading.Lock()
+
+            def run():
+                while True:
+                    with lock:
+                        i = next(nxt, None)
+                    if i is None:
+                        return
+                    k = batch[i]
+                    answers[i] = ask(srv, ("ok", k["client_id"], k["client_secret"]))
+            ths = [threading.Thread(target=run) for _ in range(32)]
+            for th in ths:
+                th.start()
+            for th in ths:
+                th.join(120)
+            bad = [(k["client_id"], r) for k, r in zip(batch, answers)
+                   if isinstance(r, Exception) or r.status != 200]
+            assert not bad, f"{len(bad)} failed, first: {bad[:3]}"
+            for r in answers:
+                remember_token(r.json()["access_token"])
+
+        # One lone lookup: the relay's delay is real (two round trips at least).
+        k = warm[0]
+        s0 = time.monotonic()
+        assert ask(srv, ("ok", k["client_id"], k["client_secret"])).status == 200
+        lone = time.monotonic() - s0
+        burst(warm[1:])                  # the threshold follows the batches
+        m0 = srv.metrics()
+        burst(measured)
+        m1 = srv.metrics()
+        stmts = metric(m1, "tokend_db_key_statements_total") - metric(m0, "tokend_db_key_statements_total")
+        spills = metric(m1, "tokend_db_key_spills_total") - metric(m0, "tokend_db_key_spills_total")
+        threshold = metric(m1, "tokend_db_key_spill_threshold_seconds")
+        note_timing("lanes 8 ms from the database (320 cold keys, 32 clients): spills / statements, threshold",
+                    f"{int(spills)} / {int(stmts)}, {threshold * 1000:.0f} ms")
+    assert lone >= 0.016, lone
+    assert threshold >= 0.04, threshold            # 4 x a lane time of 16 ms or more
+    assert stmts > 0
+    assert spills <= max(2, stmts // 10), (spills, stmts)

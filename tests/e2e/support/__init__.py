@@ -11,6 +11,7 @@ only the fixtures and hooks) and by the test modules:
   tokend    the tokend CLI bound to a config file (Tokend), background processes
   http      HTTP requests, raw exchanges, Prometheus metrics parsing
   server    `tokend serve` (Server, Starter), tokens, Load (threads asking for tokens)
+  netdelay  a TCP relay that delays every byte (a database not next door)
   leaks     the scan for secrets, tokens and peppers in what the session produced
   admin     the admin API tests' helpers and their module-scoped `env` fixture
   browser   the console's browser tests: headless Chromium (Selenium), screenshots,
