@@ -23,6 +23,7 @@
 #endif
 #endif
 
+#if defined(__GLIBC__) && !defined(SANITIZED)
 /* Resident bytes of this process. */
 static long long rss_bytes(void)
 {
@@ -35,6 +36,7 @@ static long long rss_bytes(void)
 	fclose(f);
 	return res < 0 ? -1 : res * sysconf(_SC_PAGESIZE);
 }
+#endif
 
 static void sleep_ms(long ms)
 {
