@@ -12,9 +12,10 @@
  * released when the mark is taken, cleared or freed: an evicted or
  * invalidated record lives at most until its mark is flushed (its secret
  * digests, wiped on free, with it), and is never read for anything but its
- * ID. A batch merged back after a failed flush makes a small record per ID
- * (~160 bytes): with the database away and TK_LASTUSED_MAX keys marked,
- * ~45 MB a worker, bounded by that maximum.
+ * ID. A batch merged back after a failed flush holds the cached records of
+ * its keys (tk_lastused_put_back) and makes a small record (~160 bytes) only
+ * for an ID no longer cached: with the database away, the cache bypassed and
+ * TK_LASTUSED_MAX keys marked, ~45 MB a worker, bounded by that maximum.
  */
 #ifndef TOKEND_LASTUSED_H
 #define TOKEND_LASTUSED_H
