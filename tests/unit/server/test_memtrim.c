@@ -68,7 +68,8 @@ static void test_trim_hands_back_pages(void)
 	uint64_t n0 = tk_memtrim_count();
 	TEST_ASSERT(tk_memtrim_now() == 1);
 	long long after = rss_bytes();
-	fprintf(stderr, "   resident %lld kB before the trim, %lld kB after\n", before / 1024, after / 1024);
+	fprintf(stderr, "   resident %lld kB before the trim, %lld kB after, in %llu us\n", before / 1024,
+	        after / 1024, (unsigned long long)tk_memtrim_us());
 	TEST_ASSERT(before > 0 && after > 0);
 	TEST_ASSERT(before - after >= 32LL * 1024 * 1024);      /* most of the 47 MB freed */
 	TEST_ASSERT(tk_memtrim_count() == n0 + 1);
