@@ -21,6 +21,7 @@
 #include "db.h"
 #include "log.h"
 #include "conn.h"
+#include "memtrim.h"
 #include "migrate.h"
 #include "peppercheck.h"
 #include "portowner.h"
@@ -337,6 +338,11 @@ int tk_serve_main(int argc, char **argv)
 	size_t nroutes = sizeof(routes) / sizeof(routes[0]) - (cfg->console ? 0 : 1);   /* console last */
 	srv.router = tk_router_new(routes, nroutes, cfg->admin_listen_port != 0, cfg->ops_listen_port != 0);
 	srv.cache = tk_keycache_new((size_t)cfg->key_cache_size, cfg->cache_ttl);
+	/* Free heap pages handed back after bursts of key records (memtrim.h);
+	 * without the thread the server runs as before, holding more memory. */
+	if (tk_memtrim_start(TK_MEMTRIM_INTERVAL_MS) != 0)
+		tk_log(TK_LOG_WARNING, "memory.trim_unavailable", "detail",
+		       "could not start the thread that hands free memory back", NULL);
 	srv.rl_addr = tk_ratelimit_new(cfg->auth_failures_per_address, cfg->rate_limit_table_size);
 	srv.rl_key = tk_ratelimit_new(cfg->auth_failures_per_key, cfg->rate_limit_table_size);
 	srv.rl_issue = tk_ratelimit_new(0, cfg->rate_limit_table_size);
@@ -422,6 +428,7 @@ int tk_serve_main(int argc, char **argv)
 	tk_workers_flush(&srv);          /* the last last-used marks are written, not lost */
 	tk_listener_stop(srv.listener);
 	tk_dbpool_stop(srv.db);
+	tk_memtrim_stop();
 	tk_workers_free(&srv);
 	tk_conn_table_free();
 	tk_dbpool_free(srv.db);

@@ -217,7 +217,7 @@ static void flush_done(tk_dbjob *job)
 		/* Merge the batch back (newest time wins): nothing is lost while the
 		 * database is away, and memory stays bounded by the number of keys. */
 		for (size_t i = 0; i < job->n; i++)
-			tk_lastused_put(&w->lastused, job->ids[i], job->times[i]);
+			tk_lastused_put_back(&w->lastused, w->srv->cache, job->ids[i], job->times[i]);
 	}
 	free(job->ids);
 	free(job->times);
@@ -236,7 +236,8 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	tk_worker *w = arg;
-	if (w->flush_inflight || tk_lastused_count(&w->lastused) == 0)
+	size_t pending = tk_lastused_count(&w->lastused);
+	if (w->flush_inflight || pending == 0)
 		return;
 	tk_dbjob *job = &w->flush_job;
 	memset(job, 0, sizeof(*job));
@@ -244,7 +245,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 	job->done = flush_done;
 	job->reply = w->mbox;
 	job->arg = w;
-	job->n = tk_lastused_count(&w->lastused) < TK_LASTUSED_BATCH ? tk_lastused_count(&w->lastused) : TK_LASTUSED_BATCH;
+	job->n = pending < TK_LASTUSED_BATCH ? pending : TK_LASTUSED_BATCH;
 	job->ids = malloc(job->n * sizeof(*job->ids));
 	job->times = malloc(job->n * sizeof(*job->times));
 	if (!job->ids || !job->times) {
@@ -256,7 +257,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 	if (tk_dbpool_submit(w->srv->db, job) != 0) {
 		/* Keep the marks for the next interval. */
 		for (size_t i = 0; i < job->n; i++)
-			tk_lastused_put(&w->lastused, job->ids[i], job->times[i]);
+			tk_lastused_put_back(&w->lastused, w->srv->cache, job->ids[i], job->times[i]);
 		free(job->ids);
 		free(job->times);
 		return;

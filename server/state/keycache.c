@@ -5,6 +5,7 @@
 
 #include "clock.h"
 #include "hash.h"
+#include "memtrim.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -62,6 +63,7 @@ tk_apikey *tk_apikey_new(const char *id)
 		return NULL;
 	memcpy(k->id, id, len);
 	atomic_init(&k->refs, 1);
+	tk_memtrim_note();
 	atomic_init(&k->last_used_at, 0);
 	return k;
 }
@@ -179,6 +181,7 @@ void tk_apikey_release(tk_apikey *k)
 		tk_intern_list_release((const tk_strlist *)(const void *)
 		                       ((const char *)k->aud - offsetof(tk_strlist, v)));
 	free(k);
+	tk_memtrim_note();
 }
 
 int tk_apikey_set_values(tk_apikey *k, const char *account, const char *subject, const char *claims,

@@ -91,6 +91,14 @@ int tk_lastused_put(tk_lastused *lu, const char *key_id, int64_t t)
 	return put(lu, key_id, NULL, t);
 }
 
+int tk_lastused_put_back(tk_lastused *lu, tk_keycache *cache, const char *key_id, int64_t t)
+{
+	tk_apikey *k = cache && key_id ? tk_keycache_get(cache, key_id) : NULL;
+	int rc = put(lu, key_id, k, t);   /* takes its own reference of k */
+	tk_apikey_release(k);
+	return rc;
+}
+
 /* The time of `id`'s mark in `marks` (cap slots), or 0. */
 static int64_t get_in(const tk_lastused_slot *marks, size_t cap, const char *id, uint64_t h)
 {
@@ -122,23 +130,6 @@ static void copy_out(const tk_lastused_slot *m, char id[TK_KEY_ID_MAX + 1], int6
 {
 	memcpy(id, m->key->id, strlen(m->key->id) + 1);
 	*t = m->t;
-}
-
-size_t tk_lastused_export(const tk_lastused *lu, char (*ids)[TK_KEY_ID_MAX + 1], int64_t *times)
-{
-	size_t k = 0;
-
-	for (size_t i = 0; i < lu->cap; i++)
-		if (lu->marks[i].key) {
-			copy_out(&lu->marks[i], ids[k], &times[k]);
-			k++;
-		}
-	for (size_t i = lu->out_at; lu->out_left && i < lu->out_cap; i++)
-		if (lu->out[i].key) {
-			copy_out(&lu->out[i], ids[k], &times[k]);
-			k++;
-		}
-	return k;
 }
 
 /* The table being sent is done with: its records released; the table kept

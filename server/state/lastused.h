@@ -12,9 +12,10 @@
  * released when the mark is taken, cleared or freed: an evicted or
  * invalidated record lives at most until its mark is flushed (its secret
  * digests, wiped on free, with it), and is never read for anything but its
- * ID. A batch merged back after a failed flush makes a small record per ID
- * (~160 bytes): with the database away and TK_LASTUSED_MAX keys marked,
- * ~45 MB a worker, bounded by that maximum.
+ * ID. A batch merged back after a failed flush holds the cached records of
+ * its keys (tk_lastused_put_back) and makes a small record (~160 bytes) only
+ * for an ID no longer cached: with the database away, the cache bypassed and
+ * TK_LASTUSED_MAX keys marked, ~45 MB a worker, bounded by that maximum.
  */
 #ifndef TOKEND_LASTUSED_H
 #define TOKEND_LASTUSED_H
@@ -69,15 +70,19 @@ int tk_lastused_put_key(tk_lastused *lu, const tk_apikey *k, int64_t t);
  * than TK_KEY_ID_MAX. */
 int tk_lastused_put(tk_lastused *lu, const char *key_id, int64_t t);
 
+/* The same for a mark merged back after a failed flush: the mark holds the
+ * record `cache` has of `key_id` when it has one (a new mark makes no record:
+ * a flush failing round after round under load, statement timeouts, made
+ * one per mark, up to TK_LASTUSED_MAX a worker, ~31 MB, freed in a burst
+ * when a flush got through), else a record of the ID alone. `cache` NULL:
+ * the ID alone. Same results as tk_lastused_put. */
+int tk_lastused_put_back(tk_lastused *lu, tk_keycache *cache, const char *key_id, int64_t t);
+
 /* The newest unflushed use of `key_id`, or 0. */
 int64_t tk_lastused_get(const tk_lastused *lu, const char *key_id);
 
 /* Marks not yet taken: new ones and those of the table being sent. */
 size_t tk_lastused_count(const tk_lastused *lu);
-
-/* Copy every mark not yet taken into `ids`/`times` (room for
- * tk_lastused_count each); returns how many. */
-size_t tk_lastused_export(const tk_lastused *lu, char (*ids)[TK_KEY_ID_MAX + 1], int64_t *times);
 
 /* Move up to `max` marks into `ids`/`times` (room for max each) and forget
  * them; the others stay. Returns how many were moved. A flush takes its batch

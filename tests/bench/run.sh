@@ -50,6 +50,9 @@
 #                            1: each run 1c run also does the open loop at half of run 1's rate
 #   OPENLOOP_BIN [build/openloop]   MINTBENCH_BIN [build/mintbench] (run 0: the mint alone, by algorithm)
 #   BENCH_KEEP               set: keep the temp dir (logs, wrk output, perf.data)
+#   BENCH_MEMDUMP            1: after run 2's measure, where tokend's memory is: mem-run2.smaps
+#                            (its mappings) and mem-run2.malloc.xml (glibc malloc_info through
+#                            gdb: each heap's bytes in use and free) in the temp dir (with BENCH_KEEP)
 #   BENCH_PERF_CG [-g]       perf record call-graph option (e.g. "--call-graph dwarf,16384": callers through libc)
 #   TOKEND_BIN [build/tokend]
 set -euo pipefail
@@ -97,6 +100,17 @@ metric() {   # value of an unlabelled metric (awk reads to the end: an early exi
 }
 
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$TOKEND_PID/status"; }
+# BENCH_MEMDUMP=1: where tokend's memory is, after run 2's measure: $1.smaps (the
+# kernel's mappings), $1.malloc.xml (glibc's malloc_info: each arena's in-use and
+# free bytes; gdb attaches for a moment). With BENCH_KEEP to read them afterwards.
+mem_dump() {
+  cp "/proc/$TOKEND_PID/smaps" "$1.smaps" 2>/dev/null || true
+  command -v gdb >/dev/null 2>&1 || return 0
+  gdb -p "$TOKEND_PID" -batch -nx \
+    -ex "set \$f = (void *)fopen(\"$1.malloc.xml\", \"w\")" \
+    -ex 'call (int)malloc_info(0, $f)' -ex 'call (int)fclose($f)' >"$1.gdb.log" 2>&1 || true
+  printf '  memory dump         %s.smaps, %s.malloc.xml\n' "$1" "$1"
+}
 
 # Print the figures of one wrk run; sets TPS.
 # $1 label, $2 tokens issued by tokend meanwhile, $3 tokend CPU ticks meanwhile.
@@ -673,6 +687,9 @@ printf '  mean CPU per token  random keys %s us, one key %s us (%+.1f%%)\n' "$CP
   "$(awk -v x="$CPU2" -v y="$CPU1R" 'BEGIN { print (y > 0 ? (x - y) / y * 100 : 0) }')"
 RSS2=$(rss_kb)
 printf '  tokend RSS          %s kB (%s keys cached)\n' "$RSS2" "$(metric tokend_key_cache_entries)"
+if [ -n "${BENCH_MEMDUMP:-}" ]; then
+  mem_dump "$TMP/mem-run2"
+fi
 printf '  run 2 tokens/s ÷ signs/s (2 cores)   %s\n' "$(ratio "$TPS2")"
 profile run2 "$HERE/token_random.lua" BENCH_KEYS_FILE="$TMP/keys.auth"
 

@@ -1,6 +1,6 @@
 /*
  * test_lastused.c - a worker's last-used marks (server/state/lastused.c):
- * newest time wins, growth keeps every mark, export and clear, the bound,
+ * newest time wins, growth keeps every mark, take and clear, the bound,
  * refused input; a mark holds a reference of its key record (24 bytes a
  * mark with its hash, no ID copy), released when taken, cleared or freed.
  */
@@ -31,7 +31,7 @@ static void test_newest_wins(void)
 	tk_lastused_free(&lu);
 }
 
-static void test_growth_export_clear(void)
+static void test_growth_take_clear(void)
 {
 	tk_lastused lu = { 0 };
 	char id[TK_KEY_ID_LEN + 1];
@@ -46,19 +46,43 @@ static void test_growth_export_clear(void)
 		all &= tk_lastused_get(&lu, id) == 1000 + (int64_t)i;
 	}
 	TEST_ASSERT(all);
-	char (*ids)[TK_KEY_ID_MAX + 1] = malloc(lu.n * sizeof(*ids));
-	int64_t *times = malloc(lu.n * sizeof(*times));
-	size_t n = tk_lastused_export(&lu, ids, times);
-	TEST_ASSERT(n == 5000);
-	int64_t sum = 0;
-	for (size_t i = 0; i < n; i++)
-		sum += times[i] - 1000;
-	TEST_ASSERT(sum == (int64_t)4999 * 5000 / 2);            /* each mark exactly once */
+	/* Taken in uneven batches: every mark exactly once, each with its own
+	 * key's time, none left behind. */
+	char (*ids)[TK_KEY_ID_MAX + 1] = malloc(5000 * sizeof(*ids));
+	int64_t *times = malloc(5000 * sizeof(*times));
+	unsigned char *seen = calloc(5000, 1);
+	size_t total = 0, got;
+	int each = 1;
+	while ((got = tk_lastused_take(&lu, ids, times, 1777)) > 0) {
+		TEST_ASSERT(got <= 1777);
+		for (size_t i = 0; i < got; i++) {
+			int64_t k = times[i] - 1000;
+			each &= k >= 0 && k < 5000 && !seen[k];
+			if (k >= 0 && k < 5000) {
+				seen[k] = 1;
+				id_of(id, (unsigned)k);
+				each &= strcmp(ids[i], id) == 0;
+			}
+		}
+		total += got;
+	}
+	TEST_ASSERT(each);
+	TEST_ASSERT(total == 5000);
+	TEST_ASSERT(tk_lastused_count(&lu) == 0);
+	id_of(id, 4321);
+	TEST_ASSERT(tk_lastused_get(&lu, id) == 0);
+	/* Marks put again, then cleared: none left, the table takes new ones. */
+	for (unsigned i = 0; i < 100; i++) {
+		id_of(id, i);
+		TEST_ASSERT(tk_lastused_put(&lu, id, 7) == 0);
+	}
 	tk_lastused_clear(&lu);
-	TEST_ASSERT(lu.n == 0);
+	TEST_ASSERT(lu.n == 0 && tk_lastused_count(&lu) == 0);
+	TEST_ASSERT(tk_lastused_take(&lu, ids, times, 10) == 0);
 	id_of(id, 7);
 	TEST_ASSERT(tk_lastused_get(&lu, id) == 0);
 	TEST_ASSERT(tk_lastused_put(&lu, id, 5) == 0 && tk_lastused_get(&lu, id) == 5);
+	free(seen);
 	free(ids);
 	free(times);
 	tk_lastused_free(&lu);
@@ -281,13 +305,68 @@ static void test_marks_hold_records(void)
 	tk_apikey_release(b);
 }
 
+/* The record a mark holds (the one slot of `lu` holding `id`), or NULL. */
+static const tk_apikey *held(const tk_lastused *lu, const char *id)
+{
+	for (size_t i = 0; i < lu->cap; i++)
+		if (lu->marks[i].key && strcmp(lu->marks[i].key->id, id) == 0)
+			return lu->marks[i].key;
+	return NULL;
+}
+
+/* Merged back after a failed flush: a cached key's mark holds the cache's
+ * record (no new one); an uncached ID, or no cache, a record of the ID alone;
+ * bad input changes nothing. */
+static void test_put_back_holds_cached_record(void)
+{
+	tk_keycache *cache = tk_keycache_new(100, 3600);
+	tk_lastused lu = { 0 };
+	tk_apikey *c = tk_apikey_new("tk_c");
+	TEST_ASSERT(cache && c);
+	c->found = 1;
+	tk_keycache_put(cache, c, tk_keycache_seq(cache));
+	TEST_ASSERT(refs_of(c) == 2);
+	TEST_ASSERT(tk_lastused_put_back(&lu, cache, "tk_c", 100) == 0);
+	TEST_ASSERT(held(&lu, "tk_c") == c && refs_of(c) == 3 && lu.n == 1);
+	TEST_ASSERT(tk_lastused_put_back(&lu, cache, "tk_c", 90) == 0);      /* merged: older time ignored */
+	TEST_ASSERT(refs_of(c) == 3 && lu.n == 1 && tk_lastused_get(&lu, "tk_c") == 100);
+	/* Not cached, or no cache: a record of the ID alone. */
+	TEST_ASSERT(tk_lastused_put_back(&lu, cache, "tk_d", 50) == 0);
+	TEST_ASSERT(held(&lu, "tk_d") != NULL && held(&lu, "tk_d") != c && !held(&lu, "tk_d")->found);
+	TEST_ASSERT(tk_lastused_put_back(&lu, NULL, "tk_e", 60) == 0 && held(&lu, "tk_e") != NULL);
+	/* Bad input: refused, nothing marked. */
+	TEST_ASSERT(tk_lastused_put_back(&lu, cache, NULL, 1) != 0);
+	TEST_ASSERT(tk_lastused_put_back(&lu, cache, "", 1) != 0);
+	TEST_ASSERT(tk_lastused_put_back(&lu, cache, "tk_0123456789012345678901234567890123456789abcdef", 1) != 0);
+	TEST_ASSERT(lu.n == 3 && refs_of(c) == 3);
+	/* Invalidated meanwhile: the mark keeps its record until it is taken. */
+	tk_keycache_invalidate(cache, "tk_c");
+	TEST_ASSERT(refs_of(c) == 2 && tk_lastused_get(&lu, "tk_c") == 100);
+	char ids[4][TK_KEY_ID_MAX + 1];
+	int64_t times[4];
+	TEST_ASSERT(tk_lastused_take(&lu, ids, times, 4) == 3 && refs_of(c) == 1);
+	int seen_c = 0;
+	for (int i = 0; i < 3; i++)
+		seen_c |= strcmp(ids[i], "tk_c") == 0 && times[i] == 100;
+	TEST_ASSERT(seen_c);
+	/* A bypassed cache finds nothing: the ID alone. */
+	tk_keycache_put(cache, c, tk_keycache_seq(cache));
+	tk_keycache_set_bypass(cache, 1);
+	TEST_ASSERT(tk_lastused_put_back(&lu, cache, "tk_c", 200) == 0 && held(&lu, "tk_c") != c);
+	tk_lastused_free(&lu);
+	tk_keycache_free(cache);
+	TEST_ASSERT(refs_of(c) == 1);
+	tk_apikey_release(c);
+}
+
 int main(void)
 {
 	TEST_RUN(test_newest_wins);
-	TEST_RUN(test_growth_export_clear);
+	TEST_RUN(test_growth_take_clear);
 	TEST_RUN(test_take_batches);
 	TEST_RUN(test_take_behind_keeps_clusters_short);
 	TEST_RUN(test_bound_and_bad_input);
 	TEST_RUN(test_marks_hold_records);
+	TEST_RUN(test_put_back_holds_cached_record);
 	TEST_DONE();
 }
