@@ -30,13 +30,13 @@
 /* 3/4 of 2^18: the table's largest size is 2^18 slots (6 MB). */
 #define TK_LASTUSED_MAX 196608
 /* The most marks one flush statement carries (a worker sends the next batch
- * as soon as one is written, while a full one waits). Large enough that a
- * busy worker's interval usually fits in one statement: with 8,192, two
- * workers' back-to-back batches over the same random keys waited on each
- * other's row locks past db_timeout (a million-key benchmark); small enough
- * that a statement's buffers (libpq keeps its largest per connection) stay
- * at a few MB. */
-#define TK_LASTUSED_BATCH 32768
+ * as soon as one is written, while a full one waits). Small enough that a
+ * statement (a row trigger per key) ends well within db_timeout on a busy
+ * database: with 32,768, a million-key benchmark's flushes ran past the 1 s
+ * statement timeout, so nothing was written while the load lasted (each
+ * failed batch merged back and sent again whole). Two workers' batches over
+ * the same keys no longer deadlock: the IDs go out in order (dbjobs.c). */
+#define TK_LASTUSED_BATCH 4096
 
 typedef struct tk_lastused_slot {
 	tk_apikey *key;                        /* one reference; NULL: an empty slot */

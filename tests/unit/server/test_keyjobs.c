@@ -80,8 +80,9 @@ static void test_param(void)
 	free_jobs(jobs, 3);
 }
 
-/* The last-used batch's two array literals, formatted by hand (no snprintf):
- * IDs as given, times in decimal including 0, negatives and the extremes. */
+/* The last-used batch's two array literals: IDs in byte order (the rows are
+ * locked in that order), each time beside its ID, in decimal including 0,
+ * negatives and the extremes. */
 static void test_last_used_param(void)
 {
 	tk_dbjob j;
@@ -105,9 +106,10 @@ static void test_last_used_param(void)
 	TEST_ASSERT_STR(call.stmt, "last_used");
 	TEST_ASSERT(call.nparams == 2);
 	char want[256];
-	snprintf(want, sizeof(want), "{tk_a,tk_B9_x,%s,tk_c}", longest);
+	/* In ID order (byte order: 'B' < 'a' < 'c' < 'z'), each time beside its ID. */
+	snprintf(want, sizeof(want), "{tk_B9_x,tk_a,tk_c,%s}", longest);
 	TEST_ASSERT_STR(call.params[0], want);
-	TEST_ASSERT_STR(call.params[1], "{1700000000,0,-5,9223372036854775807}");
+	TEST_ASSERT_STR(call.params[1], "{0,1700000000,9223372036854775807,-5}");
 	tk_dbcall_release(&call);
 	times[0] = INT64_MIN;
 	j.n = 1;
