@@ -10,6 +10,7 @@
 #include <event2/buffer.h>
 #include <event2/http.h>
 
+#include "memtrim.h"
 #include "ops.h"
 #include "procstat.h"
 #include "server.h"
@@ -184,6 +185,11 @@ void tk_metrics_handle(tk_worker *w, struct evhttp_request *req, tk_reqinfo *ri)
 	                       "# TYPE tokend_db_key_spill_threshold_seconds gauge\ntokend_db_key_spill_threshold_seconds %.4f\n",
 	                    (unsigned long long)ks.statements, (unsigned long long)ks.lookups,
 	                    (unsigned long long)ks.spills, (double)ks.spill_us / 1e6);
+	evbuffer_add_printf(b, "# HELP tokend_memory_trims_total Free heap pages handed back after bursts of key records (malloc_trim)\n"
+	                       "# TYPE tokend_memory_trims_total counter\ntokend_memory_trims_total %llu\n"
+	                       "# HELP tokend_memory_trim_seconds_total Time those trims took\n"
+	                       "# TYPE tokend_memory_trim_seconds_total counter\ntokend_memory_trim_seconds_total %.6f\n",
+	                    (unsigned long long)tk_memtrim_count(), (double)tk_memtrim_us() / 1e6);
 	int64_t open = 0;
 	for (int i = 0; i < srv->nworkers; i++)
 		open += atomic_load_explicit(&srv->workers[i].metrics.conns_open, memory_order_relaxed);

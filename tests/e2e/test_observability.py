@@ -197,7 +197,10 @@ def test_metrics_content_type_build_info_process(env, tokend_bin):
     types = m["__types__"]
     for name, typ in (("process_cpu_seconds_total", "counter"), ("process_resident_memory_bytes", "gauge"),
                       ("process_virtual_memory_bytes", "gauge"), ("process_start_time_seconds", "gauge"),
-                      ("process_open_fds", "gauge"), ("process_max_fds", "gauge")):
+                      ("process_open_fds", "gauge"), ("process_max_fds", "gauge"),
+                      ("tokend_memory_trims_total", "counter"), ("tokend_memory_trim_seconds_total", "counter"),
+                      ("tokend_db_key_spills_total", "counter"),
+                      ("tokend_db_key_spill_threshold_seconds", "gauge")):
         assert types.get(name) == typ, (name, types.get(name))
     pid = env.srv.proc.pid
     # Against what the kernel says about the same process.
