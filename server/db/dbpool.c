@@ -115,6 +115,29 @@ static wait_t wait_socket(PGconn *c, short events, int64_t deadline)
 }
 
 /*
+ * Send what libpq still holds of the statement just queued on `c` (a
+ * non-blocking connection: PQsendQuery* leaves in its buffer what the socket
+ * did not take). Until PQflush says all is out: wait for the socket to take
+ * more, or to bring something (read, so that a server blocked on its own
+ * output goes on). Without it, a statement larger than the socket's buffers
+ * (a last-used batch, a database over a real network) waited for an answer
+ * to a statement the server never got whole, until the deadline.
+ */
+static wait_t flush_out(PGconn *c, int64_t deadline)
+{
+	int f;
+	wait_t w;
+
+	while ((f = PQflush(c)) == 1) {
+		if ((w = wait_socket(c, POLLIN | POLLOUT, deadline)) != WAIT_OK)
+			return w;
+		if (!PQconsumeInput(c))
+			return WAIT_FAILED;
+	}
+	return f == 0 ? WAIT_OK : WAIT_FAILED;
+}
+
+/*
  * The one deadline loop: wait for the answer to what was just sent on `c`.
  * *res is the result (NULL on failure). WAIT_LATE: the deadline passed.
  */
@@ -146,7 +169,10 @@ static wait_t setup_step(PGconn *c, const char *name, const char *sql, int npara
 {
 	PGresult *r = NULL;
 	int sent = name ? PQsendPrepare(c, name, sql, nparams, NULL) : PQsendQuery(c, sql);
-	wait_t w = sent ? await_result(c, deadline, &r) : WAIT_FAILED;
+	wait_t w = sent ? flush_out(c, deadline) : WAIT_FAILED;
+
+	if (w == WAIT_OK)
+		w = await_result(c, deadline, &r);
 
 	if (w == WAIT_OK && PQresultStatus(r) != PGRES_COMMAND_OK)
 		w = WAIT_FAILED;
@@ -241,7 +267,7 @@ static PGresult *run_call(dbthread *t, const tk_dbcall *call, int64_t deadline)
 		? PQsendQueryPrepared(t->conn, call->stmt, call->nparams, call->params, NULL, NULL, 0)
 		: text && PQsendQueryParams(t->conn, text, call->nparams, NULL, call->params, NULL, NULL, 0);
 
-	if (!sent || PQflush(t->conn) < 0 || await_result(t->conn, deadline, &r) != WAIT_OK) {
+	if (!sent || flush_out(t->conn, deadline) != WAIT_OK || await_result(t->conn, deadline, &r) != WAIT_OK) {
 		drop_conn(t);
 		return NULL;
 	}
