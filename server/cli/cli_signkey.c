@@ -158,6 +158,12 @@ static int sk_list(int argc, char **argv)
 	return CLI_OK;
 }
 
+static int is_kid(const char *s)
+{
+	return strlen(s) == TK_THUMBPRINT_LEN &&
+	       strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") == TK_THUMBPRINT_LEN;
+}
+
 static int sk_retire(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -165,6 +171,20 @@ static int sk_retire(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	int now = 0, c;
+	const char *kid = NULL;
+	/* A kid may begin with '-' (one in 32 does): getopt would read "-Xy..."
+	 * as options. An argument of a kid's length and alphabet is the kid, and
+	 * is taken out before the options are read (no option is such a word). */
+	for (int i = 1; i < argc; i++) {
+		if (argv[i][0] == '-' && is_kid(argv[i])) {
+			if (kid)
+				cli_fail(CLI_USAGE, "signing-key retire: expected exactly one kid");
+			kid = argv[i];
+			memmove(argv + i, argv + i + 1, (size_t)(argc - i) * sizeof(*argv));   /* argv[argc] too */
+			argc--;
+			i--;
+		}
+	}
 	optind = 1;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		if (c == 'n')
@@ -172,11 +192,11 @@ static int sk_retire(int argc, char **argv)
 		else
 			cli_fail(CLI_USAGE, "signing-key retire: see tokend signing-key --help");
 	}
-	if (argc - optind != 1)
+	if (argc - optind != (kid ? 0 : 1))
 		cli_fail(CLI_USAGE, "signing-key retire: expected exactly one kid");
-	const char *kid = argv[optind];
-	if (strlen(kid) != TK_THUMBPRINT_LEN || strspn(kid, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	                                                   "0123456789-_") != TK_THUMBPRINT_LEN)
+	if (!kid)
+		kid = argv[optind];
+	if (!is_kid(kid))
 		cli_fail(CLI_USAGE, "signing-key retire: '%.60s' is not a kid (43 base64url characters)", kid);
 	const char *p[] = { kid, now ? "true" : "false" };
 	PGresult *r = cli_exec("SELECT tokend_signing_key_retire($1, $2::boolean)::text", 2, p);

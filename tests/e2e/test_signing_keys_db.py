@@ -191,6 +191,10 @@ def test_retire_by_hand(make_tokend, tmp_path):
     assert r[a["kid"]]["signing_until"] is None and r[a["kid"]]["retire_after"] is None
     t.refused("signing-key", "retire", b["kid"], match="already retired")
     t.refused("signing-key", "retire", "A" * 43, match="no signing key")
+    # A kid may begin with '-' (base64url): still the kid, not options.
+    t.refused("signing-key", "retire", "-X" + "A" * 41, match="no signing key")
+    t.refused("signing-key", "retire", "--now", "--" + "A" * 41, match="no signing key")
+    t.usage_error("signing-key", "retire", "-X" + "A" * 41, "B" * 43)
     t.usage_error("signing-key", "retire", "not-a-kid")
     t.usage_error("signing-key", "generate", "--alg", "HS256")
     t.usage_error("signing-key", "frobnicate")
