@@ -2,6 +2,8 @@
 # Build the libFuzzer harnesses of tests/fuzz and run each one.
 #
 #   scripts/fuzz.sh SECONDS [--update] [HARNESS...]
+#   scripts/fuzz.sh --build-only      build build-fuzz/ and stop (scripts/test.sh
+#                                     builds it while other tests run)
 #
 # Builds build-fuzz/ (clang, -DTOKEND_FUZZ=ON: coverage + ASan + UBSan), then
 # for each harness (default: all seven):
@@ -22,8 +24,14 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export PKG_CONFIG_PATH="$ROOT/.deps/libjwt/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 ALL=(fuzz_form fuzz_basic fuzz_keyfmt fuzz_verify fuzz_jwks fuzz_admin_json fuzz_config fuzz_statuslist)
 
-usage() { echo "usage: $0 SECONDS [--update] [HARNESS...]   (harnesses: ${ALL[*]})" >&2; exit 2; }
-SECONDS_EACH=${1:-}
+usage() { echo "usage: $0 SECONDS [--update] [HARNESS...] | $0 --build-only   (harnesses: ${ALL[*]})" >&2; exit 2; }
+BUILD_ONLY=0
+if [ "${1:-}" = --build-only ] && [ $# -eq 1 ]; then
+  BUILD_ONLY=1
+  SECONDS_EACH=1
+else
+  SECONDS_EACH=${1:-}
+fi
 [[ "$SECONDS_EACH" =~ ^[1-9][0-9]*$ ]] || usage
 shift
 UPDATE=0
@@ -46,6 +54,7 @@ if ! { cmake -S "$ROOT" -B "$BUILD" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=
   echo "fuzz.sh: build failed" >&2
   exit 1
 fi
+[ $BUILD_ONLY -eq 0 ] || exit 0
 
 WORK=$(mktemp -d /tmp/tokend-fuzz-XXXXXX)
 trap 'rm -rf "$WORK"' EXIT INT TERM
