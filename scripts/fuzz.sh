@@ -10,7 +10,8 @@
 #   1. replays every seed of tests/fuzz/corpus/<harness>/ once;
 #   2. fuzzes for SECONDS with -rss_limit_mb=256 -timeout=1 (FUZZ_UNIT_TIMEOUT), starting from a
 #      temporary copy of that corpus (the run replays it again first).
-# Harnesses run in parallel, one per CPU (FUZZ_JOBS to change it).
+# Harnesses run one at a time (FUZZ_JOBS=N: N at a time; on a shared machine each then
+# gets less than a core and executes fewer inputs in its SECONDS).
 # Prints the executions per harness (libFuzzer's stat::number_of_executed_units)
 # and exits non-zero when any harness crashed, leaked, timed out or ran out of
 # memory; the inputs that did it and the logs are kept in build-fuzz/crashes/
@@ -72,10 +73,10 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 # hang the run. Killed counts as failed.
 WATCHDOG=$((SECONDS_EACH * 2 + 60))
 
-# Harnesses run FUZZ_JOBS at a time (default: one per CPU); each libFuzzer
+# Harnesses run FUZZ_JOBS at a time (default 1); each libFuzzer
 # process is single-threaded, so each still fuzzes for SECONDS on a core of its
 # own. Each harness's messages and result go to files, printed in order after.
-JOBS=${FUZZ_JOBS:-$(nproc)}
+JOBS=${FUZZ_JOBS:-1}
 [[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || { echo "fuzz.sh: FUZZ_JOBS must be a positive integer" >&2; exit 2; }
 
 # One harness: replay, fuzz, keep what failed, merge on --update. Writes
