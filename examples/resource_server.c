@@ -5,6 +5,7 @@
  *   resource-server --port PORT --jwks-url http://HOST:PORT/.well-known/jwks.json
  *                   --issuer ISS [--audience AUD] [--scope "S ..."] [--refresh-min SECONDS]
  *                   [--status-list-url URL [--status-refresh-min S] [--status-refresh-max S]]
+ *                   [--leeway SECONDS]
  *
  * GET /hello with "Authorization: Bearer <token>":
  *   200 {"hello": <sub>, "client_id": ..., "scope": ...} for a valid token;
@@ -23,6 +24,9 @@
  * --status-refresh-max, default 300 seconds; requests wait for that fetch) and
  * a token whose key is listed is refused 401. Fail closed: without a valid
  * list (never fetched, or past its exp) tokens are refused.
+ *
+ * --leeway: the verifier's clock leeway in seconds (0..TK_VERIFY_LEEWAY_MAX,
+ * default TK_VERIFY_LEEWAY_DEFAULT), for tokens and the status list alike.
  */
 #include <errno.h>
 #include <signal.h>
@@ -54,6 +58,7 @@ static struct {
 	tk_verifier *verifier;
 	const char *jwks_url, *issuer, *audience, *scopes;
 	long refresh_min;
+	long leeway;               /* --leeway, seconds */
 	time_t last_fetch;
 	int fetching;
 	waiting *queue;            /* requests waiting for a JWKS refresh */
@@ -92,7 +97,8 @@ static int install_jwks(const char *json, size_t len)
 	if (!v || tk_verifier_load_jwks(v, json, len, err, sizeof(err)) != 0 ||
 	    tk_verifier_set_issuer(v, app.issuer, err, sizeof(err)) != 0 ||
 	    tk_verifier_set_audience(v, app.audience, err, sizeof(err)) != 0 ||
-	    tk_verifier_set_scopes(v, app.scopes, err, sizeof(err)) != 0) {
+	    tk_verifier_set_scopes(v, app.scopes, err, sizeof(err)) != 0 ||
+	    tk_verifier_set_leeway(v, app.leeway, err, sizeof(err)) != 0) {
 		fprintf(stderr, "resource-server: JWKS refused: %s\n", v ? err : "out of memory");
 		tk_verifier_free(v);
 		return -1;
@@ -290,6 +296,7 @@ int main(int argc, char **argv)
 	int port = 0;
 	long sl_min = 1, sl_max = 300;
 	app.refresh_min = 30;
+	app.leeway = TK_VERIFY_LEEWAY_DEFAULT;
 	app.scopes = "";
 	app.audience = "";
 	for (int i = 1; i + 1 < argc; i += 2) {
@@ -311,7 +318,17 @@ int main(int argc, char **argv)
 			sl_min = atol(argv[i + 1]);
 		else if (strcmp(argv[i], "--status-refresh-max") == 0)
 			sl_max = atol(argv[i + 1]);
-		else {
+		else if (strcmp(argv[i], "--leeway") == 0) {
+			char *end;
+			errno = 0;
+			app.leeway = strtol(argv[i + 1], &end, 10);
+			if (errno || end == argv[i + 1] || *end || app.leeway < 0 ||
+			    app.leeway > TK_VERIFY_LEEWAY_MAX) {
+				fprintf(stderr, "resource-server: --leeway must be 0..%d seconds\n",
+				        TK_VERIFY_LEEWAY_MAX);
+				return 2;
+			}
+		} else {
 			fprintf(stderr, "resource-server: unknown option %s\n", argv[i]);
 			return 2;
 		}
@@ -319,7 +336,8 @@ int main(int argc, char **argv)
 	if (port <= 0 || !app.jwks_url || !app.issuer) {
 		fprintf(stderr, "usage: resource-server --port PORT --jwks-url URL --issuer ISS "
 		        "[--audience AUD] [--scope \"S ...\"] [--refresh-min SECONDS]\n"
-		        "       [--status-list-url URL [--status-refresh-min S] [--status-refresh-max S]]\n");
+		        "       [--status-list-url URL [--status-refresh-min S] [--status-refresh-max S]]\n"
+		        "       [--leeway SECONDS]\n");
 		return 2;
 	}
 	if (app.status_url) {

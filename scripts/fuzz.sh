@@ -2,12 +2,16 @@
 # Build the libFuzzer harnesses of tests/fuzz and run each one.
 #
 #   scripts/fuzz.sh SECONDS [--update] [HARNESS...]
+#   scripts/fuzz.sh --build-only      build build-fuzz/ and stop (scripts/test.sh
+#                                     builds it while other tests run)
 #
 # Builds build-fuzz/ (clang, -DTOKEND_FUZZ=ON: coverage + ASan + UBSan), then
 # for each harness (default: all seven):
 #   1. replays every seed of tests/fuzz/corpus/<harness>/ once;
 #   2. fuzzes for SECONDS with -rss_limit_mb=256 -timeout=1 (FUZZ_UNIT_TIMEOUT), starting from a
 #      temporary copy of that corpus (the run replays it again first).
+# Harnesses run one at a time (FUZZ_JOBS=N: N at a time; on a shared machine each then
+# gets less than a core and executes fewer inputs in its SECONDS).
 # Prints the executions per harness (libFuzzer's stat::number_of_executed_units)
 # and exits non-zero when any harness crashed, leaked, timed out or ran out of
 # memory; the inputs that did it and the logs are kept in build-fuzz/crashes/
@@ -22,8 +26,14 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export PKG_CONFIG_PATH="$ROOT/.deps/libjwt/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 ALL=(fuzz_form fuzz_basic fuzz_keyfmt fuzz_verify fuzz_jwks fuzz_admin_json fuzz_config fuzz_statuslist)
 
-usage() { echo "usage: $0 SECONDS [--update] [HARNESS...]   (harnesses: ${ALL[*]})" >&2; exit 2; }
-SECONDS_EACH=${1:-}
+usage() { echo "usage: $0 SECONDS [--update] [HARNESS...] | $0 --build-only   (harnesses: ${ALL[*]})" >&2; exit 2; }
+BUILD_ONLY=0
+if [ "${1:-}" = --build-only ] && [ $# -eq 1 ]; then
+  BUILD_ONLY=1
+  SECONDS_EACH=1
+else
+  SECONDS_EACH=${1:-}
+fi
 [[ "$SECONDS_EACH" =~ ^[1-9][0-9]*$ ]] || usage
 shift
 UPDATE=0
@@ -46,6 +56,7 @@ if ! { cmake -S "$ROOT" -B "$BUILD" -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=
   echo "fuzz.sh: build failed" >&2
   exit 1
 fi
+[ $BUILD_ONLY -eq 0 ] || exit 0
 
 WORK=$(mktemp -d /tmp/tokend-fuzz-XXXXXX)
 trap 'rm -rf "$WORK"' EXIT INT TERM
@@ -62,21 +73,26 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 # hang the run. Killed counts as failed.
 WATCHDOG=$((SECONDS_EACH * 2 + 60))
 
-failed=()
-total=0
-summary=$(printf '%-16s %6s %12s %9s %7s %8s  %s' harness seeds executions exec/s corpus peak-rss result)
-for h in "${HARNESSES[@]}"; do
-  bin="$BUILD/fuzz/$h"
-  seeds="$ROOT/tests/fuzz/corpus/$h"
-  corpus="$WORK/corpus/$h"
-  log="$WORK/$h.log"
+# Harnesses run FUZZ_JOBS at a time (default 1); each libFuzzer
+# process is single-threaded, so each still fuzzes for SECONDS on a core of its
+# own. Each harness's messages and result go to files, printed in order after.
+JOBS=${FUZZ_JOBS:-1}
+[[ "$JOBS" =~ ^[1-9][0-9]*$ ]] || { echo "fuzz.sh: FUZZ_JOBS must be a positive integer" >&2; exit 2; }
+
+# One harness: replay, fuzz, keep what failed, merge on --update. Writes
+# $WORK/$h.result: "result|executions|seeds|corpus files|peak RSS".
+fuzz_one() {
+  local h=$1
+  local bin="$BUILD/fuzz/$h"
+  local seeds="$ROOT/tests/fuzz/corpus/$h"
+  local corpus="$WORK/corpus/$h"
+  local log="$WORK/$h.log"
+  local result=ok nseeds=0 execs=0 rss= rc f ncorpus
   mkdir -p "$corpus" "$WORK/artifacts/$h"
-  nseeds=0
   if [ -d "$seeds" ]; then
     cp -R -p "$seeds"/. "$corpus"/
     nseeds=$(find "$seeds" -type f | wc -l)
   fi
-  result=ok
 
   # 1. Replay every seed once (each file run as a single input).
   if [ "$nseeds" -gt 0 ]; then
@@ -89,8 +105,6 @@ for h in "${HARNESSES[@]}"; do
   fi
 
   # 2. Fuzz for SECONDS from a copy of the corpus (replayed first by libFuzzer).
-  execs=0
-  rss=
   if [ "$result" = ok ]; then
     echo "fuzz.sh: $h: $nseeds seeds, fuzzing for ${SECONDS_EACH}s"
     timeout -k 10 "$WATCHDOG" "$bin" "$corpus" -max_total_time="$SECONDS_EACH" \
@@ -107,7 +121,6 @@ for h in "${HARNESSES[@]}"; do
     fi
   fi
   if [ "$result" != ok ]; then
-    failed+=("$h")
     for f in "$WORK/artifacts/$h"/*; do
       [ -f "$f" ] || continue
       cp "$f" "$CRASHES/$h-$(basename "$f")"
@@ -122,6 +135,28 @@ for h in "${HARNESSES[@]}"; do
       echo "fuzz.sh: $h: merge into $seeds failed" >&2
   fi
   ncorpus=$(find "$corpus" -type f | wc -l)
+  printf '%s|%s|%s|%s|%s\n' "$result" "$execs" "$nseeds" "$ncorpus" "$rss" >"$WORK/$h.result"
+}
+
+running=0
+for h in "${HARNESSES[@]}"; do
+  if [ $running -ge "$JOBS" ]; then
+    wait -n
+    running=$((running - 1))
+  fi
+  fuzz_one "$h" >"$WORK/$h.out" 2>&1 &
+  running=$((running + 1))
+done
+wait
+
+failed=()
+total=0
+summary=$(printf '%-16s %6s %12s %9s %7s %8s  %s' harness seeds executions exec/s corpus peak-rss result)
+for h in "${HARNESSES[@]}"; do
+  cat "$WORK/$h.out" 2>/dev/null
+  result="FAILED (no result)"; execs=0; nseeds=0; ncorpus=0; rss=
+  [ -f "$WORK/$h.result" ] && IFS='|' read -r result execs nseeds ncorpus rss <"$WORK/$h.result"
+  [ "$result" = ok ] || failed+=("$h")
   total=$((total + execs))
   summary+=$(printf '\n%-16s %6d %12d %9d %7d %8s  %s' "$h" "$nseeds" "$execs" \
                     $((execs / SECONDS_EACH)) "$ncorpus" "${rss:+${rss} MB}" "$result")

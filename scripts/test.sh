@@ -3,6 +3,9 @@
 # run every unit and end-to-end test against both builds, replay the fuzz
 # corpora and fuzz each harness briefly (scripts/fuzz.sh 10), stop everything
 # it started (even when a test fails), exit non-zero on any failure.
+# The sanitized build and the fuzz harnesses are built while the normal build's
+# tests run, at the lowest CPU priority (nice 19): they take the CPU time the
+# tests leave idle, and do not squeeze the tests' timing bounds.
 #
 #   scripts/test.sh            everything
 #   scripts/test.sh --quick    normal build only (every test; no fuzzing)
@@ -34,17 +37,21 @@ E2E_TMP=$(mktemp -d "${TMPDIR:-/tmp}/tokend-e2e-run.XXXXXXXX") || exit 1
 chmod 755 "$E2E_TMP"   # as root, PostgreSQL runs as tokendpg and must reach its cluster
 export TOKEND_E2E_TMPDIR="$E2E_TMP"
 PYTEST_PGID=
+PREBUILD_PGID=
 
 cleanup() {
   # pytest stops its own PostgreSQL and tokend processes; this catches strays
   # from a killed run: this run's pytest process group (by its recorded id),
   # then the clusters under this run's private directory (pg.sh stops a
   # cluster by the PID in its postmaster.pid).
-  if [ -n "$PYTEST_PGID" ]; then
-    kill -TERM -- "-$PYTEST_PGID" 2>/dev/null && sleep 1
-    kill -KILL -- "-$PYTEST_PGID" 2>/dev/null
-    PYTEST_PGID=
-  fi
+  local g
+  for g in "$PYTEST_PGID" "$PREBUILD_PGID"; do
+    [ -n "$g" ] || continue
+    kill -TERM -- "-$g" 2>/dev/null && sleep 1
+    kill -KILL -- "-$g" 2>/dev/null
+  done
+  PYTEST_PGID=
+  PREBUILD_PGID=
   for d in "$E2E_TMP"/tokend-e2e-*; do
     [ -d "$d/pg/data" ] && scripts/pg.sh stop "$d/pg" immediate >/dev/null 2>&1
   done
@@ -63,9 +70,28 @@ builds=(normal)
 
 for b in "${builds[@]}"; do
   dir=build; [ "$b" = sanitize ] && dir=build-sanitize
-  log "building ($b)"
-  if ! scripts/build.sh "$b" >"$ROOT/$dir.log" 2>&1; then
-    tail -40 "$ROOT/$dir.log"; echo "build ($b) failed"; exit 1
+  if [ "$b" = sanitize ]; then
+    log "waiting for the background builds (sanitize, fuzz)"
+    wait "$PREBUILD_PGID"; rc=$?
+    PREBUILD_PGID=
+    if [ $rc -ne 0 ]; then
+      tail -40 "$ROOT/build-sanitize.log" "$ROOT/build-fuzz.log" 2>/dev/null
+      echo "background build (sanitize or fuzz) failed"; exit 1
+    fi
+  else
+    log "building ($b)"
+    if ! scripts/build.sh "$b" >"$ROOT/$dir.log" 2>&1; then
+      tail -40 "$ROOT/$dir.log"; echo "build ($b) failed"; exit 1
+    fi
+  fi
+  if [ "$b" = normal ] && [ $QUICK -eq 0 ]; then
+    # The sanitized tree and the fuzz harnesses, built while this build's tests
+    # run (nice 19: only the CPU they leave idle). setsid: a process group of its
+    # own whose id ($!) cleanup stops, as for pytest below.
+    log "building (sanitize, then fuzz) in the background at nice 19"
+    setsid nice -n 19 bash -c 'scripts/build.sh sanitize >"$1/build-sanitize.log" 2>&1 &&
+                               scripts/fuzz.sh --build-only >"$1/build-fuzz.log" 2>&1' _ "$ROOT" &
+    PREBUILD_PGID=$!
   fi
   export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:halt_on_error=1:detect_stack_use_after_return=1"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"

@@ -5,6 +5,7 @@
 #include "clock.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
@@ -29,7 +31,20 @@ struct tk_listener {
 	pthread_t thread;
 	_Atomic int stopping;
 	_Atomic int up;
+	int wake[2];               /* tk_listener_stop writes wake[1]: the thread's waits end at once
+	                            * (-1 when the pipe could not be made: the waits end within 250 ms) */
 };
+
+/* Wait up to `ms` for the socket `fd` (-1: none) to be readable or for a stop;
+ * poll's result for `fd` (1 readable, 0 not, -1 error); a stop reads as 0. */
+static int wait_readable(tk_listener *l, int fd, int ms)
+{
+	struct pollfd pfd[2] = { { .fd = fd, .events = POLLIN }, { .fd = l->wake[0], .events = POLLIN } };
+	int pr = poll(pfd, 2, ms);
+	if (pr < 0)
+		return errno == EINTR ? 0 : -1;
+	return fd >= 0 && (pfd[0].revents & (POLLIN | POLLERR | POLLHUP)) ? 1 : 0;
+}
 
 /* Connect and LISTEN; NULL with the reason in `why` (never a password). */
 static PGconn *open_listen(tk_listener *l, char *why, size_t whylen)
@@ -143,8 +158,7 @@ static void *listener_main(void *arg)
 					       "reason", why, NULL);
 					logged_down = 1;
 				}
-				struct timespec ts = { 0, 250 * 1000000L };
-				nanosleep(&ts, NULL);
+				wait_readable(l, -1, 250);
 				continue;
 			}
 			/* Anything may have changed while we were not listening. */
@@ -161,10 +175,9 @@ static void *listener_main(void *arg)
 		int64_t next_ping = tk_mono_ms() + 2000;
 		int broken = 0;
 		while (!atomic_load(&l->stopping) && !broken) {
-			struct pollfd pfd = { .fd = PQsocket(c), .events = POLLIN };
 			int64_t left = next_ping - tk_mono_ms();
-			int pr = poll(&pfd, 1, left < 0 ? 0 : (left > 250 ? 250 : (int)left));
-			if (pr < 0 && errno != EINTR)
+			int pr = wait_readable(l, PQsocket(c), left < 0 ? 0 : (left > 250 ? 250 : (int)left));
+			if (pr < 0)
 				broken = 1;
 			else if (pr > 0) {
 				if (!PQconsumeInput(c))
@@ -193,6 +206,13 @@ static void *listener_main(void *arg)
 	return NULL;
 }
 
+static void close_wake(tk_listener *l)
+{
+	for (int i = 0; i < 2; i++)
+		if (l->wake[i] >= 0)
+			close(l->wake[i]);
+}
+
 tk_listener *tk_listener_start(const char *url, tk_keycache *cache, int64_t timeout_ms,
                                tk_scopes_changed_cb on_scopes, tk_scopes_changed_cb on_keys,
                                void *arg)
@@ -210,11 +230,14 @@ tk_listener *tk_listener_start(const char *url, tk_keycache *cache, int64_t time
 	l->on_scopes = on_scopes;
 	l->on_keys = on_keys;
 	l->arg = arg;
+	if (pipe2(l->wake, O_CLOEXEC | O_NONBLOCK) != 0)
+		l->wake[0] = l->wake[1] = -1;
 	/* Until LISTEN is active, nothing may be served from the cache. */
 	tk_keycache_set_bypass(cache, 1);
 	int rc = pthread_create(&l->thread, NULL, listener_main, l);
 	if (rc != 0) {
 		tk_log(TK_LOG_ERROR, "listener.thread_failed", "detail", strerror(rc), NULL);
+		close_wake(l);
 		free(l->url);
 		free(l);
 		return NULL;   /* the cache stays bypassed: correctness over speed */
@@ -227,7 +250,13 @@ void tk_listener_stop(tk_listener *l)
 	if (!l)
 		return;
 	atomic_store(&l->stopping, 1);
+	if (l->wake[1] >= 0) {
+		char b = 1;
+		ssize_t n = write(l->wake[1], &b, 1);   /* full pipe: a wake-up is already there */
+		(void)n;
+	}
 	pthread_join(l->thread, NULL);
+	close_wake(l);
 	free(l->url);
 	free(l);
 }

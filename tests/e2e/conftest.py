@@ -383,9 +383,11 @@ def _e2e_guard(request):
     for rec in mine:
         secrets.update(SECRET_FIND_RE.findall(rec["stdout"] + rec["stderr"]))
     if secrets:
-        texts = all_output_texts()
+        with OUTPUTS_LOCK:
+            records = list(OUTPUTS)
         for s in secrets:
-            where = [r["args"] for r, t in texts if s in t]
+            # rec["secrets"]: every secret-shaped string of the output (support.registry)
+            where = [r["args"] for r in records if s in r["secrets"]]
             if len(where) != 1:
                 problems.append(f"a client secret (hint {s[-4:]}) appears in {len(where)} outputs, "
                                 f"not only its one-time display: {where}")

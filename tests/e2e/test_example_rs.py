@@ -253,6 +253,17 @@ def test_example_protects_its_route(acme, start_server, start_rs):
     assert rs.loads() == 1, rs.stderr()
 
 
+def test_example_refuses_a_bad_leeway(start_rs):
+    # start_rs: fails (never skips) when the example is not built. Refused before any fetch.
+    for bad in ("61", "-1", "x", "", "5s", "99999999999999999999"):
+        cmd = [str(RS_BIN), "--port", str(free_port()), "--jwks-url", "http://127.0.0.1:1/jwks",
+               "--issuer", "http://127.0.0.1:1", "--leeway", bad]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=30, env=base_env(),
+                           stdin=subprocess.DEVNULL)
+        assert r.returncode == 2, (bad, r.returncode, r.stderr)
+        assert "--leeway must be 0..60 seconds" in r.stderr, (bad, r.stderr)
+
+
 def test_example_issuer_and_audience(acme, start_server, start_rs):
     t = acme
     srv = start_server(t)

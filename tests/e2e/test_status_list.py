@@ -206,9 +206,11 @@ def test_example_rs_refuses_revoked_key_within_refresh(acme, start_server, workd
     other = new_key(t, "acme", "bystander", "orders:read")
     tok, tok_other = get_token(srv, k), get_token(srv, other)
     plain = ResourceServer(workdir, jwks, srv.issuer, audience=srv.issuer)
+    # Leeway 1 s (default 30): the fail-closed part below waits for the list's exp + leeway.
+    leeway = 1
     rs = ResourceServer(workdir, jwks, srv.issuer, audience=srv.issuer,
                         extra=["--status-list-url", uri, "--status-refresh-min", "1",
-                               "--status-refresh-max", "60"])
+                               "--status-refresh-max", "60", "--leeway", str(leeway)])
     try:
         assert rs.hello(tok).status == 200
         assert rs.hello(tok_other).status == 200
@@ -234,9 +236,9 @@ def test_example_rs_refuses_revoked_key_within_refresh(acme, start_server, workd
                   f"{took:.2f} s after `tokend key revoke` returned (status_list_ttl {ttl} s, "
                   f"bound {ttl + 1} s)")
 
-        # Fail closed: tokend gone, the last list expires (exp = iat + 2 ttl, leeway 30 s).
+        # Fail closed: tokend gone, the last list expires (exp = iat + 2 ttl, plus the leeway).
         srv.stop()
-        wait_until(lambda: rs.hello(tok_other).status == 401, timeout=2 * ttl + 30 + ttl + 5,
+        wait_until(lambda: rs.hello(tok_other).status == 401, timeout=2 * ttl + leeway + ttl + 5,
                    interval=0.5, what="the example refuses once its list expired")
         assert rs.hello(tok_other).json()["error_description"] == "token status unknown"
         assert "status list fetch failed" in rs.stderr()

@@ -19,6 +19,7 @@ class Postgres:
         self.base = Path(base)
         self.dir = self.base / "pg"
         self.running = False
+        self._admin = None      # the superuser's connection to `postgres` (_admin_execute)
 
     def _pg(self, *args, check=True):
         r = subprocess.run(["bash", str(PG_SH), *args], capture_output=True, text=True, timeout=120)
@@ -35,6 +36,7 @@ class Postgres:
         self.running = True
 
     def stop(self, mode="fast"):
+        self._close_admin()
         self._pg("stop", str(self.dir), mode, check=False)
         self.running = False
 
@@ -59,31 +61,46 @@ class Postgres:
         conn.autocommit = autocommit
         return conn
 
+    def _close_admin(self):
+        conn, self._admin = getattr(self, "_admin", None), None
+        if conn is not None:
+            try:
+                conn.close()
+            except psycopg2.Error:
+                pass
+
+    def _admin_execute(self, sql):
+        """Run `sql` on the superuser's connection to `postgres`, kept open between calls
+        (every test creates and drops a database: a connection each cost 10-30 ms); when
+        that connection is gone (the server was restarted or a test terminated it), a new
+        one is made and `sql` run once more."""
+        for attempt in (0, 1):
+            conn = getattr(self, "_admin", None)
+            if conn is None or conn.closed:
+                conn = self._admin = self.connect()
+            try:
+                with conn.cursor() as cur:
+                    cur.execute(sql)
+                return
+            except (psycopg2.OperationalError, psycopg2.InterfaceError):
+                broken = conn.closed
+                self._close_admin()
+                if attempt or not broken:
+                    raise
+
     def create_database(self, template=None, name=None):
         """A new database owned by tokend_owner (a copy of `template` if given); its name."""
         name = name or "t_" + uuid.uuid4().hex
         tmpl = f' TEMPLATE "{template}"' if template else ""
-        conn = self.connect()
-        try:
-            with conn.cursor() as cur:
-                # FILE_COPY: with fsync off it is the faster strategy for a small template.
-                cur.execute(f'CREATE DATABASE "{name}"{tmpl} OWNER tokend_owner STRATEGY = FILE_COPY')
-        finally:
-            conn.close()
+        # FILE_COPY: with fsync off it is the faster strategy for a small template.
+        self._admin_execute(f'CREATE DATABASE "{name}"{tmpl} OWNER tokend_owner STRATEGY = FILE_COPY')
         return name
 
     def drop_database(self, name):
         try:
-            conn = self.connect()
-        except psycopg2.Error:
-            return
-        try:
-            with conn.cursor() as cur:
-                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            self._admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         except psycopg2.Error:
             pass
-        finally:
-            conn.close()
 
     def cleanup(self):
         if getattr(self, "_cleaned", False):

@@ -16,9 +16,22 @@ OUTPUTS_LOCK = threading.Lock()
 CURRENT_TEST = {"id": None}
 
 
+# Where a client secret (support.keys.SECRET_FIND_RE) starts, overlapping matches included:
+# a secret-shaped string s occurs in a text exactly when it is one of these.
+_SECRET_AT_RE = re.compile(r"(?=(tks_[0-9A-Za-z]{49}))")
+
+
+def secrets_in(text):
+    """The secret-shaped strings in `text`: s in text exactly when s is one of them."""
+    return frozenset(_SECRET_AT_RE.findall(text))
+
+
 def record_output(args, rc, stdout, stderr, kind="run"):
+    """Record one output; `secrets` is the set of secret-shaped strings in it (stdout,
+    stderr), found once here so that the per-test check needs not search every output."""
     rec = {"args": list(args), "rc": rc, "stdout": stdout or "", "stderr": stderr or "",
            "test": CURRENT_TEST["id"], "kind": kind}
+    rec["secrets"] = secrets_in(rec["stdout"] + "\n" + rec["stderr"])
     with OUTPUTS_LOCK:
         OUTPUTS.append(rec)
     return rec
