@@ -106,9 +106,12 @@ private_copy() {
 
 # $1: log name. Not through the tokend() function: $! must be tokend itself.
 # START_BIN (default $BIN) and START_LIBDIR (its libtokend; default $TMP/bin) choose another binary.
+# START_CPUS: the CPUs tokend may run on (taskset -c), default any.
 start_tokend() {
+  local pin=()
+  [ -z "${START_CPUS:-}" ] || pin=(taskset -c "$START_CPUS")   # taskset execs: $! is still tokend
   LD_LIBRARY_PATH="${START_LIBDIR:-$TMP/bin}${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
-    "${START_BIN:-$BIN}" --config "$CONF" serve >"$TMP/$1.log" 2>&1 &
+    "${pin[@]}" "${START_BIN:-$BIN}" --config "$CONF" serve >"$TMP/$1.log" 2>&1 &
   TOKEND_PID=$!
   for _ in $(seq 200); do
     kill -0 "$TOKEND_PID" 2>/dev/null || { tail -20 "$TMP/$1.log" >&2; die "tokend serve exited"; }
@@ -131,10 +134,12 @@ user_ticks() { awk '{ print $14 }' "/proc/${1:-$TOKEND_PID}/stat"; }
 loadavg() { awk '{ print $1 }' /proc/loadavg; }
 
 # wrk in the background against $BASE$WRK_PATH (set by the script);
-# $1 label, $2 script, $3 seconds, then VAR=value env pairs.
+# $1 label, $2 script, $3 seconds, then VAR=value env pairs. WRK_CPUS: the
+# CPUs wrk may run on (taskset -c), default any.
 wrk_start() {
-  local label=$1 script=$2 secs=$3; shift 3
-  env "$@" BENCH_THREADS="$THREADS" timeout -s INT $((secs + 60)) \
+  local label=$1 script=$2 secs=$3 pin=(); shift 3
+  [ -z "${WRK_CPUS:-}" ] || pin=(taskset -c "$WRK_CPUS")
+  "${pin[@]}" env "$@" BENCH_THREADS="$THREADS" timeout -s INT $((secs + 60)) \
     wrk -t"$THREADS" -c"$CONNS" -d"${secs}s" --latency -s "$script" "$BASE$WRK_PATH" \
     >"$TMP/wrk-$label.out" 2>&1 &
   WRK_PID=$!

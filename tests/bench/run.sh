@@ -9,6 +9,9 @@
 # user tokendpg), migrates, provisions keys, runs `tokend serve` (workers=2,
 # log_level=warning) and drives POST /oauth2/token with wrk (keep-alive):
 #   run 1  one key (client_secret_basic), after a short warm-up
+#   run 1p (BENCH_PIN, on 2 cores or more) the one key again, tokend with one worker on one CPU
+#          and wrk on the others (taskset): tokend's CPU per token without the load generator
+#          scheduled on its core, and tokens/s against one core's signature rate
 #   run 1b (BENCH_MODEL=1) the one key against a key made from a role, bound to a member and
 #          carrying custom claims (issue 13), interleaved twice each: CPU per token of both
 #   run 1o open loop (tests/bench/openloop.c, built as build/openloop): the one key at a
@@ -49,6 +52,7 @@
 #   BENCH_COMPARE_ROUNDS [2] rounds of run 1c     BENCH_COMPARE_OPENLOOP [BENCH_OPENLOOP]
 #                            1: each run 1c run also does the open loop at half of run 1's rate
 #   OPENLOOP_BIN [build/openloop]   MINTBENCH_BIN [build/mintbench] (run 0: the mint alone, by algorithm)
+#   BENCH_PIN [1 on 2+ cores] 0: no run 1p
 #   BENCH_KEEP               set: keep the temp dir (logs, wrk output, perf.data)
 #   BENCH_MEMDUMP            1: after run 2's measure, where tokend's memory is: mem-run2.smaps
 #                            (its mappings) and mem-run2.malloc.xml (glibc malloc_info through
@@ -225,6 +229,13 @@ issue16_targets() {
            c, (s > 0 ? 1e6 / s : 0), (c > 0 && s > 0 ? 1e6 / s / c : 0) }'
   printf '  one key, split      user %s us + system %s us; the mint alone %s us (run 0)\n' \
     "$CPU1_USER" "$CPU1_SYS" "${MINT_US[ES256]:-n/a}"
+  if [ -n "$CPU1P" ]; then
+    awk -v c="$CPU1P" -v s="$SIGN1" -v t="$TPS1P" -v u="$CPU1P_USER" -v y="$CPU1P_SYS" -v n="$NON2XX1P" 'BEGIN {
+      printf "  one key, pinned     %.1f us/token (user %s + system %s; target <= 40), %.0f tokens/s on one core: %.2f of its signature rate (target >= 0.55); non-2xx %s\n",
+             c, u, y, t, (s > 0 ? t / s : 0), n }'
+  else
+    echo "  one key, pinned     not run (BENCH_PIN=0, or one CPU)"
+  fi
   printf '  non-2xx             %s in run 1 (target 0)\n' "$NON2XX1"
   if [ -n "$CPU2" ]; then
     NK=$(echo "$NKEYS" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta')
@@ -322,6 +333,33 @@ profile run1 "$HERE/token.lua" BENCH_AUTH="$AUTH"
 CPU1=$(us_per_token $((after - before)) $((c1 - c0)))
 NON2XX1=$(field run1 non2xx)
 [ "${BENCH_STRACE:-0}" = 1 ] && strace_calls
+
+# --------------------------------------------------------------------------
+# Run 1p: one worker on CPU 0, wrk on the other CPUs
+# --------------------------------------------------------------------------
+NCPU=$(nproc)
+CPU1P=""
+if [ "${BENCH_PIN:-$(( NCPU >= 2 ))}" = 1 ] && [ "$NCPU" -ge 2 ] && command -v taskset >/dev/null; then
+  echo
+  echo "== run 1p: one key, tokend workers=1 on CPU 0, wrk on CPUs 1-$((NCPU - 1)) (${RUN_S} s) =="
+  stop_tokend
+  sed -i "s|^workers = .*|workers = 1|" "$CONF"
+  START_CPUS=0 start_tokend tokend-run1p
+  WRK_CPUS=1-$((NCPU - 1)) wrk_start warm1p "$HERE/token.lua" 2 BENCH_AUTH="$AUTH"; wrk_wait warm1p >/dev/null
+  before=$(metric tokend_tokens_issued_total); c0=$(cpu_ticks); u0=$(user_ticks)
+  WRK_CPUS=1-$((NCPU - 1)) wrk_start run1p "$HERE/token.lua" "$RUN_S" BENCH_AUTH="$AUTH"; wrk_wait run1p
+  after=$(metric tokend_tokens_issued_total); c1=$(cpu_ticks); u1=$(user_ticks)
+  report run1p $((after - before)) $((c1 - c0))
+  TPS1P=$TPS
+  CPU1P=$(us_per_token $((after - before)) $((c1 - c0)))
+  CPU1P_USER=$(us_per_token $((after - before)) $((u1 - u0)))
+  CPU1P_SYS=$(us_per_token $((after - before)) $((c1 - c0 - (u1 - u0))))
+  printf '  tokend CPU split    user %s us + system %s us per token\n' "$CPU1P_USER" "$CPU1P_SYS"
+  NON2XX1P=$(field run1p non2xx)
+  stop_tokend
+  sed -i "s|^workers = .*|workers = $WORKERS|" "$CONF"
+  start_tokend tokend-run1-after-pin
+fi
 
 # --------------------------------------------------------------------------
 # Run 1c: this binary against BENCH_COMPARE, interleaved (A B A B ...)
