@@ -172,7 +172,7 @@ static int sk_retire(int argc, char **argv)
 	};
 	int now = 0, c;
 	const char *kid = NULL;
-	/* A kid may begin with '-' (one in 32 does): getopt would read "-Xy..."
+	/* A kid may begin with '-' (one in 64 does): getopt would read "-Xy..."
 	 * as options. An argument of a kid's length and alphabet is the kid, and
 	 * is taken out before the options are read (no option is such a word). */
 	for (int i = 1; i < argc; i++) {
