@@ -7,8 +7,17 @@
  * request queued behind it (no coordinated omission). Keep-alive connections,
  * one request in flight per connection, plain epoll, one thread.
  *
- *   openloop -p PORT -r RATE -d SECONDS [-c CONNECTIONS] [-P PATH]
- *            [-H "Name: value"]... [-b BODY] [-T TRACE_FILE]
+ *   openloop -p PORT (-r RATE | -C) -d SECONDS [-c CONNECTIONS] [-P PATH]
+ *            [-H "Name: value"]... [-b BODY] [-T TRACE_FILE] [-S]
+ *
+ * -C: closed loop instead (no rate): each connection sends its next request
+ * as soon as its answer is in, as wrk does; latency runs from the send.
+ * -S: spin: wait for answers with a zero timeout, never sleeping. A client
+ * asleep in epoll_wait must be woken by the server's send (on loopback the
+ * server's CPU pays for that wake-up, an inter-processor interrupt on another
+ * core, which a client on another machine would pay for itself); a spinning
+ * client is always awake, so the server's CPU per request is its own work.
+ * It burns its core: give it one of its own (taskset).
  *
  * -T writes one line per answered request: its due time (us since the start)
  * and its latency (us), so that a tail can be placed in time (is it periodic?
@@ -19,7 +28,7 @@
  *
  * Only 127.0.0.1 is ever contacted. It stops by itself: scheduling ends after
  * SECONDS, answers are awaited for at most 5 s more. The last line printed:
- *   OPENLOOP rate=.. sent=.. done=.. non2xx=.. errors=.. late=.. p50_us=.. p90_us=..
+ *   OPENLOOP mode=.. rate=.. sent=.. done=.. non2xx=.. errors=.. late=.. p50_us=.. p90_us=..
  *            p99_us=.. p999_us=.. max_us=.. elapsed_s=..
  * (late: requests due but never answered (not sent, or unanswered 5 s after
  * the end); not in the percentiles, so a run with late > 0 did not keep up.) Exit 0, or 2 on bad arguments or when nothing could connect.
@@ -173,11 +182,14 @@ int main(int argc, char **argv)
 	size_t reqlen, hl = 0;
 	uint64_t start, stop, next_i = 0, done = 0, late = 0;
 	FILE *trace = NULL;
+	int closed = 0, spin = 0;
 
-	while ((opt = getopt(argc, argv, "p:r:d:c:P:H:b:T:")) != -1) {
+	while ((opt = getopt(argc, argv, "p:r:d:c:P:H:b:T:CS")) != -1) {
 		switch (opt) {
 		case 'p': port = atoi(optarg); break;
 		case 'r': rate = atof(optarg); break;
+		case 'C': closed = 1; break;
+		case 'S': spin = 1; break;
 		case 'd': secs = atof(optarg); break;
 		case 'c': nconn = atoi(optarg); break;
 		case 'P': path = optarg; break;
@@ -199,14 +211,16 @@ int main(int argc, char **argv)
 			break;
 		}
 		default:
-			fprintf(stderr, "usage: openloop -p PORT -r RATE -d SECONDS [-c CONNS] [-P PATH] "
-			        "[-H HEADER]... [-b BODY]\n");
+			fprintf(stderr, "usage: openloop -p PORT (-r RATE | -C) -d SECONDS [-c CONNS] [-P PATH] "
+			        "[-H HEADER]... [-b BODY] [-T TRACE] [-S]\n");
 			return 2;
 		}
 	}
+	if (closed)
+		rate = 1;                          /* unused: every free connection sends at once */
 	if (port <= 0 || port > 65535 || rate <= 0 || secs <= 0 || secs > 600 || nconn <= 0 ||
 	    nconn > MAX_CONNS) {
-		fprintf(stderr, "openloop: need -p 1..65535, -r > 0, -d 0..600, -c 1..%d\n", MAX_CONNS);
+		fprintf(stderr, "openloop: need -p 1..65535, -r > 0 or -C, -d 0..600, -c 1..%d\n", MAX_CONNS);
 		return 2;
 	}
 	const char *auth = getenv("OPENLOOP_AUTH");
@@ -244,7 +258,7 @@ int main(int argc, char **argv)
 		/* Send every request that is due, while a connection is free; the
 		 * others wait (their latency already runs). */
 		for (;;) {
-			uint64_t due = start + (uint64_t)((double)next_i * gap_ns);
+			uint64_t due = closed ? t : start + (uint64_t)((double)next_i * gap_ns);
 			if (due > t || due >= stop)
 				break;
 			int k = -1;
@@ -274,9 +288,9 @@ int main(int argc, char **argv)
 		int inflight = 0;
 		for (int i = 0; i < nconn; i++)
 			inflight += conns[i].busy;
-		uint64_t nd = start + (uint64_t)((double)next_i * gap_ns);
+		uint64_t nd = closed ? t : start + (uint64_t)((double)next_i * gap_ns);
 		if (t >= stop && ((inflight == 0 && nd >= stop) || t >= deadline)) {
-			late = due_total(start, stop, gap_ns) - done;
+			late = (closed ? next_i : due_total(start, stop, gap_ns)) - done;
 			break;
 		}
 		/* Wait until the next request is due (or an answer comes), to the
@@ -288,6 +302,10 @@ int main(int argc, char **argv)
 			ts.tv_nsec = (long)((nd - t) % 1000000000u);
 		} else if (inflight == nconn || nd >= stop) {
 			ts.tv_nsec = 10000000;        /* every connection busy, or none due: answers */
+		}
+		if (spin) {
+			ts.tv_sec = 0;
+			ts.tv_nsec = 0;
 		}
 		struct epoll_event evs[64];
 		int ne = epoll_pwait2(ep, evs, 64, &ts, NULL);
@@ -328,9 +346,10 @@ int main(int argc, char **argv)
 	if (trace != NULL)
 		fclose(trace);
 	double elapsed = (double)(now_ns() - start) / 1e9;
-	printf("OPENLOOP rate=%.0f sent=%llu done=%llu non2xx=%llu errors=%llu late=%llu "
+	printf("OPENLOOP mode=%s rate=%.0f sent=%llu done=%llu non2xx=%llu errors=%llu late=%llu "
 	       "p50_us=%llu p90_us=%llu p99_us=%llu p999_us=%llu max_us=%llu elapsed_s=%.2f\n",
-	       rate, (unsigned long long)next_i, (unsigned long long)done,
+	       closed ? (spin ? "closed-spin" : "closed") : (spin ? "open-spin" : "open"),
+	       closed ? 0.0 : rate, (unsigned long long)next_i, (unsigned long long)done,
 	       (unsigned long long)non2xx, (unsigned long long)errors, (unsigned long long)late,
 	       (unsigned long long)percentile(0.50), (unsigned long long)percentile(0.90),
 	       (unsigned long long)percentile(0.99), (unsigned long long)percentile(0.999),

@@ -52,7 +52,7 @@
 #   BENCH_COMPARE_ROUNDS [2] rounds of run 1c     BENCH_COMPARE_OPENLOOP [BENCH_OPENLOOP]
 #                            1: each run 1c run also does the open loop at half of run 1's rate
 #   OPENLOOP_BIN [build/openloop]   MINTBENCH_BIN [build/mintbench] (run 0: the mint alone, by algorithm)
-#   BENCH_PIN [1 on 2+ cores] 0: no run 1p
+#   BENCH_PIN [1 on 2+ cores] 0: no run 1p and no run 1s
 #   BENCH_KEEP               set: keep the temp dir (logs, wrk output, perf.data)
 #   BENCH_MEMDUMP            1: after run 2's measure, where tokend's memory is: mem-run2.smaps
 #                            (its mappings) and mem-run2.malloc.xml (glibc malloc_info through
@@ -236,6 +236,11 @@ issue16_targets() {
   else
     echo "  one key, pinned     not run (BENCH_PIN=0, or one CPU)"
   fi
+  if [ -n "${CPU1S:-}" ]; then
+    awk -v c="$CPU1S" -v s="$SIGN1" -v t="$TPS1S" -v u="$CPU1S_USER" -v y="$CPU1S_SYS" -v n="$NON2XX1S" 'BEGIN {
+      printf "  one key, spinning   %.1f us/token (user %s + system %s; target <= 40), %.0f tokens/s on one core: %.2f of its signature rate (target >= 0.55); non-2xx %s\n",
+             c, u, y, t, (s > 0 ? t / s : 0), n }'
+  fi
   printf '  non-2xx             %s in run 1 (target 0)\n' "$NON2XX1"
   if [ -n "$CPU2" ]; then
     NK=$(echo "$NKEYS" | sed ':a;s/\B[0-9]\{3\}\>/,&/;ta')
@@ -356,6 +361,26 @@ if [ "${BENCH_PIN:-$(( NCPU >= 2 ))}" = 1 ] && [ "$NCPU" -ge 2 ] && command -v t
   CPU1P_SYS=$(us_per_token $((after - before)) $((c1 - c0 - (u1 - u0))))
   printf '  tokend CPU split    user %s us + system %s us per token\n' "$CPU1P_USER" "$CPU1P_SYS"
   NON2XX1P=$(field run1p non2xx)
+
+  # Run 1s: the same tokend, the client spinning (build/openloop -C -S).
+  if [ -x "$OPENLOOP_BIN" ]; then
+    echo
+    echo "== run 1s: one key, tokend workers=1 on CPU 0, a spinning closed-loop client on CPUs 1-$((NCPU - 1)) (${RUN_S} s) =="
+    before=$(metric tokend_tokens_issued_total); c0=$(cpu_ticks); u0=$(user_ticks)
+    OPENLOOP_AUTH="$AUTH" taskset -c "1-$((NCPU - 1))" timeout -s INT $((RUN_S + 30)) "$OPENLOOP_BIN" -p "$PORT" -C -S \
+      -d "$RUN_S" -c "$CONNS" -P "$WRK_PATH" -b grant_type=client_credentials >"$TMP/openloop-1s.out" 2>&1 \
+      || { cat "$TMP/openloop-1s.out" >&2; die "openloop (run 1s) failed"; }
+    after=$(metric tokend_tokens_issued_total); c1=$(cpu_ticks); u1=$(user_ticks)
+    ols() { sed -n 's/^OPENLOOP .*\b'"$1"'=\([0-9.]*\).*/\1/p' "$TMP/openloop-1s.out"; }
+    TPS1S=$(awk -v n="$(ols done)" -v x="$(ols non2xx)" -v e="$(ols elapsed_s)" 'BEGIN { printf "%.0f", (e > 0 ? (n - x) / e : 0) }')
+    CPU1S=$(us_per_token $((after - before)) $((c1 - c0)))
+    CPU1S_USER=$(us_per_token $((after - before)) $((u1 - u0)))
+    CPU1S_SYS=$(us_per_token $((after - before)) $((c1 - c0 - (u1 - u0))))
+    NON2XX1S=$(ols non2xx)
+    printf '  tokens/s            %s (p50 %s ms, p99 %s ms from the send; non-2xx %s, errors %s)\n' \
+      "$TPS1S" "$(ms "$(ols p50_us)")" "$(ms "$(ols p99_us)")" "$NON2XX1S" "$(ols errors)"
+    printf '  tokend CPU          %s us per token: user %s us + system %s us\n' "$CPU1S" "$CPU1S_USER" "$CPU1S_SYS"
+  fi
   stop_tokend
   sed -i "s|^workers = .*|workers = $WORKERS|" "$CONF"
   start_tokend tokend-run1-after-pin
