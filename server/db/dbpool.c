@@ -514,15 +514,7 @@ static void lane_timed(tk_dbpool *p, int64_t took)
 /* Wait on the pool's condition (locked) at most `ms` milliseconds. */
 static void wait_ms(tk_dbpool *p, int64_t ms)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t)(ms / 1000);
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	struct timespec ts = tk_deadline_in(ms);
 	pthread_cond_timedwait(&p->cv, &p->mu, &ts);
 }
 
@@ -711,7 +703,13 @@ tk_dbpool *tk_dbpool_start(const char *url, int threads, int64_t timeout_ms, siz
 	p->key_max = threads - 1 > p->key_lanes ? threads - 1 : p->key_lanes;   /* one stays out */
 	atomic_store(&p->spill_us, KEY_SPILL_MIN_US);
 	pthread_mutex_init(&p->mu, NULL);
-	pthread_cond_init(&p->cv, NULL);
+	if (tk_cond_init_mono(&p->cv) != 0) {
+		pthread_mutex_destroy(&p->mu);
+		free(p->url);
+		free(p->threads);
+		free(p);
+		return NULL;
+	}
 	for (int i = 0; i < threads; i++) {
 		p->threads[i].pool = p;
 		p->threads[i].index = i;

@@ -61,26 +61,12 @@ int tk_memtrim_now(void)
 #endif
 }
 
-/* `ms` from now on CLOCK_MONOTONIC (the condition variable's clock). */
-static struct timespec deadline_in(int64_t ms)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += (time_t)(ms / 1000);
-	ts.tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	return ts;
-}
-
 static void *trim_main(void *arg)
 {
 	(void)arg;
 	pthread_mutex_lock(&T.mu);
 	while (!T.stopping) {
-		struct timespec until = deadline_in(T.interval_ms);
+		struct timespec until = tk_deadline_in(T.interval_ms);
 		while (!T.stopping && pthread_cond_timedwait(&T.cv, &T.mu, &until) != ETIMEDOUT)
 			;
 		if (T.stopping)
@@ -105,7 +91,6 @@ static void *trim_main(void *arg)
 
 int tk_memtrim_start(int64_t interval_ms)
 {
-	pthread_condattr_t ca;
 	int rc = -1;
 
 	if (interval_ms <= 0)
@@ -116,13 +101,8 @@ int tk_memtrim_start(int64_t interval_ms)
 	pthread_mutex_lock(&T.mu);
 	if (T.running)
 		goto out;
-	if (pthread_condattr_init(&ca) != 0)
+	if (tk_cond_init_mono(&T.cv) != 0)
 		goto out;
-	if (pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 || pthread_cond_init(&T.cv, &ca) != 0) {
-		pthread_condattr_destroy(&ca);
-		goto out;
-	}
-	pthread_condattr_destroy(&ca);
 	T.interval_ms = interval_ms;
 	T.stopping = 0;
 	T.seen = atomic_load_explicit(&churn, memory_order_relaxed);
