@@ -164,6 +164,27 @@ def test_an_empty_registry_is_an_error_not_a_pass():
         raise AssertionError("a scan with no token to look for passed")
 
 
+def test_a_run_without_secrets_still_looks_for_tokens_and_peppers():
+    """Keys inserted in SQL register no secret: the scan then looks for tokens and
+    peppers only (need_secrets=False), and still finds them; with no token either,
+    it is an error as before."""
+    rng = random.Random(5)
+    _, tokens, peppers, texts = clean_session(rng)
+    texts = [t for t in texts if "client_secret" not in t[1]]
+    assert leak_problems(texts, secrets=[], tokens=tokens, peppers=peppers, need_secrets=False) == []
+    leaked = texts + [run(["serve"], "debug: token=%s\n" % tokens[2], "spawn"),
+                      run(["serve"], "pepper %s\n" % peppers[1][0], "spawn")]
+    found = leak_problems(leaked, secrets=[], tokens=tokens, peppers=peppers, need_secrets=False)
+    assert "an access token in spawn output of ['serve']" in found
+    assert "the pepper in spawn output of ['serve']" in found
+    try:
+        leak_problems(texts, secrets=[], tokens=[], peppers=peppers, need_secrets=False)
+    except AssertionError as e:
+        assert "registry is empty" in str(e)
+    else:
+        raise AssertionError("a scan with nothing to look for passed")
+
+
 def test_the_scan_agrees_with_the_plain_search_on_random_sessions():
     seed = int.from_bytes(os.urandom(4), "big")
     rng = random.Random(seed)
