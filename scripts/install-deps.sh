@@ -55,8 +55,9 @@ for arg in "$@"; do
     *) printf 'install-deps: unknown option %s (--build-only, --print-pkg-config-path)\n' "$arg" >&2; exit 2 ;;
   esac
 done
-# The console's browser tests (tests/e2e/test_console_*.py): headless Chromium via Selenium.
-[ "$BUILD_ONLY" -eq 1 ] || PACKAGES+=(chromium chromium-driver python3-selenium)
+# The console's browser tests (tests/e2e/test_console_*.py): headless Chromium via Selenium;
+# strace for test_fastlane.py's system-call count.
+[ "$BUILD_ONLY" -eq 1 ] || PACKAGES+=(chromium chromium-driver python3-selenium strace)
 
 log() { printf 'install-deps: %s\n' "$*" >&2; }
 die() { printf 'install-deps: error: %s\n' "$*" >&2; exit 1; }

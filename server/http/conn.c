@@ -26,6 +26,10 @@
  * exactly Content-Length bytes of body (no other framing gets past the
  * scanner), so the scanner and evhttp agree on where each request ends.
  *
+ * A keep-alive connection that has had a fast-lane answer is read by this
+ * module (own_read_cb: one recv into the same input buffer, so input_cb sees
+ * the same bytes) until evhttp must read again ("who reads the socket").
+ *
  * Connections from one address are counted in a table shared by the workers
  * (striped locks; a connection is counted once adopted, when its peer is
  * known). Idle keep-alive connections are listed oldest first, so that at
@@ -88,6 +92,8 @@ struct tk_conn {
 	int fast_busy;                         /* a fast-lane request is not answered (or its
 	                                          answer not sent) yet */
 	int read_off;                          /* reading stopped meanwhile */
+	int own_read;                          /* the socket is read by own_read_cb, not libevent */
+	struct event *rev;                     /* own_read_cb's event (made with wev) */
 	tk_fastreq *fr;                        /* NULL until the first fast-lane request */
 	struct evbuffer *held;                 /* bytes read behind a pending fast-lane request */
 	struct event *wev;                     /* the rest of a partly sent answer */
@@ -499,6 +505,108 @@ static void close_soon(tk_conn *c)
 	evtimer_add(c->timer, &now);
 }
 
+/* ---- who reads the socket ----
+ *
+ * libevent's bufferevent reads with an ioctl(FIONREAD) before each recv: one
+ * system call of four per token. Once a connection has had a fast-lane
+ * answer and is idle, its socket is read by own_read_cb instead (the
+ * bufferevent's reading disabled): one recv into the same input buffer, so
+ * that input_cb sees the bytes exactly as before. Reading goes back to the
+ * bufferevent (own_read_end) for anything evhttp must read (a request not
+ * for the fast lane, a head in pieces), at the end of the stream or on an
+ * error (libevent then meets it and evhttp acts as it always did), and for a
+ * refused connection. In a run of fast-lane requests on a keep-alive
+ * connection the switch happens once.
+ */
+
+#define OWN_READ_MAX 4096    /* bytes per recv, as libevent reads (EVBUFFER_MAX_READ) */
+
+/* Stop reading while a fast-lane answer is pending; read_resume resumes. */
+static void read_stop(tk_conn *c)
+{
+	if (c->read_off)
+		return;
+	c->read_off = 1;
+	if (c->own_read)
+		event_del(c->rev);
+	else
+		bufferevent_disable(c->bev, EV_READ);
+}
+
+static void read_resume(tk_conn *c)
+{
+	if (!c->read_off)
+		return;
+	c->read_off = 0;
+	if (c->own_read)
+		event_add(c->rev, NULL);
+	else
+		bufferevent_enable(c->bev, EV_READ);
+}
+
+/* Idle after a fast-lane answer, nothing held: read the socket ourselves. */
+static void own_read_begin(tk_conn *c)
+{
+	if (c->own_read || c->read_off || !c->rev || c->phase != PH_IDLE)
+		return;
+	if (c->held && evbuffer_get_length(c->held) > 0)
+		return;
+	bufferevent_disable(c->bev, EV_READ);
+	if (event_add(c->rev, NULL) != 0) {
+		bufferevent_enable(c->bev, EV_READ);
+		return;
+	}
+	c->own_read = 1;
+}
+
+/* Back to the bufferevent (and so to evhttp). */
+static void own_read_end(tk_conn *c)
+{
+	if (!c->own_read)
+		return;
+	c->own_read = 0;
+	event_del(c->rev);
+	if (!c->read_off)
+		bufferevent_enable(c->bev, EV_READ);
+}
+
+static void own_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)what;
+	tk_conn *c = arg;
+	if (!c->own_read || c->read_off)
+		return;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	struct evbuffer_iovec v;
+	/* The input's end is the socket's: frozen but while it reads. */
+	evbuffer_unfreeze(in, 0);
+	if (evbuffer_reserve_space(in, OWN_READ_MAX, &v, 1) < 1) {
+		evbuffer_freeze(in, 0);
+		own_read_end(c);                   /* out of memory: libevent's reading, as before */
+		return;
+	}
+	ssize_t n = recv(fd, v.iov_base, v.iov_len < OWN_READ_MAX ? v.iov_len : OWN_READ_MAX, 0);
+	if (n <= 0) {
+		evbuffer_freeze(in, 0);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+			return;
+		/* The end of the stream, or an error: the bufferevent reads it again
+		 * (the socket stays readable) and evhttp acts on it as before. */
+		own_read_end(c);
+		return;
+	}
+	v.iov_len = (size_t)n;
+	evbuffer_commit_space(in, &v, 1);      /* input_cb: the scanner, the fast lane */
+	evbuffer_freeze(in, 0);
+	/* Served (idle again), or an answer pending (reading stopped): still ours.
+	 * Anything else is evhttp's to read, from the input first. */
+	if (c->own_read && !c->fast_busy && c->phase != PH_IDLE) {
+		own_read_end(c);
+		if (c->phase != PH_REFUSED && evbuffer_get_length(in) > 0)
+			bufferevent_trigger(c->bev, EV_READ, 0);
+	}
+}
+
 static void fast_resume_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -506,10 +614,7 @@ static void fast_resume_cb(evutil_socket_t fd, short what, void *arg)
 	tk_conn *c = arg;
 	if (c->fast_busy || c->phase != PH_IDLE)
 		return;
-	if (c->read_off) {
-		c->read_off = 0;
-		bufferevent_enable(c->bev, EV_READ);
-	}
+	read_resume(c);
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	if (c->held && evbuffer_get_length(c->held) > 0) {
 		/* The input's end is the socket's (frozen but while it reads). */
@@ -517,8 +622,14 @@ static void fast_resume_cb(evutil_socket_t fd, short what, void *arg)
 		evbuffer_add_buffer(in, c->held);   /* input_cb scans them: a new request */
 		evbuffer_freeze(in, 0);
 	}
-	if (!c->fast_busy && c->phase != PH_REFUSED && evbuffer_get_length(in) > 0)
+	if (!c->fast_busy && c->phase != PH_REFUSED && evbuffer_get_length(in) > 0) {
+		own_read_end(c);
 		bufferevent_trigger(c->bev, EV_READ, 0);   /* what is left is evhttp's */
+	} else if (!c->fast_busy && c->phase == PH_REFUSED) {
+		own_read_end(c);
+	} else {
+		own_read_begin(c);
+	}
 }
 
 /* The answer has been sent: idle, or closed. */
@@ -539,6 +650,8 @@ static void fast_sent(tk_conn *c)
 	}
 	if (c->read_off || (c->held && evbuffer_get_length(c->held) > 0))
 		event_active(c->resume_ev, EV_TIMEOUT, 1);
+	else
+		own_read_begin(c);
 }
 
 /* Send what is left of the answer; the rest waits for EV_WRITE. */
@@ -632,6 +745,8 @@ static int fast_serve(tk_conn *c, struct evbuffer *in, const tk_route *rt)
 		c->held = fr ? evbuffer_new() : NULL;
 		c->wev = c->held ? event_new(base, c->fd, EV_WRITE, fast_write_cb, c) : NULL;
 		c->resume_ev = c->wev ? event_new(base, -1, 0, fast_resume_cb, c) : NULL;
+		/* Without its own reading event, the connection is read by libevent. */
+		c->rev = c->resume_ev ? event_new(base, c->fd, EV_READ | EV_PERSIST, own_read_cb, c) : NULL;
 		if (!c->resume_ev) {
 			free(fr);
 			if (c->wev)
@@ -699,10 +814,7 @@ static void input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
 			/* Answered later (or partly sent): what follows waits. */
 			if (evbuffer_get_length(buf) > 0)
 				evbuffer_remove_buffer(buf, c->held, evbuffer_get_length(buf));
-			if (!c->read_off) {
-				c->read_off = 1;
-				bufferevent_disable(c->bev, EV_READ);
-			}
+			read_stop(c);
 			return;
 		}
 		if (c->phase != PH_IDLE || evbuffer_get_length(buf) == 0)
@@ -736,6 +848,8 @@ static void release(tk_conn *c)
 		event_free(c->wev);
 	if (c->resume_ev)
 		event_free(c->resume_ev);
+	if (c->rev)
+		event_free(c->rev);                /* before evhttp closes the socket */
 	if (c->held) {
 		wipe_drain(c->held, evbuffer_get_length(c->held));   /* a next request's secret, maybe */
 		evbuffer_free(c->held);

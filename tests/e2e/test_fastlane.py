@@ -8,11 +8,17 @@ answer header fields (an HTTP/1.0 request still goes through evhttp), order
 kept over pipelined requests (fast lane and evhttp mixed), requests split at
 any byte, a slow reader (partial writes), a client gone while a database
 lookup is pending, and the counter that says which lane served a request.
+Once a connection has had a fast-lane answer, conn.c reads its socket itself
+(no ioctl(FIONREAD) per request): the same turns, one step per send, and the
+system calls counted by strace.
 """
 import base64
+import os
+import re
 import socket
 import time
 import urllib.parse
+from pathlib import Path
 from types import SimpleNamespace as NS
 
 import pytest
@@ -333,3 +339,183 @@ def test_fast_lane_off(env, module_start_server):
     (ol, of), (fl, ff) = head_fields(on), head_fields(off)
     assert ol == fl == "HTTP/1.1 200 OK"
     assert [n for n, _ in of] == [n for n, _ in ff]
+
+
+# ---- own reading (conn.c, "who reads the socket") ----
+#
+# After a fast-lane answer, an idle connection's socket is read by conn.c itself
+# (one recv, no ioctl(FIONREAD) before it), until evhttp must read: each step
+# below is sent alone, after the previous answer, so that each is read that way.
+
+def exchange(s, data, n=1, timeout=10.0):
+    s.sendall(data)
+    got, raw = recv_responses(s, n, timeout=timeout)
+    assert len(got) == n, raw[:2000]
+    return got
+
+
+def test_own_reading_through_every_turn(env):
+    """One keep-alive connection: fast-lane requests read by conn.c, a GET handed
+    to evhttp, a head without its body, a head in two pieces, a pipelined pair,
+    a malformed request (400 and the close): every answer right and in order."""
+    jwks = b"GET /.well-known/jwks.json HTTP/1.1\r\nHost: x\r\nX-Request-Id: o-get\r\n\r\n"
+    s = socket.create_connection(("127.0.0.1", env.port), timeout=10)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    tokens = []
+    try:
+        before = fast_count(env.srv)
+        for i in range(3):                                  # the first by libevent, then ours
+            (st, h, b), = exchange(s, token_bytes(env.key, extra=f"X-Request-Id: o-{i}\r\n".encode()))
+            assert st == 200 and h["x-request-id"] == f"o-{i}"
+            tokens.append(b)
+        assert fast_count(env.srv) == before + 3
+        (st, h, b), = exchange(s, jwks)                     # evhttp's, from our read
+        assert st == 200 and h["x-request-id"] == "o-get" and b'"keys"' in b
+        (st, h, b), = exchange(s, token_bytes(env.key, extra=b"X-Request-Id: o-3\r\n"))
+        assert st == 200 and h["x-request-id"] == "o-3"     # back to the fast lane
+        tokens.append(b)
+        assert fast_count(env.srv) == before + 4
+        head, _, body = token_bytes(env.key, extra=b"X-Request-Id: o-4\r\n").partition(b"\r\n\r\n")
+        s.sendall(head + b"\r\n\r\n")                       # the head alone: evhttp waits for the body
+        time.sleep(0.2)
+        (st, h, b), = exchange(s, body)
+        assert st == 200 and h["x-request-id"] == "o-4"
+        tokens.append(b)
+        (st, h, b), = exchange(s, token_bytes(env.key, extra=b"X-Request-Id: o-5\r\n"))
+        tokens.append(b)
+        req = token_bytes(env.key, extra=b"X-Request-Id: o-6\r\n")
+        s.sendall(req[:40])                                 # a head in two pieces
+        time.sleep(0.2)
+        (st, h, b), = exchange(s, req[40:])
+        assert st == 200 and h["x-request-id"] == "o-6"
+        tokens.append(b)
+        (st, h, b), = exchange(s, token_bytes(env.key, extra=b"X-Request-Id: o-7\r\n"))
+        tokens.append(b)
+        got = exchange(s, token_bytes(env.key, extra=b"X-Request-Id: o-8\r\n") + jwks, n=2)
+        assert [(st, h["x-request-id"]) for st, h, _ in got] == [(200, "o-8"), (200, "o-get")]
+        tokens.append(got[0][2])
+        (st, h, b), = exchange(s, token_bytes(env.key, extra=b"X-Request-Id: o-9\r\n"))
+        tokens.append(b)
+        s.sendall(b"POST /oauth2/token HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                  b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n")
+        got, raw = recv_responses(s, 1)
+        assert [st for st, _, _ in got] == [400], raw
+        s.settimeout(5)
+        rest = b""
+        while True:                                         # then the server closes
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            rest += chunk
+        assert rest == b"", rest
+    finally:
+        s.close()
+        for b in tokens:
+            remember_token(b.decode())
+    assert all(b"access_token" in b for b in tokens)
+
+
+def test_own_reading_sees_the_client_close(env):
+    """A client that shuts its sending side after a fast-lane answer: the
+    server closes too (the end of the stream reaches evhttp), and no
+    connection is left open."""
+    open_before = metric(env.srv.metrics(), "tokend_connections_open")
+    socks = []
+    try:
+        for i in range(5):
+            s = socket.create_connection(("127.0.0.1", env.port), timeout=10)
+            for _ in range(2):                              # the second read by conn.c
+                (st, _, b), = exchange(s, token_bytes(env.key))
+                assert st == 200
+                remember_token(b.decode())
+            s.shutdown(socket.SHUT_WR)
+            socks.append(s)
+        for s in socks:
+            s.settimeout(5)
+            assert s.recv(4096) == b"", "the server did not close after the client's end"
+    finally:
+        for s in socks:
+            s.close()
+    deadline = time.monotonic() + 5
+    while metric(env.srv.metrics(), "tokend_connections_open") > open_before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert metric(env.srv.metrics(), "tokend_connections_open") <= open_before
+
+
+def test_own_reading_waits_behind_a_pending_lookup(env):
+    """Read by conn.c: a cache miss (database lookup held by a lock), then a
+    request sent while it is pending: nothing is answered before the lookup,
+    then both, in order; the connection goes on."""
+    fresh = new_key(env.t, "acme", "fresh-own", "read")
+    s = socket.create_connection(("127.0.0.1", env.port), timeout=10)
+    tokens = []
+    try:
+        (st, _, b), = exchange(s, token_bytes(env.key))
+        tokens.append(b)
+        lock = locked_keys(env.t)
+        try:
+            s.sendall(token_bytes(fresh, extra=b"X-Request-Id: w-1\r\n"))
+            time.sleep(0.2)
+            s.sendall(token_bytes(env.key, extra=b"X-Request-Id: w-2\r\n"))
+            got, data = recv_responses(s, 1, timeout=0.5)
+            assert data == b"", "answered before the pending lookup"
+        finally:
+            lock.rollback()
+            lock.close()
+        got, data = recv_responses(s, 2)
+        assert [(st, h["x-request-id"]) for st, h, _ in got] == [(200, "w-1"), (200, "w-2")], data[:2000]
+        tokens += [b for _, _, b in got]
+        (st, _, b), = exchange(s, token_bytes(env.key))
+        assert st == 200
+        tokens.append(b)
+    finally:
+        s.close()
+        for b in tokens:
+            remember_token(b.decode())
+
+
+def test_no_fionread_per_request(env):
+    """System calls, seen by strace: once a keep-alive connection has had a
+    fast-lane answer, each next request costs one recv, with no
+    ioctl(FIONREAD) before it (libevent asks FIONREAD before every read)."""
+    import shutil
+    import signal
+    import subprocess
+    strace = shutil.which("strace")
+    assert strace, "strace is not installed (scripts/install-deps.sh installs it)"
+    if os.geteuid() != 0:
+        scope = Path("/proc/sys/kernel/yama/ptrace_scope")
+        if scope.exists() and scope.read_text().strip() != "0":
+            pytest.skip("attaching strace needs root or kernel.yama.ptrace_scope = 0")
+    n = 40
+    s = socket.create_connection(("127.0.0.1", env.port), timeout=10)
+    out = env.t.tmp / "fionread.strace"
+    tokens = []
+    try:
+        (st, _, b), = exchange(s, token_bytes(env.key))
+        tokens.append(b)
+        before = fast_count(env.srv)                        # (a connection of its own: not traced)
+        tr = subprocess.Popen([strace, "-f", "-qq", "-e", "trace=ioctl,recvfrom,read,readv", "-o", str(out),
+                               "-p", str(env.srv.proc.pid)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE)
+        try:
+            time.sleep(1.0)                                 # attached to every thread
+            assert tr.poll() is None, tr.stderr.read()
+            for _ in range(n):
+                (st, _, b), = exchange(s, token_bytes(env.key))
+                assert st == 200
+                tokens.append(b)
+        finally:
+            tr.send_signal(signal.SIGINT)
+            tr.wait(10)
+        assert fast_count(env.srv) == before + n
+    finally:
+        s.close()
+        for b in tokens:
+            remember_token(b.decode())
+    text = out.read_text()
+    fionread = text.count("FIONREAD")
+    reads = len(re.findall(r"\b(?:recvfrom|readv|read)\(", text))
+    assert reads >= n, f"{reads} reads for {n} requests (strace saw nothing?)"
+    assert fionread == 0, f"{fionread} ioctl(FIONREAD) calls for {n} requests: " + \
+        " | ".join(line for line in text.splitlines() if "FIONREAD" in line)[:2000]
