@@ -521,7 +521,9 @@ static void close_soon(tk_conn *c)
 
 #define OWN_READ_MAX 4096    /* bytes per recv, as libevent reads (EVBUFFER_MAX_READ) */
 
-/* Stop reading while a fast-lane answer is pending; read_resume resumes. */
+/* Stop reading while a fast-lane answer is pending; read_resume resumes.
+ * Both readers stop, whichever reads now: nothing is read (not even the end
+ * of the stream) until the answer is sent. */
 static void read_stop(tk_conn *c)
 {
 	if (c->read_off)
@@ -529,8 +531,7 @@ static void read_stop(tk_conn *c)
 	c->read_off = 1;
 	if (c->own_read)
 		event_del(c->rev);
-	else
-		bufferevent_disable(c->bev, EV_READ);
+	bufferevent_disable(c->bev, EV_READ);
 }
 
 static void read_resume(tk_conn *c)
@@ -544,7 +545,10 @@ static void read_resume(tk_conn *c)
 		bufferevent_enable(c->bev, EV_READ);
 }
 
-/* Idle after a fast-lane answer, nothing held: read the socket ourselves. */
+/* Idle after a fast-lane answer, nothing held: read the socket ourselves.
+ * Only from the loop (fast_resume_cb), never under a read callback: what
+ * follows the answered request in the same read may be evhttp's, and evhttp
+ * then enables the bufferevent's reading again itself. */
 static void own_read_begin(tk_conn *c)
 {
 	if (c->own_read || c->read_off || !c->rev || c->phase != PH_IDLE)
@@ -648,10 +652,10 @@ static void fast_sent(tk_conn *c)
 		close_soon(c);                     /* stopping: the answer said Connection: close */
 		return;
 	}
-	if (c->read_off || (c->held && evbuffer_get_length(c->held) > 0))
+	/* Reading changes hands from the loop (fast_resume_cb), never here: this
+	 * may run under the bufferevent's read callback. */
+	if (c->read_off || (c->held && evbuffer_get_length(c->held) > 0) || !c->own_read)
 		event_active(c->resume_ev, EV_TIMEOUT, 1);
-	else
-		own_read_begin(c);
 }
 
 /* Send what is left of the answer; the rest waits for EV_WRITE. */
@@ -1092,6 +1096,10 @@ static void done_cb(struct evhttp_request *req, void *arg)
 		scan_buffer(c, in, 0, &rt);
 	} else {
 		set_phase(c, PH_IDLE);
+		/* Bytes held behind a fast-lane answer, or reading stopped for one:
+		 * never left behind an evhttp request (fast_resume_cb, from the loop). */
+		if (c->resume_ev && (c->read_off || (c->held && evbuffer_get_length(c->held) > 0)))
+			event_active(c->resume_ev, EV_TIMEOUT, 1);
 		if (c->set->draining) {
 			/* Stopping, and this answer went out keep-alive (made before the
 			 * stop): close it from the loop, not here - evhttp still uses the
@@ -1107,6 +1115,13 @@ void tk_conn_request_begins(struct evhttp_request *req)
 	tk_conn *c = conn_of(req);
 	if (!c)
 		return;
+	if (c->own_read) {
+		/* Never expected (evhttp gets a request only once reading is handed
+		 * back), but should it happen, only evhttp reads from now on; the
+		 * bufferevent is left as evhttp has set it. */
+		c->own_read = 0;
+		event_del(c->rev);
+	}
 	set_phase(c, PH_SERVER);
 	evhttp_request_set_on_complete_cb(req, done_cb, c);
 }
