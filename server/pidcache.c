@@ -22,7 +22,8 @@
  * parent's memory (vfork, posix_spawn) sees the parent's pid, as it sees all
  * of the parent's memory; such a child may only exec, and tokend's children
  * (none today) would be made that way or by fork(). When the page cannot be
- * made (a kernel before 4.14, no memory), every call is the system call.
+ * made (a kernel before 4.14, an emulator that ignores the advice, no
+ * memory), every call is the system call; the start log says which.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -38,6 +39,11 @@
 /* The wipe-on-fork page; NULL: no cache, every getpid is a system call. */
 static _Atomic(pid_t) *pid_slot;
 
+static pid_t sys_getpid(void)
+{
+	return (pid_t)syscall(SYS_getpid);
+}
+
 /* Set up before main (before any thread), after which pid_slot never changes. */
 __attribute__((constructor)) static void pidcache_init(void)
 {
@@ -47,16 +53,18 @@ __attribute__((constructor)) static void pidcache_init(void)
 	void *p = mmap(NULL, (size_t)page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return;
-	if (madvise(p, (size_t)page, MADV_WIPEONFORK) != 0) {
+	/* Some emulators (qemu-user) answer 0 to any advice and do nothing: an
+	 * advice that does not exist must be refused before MADV_WIPEONFORK's 0
+	 * is believed. */
+	if (madvise(p, (size_t)page, -1) == 0 || madvise(p, (size_t)page, MADV_WIPEONFORK) != 0) {
 		munmap(p, (size_t)page);
 		return;
 	}
+	/* Filled now, before any thread or child: a child sharing this memory
+	 * (vfork) that called getpid before the parent could otherwise leave its
+	 * own pid here. */
+	*(_Atomic(pid_t) *)p = sys_getpid();
 	pid_slot = p;
-}
-
-static pid_t sys_getpid(void)
-{
-	return (pid_t)syscall(SYS_getpid);
 }
 
 pid_t getpid(void)

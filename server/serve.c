@@ -24,6 +24,7 @@
 #include "memtrim.h"
 #include "migrate.h"
 #include "peppercheck.h"
+#include "pidcache.h"
 #include "portowner.h"
 #include "admin.h"
 #include "console.h"
@@ -386,7 +387,8 @@ int tk_serve_main(int argc, char **argv)
 		tk_log(TK_LOG_INFO, "server.started", "version", TOKEND_VERSION, "address", cfg->listen_address,
 		       TK_LOG_NUM "port", port, TK_LOG_NUM "workers", workers, "issuer", cfg->issuer, "signing_kid",
 		       akid ? akid : "(none may sign yet)", "alg", akid ? tk_signer_active_alg(srv.keys->signer) : "-",
-		       "signing_key_source", cfg->signing_key_source, NULL);
+		       "signing_key_source", cfg->signing_key_source,
+		       "pid_cache", tk_pidcache_active() ? "on" : "off", NULL);
 		if (cfg->ops_listen_port) {
 			snprintf(port, sizeof(port), "%d", cfg->ops_listen_port);
 			tk_log(TK_LOG_INFO, "server.ops_listener", "address", cfg->ops_listen_address,

@@ -273,6 +273,8 @@ def test_access_log_lines(env):
         assert e.get("method") == "POST" and e.get("endpoint") == "token"
     started = srv.log_events("server.started")
     assert started and started[0].get("signing_kid") == env.active, started
+    # getpid from the wipe-on-fork page (server/pidcache.c): no system call per signature.
+    assert started[0].get("pid_cache") == "on", started
     # One line per event: every line starts with a timestamp and a level, then event=.
     for line in srv.log_lines():
         assert line.split(" ")[2].startswith("event="), line

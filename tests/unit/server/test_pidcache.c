@@ -8,6 +8,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <dlfcn.h>
 #include <errno.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -48,6 +49,8 @@ static int child_status(pid_t child)
 static void test_matches_the_kernel(void)
 {
 	TEST_ASSERT(tk_pidcache_active());
+	/* The libraries' calls find this definition (exported), not libc's. */
+	TEST_ASSERT(dlsym(RTLD_DEFAULT, "getpid") == (void *)getpid);
 	TEST_ASSERT(getpid() == kernel_pid());
 	TEST_ASSERT(getpid() == kernel_pid());
 }
