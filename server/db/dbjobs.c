@@ -264,6 +264,21 @@ static int parse_key_row(tk_apikey *k, PGresult *r, int row)
 	return copies_ok ? 0 : -1;
 }
 
+/* The job's kind, as db.query_failed names it. */
+static const char *kind_name(tk_dbjob_kind k)
+{
+	switch (k) {
+	case TK_DBJOB_KEY: return "key";
+	case TK_DBJOB_LAST_USED: return "last_used";
+	case TK_DBJOB_SCOPES: return "scopes";
+	case TK_DBJOB_TOKEN_STATE: return "token_state";
+	case TK_DBJOB_REVOKE: return "revoke";
+	case TK_DBJOB_PURGE: return "purge";
+	case TK_DBJOB_QUERY: return "query";
+	}
+	return "?";
+}
+
 void tk_dbjob_finish(tk_dbjob *j, PGresult *r)
 {
 	ExecStatusType st = PQresultStatus(r);
@@ -309,7 +324,8 @@ void tk_dbjob_finish(tk_dbjob *j, PGresult *r)
 		break;
 	}
 	if (j->status != TK_DBJOB_OK && st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
-		tk_log(TK_LOG_WARNING, "db.query_failed", "detail", PQresultErrorMessage(r), NULL);
+		tk_log(TK_LOG_WARNING, "db.query_failed", "job", kind_name(j->kind), "detail",
+		       PQresultErrorMessage(r), NULL);
 	PQclear(r);
 }
 
@@ -354,6 +370,6 @@ void tk_dbjob_finish_keys(tk_dbjob *const *jobs, size_t n, PGresult *r)
 		j->status = TK_DBJOB_OK;
 	}
 	if (rows < 0)
-		tk_log(TK_LOG_WARNING, "db.query_failed", "detail", PQresultErrorMessage(r), NULL);
+		tk_log(TK_LOG_WARNING, "db.query_failed", "job", "key", "detail", PQresultErrorMessage(r), NULL);
 	PQclear(r);
 }
