@@ -750,6 +750,11 @@ printf '  mean CPU per token  random keys %s us, one key %s us (%+.1f%%)\n' "$CP
   "$(awk -v x="$CPU2" -v y="$CPU1R" 'BEGIN { print (y > 0 ? (x - y) / y * 100 : 0) }')"
 RSS2=$(rss_kb)
 printf '  tokend RSS          %s kB (%s keys cached)\n' "$RSS2" "$(metric tokend_key_cache_entries)"
+# memtrim.c hands free heap pages back after bursts of key records (malloc_trim on its own
+# thread, but it holds the malloc arenas' locks while it runs): how often, and for how long.
+awk -v n="$(metric tokend_memory_trims_total)" -v s="$(metric tokend_memory_trim_seconds_total)" 'BEGIN {
+  printf "  memory trims        %d since the start, %.1f ms in all, %.2f ms each on average\n",
+         n, s * 1000, (n > 0 ? s * 1000 / n : 0) }'
 if [ -n "${BENCH_MEMDUMP:-}" ]; then
   mem_dump "$TMP/mem-run2"
 fi
