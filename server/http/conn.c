@@ -302,6 +302,12 @@ static void addr_release(tk_conn *c)
 
 /* ---- phases ---- */
 
+/* Requests read behind a fast-lane answer and not yet fed back (fast_resume_cb). */
+static int has_held(const tk_conn *c)
+{
+	return c->held && evbuffer_get_length(c->held) > 0;
+}
+
 static void idle_unlink(tk_conn *c)
 {
 	tk_connset *cs = c->set;
@@ -553,7 +559,7 @@ static void own_read_begin(tk_conn *c)
 {
 	if (c->own_read || c->read_off || !c->rev || c->phase != PH_IDLE)
 		return;
-	if (c->held && evbuffer_get_length(c->held) > 0)
+	if (has_held(c))
 		return;
 	bufferevent_disable(c->bev, EV_READ);
 	if (event_add(c->rev, NULL) != 0) {
@@ -620,7 +626,7 @@ static void fast_resume_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	read_resume(c);
 	struct evbuffer *in = bufferevent_get_input(c->bev);
-	if (c->held && evbuffer_get_length(c->held) > 0) {
+	if (has_held(c)) {
 		/* The input's end is the socket's (frozen but while it reads). */
 		evbuffer_unfreeze(in, 0);
 		evbuffer_add_buffer(in, c->held);   /* input_cb scans them: a new request */
@@ -649,12 +655,12 @@ static void fast_sent(tk_conn *c)
 	}
 	set_phase(c, PH_IDLE);
 	if (c->set->draining) {
-		close_soon(c);                     /* stopping: the answer said Connection: close */
+		close_soon(c);                     /* stopping (an answer built after the stop said Connection: close) */
 		return;
 	}
 	/* Reading changes hands from the loop (fast_resume_cb), never here: this
 	 * may run under the bufferevent's read callback. */
-	if (c->read_off || (c->held && evbuffer_get_length(c->held) > 0) || !c->own_read)
+	if (c->read_off || has_held(c) || !c->own_read)
 		event_active(c->resume_ev, EV_TIMEOUT, 1);
 }
 
@@ -986,13 +992,19 @@ static struct bufferevent *bev_cb(struct event_base *base, void *arg)
 	tk_worker *w = cs->w;
 	atomic_fetch_add_explicit(&w->metrics.conns_open, 1, memory_order_relaxed);
 	tk_metric_add(&w->metrics.conns_accepted, 1);
-	if (cs->count > cs->cap && cs->idle_head) {
+	/* A connection just done with a fast-lane answer, with requests read
+	 * behind it (held: fed back by fast_resume_cb later in this loop pass),
+	 * is on the idle list but not idle: never the one reaped. */
+	tk_conn *victim = cs->idle_head;
+	while (victim && has_held(victim))
+		victim = victim->idle_next;
+	if (cs->count > cs->cap && victim) {
 		/* Over the cap while keep-alive connections wait for a next request
 		 * that may never come: the oldest idle one makes room. Freeing it
 		 * here is safe: it is not the connection evhttp is setting up, and
 		 * nothing of it is on the stack (its request, if any, was answered). */
 		tk_metric_add(&w->metrics.conns_reaped_idle, 1);
-		evhttp_connection_free(cs->idle_head->evcon);   /* closed_cb: count-- */
+		evhttp_connection_free(victim->evcon);   /* closed_cb: count-- */
 	}
 	if (cs->count >= cs->cap && !cs->idle_head && !cs->paused && cs->lev) {
 		/* The listener's accept loop stops after this connection. */
@@ -1047,7 +1059,7 @@ void tk_connset_shutdown(tk_connset *cs)
 	tk_conn *c = cs->all, *next;
 	for (; c; c = next) {
 		next = c->next;
-		if (c->evcon && (c->phase == PH_IDLE || c->phase == PH_REFUSED ||
+		if (c->evcon && ((c->phase == PH_IDLE && !has_held(c)) || c->phase == PH_REFUSED ||
 		                 (c->phase == PH_HEADER && !c->started)))
 			evhttp_connection_free(c->evcon);   /* closed_cb unlinks c */
 	}
@@ -1098,7 +1110,7 @@ static void done_cb(struct evhttp_request *req, void *arg)
 		set_phase(c, PH_IDLE);
 		/* Bytes held behind a fast-lane answer, or reading stopped for one:
 		 * never left behind an evhttp request (fast_resume_cb, from the loop). */
-		if (c->resume_ev && (c->read_off || (c->held && evbuffer_get_length(c->held) > 0)))
+		if (c->resume_ev && (c->read_off || has_held(c)))
 			event_active(c->resume_ev, EV_TIMEOUT, 1);
 		if (c->set->draining) {
 			/* Stopping, and this answer went out keep-alive (made before the

@@ -244,3 +244,49 @@ def test_byte_behind_a_preflight_is_harmless(env, module_start_server):
             crashed = attempt + 1
             break
     assert not crashed, f"tokend exited at attempt {crashed}: " + srv.stderr_text()[-200:]
+
+
+@pytest.mark.slow
+def test_reaper_leaves_held_requests_alone(env, module_start_server):
+    """max_connections = 2, one worker. A's answer is partly sent with requests
+    held behind it; tokend stopped; A's client drains (A writable) and two new
+    connections arrive (the listener readable). In one loop pass A's answer
+    completes (fast_sent: PH_IDLE, on the idle list, requests still held,
+    fast_resume_cb queued) and the listener accepts twice: over the cap, the
+    oldest idle connection is reaped. It must not be A: A's requests were read
+    and are waiting for their answers. (The bug: A was closed, ~400 requests
+    unanswered.)"""
+    from support.util import free_port
+    srv = module_start_server(env.t, max_connections="2", workers="1", idle_timeout="30s",
+                              ops_listen_port=free_port())
+    e2 = type(env)(t=env.t, srv=srv, port=srv.port, key=env.key)
+    s = small_rcvbuf_conn(srv.port)
+    pid = srv.proc.pid
+    stopped = False
+    others = []
+    try:
+        prime(e2, s)
+        n = send_fillers(e2, s)
+        os.kill(pid, signal.SIGSTOP)
+        stopped = True
+        data = drain(s)                    # A writable again
+        for _ in range(2):                 # the listener readable, two accepts in one pass
+            o = socket.socket()
+            o.setblocking(False)
+            try:
+                o.connect(("127.0.0.1", srv.port))
+            except BlockingIOError:
+                pass
+            others.append(o)
+        time.sleep(0.3)
+        os.kill(pid, signal.SIGCONT)
+        stopped = False
+        data += read_all(s)
+        got = parse_raw_responses(data)
+    finally:
+        if stopped:
+            os.kill(pid, signal.SIGCONT)
+        s.close()
+        for o in others:
+            o.close()
+    assert len(got) == n, f"{len(got)} answers of {n}; the last bytes: {data[-120:]!r}"
