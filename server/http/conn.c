@@ -635,10 +635,10 @@ static void fast_resume_cb(evutil_socket_t fd, short what, void *arg)
 	if (!c->fast_busy && c->phase != PH_REFUSED && evbuffer_get_length(in) > 0) {
 		own_read_end(c);
 		bufferevent_trigger(c->bev, EV_READ, 0);   /* what is left is evhttp's */
-	} else if (!c->fast_busy && c->phase == PH_REFUSED) {
+	} else if (c->phase == PH_REFUSED) {
 		own_read_end(c);
 	} else {
-		own_read_begin(c);
+		own_read_begin(c);                 /* only when idle, nothing pending */
 	}
 }
 
@@ -995,10 +995,10 @@ static struct bufferevent *bev_cb(struct event_base *base, void *arg)
 	/* A connection just done with a fast-lane answer, with requests read
 	 * behind it (held: fed back by fast_resume_cb later in this loop pass),
 	 * is on the idle list but not idle: never the one reaped. */
-	tk_conn *victim = cs->idle_head;
+	tk_conn *victim = cs->count > cs->cap ? cs->idle_head : NULL;
 	while (victim && has_held(victim))
 		victim = victim->idle_next;
-	if (cs->count > cs->cap && victim) {
+	if (victim) {
 		/* Over the cap while keep-alive connections wait for a next request
 		 * that may never come: the oldest idle one makes room. Freeing it
 		 * here is safe: it is not the connection evhttp is setting up, and
