@@ -202,6 +202,7 @@ int tk_form_parse(const char *body, size_t len, const char *const *repeatable,
 	char buf[TK_FORM_VALUE_MAX + 1];
 	const char *reason = NULL;
 	size_t seg = 0;
+	size_t touched = 0;   /* bytes of buf written so far: all that needs wiping */
 
 	if (out == NULL) {
 		set_why(why, "no output form");
@@ -247,6 +248,9 @@ int tk_form_parse(const char *body, size_t len, const char *const *repeatable,
 			reason = "too many parameters";
 			break;
 		}
+		/* Each decode below writes at most its input's bytes and a NUL into buf. */
+		if (touched < slen + 1)
+			touched = slen + 1 < sizeof(buf) ? slen + 1 : sizeof(buf);
 		eq = memchr(s, '=', slen);
 		nlen = eq != NULL ? (size_t)(eq - s) : slen;
 		v = eq != NULL ? eq + 1 : s + slen;
@@ -292,7 +296,7 @@ int tk_form_parse(const char *body, size_t len, const char *const *repeatable,
 		out->n++;
 	}
 
-	tk_wipe(buf, sizeof(buf));
+	tk_wipe(buf, touched);
 	if (reason != NULL) {
 		tk_form_free(out);
 		set_why(why, reason);
@@ -447,7 +451,7 @@ int tk_basic_parse(const char *header_value, size_t len, char **client_id,
 	char id[BASIC_RAW_MAX + 1], secret[BASIC_RAW_MAX + 1];
 	const char *reason = NULL;
 	const unsigned char *colon;
-	size_t sp, p, id_len = 0, secret_len = 0;
+	size_t sp, p, id_len = 0, secret_len = 0, touched;
 	long raw_len = 0;
 	dec_status st;
 
@@ -486,6 +490,10 @@ int tk_basic_parse(const char *header_value, size_t len, char **client_id,
 		return -1;
 	}
 
+	/* From here raw, id and secret each receive at most len - p bytes and a
+	 * NUL (base64 decodes shorter, percent-decoding never longer): only those
+	 * are wiped, not the whole of each buffer. */
+	touched = len - p + 1 < sizeof(raw) ? len - p + 1 : sizeof(raw);
 	raw_len = b64_decode_strict(header_value + p, len - p, raw, &reason);
 	if (raw_len < 0)
 		goto refuse;
@@ -516,16 +524,16 @@ int tk_basic_parse(const char *header_value, size_t len, char **client_id,
 		reason = "out of memory";
 		goto refuse;
 	}
-	tk_wipe(raw, sizeof(raw));
-	tk_wipe(id, sizeof(id));
-	tk_wipe(secret, sizeof(secret));
+	tk_wipe(raw, touched);
+	tk_wipe(id, touched);
+	tk_wipe(secret, touched);
 	set_why(why, NULL);
 	return 0;
 
 refuse:
-	tk_wipe(raw, sizeof(raw));
-	tk_wipe(id, sizeof(id));
-	tk_wipe(secret, sizeof(secret));
+	tk_wipe(raw, touched);
+	tk_wipe(id, touched);
+	tk_wipe(secret, touched);
 	set_why(why, reason);
 	return -1;
 }

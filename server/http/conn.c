@@ -525,7 +525,13 @@ static void close_soon(tk_conn *c)
  * connection the switch happens once.
  */
 
-#define OWN_READ_MAX 4096    /* bytes per recv, as libevent reads (EVBUFFER_MAX_READ) */
+/* Bytes per recv: a token request (about 300 bytes) in one read. The chain
+ * libevent allocates for them (these bytes and its 48-byte header) is then its
+ * smallest, 1 KiB, which glibc's per-thread cache hands back request after
+ * request; 4 KiB (libevent's own read size) meant a trip through malloc's
+ * large bins, consolidating its fast bins, for every request. A head longer
+ * than this arrives in pieces, and evhttp reads the rest as for any other. */
+#define OWN_READ_MAX 960
 
 /* Stop reading while a fast-lane answer is pending; read_resume resumes.
  * Both readers stop, whichever reads now: nothing is read (not even the end

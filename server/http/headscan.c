@@ -180,9 +180,28 @@ static int scan_byte(tk_headscan *s, unsigned char ch)
 	return scan_fail(s, 400, "malformed request");
 }
 
+/* Bytes of a field value that scan_byte would take without a change of
+ * state, from p[0] up to n: not CR, LF or another control byte, within
+ * max_head. Most of a head is values (Authorization, Host, User-Agent); the
+ * byte that ends the run goes through scan_byte as ever. */
+static size_t value_run(tk_headscan *s, const unsigned char *p, size_t n)
+{
+	if (s->st != SC_VALUE || s->field == F_LENGTH || s->cr || s->head_bytes >= s->max_head)
+		return 0;
+	size_t room = s->max_head - s->head_bytes;
+	size_t lim = n < room ? n : room, j = 0;
+	while (j < lim && (p[j] >= 0x20 || p[j] == '\t') && p[j] != 0x7f)
+		j++;
+	s->head_bytes += j;
+	return j;
+}
+
 int tk_headscan_feed(tk_headscan *s, const unsigned char *p, size_t n, size_t *used)
 {
 	for (size_t i = 0; i < n; i++) {
+		i += value_run(s, p + i, n - i);
+		if (i == n)
+			break;
 		int r = scan_byte(s, p[i]);
 		if (r != TK_HS_MORE) {
 			*used = i + 1;
