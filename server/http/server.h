@@ -119,6 +119,8 @@ struct tk_worker {
 	tk_dbjob flush_job;
 	int flush_inflight;
 	int flush_again;                      /* a flush was asked for while one was in flight */
+	size_t flush_batch;                   /* marks per flush statement now (worker.c: flush_sized) */
+	int64_t flush_sent_us;                /* when the batch in flight was sent */
 	struct event *flush_ev;
 	struct event *stop_ev;
 	struct event *purge_ev;               /* worker 0: forget expired revoked tokens */

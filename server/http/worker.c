@@ -210,9 +210,29 @@ void tk_lastused_mark(tk_worker *w, const tk_apikey *k)
 		flush_cb(-1, 0, w);
 }
 
+/* The next batch's size from how the last one went (lastused.h). */
+static void flush_sized(tk_worker *w, int ok, int64_t took_us)
+{
+	int64_t budget = w->srv->cfg->db_timeout * 1000000;
+	size_t was = w->flush_batch;
+	if (!ok || took_us > budget / 4)
+		w->flush_batch = was / 2 > TK_LASTUSED_BATCH_MIN ? was / 2 : TK_LASTUSED_BATCH_MIN;
+	else if (took_us < budget / 16 && was < TK_LASTUSED_BATCH)
+		w->flush_batch = was * 2 < TK_LASTUSED_BATCH ? was * 2 : TK_LASTUSED_BATCH;
+	if (w->flush_batch != was && tk_log_enabled(TK_LOG_DEBUG)) {
+		char a[24], b[24], t[24];
+		snprintf(a, sizeof(a), "%zu", was);
+		snprintf(b, sizeof(b), "%zu", w->flush_batch);
+		snprintf(t, sizeof(t), "%lld", (long long)(took_us / 1000));
+		tk_log(TK_LOG_DEBUG, "last_used.batch", "from", a, "to", b, "took_ms", t,
+		       "result", ok ? "ok" : "failed", NULL);
+	}
+}
+
 static void flush_done(tk_dbjob *job)
 {
 	tk_worker *w = job->arg;
+	flush_sized(w, job->status == TK_DBJOB_OK, tk_mono_us() - w->flush_sent_us);
 	if (job->status != TK_DBJOB_OK) {
 		/* Merge the batch back (newest time wins): nothing is lost while the
 		 * database is away, and memory stays bounded by the number of keys. */
@@ -225,7 +245,7 @@ static void flush_done(tk_dbjob *job)
 	job->times = NULL;
 	w->flush_inflight = 0;
 	/* A full batch may have left more behind: send the next one now. */
-	if (w->flush_again || (job->status == TK_DBJOB_OK && tk_lastused_count(&w->lastused) >= TK_LASTUSED_BATCH)) {
+	if (w->flush_again || (job->status == TK_DBJOB_OK && tk_lastused_count(&w->lastused) >= w->flush_batch)) {
 		w->flush_again = 0;
 		flush_cb(-1, 0, w);
 	}
@@ -245,7 +265,9 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 	job->done = flush_done;
 	job->reply = w->mbox;
 	job->arg = w;
-	job->n = pending < TK_LASTUSED_BATCH ? pending : TK_LASTUSED_BATCH;
+	if (w->flush_batch < TK_LASTUSED_BATCH_MIN || w->flush_batch > TK_LASTUSED_BATCH)
+		w->flush_batch = TK_LASTUSED_BATCH;    /* a new worker's first flush */
+	job->n = pending < w->flush_batch ? pending : w->flush_batch;
 	job->ids = malloc(job->n * sizeof(*job->ids));
 	job->times = malloc(job->n * sizeof(*job->times));
 	if (!job->ids || !job->times) {
@@ -254,6 +276,7 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	job->n = tk_lastused_take(&w->lastused, job->ids, job->times, job->n);
+	w->flush_sent_us = tk_mono_us();
 	if (tk_dbpool_submit(w->srv->db, job) != 0) {
 		/* Keep the marks for the next interval. */
 		for (size_t i = 0; i < job->n; i++)
@@ -573,7 +596,7 @@ void tk_workers_flush(tk_server *srv)
 			w->flush_again = 0;
 			if (w->flush_inflight || tk_lastused_count(&w->lastused) == 0)
 				break;
-			/* Batch after batch (TK_LASTUSED_BATCH each); the last one is
+			/* Batch after batch (flush_batch each); the last one is
 			 * left in flight, as the pool finishes last-used jobs on stop. */
 			flush_cb(-1, 0, w);
 			if (!w->flush_inflight || tk_lastused_count(&w->lastused) == 0)

@@ -429,3 +429,47 @@ def test_statement_larger_than_the_socket_buffers_is_sent_whole(tokend, start_se
     assert written == len(ids), (written, len(ids))
     assert errors == 0, errors
     assert took < 2.9, took                  # no statement waited for its deadline (3 s)
+
+
+@pytest.mark.slow
+def test_last_used_batches_shrink_to_what_a_slow_database_writes_in_time(tokend, start_server):
+    """A database that writes last-used times slowly (a row trigger: 4 ms a key,
+    so 800 marks take 3.2 s against a db_timeout of 1 s): the batch that times
+    out shrinks, halves while a statement takes over a quarter of db_timeout,
+    and every mark is written within a few flushes. With a fixed batch (the
+    whole 800) every flush timed out, was merged back and sent again whole:
+    nothing was written while the load lasted."""
+    t = tokend
+    keys = acme_keys(t, 800, limit=1000)
+    ids = [k["client_id"] for k in keys]
+    # Used an hour ago: a use now is only marked, and the marks wait for the flush.
+    t.query("UPDATE api_keys SET last_used_at = now() - interval '1 hour' WHERE id = ANY(%s) RETURNING 1", (ids,))
+    con = psycopg2.connect(t.db_url)
+    con.autocommit = True
+    con.cursor().execute(
+        "CREATE FUNCTION slow_last_used() RETURNS trigger LANGUAGE plpgsql AS"
+        " $$ BEGIN PERFORM pg_sleep(0.004); RETURN NEW; END $$;"
+        " CREATE TRIGGER slow_last_used BEFORE UPDATE OF last_used_at ON api_keys"
+        " FOR EACH ROW EXECUTE FUNCTION slow_last_used()")
+    con.close()
+    srv = start_server(t, db_timeout="1s", cache_ttl="1h", last_used_flush_interval="1s",
+                       workers="1", log_level="debug")
+    answers = ask_all(srv, [("ok", k["client_id"], k["client_secret"]) for k in keys], clients=16)
+    bad = [r for r, _ in answers if isinstance(r, Exception) or r.status != 200]
+    assert not bad, f"{len(bad)} failed, first: {bad[:3]}"
+    t0 = time.monotonic()
+
+    def written():
+        return t.query("SELECT count(*) FROM api_keys WHERE id = ANY(%s)"
+                       " AND last_used_at > now() - interval '10 minutes'", (ids,))[0][0]
+
+    wait_until(lambda: written() == len(ids), timeout=40, what="every last-used time written")
+    note_timing("800 last-used marks written through a 4 ms-a-row trigger (db_timeout 1 s)",
+                f"{time.monotonic() - t0:.1f} s")
+    # The full batch did time out, and the batches shrank (the debug log says
+    # by how much); none grew back past what the database wrote in time.
+    shrunk = [e for e in srv.log_events("last_used.batch") if int(e["to"]) < int(e["from"])]
+    assert shrunk and any(e["result"] == "failed" for e in shrunk), srv.log_events("last_used.batch")
+    # The timeouts were the last-used statements' (the log names the job).
+    failed = srv.log_events("db.query_failed")
+    assert failed and all(e.get("job") == "last_used" for e in failed), failed
