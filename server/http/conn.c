@@ -551,9 +551,9 @@ static void read_resume(tk_conn *c)
 	if (!c->read_off)
 		return;
 	c->read_off = 0;
-	if (c->own_read)
-		event_add(c->rev, NULL);
-	else
+	if (c->own_read && event_add(c->rev, NULL) != 0)
+		c->own_read = 0;                   /* no event: libevent's reading, as before */
+	if (!c->own_read)
 		bufferevent_enable(c->bev, EV_READ);
 }
 
@@ -612,7 +612,11 @@ static void own_read_cb(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	v.iov_len = (size_t)n;
-	evbuffer_commit_space(in, &v, 1);      /* input_cb: the scanner, the fast lane */
+	if (evbuffer_commit_space(in, &v, 1) != 0) {   /* input_cb: the scanner, the fast lane */
+		evbuffer_freeze(in, 0);
+		close_soon(c);                     /* bytes read and lost: the stream is broken */
+		return;
+	}
 	evbuffer_freeze(in, 0);
 	/* Served (idle again), or an answer pending (reading stopped): still ours.
 	 * Anything else is evhttp's to read, from the input first. */
@@ -635,8 +639,12 @@ static void fast_resume_cb(evutil_socket_t fd, short what, void *arg)
 	if (has_held(c)) {
 		/* The input's end is the socket's (frozen but while it reads). */
 		evbuffer_unfreeze(in, 0);
-		evbuffer_add_buffer(in, c->held);   /* input_cb scans them: a new request */
+		int moved = evbuffer_add_buffer(in, c->held);   /* input_cb scans them: a new request */
 		evbuffer_freeze(in, 0);
+		if (moved != 0) {
+			close_soon(c);                 /* requests read and not passed on: no answer for them */
+			return;
+		}
 	}
 	if (!c->fast_busy && c->phase != PH_REFUSED && evbuffer_get_length(in) > 0) {
 		own_read_end(c);
@@ -683,10 +691,9 @@ static void fast_write(tk_conn *c)
 		}
 		if (n < 0 && errno == EINTR)
 			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && c->wev) {
-			event_add(c->wev, NULL);       /* the write deadline is the phase's */
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && c->wev &&
+		    event_add(c->wev, NULL) == 0)   /* the write deadline is the phase's */
 			return;
-		}
 		close_soon(c);                     /* the peer is gone */
 		return;
 	}
