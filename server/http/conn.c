@@ -525,13 +525,13 @@ static void close_soon(tk_conn *c)
  * connection the switch happens once.
  */
 
-/* Bytes per recv: a token request (about 300 bytes) in one read. The chain
- * libevent allocates for them (these bytes and its 48-byte header) is then its
+/* Bytes per recv, as libevent reads (EVBUFFER_MAX_READ). They are read into
+ * the stack and copied into the input: the chain libevent allocates for a
+ * token request (about 300 bytes and its 48-byte header) is then its
  * smallest, 1 KiB, which glibc's per-thread cache hands back request after
- * request; 4 KiB (libevent's own read size) meant a trip through malloc's
- * large bins, consolidating its fast bins, for every request. A head longer
- * than this arrives in pieces, and evhttp reads the rest as for any other. */
-#define OWN_READ_MAX 960
+ * request; reserving 4 KiB in the input meant a trip through malloc's large
+ * bins, consolidating its fast bins, for every request. */
+#define OWN_READ_MAX 4096
 
 /* Stop reading while a fast-lane answer is pending; read_resume resumes.
  * Both readers stop, whichever reads now: nothing is read (not even the end
@@ -593,17 +593,9 @@ static void own_read_cb(evutil_socket_t fd, short what, void *arg)
 	if (!c->own_read || c->read_off)
 		return;
 	struct evbuffer *in = bufferevent_get_input(c->bev);
-	struct evbuffer_iovec v;
-	/* The input's end is the socket's: frozen but while it reads. */
-	evbuffer_unfreeze(in, 0);
-	if (evbuffer_reserve_space(in, OWN_READ_MAX, &v, 1) < 1) {
-		evbuffer_freeze(in, 0);
-		own_read_end(c);                   /* out of memory: libevent's reading, as before */
-		return;
-	}
-	ssize_t n = recv(fd, v.iov_base, v.iov_len < OWN_READ_MAX ? v.iov_len : OWN_READ_MAX, 0);
+	unsigned char buf[OWN_READ_MAX];
+	ssize_t n = recv(fd, buf, sizeof(buf), 0);
 	if (n <= 0) {
-		evbuffer_freeze(in, 0);
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
 			return;
 		/* The end of the stream, or an error: the bufferevent reads it again
@@ -611,13 +603,15 @@ static void own_read_cb(evutil_socket_t fd, short what, void *arg)
 		own_read_end(c);
 		return;
 	}
-	v.iov_len = (size_t)n;
-	if (evbuffer_commit_space(in, &v, 1) != 0) {   /* input_cb: the scanner, the fast lane */
-		evbuffer_freeze(in, 0);
-		close_soon(c);                     /* bytes read and lost: the stream is broken */
+	/* The input's end is the socket's: frozen but while it reads. */
+	evbuffer_unfreeze(in, 0);
+	int added = evbuffer_add(in, buf, (size_t)n);   /* input_cb: the scanner, the fast lane */
+	evbuffer_freeze(in, 0);
+	tk_wipe(buf, (size_t)n);               /* a request: a client secret, likely */
+	if (added != 0) {
+		close_soon(c);                     /* bytes read and lost (no memory): the stream is broken */
 		return;
 	}
-	evbuffer_freeze(in, 0);
 	/* Served (idle again), or an answer pending (reading stopped): still ours.
 	 * Anything else is evhttp's to read, from the input first. */
 	if (c->own_read && !c->fast_busy && c->phase != PH_IDLE) {

@@ -210,15 +210,20 @@ void tk_lastused_mark(tk_worker *w, const tk_apikey *k)
 		flush_cb(-1, 0, w);
 }
 
-/* The next batch's size from how the last one went (lastused.h). */
-static void flush_sized(tk_worker *w, int ok, int64_t took_us)
+/* The next batch's size from how the last statement (`sent` marks) went
+ * (lastused.h): half of what it carried if it failed or was slow (not half of
+ * a limit it never reached), twice the limit only after a full one was fast
+ * (a handful of marks written quickly says nothing about the limit). */
+static void flush_sized(tk_worker *w, int ok, int64_t took_us, size_t sent)
 {
 	int64_t budget = w->srv->cfg->db_timeout * 1000000;
 	size_t was = w->flush_batch;
-	if (!ok || took_us > budget / 4)
-		w->flush_batch = was / 2 > TK_LASTUSED_BATCH_MIN ? was / 2 : TK_LASTUSED_BATCH_MIN;
-	else if (took_us < budget / 16 && was < TK_LASTUSED_BATCH)
+	if (!ok || took_us > budget / 4) {
+		size_t half = (sent < was ? sent : was) / 2;
+		w->flush_batch = half > TK_LASTUSED_BATCH_MIN ? half : TK_LASTUSED_BATCH_MIN;
+	} else if (took_us < budget / 16 && sent >= was && was < TK_LASTUSED_BATCH) {
 		w->flush_batch = was * 2 < TK_LASTUSED_BATCH ? was * 2 : TK_LASTUSED_BATCH;
+	}
 	if (w->flush_batch != was && tk_log_enabled(TK_LOG_DEBUG)) {
 		char a[24], b[24], t[24];
 		snprintf(a, sizeof(a), "%zu", was);
@@ -232,7 +237,7 @@ static void flush_sized(tk_worker *w, int ok, int64_t took_us)
 static void flush_done(tk_dbjob *job)
 {
 	tk_worker *w = job->arg;
-	flush_sized(w, job->status == TK_DBJOB_OK, tk_mono_us() - w->flush_sent_us);
+	flush_sized(w, job->status == TK_DBJOB_OK, tk_mono_us() - w->flush_sent_us, job->n);
 	if (job->status != TK_DBJOB_OK) {
 		/* Merge the batch back (newest time wins): nothing is lost while the
 		 * database is away, and memory stays bounded by the number of keys. */

@@ -38,9 +38,9 @@
  * the same keys no longer deadlock: the IDs go out in order (dbjobs.c). */
 #define TK_LASTUSED_BATCH 4096
 /* The fewest a statement carries when the database is slow: a worker halves
- * its batch after a statement that failed or took over a quarter of
- * db_timeout, and doubles it again (up to TK_LASTUSED_BATCH) after one that
- * took under a sixteenth. A fixed batch that a loaded database cannot write
+ * what a statement carried when it failed or took over a quarter of
+ * db_timeout, and doubles its batch again (up to TK_LASTUSED_BATCH) after a
+ * full one that took under a sixteenth. A fixed batch that a loaded database cannot write
  * within db_timeout fails, is merged back and is sent again whole, forever:
  * no last-used time is written while the load lasts. */
 #define TK_LASTUSED_BATCH_MIN 64
