@@ -264,8 +264,8 @@ static int parse_key_row(tk_apikey *k, PGresult *r, int row)
 	return copies_ok ? 0 : -1;
 }
 
-/* The job's kind, as db.query_failed names it. */
-static const char *kind_name(tk_dbjob_kind k)
+/* The job's kind, as db.query_failed and db.job_expired name it. */
+const char *tk_dbjob_kind_name(tk_dbjob_kind k)
 {
 	switch (k) {
 	case TK_DBJOB_KEY: return "key";
@@ -324,7 +324,7 @@ void tk_dbjob_finish(tk_dbjob *j, PGresult *r)
 		break;
 	}
 	if (j->status != TK_DBJOB_OK && st != PGRES_TUPLES_OK && st != PGRES_COMMAND_OK)
-		tk_log(TK_LOG_WARNING, "db.query_failed", "job", kind_name(j->kind), "detail",
+		tk_log(TK_LOG_WARNING, "db.query_failed", "job", tk_dbjob_kind_name(j->kind), "detail",
 		       PQresultErrorMessage(r), NULL);
 	PQclear(r);
 }

@@ -56,4 +56,7 @@ void tk_dbjob_finish_keys(tk_dbjob *const *jobs, size_t n, PGresult *r);
  * a QUERY job keeps it in job->result, the others clear it. */
 void tk_dbjob_finish(tk_dbjob *job, PGresult *r);
 
+/* The job's kind as the log names it ("key", "last_used", "scopes", ...). */
+const char *tk_dbjob_kind_name(tk_dbjob_kind kind);
+
 #endif

@@ -234,9 +234,15 @@ static wait_t db_open(tk_dbpool *p, int64_t deadline, PGconn **out)
 	return WAIT_OK;
 }
 
-static void drop_conn(dbthread *t)
+/* Drop t's connection after `job` failed on it: no answer by the job's
+ * deadline (late), or the connection broke. */
+static void drop_conn(dbthread *t, const char *job, int late)
 {
-	tk_log(TK_LOG_WARNING, "db.connection_lost", "detail", PQerrorMessage(t->conn), NULL);
+	if (late)
+		tk_log(TK_LOG_WARNING, "db.query_timeout", "job", job, "detail",
+		       "no answer by the job's deadline: the connection is dropped and opened again", NULL);
+	else
+		tk_log(TK_LOG_WARNING, "db.connection_lost", "job", job, "detail", PQerrorMessage(t->conn), NULL);
 	PQfinish(t->conn);
 	t->conn = NULL;
 	atomic_fetch_sub(&t->pool->connected, 1);
@@ -259,16 +265,18 @@ static const char *stmt_sql(const char *name)
  * or a primary demoted under us) gets the same treatment: nothing was
  * written, and the next connection goes to the host that accepts writes.
  */
-static PGresult *run_call(dbthread *t, const tk_dbcall *call, int64_t deadline)
+static PGresult *run_call(dbthread *t, const tk_dbcall *call, int64_t deadline, const char *job)
 {
 	PGresult *r = NULL;
+	wait_t w = WAIT_FAILED;
 	const char *text = call->stmt && t->pool->txn_pooling ? stmt_sql(call->stmt) : call->sql;
 	int sent = call->stmt && !t->pool->txn_pooling
 		? PQsendQueryPrepared(t->conn, call->stmt, call->nparams, call->params, NULL, NULL, 0)
 		: text && PQsendQueryParams(t->conn, text, call->nparams, NULL, call->params, NULL, NULL, 0);
 
-	if (!sent || flush_out(t->conn, deadline) != WAIT_OK || await_result(t->conn, deadline, &r) != WAIT_OK) {
-		drop_conn(t);
+	if (!sent || (w = flush_out(t->conn, deadline)) != WAIT_OK ||
+	    (w = await_result(t->conn, deadline, &r)) != WAIT_OK) {
+		drop_conn(t, job, w == WAIT_LATE);
 		return NULL;
 	}
 	const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
@@ -318,8 +326,8 @@ static void do_job(dbthread *t, tk_dbjob *j)
 
 	j->status = TK_DBJOB_FAILED;
 	if (tk_mono_ms() >= j->deadline_ms) {
-		tk_log(TK_LOG_WARNING, "db.job_expired", "detail", "waited in the queue past its deadline",
-		       NULL);
+		tk_log(TK_LOG_WARNING, "db.job_expired", "job", tk_dbjob_kind_name(j->kind), "detail",
+		       "waited in the queue past its deadline", NULL);
 		return;
 	}
 	if (tk_dbcall_make(j, &call) != 0)
@@ -334,7 +342,7 @@ static void do_job(dbthread *t, tk_dbjob *j)
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (ensure_conn(t, j->deadline_ms) != 0)
 			break;
-		PGresult *r = run_call(t, &call, j->deadline_ms);
+		PGresult *r = run_call(t, &call, j->deadline_ms, tk_dbjob_kind_name(j->kind));
 		if (r) {
 			tk_dbjob_finish(j, r);
 			break;
@@ -363,8 +371,8 @@ static void do_key_batch(dbthread *t, tk_dbjob **jobs, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		jobs[i]->status = TK_DBJOB_FAILED;
 		if (now >= jobs[i]->deadline_ms) {
-			tk_log(TK_LOG_WARNING, "db.job_expired", "detail", "waited in the queue past its deadline",
-			       NULL);
+			tk_log(TK_LOG_WARNING, "db.job_expired", "job", "key", "detail",
+			       "waited in the queue past its deadline", NULL);
 			continue;
 		}
 		if (jobs[i]->deadline_ms < deadline)
@@ -383,7 +391,7 @@ static void do_key_batch(dbthread *t, tk_dbjob **jobs, size_t n)
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (ensure_conn(t, deadline) != 0)
 			break;
-		PGresult *r = run_call(t, &call, deadline);
+		PGresult *r = run_call(t, &call, deadline, "key");
 		if (r) {
 			tk_dbjob_finish_keys(live, m, r);
 			break;
@@ -617,7 +625,7 @@ static void *db_thread_main(void *arg)
 				if (tk_mono_ms() >= until && nothing_to_take(p) && !p->stopping) {
 					pthread_mutex_unlock(&p->mu);
 					tk_dbcall ping = { .stmt = TK_DBSTMT_PING };
-					PGresult *r = run_call(t, &ping, tk_mono_ms() + p->timeout_ms);
+					PGresult *r = run_call(t, &ping, tk_mono_ms() + p->timeout_ms, "ping");
 					PQclear(r);
 					t->idle_since = tk_mono_ms();
 					pthread_mutex_lock(&p->mu);
