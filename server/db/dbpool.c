@@ -371,7 +371,7 @@ static void do_key_batch(dbthread *t, tk_dbjob **jobs, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		jobs[i]->status = TK_DBJOB_FAILED;
 		if (now >= jobs[i]->deadline_ms) {
-			tk_log(TK_LOG_WARNING, "db.job_expired", "job", "key", "detail",
+			tk_log(TK_LOG_WARNING, "db.job_expired", "job", tk_dbjob_kind_name(TK_DBJOB_KEY), "detail",
 			       "waited in the queue past its deadline", NULL);
 			continue;
 		}
@@ -391,7 +391,7 @@ static void do_key_batch(dbthread *t, tk_dbjob **jobs, size_t n)
 	for (int attempt = 0; attempt < 2; attempt++) {
 		if (ensure_conn(t, deadline) != 0)
 			break;
-		PGresult *r = run_call(t, &call, deadline, "key");
+		PGresult *r = run_call(t, &call, deadline, tk_dbjob_kind_name(TK_DBJOB_KEY));
 		if (r) {
 			tk_dbjob_finish_keys(live, m, r);
 			break;

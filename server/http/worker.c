@@ -229,8 +229,8 @@ static void flush_sized(tk_worker *w, int ok, int64_t took_us, size_t sent)
 		snprintf(a, sizeof(a), "%zu", was);
 		snprintf(b, sizeof(b), "%zu", w->flush_batch);
 		snprintf(t, sizeof(t), "%lld", (long long)(took_us / 1000));
-		tk_log(TK_LOG_DEBUG, "last_used.batch", "from", a, "to", b, "took_ms", t,
-		       "result", ok ? "ok" : "failed", NULL);
+		tk_log(TK_LOG_DEBUG, "last_used.batch", TK_LOG_NUM "from", a, TK_LOG_NUM "to", b,
+		       TK_LOG_NUM "took_ms", t, "result", ok ? "ok" : "failed", NULL);
 	}
 }
 
@@ -270,8 +270,6 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 	job->done = flush_done;
 	job->reply = w->mbox;
 	job->arg = w;
-	if (w->flush_batch < TK_LASTUSED_BATCH_MIN || w->flush_batch > TK_LASTUSED_BATCH)
-		w->flush_batch = TK_LASTUSED_BATCH;    /* a new worker's first flush */
 	job->n = pending < w->flush_batch ? pending : w->flush_batch;
 	job->ids = malloc(job->n * sizeof(*job->ids));
 	job->times = malloc(job->n * sizeof(*job->times));
@@ -427,6 +425,7 @@ int tk_workers_start(tk_server *srv, char *err, size_t errlen)
 		event_config_free(ec);
 		w->http = w->base ? evhttp_new(w->base) : NULL;
 		w->mbox = w->base ? tk_mailbox_new(w->base) : NULL;
+		w->flush_batch = TK_LASTUSED_BATCH;
 		if (!w->http || !w->mbox) {
 			snprintf(err, errlen, "cannot create worker %d event loop", i);
 			return -1;
