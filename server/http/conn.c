@@ -801,6 +801,43 @@ evhttp:
 	return 0;
 }
 
+/*
+ * RFC 9112 section 2.2: a server ignores empty lines (CRLF, or a bare LF)
+ * received before a request line; a client may send one after a POST body.
+ * The scanner skips them, but evhttp 2.1 answers one 400 and closes: so they
+ * are drained from the front of the input here, while no request line has
+ * begun, before the fast lane or evhttp reads it. A CR alone at the end stays
+ * (its LF may come next; evhttp waits for it too). They count toward no
+ * request: a connection between requests stays idle (its idle deadline goes
+ * on), one whose header deadline runs keeps it. Returns the bytes drained.
+ */
+static size_t drop_empty_lines(struct evbuffer *buf)
+{
+	struct evbuffer_iovec v;
+	if (evbuffer_peek(buf, 1, NULL, &v, 1) < 1 || v.iov_len == 0)
+		return 0;
+	unsigned char first = *(const unsigned char *)v.iov_base;
+	if (first != '\r' && first != '\n')
+		return 0;                           /* the usual case: one byte looked at */
+	size_t dropped = 0;
+	for (;;) {
+		unsigned char b[64];
+		ev_ssize_t got = evbuffer_copyout(buf, b, sizeof(b));
+		size_t n = 0;
+		while (got > 0 && n < (size_t)got) {
+			if (b[n] == '\n')
+				n++;
+			else if (b[n] == '\r' && n + 1 < (size_t)got && b[n + 1] == '\n')
+				n += 2;
+			else
+				break;
+		}
+		if (n == 0 || evbuffer_drain(buf, n) != 0)
+			return dropped;
+		dropped += n;
+	}
+}
+
 static void input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
 {
 	tk_conn *c = arg;
@@ -816,12 +853,21 @@ static void input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
 			evbuffer_remove_buffer(buf, c->held, evbuffer_get_length(buf));
 		return;
 	}
+	size_t len = evbuffer_get_length(buf);
+	size_t from = len >= info->n_added ? len - info->n_added : 0;
+	if ((c->phase == PH_IDLE || (c->phase == PH_HEADER && !tk_headscan_begun(&c->hs))) &&
+	    drop_empty_lines(buf) > 0) {
+		/* What is left was never scanned as a request, or only as empty lines. */
+		if (c->phase == PH_HEADER)
+			tk_headscan_reset(&c->hs, c->set->max_head);
+		from = 0;
+		if (evbuffer_get_length(buf) == 0)
+			return;
+	}
 	if (c->phase == PH_IDLE)
 		set_phase(c, PH_HEADER);            /* the first byte of the next request */
 	if (c->phase != PH_HEADER)
 		return;
-	size_t len = evbuffer_get_length(buf);
-	size_t from = len >= info->n_added ? len - info->n_added : 0;
 	if (!c->started)
 		c->fast_from0 = from == 0;
 	c->started = 1;
@@ -834,8 +880,11 @@ static void input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
 			read_stop(c);
 			return;
 		}
-		if (c->phase != PH_IDLE || evbuffer_get_length(buf) == 0)
-			return;                         /* closing, or nothing more */
+		if (c->phase != PH_IDLE)
+			return;                         /* closing */
+		drop_empty_lines(buf);              /* a CRLF after the body, say */
+		if (evbuffer_get_length(buf) == 0)
+			return;                         /* nothing more */
 		set_phase(c, PH_HEADER);            /* a pipelined request: still unread by evhttp */
 		c->started = 1;
 		c->fast_from0 = 1;
@@ -1107,6 +1156,7 @@ static void done_cb(struct evhttp_request *req, void *arg)
 	/* Bytes of a pipelined request may be waiting already: they start its
 	 * header deadline now. */
 	struct evbuffer *in = bufferevent_get_input(c->bev);
+	drop_empty_lines(in);                   /* before evhttp reads the next request */
 	if (evbuffer_get_length(in) > 0) {
 		set_phase(c, PH_HEADER);
 		c->started = 1;

@@ -24,6 +24,11 @@ void tk_headscan_reset(tk_headscan *s, size_t max_head)
 	s->field = F_OTHER;
 }
 
+int tk_headscan_begun(const tk_headscan *s)
+{
+	return s->st != SC_START;
+}
+
 /* RFC 9110 section 5.6.2: tchar. */
 static int is_tchar(unsigned char ch)
 {

@@ -60,6 +60,10 @@ void tk_headscan_reset(tk_headscan *s, size_t max_head);
  * included). */
 int tk_headscan_feed(tk_headscan *s, const unsigned char *p, size_t n, size_t *used);
 
+/* Whether the request line has begun: until then only empty lines (and
+ * perhaps the CR of one) have been fed. */
+int tk_headscan_begun(const tk_headscan *s);
+
 /* After TK_HS_DONE: the request's Content-Length (0 when none). */
 static inline uint64_t tk_headscan_length(const tk_headscan *s)
 {

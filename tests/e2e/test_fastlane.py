@@ -7,7 +7,8 @@ every other request. These tests hold it to evhttp's behaviour: the same
 answer header fields (an HTTP/1.0 request still goes through evhttp), order
 kept over pipelined requests (fast lane and evhttp mixed), requests split at
 any byte, a slow reader (partial writes), a client gone while a database
-lookup is pending, and the counter that says which lane served a request.
+lookup is pending, empty lines before a request (ignored on every path, no
+deadline moved), and the counter that says which lane served a request.
 Once a connection has had a fast-lane answer, conn.c reads its socket itself
 (no ioctl(FIONREAD) per request): the same turns, one step per send, and the
 system calls counted by strace.
@@ -129,6 +130,95 @@ def test_pipelined_in_order(env):
     for _, _, b in got[:2] + got[3:]:
         remember_token(b.decode())
     assert fast_count(env.srv) == before + 2, "the two before the GET took the fast lane"
+
+
+HEALTHZ = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def test_empty_lines_before_a_request_are_ignored(env):
+    """RFC 9112 section 2.2: empty lines (CRLF, or a bare LF) before a request
+    line are ignored, on every path a request takes: before the first request
+    of a connection, after a POST body in the same send as the next request
+    (fast lane, then fast lane again), alone between requests (the connection
+    stays idle and open), behind an evhttp answer, and trickled a byte at a
+    time. (evhttp 2.1 answered each of these 400 and closed.)"""
+    s = socket.create_connection(("127.0.0.1", env.port), timeout=10)
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    tokens = []
+    try:
+        (st, _, _), = exchange(s, b"\r\n\n" + HEALTHZ)                      # evhttp's, first on the connection
+        assert st == 200
+        before = fast_count(env.srv)
+        got = exchange(s, token_bytes(env.key, extra=b"X-Request-Id: e-1\r\n") + b"\r\n" +
+                       token_bytes(env.key, extra=b"X-Request-Id: e-2\r\n") + b"\r\n", n=2)
+        assert [(st, h["x-request-id"]) for st, h, _ in got] == [(200, "e-1"), (200, "e-2")]
+        tokens += [b for _, _, b in got]
+        assert fast_count(env.srv) == before + 2, "both on the fast lane, the CRLFs dropped"
+        s.sendall(b"\r\n")                                                  # alone, on an idle connection
+        time.sleep(0.2)
+        (st, h, b), = exchange(s, token_bytes(env.key, extra=b"X-Request-Id: e-3\r\n"))
+        assert st == 200 and h["x-request-id"] == "e-3"
+        tokens.append(b)
+        assert fast_count(env.srv) == before + 3
+        got = exchange(s, HEALTHZ + b"\r\n\r\n" + HEALTHZ, n=2)              # behind an evhttp answer
+        assert [st for st, _, _ in got] == [200, 200]
+        for piece in (b"\r", b"\n", b"\n", b"\r", b"\n"):                    # trickled, a CR split from its LF
+            s.sendall(piece)
+            time.sleep(0.05)
+        (st, h, b), = exchange(s, token_bytes(env.key, extra=b"X-Request-Id: e-4\r\n"))
+        assert st == 200 and h["x-request-id"] == "e-4"
+        tokens.append(b)
+    finally:
+        s.close()
+        for b in tokens:
+            remember_token(b.decode())
+    assert all(b"access_token" in b for b in tokens)
+
+
+def test_a_cr_without_its_lf_before_a_request_is_refused(env):
+    """Only whole empty lines are ignored: a CR followed by anything but LF is
+    refused (400 and the close), as anywhere in a head."""
+    data, closed = raw_exchange(env.port, b"\r" + HEALTHZ)
+    assert data.startswith(b"HTTP/1.1 400 "), data
+    assert b"CR must be followed by LF" in data and closed
+
+
+def test_empty_lines_extend_no_deadline(env, module_start_server):
+    """Empty lines trickled on an idle connection, or on a new one, start no
+    request and move no deadline: the connection is closed at its idle or
+    header deadline (1 s here) however many come."""
+    srv = module_start_server(env.t, header_timeout="1s", idle_timeout="1s")
+    for first in (token_bytes(env.key), None):
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        try:
+            if first:
+                (st, _, b), = exchange(s, first)
+                assert st == 200
+                remember_token(b.decode())
+            t0 = time.monotonic()
+            closed_after = None
+            answered = b""
+            while time.monotonic() - t0 < 4:
+                try:
+                    s.sendall(b"\r\n")
+                    s.settimeout(0.2)
+                    got = s.recv(4096)
+                    answered += got
+                    if got == b"":
+                        closed_after = time.monotonic() - t0
+                        break
+                except socket.timeout:
+                    continue
+                except (BrokenPipeError, ConnectionResetError):
+                    closed_after = time.monotonic() - t0
+                    break
+        finally:
+            s.close()
+        what = "idle" if first else "header"
+        assert closed_after is not None, f"empty lines every 0.2 s kept the connection open past its {what} deadline"
+        assert answered == b"", f"empty lines were answered: {answered[:200]!r}"
+        assert 0.8 < closed_after < 2.5, f"closed {closed_after:.2f} s after the {what} phase began"
 
 
 def test_split_byte_by_byte(env):
