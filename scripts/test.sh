@@ -12,10 +12,15 @@
 #   scripts/test.sh --fast     normal build only, without the tests marked slow
 #                              (pytest -m "not slow": those over ~5 s; no fuzzing)
 # Extra pytest arguments can be given in TOKEND_PYTEST_ARGS (e.g. "-k token -x").
+# The end-to-end tests run on TOKEND_PYTEST_WORKERS pytest-xdist workers (default
+# 2; 0 runs them in one process), a test file per worker at a time (--dist
+# loadfile: a file's module fixtures and order stay whole); each worker is a
+# session of its own with its own PostgreSQL cluster (tests/e2e/conftest.py).
 set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 PY=/usr/bin/python3
+WORKERS=${TOKEND_PYTEST_WORKERS:-2}
 QUICK=0
 MARKS=()
 case "${1:-}" in
@@ -64,6 +69,15 @@ trap 'exit 143' TERM
 log "installing dependencies"
 scripts/install-deps.sh || exit 1
 
+XDIST=()
+if [ "$WORKERS" != 0 ]; then
+  if $PY -c 'import xdist' 2>/dev/null; then
+    XDIST=(-n "$WORKERS" --dist loadfile)
+  else
+    echo "test.sh: pytest-xdist is missing (python3-pytest-xdist): the end-to-end tests run in one process"
+  fi
+fi
+
 failures=0
 builds=(normal)
 [ $QUICK -eq 1 ] || builds+=(sanitize)
@@ -107,7 +121,7 @@ for b in "${builds[@]}"; do
   TOKEND_BIN="$ROOT/$dir/tokend" TOKEND_BUILD="$b" \
   TOKEND_SCREENSHOT_DIR="${TOKEND_SCREENSHOT_DIR:-$ROOT/$dir/screenshots}" \
     setsid $PY -m pytest -c tests/e2e/pytest.ini tests/e2e --basetemp="$E2E_TMP/pytest-$b" \
-      --durations=25 "${MARKS[@]}" ${TOKEND_PYTEST_ARGS:-} &
+      --durations=25 "${XDIST[@]}" "${MARKS[@]}" ${TOKEND_PYTEST_ARGS:-} &
   PYTEST_PGID=$!
   wait "$PYTEST_PGID" || failures=$((failures + 1))
   PYTEST_PGID=

@@ -46,7 +46,9 @@ Every stdout/stderr the binary prints is recorded in support.registry.OUTPUTS
 At the end of the session (pytest_sessionfinish) every CLI output and server log
 of the run is scanned for client secrets, access tokens and peppers
 (support.leaks); a leak fails the run (exit status 1) and the summary says what
-leaked. It needs no test to run last.
+leaked. It needs no test to run last. Under pytest-xdist (scripts/test.sh) every
+worker is a session of its own (its own cluster, servers and outputs): each scans
+its own, and the controller reports all of them and fails the run on any leak.
 
 The binary is $TOKEND_BIN, else build/tokend. Tests marked `binary` fail
 (never skip) with a clear message when it is missing.
@@ -310,15 +312,21 @@ def console_tokend(module_tokend, module_start_server):
 # the session's leak scan
 # --------------------------------------------------------------------------
 _LEAKS = {"problems": None, "skipped": None}
+# Under pytest-xdist (scripts/test.sh runs the suite on two workers, a test file
+# per worker at a time) each worker is a session of its own, with its own
+# PostgreSQL cluster, servers and outputs: it scans its outputs at its end and
+# hands what it found to the controller (config.workeroutput), which reports
+# every worker's scan and measured bounds and fails the run on any leak.
+# _WORKERS: what each worker handed over, by worker id (the controller's).
+_WORKERS = {}
 
 
-def pytest_sessionfinish(session, exitstatus):
-    """The session finaliser: scan every CLI output and server log of the run for
-    client secrets, access tokens and peppers; a leak fails the run whatever the
-    tests said (the summary lists what leaked). Runs after every fixture's teardown,
-    so servers of every scope are stopped and their logs recorded."""
-    if not OUTPUTS:
-        return      # nothing ran the binary (--collect-only, or no e2e test selected)
+def _is_xdist_worker(config):
+    return hasattr(config, "workerinput")
+
+
+def _leak_scan():
+    """Scan every output of this session (process); fills _LEAKS."""
     if not TOKENS:
         # A partial run without servers: no token to look for; the CLI tests
         # scan their own outputs (test_cli.py).
@@ -336,35 +344,91 @@ def pytest_sessionfinish(session, exitstatus):
     except AssertionError as e:     # the registry is empty: nothing could be checked
         problems = [f"leak scan could not run: {e}"]
     _LEAKS["problems"] = problems
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The session finaliser: scan every CLI output and server log of the run for
+    client secrets, access tokens and peppers; a leak fails the run whatever the
+    tests said (the summary lists what leaked). Runs after every fixture's teardown,
+    so servers of every scope are stopped and their logs recorded. Under xdist a
+    worker scans its own outputs and hands the result to the controller, which
+    fails the run here on any worker's leak."""
+    problems = None
+    if OUTPUTS:     # else nothing ran the binary (--collect-only, no e2e test selected, the xdist controller)
+        _leak_scan()
+        problems = _LEAKS["problems"]
+    if _is_xdist_worker(session.config):
+        kinds = sum(1 for r in OUTPUTS if r["kind"] == "run")
+        session.config.workeroutput["tokend_e2e"] = {
+            "problems": problems, "skipped": _LEAKS["skipped"], "timings": [list(t) for t in TIMINGS],
+            "runs": kinds, "spawned": len(OUTPUTS) - kinds, "outputs": len(all_output_texts()) if OUTPUTS else 0,
+            "tokens": len(TOKENS)}
+        return
+    for w in _WORKERS.values():
+        if w["problems"]:
+            problems = (problems or []) + w["problems"]
     if problems and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+class _XdistController:
+    """Registered on the xdist controller only: collects each worker's scan."""
+
+    @pytest.hookimpl
+    def pytest_testnodedown(self, node, error):
+        out = getattr(node, "workeroutput", {}).get("tokend_e2e")
+        wid = node.gateway.id
+        if out is None:
+            # A worker that ran no e2e test hands nothing; one that crashed is
+            # reported by xdist as a failure of its running test.
+            return
+        _WORKERS[wid] = out
+
+
+def _scan_lines(tag, problems, skipped, outputs, tokens):
+    """(text, is_problem) lines of one session's scan for the summary."""
+    if problems:
+        yield f"tokend e2e leak scan FAILED{tag}: secrets, tokens or peppers in the session's outputs", True
+        for p in problems:
+            yield p, True
+    elif problems is not None:
+        yield (f"tokend e2e leak scan{tag}: {outputs} outputs, {tokens} tokens checked, nothing leaked"
+               + (f" ({skipped})" if skipped else "")), False
+    elif skipped:
+        yield f"tokend e2e leak scan skipped{tag}: {skipped}", False
+
+
 def pytest_terminal_summary(terminalreporter):
-    if TIMINGS:
+    timings = list(TIMINGS)
+    for w in _WORKERS.values():
+        timings += [tuple(t) for t in w["timings"]]
+    if timings:
         terminalreporter.write_sep("-", "tokend e2e measured bounds")
-        for label, text in TIMINGS:
+        for label, text in timings:
             terminalreporter.write_line(f"{label}: {text}")
     if OUTPUTS:
         kinds = sum(1 for r in OUTPUTS if r["kind"] == "run")
         terminalreporter.write_line(f"tokend e2e: {kinds} CLI runs, {len(OUTPUTS) - kinds} spawned processes; "
                                     f"binary {TOKEND_BIN}")
-    problems = _LEAKS["problems"]
-    if problems:
-        terminalreporter.write_sep("=", "tokend e2e leak scan FAILED: secrets, tokens or peppers in the "
-                                   "session's outputs", red=True, bold=True)
-        for p in problems:
-            terminalreporter.write_line(p, red=True)
-    elif problems is not None:
-        terminalreporter.write_line(f"tokend e2e leak scan: {len(all_output_texts())} outputs, "
-                                    f"{len(TOKENS)} tokens checked, nothing leaked"
-                                    + (f" ({_LEAKS['skipped']})" if _LEAKS["skipped"] else ""))
-    elif _LEAKS["skipped"]:
-        terminalreporter.write_line(f"tokend e2e leak scan skipped: {_LEAKS['skipped']}")
+    lines = list(_scan_lines("", _LEAKS["problems"], _LEAKS["skipped"],
+                             len(all_output_texts()) if OUTPUTS else 0, len(TOKENS)))
+    for wid in sorted(_WORKERS):
+        w = _WORKERS[wid]
+        terminalreporter.write_line(f"tokend e2e ({wid}): {w['runs']} CLI runs, {w['spawned']} spawned processes; "
+                                    f"binary {TOKEND_BIN}")
+        lines += _scan_lines(f" ({wid})", w["problems"], w["skipped"], w["outputs"], w["tokens"])
+    for text, bad in lines:
+        if bad and text.startswith("tokend e2e leak scan FAILED"):
+            terminalreporter.write_sep("=", text, red=True, bold=True)
+        else:
+            terminalreporter.write_line(text, red=bad)
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "binary: needs the tokend binary (fails, never skips, without it)")
+    if config.pluginmanager.hasplugin("xdist") and not _is_xdist_worker(config) and \
+            getattr(config.option, "numprocesses", None):
+        config.pluginmanager.register(_XdistController(), "tokend-e2e-xdist")
 
 
 @pytest.fixture(autouse=True)

@@ -224,3 +224,33 @@ def test_secrets_in_finds_every_secret_an_output_holds():
             parts.append(rng.choice([s, s[:rng.randrange(5, 50)], "x" + s, "tks" + s, s[:-3] + s]))
         text = rng.choice(["", "tks_", "_"]).join(parts)
         assert {s for s in secrets if s in secrets_in(text)} == {s for s in secrets if s in text}, text
+
+
+def _nested_run(tmp_path, leak):
+    """tests/e2e/leakplant_session.py in a pytest of its own on two xdist workers."""
+    import subprocess
+    import sys
+    here = os.path.dirname(os.path.abspath(__file__))
+    env = dict(os.environ, LEAKPLANT="1" if leak else "0")
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-c", os.path.join(here, "pytest.ini"), "-p", "no:cacheprovider",
+         "-n", "2", "--dist", "loadfile", "--basetemp", str(tmp_path / "nested"),
+         os.path.join(here, "leakplant_session.py")],
+        cwd=here, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_a_leak_found_by_an_xdist_worker_fails_the_run(tmp_path):
+    """scripts/test.sh runs the suite on xdist workers, each a session of its own
+    that scans its own outputs: the controller must fail the run on what a worker
+    found and show it (the worker's own exit status does not reach pytest's).
+    The same run without the planted leak passes and says what it checked."""
+    bad = _nested_run(tmp_path, leak=True)
+    assert bad.returncode == 1, bad.stdout[-3000:] + bad.stderr[-2000:]
+    assert "4 passed" in bad.stdout, bad.stdout[-3000:]
+    assert re.search(r"tokend e2e leak scan FAILED \(gw\d\)", bad.stdout), bad.stdout[-3000:]
+    assert "planted" in bad.stdout.split("leak scan FAILED", 1)[1], "the summary names the output"
+    good = _nested_run(tmp_path, leak=False)
+    assert good.returncode == 0, good.stdout[-3000:] + good.stderr[-2000:]
+    assert re.search(r"tokend e2e leak scan \(gw\d\): 4 outputs, 1 tokens checked, nothing leaked", good.stdout), \
+        good.stdout[-3000:]
+    assert good.stdout.count("planted bound") == 4, "the workers' measured bounds reach the summary"
