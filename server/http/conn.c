@@ -813,11 +813,8 @@ evhttp:
  */
 static size_t drop_empty_lines(struct evbuffer *buf)
 {
-	struct evbuffer_iovec v;
-	if (evbuffer_peek(buf, 1, NULL, &v, 1) < 1 || v.iov_len == 0)
-		return 0;
-	unsigned char first = *(const unsigned char *)v.iov_base;
-	if (first != '\r' && first != '\n')
+	unsigned char first;
+	if (evbuffer_copyout(buf, &first, 1) != 1 || (first != '\r' && first != '\n'))
 		return 0;                           /* the usual case: one byte looked at */
 	size_t dropped = 0;
 	for (;;) {
@@ -857,9 +854,13 @@ static void input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
 	size_t from = len >= info->n_added ? len - info->n_added : 0;
 	if ((c->phase == PH_IDLE || (c->phase == PH_HEADER && !tk_headscan_begun(&c->hs))) &&
 	    drop_empty_lines(buf) > 0) {
-		/* What is left was never scanned as a request, or only as empty lines. */
-		if (c->phase == PH_HEADER)
+		/* What is left was never scanned as a request, or only as empty
+		 * lines, and evhttp has read none of it: the request starts anew
+		 * (the fast lane may take it; a stop may close the connection). */
+		if (c->phase == PH_HEADER) {
 			tk_headscan_reset(&c->hs, c->set->max_head);
+			c->started = 0;
+		}
 		from = 0;
 		if (evbuffer_get_length(buf) == 0)
 			return;

@@ -45,7 +45,8 @@
  *     request; none of our endpoints takes one for those methods).
  * Empty lines before a request line (RFC 9112 section 2.2: a CRLF after a
  * POST body, say) are ignored: drained before evhttp, which would answer
- * them 400, reads them; they start no request and move no deadline.
+ * them 400, reads them; they start no request and move no deadline (a CR
+ * whose LF has not come yet starts the header phase, as any first byte does).
  * It answers 413 (and closes) a Content-Length over the set's max_body,
  * before evhttp buffers a byte of the body, unless the path is the admin
  * API's (its limit is its own). The scanner itself is headscan.c.

@@ -168,6 +168,14 @@ def test_empty_lines_before_a_request_are_ignored(env):
         (st, h, b), = exchange(s, token_bytes(env.key, extra=b"X-Request-Id: e-4\r\n"))
         assert st == 200 and h["x-request-id"] == "e-4"
         tokens.append(b)
+        assert fast_count(env.srv) == before + 4, "after a CR and its LF in two reads: the fast lane still"
+        (st, _, _), = exchange(s, b"\n" + b"\r\n" * 6000 + HEALTHZ)     # 12 KB of them: more than a head may be
+        assert st == 200
+        (st, h, b), = exchange(s, token_bytes(env.key, extra=b"X-Request-Id: e-5\r\n") + b"\r")
+        assert st == 200 and h["x-request-id"] == "e-5"                    # a CR behind the answer...
+        tokens.append(b)
+        (st, _, _), = exchange(s, b"\n" + HEALTHZ)                            # ... and its LF in the next send
+        assert st == 200
     finally:
         s.close()
         for b in tokens:
@@ -178,9 +186,10 @@ def test_empty_lines_before_a_request_are_ignored(env):
 def test_a_cr_without_its_lf_before_a_request_is_refused(env):
     """Only whole empty lines are ignored: a CR followed by anything but LF is
     refused (400 and the close), as anywhere in a head."""
-    data, closed = raw_exchange(env.port, b"\r" + HEALTHZ)
-    assert data.startswith(b"HTTP/1.1 400 "), data
-    assert b"CR must be followed by LF" in data and closed
+    for bad in (b"\r", b"\r\r\n", b"\r\n\r"):
+        data, closed = raw_exchange(env.port, bad + HEALTHZ)
+        assert data.startswith(b"HTTP/1.1 400 "), (bad, data)
+        assert b"CR must be followed by LF" in data and closed
 
 
 def test_empty_lines_extend_no_deadline(env, module_start_server):
@@ -188,7 +197,8 @@ def test_empty_lines_extend_no_deadline(env, module_start_server):
     request and move no deadline: the connection is closed at its idle or
     header deadline (1 s here) however many come."""
     srv = module_start_server(env.t, header_timeout="1s", idle_timeout="1s")
-    for first in (token_bytes(env.key), None):
+    for first, pieces in ((token_bytes(env.key), [b"\r\n"]), (None, [b"\r\n"]),
+                          (token_bytes(env.key), [b"\r", b"\n"])):   # a CR and its LF in turn
         s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
@@ -199,9 +209,11 @@ def test_empty_lines_extend_no_deadline(env, module_start_server):
             t0 = time.monotonic()
             closed_after = None
             answered = b""
+            sent = 0
             while time.monotonic() - t0 < 4:
                 try:
-                    s.sendall(b"\r\n")
+                    s.sendall(pieces[sent % len(pieces)])
+                    sent += 1
                     s.settimeout(0.2)
                     got = s.recv(4096)
                     answered += got

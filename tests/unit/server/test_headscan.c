@@ -237,8 +237,26 @@ static void test_path(void)
 	TEST_ASSERT(len == TK_HEADSCAN_TARGET_MAX && trunc);
 }
 
+/* Empty lines before the request line leave it not begun (conn.c drains them
+ * then); its first byte begins it, and a reset ends it. */
+static void test_begun(void)
+{
+	tk_headscan s;
+	size_t used;
+	tk_headscan_reset(&s, MAX_HEAD);
+	TEST_ASSERT(!tk_headscan_begun(&s));
+	TEST_ASSERT(tk_headscan_feed(&s, (const unsigned char *)"\r\n\n\r", 4, &used) == TK_HS_MORE);
+	TEST_ASSERT(!tk_headscan_begun(&s));          /* a CR waiting for its LF: still none */
+	TEST_ASSERT(tk_headscan_feed(&s, (const unsigned char *)"\nG", 2, &used) == TK_HS_MORE);
+	TEST_ASSERT(tk_headscan_begun(&s));
+	tk_headscan_reset(&s, MAX_HEAD);
+	TEST_ASSERT(!tk_headscan_begun(&s));
+	TEST_ASSERT(tk_headscan_feed(&s, (const unsigned char *)"\rG", 2, &used) == TK_HS_REFUSE);
+}
+
 int main(void)
 {
+	TEST_RUN(test_begun);
 	TEST_RUN(test_well_formed);
 	TEST_RUN(test_obs_fold);
 	TEST_RUN(test_cl_te_shapes);
