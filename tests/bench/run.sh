@@ -52,6 +52,10 @@
 #   BENCH_COMPARE_ROUNDS [2] rounds of run 1c     BENCH_COMPARE_OPENLOOP [BENCH_OPENLOOP]
 #                            1: each run 1c run also does the open loop at half of run 1's rate
 #   OPENLOOP_BIN [build/openloop]   MINTBENCH_BIN [build/mintbench] (run 0: the mint alone, by algorithm)
+#   BENCH_PAUSES [5]         seconds of "host pauses" before the runs (0: none): build/pauseprobe, a
+#                            spinning thread per CPU on the idle machine, counts the gaps in which it
+#                            did not run (in a VM: the host not running the virtual CPU), the floor
+#                            under any latency percentile here   PAUSEPROBE_BIN [build/pauseprobe]
 #   BENCH_PIN [1 on 2+ cores] 0: no run 1p and no run 1s
 #   BENCH_KEEP               set: keep the temp dir (logs, wrk output, perf.data)
 #   BENCH_MEMDUMP            1: after run 2's measure, where tokend's memory is: mem-run2.smaps
@@ -78,6 +82,9 @@ VERBOSE=${BENCH_VERBOSE:-0}
 ALGS=${BENCH_ALGS-EdDSA RS256}
 OPENLOOP_BIN=${OPENLOOP_BIN:-$ROOT/build/openloop}
 MINTBENCH_BIN=${MINTBENCH_BIN:-$ROOT/build/mintbench}
+PAUSEPROBE_BIN=${PAUSEPROBE_BIN:-$ROOT/build/pauseprobe}
+PAUSE_S=${BENCH_PAUSES:-5}
+PAUSES=""
 COMPARE=${BENCH_COMPARE:-}
 RECENT=${BENCH_RECENT_USE:-1}
 BULK=${BENCH_BULK:-$(( NKEYS > 100000 ? 1 : 0 ))}
@@ -87,7 +94,7 @@ COMPARE_ROUNDS=${BENCH_COMPARE_ROUNDS:-2}
 COMPARE_OL=${BENCH_COMPARE_OPENLOOP:-${BENCH_OPENLOOP:-1}}
 WRK_PATH=/oauth2/token
 
-bench_check_ints RUN_S CONNS THREADS WORKERS NKEYS NACCOUNTS WARM_MAX COMPARE_ROUNDS RUN2_ROUNDS
+bench_check_ints RUN_S CONNS THREADS WORKERS NKEYS NACCOUNTS WARM_MAX COMPARE_ROUNDS RUN2_ROUNDS PAUSE_S
 [ -z "$COMPARE" ] || [ -x "$COMPARE" ] || die "BENCH_COMPARE: not an executable tokend binary: $COMPARE"
 [ "$NKEYS" -ge "$NACCOUNTS" ] || NACCOUNTS=$NKEYS
 # The schema caps key_limit at 100000 per account.
@@ -255,6 +262,7 @@ issue16_targets() {
   if [ -n "$OL_P99" ]; then
     printf '  open-loop p99       %s ms at %s requests/s, half the peak (target <= 2 ms); late %s, non-2xx %s\n' \
       "$OL_P99" "$OL_RATE" "$OL_LATE" "$OL_NON2XX"
+    [ -z "$PAUSES" ] || printf '                      host pauses before the runs, idle: %s\n' "$PAUSES"
   else
     echo "  open-loop p99       not run (BENCH_OPENLOOP=0)"
   fi
@@ -307,6 +315,21 @@ echo "  tokend    $("$BIN" --version 2>/dev/null | head -1) ($ORIG_BIN), workers
 echo "  wrk       $(wrk --version 2>&1 | head -1 | awk '{ print $2 }'), $THREADS threads, $CONNS connections, keep-alive, ${RUN_S} s per run"
 echo "  openssl   $(openssl version)"
 bench_header_load
+# Host pauses, on the idle machine (before PostgreSQL and tokend start): per second
+# and CPU, gaps of >= 1, 2 and 5 ms in a spinning thread's run, the longest, and the
+# share of time a request arriving at a random instant would wait over 2 ms for its
+# CPU (sum of (gap - 2 ms) over the time): a floor under the open loop's tail.
+if [ "$PAUSE_S" -gt 0 ] && [ -x "$PAUSEPROBE_BIN" ]; then
+  "$PAUSEPROBE_BIN" "$PAUSE_S" $(seq 0 $(( $(nproc) - 1 ))) >"$TMP/pauses.out" 2>&1 || true
+  PAUSES=$(awk '/^PAUSES cpu=all / {
+      for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+      if (v["seconds"] > 0)
+        printf "%.1f/s of >= 1 ms, %.1f/s >= 2 ms, %.1f/s >= 5 ms per CPU, longest %.1f ms; over 2 ms at a random instant %.2f%% of the time",
+               v["ge1ms"] / v["seconds"], v["ge2ms"] / v["seconds"], v["ge5ms"] / v["seconds"], v["max_us"] / 1000, v["over2ms_pct"] }'     "$TMP/pauses.out")
+  echo "  host pauses  ${PAUSES:-not measured (pauseprobe failed: $(head -1 "$TMP/pauses.out"))} (a spinning thread per CPU, idle machine, ${PAUSE_S} s)"
+else
+  echo "  host pauses  not measured (BENCH_PAUSES=0, or no $PAUSEPROBE_BIN)"
+fi
 
 bench_setup "key_cache_size = $CACHE_SIZE"
 KEY_JSON=$(tokend key create --account bench --name "bench key" --scopes bench:read --json)

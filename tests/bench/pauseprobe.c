@@ -1,0 +1,143 @@
+/*
+ * pauseprobe.c - how often, and for how long, this machine stops running a
+ * busy thread (tests/bench/run.sh, "host pauses").
+ *
+ *   pauseprobe SECONDS [CPU...]
+ *
+ * One thread per CPU given (each pinned to its CPU; none given: one thread,
+ * unpinned) reads CLOCK_MONOTONIC in a tight loop for SECONDS. A gap between
+ * two reads is time the thread did not run: an interrupt, another task, or,
+ * in a virtual machine, the host not running the virtual CPU. Run on an idle
+ * machine, the long gaps (1 ms and more) are the host's: no server on this
+ * machine can answer a request in less time than the pause it falls into,
+ * so they bound what a latency percentile can show here.
+ *
+ * Prints one line per CPU and one for all:
+ *   PAUSES cpu=N seconds=S ge50us=.. ge250us=.. ge1ms=.. ge2ms=.. ge5ms=..
+ *          lost1ms_pct=.. over2ms_pct=.. max_us=..
+ * (counts of gaps at least that long; lost1ms_pct: the share of time spent in
+ * gaps of 1 ms or more; over2ms_pct: the share of time a request arriving at
+ * a random instant would wait over 2 ms for the CPU, sum(gap - 2 ms) / time).
+ * Exit 0, or 2 on bad arguments.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_CPUS 64
+
+enum { B50US, B250US, B1MS, B2MS, B5MS, NB };
+static const double edge_s[NB] = { 50e-6, 250e-6, 1e-3, 2e-3, 5e-3 };
+
+typedef struct probe {
+	int cpu;                  /* -1: not pinned */
+	double seconds;
+	long count[NB];
+	double lost1ms, over2ms, max_gap, ran;
+	pthread_t th;
+} probe;
+
+static double now_s(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static void *run(void *arg)
+{
+	probe *p = arg;
+	if (p->cpu >= 0) {
+		cpu_set_t set;
+		CPU_ZERO(&set);
+		CPU_SET(p->cpu, &set);
+		if (sched_setaffinity(0, sizeof(set), &set) != 0)
+			p->cpu = -1;      /* reported unpinned */
+	}
+	double start = now_s(), last = start, end = start + p->seconds;
+	for (;;) {
+		double t = now_s(), gap = t - last;
+		last = t;
+		if (gap >= edge_s[B50US]) {
+			for (int b = NB - 1; b >= 0; b--)
+				if (gap >= edge_s[b]) {
+					for (int k = 0; k <= b; k++)
+						p->count[k]++;
+					break;
+				}
+			if (gap >= 1e-3)
+				p->lost1ms += gap;
+			if (gap > 2e-3)
+				p->over2ms += gap - 2e-3;
+			if (gap > p->max_gap)
+				p->max_gap = gap;
+		}
+		if (t >= end)
+			break;
+	}
+	p->ran = last - start;
+	return NULL;
+}
+
+static void print(const char *cpu, double ran, const long *count, double lost1ms, double over2ms, double max_gap)
+{
+	printf("PAUSES cpu=%s seconds=%.1f ge50us=%ld ge250us=%ld ge1ms=%ld ge2ms=%ld ge5ms=%ld "
+	       "lost1ms_pct=%.3f over2ms_pct=%.3f max_us=%.0f\n",
+	       cpu, ran, count[B50US], count[B250US], count[B1MS], count[B2MS], count[B5MS],
+	       ran > 0 ? lost1ms / ran * 100 : 0, ran > 0 ? over2ms / ran * 100 : 0, max_gap * 1e6);
+}
+
+int main(int argc, char **argv)
+{
+	static probe p[MAX_CPUS];
+	char *end;
+	double seconds = argc > 1 ? strtod(argv[1], &end) : 0;
+	if (argc < 2 || *end != '\0' || !(seconds > 0 && seconds <= 600) || argc - 2 > MAX_CPUS) {
+		fprintf(stderr, "usage: pauseprobe SECONDS (0 < SECONDS <= 600) [CPU...] (at most %d)\n", MAX_CPUS);
+		return 2;
+	}
+	int n = argc > 2 ? argc - 2 : 1;
+	for (int i = 0; i < n; i++) {
+		long cpu = -1;
+		if (argc > 2) {
+			cpu = strtol(argv[i + 2], &end, 10);
+			if (*end != '\0' || cpu < 0 || cpu >= CPU_SETSIZE) {
+				fprintf(stderr, "pauseprobe: not a CPU number: %s\n", argv[i + 2]);
+				return 2;
+			}
+		}
+		p[i].cpu = (int)cpu;
+		p[i].seconds = seconds;
+		if (pthread_create(&p[i].th, NULL, run, &p[i]) != 0) {
+			fprintf(stderr, "pauseprobe: cannot start a thread\n");
+			return 2;
+		}
+	}
+	long all[NB] = { 0 };
+	double ran = 0, lost = 0, over = 0, maxg = 0;
+	for (int i = 0; i < n; i++) {
+		char name[16];
+		pthread_join(p[i].th, NULL);
+		if (p[i].cpu >= 0)
+			snprintf(name, sizeof(name), "%d", p[i].cpu);
+		else
+			snprintf(name, sizeof(name), "any");
+		print(name, p[i].ran, p[i].count, p[i].lost1ms, p[i].over2ms, p[i].max_gap);
+		for (int b = 0; b < NB; b++)
+			all[b] += p[i].count[b];
+		ran += p[i].ran;
+		lost += p[i].lost1ms;
+		over += p[i].over2ms;
+		if (p[i].max_gap > maxg)
+			maxg = p[i].max_gap;
+	}
+	/* All: counts summed, shares over the threads' summed time. */
+	print("all", ran, all, lost, over, maxg);
+	return 0;
+}
