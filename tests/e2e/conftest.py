@@ -414,8 +414,9 @@ def pytest_terminal_summary(terminalreporter):
                              len(all_output_texts()) if OUTPUTS else 0, len(TOKENS)))
     for wid in sorted(_WORKERS):
         w = _WORKERS[wid]
-        terminalreporter.write_line(f"tokend e2e ({wid}): {w['runs']} CLI runs, {w['spawned']} spawned processes; "
-                                    f"binary {TOKEND_BIN}")
+        if w["runs"] or w["spawned"]:
+            terminalreporter.write_line(f"tokend e2e ({wid}): {w['runs']} CLI runs, {w['spawned']} spawned "
+                                        f"processes; binary {TOKEND_BIN}")
         lines += _scan_lines(f" ({wid})", w["problems"], w["skipped"], w["outputs"], w["tokens"])
     for text, bad in lines:
         if bad and text.startswith("tokend e2e leak scan FAILED"):
