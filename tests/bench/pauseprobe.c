@@ -89,7 +89,7 @@ static void *run(void *arg)
 	for (;;) {
 		double t = now_s(), gap = t - last;
 		last = t;
-		if (gap >= 1e-3) {
+		if (gap >= edge_s[B1MS]) {
 			/* On the run queue for most of it: the guest's; else the host's. */
 			double q = run_queue_wait();
 			int guest = q >= 0 && q_last >= 0 && q - q_last >= gap / 2;
@@ -97,10 +97,10 @@ static void *run(void *arg)
 			q_at = now_s();
 			if (!guest) {
 				p->host_ge1ms++;
-				if (gap >= 2e-3)
+				if (gap >= edge_s[B2MS])
 					p->host_ge2ms++;
-				if (gap > 2e-3)
-					p->host_over2ms += gap - 2e-3;
+				if (gap > edge_s[B2MS])
+					p->host_over2ms += gap - edge_s[B2MS];
 				if (gap > p->host_max)
 					p->host_max = gap;
 			}
@@ -110,16 +110,12 @@ static void *run(void *arg)
 			q_at = last = now_s();
 		}
 		if (gap >= edge_s[B50US]) {
-			for (int b = NB - 1; b >= 0; b--)
-				if (gap >= edge_s[b]) {
-					for (int k = 0; k <= b; k++)
-						p->count[k]++;
-					break;
-				}
-			if (gap >= 1e-3)
+			for (int b = 0; b < NB && gap >= edge_s[b]; b++)
+				p->count[b]++;      /* each edge counts the gaps at least that long */
+			if (gap >= edge_s[B1MS])
 				p->lost1ms += gap;
-			if (gap > 2e-3)
-				p->over2ms += gap - 2e-3;
+			if (gap > edge_s[B2MS])
+				p->over2ms += gap - edge_s[B2MS];
 			if (gap > p->max_gap)
 				p->max_gap = gap;
 		}

@@ -65,8 +65,7 @@ from support import browser as browser_support
 from support.keys import SECRET_FIND_RE, make_signing_keys
 from support.leaks import leak_problems, session_texts
 from support.pg import Postgres
-from support.registry import (CURRENT_TEST, OUTPUTS, OUTPUTS_LOCK, SANITIZER_MARKERS, SECRETS, TIMINGS, TOKENS,
-                              all_output_texts)
+from support.registry import CURRENT_TEST, OUTPUTS, OUTPUTS_LOCK, SANITIZER_MARKERS, SECRETS, TIMINGS, TOKENS
 from support.server import Starter, new_key
 from support.tokend import SPAWNED, Tokend, binary_is_sanitized
 from support.util import TOKEND_BIN, closed_port_url, tmp_base
@@ -346,6 +345,13 @@ def _leak_scan():
     _LEAKS["problems"] = problems
 
 
+def _session_summary():
+    """This session's figures for the summary; a worker hands them to the controller."""
+    runs = sum(1 for r in OUTPUTS if r["kind"] == "run")
+    return {"problems": _LEAKS["problems"], "skipped": _LEAKS["skipped"], "timings": [list(t) for t in TIMINGS],
+            "runs": runs, "spawned": len(OUTPUTS) - runs, "tokens": len(TOKENS)}
+
+
 def pytest_sessionfinish(session, exitstatus):
     """The session finaliser: scan every CLI output and server log of the run for
     client secrets, access tokens and peppers; a leak fails the run whatever the
@@ -353,20 +359,12 @@ def pytest_sessionfinish(session, exitstatus):
     so servers of every scope are stopped and their logs recorded. Under xdist a
     worker scans its own outputs and hands the result to the controller, which
     fails the run here on any worker's leak."""
-    problems = None
     if OUTPUTS:     # else nothing ran the binary (--collect-only, no e2e test selected, the xdist controller)
         _leak_scan()
-        problems = _LEAKS["problems"]
     if _is_xdist_worker(session.config):
-        kinds = sum(1 for r in OUTPUTS if r["kind"] == "run")
-        session.config.workeroutput["tokend_e2e"] = {
-            "problems": problems, "skipped": _LEAKS["skipped"], "timings": [list(t) for t in TIMINGS],
-            "runs": kinds, "spawned": len(OUTPUTS) - kinds, "outputs": len(all_output_texts()) if OUTPUTS else 0,
-            "tokens": len(TOKENS)}
+        session.config.workeroutput["tokend_e2e"] = _session_summary()
         return
-    for w in _WORKERS.values():
-        if w["problems"]:
-            problems = (problems or []) + w["problems"]
+    problems = [p for s in [_LEAKS, *_WORKERS.values()] for p in (s["problems"] or [])]
     if problems and session.exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -377,52 +375,36 @@ class _XdistController:
     @pytest.hookimpl
     def pytest_testnodedown(self, node, error):
         out = getattr(node, "workeroutput", {}).get("tokend_e2e")
-        wid = node.gateway.id
-        if out is None:
+        if out is not None:
             # A worker that ran no e2e test hands nothing; one that crashed is
             # reported by xdist as a failure of its running test.
-            return
-        _WORKERS[wid] = out
-
-
-def _scan_lines(tag, problems, skipped, outputs, tokens):
-    """(text, is_problem) lines of one session's scan for the summary."""
-    if problems:
-        yield f"tokend e2e leak scan FAILED{tag}: secrets, tokens or peppers in the session's outputs", True
-        for p in problems:
-            yield p, True
-    elif problems is not None:
-        yield (f"tokend e2e leak scan{tag}: {outputs} outputs, {tokens} tokens checked, nothing leaked"
-               + (f" ({skipped})" if skipped else "")), False
-    elif skipped:
-        yield f"tokend e2e leak scan skipped{tag}: {skipped}", False
+            _WORKERS[node.gateway.id] = out
 
 
 def pytest_terminal_summary(terminalreporter):
-    timings = list(TIMINGS)
-    for w in _WORKERS.values():
-        timings += [tuple(t) for t in w["timings"]]
+    # This process's session, then each xdist worker's.
+    sessions = [("", _session_summary())] + [(f" ({wid})", _WORKERS[wid]) for wid in sorted(_WORKERS)]
+    timings = [t for _, s in sessions for t in s["timings"]]
     if timings:
         terminalreporter.write_sep("-", "tokend e2e measured bounds")
         for label, text in timings:
             terminalreporter.write_line(f"{label}: {text}")
-    if OUTPUTS:
-        kinds = sum(1 for r in OUTPUTS if r["kind"] == "run")
-        terminalreporter.write_line(f"tokend e2e: {kinds} CLI runs, {len(OUTPUTS) - kinds} spawned processes; "
-                                    f"binary {TOKEND_BIN}")
-    lines = list(_scan_lines("", _LEAKS["problems"], _LEAKS["skipped"],
-                             len(all_output_texts()) if OUTPUTS else 0, len(TOKENS)))
-    for wid in sorted(_WORKERS):
-        w = _WORKERS[wid]
-        if w["runs"] or w["spawned"]:
-            terminalreporter.write_line(f"tokend e2e ({wid}): {w['runs']} CLI runs, {w['spawned']} spawned "
+    for tag, s in sessions:
+        if s["runs"] or s["spawned"]:
+            terminalreporter.write_line(f"tokend e2e{tag}: {s['runs']} CLI runs, {s['spawned']} spawned "
                                         f"processes; binary {TOKEND_BIN}")
-        lines += _scan_lines(f" ({wid})", w["problems"], w["skipped"], w["outputs"], w["tokens"])
-    for text, bad in lines:
-        if bad and text.startswith("tokend e2e leak scan FAILED"):
-            terminalreporter.write_sep("=", text, red=True, bold=True)
-        else:
-            terminalreporter.write_line(text, red=bad)
+    for tag, s in sessions:
+        if s["problems"]:
+            terminalreporter.write_sep("=", f"tokend e2e leak scan FAILED{tag}: secrets, tokens or peppers in "
+                                       "the session's outputs", red=True, bold=True)
+            for p in s["problems"]:
+                terminalreporter.write_line(p, red=True)
+        elif s["problems"] is not None:
+            terminalreporter.write_line(f"tokend e2e leak scan{tag}: {s['runs'] + s['spawned']} outputs, "
+                                        f"{s['tokens']} tokens checked, nothing leaked"
+                                        + (f" ({s['skipped']})" if s["skipped"] else ""))
+        elif s["skipped"]:
+            terminalreporter.write_line(f"tokend e2e leak scan skipped{tag}: {s['skipped']}")
 
 
 def pytest_configure(config):
