@@ -63,7 +63,8 @@ static const cf_param params[] = {
 	{ "ops_listen_address",       S(ops_listen_address),     "127.0.0.1",   0, 0, 0, NULL },
 	{ "ops_listen_port",          I(ops_listen_port),        "0",           0, 0, 65535, NULL },
 	{ "metrics_per_account",      B(metrics_per_account),    "no",          0, 0, 1, NULL },
-	{ "workers",                  I(workers),                "2",           0, 1, 64, NULL },
+	{ "workers",                  I(workers),                "2",           0, 1, TK_WORKERS_MAX, NULL },
+	{ "worker_cpus",              S(worker_cpus),            "auto",        0, 0, 0, NULL },
 	{ "console",                  B(console),                "on",          0, 0, 1, NULL },
 	{ "issuer",                   S(issuer),                 "http://127.0.0.1:8080", 0, 0, 0, NULL },
 	{ "key_id_prefix_live",       S(key_id_prefix_live),     "tk_",         0, 0, 0, NULL },
@@ -327,6 +328,16 @@ static int validate(tk_config *cfg, char *err, size_t errlen)
 	char why[160];
 	if (tk_proxies_parse(cfg->trusted_proxies, &cfg->proxies, why, sizeof(why)) != 0) {
 		snprintf(err, errlen, "%s: trusted_proxies: %s", where, why);
+		return -1;
+	}
+	if (tk_cpulist_parse(cfg->worker_cpus, &cfg->cpus, why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "%s: worker_cpus: %s", where, why);
+		return -1;
+	}
+	if (cfg->cpus.mode == TK_CPUS_LIST && cfg->cpus.n > (size_t)cfg->workers) {
+		snprintf(err, errlen, "%s: worker_cpus: lists %zu CPUs for %d worker%s (worker i runs on the i-th "
+		         "CPU listed: raise workers or list fewer)", where, cfg->cpus.n, cfg->workers,
+		         cfg->workers == 1 ? "" : "s");
 		return -1;
 	}
 	return 0;

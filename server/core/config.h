@@ -16,7 +16,10 @@
 
 #include <tokend/crypto.h>
 
+#include "cpus.h"
 #include "proxy.h"
+
+#define TK_WORKERS_MAX 64                /* workers at most */
 
 /* Where a setting's value came from (tk_config.source, by table order). */
 #define TK_CONFIG_FROM_DEFAULT 0
@@ -43,6 +46,8 @@ typedef struct tk_config {
 	int ops_listen_port;      /* 0: /metrics, /healthz, /readyz on the main listener */
 	int metrics_per_account;  /* tokend_account_tokens_issued_total{account=...} (cardinality) */
 	int workers;
+	char *worker_cpus;               /* auto, off, or CPUs: where each worker runs (cpus.h) */
+	tk_cpulist cpus;                 /* worker_cpus, parsed by the load */
 	int console;              /* the web console at /console/ (server/console/) */
 	char *issuer;
 	char *key_id_prefix_live; /* prefixes of new keys (keyfmt.h); old prefixes keep working */

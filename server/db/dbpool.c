@@ -586,6 +586,9 @@ static void *db_thread_main(void *arg)
 {
 	dbthread *t = arg;
 	tk_dbpool *p = t->pool;
+	char name[16];
+	snprintf(name, sizeof(name), "tokend-db%d", t->index);
+	pthread_setname_np(pthread_self(), name);
 	ensure_conn(t, tk_mono_ms() + IDLE_CONNECT_MS);   /* at once, off the caller's thread */
 	for (;;) {
 		tk_dbjob *j;

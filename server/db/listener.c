@@ -147,6 +147,7 @@ static void *listener_main(void *arg)
 	tk_listener *l = arg;
 	PGconn *c = NULL;
 	int logged_down = 0;
+	pthread_setname_np(pthread_self(), "tokend-listen");
 	while (!atomic_load(&l->stopping)) {
 		if (!c) {
 			char why[600];

@@ -7,6 +7,7 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -395,6 +396,11 @@ static void stop_check_cb(evutil_socket_t fd, short what, void *arg)
 static void *worker_main(void *arg)
 {
 	tk_worker *w = arg;
+	char name[16];
+
+	/* top -H, perf and /proc/<pid>/task/<tid>/comm tell the workers apart. */
+	snprintf(name, sizeof(name), "tokend-w%d", w->index);
+	pthread_setname_np(pthread_self(), name);
 	event_base_dispatch(w->base);
 	return NULL;
 }
@@ -554,6 +560,23 @@ int tk_workers_start(tk_server *srv, char *err, size_t errlen)
 		w->stop_ev = event_new(w->base, -1, EV_PERSIST, stop_check_cb, w);
 		event_add(w->stop_ev, &sv);
 	}
+	/* Where each worker runs (worker_cpus, cpus.h): planned against the
+	 * CPUs this process may use, before any thread starts. */
+	int cpu[TK_WORKERS_MAX];
+	char note[256], why[256];
+	cpu_set_t allowed;
+	if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0) {
+		if (cfg->cpus.mode == TK_CPUS_LIST) {
+			snprintf(err, errlen, "worker_cpus: cannot read this process's CPU affinity: %s", strerror(errno));
+			return -1;
+		}
+		CPU_ZERO(&allowed);          /* auto: no CPU count matches, nobody is pinned */
+	}
+	if (srv->nworkers > TK_WORKERS_MAX ||
+	    tk_cpulist_plan(&cfg->cpus, srv->nworkers, &allowed, cpu, note, sizeof(note), why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "worker_cpus: %s", srv->nworkers > TK_WORKERS_MAX ? "too many workers" : why);
+		return -1;
+	}
 	for (int i = 0; i < srv->nworkers; i++) {
 		int rc = pthread_create(&srv->workers[i].thread, NULL, worker_main, &srv->workers[i]);
 		if (rc != 0) {
@@ -564,7 +587,23 @@ int tk_workers_start(tk_server *srv, char *err, size_t errlen)
 			return -1;
 		}
 		srv->workers[i].started = 1;
+		if (cpu[i] >= 0) {
+			cpu_set_t one;
+			CPU_ZERO(&one);
+			CPU_SET(cpu[i], &one);
+			rc = pthread_setaffinity_np(srv->workers[i].thread, sizeof(one), &one);
+			if (rc != 0) {
+				/* A placement, not a condition of service: say so and go on. */
+				char wi[16], wc[16];
+				snprintf(wi, sizeof(wi), "%d", i);
+				snprintf(wc, sizeof(wc), "%d", cpu[i]);
+				tk_log(TK_LOG_WARNING, "worker.cpu_failed", TK_LOG_NUM "worker", wi, TK_LOG_NUM "cpu", wc,
+				       "error", strerror(rc), NULL);
+				snprintf(note, sizeof(note), "not all pinned (worker %d: %s)", i, strerror(rc));
+			}
+		}
 	}
+	tk_log(TK_LOG_INFO, "workers.cpus", "cpus", note, NULL);
 	return 0;
 }
 

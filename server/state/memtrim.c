@@ -64,6 +64,7 @@ int tk_memtrim_now(void)
 static void *trim_main(void *arg)
 {
 	(void)arg;
+	pthread_setname_np(pthread_self(), "tokend-trim");
 	pthread_mutex_lock(&T.mu);
 	while (!T.stopping) {
 		struct timespec until = tk_deadline_in(T.interval_ms);

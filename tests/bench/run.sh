@@ -111,6 +111,16 @@ metric() {   # value of an unlabelled metric (awk reads to the end: an early exi
 }
 
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$TOKEND_PID/status"; }
+# Each worker thread (tokend-w<i>) and the CPUs it may run on, as the kernel has them.
+worker_placement() {
+  local t out=""
+  for t in /proc/"$TOKEND_PID"/task/*; do
+    case "$(cat "$t/comm" 2>/dev/null)" in
+      tokend-w*) out="$out${out:+, }$(cat "$t/comm") on CPU $(awk '/^Cpus_allowed_list:/ { print $2 }' "$t/status")" ;;
+    esac
+  done
+  echo "${out:-unknown}"
+}
 # BENCH_MEMDUMP=1: where tokend's memory is, after run 2's measure: $1.smaps (the
 # kernel's mappings), $1.malloc.xml (glibc's malloc_info: each arena's in-use and
 # free bytes; gdb attaches for a moment). With BENCH_KEEP to read them afterwards.
@@ -360,6 +370,8 @@ printf '  tokend CPU split    user %s us + system %s us per token (system: syste
   "$CPU1_USER" "$CPU1_SYS"
 TPS1=$TPS
 printf '  tokend RSS          %s kB\n' "$(rss_kb)"
+printf '  workers placed      %s (worker_cpus = %s)\n' "$(worker_placement)" \
+  "$(sed -n 's/^worker_cpus = //p' "$CONF" | tail -1 | grep . || echo auto)"
 profile run1 "$HERE/token.lua" BENCH_AUTH="$AUTH"
 CPU1=$(us_per_token $((after - before)) $((c1 - c0)))
 NON2XX1=$(field run1 non2xx)

@@ -194,9 +194,10 @@ class Server(Captured):
             SERVERS.append(self)
 
     # -- lifecycle ----------------------------------------------------------
-    def start(self, wait=True, timeout=60.0, env=None):
-        """`env`: extra environment variables for tokend (support.tokend.base_env)."""
-        self._launch([str(self.tokend.bin), "--config", str(self.config), "serve"], base_env(env))
+    def start(self, wait=True, timeout=60.0, env=None, cpus=None):
+        """`env`: extra environment variables for tokend (support.tokend.base_env); `cpus`: its
+        affinity mask (the CPUs it may run on), else pytest's."""
+        self._launch([str(self.tokend.bin), "--config", str(self.config), "serve"], base_env(env), cpus)
         if wait:
             self.wait_ready(timeout)
         return self
@@ -300,12 +301,13 @@ class Starter:
         self.signing_keys = signing_keys
         self.started = []
 
-    def __call__(self, tokend, *, keys=("es256",), wait=True, check_exit=True, env=None, **settings):
+    def __call__(self, tokend, *, keys=("es256",), wait=True, check_exit=True, env=None, cpus=None,
+                 **settings):
         paths = [self.signing_keys[k] if k in self.signing_keys else k for k in keys]
         s = Server(tokend, paths, **settings)
         s.check_exit = check_exit
         self.started.append(s)
-        return s.start(wait=wait, env=env)
+        return s.start(wait=wait, env=env, cpus=cpus)
 
     def stop_all(self):
         errors = []

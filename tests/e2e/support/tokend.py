@@ -188,12 +188,14 @@ class Captured:
     """
     proc = None
 
-    def _launch(self, cmd, env):
+    def _launch(self, cmd, env, cpus=None):
+        """`cpus`: the CPUs the process may run on (its affinity mask), else pytest's."""
         self.cmd = cmd
         self._out = open(self.out_path, "w")
         self._err = open(self.err_path, "w")
+        pre = (lambda: os.sched_setaffinity(0, cpus)) if cpus is not None else None
         self.proc = subprocess.Popen(cmd, stdout=self._out, stderr=self._err,
-                                     stdin=subprocess.DEVNULL, env=env)
+                                     stdin=subprocess.DEVNULL, env=env, preexec_fn=pre)
 
     def _terminate(self, timeout, kill_wait):
         """SIGTERM, then SIGKILL after `timeout` s; True if it had to be killed."""

@@ -1,0 +1,154 @@
+"""worker_cpus: where each worker thread runs (server/core/cpus.h).
+
+A real `tokend serve` started with a chosen affinity mask (the CPUs it may run on, as taskset or a
+cpuset would give it); the kernel's own record of each thread (/proc/<pid>/task/<tid>: its name and
+Cpus_allowed_list) says where the workers were put. `auto` pins worker i to the i-th CPU only when
+there are as many workers as CPUs, `off` never pins, a list pins in its order; a CPU outside the mask,
+a malformed list or more CPUs than workers stop the start with a reason, and nothing was pinned."""
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from support.server import new_key
+
+pytestmark = pytest.mark.binary
+
+CPUS = sorted(os.sched_getaffinity(0))
+needs_two = pytest.mark.skipif(len(CPUS) < 2, reason="needs two CPUs to place workers on")
+
+
+def threads(pid):
+    """{thread name: [its allowed CPUs as text, one entry per thread of that name]}."""
+    out = {}
+    for t in sorted(Path(f"/proc/{pid}/task").iterdir()):
+        name = (t / "comm").read_text().strip()
+        allowed = next(ln.split(":", 1)[1].strip() for ln in (t / "status").read_text().splitlines()
+                       if ln.startswith("Cpus_allowed_list:"))
+        out.setdefault(name, []).append(allowed)
+    return out
+
+
+def mask(cpus):
+    """Cpus_allowed_list's text for a set of CPUs (ranges folded as the kernel writes them)."""
+    cpus, parts, i = sorted(cpus), [], 0
+    while i < len(cpus):
+        j = i
+        while j + 1 < len(cpus) and cpus[j + 1] == cpus[j] + 1:
+            j += 1
+        parts.append(str(cpus[i]) if i == j else f"{cpus[i]}-{cpus[j]}")
+        i = j + 1
+    return ",".join(parts)
+
+
+def placed(srv):
+    """The log's account of the placement (workers.cpus)."""
+    ev = srv.log_events("workers.cpus")
+    assert len(ev) == 1, srv.stderr_text()[-3000:]
+    return ev[0]["cpus"]
+
+
+def serves(tokend, srv):
+    """Tokens come out: over fresh connections, which the kernel spreads over the workers' listeners."""
+    if not hasattr(tokend, "cpus_key"):
+        tokend.account("cpus")
+        tokend.seed_scopes("read")
+        tokend.cpus_key = new_key(tokend, "cpus")
+    key = tokend.cpus_key
+    for _ in range(8):
+        r = srv.token(key)
+        assert r.status == 200, r.body
+
+
+@needs_two
+def test_auto_pins_one_worker_per_cpu_when_they_are_as_many(tokend, start_server):
+    a, b = CPUS[0], CPUS[1]
+    srv = start_server(tokend, workers=2, cpus={a, b})
+    t = threads(srv.proc.pid)
+    assert t["tokend-w0"] == [str(a)] and t["tokend-w1"] == [str(b)], t
+    # Every other thread (main, database pool, LISTEN, memory trim) keeps the whole mask.
+    others = [m for name, ms in t.items() if not name.startswith("tokend-w") for m in ms]
+    assert others and all(m == mask({a, b}) for m in others), t
+    assert {"tokend", "tokend-listen", "tokend-db0"} <= set(t), t
+    assert placed(srv) == f"{a},{b}"
+    serves(tokend, srv)
+
+
+@needs_two
+@pytest.mark.parametrize("workers", [1, 3])
+def test_auto_leaves_the_workers_to_the_scheduler_when_counts_differ(tokend, start_server, workers):
+    a, b = CPUS[0], CPUS[1]
+    srv = start_server(tokend, workers=workers, cpus={a, b})
+    t = threads(srv.proc.pid)
+    assert [f"tokend-w{i}" in t for i in range(workers)] == [True] * workers, t
+    assert all(m == mask({a, b}) for ms in t.values() for m in ms), t
+    assert placed(srv).startswith(f"not pinned: {workers} worker{'s' if workers > 1 else ''} and 2 CPUs"), \
+        placed(srv)
+    serves(tokend, srv)
+
+
+@needs_two
+def test_off_never_pins(tokend, start_server):
+    a, b = CPUS[0], CPUS[1]
+    srv = start_server(tokend, workers=2, worker_cpus="off", cpus={a, b})
+    t = threads(srv.proc.pid)
+    assert t["tokend-w0"] == [mask({a, b})] and t["tokend-w1"] == [mask({a, b})], t
+    assert placed(srv) == "not pinned (worker_cpus = off)"
+
+
+@needs_two
+def test_a_list_pins_in_its_order_and_wraps(tokend, start_server):
+    a, b = CPUS[0], CPUS[1]
+    srv = start_server(tokend, workers=2, worker_cpus=f"{b}, {a}", cpus={a, b})
+    t = threads(srv.proc.pid)
+    assert t["tokend-w0"] == [str(b)] and t["tokend-w1"] == [str(a)], t
+    assert placed(srv) == f"{b},{a}"
+    serves(tokend, srv)
+    # One CPU for three workers: all three on it, the other threads free.
+    srv = start_server(tokend, workers=3, worker_cpus=str(b), cpus={a, b})
+    t = threads(srv.proc.pid)
+    assert [t[f"tokend-w{i}"] for i in range(3)] == [[str(b)]] * 3, t
+    assert t["tokend"] == [mask({a, b})], t
+    serves(tokend, srv)
+
+
+@needs_two
+def test_a_cpu_outside_the_mask_stops_the_start(tokend, start_server):
+    a, b = CPUS[0], CPUS[1]
+    srv = start_server(tokend, workers=1, worker_cpus=str(b), cpus={a}, wait=False, check_exit=False)
+    srv.proc.wait(timeout=60)
+    err = srv.stderr_text()
+    assert srv.proc.returncode == 1, err[-3000:]
+    assert (f"tokend: worker_cpus: CPU {b} is not one this process may run on (1 allowed by its "
+            "affinity mask") in err, err[-3000:]
+    assert not srv.log_lines("server.started")
+
+
+@pytest.mark.parametrize("value, why", [
+    ("0,0", "CPU 0 is listed twice"),
+    ("0-", "'0-' is not a CPU number (0 to 1023) or range"),
+    ("1024", "'1024' is not a CPU number"),
+    ("3-1", "the range 3-1 runs backwards"),
+    ("0,,1", "an empty entry"),
+    ("on", "'on' is not a CPU number"),
+    ("0-2", "lists 3 CPUs for 2 workers"),
+])
+def test_a_bad_list_is_refused_with_its_reason(tokend, value, why):
+    for how in ("file", "env"):
+        if how == "file":
+            cfg = tokend.write_config([f"worker_cpus = {value}", "workers = 2",
+                                       f"pepper_file = {tokend.pepper_file}"])
+            r = tokend.run("config", config=cfg, check=1)
+        else:
+            cfg = tokend.write_config(["workers = 2", f"pepper_file = {tokend.pepper_file}"])
+            r = tokend.run("config", config=cfg, check=1, env={"TOKEND_WORKER_CPUS": value})
+        assert "worker_cpus: " + why in r.stderr, (how, r.stderr)
+
+
+def test_config_shows_the_default_and_a_list(tokend):
+    r = tokend.run("--json", "config", config=False, check=0)
+    assert json.loads(r.stdout)["settings"]["worker_cpus"] == {
+        "value": "auto", "source": "default", "env": "TOKEND_WORKER_CPUS"}
+    cfg = tokend.write_config(["worker_cpus = 1,0", "workers = 2", f"pepper_file = {tokend.pepper_file}"])
+    assert "worker_cpus = 1,0" in tokend.run("config", config=cfg, check=0).stdout
