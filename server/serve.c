@@ -240,11 +240,12 @@ static int check_schema(tk_server *srv, char *err, size_t errlen)
  * warn and name it, or with listen_exclusive refuse. 0, or -1 with err.
  */
 static int check_port(const tk_config *cfg, const char *setting, const char *addr, int port,
-                      char *err, size_t errlen)
+                      int *shared, char *err, size_t errlen)
 {
 	char who[256], where[80];
 	if (tk_port_listener(addr, port, who, sizeof(who)) != 1)
 		return 0;
+	*shared = 1;
 	snprintf(where, sizeof(where), "%s:%d", addr, port);
 	if (cfg->listen_exclusive) {
 		snprintf(err, errlen, "another process already listens on %s (%s): %s; listen_exclusive = yes "
@@ -363,10 +364,11 @@ int tk_serve_main(int argc, char **argv)
 	                                              : cfg->database_url, srv.cache, cfg->db_timeout * 1000,
 	                                              on_scopes_changed, on_keys_changed, &srv))) {
 		snprintf(err, sizeof(err), "cannot start the notification listener");
-	} else if (check_port(cfg, "listen_port", cfg->listen_address, cfg->listen_port, err, sizeof(err)) != 0 ||
+	} else if (check_port(cfg, "listen_port", cfg->listen_address, cfg->listen_port, &srv.port_shared,
+	                      err, sizeof(err)) != 0 ||
 	           (cfg->admin_listen_port &&
 	            check_port(cfg, "admin_listen_port", cfg->admin_listen_address, cfg->admin_listen_port,
-	                       err, sizeof(err)) != 0)) {
+	                       &(int){ 0 }, err, sizeof(err)) != 0)) {
 		rc = -1;
 	} else {
 		tk_listener_watch_signing_keys(srv.listener, &signing_keys_hook);

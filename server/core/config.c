@@ -334,10 +334,9 @@ static int validate(tk_config *cfg, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: worker_cpus: %s", where, why);
 		return -1;
 	}
-	if (cfg->cpus.mode == TK_CPUS_LIST && cfg->cpus.n > (size_t)cfg->workers) {
-		snprintf(err, errlen, "%s: worker_cpus: lists %zu CPUs for %d worker%s (worker i runs on the i-th "
-		         "CPU listed: raise workers or list fewer)", where, cfg->cpus.n, cfg->workers,
-		         cfg->workers == 1 ? "" : "s");
+	_Static_assert(TK_CPUS_LIST_MAX >= TK_WORKERS_MAX, "a list names one CPU per worker");
+	if (tk_cpulist_fits(&cfg->cpus, cfg->workers, why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "%s: worker_cpus: %s", where, why);
 		return -1;
 	}
 	return 0;

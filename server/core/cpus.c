@@ -6,9 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 
-static int is_sep(char c)
+static int is_blank(char c)
 {
-	return c == ',' || c == ' ' || c == '\t';
+	return c == ' ' || c == '\t';
 }
 
 /* A CPU number at *p: decimal digits only, below TK_CPUS_MAX. Advances *p. */
@@ -29,115 +29,146 @@ static int cpu_number(const char **p, int *out)
 	return 0;
 }
 
-static void set_off(tk_cpulist *out)
+/* Refuse: *out off (a refusal pins nothing), the reason about `entry`. */
+static int refuse(tk_cpulist *out, char *why, size_t wl, const char *entry, size_t elen, const char *reason)
 {
+	memset(out, 0, sizeof(*out));
 	out->mode = TK_CPUS_OFF;
-	out->n = 0;
+	if (entry != NULL)
+		snprintf(why, wl, "`%.*s`: %s", (int)(elen > 32 ? 32 : elen), entry, reason);
+	else
+		snprintf(why, wl, "%s", reason);
+	return -1;
+}
+
+/* The entry starting at s: up to the next comma or blank. */
+static size_t entry_len(const char *s)
+{
+	return strcspn(s, ", \t");
 }
 
 int tk_cpulist_parse(const char *text, tk_cpulist *out, char *why, size_t wl)
 {
+	static const char not_cpu[] = "not a CPU number (0 to 1023), a range such as 4-7, auto or off";
 	cpu_set_t seen;
 	const char *p = text ? text : "";
+	size_t len;
 
+	_Static_assert(TK_CPUS_MAX == 1024, "not_cpu names the highest CPU number");
+	memset(out, 0, sizeof(*out));
 	out->mode = TK_CPUS_AUTO;
-	out->n = 0;
-	while (*p == ' ' || *p == '\t')
+	while (is_blank(*p))
 		p++;
-	if (*p == '\0' || strcmp(p, "auto") == 0)
+	for (len = strlen(p); len > 0 && is_blank(p[len - 1]); len--)
+		;
+	if (len == 0 || (len == 4 && strncmp(p, "auto", 4) == 0))
 		return 0;
-	if (strcmp(p, "off") == 0) {
-		set_off(out);
+	if (len == 3 && strncmp(p, "off", 3) == 0) {
+		out->mode = TK_CPUS_OFF;
 		return 0;
 	}
 	out->mode = TK_CPUS_LIST;
 	CPU_ZERO(&seen);
-	for (;;) {
+	for (const char *end = p + len;;) {
 		const char *start = p;
-		size_t elen = strcspn(start, ", \t");
+		size_t elen = entry_len(start);
 		int lo, hi;
 
-		if (elen == 0) {
-			snprintf(why, wl, "an empty entry (a CPU number or a range such as 4-7 between commas)");
-			set_off(out);
-			return -1;
-		}
-		if (cpu_number(&p, &lo) != 0) {
-			snprintf(why, wl, "'%.*s' is not a CPU number (0 to %d) or range", (int)(elen > 32 ? 32 : elen),
-			         start, TK_CPUS_MAX - 1);
-			set_off(out);
-			return -1;
-		}
+		if (elen == 0)
+			return refuse(out, why, wl, NULL, 0, "an empty entry between commas");
+		if (cpu_number(&p, &lo) != 0)
+			return refuse(out, why, wl, start, elen, not_cpu);
 		hi = lo;
-		if (*p == '-') {
-			p++;
-			if (cpu_number(&p, &hi) != 0) {
-				snprintf(why, wl, "'%.*s' is not a CPU number (0 to %d) or range",
-				         (int)(elen > 32 ? 32 : elen), start, TK_CPUS_MAX - 1);
-				set_off(out);
-				return -1;
-			}
-		}
-		if (*p != '\0' && !is_sep(*p)) {
-			snprintf(why, wl, "'%.*s' is not a CPU number (0 to %d) or range", (int)(elen > 32 ? 32 : elen),
-			         start, TK_CPUS_MAX - 1);
-			set_off(out);
-			return -1;
-		}
-		if (hi < lo) {
-			snprintf(why, wl, "the range %d-%d runs backwards", lo, hi);
-			set_off(out);
-			return -1;
-		}
+		if (*p == '-' && (p++, cpu_number(&p, &hi) != 0))
+			return refuse(out, why, wl, start, elen, not_cpu);
+		if (p != end && *p != ',' && !is_blank(*p))
+			return refuse(out, why, wl, start, elen, not_cpu);
+		if (hi < lo)
+			return refuse(out, why, wl, start, elen, "the range runs backwards");
 		for (int c = lo; c <= hi; c++) {
 			if (CPU_ISSET(c, &seen)) {
-				snprintf(why, wl, "CPU %d is listed twice", c);
-				set_off(out);
-				return -1;
+				char r[48];
+				snprintf(r, sizeof(r), "CPU %d is listed twice", c);
+				return refuse(out, why, wl, start, elen, r);
 			}
+			if (out->n == TK_CPUS_LIST_MAX)
+				return refuse(out, why, wl, NULL, 0, "more than 64 CPUs (one per worker, and workers "
+				              "are at most 64)");
 			CPU_SET(c, &seen);
 			out->v[out->n++] = (short)c;
 		}
-		/* Separators: spaces, or one comma with spaces around it. */
-		while (*p == ' ' || *p == '\t')
+		/* Separators: blanks, or one comma with blanks around it. */
+		while (p != end && is_blank(*p))
 			p++;
-		if (*p == ',') {
+		if (p != end && *p == ',') {
 			p++;
-			while (*p == ' ' || *p == '\t')
+			while (p != end && is_blank(*p))
 				p++;
-			if (*p == '\0' || *p == ',') {
-				snprintf(why, wl, "an empty entry (a CPU number or a range such as 4-7 between commas)");
-				set_off(out);
-				return -1;
-			}
+			if (p == end || *p == ',')
+				return refuse(out, why, wl, NULL, 0, "an empty entry between commas");
 		}
-		if (*p == '\0')
+		if (p == end)
 			return 0;
 	}
 }
 
-/* "0,1,2" (ascending runs are not folded: a worker's CPU reads off at its place). */
-static void list_text(const int *cpu, int n, char *out, size_t cap)
+int tk_cpulist_fits(const tk_cpulist *l, int nworkers, char *why, size_t wl)
 {
+	if (l->mode != TK_CPUS_LIST || l->n == (size_t)nworkers)
+		return 0;
+	snprintf(why, wl, "lists %zu CPU%s for %d worker%s (one CPU per worker, in order)", l->n,
+	         l->n == 1 ? "" : "s", nworkers, nworkers == 1 ? "" : "s");
+	return -1;
+}
+
+/* Append `piece` to out (*o: its length so far; cap >= 4), or end it with
+ * "..." when the rest might not fit: a cut list never shows part of a number.
+ * While *o < cap, there is room for "..." after it. */
+static void append(char *out, size_t cap, size_t *o, const char *piece)
+{
+	size_t n = strlen(piece);
+
+	if (*o >= cap)                    /* ended already */
+		return;
+	if (*o + n + 4 > cap) {
+		memcpy(out + *o, "...", 4);
+		*o = cap;
+		return;
+	}
+	memcpy(out + *o, piece, n + 1);
+	*o += n;
+}
+
+/* "0-3,6" (the kernel's Cpus_allowed_list form). */
+static void mask_text(const cpu_set_t *s, char *out, size_t cap)
+{
+	char piece[32];
 	size_t o = 0;
 
 	out[0] = '\0';
-	for (int i = 0; i < n && o < cap; i++) {
-		int w = snprintf(out + o, cap - o, "%s%d", i ? "," : "", cpu[i]);
-		if (w < 0 || (size_t)w >= cap - o) {
-			/* Too long for the line: end it visibly rather than mid-number. */
-			if (cap >= 4)
-				memcpy(out + cap - 4, "...", 4);
-			return;
-		}
-		o += (size_t)w;
+	for (int c = 0; c < TK_CPUS_MAX; c++) {
+		if (!CPU_ISSET(c, s))
+			continue;
+		int e = c;
+		while (e + 1 < TK_CPUS_MAX && CPU_ISSET(e + 1, s))
+			e++;
+		if (e == c)
+			snprintf(piece, sizeof(piece), "%s%d", o ? "," : "", c);
+		else
+			snprintf(piece, sizeof(piece), "%s%d-%d", o ? "," : "", c, e);
+		append(out, cap, &o, piece);
+		c = e;
 	}
+	if (o == 0)
+		snprintf(out, cap, "none");
 }
 
-int tk_cpulist_plan(const tk_cpulist *l, int nworkers, const cpu_set_t *allowed, int *cpu,
-                    char *note, size_t nl, char *why, size_t wl)
+int tk_cpulist_plan(const tk_cpulist *l, int nworkers, const cpu_set_t *allowed, const char *no_auto,
+                    int *cpu, char *note, size_t nl, char *why, size_t wl)
 {
-	int count = CPU_COUNT(allowed);
+	char piece[16];
+	size_t o = 0;
+	int count = allowed ? CPU_COUNT(allowed) : 0;
 
 	for (int i = 0; i < nworkers; i++)
 		cpu[i] = -1;
@@ -147,6 +178,10 @@ int tk_cpulist_plan(const tk_cpulist *l, int nworkers, const cpu_set_t *allowed,
 		snprintf(note, nl, "not pinned (worker_cpus = off)");
 		return 0;
 	case TK_CPUS_AUTO:
+		if (no_auto != NULL || allowed == NULL) {
+			snprintf(note, nl, "not pinned: %s", no_auto ? no_auto : "the CPUs this process may run on are not known");
+			return 0;
+		}
 		if (count != nworkers) {
 			snprintf(note, nl, "not pinned: %d worker%s and %d CPU%s to run on (worker_cpus = auto pins "
 			         "only when they are as many)", nworkers, nworkers == 1 ? "" : "s", count,
@@ -158,22 +193,29 @@ int tk_cpulist_plan(const tk_cpulist *l, int nworkers, const cpu_set_t *allowed,
 				cpu[i++] = c;
 		break;
 	case TK_CPUS_LIST:
-		if (l->n == 0 || l->n > (size_t)nworkers) {
-			snprintf(why, wl, "lists %zu CPUs for %d worker%s (worker i runs on the i-th CPU listed: "
-			         "raise workers or list fewer)", l->n, nworkers, nworkers == 1 ? "" : "s");
+		if (tk_cpulist_fits(l, nworkers, why, wl) != 0)
+			return -1;
+		if (allowed == NULL) {
+			snprintf(why, wl, "the CPUs this process may run on are not known%s%s",
+			         no_auto ? ": " : "", no_auto ? no_auto : "");
 			return -1;
 		}
 		for (size_t k = 0; k < l->n; k++) {
 			if (!CPU_ISSET(l->v[k], allowed)) {
-				snprintf(why, wl, "CPU %d is not one this process may run on (%d allowed by its affinity "
-				         "mask: taskset, cpuset or CPUAffinity)", l->v[k], count);
+				char m[TK_CPUS_NOTE_MAX - 160];
+				mask_text(allowed, m, sizeof(m));
+				snprintf(why, wl, "CPU %d is not one this process may run on (its affinity mask, from "
+				         "taskset, a cpuset or CPUAffinity=, allows %s)", l->v[k], m);
 				return -1;
 			}
 		}
 		for (int i = 0; i < nworkers; i++)
-			cpu[i] = l->v[(size_t)i % l->n];
+			cpu[i] = l->v[i];
 		break;
 	}
-	list_text(cpu, nworkers, note, nl);
+	for (int i = 0; i < nworkers; i++) {
+		snprintf(piece, sizeof(piece), "%s%d", i ? "," : "", cpu[i]);
+		append(note, nl, &o, piece);
+	}
 	return 0;
 }

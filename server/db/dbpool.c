@@ -40,6 +40,7 @@
 #include "dbjobs.h"
 #include "log.h"
 #include "mailbox.h"
+#include "thread.h"
 
 typedef struct dbthread {
 	tk_dbpool *pool;
@@ -586,9 +587,6 @@ static void *db_thread_main(void *arg)
 {
 	dbthread *t = arg;
 	tk_dbpool *p = t->pool;
-	char name[16];
-	snprintf(name, sizeof(name), "tokend-db%d", t->index);
-	pthread_setname_np(pthread_self(), name);
 	ensure_conn(t, tk_mono_ms() + IDLE_CONNECT_MS);   /* at once, off the caller's thread */
 	for (;;) {
 		tk_dbjob *j;
@@ -734,6 +732,7 @@ tk_dbpool *tk_dbpool_start(const char *url, int threads, int64_t timeout_ms, siz
 			return NULL;
 		}
 		p->nthreads = i + 1;
+		tk_thread_name(p->threads[i].thread, "tokend-db", i);
 	}
 	return p;
 }

@@ -19,6 +19,7 @@
 
 #include "db.h"
 #include "log.h"
+#include "thread.h"
 
 struct tk_listener {
 	char *url;
@@ -147,7 +148,6 @@ static void *listener_main(void *arg)
 	tk_listener *l = arg;
 	PGconn *c = NULL;
 	int logged_down = 0;
-	pthread_setname_np(pthread_self(), "tokend-listen");
 	while (!atomic_load(&l->stopping)) {
 		if (!c) {
 			char why[600];
@@ -243,6 +243,7 @@ tk_listener *tk_listener_start(const char *url, tk_keycache *cache, int64_t time
 		free(l);
 		return NULL;   /* the cache stays bypassed: correctness over speed */
 	}
+	tk_thread_name(l->thread, "tokend-listen", -1);
 	return l;
 }
 

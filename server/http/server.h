@@ -86,6 +86,7 @@ typedef struct tk_server {
 	unsigned char pepper_check[TK_HASH_LEN];
 	_Atomic int pepper_ok;
 	int nworkers;
+	int port_shared;                      /* another process listened on listen_port at start */
 	tk_worker *workers;
 	_Atomic int stopping;
 	int64_t started_at;

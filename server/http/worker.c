@@ -24,6 +24,7 @@
 #include "log.h"
 #include "router.h"
 #include "server.h"
+#include "thread.h"
 
 /* ---- requests ---- */
 
@@ -396,18 +397,64 @@ static void stop_check_cb(evutil_socket_t fd, short what, void *arg)
 static void *worker_main(void *arg)
 {
 	tk_worker *w = arg;
-	char name[16];
-
-	/* top -H, perf and /proc/<pid>/task/<tid>/comm tell the workers apart. */
-	snprintf(name, sizeof(name), "tokend-w%d", w->index);
-	pthread_setname_np(pthread_self(), name);
 	event_base_dispatch(w->base);
 	return NULL;
+}
+
+/* Where each worker runs (worker_cpus, cpus.h), planned before any socket
+ * is bound: a refused list must not have taken connections. 0, or -1 with err. */
+static int plan_cpus(const tk_server *srv, int *cpu, char *note, size_t nl, char *err, size_t errlen)
+{
+	char why[TK_CPUS_NOTE_MAX], unknown[96] = "";
+	const char *no_auto = srv->port_shared ? "another process listens on listen_port too (a rolling "
+	                                         "restart?): the two would pin their workers alike" : NULL;
+	cpu_set_t allowed;
+	int known = sched_getaffinity(0, sizeof(allowed), &allowed) == 0;
+
+	if (!known) {
+		snprintf(unknown, sizeof(unknown), "its CPU affinity cannot be read (%s)", strerror(errno));
+		no_auto = unknown;
+	}
+	if (srv->nworkers > TK_WORKERS_MAX ||
+	    tk_cpulist_plan(&srv->cfg->cpus, srv->nworkers, known ? &allowed : NULL, no_auto, cpu, note, nl,
+	                    why, sizeof(why)) != 0) {
+		snprintf(err, errlen, "worker_cpus: %s", srv->nworkers > TK_WORKERS_MAX ? "too many workers" : why);
+		return -1;
+	}
+	return 0;
+}
+
+/* Pin a started worker to its CPU (cpu < 0: none). A placement is not a
+ * condition of service: a failure is logged and added to the note. */
+static void pin_worker(tk_worker *w, int cpu, char *note, size_t nl)
+{
+	cpu_set_t one;
+	int rc;
+
+	if (cpu < 0)
+		return;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	rc = pthread_setaffinity_np(w->thread, sizeof(one), &one);
+	if (rc != 0) {
+		char wi[16], wc[16];
+		size_t o = strlen(note);
+		snprintf(wi, sizeof(wi), "%d", w->index);
+		snprintf(wc, sizeof(wc), "%d", cpu);
+		tk_log(TK_LOG_WARNING, "workers.cpu_failed", TK_LOG_NUM "worker", wi, TK_LOG_NUM "cpu", wc,
+		       "error", strerror(rc), NULL);
+		if (o < nl)
+			snprintf(note + o, nl - o, "; worker %d not pinned: %s", w->index, strerror(rc));
+	}
 }
 
 int tk_workers_start(tk_server *srv, char *err, size_t errlen)
 {
 	tk_config *cfg = srv->cfg;
+	int cpu[TK_WORKERS_MAX];
+	char note[TK_CPUS_NOTE_MAX + 128];
+	if (plan_cpus(srv, cpu, note, sizeof(note), err, errlen) != 0)
+		return -1;
 	srv->workers = calloc((size_t)srv->nworkers, sizeof(tk_worker));
 	if (!srv->workers) {
 		snprintf(err, errlen, "out of memory");
@@ -560,23 +607,6 @@ int tk_workers_start(tk_server *srv, char *err, size_t errlen)
 		w->stop_ev = event_new(w->base, -1, EV_PERSIST, stop_check_cb, w);
 		event_add(w->stop_ev, &sv);
 	}
-	/* Where each worker runs (worker_cpus, cpus.h): planned against the
-	 * CPUs this process may use, before any thread starts. */
-	int cpu[TK_WORKERS_MAX];
-	char note[256], why[256];
-	cpu_set_t allowed;
-	if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0) {
-		if (cfg->cpus.mode == TK_CPUS_LIST) {
-			snprintf(err, errlen, "worker_cpus: cannot read this process's CPU affinity: %s", strerror(errno));
-			return -1;
-		}
-		CPU_ZERO(&allowed);          /* auto: no CPU count matches, nobody is pinned */
-	}
-	if (srv->nworkers > TK_WORKERS_MAX ||
-	    tk_cpulist_plan(&cfg->cpus, srv->nworkers, &allowed, cpu, note, sizeof(note), why, sizeof(why)) != 0) {
-		snprintf(err, errlen, "worker_cpus: %s", srv->nworkers > TK_WORKERS_MAX ? "too many workers" : why);
-		return -1;
-	}
 	for (int i = 0; i < srv->nworkers; i++) {
 		int rc = pthread_create(&srv->workers[i].thread, NULL, worker_main, &srv->workers[i]);
 		if (rc != 0) {
@@ -587,21 +617,8 @@ int tk_workers_start(tk_server *srv, char *err, size_t errlen)
 			return -1;
 		}
 		srv->workers[i].started = 1;
-		if (cpu[i] >= 0) {
-			cpu_set_t one;
-			CPU_ZERO(&one);
-			CPU_SET(cpu[i], &one);
-			rc = pthread_setaffinity_np(srv->workers[i].thread, sizeof(one), &one);
-			if (rc != 0) {
-				/* A placement, not a condition of service: say so and go on. */
-				char wi[16], wc[16];
-				snprintf(wi, sizeof(wi), "%d", i);
-				snprintf(wc, sizeof(wc), "%d", cpu[i]);
-				tk_log(TK_LOG_WARNING, "worker.cpu_failed", TK_LOG_NUM "worker", wi, TK_LOG_NUM "cpu", wc,
-				       "error", strerror(rc), NULL);
-				snprintf(note, sizeof(note), "not all pinned (worker %d: %s)", i, strerror(rc));
-			}
-		}
+		tk_thread_name(srv->workers[i].thread, "tokend-w", i);
+		pin_worker(&srv->workers[i], cpu[i], note, sizeof(note));
 	}
 	tk_log(TK_LOG_INFO, "workers.cpus", "cpus", note, NULL);
 	return 0;

@@ -16,6 +16,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "thread.h"
 
 /* Blocks from this size on are mapped on their own (glibc's default, fixed:
  * a fixed threshold no longer rises with each large block freed). */
@@ -64,7 +65,6 @@ int tk_memtrim_now(void)
 static void *trim_main(void *arg)
 {
 	(void)arg;
-	pthread_setname_np(pthread_self(), "tokend-trim");
 	pthread_mutex_lock(&T.mu);
 	while (!T.stopping) {
 		struct timespec until = tk_deadline_in(T.interval_ms);
@@ -112,6 +112,7 @@ int tk_memtrim_start(int64_t interval_ms)
 		goto out;
 	}
 	T.running = 1;
+	tk_thread_name(T.thread, "tokend-trim", -1);
 	rc = 0;
 out:
 	pthread_mutex_unlock(&T.mu);

@@ -370,8 +370,7 @@ printf '  tokend CPU split    user %s us + system %s us per token (system: syste
   "$CPU1_USER" "$CPU1_SYS"
 TPS1=$TPS
 printf '  tokend RSS          %s kB\n' "$(rss_kb)"
-printf '  workers placed      %s (worker_cpus = %s)\n' "$(worker_placement)" \
-  "$(sed -n 's/^worker_cpus = //p' "$CONF" | tail -1 | grep . || echo auto)"
+printf '  workers placed      %s\n' "$(worker_placement)"
 profile run1 "$HERE/token.lua" BENCH_AUTH="$AUTH"
 CPU1=$(us_per_token $((after - before)) $((c1 - c0)))
 NON2XX1=$(field run1 non2xx)

@@ -3,8 +3,9 @@
 A real `tokend serve` started with a chosen affinity mask (the CPUs it may run on, as taskset or a
 cpuset would give it); the kernel's own record of each thread (/proc/<pid>/task/<tid>: its name and
 Cpus_allowed_list) says where the workers were put. `auto` pins worker i to the i-th CPU only when
-there are as many workers as CPUs, `off` never pins, a list pins in its order; a CPU outside the mask,
-a malformed list or more CPUs than workers stop the start with a reason, and nothing was pinned."""
+there are as many workers as CPUs and no other process shares the port, `off` never pins, a list pins
+one CPU per worker in its order; a CPU outside the mask, a malformed list or one that does not name one
+CPU per worker stop the start with a reason."""
 import json
 import os
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from support.server import new_key
+from support.util import wait_until
 
 pytestmark = pytest.mark.binary
 
@@ -105,12 +107,30 @@ def test_a_list_pins_in_its_order_and_wraps(tokend, start_server):
     assert t["tokend-w0"] == [str(b)] and t["tokend-w1"] == [str(a)], t
     assert placed(srv) == f"{b},{a}"
     serves(tokend, srv)
-    # One CPU for three workers: all three on it, the other threads free.
-    srv = start_server(tokend, workers=3, worker_cpus=str(b), cpus={a, b})
+    # One worker on the second CPU, the other threads free.
+    srv = start_server(tokend, workers=1, worker_cpus=str(b), cpus={a, b})
     t = threads(srv.proc.pid)
-    assert [t[f"tokend-w{i}"] for i in range(3)] == [[str(b)]] * 3, t
-    assert t["tokend"] == [mask({a, b})], t
+    assert t["tokend-w0"] == [str(b)] and t["tokend"] == [mask({a, b})], t
     serves(tokend, srv)
+
+
+@needs_two
+def test_auto_does_not_pin_beside_another_process_on_the_port(tokend, start_server):
+    """A rolling restart: the new tokend starts while the old one still listens. Pinned alike, the
+    two would put both workers 0 on one CPU; a list is still obeyed."""
+    a, b = CPUS[0], CPUS[1]
+    first = start_server(tokend, workers=2, cpus={a, b})
+    assert placed(first) == f"{a},{b}"
+    second = start_server(tokend, port=first.port, workers=2, cpus={a, b}, wait=False)
+    wait_until(lambda: second.log_lines("workers.cpus"), timeout=60, what="the second tokend's workers")
+    assert placed(second).startswith("not pinned: another process listens on listen_port too"), \
+        placed(second)
+    t = threads(second.proc.pid)
+    assert t["tokend-w0"] == [mask({a, b})] and t["tokend-w1"] == [mask({a, b})], t
+    third = start_server(tokend, port=first.port, workers=2, worker_cpus=f"{a},{b}", cpus={a, b},
+                         wait=False)
+    wait_until(lambda: third.log_lines("workers.cpus"), timeout=60, what="the third tokend's workers")
+    assert placed(third) == f"{a},{b}"
 
 
 @needs_two
@@ -120,19 +140,20 @@ def test_a_cpu_outside_the_mask_stops_the_start(tokend, start_server):
     srv.proc.wait(timeout=60)
     err = srv.stderr_text()
     assert srv.proc.returncode == 1, err[-3000:]
-    assert (f"tokend: worker_cpus: CPU {b} is not one this process may run on (1 allowed by its "
-            "affinity mask") in err, err[-3000:]
+    assert (f"tokend: worker_cpus: CPU {b} is not one this process may run on (its affinity mask, "
+            f"from taskset, a cpuset or CPUAffinity=, allows {a})") in err, err[-3000:]
     assert not srv.log_lines("server.started")
 
 
 @pytest.mark.parametrize("value, why", [
-    ("0,0", "CPU 0 is listed twice"),
-    ("0-", "'0-' is not a CPU number (0 to 1023) or range"),
-    ("1024", "'1024' is not a CPU number"),
-    ("3-1", "the range 3-1 runs backwards"),
-    ("0,,1", "an empty entry"),
-    ("on", "'on' is not a CPU number"),
-    ("0-2", "lists 3 CPUs for 2 workers"),
+    ("0,0", "`0`: CPU 0 is listed twice"),
+    ("0-", "`0-`: not a CPU number (0 to 1023), a range such as 4-7, auto or off"),
+    ("1024", "`1024`: not a CPU number"),
+    ("3-1", "`3-1`: the range runs backwards"),
+    ("0,,1", "an empty entry between commas"),
+    ("on", "`on`: not a CPU number"),
+    ("0-2", "lists 3 CPUs for 2 workers (one CPU per worker, in order)"),
+    ("0", "lists 1 CPU for 2 workers"),
 ])
 def test_a_bad_list_is_refused_with_its_reason(tokend, value, why):
     for how in ("file", "env"):

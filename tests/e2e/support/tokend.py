@@ -189,13 +189,14 @@ class Captured:
     proc = None
 
     def _launch(self, cmd, env, cpus=None):
-        """`cpus`: the CPUs the process may run on (its affinity mask), else pytest's."""
+        """`cpus`: the CPUs the process may run on (its affinity mask, set by taskset, which then
+        becomes the command: same pid), else pytest's."""
         self.cmd = cmd
         self._out = open(self.out_path, "w")
         self._err = open(self.err_path, "w")
-        pre = (lambda: os.sched_setaffinity(0, cpus)) if cpus is not None else None
-        self.proc = subprocess.Popen(cmd, stdout=self._out, stderr=self._err,
-                                     stdin=subprocess.DEVNULL, env=env, preexec_fn=pre)
+        run = cmd if cpus is None else ["taskset", "-c", ",".join(str(c) for c in sorted(cpus))] + cmd
+        self.proc = subprocess.Popen(run, stdout=self._out, stderr=self._err,
+                                     stdin=subprocess.DEVNULL, env=env)
 
     def _terminate(self, timeout, kill_wait):
         """SIGTERM, then SIGKILL after `timeout` s; True if it had to be killed."""
