@@ -276,6 +276,9 @@ def seeds():
         "log_level = verbose\n", "issuer = ftp://x\n", "no_such_key = 1\n", "workers = 2\nworkers = 3\n",
         "just words\n", "= value\n", "key =\n", "issuer = \"\n", "issuer = 'http://a'\n",
         "workers = 2\0junk\n", "a" * 5000 + "\n", "x = " + "y" * 4092 + "\n",
+        "workers = 2\nworker_cpus = 1, 0\n", "workers = 4\nworker_cpus = 4-7\n", "worker_cpus = off\n",
+        "worker_cpus = 0,0\n", "worker_cpus = 3-1\n", "worker_cpus = 0,,1\n", "worker_cpus = 1024\n",
+        "workers = 64\nworker_cpus = 960-1023\n", "worker_cpus = 0-99999999999\n", "worker_cpus = auto \n",
     ]
     return s
 
