@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from support.server import new_key
-from support.util import wait_until
+from support.util import TOKEND_BIN, wait_until
 
 pytestmark = pytest.mark.binary
 
@@ -173,3 +173,42 @@ def test_config_shows_the_default_and_a_list(tokend):
         "value": "auto", "source": "default", "env": "TOKEND_WORKER_CPUS"}
     cfg = tokend.write_config(["worker_cpus = 1,0", "workers = 2", f"pepper_file = {tokend.pepper_file}"])
     assert "worker_cpus = 1,0" in tokend.run("config", config=cfg, check=0).stdout
+
+
+# -- failures no machine shows on demand: system calls refused (build/denysys, seccomp) -------------
+DENYSYS = TOKEND_BIN.parent / "denysys"
+needs_denysys = pytest.mark.skipif(not DENYSYS.is_file(), reason=f"{DENYSYS} not built")
+
+
+@needs_two
+@needs_denysys
+def test_a_pin_that_fails_is_logged_and_tokend_serves_unpinned(tokend, start_server):
+    a, b = CPUS[0], CPUS[1]
+    srv = start_server(tokend, workers=2, cpus={a, b}, wrap=[str(DENYSYS), "sched_setaffinity"])
+    failed = srv.log_events("workers.cpu_failed")
+    assert [(e["worker"], e["cpu"]) for e in failed] == [("0", str(a)), ("1", str(b))], srv.stderr_text()[-3000:]
+    assert all(e["level"] == "warning" and e["error"] == "Operation not permitted" for e in failed), failed
+    # The placement that was planned stays in the start line, with each failure after it.
+    assert placed(srv) == (f"{a},{b}; worker 0 not pinned: Operation not permitted; "
+                           "worker 1 not pinned: Operation not permitted"), placed(srv)
+    t = threads(srv.proc.pid)
+    assert t["tokend-w0"] == [mask({a, b})] and t["tokend-w1"] == [mask({a, b})], t
+    serves(tokend, srv)
+
+
+@needs_denysys
+def test_an_unreadable_affinity_pins_nothing_and_a_list_cannot_start(tokend, start_server, sanitized):
+    if sanitized:
+        # ASan's own thread setup reads each new thread's attributes, affinity included
+        # (pthread_getattr_np), and aborts when it cannot: only the normal build can run this.
+        pytest.skip("the sanitizer runtime needs sched_getaffinity")
+    deny = [str(DENYSYS), "sched_getaffinity"]
+    srv = start_server(tokend, workers=2, wrap=deny)
+    assert placed(srv) == "not pinned: its CPU affinity cannot be read (Operation not permitted)", placed(srv)
+    serves(tokend, srv)
+    bad = start_server(tokend, workers=1, worker_cpus=str(CPUS[0]), wrap=deny, wait=False, check_exit=False)
+    bad.proc.wait(timeout=60)
+    err = bad.stderr_text()
+    assert bad.proc.returncode == 1, err[-3000:]
+    assert ("tokend: worker_cpus: the CPUs this process may run on are not known: its CPU affinity "
+            "cannot be read (Operation not permitted)") in err, err[-3000:]

@@ -194,10 +194,12 @@ class Server(Captured):
             SERVERS.append(self)
 
     # -- lifecycle ----------------------------------------------------------
-    def start(self, wait=True, timeout=60.0, env=None, cpus=None):
+    def start(self, wait=True, timeout=60.0, env=None, cpus=None, wrap=None):
         """`env`: extra environment variables for tokend (support.tokend.base_env); `cpus`: its
-        affinity mask (the CPUs it may run on), else pytest's."""
-        self._launch([str(self.tokend.bin), "--config", str(self.config), "serve"], base_env(env), cpus)
+        affinity mask (the CPUs it may run on), else pytest's; `wrap`: a command prefix that execs
+        tokend (support.tokend.Captured._launch)."""
+        self._launch([str(self.tokend.bin), "--config", str(self.config), "serve"], base_env(env), cpus,
+                     wrap)
         if wait:
             self.wait_ready(timeout)
         return self
@@ -302,12 +304,12 @@ class Starter:
         self.started = []
 
     def __call__(self, tokend, *, keys=("es256",), wait=True, check_exit=True, env=None, cpus=None,
-                 **settings):
+                 wrap=None, **settings):
         paths = [self.signing_keys[k] if k in self.signing_keys else k for k in keys]
         s = Server(tokend, paths, **settings)
         s.check_exit = check_exit
         self.started.append(s)
-        return s.start(wait=wait, env=env, cpus=cpus)
+        return s.start(wait=wait, env=env, cpus=cpus, wrap=wrap)
 
     def stop_all(self):
         errors = []

@@ -188,13 +188,16 @@ class Captured:
     """
     proc = None
 
-    def _launch(self, cmd, env, cpus=None):
+    def _launch(self, cmd, env, cpus=None, wrap=None):
         """`cpus`: the CPUs the process may run on (its affinity mask, set by taskset, which then
-        becomes the command: same pid), else pytest's."""
+        becomes the command: same pid), else pytest's. `wrap`: a command that execs the rest
+        (e.g. denysys), same pid."""
         self.cmd = cmd
         self._out = open(self.out_path, "w")
         self._err = open(self.err_path, "w")
-        run = cmd if cpus is None else ["taskset", "-c", ",".join(str(c) for c in sorted(cpus))] + cmd
+        run = list(wrap or []) + cmd
+        if cpus is not None:
+            run = ["taskset", "-c", ",".join(str(c) for c in sorted(cpus))] + run
         self.proc = subprocess.Popen(run, stdout=self._out, stderr=self._err,
                                      stdin=subprocess.DEVNULL, env=env)
 
