@@ -57,12 +57,15 @@ static void test_off_when_zero(void)
 
 static void test_decay(void)
 {
-	/* 6000 per minute = 100 per second. */
+	/* 6000 per minute = 100 per second. 50 failures over the limit stay over
+	 * for 0.5 s however slowly the loop runs (it takes ~1 ms; with exactly
+	 * 6000 a loop slower than 10 ms had already drained below it), and have
+	 * drained back under it 0.6 s later. */
 	tk_ratelimit *rl = tk_ratelimit_new(6000, 1000);
-	for (int i = 0; i < 6000; i++)
+	for (int i = 0; i < 6050; i++)
 		tk_ratelimit_fail(rl, "k");
 	TEST_ASSERT(tk_ratelimit_check(rl, "k") > 0);
-	usleep(100 * 1000);                        /* ~10 drained */
+	usleep(600 * 1000);                        /* ~60 drained */
 	TEST_ASSERT(tk_ratelimit_check(rl, "k") == 0);
 	tk_ratelimit_free(rl);
 }
