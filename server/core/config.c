@@ -98,6 +98,7 @@ static const cf_param params[] = {
 	{ "idle_timeout",             D(idle_timeout),           "60s",         0, 1, 86400, NULL },
 	{ "write_timeout",            D(write_timeout),          "10s",         0, 1, 3600, NULL },
 	{ "http_fast_lane",           B(http_fast_lane),         "on",          0, 0, 1, NULL },
+	{ "send_batch",               I(send_batch),             "8",           0, 1, 256, NULL },
 	{ "shutdown_timeout",         D(shutdown_timeout),       "10s",         0, 0, 3600, NULL },
 	{ "db_pool_size",             I(db_pool_size),           "4",           0, 1, 256, NULL },
 	{ "db_timeout",               D(db_timeout),             "1s",          0, 1, 60, NULL },

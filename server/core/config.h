@@ -97,6 +97,7 @@ typedef struct tk_config {
 	int rate_limit_table_size; /* addresses or keys each rate limiter follows, at most */
 	int listen_exclusive;     /* refuse to start when another process listens on the port */
 	int http_fast_lane;            /* POST /oauth2/token read and answered by conn.c (README) */
+	int send_batch;                /* fast-lane answers of a loop pass sent together, at most (conn.c) */
 	unsigned char source[TK_CONFIG_MAX_KEYS]; /* TK_CONFIG_FROM_* of each key, in table order */
 } tk_config;
 

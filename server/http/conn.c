@@ -79,6 +79,8 @@ struct tk_conn {
 	struct event *timer;
 	evutil_socket_t fd;
 	tk_conn *next_pending;
+	tk_conn *next_owed;                    /* the set's owed list, while owed */
+	int owed;                              /* a fast-lane answer built, its send deferred */
 	tk_conn *prev, *next;                  /* every connection of the set */
 	tk_conn *idle_prev, *idle_next;        /* the idle list, while PH_IDLE */
 	conn_phase phase;
@@ -117,6 +119,11 @@ struct tk_connset {
 	struct timeval tv[5];                  /* per phase; PH_SERVER unused */
 	struct event *adopt_ev;
 	tk_conn *pending;
+	/* Fast-lane answers built in this pass of the loop, sent together after
+	 * the pass's other callbacks (flush_ev) or when `batch` are owed. */
+	struct event *flush_ev;
+	tk_conn *owed_head, *owed_tail;
+	int nowed, batch;
 };
 
 static _Atomic(tk_conn *) *fdtab;
@@ -686,12 +693,100 @@ static void fast_write(tk_conn *c)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && c->wev &&
-		    event_add(c->wev, NULL) == 0)   /* the write deadline is the phase's */
+		    event_add(c->wev, NULL) == 0) {   /* the write deadline is the phase's */
+			read_stop(c);                  /* a client that does not read sends no more meanwhile */
 			return;
+		}
 		close_soon(c);                     /* the peer is gone */
 		return;
 	}
 	fast_sent(c);
+}
+
+/* ---- answers sent together ----
+ *
+ * On loopback (and on any host whose client sleeps in epoll_wait) a send to
+ * a sleeping client pays for waking it: on another CPU an inter-processor
+ * interrupt, in a virtual machine an exit to the host. Sent as each is
+ * built, the answers of one pass of the loop (one epoll_wait's requests,
+ * each a signature apart) wake the client once per answer. Sent together
+ * after the pass, they find it awake after the first. An answer waits at
+ * most for the rest of its pass, and never for more than `batch` - 1 others
+ * (then the owed are sent at once): at half the peak rate a pass holds a
+ * request or two and nothing waits.
+ */
+
+/* Out of the owed list (a connection closing with its answer unsent). */
+static void owed_unlink(tk_conn *c)
+{
+	tk_connset *cs = c->set;
+	tk_conn *prev = NULL;
+	if (!c->owed)
+		return;
+	for (tk_conn *o = cs->owed_head; o; prev = o, o = o->next_owed) {
+		if (o != c)
+			continue;
+		if (prev)
+			prev->next_owed = c->next_owed;
+		else
+			cs->owed_head = c->next_owed;
+		if (cs->owed_tail == c)
+			cs->owed_tail = prev;
+		break;
+	}
+	c->owed = 0;
+	c->next_owed = NULL;
+	cs->nowed--;
+}
+
+/* Send every owed answer, oldest first. fast_write never frees a
+ * connection under it (close_soon closes from the loop). */
+static void flush_owed(tk_connset *cs)
+{
+	tk_conn *c;
+	uint64_t sent = 0;
+	while ((c = cs->owed_head) != NULL) {
+		cs->owed_head = c->next_owed;
+		if (!cs->owed_head)
+			cs->owed_tail = NULL;
+		c->next_owed = NULL;
+		c->owed = 0;
+		cs->nowed--;
+		fast_write(c);
+		sent++;
+	}
+	if (sent) {
+		tk_metric_add(&cs->w->metrics.send_batches, 1);
+		tk_metric_add(&cs->w->metrics.send_batched, sent);
+	}
+}
+
+static void flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	flush_owed(arg);
+}
+
+/* Send c's built answer now, or after this pass of the loop. */
+static void fast_send_or_owe(tk_conn *c)
+{
+	tk_connset *cs = c->set;
+	if (cs->batch <= 1 || !cs->flush_ev) {
+		fast_write(c);
+		return;
+	}
+	c->owed = 1;
+	c->next_owed = NULL;
+	if (cs->owed_tail)
+		cs->owed_tail->next_owed = c;
+	else
+		cs->owed_head = c;
+	cs->owed_tail = c;
+	if (++cs->nowed >= cs->batch)
+		flush_owed(cs);
+	else if (cs->nowed == 1)
+		event_active(cs->flush_ev, EV_TIMEOUT, 1);   /* after the callbacks already active */
 }
 
 static void fast_write_cb(evutil_socket_t fd, short what, void *arg)
@@ -723,7 +818,7 @@ void tk_conn_fast_send(tk_fastreq *fr, int status, const char *reason, const cha
 		close_soon(c);                     /* out of memory: no answer rather than half of one */
 		return;
 	}
-	fast_write(c);
+	fast_send_or_owe(c);
 }
 
 /* Drain the first `n` bytes of `b`, wiped first: a request's bytes hold its
@@ -875,10 +970,15 @@ static void input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
 	const tk_route *rt = NULL;
 	while (scan_buffer(c, buf, from, &rt) && fast_serve(c, buf, rt)) {
 		if (c->fast_busy) {
-			/* Answered later (or partly sent): what follows waits. */
+			/* Answered later (or partly sent): what follows waits. An
+			 * answer built and owed (sent at the end of this pass, before
+			 * the socket can be read again) leaves reading on: stopping and
+			 * resuming it cost two epoll_ctl calls per request; bytes that
+			 * came meanwhile would be held all the same (above). */
 			if (evbuffer_get_length(buf) > 0)
 				evbuffer_remove_buffer(buf, c->held, evbuffer_get_length(buf));
-			read_stop(c);
+			if (!c->owed)
+				read_stop(c);
 			return;
 		}
 		if (c->phase != PH_IDLE)
@@ -902,6 +1002,7 @@ static void release(tk_conn *c)
 	fdtab_set(c->fd, NULL);
 	if (c->phase == PH_IDLE)
 		idle_unlink(c);
+	owed_unlink(c);                        /* freed with its answer unsent (the loop stopped) */
 	addr_release(c);
 	if (c->fr) {
 		if (c->fr->with_handler) {
@@ -1122,10 +1223,17 @@ void tk_connset_shutdown(tk_connset *cs)
 	}
 }
 
-void tk_connset_fast(tk_connset *cs, int listener)
+int tk_connset_fast(tk_connset *cs, int listener, int send_batch)
 {
+	if (send_batch > 1 && !cs->flush_ev) {
+		cs->flush_ev = event_new(cs->w->base, -1, 0, flush_cb, cs);
+		if (!cs->flush_ev)
+			return -1;
+	}
 	cs->fast = 1;
 	cs->listener = listener;
+	cs->batch = send_batch > 1 ? send_batch : 1;
+	return 0;
 }
 
 int tk_connset_count(const tk_connset *cs)
@@ -1147,6 +1255,8 @@ void tk_connset_free(tk_connset *cs)
 		return;
 	adopt_cb(-1, 0, cs);
 	event_free(cs->adopt_ev);
+	if (cs->flush_ev)
+		event_free(cs->flush_ev);
 	free(cs);
 }
 

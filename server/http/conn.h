@@ -78,8 +78,10 @@ void tk_connset_shutdown(tk_connset *cs);
  * `fast` handler (router.h), HTTP/1.1, with a Content-Length, its head and
  * body whole in the input when the head ends (no Expect), is read and
  * answered here without evhttp (conn.c "The fast lane"); every other request
- * is evhttp's as before. */
-void tk_connset_fast(tk_connset *cs, int listener);
+ * is evhttp's as before. Answers built in one pass of the worker's loop are
+ * sent together after it, `send_batch` at most (conn.c "Answers sent
+ * together"); 1 sends each as soon as it is built. 0 when set up. */
+int tk_connset_fast(tk_connset *cs, int listener, int send_batch);
 /* Connections still open. */
 int tk_connset_count(const tk_connset *cs);
 /* Before evhttp_free(http): settle connections accepted but not yet seen. */

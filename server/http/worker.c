@@ -537,8 +537,10 @@ int tk_workers_start(tk_server *srv, char *err, size_t errlen)
 			snprintf(err, errlen, "cannot accept on the listening socket");
 			return -1;
 		}
-		if (cfg->http_fast_lane)
-			tk_connset_fast(w->conns, TK_LISTENER_MAIN);
+		if (cfg->http_fast_lane && tk_connset_fast(w->conns, TK_LISTENER_MAIN, cfg->send_batch) != 0) {
+			snprintf(err, errlen, "out of memory setting up the fast lane");
+			return -1;
+		}
 		if (i == 0 && cfg->admin_listen_port) {
 			/* The admin API on its own listener, served by the first worker. */
 			w->admin_fd = bind_reuseport(cfg->admin_listen_address, cfg->admin_listen_port,

@@ -74,7 +74,7 @@ stop_tokend() {
 cleanup() {
   local rc=$?
   trap - EXIT INT TERM
-  for p in "$WRK_PID" "$PERF_PID"; do
+  for p in "$WRK_PID" "$PERF_PID" "${FLOOR_PID:-}"; do
     # `|| true`: wait answers the signal's status, and set -e would end the cleanup there.
     [ -n "$p" ] && kill -TERM "$p" 2>/dev/null && { wait "$p" 2>/dev/null || true; }
   done

@@ -9,6 +9,9 @@
 # user tokendpg), migrates, provisions keys, runs `tokend serve` (workers=2,
 # log_level=warning) and drives POST /oauth2/token with wrk (keep-alive):
 #   run 1  one key (client_secret_basic), after a short warm-up
+#   run 1f the transport floor (BENCH_FLOOR): build/floor (tests/bench/floor.c), a bare
+#          server answering as many bytes as tokend's token response and doing nothing
+#          else, under run 1's load: what the kernel costs any server here per request
 #   run 1p (BENCH_PIN, on 2 cores or more) the one key again, tokend with one worker on one CPU
 #          and wrk on the others (taskset): tokend's CPU per token without the load generator
 #          scheduled on its core, and tokens/s against one core's signature rate
@@ -57,6 +60,7 @@
 #                            did not run (in a VM: the host not running the virtual CPU), the floor
 #                            under any latency percentile here   PAUSEPROBE_BIN [build/pauseprobe]
 #   BENCH_PIN [1 on 2+ cores] 0: no run 1p and no run 1s
+#   BENCH_FLOOR [1]          0: no run 1f (the transport floor: build/floor under run 1's load)
 #   BENCH_KEEP               set: keep the temp dir (logs, wrk output, perf.data)
 #   BENCH_MEMDUMP            1: after run 2's measure, where tokend's memory is: mem-run2.smaps
 #                            (its mappings) and mem-run2.malloc.xml (glibc malloc_info through
@@ -82,6 +86,7 @@ VERBOSE=${BENCH_VERBOSE:-0}
 ALGS=${BENCH_ALGS-EdDSA RS256}
 OPENLOOP_BIN=${OPENLOOP_BIN:-$ROOT/build/openloop}
 MINTBENCH_BIN=${MINTBENCH_BIN:-$ROOT/build/mintbench}
+FLOOR_BIN=${FLOOR_BIN:-$ROOT/build/floor}
 PAUSEPROBE_BIN=${PAUSEPROBE_BIN:-$ROOT/build/pauseprobe}
 PAUSE_S=${BENCH_PAUSES:-10}
 PAUSES=""
@@ -246,6 +251,13 @@ issue16_targets() {
            c, (s > 0 ? 1e6 / s : 0), (c > 0 && s > 0 ? 1e6 / s / c : 0) }'
   printf '  one key, split      user %s us + system %s us; the mint alone %s us (run 0)\n' \
     "$CPU1_USER" "$CPU1_SYS" "${MINT_US[ES256]:-n/a}"
+  if [ -n "$CPU1FS" ]; then
+    awk -v c="$CPU1" -v f="$CPU1F" -v g="$CPU1FS" -v s="$SIGN1" 'BEGIN {
+      sig = (s > 0 ? 1e6 / s : 0)
+      printf "  transport floor     %.1f us per request bare; %.1f us with one signature'"'"'s CPU per request (run 1f): %.2f of the signature rate, the best any server could reach here\n",
+             f, g, (g > 0 ? sig / g : 0)
+      printf "  tokend beyond it    %.1f us per token (run 1 less the floor with one signature)\n", c - g }'
+  fi
   if [ -n "$CPU1P" ]; then
     awk -v c="$CPU1P" -v s="$SIGN1" -v t="$TPS1P" -v u="$CPU1P_USER" -v y="$CPU1P_SYS" -v n="$NON2XX1P" 'BEGIN {
       printf "  one key, pinned     %.1f us/token (user %s + system %s; target <= 40), %.0f tokens/s on one core: %.2f of its signature rate (target >= 0.55); non-2xx %s\n",
@@ -375,6 +387,52 @@ profile run1 "$HERE/token.lua" BENCH_AUTH="$AUTH"
 CPU1=$(us_per_token $((after - before)) $((c1 - c0)))
 NON2XX1=$(field run1 non2xx)
 [ "${BENCH_STRACE:-0}" = 1 ] && strace_calls
+
+# --------------------------------------------------------------------------
+# Run 1f: the transport floor. build/floor (tests/bench/floor.c) answers every
+# request with as many bytes as tokend's token response, with tokend's worker
+# shape (threads, SO_REUSEPORT, epoll, one recv and one send per request,
+# pinned as worker_cpus = auto, answers sent together as send_batch does),
+# under run 1's wrk load: once bare, once spending one ES256 signature's CPU
+# (openssl speed) on each request. The second is a server that signs and does
+# nothing else: its CPU per request is the least any server could spend per
+# token here, and its share of it the signature's best ratio on this machine.
+# --------------------------------------------------------------------------
+CPU1F=""; CPU1FS=""
+# $1 tag, $2 what it is, then floor's options; prints a line, sets FCPU.
+floor_run() {
+  local label=$1 what=$2; shift 2
+  local port c0 c1 u0 u1 n
+  port=$(free_port)
+  "$FLOOR_BIN" -p "$port" -w "$WORKERS" -H "$FHEAD" -B "$FBODY" -D 8 "$@" >"$TMP/floor-$label.out" 2>&1 &
+  FLOOR_PID=$!
+  for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+  local saved=$BASE; BASE=http://127.0.0.1:$port
+  wrk_start "warm1f-$label" "$HERE/token.lua" 2 BENCH_AUTH="$AUTH"; wrk_wait "warm1f-$label" >/dev/null
+  c0=$(cpu_ticks "$FLOOR_PID"); u0=$(user_ticks "$FLOOR_PID")
+  wrk_start "run1f-$label" "$HERE/token.lua" "$RUN_S" BENCH_AUTH="$AUTH"; wrk_wait "run1f-$label"
+  c1=$(cpu_ticks "$FLOOR_PID"); u1=$(user_ticks "$FLOOR_PID")
+  BASE=$saved
+  kill -TERM "$FLOOR_PID"; wait "$FLOOR_PID" 2>/dev/null || true; FLOOR_PID=""
+  n=$(field "run1f-$label" requests)
+  FCPU=$(us_per_token "$n" $((c1 - c0)))
+  printf '  %-19s %s us of CPU per request (user %s + system %s), %s requests/s\n' "$what" "$FCPU" \
+    "$(us_per_token "$n" $((u1 - u0)))" "$(us_per_token "$n" $((c1 - c0 - (u1 - u0))))" \
+    "$(awk -v r="$n" -v d="$(field "run1f-$label" duration_us)" 'BEGIN { printf "%.0f", r / (d / 1e6) }')"
+}
+if [ "${BENCH_FLOOR:-1}" = 1 ] && [ -x "$FLOOR_BIN" ]; then
+  echo
+  echo "== run 1f: the transport floor: build/floor, $WORKERS workers, tokend's answer size, run 1's load =="
+  read -r FHEAD FBODY < <(curl -s -o /dev/null -w '%{size_header} %{size_download}\n' \
+    -H "Authorization: Basic $AUTH" -d grant_type=client_credentials "$BASE/oauth2/token")
+  SIGN1=$(sign_per_s)
+  SIGN_US=$(awk -v s="$SIGN1" 'BEGIN { printf "%.1f", (s > 0 ? 1e6 / s : 0) }')
+  printf '  answers             %s bytes (head %s + body %s); one ES256 signature %s us (openssl speed)\n' \
+    $((FHEAD + FBODY)) "$FHEAD" "$FBODY" "$SIGN_US"
+  floor_run bare "bare"; CPU1F=$FCPU
+  floor_run signed "+ one signature" -W "$(awk -v u="$SIGN_US" 'BEGIN { printf "%d", u + 0.5 }')"; CPU1FS=$FCPU
+  printf '  tokend in run 1     %s us (user %s + system %s)\n' "$CPU1" "$CPU1_USER" "$CPU1_SYS"
+fi
 
 # --------------------------------------------------------------------------
 # Run 1p: one worker on CPU 0, wrk on the other CPUs
@@ -561,7 +619,7 @@ fi
 
 echo
 echo "== openssl speed ecdsap256 (5 s each; tokend idle) =="
-SIGN1=$(sign_per_s)
+SIGN1=${SIGN1:-$(sign_per_s)}     # (run 1f measured it already)
 SIGN2=$(sign_per_s -multi 2)
 printf '  signs/s 1 core      %s\n' "$SIGN1"
 printf '  signs/s 2 cores     %s (-multi 2)\n' "$SIGN2"

@@ -583,8 +583,10 @@ def test_own_reading_waits_behind_a_pending_lookup(env):
 def test_no_fionread_per_request(env):
     """System calls, seen by strace: once a keep-alive connection has had a
     fast-lane answer, each next request costs one recv, with no
-    ioctl(FIONREAD) before it (libevent asks FIONREAD before every read), and
-    no getpid for the signature's nonce."""
+    ioctl(FIONREAD) before it (libevent asks FIONREAD before every read), no
+    getpid for the signature's nonce, and no epoll_ctl: reading is not stopped
+    and resumed around an answer sent at the end of the loop's pass
+    (send_batch; it was, two epoll_ctl calls per request)."""
     import shutil
     import signal
     import subprocess
@@ -602,7 +604,7 @@ def test_no_fionread_per_request(env):
         (st, _, b), = exchange(s, token_bytes(env.key))
         tokens.append(b)
         before = fast_count(env.srv)                        # (a connection of its own: not traced)
-        tr = subprocess.Popen([strace, "-f", "-qq", "-e", "trace=ioctl,recvfrom,read,readv,getpid",
+        tr = subprocess.Popen([strace, "-f", "-qq", "-e", "trace=ioctl,recvfrom,read,readv,getpid,epoll_ctl",
                                "-o", str(out), "-p", str(env.srv.proc.pid)], stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE, text=True)
         try:
@@ -633,3 +635,5 @@ def test_no_fionread_per_request(env):
     # (server/pidcache.c), no system call.
     getpids = len(re.findall(r"\bgetpid\(", text))
     assert getpids == 0, f"{getpids} getpid system calls for {n} tokens"
+    ctls = [line for line in text.splitlines() if "epoll_ctl(" in line]
+    assert len(ctls) <= 4, f"{len(ctls)} epoll_ctl calls for {n} requests: " + " | ".join(ctls)[:2000]
