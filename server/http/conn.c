@@ -124,6 +124,7 @@ struct tk_connset {
 	struct event *flush_ev;
 	tk_conn *owed_head, *owed_tail;
 	int nowed, batch;
+	int loop_done;                         /* the worker's loop has stopped: no pass ends */
 };
 
 static _Atomic(tk_conn *) *fdtab;
@@ -710,10 +711,18 @@ static void fast_write(tk_conn *c)
  * interrupt, in a virtual machine an exit to the host. Sent as each is
  * built, the answers of one pass of the loop (one epoll_wait's requests,
  * each a signature apart) wake the client once per answer. Sent together
- * after the pass, they find it awake after the first. An answer waits at
- * most for the rest of its pass, and never for more than `batch` - 1 others
- * (then the owed are sent at once): at half the peak rate a pass holds a
- * request or two and nothing waits.
+ * after the pass, they find it awake after the first. An answer waits for
+ * the rest of its pass (the other callbacks the same epoll_wait made ready),
+ * and never for more than `batch` - 1 other fast-lane answers (then the owed
+ * are sent at once): at half the peak rate a pass holds a request or two and
+ * nothing waits.
+ *
+ * While an answer is owed its connection is not read: the flush event is
+ * active, so it runs in this pass, and a socket is read at most once per pass
+ * (level-triggered, one read event each). That holds because the worker's
+ * base has one priority queue and no dispatch limit (worker.c): an
+ * event_active'd event runs before the next epoll_wait. Anything read
+ * meanwhile would be held behind the answer all the same (input_cb).
  */
 
 /* Out of the owed list (a connection closing with its answer unsent). */
@@ -740,7 +749,8 @@ static void owed_unlink(tk_conn *c)
 }
 
 /* Send every owed answer, oldest first. fast_write never frees a
- * connection under it (close_soon closes from the loop). */
+ * connection under it (close_soon closes from the loop). Counted: the
+ * answers sent in full (not those partly sent or to a peer gone). */
 static void flush_owed(tk_connset *cs)
 {
 	tk_conn *c;
@@ -753,7 +763,7 @@ static void flush_owed(tk_connset *cs)
 		c->owed = 0;
 		cs->nowed--;
 		fast_write(c);
-		sent++;
+		sent += !c->fast_busy;             /* fast_sent: the whole answer went */
 	}
 	if (sent) {
 		tk_metric_add(&cs->w->metrics.send_batches, 1);
@@ -772,8 +782,10 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
 static void fast_send_or_owe(tk_conn *c)
 {
 	tk_connset *cs = c->set;
-	if (cs->batch <= 1 || !cs->flush_ev) {
-		fast_write(c);
+	if (c->owed)
+		return;                            /* on the list already (never expected) */
+	if (cs->batch <= 1 || !cs->flush_ev || cs->loop_done) {
+		fast_write(c);                     /* at once (after the loop: no pass will end) */
 		return;
 	}
 	c->owed = 1;
@@ -1002,7 +1014,7 @@ static void release(tk_conn *c)
 	fdtab_set(c->fd, NULL);
 	if (c->phase == PH_IDLE)
 		idle_unlink(c);
-	owed_unlink(c);                        /* freed with its answer unsent (the loop stopped) */
+	owed_unlink(c);                        /* (never expected: tk_connset_drain sends them first) */
 	addr_release(c);
 	if (c->fr) {
 		if (c->fr->with_handler) {
@@ -1247,6 +1259,10 @@ void tk_connset_drain(tk_connset *cs)
 		return;
 	adopt_cb(-1, 0, cs);
 	cs->lev = NULL;   /* evhttp_free frees it before it closes the connections */
+	/* Answers owed since the loop's last pass (database jobs finished and
+	 * drained from the mailbox after it stopped) go now; any later, at once. */
+	cs->loop_done = 1;
+	flush_owed(cs);
 }
 
 void tk_connset_free(tk_connset *cs)

@@ -84,7 +84,9 @@ void tk_connset_shutdown(tk_connset *cs);
 int tk_connset_fast(tk_connset *cs, int listener, int send_batch);
 /* Connections still open. */
 int tk_connset_count(const tk_connset *cs);
-/* Before evhttp_free(http): settle connections accepted but not yet seen. */
+/* Before evhttp_free(http), once the loop has stopped: settle connections
+ * accepted but not yet seen; send the answers owed (from database jobs
+ * drained after the loop stopped), and any later at once. */
 void tk_connset_drain(tk_connset *cs);
 /* After evhttp_free(http) (which closes, and so forgets, every connection). */
 void tk_connset_free(tk_connset *cs);

@@ -585,8 +585,8 @@ def test_no_fionread_per_request(env):
     fast-lane answer, each next request costs one recv, with no
     ioctl(FIONREAD) before it (libevent asks FIONREAD before every read), no
     getpid for the signature's nonce, and no epoll_ctl: reading is not stopped
-    and resumed around an answer sent at the end of the loop's pass
-    (send_batch; it was, two epoll_ctl calls per request)."""
+    and resumed around an answer owed until the end of the loop's pass
+    (send_batch = 8 here; stopping it there cost an epoll_ctl per request)."""
     import shutil
     import signal
     import subprocess
