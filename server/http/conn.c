@@ -784,7 +784,7 @@ static void fast_send_or_owe(tk_conn *c)
 	tk_connset *cs = c->set;
 	if (c->owed)
 		return;                            /* on the list already (never expected) */
-	if (cs->batch <= 1 || !cs->flush_ev || cs->loop_done) {
+	if (!cs->flush_ev || cs->loop_done) {   /* flush_ev: made only when batch > 1 */
 		fast_write(c);                     /* at once (after the loop: no pass will end) */
 		return;
 	}
@@ -985,8 +985,8 @@ static void input_cb(struct evbuffer *buf, const struct evbuffer_cb_info *info, 
 			/* Answered later (or partly sent): what follows waits. An
 			 * answer built and owed (sent at the end of this pass, before
 			 * the socket can be read again) leaves reading on: stopping and
-			 * resuming it cost two epoll_ctl calls per request; bytes that
-			 * came meanwhile would be held all the same (above). */
+			 * resuming it cost an epoll_ctl per request; bytes that came
+			 * meanwhile would be held all the same (above). */
 			if (evbuffer_get_length(buf) > 0)
 				evbuffer_remove_buffer(buf, c->held, evbuffer_get_length(buf));
 			if (!c->owed)
