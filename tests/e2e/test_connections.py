@@ -15,7 +15,7 @@ import pytest
 
 from support.http import metric, parse_raw_responses, raw_exchange
 from support.registry import remember_token
-from support.server import new_key
+from support.server import OpenConnections, new_key
 
 TRICKLE = 0.3
 
@@ -298,14 +298,14 @@ def test_connection_cap(tokend, start_server):
 
 
 def test_open_connections_gauge(srv):
-    before = metric(srv.metrics(), "tokend_connections_open")
-    socks = [_connect(srv.port) for _ in range(10)]
-    time.sleep(0.3)
-    during = metric(srv.metrics(), "tokend_connections_open")
-    for s in socks:
-        s.close()
-    time.sleep(0.3)
-    after = metric(srv.metrics(), "tokend_connections_open")
+    with OpenConnections(srv) as open_now:
+        before = open_now()
+        socks = [_connect(srv.port) for _ in range(10)]
+        time.sleep(0.3)
+        during = open_now()
+        for s in socks:
+            s.close()
+        after = open_now.settle(before)
     assert during - before == 10, (before, during)
     assert after == before, (before, after)
 

@@ -26,7 +26,7 @@ import pytest
 
 from support.http import metric, parse_raw_responses, raw_exchange
 from support.registry import remember_token
-from support.server import new_key
+from support.server import OpenConnections, new_key
 
 pytestmark = pytest.mark.binary
 
@@ -345,21 +345,19 @@ def test_client_gone_while_pending(env):
     """Clients that close while their cache-miss lookup is pending: no answer
     to send, no crash, no connection left open; the server goes on."""
     keys = [new_key(env.t, "acme", f"gone-{i}", "read") for i in range(5)]
-    open_before = metric(env.srv.metrics(), "tokend_connections_open")
-    lock = locked_keys(env.t)
-    try:
-        for k in keys:
-            s = socket.create_connection(("127.0.0.1", env.port), timeout=10)
-            s.sendall(token_bytes(k) + token_bytes(env.key))
-            s.close()
-        time.sleep(0.3)
-    finally:
-        lock.rollback()
-        lock.close()
-    deadline = time.monotonic() + 5
-    while metric(env.srv.metrics(), "tokend_connections_open") > open_before and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert metric(env.srv.metrics(), "tokend_connections_open") <= open_before
+    with OpenConnections(env.srv) as open_now:
+        open_before = open_now()
+        lock = locked_keys(env.t)
+        try:
+            for k in keys:
+                s = socket.create_connection(("127.0.0.1", env.port), timeout=10)
+                s.sendall(token_bytes(k) + token_bytes(env.key))
+                s.close()
+            time.sleep(0.3)
+        finally:
+            lock.rollback()
+            lock.close()
+        assert open_now.settle(open_before) <= open_before
     data, _ = raw_exchange(env.port, token_bytes(env.key), read_until_close=False)
     assert parse_raw_responses(data)[0][0] == 200
     remember_token(parse_raw_responses(data)[0][2].decode())
@@ -526,27 +524,25 @@ def test_own_reading_sees_the_client_close(env):
     """A client that shuts its sending side after a fast-lane answer: the
     server closes too (the end of the stream reaches evhttp), and no
     connection is left open."""
-    open_before = metric(env.srv.metrics(), "tokend_connections_open")
     socks = []
-    try:
-        for i in range(5):
-            s = socket.create_connection(("127.0.0.1", env.port), timeout=10)
-            for _ in range(2):                              # the second read by conn.c
-                (st, _, b), = exchange(s, token_bytes(env.key))
-                assert st == 200
-                remember_token(b.decode())
-            s.shutdown(socket.SHUT_WR)
-            socks.append(s)
-        for s in socks:
-            s.settimeout(5)
-            assert s.recv(4096) == b"", "the server did not close after the client's end"
-    finally:
-        for s in socks:
-            s.close()
-    deadline = time.monotonic() + 5
-    while metric(env.srv.metrics(), "tokend_connections_open") > open_before and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert metric(env.srv.metrics(), "tokend_connections_open") <= open_before
+    with OpenConnections(env.srv) as open_now:
+        open_before = open_now()
+        try:
+            for i in range(5):
+                s = socket.create_connection(("127.0.0.1", env.port), timeout=10)
+                for _ in range(2):                              # the second read by conn.c
+                    (st, _, b), = exchange(s, token_bytes(env.key))
+                    assert st == 200
+                    remember_token(b.decode())
+                s.shutdown(socket.SHUT_WR)
+                socks.append(s)
+            for s in socks:
+                s.settimeout(5)
+                assert s.recv(4096) == b"", "the server did not close after the client's end"
+        finally:
+            for s in socks:
+                s.close()
+        assert open_now.settle(open_before) <= open_before
 
 
 def test_own_reading_waits_behind_a_pending_lookup(env):

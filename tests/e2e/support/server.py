@@ -7,7 +7,7 @@ import time
 import uuid
 from pathlib import Path
 
-from support.http import http_request, parse_metrics, token_request
+from support.http import http_request, metric, parse_metrics, token_request
 from support.registry import PEPPERS, SANITIZER_MARKERS, SERVERS, REG_LOCK, record_output, remember_secret, \
     remember_token
 from support.tokend import Captured, base_env
@@ -288,6 +288,45 @@ class Server(Captured):
         assert r.status == 200, r
         return parse_metrics(r.body.decode())
 
+
+
+class OpenConnections:
+    """tokend_connections_open, read over one kept-alive connection: every reading counts that
+    connection, and no earlier reader's. Read over a new connection each time, the gauge also counts
+    the previous reading's connection until the server has seen its close, which the next reading can
+    outrun (another worker accepts it): one too many, now and then.
+
+        with OpenConnections(srv) as open_now:
+            before = open_now()
+            ...
+            assert open_now.settle(before) <= before
+    """
+
+    def __init__(self, srv):
+        self.conn = http.client.HTTPConnection("127.0.0.1", srv.ops_port or srv.port, timeout=10)
+
+    def __call__(self):
+        r = http_request(None, "GET", "/metrics", conn=self.conn)
+        assert r.status == 200, r
+        return metric(parse_metrics(r.body.decode()), "tokend_connections_open")
+
+    def settle(self, at_most, timeout=5.0):
+        """Read until the gauge is `at_most` or less, for `timeout` seconds at most: the last reading."""
+        deadline = time.monotonic() + timeout
+        n = self()
+        while n > at_most and time.monotonic() < deadline:
+            time.sleep(0.05)
+            n = self()
+        return n
+
+    def close(self):
+        self.conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 def new_key(tokend, account, name="k", scopes="read", *extra):
