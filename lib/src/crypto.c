@@ -19,6 +19,8 @@
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
+#include "internal.h"
+
 /* ------------------------------------------------------------------------ */
 /* Wiping and comparison                                                    */
 
@@ -284,34 +286,6 @@ fail:
 static const char B64URL[64] =
 	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
-/* Alphabet selectors for b64_value(). */
-#define B64_STD 1 /* '+' and '/' */
-#define B64_URL 2 /* '-' and '_' */
-
-/* Value of a base64 character in the allowed alphabets, or -1. */
-static int b64_value(unsigned char c, int alphabets)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (alphabets & B64_STD) {
-		if (c == '+')
-			return 62;
-		if (c == '/')
-			return 63;
-	}
-	if (alphabets & B64_URL) {
-		if (c == '-')
-			return 62;
-		if (c == '_')
-			return 63;
-	}
-	return -1;
-}
-
 /*
  * Decode unpadded base64 text of `len` characters with the given alphabet.
  * Strict: refuses len % 4 == 1, foreign characters and non-zero trailing
@@ -327,11 +301,11 @@ static long b64_decode(const char *in, size_t len, unsigned char *out, int alpha
 	size_t o = 0;
 	uint32_t acc = 0;
 	unsigned bits = 0;
+	int bad = 0;                      /* negative once a byte is in no alphabet */
 	for (size_t i = 0; i < len; i++) {
-		int v = b64_value((unsigned char)in[i], alphabets);
-		if (v < 0)
-			return -1;
-		acc = (acc << 6) | (uint32_t)v;
+		int v = tk_b64_value((unsigned char)in[i], alphabets);
+		bad |= v;
+		acc = (acc << 6) | ((uint32_t)v & 63U);
 		bits += 6;
 		if (bits >= 8) {
 			bits -= 8;
@@ -340,7 +314,7 @@ static long b64_decode(const char *in, size_t len, unsigned char *out, int alpha
 		}
 	}
 	/* Left-over bits (2 or 4) must be zero for a canonical encoding. */
-	if (acc != 0)
+	if (bad < 0 || acc != 0)
 		return -1;
 	return (long)o;
 }
@@ -379,7 +353,7 @@ size_t tk_b64url_encode(const void *in, size_t n, char *out)
 
 long tk_b64url_decode(const char *in, size_t len, unsigned char *out)
 {
-	return b64_decode(in, len, out, B64_URL);
+	return b64_decode(in, len, out, TK_B64_URL);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -438,7 +412,7 @@ static long pepper_b64_decode(const char *in, size_t len, unsigned char *buf)
 	}
 	if (has_std && has_url)
 		return -1;
-	return b64_decode(in, len, buf, has_std ? B64_STD : B64_URL);
+	return b64_decode(in, len, buf, has_std ? TK_B64_STD : TK_B64_URL);
 }
 
 int tk_pepper_decode(const char *text, unsigned char out[TK_PEPPER_MAX], size_t *out_len,

@@ -15,6 +15,8 @@
 
 #include "tokend/crypto.h"
 
+#include "internal.h"
+
 static void set_why(const char **why, const char *reason)
 {
 	if (why != NULL)
@@ -360,19 +362,10 @@ void tk_form_free(tk_form *f)
 
 #define BASIC_RAW_MAX (TK_BASIC_HEADER_MAX / 4 * 3)
 
+/* The value of a standard base64 character, or -1 (no branch on c). */
 static int b64_val(unsigned char c)
 {
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
+	return tk_b64_value(c, TK_B64_STD);
 }
 
 /* Strict RFC 4648 §4 decoding of t[0..tlen) (tlen > 0) into out (>= tlen/4*3
@@ -381,12 +374,16 @@ static long b64_decode_strict(const char *t, size_t tlen, unsigned char *out, co
 {
 	size_t pad = 0, o = 0;
 
+	/* Every character base64 or '=': checked all at once (negative once one
+	 * is neither), so that the check costs the same whatever the text. */
+	int bad = 0;
 	for (size_t i = 0; i < tlen; i++) {
 		unsigned char c = (unsigned char)t[i];
-		if (b64_val(c) < 0 && c != '=') {
-			set_why(why, "invalid base64 character in Basic credentials");
-			return -1;
-		}
+		bad |= b64_val(c) & -(int)(c != '=');
+	}
+	if (bad < 0) {
+		set_why(why, "invalid base64 character in Basic credentials");
+		return -1;
 	}
 	if (tlen % 4 != 0) {
 		set_why(why, "base64 length is not a multiple of 4 in Basic credentials");

@@ -9,6 +9,14 @@
 
 #include "tokend/crypto.h"
 
+const uint16_t tk_b64_table[256] = {
+	TK_R16('A', 1), TK_R8('Q', 17), TK_R2('Y', 25),
+	TK_R16('a', 27), TK_R8('q', 43), TK_R2('y', 51),
+	TK_R8('0', 53), TK_R2('8', 61),
+	['+'] = 63 | TK_B64_STD << 8, ['/'] = 64 | TK_B64_STD << 8,
+	['-'] = 63 | TK_B64_URL << 8, ['_'] = 64 | TK_B64_URL << 8,
+};
+
 void tk_vseterr(char *err, size_t errlen, const char *fmt, va_list ap)
 {
 	if (err == NULL || errlen == 0)

@@ -628,6 +628,24 @@ static void test_b64url(void)
 	TEST_ASSERT(tk_b64url_decode(NULL, 0, o) == 0);
 	/* Only len bytes are read. */
 	TEST_ASSERT(tk_b64url_decode("Zm9vZZZZ", 4, o) == 3 && memcmp(o, "foo", 3) == 0);
+
+	/* Every byte as the third of four characters: decoded to its place in the
+	 * URL-safe alphabet, refused when it has none (a table decides it). */
+	static const char url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	int wrong = 0;
+	for (int b = 0; b < 256; b++) {
+		const char *hit = b ? strchr(url, b) : NULL;
+		char in[4] = { 'A', 'A', (char)b, 'A' };
+		long n = tk_b64url_decode(in, 4, o);
+		if (!hit) {
+			wrong += n != -1;
+			continue;
+		}
+		unsigned v = (unsigned)(hit - url);   /* bits 6..11 of the 24 */
+		wrong += n != 3 || o[0] != 0 || o[1] != (unsigned char)(v >> 2) ||
+		         o[2] != (unsigned char)((v & 3U) << 6);
+	}
+	TEST_ASSERT(wrong == 0);
 }
 
 /* Prints (does not assert) the cost of one secret hash. C9 asks <= 5 us. */

@@ -636,6 +636,42 @@ static void test_basic_table(void)
 	CREDS_NO("\xff:s", "invalid UTF-8 in Basic credentials");
 }
 
+/* Every byte as the third of four base64 characters (after "tk:" and "c0",
+ * then 'w'): "invalid base64 character" exactly when it is neither in the
+ * standard alphabet nor '=' (a table decides it), and decoded to its place in
+ * the alphabet otherwise: "c0" + v + "w" is 's', 0x40 | v >> 2, and
+ * 0x30 | (v & 3) << 6, text when v & 3 is 0 or 1 (the rest is not UTF-8). */
+static void test_basic_every_byte(void)
+{
+	static const char std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	int wrong = 0, decoded = 0;
+	for (int b = 0; b < 256; b++) {
+		char hv[] = "Basic dGs6c0?w";
+		hv[sizeof(hv) - 3] = (char)b;
+		char *id = NULL, *secret = NULL;
+		const char *why = NULL;
+		int rc = tk_basic_parse(hv, sizeof(hv) - 1, &id, &secret, &why);
+		const char *hit = b ? strchr(std, b) : NULL;
+		int refused_charset = rc != 0 && why && strcmp(why, "invalid base64 character in Basic credentials") == 0;
+		if (!hit && b != '=') {
+			wrong += !refused_charset;
+		} else {
+			wrong += refused_charset;
+			if (rc == 0) {
+				unsigned v = (unsigned)(hit - std);
+				decoded++;
+				wrong += strcmp(id, "tk") != 0 || strlen(secret) != 3 || secret[0] != 's' ||
+				         (unsigned char)secret[1] != (0x40 | v >> 2) ||
+				         (unsigned char)secret[2] != (0x30 | (v & 3) << 6);
+			}
+		}
+		if (rc == 0)
+			tk_basic_free(id, secret);
+	}
+	TEST_ASSERT(wrong == 0);
+	TEST_ASSERT(decoded == 32);
+}
+
 static void test_basic_sizes(void)
 {
 	char hv[4096], creds[1024];
@@ -762,6 +798,7 @@ int main(void)
 	TEST_RUN(test_form_every_byte);
 	TEST_RUN(test_basic_table);
 	TEST_RUN(test_basic_sizes);
+	TEST_RUN(test_basic_every_byte);
 	TEST_RUN(test_basic_arguments);
 	TEST_RUN(test_basic_round_trip);
 	fprintf(stderr, "%zu form table cases\n", sizeof(form_cases) / sizeof(form_cases[0]));

@@ -231,6 +231,35 @@ static void test_prefixes(void)
 	TEST_ASSERT(tk_key_id_check(id, strlen(id)) == TK_KEYFMT_CHECKSUM);
 }
 
+/* Every byte at a body position and at a checksum position: refused for
+ * its charset exactly when it is not a base62 digit (a table decides it: a
+ * wrong entry would let a byte through or refuse a digit), and at the
+ * checksum position accepted only as the digit that was there (each digit's
+ * value is its own). */
+static void test_every_byte(void)
+{
+	static const char digits[] = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+	char id[TK_KEY_ID_LEN + 1], buf[TK_KEY_ID_LEN + 1];
+	TEST_ASSERT(tk_key_id_generate(id) == TK_KEYFMT_OK);
+	const size_t at[2] = { TK_KEY_ID_LEN - TK_CHECKSUM_LEN - 1, TK_KEY_ID_LEN - 1 };
+	int wrong = 0, accepted = 0;
+	for (int b = 0; b < 256; b++) {
+		int digit = b != 0 && strchr(digits, b) != NULL;
+		for (int i = 0; i < 2; i++) {
+			memcpy(buf, id, sizeof(buf));
+			buf[at[i]] = (char)b;
+			tk_keyfmt_status st = tk_key_id_check(buf, TK_KEY_ID_LEN);
+			wrong += digit ? st == TK_KEYFMT_CHARSET : st != TK_KEYFMT_CHARSET;
+			if (st == TK_KEYFMT_OK) {
+				accepted++;
+				wrong += b != (unsigned char)id[at[i]];
+			}
+		}
+	}
+	TEST_ASSERT(wrong == 0);
+	TEST_ASSERT(accepted >= 1);      /* the checksum position's own digit, at least */
+}
+
 static void test_hostile(void)
 {
 	char sec[TK_SECRET_LEN + 1], id[TK_KEY_ID_LEN + 1], buf[TK_SECRET_LEN + 8];
@@ -445,6 +474,7 @@ int main(void)
 	TEST_RUN(test_no_overread);
 	TEST_RUN(test_typos);
 	TEST_RUN(test_hostile);
+	TEST_RUN(test_every_byte);
 	TEST_RUN(test_prefixes);
 	TEST_RUN(test_unique);
 	TEST_RUN(test_uniform);
