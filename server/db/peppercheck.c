@@ -56,14 +56,23 @@ tk_pepper_result tk_pepper_check(PGconn *c, const unsigned char value[TK_HASH_LE
 	to_hex(value, TK_HASH_LEN, hex);
 	const char *params[] = { hex };
 	tk_pepper_result res = TK_PEPPER_ERROR;
-	/* One statement: the insert when none is stored (a concurrent first start
-	 * loses the race harmlessly), then what is stored now. */
-	PGresult *r = tk_db_exec(c,
-	    "WITH ins AS (INSERT INTO pepper_check (check_value) VALUES ($1)"
-	    "             ON CONFLICT (id) DO NOTHING RETURNING check_value)"
-	    " SELECT check_value, true FROM ins"
-	    " UNION ALL SELECT check_value, false FROM pepper_check WHERE NOT EXISTS (SELECT 1 FROM ins)",
-	    1, params);
+	/* One statement: the insert when none is stored, then what is stored now.
+	 * A first contact racing another (fifty `key create` on a new database)
+	 * whose insert waited for the other's commit gets no row: its insert does
+	 * nothing, and its read's snapshot was taken before that commit. The
+	 * same statement again, with a new snapshot, reads the other's value. */
+	PGresult *r = NULL;
+	for (int tries = 0; tries < 3; tries++) {
+		PQclear(r);
+		r = tk_db_exec(c,
+		    "WITH ins AS (INSERT INTO pepper_check (check_value) VALUES ($1)"
+		    "             ON CONFLICT (id) DO NOTHING RETURNING check_value)"
+		    " SELECT check_value, true FROM ins"
+		    " UNION ALL SELECT check_value, false FROM pepper_check WHERE NOT EXISTS (SELECT 1 FROM ins)",
+		    1, params);
+		if (!tk_db_ok(r) || PQntuples(r) != 0)
+			break;
+	}
 	if (!tk_db_ok(r)) {
 		if (strcmp(tk_db_sqlstate(r), "42P01") == 0)
 			snprintf(err, errlen, "the database has no pepper check (schema older than version 9): "

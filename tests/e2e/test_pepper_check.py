@@ -79,6 +79,32 @@ def test_key_create_and_migrate_refuse_another_pepper(tokend, make_tokend):
     assert stored(tokend) == [expected(tokend)]
 
 
+def test_a_first_check_that_waits_for_another_reads_its_value(tokend):
+    """Two first contacts at once (CI: fifty `key create` on a database with no check value):
+    the one whose insert waits for the other's commit gets no row from its statement (its
+    insert does nothing, its read's snapshot predates that commit). It reads again, and
+    matches, instead of failing with "no readable check value"."""
+    assert stored(tokend) == []
+    other = psycopg2.connect(tokend.db_url, connect_timeout=10)
+    p = None
+    try:
+        with other.cursor() as cur:
+            cur.execute("INSERT INTO pepper_check (check_value) VALUES (%s)", (expected(tokend),))
+        p = tokend.spawn("migrate")
+        wait_until(lambda: tokend.query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                                        " AND wait_event_type = 'Lock'")[0][0] >= 1,
+                   timeout=30, what="migrate's insert to wait for the open one")
+        other.commit()
+        p.proc.wait(timeout=60)
+    finally:
+        other.close()
+        if p:
+            p.stop()
+    assert p.returncode == 0, p.stderr_text()[-2000:]
+    assert "no readable check value" not in p.stderr_text()
+    assert stored(tokend) == [expected(tokend)]
+
+
 def test_the_application_role_cannot_change_or_remove_the_check_value(tokend, start_server):
     start_server(tokend)
     app = role_url(tokend.db_url, "tokend")
