@@ -117,6 +117,8 @@ struct tk_worker {
 	tk_minter *minter;
 	tk_metrics metrics;
 	tk_lastused lastused;
+	void *spare_req;                      /* oauth/token.c: the last token request freed, kept
+	                                         for the next (freed with the worker) */
 	tk_dbjob flush_job;
 	int flush_inflight;
 	int flush_again;                      /* a flush was asked for while one was in flight */

@@ -705,6 +705,8 @@ void tk_workers_free(tk_server *srv)
 		if (w->base)
 			event_base_free(w->base);
 		tk_lastused_free(&w->lastused);
+		free(w->spare_req);
+		w->spare_req = NULL;
 	}
 	free(srv->workers);
 	srv->workers = NULL;

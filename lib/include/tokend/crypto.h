@@ -111,7 +111,7 @@ TK_API int tk_aead_open(const unsigned char key[TK_AEAD_KEY_LEN], const void *aa
                         const unsigned char nonce[TK_AEAD_NONCE_LEN],
                         const unsigned char tag[TK_AEAD_TAG_LEN], unsigned char *pt);
 
-/* Wipe memory so the compiler cannot elide it (OPENSSL_cleanse). */
+/* Wipe memory so the compiler cannot elide it (explicit_bzero). */
 TK_API void tk_wipe(void *p, size_t n);
 
 /* The value of a hex digit (either case), or -1. */
