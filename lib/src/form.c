@@ -394,12 +394,14 @@ static long b64_decode_strict(const char *t, size_t tlen, unsigned char *out, co
 {
 	size_t pad = 0, o = 0;
 
-	/* Every character base64 or '=': checked all at once (negative once one
-	 * is neither), so that the check costs the same whatever the text. */
-	int bad = 0;
+	/* Every character base64 or '=', and where the '=' are: one pass, no
+	 * branch per character (the same cost whatever the text). */
+	int bad = 0;                      /* negative once one is neither */
+	size_t eqs = 0;
 	for (size_t i = 0; i < tlen; i++) {
 		unsigned char c = (unsigned char)t[i];
 		bad |= b64_val(c) & -(int)(c != '=');
+		eqs += c == '=';
 	}
 	if (bad < 0) {
 		set_why(why, "invalid base64 character in Basic credentials");
@@ -411,11 +413,9 @@ static long b64_decode_strict(const char *t, size_t tlen, unsigned char *out, co
 	}
 	if (t[tlen - 1] == '=')
 		pad = t[tlen - 2] == '=' ? 2 : 1;
-	for (size_t i = 0; i < tlen - pad; i++) {
-		if (t[i] == '=') {
-			set_why(why, "misplaced base64 padding in Basic credentials");
-			return -1;
-		}
+	if (eqs != pad) {                 /* a '=' before the last `pad` characters */
+		set_why(why, "misplaced base64 padding in Basic credentials");
+		return -1;
 	}
 	for (size_t i = 0; i < tlen; i += 4) {
 		int last = i + 4 == tlen;
