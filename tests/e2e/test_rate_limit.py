@@ -62,14 +62,22 @@ def test_burst_then_429_with_retry_after(env):
 
 def test_refills_at_the_rate(env):
     t, srv = env
+    """The bucket refills at 2 a second. What refills while the requests run is
+    bounded by their time (a slow run, under ASan on a busy machine, gets more),
+    never assumed to be nothing."""
     k = new_key(t, "acme", "fast", "read", "--rate-limit", "120")   # 2 per second
+    t0 = time.monotonic()
     rs = _take(srv, k, 125)
     ok = sum(r.status == 200 for r in rs)
-    assert 120 <= ok <= 122, ok          # the burst, plus what refilled meanwhile
+    assert 120 <= ok <= 121 + 2 * (time.monotonic() - t0), ok   # the burst, plus what refilled meanwhile
     assert rs[-1].status == 429 and rs[-1].headers["retry-after"] == "1"
+    refused_at = time.monotonic()        # the bucket held less than one token
     time.sleep(1.1)
-    assert [r.status for r in _take(srv, k, 2)] == [200, 200]
-    assert _take(srv, k, 1)[0].status == 429
+    statuses = [r.status for r in _take(srv, k, 8)]
+    grown = 1 + 2 * (time.monotonic() - refused_at)   # at most, since the refusal
+    assert statuses[:2] == [200, 200], statuses       # 2.2 refilled during the sleep
+    assert statuses.count(200) <= grown, (statuses, grown)
+    assert 429 in statuses or grown >= 8, statuses
 
 
 def test_wrong_secrets_do_not_use_up_the_budget(env):
