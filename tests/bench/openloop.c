@@ -25,6 +25,12 @@
  *
  * OPENLOOP_AUTH in the environment, when set, is sent as
  * "Authorization: Basic $OPENLOOP_AUTH" (a secret stays off the command line).
+ * OPENLOOP_KEYS_FILE instead names a file of such values, one per line
+ * (tests/bench/gen_keys.py --auth-file): each request carries one picked at
+ * random, sent without a copy (sendmsg of the request's head, the value and
+ * its tail), so that the client costs about the same per request with a
+ * million keys as with one, and two runs at the same rate compare the
+ * server's work alone.
  *
  * Only 127.0.0.1 is ever contacted. It stops by itself: scheduling ends after
  * SECONDS, answers are awaited for at most 5 s more. The last line printed:
@@ -47,6 +53,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -163,6 +170,63 @@ static int response_done(struct conn *c, int *st)
 	return 1;
 }
 
+/* OPENLOOP_KEYS_FILE: the file's text and where each line starts and ends. */
+static char *keys_text;
+static size_t *key_off, *key_len, nkeys;
+
+static int load_keys(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	size_t cap = 0, len = 0, kcap = 0;
+	for (;;) {
+		if (len + 65536 > cap) {
+			cap = cap ? cap * 2 : 1 << 20;
+			char *t = realloc(keys_text, cap);
+			if (t == NULL)
+				break;
+			keys_text = t;
+		}
+		size_t got = fread(keys_text + len, 1, cap - len, f);
+		if (got == 0)
+			break;
+		len += got;
+	}
+	fclose(f);
+	for (size_t i = 0; i < len;) {
+		size_t e = i;
+		while (e < len && keys_text[e] != '\n')
+			e++;
+		if (e > i) {
+			if (nkeys == kcap) {
+				kcap = kcap ? kcap * 2 : 1024;
+				size_t *o = realloc(key_off, kcap * sizeof(*o)), *l = o ? realloc(key_len, kcap * sizeof(*l)) : NULL;
+				if (o)
+					key_off = o;
+				if (l == NULL)
+					return -1;
+				key_len = l;
+			}
+			key_off[nkeys] = i;
+			key_len[nkeys] = e - i;
+			nkeys++;
+		}
+		i = e + 1;
+	}
+	return nkeys > 0 ? 0 : -1;
+}
+
+/* xorshift64*: which key the next request carries. */
+static uint64_t rng_state = 0x9e3779b97f4a7c15u;
+static size_t pick_key(void)
+{
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return (size_t)((rng_state * 0x2545f4914f6cdd1du) % nkeys);
+}
+
 /* Requests due from start until stop. */
 static uint64_t due_total(uint64_t start, uint64_t stop, double gap_ns)
 {
@@ -223,8 +287,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "openloop: need -p 1..65535, -r > 0 or -C, -d 0..600, -c 1..%d\n", MAX_CONNS);
 		return 2;
 	}
+	const char *keys_file = getenv("OPENLOOP_KEYS_FILE");
+	if (keys_file != NULL && *keys_file != '\0') {
+		if (load_keys(keys_file) != 0) {
+			fprintf(stderr, "openloop: no keys read from %s\n", keys_file);
+			return 2;
+		}
+		rng_state ^= now_ns();
+	}
 	const char *auth = getenv("OPENLOOP_AUTH");
-	if (auth != NULL && *auth != '\0') {
+	if (nkeys == 0 && auth != NULL && *auth != '\0') {
 		int a = snprintf(headers + hl, sizeof(headers) - hl, "Authorization: Basic %s\r\n", auth);
 		if (a < 0 || (size_t)a >= sizeof(headers) - hl) {
 			fprintf(stderr, "openloop: headers too long\n");
@@ -232,15 +304,27 @@ int main(int argc, char **argv)
 		}
 		hl += (size_t)a;
 	}
+	/* With keys: req is the head up to the Authorization value, tail the rest. */
+	char tail[REQ_MAX];
+	size_t taillen = 0;
 	int n = snprintf(req, sizeof(req),
-	                 "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%sContent-Type: "
-	                 "application/x-www-form-urlencoded\r\nContent-Length: %zu\r\n\r\n%s",
-	                 path, port, headers, strlen(body), body);
-	if (n < 0 || (size_t)n >= sizeof(req)) {
+	                 nkeys ? "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%sAuthorization: Basic "
+	                       : "POST %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n%s",
+	                 path, port, headers);
+	int m = snprintf(tail, sizeof(tail),
+	                 "%sContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %zu\r\n\r\n%s",
+	                 nkeys ? "\r\n" : "", strlen(body), body);
+	if (n < 0 || m < 0 || (size_t)n + (size_t)m >= sizeof(req)) {
 		fprintf(stderr, "openloop: request too long\n");
 		return 2;
 	}
+	if (nkeys == 0) {
+		memcpy(req + n, tail, (size_t)m + 1);
+		n += m;
+		m = 0;
+	}
 	reqlen = (size_t)n;
+	taillen = (size_t)m;
 	ep = epoll_create1(EPOLL_CLOEXEC);
 	for (int i = 0; i < nconn; i++)
 		if (connect_one(port, ep, &conns[i]) != 0) {
@@ -273,8 +357,19 @@ int main(int argc, char **argv)
 				break;
 			free_hint = k + 1;
 			struct conn *c = &conns[k];
-			ssize_t w = send(c->fd, req, reqlen, MSG_NOSIGNAL);
-			if (w != (ssize_t)reqlen) {      /* a short write on loopback: count it, reconnect */
+			size_t want = reqlen;
+			ssize_t w;
+			if (nkeys) {
+				size_t k2 = pick_key();
+				struct iovec iov[3] = { { req, reqlen }, { keys_text + key_off[k2], key_len[k2] },
+				                        { tail, taillen } };
+				struct msghdr mh = { .msg_iov = iov, .msg_iovlen = 3 };
+				want = reqlen + key_len[k2] + taillen;
+				w = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+			} else {
+				w = send(c->fd, req, reqlen, MSG_NOSIGNAL);
+			}
+			if (w != (ssize_t)want) {        /* a short write on loopback: count it, reconnect */
 				errors++;
 				close(c->fd);
 				connect_one(port, ep, c);

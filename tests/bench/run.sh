@@ -49,6 +49,8 @@
 #   BENCH_RECENT_USE [1]     run 2's keys marked used a minute ago (the steady state: no first-use
 #                            write per key); 0: never used (each key's first use written at once)
 #   BENCH_RUN2_ROUNDS [2]    run 2's measure: one key, then random keys, this many times (same tokend)
+#   BENCH_RUN2_MATCHED [1]   0: no rate-matched pair (openloop: one key and random keys at one rate)
+#   BENCH_RUN2_RATE          that rate (default 80% of the random-key closed loop's tokens/s)
 #   BENCH_COMPARE            another tokend binary: run 1c, the one-key run 1 of this binary (A)
 #                            and that one (B) interleaved, A B A B: each run's CPU per token and
 #                            tokens/s, and the means (same machine, one sitting)
@@ -277,6 +279,9 @@ issue16_targets() {
       printf "  %-19s %s us/token vs one key %s us on the same tokend, interleaved: %+.1f%% (target within 10%%)%s\n",
              nk " keys cached", x, y, (y > 0 ? (x - y) / y * 100 : 0), (u == 1 ? "" : "; keys never used before: first-use writes included")
       printf "  %-19s %.0f MB (target <= %d MB)\n", nk " keys RSS", r / 1024, (big ? 300 : 60) }'
+    [ -z "$CPU2M" ] || awk -v nk="$NK" -v x="$CPU2M" -v y="$CPU1M" -v m="$MRATE" 'BEGIN {
+      printf "  %-19s %s us/token vs one key %s us, both at %s requests/s (openloop), interleaved: %+.1f%% (target within 10%%)\n",
+             nk " keys, one rate", x, y, m, (y > 0 ? (x - y) / y * 100 : 0) }'
     printf '  cold cache          %s lookups/s (target >= 15,000)\n' "$LOOKUPS"
   else
     echo "  random keys, RSS, cold cache: not run (BENCH_RUN2=0)"
@@ -843,6 +848,43 @@ TPS2=$R_TPS
 CPU2=$(mean "$R_CPU"); CPU1R=$(mean "$O_CPU")
 printf '  mean CPU per token  random keys %s us, one key %s us (%+.1f%%)\n' "$CPU2" "$CPU1R" \
   "$(awk -v x="$CPU2" -v y="$CPU1R" 'BEGIN { print (y > 0 ? (x - y) / y * 100 : 0) }')"
+
+# The same again at one rate for both, from one client (openloop: the one key, or
+# a key picked at random per request from the same file, sent without a copy).
+# wrk's random-key script costs wrk more per request (a random one of NKEYS
+# formatted requests: a cache miss or two of its own), so the closed loops above
+# run tokend at two loads, and a lighter load costs more CPU per token: fewer
+# requests per wake-up and per epoll_wait. At one rate only the work per key
+# differs. The rate: BENCH_RUN2_RATE, or 80% of the random-key closed loop's.
+CPU2M=""; CPU1M=""; MRATE=""
+if [ "${BENCH_RUN2_MATCHED:-1}" = 1 ] && [ -x "$OPENLOOP_BIN" ]; then
+  MRATE=${BENCH_RUN2_RATE:-$(awk -v t="${R_TPS:-0}" 'BEGIN { printf "%d", t * 0.8 }')}
+  [ "$MRATE" -ge 1 ] || MRATE=1000
+  echo "  -- measured: both at $MRATE requests/s (openloop, $CONNS connections), interleaved ($RUN2_ROUNDS rounds) --"
+  M_R=""; M_O=""
+  for round in $(seq "$RUN2_ROUNDS"); do
+    for v in one random; do
+      before=$(metric tokend_tokens_issued_total); c0=$(cpu_ticks)
+      if [ "$v" = one ]; then
+        OPENLOOP_AUTH="$AUTH" timeout -s INT $((RUN_S + 30)) "$OPENLOOP_BIN" -p "$PORT" -r "$MRATE" -d "$RUN_S" \
+          -c "$CONNS" -P "$WRK_PATH" -b grant_type=client_credentials >"$TMP/ol-m-$v-$round.out" 2>&1 || true
+      else
+        OPENLOOP_KEYS_FILE="$TMP/keys.auth" timeout -s INT $((RUN_S + 60)) "$OPENLOOP_BIN" -p "$PORT" -r "$MRATE" \
+          -d "$RUN_S" -c "$CONNS" -P "$WRK_PATH" -b grant_type=client_credentials >"$TMP/ol-m-$v-$round.out" 2>&1 || true
+      fi
+      after=$(metric tokend_tokens_issued_total); settle; c1=$(cpu_ticks)
+      us=$(us_per_token $((after - before)) $((c1 - c0)))
+      if [ "$v" = one ]; then M_O+=" $us"; else M_R+=" $us"; fi
+      olm() { sed -n 's/^OPENLOOP .*\b'"$1"'=\([0-9.]*\).*/\1/p' "$TMP/ol-m-$v-$round.out"; }
+      printf '  round %s %-11s %s tokens, %s us of CPU per token; late %s, non-2xx %s, p99 %s ms\n' "$round" \
+        "$([ "$v" = one ] && echo "one key" || echo "random keys")" $((after - before)) "$us" \
+        "$(olm late)" "$(olm non2xx)" "$(ms "$(olm p99_us)")"
+    done
+  done
+  CPU2M=$(mean "$M_R"); CPU1M=$(mean "$M_O")
+  printf '  mean CPU per token  random keys %s us, one key %s us (%+.1f%%), both at %s requests/s\n' "$CPU2M" "$CPU1M" \
+    "$(awk -v x="$CPU2M" -v y="$CPU1M" 'BEGIN { print (y > 0 ? (x - y) / y * 100 : 0) }')" "$MRATE"
+fi
 RSS2=$(rss_kb)
 printf '  tokend RSS          %s kB (%s keys cached)\n' "$RSS2" "$(metric tokend_key_cache_entries)"
 # memtrim.c hands free heap pages back after bursts of key records (malloc_trim on its own
