@@ -339,7 +339,9 @@ static int recently_used_here(tk_adminreq *ar)
 			last = known;
 		tk_apikey_release(k);
 	}
-	if (!mine || last <= (int64_t)time(NULL) - TK_RECENT_USE_WINDOW)
+	/* Uses are recorded to last_used_precision: one up to that much after
+	 * `last` may have gone unrecorded, so the window is widened by it. */
+	if (!mine || last <= (int64_t)time(NULL) - TK_RECENT_USE_WINDOW - ar->w->srv->cfg->last_used_precision)
 		return 0;
 	char when[32], d[200];
 	time_t t = (time_t)last;

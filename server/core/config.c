@@ -103,6 +103,7 @@ static const cf_param params[] = {
 	{ "db_pool_size",             I(db_pool_size),           "4",           0, 1, 256, NULL },
 	{ "db_timeout",               D(db_timeout),             "1s",          0, 1, 60, NULL },
 	{ "last_used_flush_interval", D(last_used_flush_interval), "5s",        0, 1, 3600, NULL },
+	{ "last_used_precision",      D(last_used_precision),    "60s",         0, 0, 3600, NULL },
 	{ "cache_ttl",                D(cache_ttl),              "5m",          0, 1, 86400, NULL },
 	{ "auth_failures_per_address", I(auth_failures_per_address), "20",     0, 0, 1000000, NULL },
 	{ "auth_failures_per_key",    I(auth_failures_per_key),  "20",          0, 0, 1000000, NULL },

@@ -84,6 +84,7 @@ typedef struct tk_config {
 	int db_pool_size;
 	int64_t db_timeout;
 	int64_t last_used_flush_interval;
+	int64_t last_used_precision;     /* a use newer than the last one recorded by less: not written */
 	int64_t cache_ttl;
 	int auth_failures_per_address;   /* per minute, then 429; 0: no limit */
 	int auth_failures_per_key;

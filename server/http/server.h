@@ -205,12 +205,14 @@ void tk_http_oauth_error(tk_worker *w, struct evhttp_request *req, const tk_reqi
 /* Window of the "recently used" guard of key deletion (SQL: interval '24 hours'). */
 #define TK_RECENT_USE_WINDOW 86400
 /*
- * Mark `k` used now (batched, flushed every last_used_flush_interval). When
- * the key's last known use is older than the guard's window minus one flush
- * interval and a minute - a first use in about a day, the only case where
- * the batch could hide a use from the guard - the marks are flushed at once
- * (asynchronously, never on the request's path), so every instance and the
- * CLI see the use in the database within a moment.
+ * Mark `k` used now (batched, flushed every last_used_flush_interval), unless
+ * its last recorded use is less than last_used_precision old: then nothing is
+ * written (one worker of all records a use; the key's cached last_used_at
+ * holds the time recorded). When the key's last known use is older than the
+ * guard's window minus one flush interval and a minute - a first use in about
+ * a day, the only case where the batch could hide a use from the guard - the
+ * marks are flushed at once (asynchronously, never on the request's path), so
+ * every instance and the CLI see the use in the database within a moment.
  */
 void tk_lastused_mark(tk_worker *w, const tk_apikey *k);
 /* This worker's unflushed mark of `key_id` (epoch seconds), or 0. */

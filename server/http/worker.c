@@ -197,14 +197,32 @@ int64_t tk_lastused_pending(const tk_worker *w, const char *key_id)
 
 void tk_lastused_mark(tk_worker *w, const tk_apikey *k)
 {
+	const tk_config *cfg = w->srv->cfg;
 	int64_t now = (int64_t)time(NULL);
-	tk_lastused_put_key(&w->lastused, k, now);
-	int64_t stale = now - (TK_RECENT_USE_WINDOW - w->srv->cfg->last_used_flush_interval - 60);
-	/* The only field of a shared, otherwise immutable key that moves (atomic):
-	 * one worker wins. The uintptr_t cast drops const on purpose. */
+	/* The key's last recorded use: the only field of a shared, otherwise
+	 * immutable key that moves (atomic). The uintptr_t cast drops const on
+	 * purpose. */
 	_Atomic int64_t *known = (_Atomic int64_t *)(uintptr_t)&k->last_used_at;
-	int64_t prev = atomic_load(known);
-	if (prev >= stale || !atomic_compare_exchange_strong(known, &prev, now))
+	int64_t prev = atomic_load_explicit(known, memory_order_relaxed);
+	/* Recorded less than last_used_precision ago: this use changes no time
+	 * anyone is shown by more than that, and costs the database nothing. A
+	 * key in steady use is then written once per precision, not once per
+	 * flush interval on every instance. */
+	if (prev > now - cfg->last_used_precision)
+		return;
+	/* One worker records it (the others see the new time and return). */
+	if (prev != now && !atomic_compare_exchange_strong(known, &prev, now))
+		return;
+	if (tk_lastused_put_key(&w->lastused, k, now) != 0) {
+		/* Not recorded (table full, out of memory): give the time back so
+		 * that the next use tries again. */
+		int64_t mine = now;
+		atomic_compare_exchange_strong(known, &mine, prev);
+		return;
+	}
+	tk_metric_add(&w->metrics.last_used_recorded, 1);
+	int64_t stale = now - (TK_RECENT_USE_WINDOW - cfg->last_used_flush_interval - 60);
+	if (prev >= stale)
 		return;
 	if (w->flush_inflight)
 		w->flush_again = 1;
@@ -240,7 +258,9 @@ static void flush_done(tk_dbjob *job)
 {
 	tk_worker *w = job->arg;
 	flush_sized(w, job->status == TK_DBJOB_OK, tk_mono_us() - w->flush_sent_us, job->n);
-	if (job->status != TK_DBJOB_OK) {
+	if (job->status == TK_DBJOB_OK)
+		tk_metric_add(&w->metrics.last_used_written, job->n);
+	else {
 		/* Merge the batch back (newest time wins): nothing is lost while the
 		 * database is away, and memory stays bounded by the number of keys. */
 		for (size_t i = 0; i < job->n; i++)

@@ -84,7 +84,7 @@ typedef struct tk_apikey {
 	int64_t status_idx;               /* index in the Token Status List (sql/012) */
 	/* The one field that changes after build: last use known to this process
 	 * (epoch seconds; 0: never), loaded from the database and moved forward
-	 * by tk_lastused_mark when it writes a first use of the day at once. */
+	 * by tk_lastused_mark to each use it records (last_used_precision). */
 	_Atomic int64_t last_used_at;
 	_Atomic int refs;
 	int lifetime;                     /* seconds; 0: server default */

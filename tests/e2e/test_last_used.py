@@ -1,0 +1,168 @@
+"""
+Last-used times kept to a precision (last_used_precision, default 60 s).
+
+A use less than the precision after the key's last recorded use - by this
+instance or by another, whose write it loaded - is not written: a key in
+steady use costs PostgreSQL one row update per precision, not one per flush
+interval on every instance. These tests count the row updates of the key
+(a row trigger in the test database), read the database's last_used_at and the
+two metrics (tokend_last_used_recorded_total, tokend_last_used_written_total),
+and check that the deletion guard widens its 24 hours by the precision.
+
+The servers flush every second (support.server's default for the suite).
+"""
+import contextlib
+import http.client
+import time
+
+import pytest
+
+from support.admin import create, env, ok, pair, refused, send   # noqa: F401 (env: the module's fixture)
+from support.http import metric
+from support.server import get_token
+from support.util import wait_until
+
+pytestmark = pytest.mark.binary
+
+
+@contextlib.contextmanager
+def row_updates(t, key_id):
+    """Count the UPDATEs of `key_id`'s row from now on: yields a function that reads the count."""
+    t.query("CREATE TABLE IF NOT EXISTS e2e_row_upd (key_id text NOT NULL, at timestamptz DEFAULT clock_timestamp())")
+    t.query("GRANT INSERT ON e2e_row_upd TO tokend_app")
+    t.query("""CREATE OR REPLACE FUNCTION e2e_count_row_upd() RETURNS trigger LANGUAGE plpgsql AS $$
+               BEGIN INSERT INTO e2e_row_upd (key_id) VALUES (NEW.id); RETURN NULL; END $$""")
+    t.query("DROP TRIGGER IF EXISTS e2e_count_row_upd ON api_keys")
+    t.query("CREATE TRIGGER e2e_count_row_upd AFTER UPDATE ON api_keys FOR EACH ROW EXECUTE FUNCTION e2e_count_row_upd()")
+    try:
+        yield lambda: t.query("SELECT count(*) FROM e2e_row_upd WHERE key_id = %s", (key_id,))[0][0]
+    finally:
+        t.query("DROP TRIGGER IF EXISTS e2e_count_row_upd ON api_keys")
+
+
+def db_last_used(t, key_id):
+    """The database's last_used_at of the key, epoch seconds (0: never)."""
+    return t.query("SELECT coalesce(extract(epoch FROM last_used_at), 0)::float FROM api_keys WHERE id = %s",
+                   (key_id,))[0][0]
+
+
+def counters(srvs):
+    """tokend_last_used_recorded_total and _written_total, summed over servers."""
+    rec = wri = 0
+    for s in srvs:
+        m = s.metrics()
+        rec += metric(m, "tokend_last_used_recorded_total")
+        wri += metric(m, "tokend_last_used_written_total")
+    return rec, wri
+
+
+def tokens_on_new_connections(srv, key, n):
+    """n tokens, each on a new connection (SO_REUSEPORT spreads them over the workers)."""
+    for _ in range(n):
+        conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+        try:
+            r = srv.token(key, conn=conn)
+            assert r.status == 200, r
+        finally:
+            conn.close()
+
+
+def test_uses_within_the_precision_are_not_written(env, start_server):
+    """The default precision (60 s): the first use is written at once; the next 40, over
+    two workers and two instances, change nothing in the database and are not recorded."""
+    t = env.t
+    a = start_server(t, issuer=env.srv.issuer)
+    b = start_server(t, issuer=env.srv.issuer)
+    acct, adm = pair(env, "lu-precise")
+    k = create(adm, {"name": "steady", "scopes": ["read"]})
+    kid = k["client_id"]
+    with row_updates(t, kid) as updates:
+        rec0, wri0 = counters([a, b])
+        get_token(a, k)
+        t1 = wait_until(lambda: db_last_used(t, kid), timeout=5, what="the first use to be written")
+        time.sleep(1.1)                       # the next uses are in a later second
+        tokens_on_new_connections(a, k, 20)
+        tokens_on_new_connections(b, k, 20)   # b loads the key with a's write
+        time.sleep(2.5)                       # two flush intervals and more
+        assert db_last_used(t, kid) == t1
+        assert updates() == 1
+        rec1, wri1 = counters([a, b])
+        assert (rec1 - rec0, wri1 - wri0) == (1, 1)
+    # What the admin API shows is the recorded use.
+    shown = ok(adm.get(f"keys/{kid}"))["last_used_at"]
+    assert shown and time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t1)) in shown, (shown, t1)
+
+
+def test_a_use_past_the_precision_is_written(env, start_server):
+    """Precision 2 s: a use 1 s after the recorded one is not written; one 2 s after it is."""
+    t = env.t
+    srv = start_server(t, issuer=env.srv.issuer, last_used_precision="2s")
+    acct, adm = pair(env, "lu-two")
+    k = create(adm, {"name": "two seconds", "scopes": ["read"]})
+    kid = k["client_id"]
+    with row_updates(t, kid) as updates:
+        get_token(srv, k)
+        t1 = wait_until(lambda: db_last_used(t, kid), timeout=5, what="the first use to be written")
+        # Within the precision (the recorded second is t1; wait for t1 + 1).
+        while time.time() < t1 + 1.05:
+            time.sleep(0.05)
+        if time.time() < t1 + 1.9:
+            get_token(srv, k)
+            time.sleep(1.3)
+            assert db_last_used(t, kid) == t1 and updates() == 1
+        # Past it.
+        while time.time() < t1 + 2.05:
+            time.sleep(0.05)
+        get_token(srv, k)
+        t2 = wait_until(lambda: db_last_used(t, kid) > t1 and db_last_used(t, kid), timeout=5,
+                        what="the use past the precision to be written")
+        assert t2 >= t1 + 2
+        assert updates() == 2
+
+
+def test_precision_zero_writes_every_second(env, start_server):
+    """last_used_precision = 0: a use in a later second is written (once per flush interval)."""
+    t = env.t
+    srv = start_server(t, issuer=env.srv.issuer, last_used_precision="0")
+    acct, adm = pair(env, "lu-zero")
+    k = create(adm, {"name": "every second", "scopes": ["read"]})
+    kid = k["client_id"]
+    get_token(srv, k)
+    t1 = wait_until(lambda: db_last_used(t, kid), timeout=5, what="the first use to be written")
+    while time.time() < t1 + 1.05:
+        time.sleep(0.05)
+    get_token(srv, k)
+    wait_until(lambda: db_last_used(t, kid) > t1, timeout=5, what="the second use to be written")
+
+
+def test_precision_out_of_range_is_refused(env):
+    t = env.t
+    for bad in ("2h", "-1s", "soon"):
+        conf = t.write_config([f"database_url = {t.app_url}", f"pepper_file = {t.pepper_file}",
+                               f"last_used_precision = {bad}"], name="lu-bad.conf")
+        r = t.run("config", config=conf, check=None)
+        assert r.returncode != 0 and "last_used_precision" in (r.stdout + r.stderr), (bad, r)
+
+
+def test_delete_guard_widens_by_the_precision(env, start_server):
+    """A key last recorded 24 h and 20 s ago may have been used, unrecorded, up to a precision
+    (60 s) later: the instance holding it asks for confirmation. At precision 0 the same key
+    is deleted without one (the database's guard alone: older than 24 hours)."""
+    t = env.t
+    acct, adm = pair(env, "lu-guard")
+    for precision, expect_refused in (("60s", True), ("0", False)):
+        srv = start_server(t, issuer=env.srv.issuer, last_used_precision=precision)
+        k = create(adm, {"name": f"old use {precision}", "scopes": ["read"]})
+        kid = k["client_id"]
+        t.query("UPDATE api_keys SET last_used_at = now() - interval '24 hours 20 seconds' WHERE id = %s", (kid,))
+        # Cached on srv without a use: a scope the key lacks is refused after the key is read.
+        r = srv.token(k, scope="nope")
+        assert r.status == 400 and r.json()["error"] == "invalid_scope", r
+        assert db_last_used(t, kid) < time.time() - 86400
+        r = send(srv.port, "DELETE", f"keys/{kid}", token=adm.token)
+        if expect_refused:
+            body = refused(r, 409, "recently_used")
+            assert "24 hours" in body["error_description"]
+            assert ok(send(srv.port, "DELETE", f"keys/{kid}?confirm=1", token=adm.token))["state"] == "deleted"
+        else:
+            assert ok(r)["state"] == "deleted"
