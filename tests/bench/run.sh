@@ -810,18 +810,27 @@ fi
 [ -n "$ks1" ] && awk -v s=$((ks1 - ${ks0:-0})) -v l=$((kl1 - ${kl0:-0})) -v c="$(metric tokend_db_connections)" 'BEGIN {
   printf "  key statements      %d for %d lookups (%.1f per statement), %s pool connections\n", s, l, (s > 0 ? l / s : 0), c }'
 
+# The database's side of a run: the CPU of tokend's backends (the last-used writes,
+# at most one a key per last_used_precision) and how many times were written.
+pg_mark() { G0=$(pg_ticks); W0=$(metric tokend_last_used_written_total); }
+pg_report() {   # $1: tokens of the run
+  local g1 w1; g1=$(pg_ticks); w1=$(metric tokend_last_used_written_total)
+  printf '; PostgreSQL %s us a token (%s last-used writes)' "$(us_per_token "$1" $((g1 - G0)))" \
+    "$([ -n "$w1" ] && echo $((w1 - ${W0:-0})) || echo "n/a")"
+}
 echo "  -- measured: random keys, all cached, interleaved with the one key ($RUN2_ROUNDS rounds, same tokend) --"
 echo "     (each run's CPU taken until its last last-used batch is written: ${SETTLE_S} s after its load)"
 settle
 R_CPU=""; O_CPU=""; R_TPS=""
 for round in $(seq "$RUN2_ROUNDS"); do
-  before=$(metric tokend_tokens_issued_total); c0=$(cpu_ticks)
+  before=$(metric tokend_tokens_issued_total); c0=$(cpu_ticks); pg_mark
   wrk_start "run2-one-$round" "$HERE/token.lua" "$RUN_S" BENCH_AUTH="$AUTH"; wrk_wait "run2-one-$round"
   after=$(metric tokend_tokens_issued_total); settle; c1=$(cpu_ticks)
   us=$(us_per_token $((after - before)) $((c1 - c0))); O_CPU+=" $us"
-  printf '  round %s one key      %s tokens, %s us of CPU per token\n' "$round" $((after - before)) "$us"
+  printf '  round %s one key      %s tokens, %s us of CPU per token%s\n' "$round" $((after - before)) "$us" \
+    "$(pg_report $((after - before)))"
   before=$(metric tokend_tokens_issued_total); h0=$(metric tokend_key_cache_hits_total); m0=$(metric tokend_key_cache_misses_total)
-  c0=$(cpu_ticks)
+  c0=$(cpu_ticks); pg_mark
   wrk_start "run2-$round" "$HERE/token_random.lua" "$RUN_S" BENCH_KEYS_FILE="$TMP/keys.auth"
   # The rate's window: wrk's own last RUN_S seconds (both threads sending),
   # tokens, wall time and CPU over the same span. (wrk's requests / duration
@@ -838,8 +847,8 @@ for round in $(seq "$RUN2_ROUNDS"); do
   after=$(metric tokend_tokens_issued_total); h1=$(metric tokend_key_cache_hits_total); m1=$(metric tokend_key_cache_misses_total)
   settle; c1=$(cpu_ticks)
   us=$(us_per_token $((after - before)) $((c1 - c0))); R_CPU+=" $us"
-  printf '  round %s random keys  %s tokens, %s us of CPU per token; cache hits/misses %s / %s\n' \
-    "$round" $((after - before)) "$us" $((h1 - h0)) $((m1 - m0))
+  printf '  round %s random keys  %s tokens, %s us of CPU per token; cache hits/misses %s / %s%s\n' \
+    "$round" $((after - before)) "$us" $((h1 - h0)) $((m1 - m0)) "$(pg_report $((after - before)))"
   [ "$round" = 1 ] || continue
   report_run2 "run2-$round" "$wa" "$wb" $((after - before)) $((c1 - c0))
   R_TPS=$TPS
@@ -864,7 +873,7 @@ if [ "${BENCH_RUN2_MATCHED:-1}" = 1 ] && [ -x "$OPENLOOP_BIN" ]; then
   M_R=""; M_O=""
   for round in $(seq "$RUN2_ROUNDS"); do
     for v in one random; do
-      before=$(metric tokend_tokens_issued_total); c0=$(cpu_ticks)
+      before=$(metric tokend_tokens_issued_total); c0=$(cpu_ticks); pg_mark
       if [ "$v" = one ]; then
         OPENLOOP_AUTH="$AUTH" timeout -s INT $((RUN_S + 30)) "$OPENLOOP_BIN" -p "$PORT" -r "$MRATE" -d "$RUN_S" \
           -c "$CONNS" -P "$WRK_PATH" -b grant_type=client_credentials >"$TMP/ol-m-$v-$round.out" 2>&1 || true
@@ -876,9 +885,9 @@ if [ "${BENCH_RUN2_MATCHED:-1}" = 1 ] && [ -x "$OPENLOOP_BIN" ]; then
       us=$(us_per_token $((after - before)) $((c1 - c0)))
       if [ "$v" = one ]; then M_O+=" $us"; else M_R+=" $us"; fi
       olm() { sed -n 's/^OPENLOOP .*\b'"$1"'=\([0-9.]*\).*/\1/p' "$TMP/ol-m-$v-$round.out"; }
-      printf '  round %s %-11s %s tokens, %s us of CPU per token; late %s, non-2xx %s, p99 %s ms\n' "$round" \
+      printf '  round %s %-11s %s tokens, %s us of CPU per token; late %s, non-2xx %s, p99 %s ms%s\n' "$round" \
         "$([ "$v" = one ] && echo "one key" || echo "random keys")" $((after - before)) "$us" \
-        "$(olm late)" "$(olm non2xx)" "$(ms "$(olm p99_us)")"
+        "$(olm late)" "$(olm non2xx)" "$(ms "$(olm p99_us)")" "$(pg_report $((after - before)))"
     done
   done
   CPU2M=$(mean "$M_R"); CPU1M=$(mean "$M_O")

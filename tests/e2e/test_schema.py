@@ -139,6 +139,52 @@ def test_last_used_only_moves_forward(keyed):
     assert keyed.json("key", "show", keyed.kid)["last_used_at"].startswith("2030-01-01")
 
 
+def test_every_key_column_is_watched_on_update(keyed):
+    """sql/014: each UPDATE trigger of api_keys names the columns it checks (UPDATE OF), so
+    that tokend's last-used writes run none of them. A column added later and named by no
+    BEFORE UPDATE trigger would be changeable unchecked: every column must stay watched."""
+    cols = {n for (n,) in keyed.query(
+        "SELECT attname FROM pg_attribute WHERE attrelid = 'api_keys'::regclass AND attnum > 0 AND NOT attisdropped")}
+    watched, everything = set(), False
+    # tgtype bits: 1 row, 2 before, 16 update.
+    for (attrs,) in keyed.query(
+            "SELECT coalesce((SELECT array_agg(a.attname::text) FROM unnest(t.tgattr) AS n"
+            "                   JOIN pg_attribute a ON a.attrelid = t.tgrelid AND a.attnum = n), '{}')"
+            "  FROM pg_trigger t WHERE t.tgrelid = 'api_keys'::regclass AND NOT t.tgisinternal"
+            "   AND t.tgtype & 19 = 19"):
+        if not attrs:
+            everything = True
+        watched |= set(attrs)
+    assert everything or cols <= watched, f"columns no BEFORE UPDATE trigger checks: {sorted(cols - watched)}"
+    assert "last_used_at" in watched
+
+
+def test_last_used_write_runs_no_trigger_function(keyed):
+    """tokend's batched write (the statement of server/db/dbjobs.c) calls no PL/pgSQL; a
+    write that would move last_used_at back calls only the function that keeps it."""
+    conn = psycopg2.connect(keyed.db_url, connect_timeout=10)
+    try:
+        with conn, conn.cursor() as cur:
+            cur.execute("SET LOCAL track_functions = 'pl'")
+            cur.execute("UPDATE api_keys k SET last_used_at = to_timestamp(v.t)"
+                        "  FROM unnest(%s::text[], %s::bigint[]) AS v(id, t)"
+                        " WHERE k.id = v.id AND (k.last_used_at IS NULL OR k.last_used_at < to_timestamp(v.t))",
+                        ([keyed.kid], [1900000000]))
+            assert cur.rowcount == 1
+            cur.execute("SELECT funcname, calls FROM pg_stat_xact_user_functions ORDER BY funcname")
+            assert cur.fetchall() == []
+            cur.execute("UPDATE api_keys SET last_used_at = to_timestamp(1800000000) WHERE id = %s", (keyed.kid,))
+            cur.execute("SELECT funcname, calls FROM pg_stat_xact_user_functions ORDER BY funcname")
+            assert cur.fetchall() == [("api_keys_last_used_forward", 1)]
+            cur.execute("UPDATE api_keys SET name = 'watched' WHERE id = %s", (keyed.kid,))
+            cur.execute("SELECT funcname FROM pg_stat_xact_user_functions ORDER BY funcname")
+            called = {f for (f,) in cur.fetchall()}
+            assert {"api_keys_before_update", "api_keys_after_change"} <= called, called
+    finally:
+        conn.close()
+    assert key_row(keyed, keyed.kid)["last_used_at"].timestamp() == 1900000000
+
+
 # ===========================================================================
 # Revocation is permanent; deletion is final; rows are never removed
 # ===========================================================================
