@@ -184,8 +184,11 @@ static int load_keys(const char *path)
 		if (len + 65536 > cap) {
 			cap = cap ? cap * 2 : 1 << 20;
 			char *t = realloc(keys_text, cap);
-			if (t == NULL)
-				break;
+			if (t == NULL) {
+				/* Not a part of the file taken for all of it. */
+				fclose(f);
+				return -1;
+			}
 			keys_text = t;
 		}
 		size_t got = fread(keys_text + len, 1, cap - len, f);
@@ -193,7 +196,10 @@ static int load_keys(const char *path)
 			break;
 		len += got;
 	}
+	int bad = ferror(f);
 	fclose(f);
+	if (bad)
+		return -1;
 	for (size_t i = 0; i < len;) {
 		size_t e = i;
 		while (e < len && keys_text[e] != '\n')
@@ -290,7 +296,7 @@ int main(int argc, char **argv)
 	const char *keys_file = getenv("OPENLOOP_KEYS_FILE");
 	if (keys_file != NULL && *keys_file != '\0') {
 		if (load_keys(keys_file) != 0) {
-			fprintf(stderr, "openloop: no keys read from %s\n", keys_file);
+			fprintf(stderr, "openloop: cannot read the keys of %s (unreadable, out of memory, or none)\n", keys_file);
 			return 2;
 		}
 		rng_state ^= now_ns();
