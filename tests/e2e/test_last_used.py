@@ -56,6 +56,24 @@ def counters(srvs):
     return rec, wri
 
 
+def server_and_key(env, start_server, prefix, **settings):
+    """A server on the module's database with `settings`, and a new key of a new account."""
+    srv = start_server(env.t, issuer=env.srv.issuer, **settings)
+    acct, adm = pair(env, prefix)
+    return srv, create(adm, {"name": prefix, "scopes": ["read"]})
+
+
+def first_use(t, srv, k):
+    """A token for key `k` from `srv`; the key's first use, written at once: its recorded second."""
+    get_token(srv, k)
+    return wait_until(lambda: db_last_used(t, k["client_id"]), timeout=5, what="the first use to be written")
+
+
+def sleep_until(when):
+    while time.time() < when:
+        time.sleep(0.05)
+
+
 def tokens_on_new_connections(srv, key, n):
     """n tokens, each on a new connection (SO_REUSEPORT spreads them over the workers)."""
     for _ in range(n):
@@ -78,8 +96,7 @@ def test_uses_within_the_precision_are_not_written(env, start_server):
     kid = k["client_id"]
     with row_updates(t, kid) as updates:
         rec0, wri0 = counters([a, b])
-        get_token(a, k)
-        t1 = wait_until(lambda: db_last_used(t, kid), timeout=5, what="the first use to be written")
+        t1 = first_use(t, a, k)
         time.sleep(1.1)                       # the next uses are in a later second
         tokens_on_new_connections(a, k, 20)
         tokens_on_new_connections(b, k, 20)   # b loads the key with a's write
@@ -96,23 +113,16 @@ def test_uses_within_the_precision_are_not_written(env, start_server):
 def test_a_use_past_the_precision_is_written(env, start_server):
     """Precision 2 s: a use 1 s after the recorded one is not written; one 2 s after it is."""
     t = env.t
-    srv = start_server(t, issuer=env.srv.issuer, last_used_precision="2s")
-    acct, adm = pair(env, "lu-two")
-    k = create(adm, {"name": "two seconds", "scopes": ["read"]})
+    srv, k = server_and_key(env, start_server, "lu-two", last_used_precision="2s")
     kid = k["client_id"]
     with row_updates(t, kid) as updates:
-        get_token(srv, k)
-        t1 = wait_until(lambda: db_last_used(t, kid), timeout=5, what="the first use to be written")
-        # Within the precision (the recorded second is t1; wait for t1 + 1).
-        while time.time() < t1 + 1.05:
-            time.sleep(0.05)
+        t1 = first_use(t, srv, k)
+        sleep_until(t1 + 1.05)            # within the precision: the recorded second is t1
         if time.time() < t1 + 1.9:
             get_token(srv, k)
             time.sleep(1.3)
             assert db_last_used(t, kid) == t1 and updates() == 1
-        # Past it.
-        while time.time() < t1 + 2.05:
-            time.sleep(0.05)
+        sleep_until(t1 + 2.05)            # past it
         get_token(srv, k)
         t2 = wait_until(lambda: db_last_used(t, kid) > t1 and db_last_used(t, kid), timeout=5,
                         what="the use past the precision to be written")
@@ -123,14 +133,10 @@ def test_a_use_past_the_precision_is_written(env, start_server):
 def test_precision_zero_writes_every_second(env, start_server):
     """last_used_precision = 0: a use in a later second is written (once per flush interval)."""
     t = env.t
-    srv = start_server(t, issuer=env.srv.issuer, last_used_precision="0")
-    acct, adm = pair(env, "lu-zero")
-    k = create(adm, {"name": "every second", "scopes": ["read"]})
+    srv, k = server_and_key(env, start_server, "lu-zero", last_used_precision="0")
     kid = k["client_id"]
-    get_token(srv, k)
-    t1 = wait_until(lambda: db_last_used(t, kid), timeout=5, what="the first use to be written")
-    while time.time() < t1 + 1.05:
-        time.sleep(0.05)
+    t1 = first_use(t, srv, k)
+    sleep_until(t1 + 1.05)
     get_token(srv, k)
     wait_until(lambda: db_last_used(t, kid) > t1, timeout=5, what="the second use to be written")
 
