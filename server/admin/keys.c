@@ -413,9 +413,15 @@ void tk_admin_key_action(tk_adminreq *ar)
 		return tk_admin_send_error(ar, 404, "not_found", "no such key", NULL);
 	if (ar->op == TK_ADMIN_OP_KEY_DELETE && !confirm && recently_used_here(ar))
 		return;
+	/* The deletion guard's window widens by the precision of last-used
+	 * times (sql/015: tokend.last_used_precision, for this transaction). */
+	char precision[24];
+	snprintf(precision, sizeof(precision), "%lld", (long long)ar->w->srv->cfg->last_used_precision);
 	const char *p[] = { tk_admin_own(ar, ar->actor), tk_admin_own(ar, ar->address), ar->operator ? NULL : tk_admin_own(ar, ar->account),
-	                    tk_admin_own(ar, ar->id), action, arg, confirm ? "t" : "f", ar->operator ? "t" : "f" };
-	tk_admin_run(ar, "SELECT tokend_admin_key_action($1, $2, $3, $4, $5, $6, $7::boolean, $8::boolean)::text", 8, p, 1);
+	                    tk_admin_own(ar, ar->id), action, arg, confirm ? "t" : "f", ar->operator ? "t" : "f",
+	                    tk_admin_own(ar, precision) };
+	tk_admin_run(ar, "SELECT tokend_admin_key_action($1, $2, $3, $4, $5, $6, $7::boolean, $8::boolean)::text"
+	                 " FROM (SELECT set_config('tokend.last_used_precision', $9, true)) s", 9, p, 1);
 }
 
 json_t *tk_admin_key_created(tk_adminreq *ar, json_t *answer, int *status)

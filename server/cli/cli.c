@@ -68,8 +68,13 @@ PGconn *cli_db(void)
 	struct passwd *pw = getpwuid(getuid());
 	gethostname(host, sizeof(host) - 1);
 	snprintf(actor, sizeof(actor), "cli:%s@%s", pw ? pw->pw_name : "?", host);
-	const char *p[] = { actor };
-	PGresult *r = tk_db_exec(cli.db, "SELECT set_config('tokend.actor', $1, false)", 1, p);
+	/* The deletion guard's window widens by the precision of last-used
+	 * times (sql/015). */
+	char precision[24];
+	snprintf(precision, sizeof(precision), "%lld", (long long)cfg->last_used_precision);
+	const char *p[] = { actor, precision };
+	PGresult *r = tk_db_exec(cli.db, "SELECT set_config('tokend.actor', $1, false),"
+	                                 " set_config('tokend.last_used_precision', $2, false)", 2, p);
 	PQclear(r);
 
 	int cur = tk_migrate_current(cli.db);

@@ -151,24 +151,52 @@ def test_precision_out_of_range_is_refused(env):
 
 
 def test_delete_guard_widens_by_the_precision(env, start_server):
-    """A key last recorded 24 h and 20 s ago may have been used, unrecorded, up to a precision
-    (60 s) later: the instance holding it asks for confirmation. At precision 0 the same key
-    is deleted without one (the database's guard alone: older than 24 hours)."""
+    """A key whose last recorded use is 24 h 20 s old may have been used, unrecorded, up to a
+    precision (60 s by default) later. Every way of deleting it asks for confirmation: the
+    instance holding it in its cache, an instance without it (the database's guard, sql/015),
+    the CLI, and SQL called without the setting (the largest precision, 1 h). At precision 0
+    the same key is deleted without one."""
     t = env.t
     acct, adm = pair(env, "lu-guard")
-    for precision, expect_refused in (("60s", True), ("0", False)):
-        srv = start_server(t, issuer=env.srv.issuer, last_used_precision=precision)
-        k = create(adm, {"name": f"old use {precision}", "scopes": ["read"]})
-        kid = k["client_id"]
-        t.query("UPDATE api_keys SET last_used_at = now() - interval '24 hours 20 seconds' WHERE id = %s", (kid,))
-        # Cached on srv without a use: a scope the key lacks is refused after the key is read.
-        r = srv.token(k, scope="nope")
-        assert r.status == 400 and r.json()["error"] == "invalid_scope", r
-        assert db_last_used(t, kid) < time.time() - 86400
-        r = send(srv.port, "DELETE", f"keys/{kid}", token=adm.token)
-        if expect_refused:
-            body = refused(r, 409, "recently_used")
-            assert "24 hours" in body["error_description"]
-            assert ok(send(srv.port, "DELETE", f"keys/{kid}?confirm=1", token=adm.token))["state"] == "deleted"
-        else:
-            assert ok(r)["state"] == "deleted"
+
+    def old_key(name):
+        k = create(adm, {"name": name, "scopes": ["read"]})
+        t.query("UPDATE api_keys SET last_used_at = now() - interval '24 hours 20 seconds' WHERE id = %s",
+                (k["client_id"],))
+        return k
+
+    def gone(kid):
+        return t.query("SELECT deleted_at IS NOT NULL FROM api_keys WHERE id = %s", (kid,)) == [(True,)]
+
+    # The instance holding the key: a scope the key lacks is refused after the key is read
+    # (cached, no use recorded).
+    held = start_server(t, issuer=env.srv.issuer)
+    k = old_key("held")
+    r = held.token(k, scope="nope")
+    assert r.status == 400 and r.json()["error"] == "invalid_scope", r
+    body = refused(send(held.port, "DELETE", f"keys/{k['client_id']}", token=adm.token), 409, "recently_used")
+    assert "24 hours" in body["error_description"]
+    # An instance that never read the key: the database's guard.
+    other = start_server(t, issuer=env.srv.issuer)
+    k = old_key("elsewhere")
+    refused(send(other.port, "DELETE", f"keys/{k['client_id']}", token=adm.token), 409, "recently_used")
+    assert not gone(k["client_id"])
+    # The CLI, and SQL without the setting.
+    r = t.run("key", "delete", k["client_id"], check=None)
+    assert r.returncode != 0 and "24 hours" in (r.stdout + r.stderr), r
+    with pytest.raises(Exception, match="24 hours"):
+        t.query("SELECT tokend_admin_key_action('sql:test', NULL, NULL, %s, 'delete', NULL, false, true)",
+                (k["client_id"],))
+    assert not gone(k["client_id"])
+    # Confirmed, it goes.
+    assert ok(send(other.port, "DELETE", f"keys/{k['client_id']}?confirm=1", token=adm.token))["state"] == "deleted"
+    # Precision 0: the server and the CLI delete such a key without confirmation.
+    zero = start_server(t, issuer=env.srv.issuer, last_used_precision="0")
+    k = old_key("zero")
+    r = zero.token(k, scope="nope")
+    assert r.status == 400, r
+    assert ok(send(zero.port, "DELETE", f"keys/{k['client_id']}", token=adm.token))["state"] == "deleted"
+    k = old_key("zero cli")
+    conf = t.write_config(t.config.read_text() + "last_used_precision = 0\n", name="lu-zero.conf")
+    t.run("key", "delete", k["client_id"], config=conf, check=0)
+    assert gone(k["client_id"])
