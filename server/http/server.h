@@ -202,7 +202,8 @@ void tk_http_oauth_error(tk_worker *w, struct evhttp_request *req, const tk_reqi
 #define TK_TOKEN_HEADER_MIN (TK_TOKEN_MAX + 2048)
 #define TK_AT_LEAST(v, min) ((v) > (min) ? (v) : (min))
 
-/* Window of the "recently used" guard of key deletion (SQL: interval '24 hours'). */
+/* Window of the "recently used" guard of key deletion, widened by
+ * last_used_precision here and in SQL (sql/015, tokend_recent_use_since). */
 #define TK_RECENT_USE_WINDOW 86400
 /*
  * Mark `k` used now (batched, flushed every last_used_flush_interval), unless
