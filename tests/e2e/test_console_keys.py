@@ -80,7 +80,11 @@ def test_generate_copy_close_secret_gone(w, browser):
     assert one(d, "[data-testid=token-url]").text == meta_url
     seen = {}
     for lang in ("curl", "env", "python", "node", "go"):
-        one(d, f"[data-testid=snippet-{lang}]").click()
+        tab = one(d, f"[data-testid=snippet-{lang}]")
+        tab.click()
+        # The tab shows pressed once its snippet is in place (CI once read the previous
+        # tab's text right after the click).
+        until(d, lambda d: tab.get_attribute("aria-pressed") == "true", what=f"the {lang} tab pressed")
         seen[lang] = one(d, "[data-testid=snippet]").text
         assert key_id in seen[lang] and meta_url in seen[lang], (lang, seen[lang])
     assert f"TOKEND_CLIENT_SECRET={secret}" in seen["env"]
