@@ -10,6 +10,7 @@ signed by a key published for less than jwks_max_age, each step done once
 holding the rotation lock is killed (SIGKILL) in the middle of a step: the
 other finishes it.
 """
+import http.client
 import http.server
 import json
 import os
@@ -57,10 +58,20 @@ class Balancer:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
+                # Like a real balancer, a GET whose instance dies under it (the test
+                # kills one mid-rotation) is retried on the next live one; the
+                # verifier would otherwise see its fetch fail (jose: TypeError).
                 live = list(traffic.live)
-                srv = live[n[0] % len(live)]
+                start = n[0]
                 n[0] += 1
-                r = srv.get(self.path, timeout=5)
+                for i in range(len(live)):
+                    srv = live[(start + i) % len(live)]
+                    try:
+                        r = srv.get(self.path, timeout=5)
+                        break
+                    except (OSError, http.client.HTTPException):
+                        if i == len(live) - 1:
+                            raise
                 self.send_response(r.status)
                 for h in ("content-type", "cache-control", "etag"):
                     if h in r.headers:
