@@ -34,7 +34,7 @@ JWT_PREFIX="$DEPS/libjwt"
 
 PACKAGES=(
   build-essential cmake pkg-config clang libclang-rt-14-dev
-  libevent-dev libssl-dev libjansson-dev libpq-dev zlib1g-dev
+  libevent-dev libssl-dev libjansson-dev libpq-dev zlib1g-dev liburing-dev
   postgresql-15 postgresql-client-15 pgbouncer
   python3 python3-pytest python3-pytest-xdist python3-requests python3-jwt python3-cryptography
   python3-requests-oauthlib python3-authlib python3-psycopg2 python3-yaml

@@ -20,6 +20,7 @@
 #include "proxy.h"
 
 #define TK_WORKERS_MAX 64                /* workers at most */
+#define TK_SEND_BATCH_MAX 256            /* send_batch at most */
 
 /* Where a setting's value came from (tk_config.source, by table order). */
 #define TK_CONFIG_FROM_DEFAULT 0
@@ -99,6 +100,7 @@ typedef struct tk_config {
 	int listen_exclusive;     /* refuse to start when another process listens on the port */
 	int http_fast_lane;            /* POST /oauth2/token read and answered by conn.c (README) */
 	int send_batch;                /* fast-lane answers of a loop pass sent together, at most (conn.c) */
+	int send_uring;                /* such a group in one io_uring_enter, where io_uring works (conn.c) */
 	unsigned char source[TK_CONFIG_MAX_KEYS]; /* TK_CONFIG_FROM_* of each key, in table order */
 } tk_config;
 

@@ -27,6 +27,8 @@
 	X(requests_fast,      "tokend_requests_fast_lane_total",   "Requests read and answered by the fast lane (POST /oauth2/token served without evhttp)") \
 	X(send_batches,       "tokend_send_batches_total",         "Groups of fast-lane answers sent together at the end of a pass of a worker's loop (send_batch)") \
 	X(send_batched,       "tokend_send_batched_answers_total", "Fast-lane answers sent in full in those groups (over tokend_send_batches_total: the mean group)") \
+	X(send_uring_calls,   "tokend_send_uring_calls_total",     "Groups of two or more fast-lane answers handed to the kernel in one io_uring_enter (send_uring)") \
+	X(send_uring_short,   "tokend_send_uring_short_total",     "Answers such a call left partly or wholly unsent (a full socket, a peer gone): finished, awaited or closed after it as a send(2) would be") \
 	X(last_used_recorded, "tokend_last_used_recorded_total",   "Key uses recorded for writing (at most one a key per last_used_precision on this instance; the other uses change no time shown)") \
 	X(last_used_written,  "tokend_last_used_written_total",    "Key last-used times written to PostgreSQL (rows sent in successful batches)")
 

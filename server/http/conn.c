@@ -50,6 +50,8 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 
+#include <liburing.h>
+
 #include <tokend/crypto.h>
 
 #include "conn.h"
@@ -125,6 +127,9 @@ struct tk_connset {
 	tk_conn *owed_head, *owed_tail;
 	int nowed, batch;
 	int loop_done;                         /* the worker's loop has stopped: no pass ends */
+	/* A group's sends in one system call (send_uring): NULL, one send(2) each. */
+	struct io_uring *ring;
+	unsigned ring_entries;                 /* a group of this many at most per call */
 };
 
 static _Atomic(tk_conn *) *fdtab;
@@ -748,6 +753,107 @@ static void owed_unlink(tk_conn *c)
 	cs->nowed--;
 }
 
+/* ---- a group in one system call (send_uring) ----
+ *
+ * Sent one send(2) each, a group returns to user mode after every answer. A
+ * client on the same machine (a load generator on loopback, a sidecar) woken
+ * by one of them preempts the worker on that return, runs, and sleeps again
+ * before the next: the group goes out one preemption at a time, and each
+ * costs the worker a context switch. With send_uring (default on) a group of
+ * two or more answers goes to the kernel in one io_uring_enter: the sends run
+ * one after another inside that call, and the worker returns to user mode
+ * once. Each is exactly send(2) with MSG_DONTWAIT: a full socket completes at
+ * once with EAGAIN or a short count (io_uring never parks a MSG_DONTWAIT
+ * send to retry it later), so every send of the group has completed when the
+ * call returns and its buffer is ours again. What a send left unsent, or
+ * failed (a full socket, a peer gone), fast_write then finishes, waits for
+ * or closes, exactly as without the ring. Where no ring could be set up (a
+ * seccomp profile such as Docker's default, kernel.io_uring_disabled, an old
+ * kernel) answers go one send(2) each, as with send_uring = off.
+ */
+
+/* Give up the ring (after a failure it was not expected to have): one
+ * send(2) each from now on. No request of it is in flight. */
+static void ring_drop(tk_connset *cs, const char *why)
+{
+	tk_log(TK_LOG_WARNING, "send.uring_off", "reason", why, NULL);
+	io_uring_queue_exit(cs->ring);
+	free(cs->ring);
+	cs->ring = NULL;
+}
+
+/* Send the owed answers (the first ring_entries of them) in one call; each
+ * answer's resp_off moves by what its send took. Failures are left for
+ * fast_write to meet again on its own send. */
+static void ring_send_group(tk_connset *cs)
+{
+	tk_conn *v[TK_SEND_BATCH_MAX];
+	unsigned n = 0, seen = 0, head;
+	struct io_uring_cqe *cqe;
+
+	for (tk_conn *c = cs->owed_head; c && n < cs->ring_entries; c = c->next_owed) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(cs->ring);
+		if (!sqe)
+			break;
+		tk_fastreq *fr = c->fr;
+		io_uring_prep_send(sqe, c->fd, fr->resp + fr->resp_off, fr->resp_len - fr->resp_off,
+		                   MSG_NOSIGNAL | MSG_DONTWAIT);
+		io_uring_sqe_set_data64(sqe, n);
+		v[n++] = c;
+	}
+	if (n == 0)
+		return;
+	int submitted = io_uring_submit(cs->ring);
+	io_uring_for_each_cqe(cs->ring, head, cqe) {
+		uint64_t i = io_uring_cqe_get_data64(cqe);
+		if (i < n && cqe->res > 0)
+			v[i]->fr->resp_off += (size_t)cqe->res;
+		seen++;
+	}
+	io_uring_cq_advance(cs->ring, seen);
+	if (submitted >= 0 && seen == (unsigned)submitted && (unsigned)submitted == n) {
+		uint64_t left = 0;
+		for (unsigned i = 0; i < n; i++)
+			left += v[i]->fr->resp_off < v[i]->fr->resp_len;
+		tk_metric_add(&cs->w->metrics.send_uring_calls, 1);
+		tk_metric_add(&cs->w->metrics.send_uring_short, left);
+		return;
+	}
+	/* Not what MSG_DONTWAIT promises: a send still in flight holds its
+	 * buffer. Cancel whatever is (a cancelled send sent nothing), take
+	 * every completion, then never use the ring again. SQEs left unsubmitted
+	 * go with it, never seen by the kernel. */
+	if (submitted > 0 && seen < (unsigned)submitted) {
+		struct io_uring_sqe *sqe = io_uring_get_sqe(cs->ring);
+		if (sqe) {
+			io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+			io_uring_sqe_set_data64(sqe, UINT64_MAX);
+			io_uring_submit(cs->ring);
+		}
+		while (seen < (unsigned)submitted) {
+			int rc = io_uring_wait_cqe(cs->ring, &cqe);
+			if (rc == -EINTR)
+				continue;
+			if (rc != 0)
+				break;
+			uint64_t i = io_uring_cqe_get_data64(cqe);
+			if (i < n) {
+				if (cqe->res > 0)
+					v[i]->fr->resp_off += (size_t)cqe->res;
+				seen++;
+			}
+			io_uring_cqe_seen(cs->ring, cqe);
+		}
+	}
+	char why[96];
+	if (submitted < 0)
+		snprintf(why, sizeof(why), "io_uring_enter: %s", strerror(-submitted));
+	else
+		snprintf(why, sizeof(why), "%s", (unsigned)submitted < n ? "io_uring_enter took part of a group"
+		                                                        : "a send did not complete in its call");
+	ring_drop(cs, why);
+}
+
 /* Send every owed answer, oldest first. fast_write never frees a
  * connection under it (close_soon closes from the loop). Counted: the
  * answers sent in full (not those partly sent or to a peer gone). */
@@ -755,6 +861,8 @@ static void flush_owed(tk_connset *cs)
 {
 	tk_conn *c;
 	uint64_t sent = 0;
+	if (cs->ring && cs->nowed > 1)
+		ring_send_group(cs);               /* fast_write below: what is left, if anything */
 	while ((c = cs->owed_head) != NULL) {
 		cs->owed_head = c->next_owed;
 		if (!cs->owed_head)
@@ -1235,8 +1343,11 @@ void tk_connset_shutdown(tk_connset *cs)
 	}
 }
 
-int tk_connset_fast(tk_connset *cs, int listener, int send_batch)
+int tk_connset_fast(tk_connset *cs, int listener, int send_batch, int send_uring, char *why,
+                    size_t whylen)
 {
+	if (why && whylen)
+		why[0] = '\0';
 	if (send_batch > 1 && !cs->flush_ev) {
 		cs->flush_ev = event_new(cs->w->base, -1, 0, flush_cb, cs);
 		if (!cs->flush_ev)
@@ -1245,6 +1356,21 @@ int tk_connset_fast(tk_connset *cs, int listener, int send_batch)
 	cs->fast = 1;
 	cs->listener = listener;
 	cs->batch = send_batch > 1 ? send_batch : 1;
+	if (send_uring && cs->batch > 1 && !cs->ring) {
+		unsigned entries = 2;              /* a group, and a cancel (ring_send_group) */
+		while (entries < (unsigned)cs->batch + 1)
+			entries <<= 1;
+		struct io_uring *ring = calloc(1, sizeof(*ring));
+		int rc = ring ? io_uring_queue_init(entries, ring, 0) : -ENOMEM;
+		if (rc == 0) {
+			cs->ring = ring;
+			cs->ring_entries = (unsigned)cs->batch;
+		} else {
+			free(ring);
+			if (why && whylen)
+				snprintf(why, whylen, "io_uring_setup: %s", strerror(-rc));
+		}
+	}
 	return 0;
 }
 
@@ -1273,6 +1399,10 @@ void tk_connset_free(tk_connset *cs)
 	event_free(cs->adopt_ev);
 	if (cs->flush_ev)
 		event_free(cs->flush_ev);
+	if (cs->ring) {
+		io_uring_queue_exit(cs->ring);
+		free(cs->ring);
+	}
 	free(cs);
 }
 

@@ -80,8 +80,13 @@ void tk_connset_shutdown(tk_connset *cs);
  * answered here without evhttp (conn.c "The fast lane"); every other request
  * is evhttp's as before. Answers built in one pass of the worker's loop are
  * sent together after it, `send_batch` at most (conn.c "Answers sent
- * together"); 1 sends each as soon as it is built. 0 when set up. */
-int tk_connset_fast(tk_connset *cs, int listener, int send_batch);
+ * together"); 1 sends each as soon as it is built. With `send_uring`, a
+ * group of two or more goes in one io_uring_enter (conn.c "A group in one
+ * system call"); when no ring can be set up, `why` (if given) says why and
+ * each answer is sent with send(2). 0 when set up (with or without a ring);
+ * -1 out of memory. */
+int tk_connset_fast(tk_connset *cs, int listener, int send_batch, int send_uring, char *why,
+                    size_t whylen);
 /* Connections still open. */
 int tk_connset_count(const tk_connset *cs);
 /* Before evhttp_free(http), once the loop has stopped: settle connections

@@ -557,10 +557,16 @@ int tk_workers_start(tk_server *srv, char *err, size_t errlen)
 			snprintf(err, errlen, "cannot accept on the listening socket");
 			return -1;
 		}
-		if (cfg->http_fast_lane && tk_connset_fast(w->conns, TK_LISTENER_MAIN, cfg->send_batch) != 0) {
+		char why[160];
+		if (cfg->http_fast_lane && tk_connset_fast(w->conns, TK_LISTENER_MAIN, cfg->send_batch,
+		                                           cfg->send_uring, why, sizeof(why)) != 0) {
 			snprintf(err, errlen, "out of memory setting up the fast lane");
 			return -1;
 		}
+		if (i == 0 && cfg->http_fast_lane && cfg->send_batch > 1 && cfg->send_uring)
+			tk_log(why[0] ? TK_LOG_WARNING : TK_LOG_INFO, "send.uring",
+			       "state", why[0] ? "unavailable: each answer sent with send(2)" : "on",
+			       "reason", why[0] ? why : NULL, NULL);
 		if (i == 0 && cfg->admin_listen_port) {
 			/* The admin API on its own listener, served by the first worker. */
 			w->admin_fd = bind_reuseport(cfg->admin_listen_address, cfg->admin_listen_port,

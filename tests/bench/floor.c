@@ -13,13 +13,16 @@
  * request is what the kernel costs any server here (TCP over loopback, system
  * calls, waking the client), before any work of its own.
  *
- *   floor -p PORT -w WORKERS -H HEAD_BYTES -B BODY_BYTES [-D SEND_BATCH] [-W WORK_US]
+ *   floor -p PORT -w WORKERS -H HEAD_BYTES -B BODY_BYTES [-D SEND_BATCH] [-U] [-W WORK_US]
  *
  * HEAD_BYTES and BODY_BYTES: the sizes of the answer's head (status line and
  * headers, with the blank line) and body (curl -w '%{size_header}
  * %{size_download}' of a token request). The body is filler, not a token.
  * -D: answers sent together at the end of each pass of the loop, SEND_BATCH
  * at most, as tokend's send_batch does (0 or 1: each at once).
+ * -U: such a group of two or more in one io_uring_enter, as tokend's
+ * send_uring does (each send MSG_DONTWAIT); without a ring (io_uring refused)
+ * one send each, and a note on stderr.
  * -W: WORK_US of CPU spent on each request before its answer (a loop
  * calibrated at start), e.g. one signature's: a server doing that and nothing
  * else, paced as tokend is. The kernel's cost per request depends on the pace:
@@ -48,6 +51,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <liburing.h>
+
 #define MAX_WORKERS 64
 #define REQ_MAX     8192
 
@@ -64,6 +69,7 @@ static int port;
 static atomic_long served;
 static atomic_int stopping;
 static int defer;               /* -D N: answers sent together after the pass, N at most */
+static int uring;               /* -U: a group in one io_uring_enter */
 static long work_ns;            /* -W: CPU spent per request before its answer */
 
 static long work_iters;         /* work_ns of spin() on this CPU */
@@ -170,9 +176,52 @@ static int listen_socket(void)
 	return fd;
 }
 
-/* Send the answers owed to `n` connections (-D, as tokend's send_batch); 0. */
-static int send_owed(int ep, struct conn **owing, int n)
+/* Send the answers owed to `n` connections in one io_uring_enter (-U); the
+ * connections whose answers did not all go are dropped (as are all of them
+ * should the call fail: what went is unknown). 0, or -1 when there are more
+ * answers than the ring holds (nothing queued: send_owed sends them one at a
+ * time). */
+static int ring_owed(struct io_uring *ring, int ep, struct conn **owing, int n)
 {
+	unsigned q = 0, head, seen = 0;
+	struct io_uring_cqe *cqe;
+	for (int k = 0; k < n; k++)
+		q += (unsigned)owing[k]->owed;
+	if (q > io_uring_sq_space_left(ring))
+		return -1;
+	q = 0;
+	for (int k = 0; k < n; k++)
+		for (int a = 0; a < owing[k]->owed; a++) {
+			struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+			if (!sqe) {                        /* room was checked above */
+				fprintf(stderr, "floor: io_uring: no SQE\n");
+				exit(2);
+			}
+			io_uring_prep_send(sqe, owing[k]->fd, answer, answer_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+			io_uring_sqe_set_data64(sqe, (uint64_t)k);
+			q++;
+		}
+	int submitted = io_uring_submit(ring);
+	int bad[128] = { 0 };
+	io_uring_for_each_cqe(ring, head, cqe) {
+		if (cqe->res != (int)answer_len && cqe->user_data < 128)
+			bad[cqe->user_data] = 1;
+		seen++;
+	}
+	io_uring_cq_advance(ring, seen);
+	for (int k = 0; k < n; k++) {
+		owing[k]->owed = 0;
+		if (bad[k] || submitted != (int)q || seen != q)
+			drop(ep, owing[k]);
+	}
+	return 0;
+}
+
+/* Send the answers owed to `n` connections (-D, as tokend's send_batch); 0. */
+static int send_owed(struct io_uring *ring, int ep, struct conn **owing, int n)
+{
+	if (ring && n > 1 && ring_owed(ring, ep, owing, n) == 0)
+		return 0;
 	for (int k = 0; k < n; k++) {
 		int owed = owing[k]->owed;
 		owing[k]->owed = 0;
@@ -199,6 +248,14 @@ static void *worker_main(void *arg)
 		perror("floor: epoll");
 		return NULL;
 	}
+	struct io_uring ring_s, *ring = NULL;
+	if (uring) {
+		int rc = io_uring_queue_init(256, &ring_s, 0);
+		if (rc == 0)
+			ring = &ring_s;
+		else
+			fprintf(stderr, "floor: io_uring_setup: %s (one send each)\n", strerror(-rc));
+	}
 	while (!atomic_load(&stopping)) {
 		int n = epoll_wait(ep, evs, 128, 200);
 		struct conn *owing[128];
@@ -222,10 +279,12 @@ static void *worker_main(void *arg)
 			else if (c->owed)
 				owing[nowing++] = c;
 			if (nowing >= defer)
-				nowing = send_owed(ep, owing, nowing);   /* at the cap */
+				nowing = send_owed(ring, ep, owing, nowing);   /* at the cap */
 		}
-		nowing = send_owed(ep, owing, nowing);           /* at the end of the pass */
+		nowing = send_owed(ring, ep, owing, nowing);     /* at the end of the pass */
 	}
+	if (ring)
+		io_uring_queue_exit(ring);
 	close(ep);
 	return NULL;
 }
@@ -234,13 +293,14 @@ int main(int argc, char **argv)
 {
 	int workers = 0, opt;
 	long head = 0, body = 0;
-	while ((opt = getopt(argc, argv, "p:w:H:B:D:W:")) != -1) {
+	while ((opt = getopt(argc, argv, "p:w:H:B:D:UW:")) != -1) {
 		switch (opt) {
 		case 'p': port = atoi(optarg); break;
 		case 'w': workers = atoi(optarg); break;
 		case 'H': head = atol(optarg); break;
 		case 'B': body = atol(optarg); break;
 		case 'D': defer = atoi(optarg); break;
+		case 'U': uring = 1; break;
 		case 'W': work_ns = atol(optarg) * 1000L; break;
 		default: goto usage;
 		}
@@ -306,6 +366,6 @@ int main(int argc, char **argv)
 	return 0;
 usage:
 	fprintf(stderr, "usage: floor -p PORT -w WORKERS -H HEAD_BYTES(64..4096) -B BODY_BYTES(0..65536) "
-	        "[-D SEND_BATCH(0..128)] [-W WORK_US(0..10000)]\n");
+	        "[-D SEND_BATCH(0..128)] [-U] [-W WORK_US(0..10000)]\n");
 	return 2;
 }

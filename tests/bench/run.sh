@@ -140,6 +140,18 @@ mem_dump() {
   printf '  memory dump         %s.smaps, %s.malloc.xml\n' "$1" "$1"
 }
 
+# Involuntary context switches of tokend's workers so far (each a preemption: on this
+# machine, mostly by a wrk thread its answer woke).
+worker_invol() {
+  local t n=0
+  for t in /proc/"$TOKEND_PID"/task/*; do
+    case "$(cat "$t/comm" 2>/dev/null)" in
+      tokend-w*) n=$((n + $(awk '/^nonvoluntary_ctxt_switches:/ { print $2 }' "$t/status"))) ;;
+    esac
+  done
+  echo "$n"
+}
+
 # Print the figures of one wrk run; sets TPS.
 # $1 label, $2 tokens issued by tokend meanwhile, $3 tokend CPU ticks meanwhile.
 report() {
@@ -378,13 +390,18 @@ echo
 echo "== run 1: one key, POST /oauth2/token (client_secret_basic) =="
 wrk_start warm1 "$HERE/token.lua" 2 BENCH_AUTH="$AUTH"; wrk_wait warm1 >/dev/null
 before=$(metric tokend_tokens_issued_total); c0=$(cpu_ticks); u0=$(user_ticks)
+i0=$(worker_invol); g0=$(metric tokend_send_uring_calls_total); b0=$(metric tokend_send_batches_total)
 wrk_start run1 "$HERE/token.lua" "$RUN_S" BENCH_AUTH="$AUTH"; wrk_wait run1
 after=$(metric tokend_tokens_issued_total); c1=$(cpu_ticks); u1=$(user_ticks)
+i1=$(worker_invol); g1=$(metric tokend_send_uring_calls_total); b1=$(metric tokend_send_batches_total)
 report run1 $((after - before)) $((c1 - c0))
 CPU1_USER=$(us_per_token $((after - before)) $((u1 - u0)))
 CPU1_SYS=$(us_per_token $((after - before)) $((c1 - c0 - (u1 - u0))))
 printf '  tokend CPU split    user %s us + system %s us per token (system: system calls, TCP over loopback, wakeups)\n' \
   "$CPU1_USER" "$CPU1_SYS"
+awk -v i=$((i1 - i0)) -v n=$((after - before)) -v g=$((${g1:-0} - ${g0:-0})) -v b=$((${b1:-0} - ${b0:-0})) 'BEGIN {
+  printf "  workers preempted   %.3f times per token (involuntary context switches); %d groups of answers, %d of them in one io_uring_enter each (send_uring)\n",
+    (n > 0 ? i / n : 0), b, g }'
 TPS1=$TPS
 printf '  tokend RSS          %s kB\n' "$(rss_kb)"
 printf '  workers placed      %s\n' "$(worker_placement)"
@@ -397,7 +414,8 @@ NON2XX1=$(field run1 non2xx)
 # Run 1f: the transport floor. build/floor (tests/bench/floor.c) answers every
 # request with as many bytes as tokend's token response, with tokend's worker
 # shape (threads, SO_REUSEPORT, epoll, one recv and one send per request,
-# pinned as worker_cpus = auto, answers sent together as send_batch does),
+# pinned as worker_cpus = auto, answers sent together as send_batch does, a group
+# in one io_uring_enter as send_uring does: -U),
 # under run 1's wrk load: once bare, once spending one ES256 signature's CPU
 # (openssl speed) on each request. The second is a server that signs and does
 # nothing else: its CPU per request is the least any server could spend per
@@ -409,7 +427,7 @@ floor_run() {
   local label=$1 what=$2; shift 2
   local port c0 c1 u0 u1 n
   port=$(free_port)
-  "$FLOOR_BIN" -p "$port" -w "$WORKERS" -H "$FHEAD" -B "$FBODY" -D 8 "$@" >"$TMP/floor-$label.out" 2>&1 &
+  "$FLOOR_BIN" -p "$port" -w "$WORKERS" -H "$FHEAD" -B "$FBODY" -D 8 -U "$@" >"$TMP/floor-$label.out" 2>&1 &
   FLOOR_PID=$!
   for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
   local saved=$BASE; BASE=http://127.0.0.1:$port
@@ -812,11 +830,28 @@ fi
 
 # The database's side of a run: the CPU of tokend's backends (the last-used writes,
 # at most one a key per last_used_precision) and how many times were written.
-pg_mark() { G0=$(pg_ticks); W0=$(metric tokend_last_used_written_total); }
+# The CPU of tokend's backends as "pid:ticks ..." (looked up again each time: the pool
+# replaces a connection it drops, e.g. after a failed batch; a sum over the pids of the
+# start alone lost a closed backend's ticks and once printed -1.0 us a token).
+pg_snapshot() {
+  local p out=""
+  for p in $(sql -At -c "SELECT pid FROM pg_stat_activity WHERE application_name = 'tokend'"); do
+    out+="$p:$(cpu_ticks "$p" 2>/dev/null || echo gone) "
+  done
+  echo "$out"
+}
+pg_mark() { PG_SNAP0=$(pg_snapshot); W0=$(metric tokend_last_used_written_total); }
 pg_report() {   # $1: tokens of the run
-  local g1 w1; g1=$(pg_ticks); w1=$(metric tokend_last_used_written_total)
-  printf '; PostgreSQL %s us a token (%s last-used writes)' "$(us_per_token "$1" $((g1 - G0)))" \
-    "$([ -n "$w1" ] && echo $((w1 - ${W0:-0})) || echo "n/a")"
+  local w1 ticks gone
+  read -r ticks gone < <(printf '%s\n%s\n' "$PG_SNAP0" "$(pg_snapshot)" | awk '
+    NR == 1 { for (i = 1; i <= NF; i++) { split($i, a, ":"); t0[a[1]] = a[2] } }
+    NR == 2 { for (i = 1; i <= NF; i++) { split($i, a, ":"); if (a[2] == "gone") continue; seen[a[1]] = 1
+                s += (a[1] in t0 && t0[a[1]] != "gone") ? a[2] - t0[a[1]] : a[2] } }
+    END { for (p in t0) if (!(p in seen)) g++; printf "%d %d\n", s, g }')
+  w1=$(metric tokend_last_used_written_total)
+  printf '; PostgreSQL %s us a token (%s last-used writes%s)' "$(us_per_token "$1" "$ticks")" \
+    "$([ -n "$w1" ] && echo $((w1 - ${W0:-0})) || echo "n/a")" \
+    "$([ "$gone" -gt 0 ] && echo "; $gone backend(s) closed meanwhile, their share missing")"
 }
 echo "  -- measured: random keys, all cached, interleaved with the one key ($RUN2_ROUNDS rounds, same tokend) --"
 echo "     (each run's CPU taken until its last last-used batch is written: ${SETTLE_S} s after its load)"

@@ -14,6 +14,14 @@ costs nothing but its own answer, that a client's FIN behind its request does
 not lose the answer, that an answer owed after the loop has stopped (a lookup
 drained from the mailbox at shutdown) is still sent, and that the setting is
 checked at load.
+
+A group of two or more answers goes to the kernel in one io_uring_enter
+(send_uring, default on; conn.c "A group in one system call"). The tests below
+run with it (the default), and check that strace sees one io_uring_enter per
+group and no send(2) for its answers, that sockets filling up inside a group's
+call lose no byte and keep each connection's order, and that where io_uring is
+refused (at setup, as Docker's default seccomp profile does, or later at each
+call) the answers go one send(2) each, with the same groups.
 """
 import os
 import signal
@@ -33,6 +41,8 @@ pytestmark = pytest.mark.binary
 
 BATCHES = "tokend_send_batches_total"
 BATCHED = "tokend_send_batched_answers_total"
+URING_CALLS = "tokend_send_uring_calls_total"
+URING_SHORT = "tokend_send_uring_short_total"
 CONNS = 24
 
 
@@ -44,8 +54,8 @@ def keyed(module_tokend):
     return t
 
 
-def start(keyed, start_server, batch):
-    srv = start_server(keyed, workers="1", send_batch=str(batch))
+def start(keyed, start_server, batch, **kw):
+    srv = start_server(keyed, workers="1", send_batch=str(batch), **kw)
     return srv
 
 
@@ -112,12 +122,19 @@ def counts(srv):
     return metric(m, BATCHES), metric(m, BATCHED)
 
 
-def test_a_pass_of_requests_answered_in_groups(keyed, start_server):
-    srv = start(keyed, start_server, 8)
+def uring_calls(srv):
+    m = srv.metrics()
+    return metric(m, URING_CALLS), metric(m, URING_SHORT)
+
+
+@pytest.mark.parametrize("uring", ["on", "off"])
+def test_a_pass_of_requests_answered_in_groups(keyed, start_server, uring):
+    srv = start(keyed, start_server, 8, send_uring=uring)
     key = cached_key(keyed, srv, "batch-a")
     conns = connect(srv.port, CONNS)
     try:
         b0, a0 = counts(srv)
+        u0, _ = uring_calls(srv)
         payloads = [token_bytes(key, extra=f"X-Request-Id: c-{i:02d}\r\n".encode()) for i in range(CONNS)]
         all_at_once(srv, conns, payloads)
         for i, s in enumerate(conns):
@@ -131,6 +148,10 @@ def test_a_pass_of_requests_answered_in_groups(keyed, start_server):
         groups, answers = b1 - b0, a1 - a0
         # One pass read all 24: a group at each 8th answer owed, none left at its end.
         assert (answers, groups) == (CONNS, CONNS // 8), f"{answers} answers in {groups} groups"
+        # Each group in one io_uring_enter, or none with send_uring = off.
+        assert uring_calls(srv)[0] - u0 == (groups if uring == "on" else 0)
+        states = [e.get("state") for e in srv.log_events("send.uring")]
+        assert states == (["on"] if uring == "on" else []), states
     finally:
         for s in conns:
             s.close()
@@ -262,9 +283,12 @@ def test_bad_values_refused_at_load(keyed, value):
 def test_default_and_a_value_shown(keyed):
     import json
     r = keyed.run("--json", "config", config=False, check=0)
-    assert json.loads(r.stdout)["settings"]["send_batch"]["value"] == 8
-    cfg = keyed.write_config(["send_batch = 1", f"pepper_file = {keyed.pepper_file}"])
-    assert "send_batch = 1" in keyed.run("config", config=cfg, check=0).stdout
+    settings = json.loads(r.stdout)["settings"]
+    assert settings["send_batch"]["value"] == 8
+    assert settings["send_uring"]["value"] is True
+    cfg = keyed.write_config(["send_batch = 1", "send_uring = off", f"pepper_file = {keyed.pepper_file}"])
+    out = keyed.run("config", config=cfg, check=0).stdout
+    assert "send_batch = 1" in out and "send_uring = no" in out, out
 
 
 def test_answer_owed_after_the_loop_stopped_is_sent(tokend, start_server):
@@ -299,3 +323,224 @@ def test_answer_owed_after_the_loop_stopped_is_sent(tokend, start_server):
     if status == 200:
         remember_token(body.decode())
     assert wait_until(lambda: srv.proc.poll() is not None, timeout=10), "tokend did not exit"
+
+
+# -- a group in one system call (send_uring) -------------------------------------------
+
+def traced(srv, tmp_path, fn):
+    """Run fn() with strace on tokend (every thread): the sendto and io_uring_enter
+    calls it made meanwhile."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+    strace = shutil.which("strace")
+    assert strace, "strace is not installed (scripts/install-deps.sh installs it)"
+    if os.geteuid() != 0:
+        scope = Path("/proc/sys/kernel/yama/ptrace_scope")
+        if scope.exists() and scope.read_text().strip() != "0":
+            pytest.skip("attaching strace needs root or kernel.yama.ptrace_scope = 0")
+    out = tmp_path / "group.strace"
+    tr = subprocess.Popen([strace, "-f", "-qq", "-e", "trace=sendto,io_uring_enter", "-o", str(out),
+                           "-p", str(srv.proc.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True)
+    try:
+        time.sleep(1.0)                                 # attached to every thread
+        if tr.poll() is not None:
+            why = tr.stderr.read()
+            if "Operation not permitted" in why:
+                pytest.skip(f"strace cannot attach here (no ptrace permission): {why.strip()[:200]}")
+            raise AssertionError(f"strace stopped: {why[:500]}")
+        fn()
+    finally:
+        tr.send_signal(signal.SIGINT)
+        tr.wait(10)
+    text = out.read_text()
+    return text.count("sendto("), text.count("io_uring_enter(")
+
+
+@pytest.mark.parametrize("uring", ["on", "off"])
+def test_a_group_is_one_system_call(keyed, start_server, tmp_path, uring):
+    """Seen by strace: the three groups of a pass of 24 answers are three
+    io_uring_enter calls and no send(2) at all (send_uring = on); with it off,
+    24 sends and no io_uring_enter."""
+    srv = start(keyed, start_server, 8, send_uring=uring)
+    key = cached_key(keyed, srv, "batch-s-" + uring)
+    conns = connect(srv.port, CONNS)
+    tokens = []
+
+    def group():
+        all_at_once(srv, conns, [token_bytes(key)] * CONNS)
+        for i, s in enumerate(conns):
+            got, _ = recv_responses(s, 1)
+            assert len(got) == 1 and got[0][0] == 200, f"connection {i}: {got}"
+            tokens.append(got[0][2].decode())
+    try:
+        sends, enters = traced(srv, tmp_path, group)
+    finally:
+        for s in conns:
+            s.close()
+        for t in tokens:
+            remember_token(t)
+    assert len(tokens) == CONNS
+    if uring == "on":
+        assert (sends, enters) == (0, CONNS // 8), f"{sends} sendto, {enters} io_uring_enter"
+    else:
+        assert (sends, enters) == (CONNS, 0), f"{sends} sendto, {enters} io_uring_enter"
+
+
+def read_answers(s, n, quiet=3.0):
+    """Everything `s` receives until `n` answers have arrived whole, or nothing
+    came for `quiet` seconds; parsed once."""
+    data = bytearray()
+    s.settimeout(quiet)
+    while True:
+        if data.count(b"HTTP/1.1 ") >= n:
+            got = parse_raw_responses(bytes(data))
+            if len(got) >= n and len(got[-1][2]) == int(got[-1][1].get("content-length", "0")):
+                return got
+        try:
+            b = s.recv(1 << 20)
+        except socket.timeout:
+            break
+        if not b:
+            break
+        data += b
+    return parse_raw_responses(bytes(data))
+
+
+def fill_and_drain(srv, n, nconn, rnd):
+    """One round: nconn connections (4 KiB receive buffers) pipeline n fillers
+    each and read nothing until tokend stops answering (every connection's
+    answers stalled: the buffers are full), then each reads everything. Checks
+    that every answer arrived, whole and in its connection's order; returns the
+    (calls, short) counters' growth up to the stall."""
+    import threading
+    from test_fastlane_turns import filler, small_rcvbuf_conn
+    conns = [small_rcvbuf_conn(srv.port) for _ in range(nconn)]
+    for s in conns:
+        s.settimeout(60)
+    payloads = [[b"".join(filler(i, f"q{rnd}{c}-{i:05d}") for i in range(b, b + 8)) for b in range(0, n, 8)]
+                for c in range(nconn)]
+
+    def pipeline(c):
+        try:
+            for chunk in payloads[c]:
+                conns[c].sendall(chunk)
+        except OSError:
+            pass                                        # checked by the answers
+    senders = [threading.Thread(target=pipeline, args=(c,), daemon=True) for c in range(nconn)]
+    u0 = uring_calls(srv)
+    f0 = metric(srv.metrics(), "tokend_requests_fast_lane_total")
+    results = [None] * nconn
+    try:
+        for t in senders:
+            t.start()
+        last, still = -1, 0
+        deadline = time.monotonic() + 60
+        while still < 3 and time.monotonic() < deadline:
+            time.sleep(0.2)
+            now = metric(srv.metrics(), "tokend_requests_fast_lane_total")
+            still = still + 1 if now == last else 0
+            last = now
+        stalled = uring_calls(srv)
+        assert last - f0 < n * nconn, "every answer went out at once: the buffers never filled"
+
+        def reader(c):
+            results[c] = read_answers(conns[c], n)
+        readers = [threading.Thread(target=reader, args=(c,), daemon=True) for c in range(nconn)]
+        for t in readers:
+            t.start()
+        for t in readers + senders:
+            t.join(90)
+    finally:
+        for s in conns:
+            s.close()
+    for c in range(nconn):
+        got = results[c]
+        assert got is not None and len(got) == n, f"round {rnd}, connection {c}: {len(got or [])} answers of {n}"
+        assert all(st == 400 for st, _, _ in got)
+        ids = [h.get("x-request-id") for _, h, _ in got]
+        assert ids == [f"q{rnd}{c}-{i:05d}" for i in range(n)], f"round {rnd}, connection {c}: out of order"
+    return stalled[0] - u0[0], stalled[1] - u0[1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("uring", ["on", "off"])
+def test_sockets_full_inside_a_group(keyed, start_server, uring):
+    """Four connections pipeline thousands of cheap fast-lane requests
+    (test_fastlane_turns' fillers: 400s, no signature) and read nothing until
+    tokend's sends stall: the answers several of them owe in one pass go out
+    together, and a group's call meets full sockets (short counts, EAGAIN).
+    Then each reads everything: every answer arrives, whole and in its
+    connection's order. With send_uring on, the counter of answers a group's
+    call left unsent shows that the ring met that case; whether the answer
+    that fills a socket was sent in a group or alone is the scheduler's, so up
+    to four rounds are run until one shows it (each round checks every answer)."""
+    srv = start(keyed, start_server, 8, send_uring=uring)
+    calls = short = 0
+    for rnd in range(4 if uring == "on" else 1):
+        c, sh = fill_and_drain(srv, 16000, 4, rnd)     # ~5 MB of answers each: more than the buffers hold
+        calls, short = calls + c, short + sh
+        if short:
+            break
+    print(f"send_uring {uring}: {rnd + 1} round(s), {calls:.0f} io_uring calls, "
+          f"{short:.0f} answers left partly or wholly unsent by one")
+    if uring == "on":
+        assert calls > 0 and short > 0, f"{calls} io_uring calls, {short} answers left unsent in them"
+    else:
+        assert (calls, short) == (0, 0)
+    assert srv.proc.poll() is None
+
+
+def denysys():
+    from test_worker_cpus import DENYSYS
+    if not DENYSYS.is_file():
+        pytest.skip(f"{DENYSYS} not built")
+    return str(DENYSYS)
+
+
+@pytest.mark.parametrize("refused", ["io_uring_setup", "io_uring_enter"])
+def test_io_uring_refused(keyed, start_server, refused):
+    """io_uring refused by a seccomp filter (build/denysys): at setup, as
+    Docker's default profile refuses it, tokend says so at start and sends
+    each answer with send(2); at each call, after a ring was set up, the first
+    group's call fails, tokend says so once and sends that group and every
+    later one with send(2). Either way every answer goes to its own
+    connection, in the same groups, and no io_uring call is counted."""
+    srv = start(keyed, start_server, 8, wrap=[denysys(), refused])
+    events = srv.log_events("send.uring")
+    if refused == "io_uring_setup":
+        assert [e.get("state") for e in events] == ["unavailable: each answer sent with send(2)"], events
+        assert "Operation not permitted" in events[0].get("reason", ""), events
+    else:
+        assert [e.get("state") for e in events] == ["on"], events
+    key = cached_key(keyed, srv, "batch-d-" + refused)
+    for rnd in range(2):
+        conns = connect(srv.port, CONNS)
+        try:
+            b0, a0 = counts(srv)
+            all_at_once(srv, conns, [token_bytes(key, extra=f"X-Request-Id: d{rnd}-{i:02d}\r\n".encode())
+                                     for i in range(CONNS)])
+            for i, s in enumerate(conns):
+                got, _ = recv_responses(s, 1)
+                assert len(got) == 1 and got[0][0] == 200, f"round {rnd}, connection {i}: {got}"
+                assert got[0][1].get("x-request-id") == f"d{rnd}-{i:02d}"
+                remember_token(got[0][2].decode())
+            b1, a1 = counts(srv)
+            assert (a1 - a0, b1 - b0) == (CONNS, CONNS // 8)
+        finally:
+            for s in conns:
+                s.close()
+    assert uring_calls(srv) == (0, 0)
+    off = srv.log_events("send.uring_off")
+    assert len(off) == (1 if refused == "io_uring_enter" else 0), off
+    if off:
+        assert off[0].get("reason") == "io_uring_enter: Operation not permitted", off
+    assert srv.proc.poll() is None
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", ""])
+def test_send_uring_bad_values_refused(keyed, value):
+    cfg = keyed.write_config([f"send_uring = {value}", f"pepper_file = {keyed.pepper_file}"])
+    r = keyed.run("config", config=cfg, check=1)
+    assert "send_uring" in r.stderr, r.stderr

@@ -1,11 +1,13 @@
 /*
  * denysys.c - run a command with some system calls refused (EPERM), for the
  * end-to-end tests of failure paths that no real machine shows on demand
- * (a CPU affinity that cannot be read or set).
+ * (a CPU affinity that cannot be read or set; io_uring refused, as a
+ * container's seccomp profile refuses it, or failing once set up).
  *
  *   denysys SYSCALL[,SYSCALL...] COMMAND [ARG...]
  *
- * SYSCALL: sched_getaffinity or sched_setaffinity. A seccomp filter (kept
+ * SYSCALL: sched_getaffinity, sched_setaffinity, io_uring_setup or
+ * io_uring_enter. A seccomp filter (kept
  * across exec, with no_new_privs) makes each one fail with EPERM in COMMAND
  * and in every thread and child it makes; everything else is allowed.
  * Exit 2 on bad arguments, 127 when the filter or the exec fails.
@@ -32,6 +34,8 @@
 static const struct { const char *name; long nr; } known[] = {
 	{ "sched_getaffinity", SYS_sched_getaffinity },
 	{ "sched_setaffinity", SYS_sched_setaffinity },
+	{ "io_uring_setup", SYS_io_uring_setup },
+	{ "io_uring_enter", SYS_io_uring_enter },
 };
 #define NKNOWN (sizeof(known) / sizeof(known[0]))
 
