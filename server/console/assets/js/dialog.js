@@ -50,6 +50,12 @@ function onNativeClose() {
 	if (c) {
 		if (c.onClose)
 			c.onClose();
+		// The close event is a task of its own: the page may already have put
+		// the focus where it belongs (after a revoke, the reloaded row's Delete),
+		// since the browser can run the reload's network tasks first. Keep it.
+		const active = document.activeElement;
+		if (active && active !== document.body && active.isConnected && !d.contains(active) && active !== c.restore)
+			return;
 		let back = c.restore;
 		if (!back || !back.isConnected || back === document.body)
 			back = c.fallback ? c.fallback() : null;
