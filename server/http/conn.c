@@ -54,6 +54,7 @@
 
 #include <tokend/crypto.h>
 
+#include "clock.h"
 #include "conn.h"
 #include "fastlane.h"
 #include "headscan.h"
@@ -773,7 +774,8 @@ static void owed_unlink(tk_conn *c)
  */
 
 /* Give up the ring (after a failure it was not expected to have): one
- * send(2) each from now on. No request of it is in flight. */
+ * send(2) each from now on. What io_uring_enter did not take goes with it,
+ * never seen by the kernel. */
 static void ring_drop(tk_connset *cs, const char *why)
 {
 	tk_log(TK_LOG_WARNING, "send.uring_off", "reason", why, NULL);
@@ -782,12 +784,27 @@ static void ring_drop(tk_connset *cs, const char *why)
 	cs->ring = NULL;
 }
 
+/* A send the kernel may still be reading: its buffer is left to it for good
+ * (never wiped, freed or reused, though it holds a token) and the connection
+ * closes once fast_write finds nothing left to send. */
+static void abandon(tk_conn *c)
+{
+	tk_fastreq *fr = c->fr;
+	tk_log(TK_LOG_ERROR, "send.uring_stuck", "detail",
+	       "a send did not complete: its buffer is left to the kernel, its connection closed", NULL);
+	fr->resp = NULL;
+	fr->resp_cap = 0;
+	fr->resp_len = fr->resp_off = 0;
+	fr->close_after = 1;
+}
+
 /* Send the owed answers (the first ring_entries of them) in one call; each
  * answer's resp_off moves by what its send took. Failures are left for
  * fast_write to meet again on its own send. */
 static void ring_send_group(tk_connset *cs)
 {
 	tk_conn *v[TK_SEND_BATCH_MAX];
+	unsigned char done[TK_SEND_BATCH_MAX];
 	unsigned n = 0, seen = 0, head;
 	struct io_uring_cqe *cqe;
 
@@ -799,19 +816,25 @@ static void ring_send_group(tk_connset *cs)
 		io_uring_prep_send(sqe, c->fd, fr->resp + fr->resp_off, fr->resp_len - fr->resp_off,
 		                   MSG_NOSIGNAL | MSG_DONTWAIT);
 		io_uring_sqe_set_data64(sqe, n);
+		done[n] = 0;
 		v[n++] = c;
 	}
 	if (n == 0)
 		return;
 	int submitted = io_uring_submit(cs->ring);
+	unsigned reaped = 0;
 	io_uring_for_each_cqe(cs->ring, head, cqe) {
 		uint64_t i = io_uring_cqe_get_data64(cqe);
-		if (i < n && cqe->res > 0)
-			v[i]->fr->resp_off += (size_t)cqe->res;
-		seen++;
+		reaped++;
+		if (i < n && !done[i]) {
+			done[i] = 1;
+			if (cqe->res > 0)
+				v[i]->fr->resp_off += (size_t)cqe->res;
+			seen++;
+		}
 	}
-	io_uring_cq_advance(cs->ring, seen);
-	if (submitted >= 0 && seen == (unsigned)submitted && (unsigned)submitted == n) {
+	io_uring_cq_advance(cs->ring, reaped);
+	if (submitted >= 0 && (unsigned)submitted == n && seen == n) {
 		uint64_t left = 0;
 		for (unsigned i = 0; i < n; i++)
 			left += v[i]->fr->resp_off < v[i]->fr->resp_len;
@@ -819,38 +842,38 @@ static void ring_send_group(tk_connset *cs)
 		tk_metric_add(&cs->w->metrics.send_uring_short, left);
 		return;
 	}
-	/* Not what MSG_DONTWAIT promises: a send still in flight holds its
-	 * buffer. Cancel whatever is (a cancelled send sent nothing), take
-	 * every completion, then never use the ring again. SQEs left unsubmitted
-	 * go with it, never seen by the kernel. */
-	if (submitted > 0 && seen < (unsigned)submitted) {
-		struct io_uring_sqe *sqe = io_uring_get_sqe(cs->ring);
-		if (sqe) {
-			io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
-			io_uring_sqe_set_data64(sqe, UINT64_MAX);
-			io_uring_submit(cs->ring);
+	/* Not what MSG_DONTWAIT sends do on the kernels the ring is used on (6.0
+	 * and later: tk_connset_fast): a send the kernel took is still in flight,
+	 * reading its buffer. Wait for it, a second at most, submitting nothing
+	 * (io_uring_wait_cqe_timeout with the kernel's EXT_ARG); one still unknown
+	 * then is abandoned. The kernel takes SQEs in order: the first `submitted`. */
+	unsigned took = submitted > 0 ? (unsigned)submitted : 0;
+	int64_t until = tk_mono_ms() + 1000;
+	while (seen < took && tk_mono_ms() < until) {
+		struct __kernel_timespec ts = { .tv_sec = 0, .tv_nsec = 100 * 1000 * 1000 };
+		int rc = io_uring_wait_cqe_timeout(cs->ring, &cqe, &ts);
+		if (rc == -EINTR || rc == -ETIME)
+			continue;
+		if (rc != 0)
+			break;
+		uint64_t i = io_uring_cqe_get_data64(cqe);
+		if (i < n && !done[i]) {
+			done[i] = 1;
+			if (cqe->res > 0)
+				v[i]->fr->resp_off += (size_t)cqe->res;
+			seen++;
 		}
-		while (seen < (unsigned)submitted) {
-			int rc = io_uring_wait_cqe(cs->ring, &cqe);
-			if (rc == -EINTR)
-				continue;
-			if (rc != 0)
-				break;
-			uint64_t i = io_uring_cqe_get_data64(cqe);
-			if (i < n) {
-				if (cqe->res > 0)
-					v[i]->fr->resp_off += (size_t)cqe->res;
-				seen++;
-			}
-			io_uring_cqe_seen(cs->ring, cqe);
-		}
+		io_uring_cqe_seen(cs->ring, cqe);
 	}
+	for (unsigned i = 0; i < took && i < n; i++)
+		if (!done[i])
+			abandon(v[i]);
 	char why[96];
 	if (submitted < 0)
 		snprintf(why, sizeof(why), "io_uring_enter: %s", strerror(-submitted));
 	else
-		snprintf(why, sizeof(why), "%s", (unsigned)submitted < n ? "io_uring_enter took part of a group"
-		                                                        : "a send did not complete in its call");
+		snprintf(why, sizeof(why), "%s", took < n ? "io_uring_enter took part of a group"
+		                                          : "a send did not complete in its call");
 	ring_drop(cs, why);
 }
 
@@ -1361,10 +1384,26 @@ int tk_connset_fast(tk_connset *cs, int listener, int send_batch, int send_uring
 		while (entries < (unsigned)cs->batch + 1)
 			entries <<= 1;
 		struct io_uring *ring = calloc(1, sizeof(*ring));
-		int rc = ring ? io_uring_queue_init(entries, ring, 0) : -ENOMEM;
+		int rc = ring ? io_uring_queue_init(entries, ring, IORING_SETUP_SUBMIT_ALL) : -ENOMEM;
 		if (rc == 0) {
-			cs->ring = ring;
-			cs->ring_entries = (unsigned)cs->batch;
+			/* Only where a MSG_DONTWAIT send never waits in the ring (it
+			 * completes with EAGAIN instead): kernels from 6.0 on, known here
+			 * by an opcode of theirs (IORING_OP_SEND_ZC, 6.0). An older
+			 * kernel could park a send to a full socket and hold its buffer. */
+			struct io_uring_probe *probe = io_uring_get_probe_ring(ring);
+			int recent = probe && io_uring_opcode_supported(probe, IORING_OP_SEND) &&
+			             io_uring_opcode_supported(probe, IORING_OP_SEND_ZC);
+			if (probe)
+				io_uring_free_probe(probe);
+			if (recent) {
+				cs->ring = ring;
+				cs->ring_entries = (unsigned)cs->batch;
+			} else {
+				io_uring_queue_exit(ring);
+				free(ring);
+				if (why && whylen)
+					snprintf(why, whylen, "io_uring: a kernel older than 6.0 (its sends may wait in the ring)");
+			}
 		} else {
 			free(ring);
 			if (why && whylen)

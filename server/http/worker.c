@@ -563,7 +563,8 @@ int tk_workers_start(tk_server *srv, char *err, size_t errlen)
 			snprintf(err, errlen, "out of memory setting up the fast lane");
 			return -1;
 		}
-		if (i == 0 && cfg->http_fast_lane && cfg->send_batch > 1 && cfg->send_uring)
+		/* Said once when it works; by each worker whose ring could not be set up. */
+		if (cfg->http_fast_lane && cfg->send_batch > 1 && cfg->send_uring && (why[0] || i == 0))
 			tk_log(why[0] ? TK_LOG_WARNING : TK_LOG_INFO, "send.uring",
 			       "state", why[0] ? "unavailable: each answer sent with send(2)" : "on",
 			       "reason", why[0] ? why : NULL, NULL);

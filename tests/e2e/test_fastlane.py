@@ -14,12 +14,10 @@ Once a connection has had a fast-lane answer, conn.c reads its socket itself
 system calls counted by strace.
 """
 import base64
-import os
 import re
 import socket
 import time
 import urllib.parse
-from pathlib import Path
 from types import SimpleNamespace as NS
 
 import pytest
@@ -27,6 +25,7 @@ import pytest
 from support.http import metric, parse_raw_responses, raw_exchange
 from support.registry import remember_token
 from support.server import OpenConnections, new_key
+from support.util import strace_calls
 
 pytestmark = pytest.mark.binary
 
@@ -583,45 +582,25 @@ def test_no_fionread_per_request(env):
     getpid for the signature's nonce, and no epoll_ctl: reading is not stopped
     and resumed around an answer owed until the end of the loop's pass
     (send_batch = 8 here; stopping it there cost an epoll_ctl per request)."""
-    import shutil
-    import signal
-    import subprocess
-    strace = shutil.which("strace")
-    assert strace, "strace is not installed (scripts/install-deps.sh installs it)"
-    if os.geteuid() != 0:
-        scope = Path("/proc/sys/kernel/yama/ptrace_scope")
-        if scope.exists() and scope.read_text().strip() != "0":
-            pytest.skip("attaching strace needs root or kernel.yama.ptrace_scope = 0")
     n = 40
     s = socket.create_connection(("127.0.0.1", env.port), timeout=10)
-    out = env.t.tmp / "fionread.strace"
     tokens = []
+
+    def requests():
+        for _ in range(n):
+            (st, _, b), = exchange(s, token_bytes(env.key))
+            assert st == 200
+            tokens.append(b)
     try:
         (st, _, b), = exchange(s, token_bytes(env.key))
         tokens.append(b)
         before = fast_count(env.srv)                        # (a connection of its own: not traced)
-        tr = subprocess.Popen([strace, "-f", "-qq", "-e", "trace=ioctl,recvfrom,read,readv,getpid,epoll_ctl",
-                               "-o", str(out), "-p", str(env.srv.proc.pid)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True)
-        try:
-            time.sleep(1.0)                                 # attached to every thread
-            if tr.poll() is not None:
-                why = tr.stderr.read()
-                if "Operation not permitted" in why:
-                    pytest.skip(f"strace cannot attach here (no ptrace permission): {why.strip()[:200]}")
-                raise AssertionError(f"strace stopped: {why[:500]}")
-            for _ in range(n):
-                (st, _, b), = exchange(s, token_bytes(env.key))
-                assert st == 200
-                tokens.append(b)
-        finally:
-            tr.send_signal(signal.SIGINT)
-            tr.wait(10)
+        text = strace_calls(env.srv.proc.pid, "ioctl,recvfrom,read,readv,getpid,epoll_ctl",
+                            env.t.tmp / "fionread.strace", requests)
         assert fast_count(env.srv) == before + n
     finally:
         s.close()
         keep_tokens(tokens)
-    text = out.read_text()
     fionread = text.count("FIONREAD")
     reads = len(re.findall(r"\b(?:recvfrom|readv|read)\(", text))
     assert reads >= n, f"{reads} reads for {n} requests (strace saw nothing?)"

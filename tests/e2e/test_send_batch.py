@@ -33,7 +33,7 @@ import pytest
 from support.http import metric, parse_raw_responses
 from support.registry import remember_token
 from support.server import new_key
-from support.util import wait_until
+from support.util import strace_calls, wait_until
 
 from test_fastlane import recv_responses, token_bytes
 
@@ -130,6 +130,8 @@ def uring_calls(srv):
 @pytest.mark.parametrize("uring", ["on", "off"])
 def test_a_pass_of_requests_answered_in_groups(keyed, start_server, uring):
     srv = start(keyed, start_server, 8, send_uring=uring)
+    if uring == "on":
+        require_uring(srv)
     key = cached_key(keyed, srv, "batch-a")
     conns = connect(srv.port, CONNS)
     try:
@@ -328,34 +330,19 @@ def test_answer_owed_after_the_loop_stopped_is_sent(tokend, start_server):
 # -- a group in one system call (send_uring) -------------------------------------------
 
 def traced(srv, tmp_path, fn):
-    """Run fn() with strace on tokend (every thread): the sendto and io_uring_enter
-    calls it made meanwhile."""
-    import shutil
-    import subprocess
-    from pathlib import Path
-    strace = shutil.which("strace")
-    assert strace, "strace is not installed (scripts/install-deps.sh installs it)"
-    if os.geteuid() != 0:
-        scope = Path("/proc/sys/kernel/yama/ptrace_scope")
-        if scope.exists() and scope.read_text().strip() != "0":
-            pytest.skip("attaching strace needs root or kernel.yama.ptrace_scope = 0")
-    out = tmp_path / "group.strace"
-    tr = subprocess.Popen([strace, "-f", "-qq", "-e", "trace=sendto,io_uring_enter", "-o", str(out),
-                           "-p", str(srv.proc.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          text=True)
-    try:
-        time.sleep(1.0)                                 # attached to every thread
-        if tr.poll() is not None:
-            why = tr.stderr.read()
-            if "Operation not permitted" in why:
-                pytest.skip(f"strace cannot attach here (no ptrace permission): {why.strip()[:200]}")
-            raise AssertionError(f"strace stopped: {why[:500]}")
-        fn()
-    finally:
-        tr.send_signal(signal.SIGINT)
-        tr.wait(10)
-    text = out.read_text()
-    return text.count("sendto("), text.count("io_uring_enter(")
+    """The answers tokend sent with sendto (not its database connections'
+    messages: only those starting "HTTP/1.1 ") and its io_uring_enter calls
+    (only the workers make them) during fn()."""
+    import re
+    text = strace_calls(srv.proc.pid, "sendto,io_uring_enter", tmp_path / "group.strace", fn)
+    return len(re.findall(r'sendto\(\d+, "HTTP/1\.1 ', text)), text.count("io_uring_enter(")
+
+
+def require_uring(srv):
+    """Skip where this machine refuses io_uring (the start log says so)."""
+    states = [e.get("state") for e in srv.log_events("send.uring")]
+    if states and states[0] != "on":
+        pytest.skip(f"io_uring is not available here: {srv.log_events('send.uring')[0].get('reason')}")
 
 
 @pytest.mark.parametrize("uring", ["on", "off"])
@@ -364,6 +351,8 @@ def test_a_group_is_one_system_call(keyed, start_server, tmp_path, uring):
     io_uring_enter calls and no send(2) at all (send_uring = on); with it off,
     24 sends and no io_uring_enter."""
     srv = start(keyed, start_server, 8, send_uring=uring)
+    if uring == "on":
+        require_uring(srv)
     key = cached_key(keyed, srv, "batch-s-" + uring)
     conns = connect(srv.port, CONNS)
     tokens = []
@@ -388,26 +377,6 @@ def test_a_group_is_one_system_call(keyed, start_server, tmp_path, uring):
         assert (sends, enters) == (CONNS, 0), f"{sends} sendto, {enters} io_uring_enter"
 
 
-def read_answers(s, n, quiet=3.0):
-    """Everything `s` receives until `n` answers have arrived whole, or nothing
-    came for `quiet` seconds; parsed once."""
-    data = bytearray()
-    s.settimeout(quiet)
-    while True:
-        if data.count(b"HTTP/1.1 ") >= n:
-            got = parse_raw_responses(bytes(data))
-            if len(got) >= n and len(got[-1][2]) == int(got[-1][1].get("content-length", "0")):
-                return got
-        try:
-            b = s.recv(1 << 20)
-        except socket.timeout:
-            break
-        if not b:
-            break
-        data += b
-    return parse_raw_responses(bytes(data))
-
-
 def fill_and_drain(srv, n, nconn, rnd):
     """One round: nconn connections (4 KiB receive buffers) pipeline n fillers
     each and read nothing until tokend stops answering (every connection's
@@ -415,7 +384,7 @@ def fill_and_drain(srv, n, nconn, rnd):
     that every answer arrived, whole and in its connection's order; returns the
     (calls, short) counters' growth up to the stall."""
     import threading
-    from test_fastlane_turns import filler, small_rcvbuf_conn
+    from test_fastlane_turns import filler, read_all, small_rcvbuf_conn
     conns = [small_rcvbuf_conn(srv.port) for _ in range(nconn)]
     for s in conns:
         s.settimeout(60)
@@ -446,7 +415,7 @@ def fill_and_drain(srv, n, nconn, rnd):
         assert last - f0 < n * nconn, "every answer went out at once: the buffers never filled"
 
         def reader(c):
-            results[c] = read_answers(conns[c], n)
+            results[c] = parse_raw_responses(read_all(conns[c]))
         readers = [threading.Thread(target=reader, args=(c,), daemon=True) for c in range(nconn)]
         for t in readers:
             t.start()
@@ -477,6 +446,8 @@ def test_sockets_full_inside_a_group(keyed, start_server, uring):
     that fills a socket was sent in a group or alone is the scheduler's, so up
     to four rounds are run until one shows it (each round checks every answer)."""
     srv = start(keyed, start_server, 8, send_uring=uring)
+    if uring == "on":
+        require_uring(srv)
     calls = short = 0
     for rnd in range(4 if uring == "on" else 1):
         c, sh = fill_and_drain(srv, 16000, 4, rnd)     # ~5 MB of answers each: more than the buffers hold
@@ -513,6 +484,7 @@ def test_io_uring_refused(keyed, start_server, refused):
         assert [e.get("state") for e in events] == ["unavailable: each answer sent with send(2)"], events
         assert "Operation not permitted" in events[0].get("reason", ""), events
     else:
+        require_uring(srv)
         assert [e.get("state") for e in events] == ["on"], events
     key = cached_key(keyed, srv, "batch-d-" + refused)
     for rnd in range(2):

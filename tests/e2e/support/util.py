@@ -70,3 +70,34 @@ def parse_ts(s):
 
 def utcnow():
     return dt.datetime.now(dt.timezone.utc)
+
+
+def strace_calls(pid, calls, out, fn):
+    """Run fn() with strace attached to process `pid` (every thread), tracing the
+    system calls named in `calls` ("sendto,io_uring_enter") into file `out`;
+    returns strace's text. Skips the test where strace cannot attach (not root
+    and kernel.yama.ptrace_scope not 0, or no ptrace permission)."""
+    import shutil
+    import signal
+    import subprocess
+    import pytest
+    strace = shutil.which("strace")
+    assert strace, "strace is not installed (scripts/install-deps.sh installs it)"
+    if os.geteuid() != 0:
+        scope = Path("/proc/sys/kernel/yama/ptrace_scope")
+        if scope.exists() and scope.read_text().strip() != "0":
+            pytest.skip("attaching strace needs root or kernel.yama.ptrace_scope = 0")
+    tr = subprocess.Popen([strace, "-f", "-qq", "-e", f"trace={calls}", "-o", str(out), "-p", str(pid)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.0)                                     # attached to every thread
+        if tr.poll() is not None:
+            why = tr.stderr.read()
+            if "Operation not permitted" in why:
+                pytest.skip(f"strace cannot attach here (no ptrace permission): {why.strip()[:200]}")
+            raise AssertionError(f"strace stopped: {why[:500]}")
+        fn()
+    finally:
+        tr.send_signal(signal.SIGINT)
+        tr.wait(10)
+    return Path(out).read_text()
