@@ -322,6 +322,17 @@ static int has_held(const tk_conn *c)
 	return c->held && evbuffer_get_length(c->held) > 0;
 }
 
+/* Nothing of a next request anywhere: none held, none in the input buffer,
+ * no byte in the socket (one recv with MSG_PEEK: only at the connection
+ * cap, for the reaper). */
+static int quiet(const tk_conn *c)
+{
+	unsigned char b;
+	if (has_held(c) || c->read_off || evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		return 0;
+	return c->fd < 0 || recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) <= 0;
+}
+
 static void idle_unlink(tk_conn *c)
 {
 	tk_connset *cs = c->set;
@@ -1293,11 +1304,14 @@ static struct bufferevent *bev_cb(struct event_base *base, void *arg)
 	tk_worker *w = cs->w;
 	atomic_fetch_add_explicit(&w->metrics.conns_open, 1, memory_order_relaxed);
 	tk_metric_add(&w->metrics.conns_accepted, 1);
-	/* A connection just done with a fast-lane answer, with requests read
-	 * behind it (held: fed back by fast_resume_cb later in this loop pass),
-	 * is on the idle list but not idle: never the one reaped. */
+	/* Only a connection with nothing of a next request is reaped. One just
+	 * done with a fast-lane answer is on the idle list with requests behind
+	 * it: read and held (fed back by fast_resume_cb later in this loop pass),
+	 * or still in its socket, unread while the answer waited (reading
+	 * stopped); and any idle client's next request may be in its socket,
+	 * not yet read in this pass. */
 	tk_conn *victim = cs->count > cs->cap ? cs->idle_head : NULL;
-	while (victim && has_held(victim))
+	while (victim && !quiet(victim))
 		victim = victim->idle_next;
 	if (victim) {
 		/* Over the cap while keep-alive connections wait for a next request
