@@ -8,7 +8,11 @@ import { h, clear, newId } from "./dom.js";
 const FOCUSABLE = "a[href], button:not([disabled]), input:not([disabled]), select:not([disabled]), " +
 	"textarea:not([disabled]), [tabindex]:not([tabindex='-1'])";
 
-let current = null;     // {restore, onClose}
+let current = null;     // the dialog showing: {restore, onClose, fallback}
+// Dialogs closed whose close event has not come yet, oldest first. The event is a
+// task of its own, and the browser may run others first (a reload's network
+// tasks): a new dialog may already be showing when an older one's event comes.
+const closing = [];
 
 function dlg() {
 	return document.getElementById("dialog");
@@ -37,22 +41,37 @@ function trap(ev) {
 	}
 }
 
+// Close the dialog showing, as `c` (its close event comes later).
+function closeAs(d, c) {
+	if (!d.open)
+		return;
+	if (c && c === current) {
+		closing.push(c);
+		current = null;
+	}
+	d.close();
+}
+
 function onNativeClose() {
 	const d = dlg();
+	// Whose close this is: the oldest closed by us, else the one showing
+	// (Escape: the browser closed it).
+	const c = closing.length ? closing.shift() : current;
+	if (c === current)
+		current = null;
+	if (c && c.onClose)
+		c.onClose();
+	if (d.open)
+		return;           // a newer dialog shows already: it keeps the element, its content and the focus
 	d.removeEventListener("keydown", trap);
 	d.removeEventListener("close", onNativeClose);
 	clear(d);
 	d.removeAttribute("aria-labelledby");
 	d.removeAttribute("aria-describedby");
 	delete d.dataset.kind;
-	const c = current;
-	current = null;
 	if (c) {
-		if (c.onClose)
-			c.onClose();
-		// The close event is a task of its own: the page may already have put
-		// the focus where it belongs (after a revoke, the reloaded row's Delete),
-		// since the browser can run the reload's network tasks first. Keep it.
+		// The page may already have put the focus where it belongs (after a
+		// revoke, the reloaded row's Delete) before this event came. Keep it.
 		const active = document.activeElement;
 		if (active && active !== document.body && active.isConnected && !d.contains(active) && active !== c.restore)
 			return;
@@ -68,16 +87,16 @@ function onNativeClose() {
 // build fills the dialog's body and returns the element to focus first (optional).
 export function openDialog({ title, kind, build, onClose, fallback }) {
 	const d = dlg();
-	if (d.open)
-		d.close();
+	closeAs(d, current);
 	const titleId = newId("dlg-title");
-	current = { restore: document.activeElement, onClose, fallback };
+	const self = { restore: document.activeElement, onClose, fallback };
+	current = self;
 	clear(d);
 	d.dataset.kind = kind || "";
 	d.setAttribute("aria-labelledby", titleId);
 	const close = () => {
-		if (d.open)
-			d.close();
+		if (current === self)
+			closeAs(d, self);
 	};
 	const body = h("div", { class: "dialog-body" });
 	d.append(
@@ -97,9 +116,7 @@ export function openDialog({ title, kind, build, onClose, fallback }) {
 }
 
 export function closeDialog() {
-	const d = dlg();
-	if (d.open)
-		d.close();
+	closeAs(dlg(), current);
 }
 
 // A row of buttons at the foot of a dialog.
