@@ -84,6 +84,10 @@ def test_standby_listed_first_without_session_attrs(make_tokend, start_server, c
     work, LISTEN works (it is refused on a standby), a disable is seen at once."""
     primary, standby = clusters
     name = primary.create_database()
+    # The standby is asked first: until it has replayed CREATE DATABASE it answers
+    # FATAL "database does not exist", and libpq tries no other host after a server
+    # refused the session (CI once failed `tokend migrate` so).
+    wait_replayed(primary)
     url = (f"postgresql://postgres@127.0.0.1:{standby.port},127.0.0.1:{primary.port}/{name}"
            f"?passfile={primary.dir / 'pgpass'}&connect_timeout=3")
     # The tests' own SQL (psycopg2) goes to the primary; tokend's CLI and server get `url`.
