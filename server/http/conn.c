@@ -809,6 +809,19 @@ static void abandon(tk_conn *c)
 	fr->close_after = 1;
 }
 
+/* A completion of ring_send_group's: its answer's resp_off moves by what
+ * the send took. 1 when it is one of the group's not seen before. */
+static int ring_took(const struct io_uring_cqe *cqe, tk_conn *const *v, unsigned char *done, unsigned n)
+{
+	uint64_t i = io_uring_cqe_get_data64(cqe);
+	if (i >= n || done[i])
+		return 0;
+	done[i] = 1;
+	if (cqe->res > 0)
+		v[i]->fr->resp_off += (size_t)cqe->res;
+	return 1;
+}
+
 /* Send the owed answers (the first ring_entries of them) in one call; each
  * answer's resp_off moves by what its send took. Failures are left for
  * fast_write to meet again on its own send. */
@@ -835,14 +848,8 @@ static void ring_send_group(tk_connset *cs)
 	int submitted = io_uring_submit(cs->ring);
 	unsigned reaped = 0;
 	io_uring_for_each_cqe(cs->ring, head, cqe) {
-		uint64_t i = io_uring_cqe_get_data64(cqe);
 		reaped++;
-		if (i < n && !done[i]) {
-			done[i] = 1;
-			if (cqe->res > 0)
-				v[i]->fr->resp_off += (size_t)cqe->res;
-			seen++;
-		}
+		seen += (unsigned)ring_took(cqe, v, done, n);
 	}
 	io_uring_cq_advance(cs->ring, reaped);
 	if (submitted >= 0 && (unsigned)submitted == n && seen == n) {
@@ -867,13 +874,7 @@ static void ring_send_group(tk_connset *cs)
 			continue;
 		if (rc != 0)
 			break;
-		uint64_t i = io_uring_cqe_get_data64(cqe);
-		if (i < n && !done[i]) {
-			done[i] = 1;
-			if (cqe->res > 0)
-				v[i]->fr->resp_off += (size_t)cqe->res;
-			seen++;
-		}
+		seen += (unsigned)ring_took(cqe, v, done, n);
 		io_uring_cqe_seen(cs->ring, cqe);
 	}
 	for (unsigned i = 0; i < took && i < n; i++)
