@@ -129,8 +129,7 @@ struct tk_connset {
 	int nowed, batch;
 	int loop_done;                         /* the worker's loop has stopped: no pass ends */
 	/* A group's sends in one system call (send_uring): NULL, one send(2) each. */
-	struct io_uring *ring;
-	unsigned ring_entries;                 /* a group of this many at most per call */
+	struct io_uring *ring;                 /* a group (`batch` at most) per call */
 };
 
 static _Atomic(tk_conn *) *fdtab;
@@ -775,8 +774,9 @@ static void owed_unlink(tk_conn *c)
  * two or more answers goes to the kernel in one io_uring_enter: the sends run
  * one after another inside that call, and the worker returns to user mode
  * once. Each is exactly send(2) with MSG_DONTWAIT: a full socket completes at
- * once with EAGAIN or a short count (io_uring never parks a MSG_DONTWAIT
- * send to retry it later), so every send of the group has completed when the
+ * once with EAGAIN or a short count (from Linux 6.0 on, the only kernels the
+ * ring is used on, io_uring never parks a MSG_DONTWAIT send to retry it
+ * later), so every send of the group has completed when the
  * call returns and its buffer is ours again. What a send left unsent, or
  * failed (a full socket, a peer gone), fast_write then finishes, waits for
  * or closes, exactly as without the ring. Where no ring could be set up (a
@@ -822,7 +822,7 @@ static int ring_took(const struct io_uring_cqe *cqe, tk_conn *const *v, unsigned
 	return 1;
 }
 
-/* Send the owed answers (the first ring_entries of them) in one call; each
+/* Send the owed answers (the first `batch` of them) in one call; each
  * answer's resp_off moves by what its send took. Failures are left for
  * fast_write to meet again on its own send. */
 static void ring_send_group(tk_connset *cs)
@@ -832,7 +832,7 @@ static void ring_send_group(tk_connset *cs)
 	unsigned n = 0, seen = 0, head;
 	struct io_uring_cqe *cqe;
 
-	for (tk_conn *c = cs->owed_head; c && n < cs->ring_entries; c = c->next_owed) {
+	for (tk_conn *c = cs->owed_head; c && n < (unsigned)cs->batch; c = c->next_owed) {
 		struct io_uring_sqe *sqe = io_uring_get_sqe(cs->ring);
 		if (!sqe)
 			break;
@@ -1412,7 +1412,6 @@ int tk_connset_fast(tk_connset *cs, int listener, int send_batch, int send_uring
 				io_uring_free_probe(probe);
 			if (recent) {
 				cs->ring = ring;
-				cs->ring_entries = (unsigned)cs->batch;
 			} else {
 				io_uring_queue_exit(ring);
 				free(ring);
