@@ -21,8 +21,12 @@ CPUS = sorted(os.sched_getaffinity(0))
 needs_two = pytest.mark.skipif(len(CPUS) < 2, reason="needs two CPUs to place workers on")
 
 
-def threads(pid):
-    """{thread name: [its allowed CPUs as text, one entry per thread of that name]}."""
+def threads(srv):
+    """{thread name: [its allowed CPUs as text, one entry per thread of that name]}, once
+    every worker is named and placed (workers.cpus is logged after the last: /readyz may
+    answer from the first worker before the next ones are started, CI once saw only w0)."""
+    wait_until(lambda: srv.log_lines("workers.cpus"), timeout=30, what="the workers placed")
+    pid = srv.proc.pid
     out = {}
     for t in sorted(Path(f"/proc/{pid}/task").iterdir()):
         name = (t / "comm").read_text().strip()
@@ -67,7 +71,7 @@ def serves(tokend, srv):
 def test_auto_pins_one_worker_per_cpu_when_they_are_as_many(tokend, start_server):
     a, b = CPUS[0], CPUS[1]
     srv = start_server(tokend, workers=2, cpus={a, b})
-    t = threads(srv.proc.pid)
+    t = threads(srv)
     assert t["tokend-w0"] == [str(a)] and t["tokend-w1"] == [str(b)], t
     # Every other thread (main, database pool, LISTEN, memory trim) keeps the whole mask.
     others = [m for name, ms in t.items() if not name.startswith("tokend-w") for m in ms]
@@ -82,7 +86,7 @@ def test_auto_pins_one_worker_per_cpu_when_they_are_as_many(tokend, start_server
 def test_auto_leaves_the_workers_to_the_scheduler_when_counts_differ(tokend, start_server, workers):
     a, b = CPUS[0], CPUS[1]
     srv = start_server(tokend, workers=workers, cpus={a, b})
-    t = threads(srv.proc.pid)
+    t = threads(srv)
     assert [f"tokend-w{i}" in t for i in range(workers)] == [True] * workers, t
     assert all(m == mask({a, b}) for ms in t.values() for m in ms), t
     assert placed(srv).startswith(f"not pinned: {workers} worker{'s' if workers > 1 else ''} and 2 CPUs"), \
@@ -94,7 +98,7 @@ def test_auto_leaves_the_workers_to_the_scheduler_when_counts_differ(tokend, sta
 def test_off_never_pins(tokend, start_server):
     a, b = CPUS[0], CPUS[1]
     srv = start_server(tokend, workers=2, worker_cpus="off", cpus={a, b})
-    t = threads(srv.proc.pid)
+    t = threads(srv)
     assert t["tokend-w0"] == [mask({a, b})] and t["tokend-w1"] == [mask({a, b})], t
     assert placed(srv) == "not pinned (worker_cpus = off)"
 
@@ -103,13 +107,13 @@ def test_off_never_pins(tokend, start_server):
 def test_a_list_pins_in_its_order_and_wraps(tokend, start_server):
     a, b = CPUS[0], CPUS[1]
     srv = start_server(tokend, workers=2, worker_cpus=f"{b}, {a}", cpus={a, b})
-    t = threads(srv.proc.pid)
+    t = threads(srv)
     assert t["tokend-w0"] == [str(b)] and t["tokend-w1"] == [str(a)], t
     assert placed(srv) == f"{b},{a}"
     serves(tokend, srv)
     # One worker on the second CPU, the other threads free.
     srv = start_server(tokend, workers=1, worker_cpus=str(b), cpus={a, b})
-    t = threads(srv.proc.pid)
+    t = threads(srv)
     assert t["tokend-w0"] == [str(b)] and t["tokend"] == [mask({a, b})], t
     serves(tokend, srv)
 
@@ -125,7 +129,7 @@ def test_auto_does_not_pin_beside_another_process_on_the_port(tokend, start_serv
     wait_until(lambda: second.log_lines("workers.cpus"), timeout=60, what="the second tokend's workers")
     assert placed(second).startswith("not pinned: another process listens on listen_port too"), \
         placed(second)
-    t = threads(second.proc.pid)
+    t = threads(second)
     assert t["tokend-w0"] == [mask({a, b})] and t["tokend-w1"] == [mask({a, b})], t
     third = start_server(tokend, port=first.port, workers=2, worker_cpus=f"{a},{b}", cpus={a, b},
                          wait=False)
@@ -191,7 +195,7 @@ def test_a_pin_that_fails_is_logged_and_tokend_serves_unpinned(tokend, start_ser
     # The placement that was planned stays in the start line, with each failure after it.
     assert placed(srv) == (f"{a},{b}; worker 0 not pinned: Operation not permitted; "
                            "worker 1 not pinned: Operation not permitted"), placed(srv)
-    t = threads(srv.proc.pid)
+    t = threads(srv)
     assert t["tokend-w0"] == [mask({a, b})] and t["tokend-w1"] == [mask({a, b})], t
     serves(tokend, srv)
 
